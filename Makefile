@@ -1,0 +1,38 @@
+# `make test` and `make demo` bootstrap everything they need on a fresh machine.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+EXTRAS ?= dev,train,corpus,sb3,render
+
+.PHONY: test demo bench sysdeps clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# torch first: the CPU build already on disk, so stable-baselines3 does not pull a CUDA build.
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet "torch==2.13.0"
+	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	touch $(STAMP)
+
+# Debian's OpenBLAS makes the mlx[cpu] wheel ~35x faster on matmuls (tbn_train preloads it when present).
+sysdeps:
+	@if [ "$$(uname -s)" = Linux ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] \
+	   && ! ls /usr/lib/*/openblas-pthread/libblas.so.3 >/dev/null 2>&1; then \
+	  (apt-get update -qq && apt-get install -y -qq libopenblas0-pthread >/dev/null) \
+	  || echo "note: libopenblas0-pthread not installed; MLX falls back to its bundled BLAS"; \
+	fi
+
+test: $(STAMP) sysdeps
+	$(PY) -m pytest
+
+demo: $(STAMP) sysdeps
+	$(PY) -m tbn_env.demo
+
+bench: $(STAMP) sysdeps
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

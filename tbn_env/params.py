@@ -1,0 +1,98 @@
+"""Every number of the TBN dynamics in one place: the paper's (cited) and ours (with a reason).
+
+`Params` is a frozen dataclass so an experiment can vary a number (`Params(b_ref=0.4)`) while the
+defaults stay the documented ones. The README's modelling-choices table lists each chosen field.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# ---- numbers the paper gives ---------------------------------------------------------------
+HIGH_THRESHOLD = 6.5          # judge_high applies above 6.5 (§9.3.1)
+LOW_THRESHOLD = 3.5           # judge_low applies below 3.5 (§9.3.1)
+DAMPEN_SOURCE = 0.3           # edge propagation dampening at the source (§9.3.1.1)
+DAMPEN_TARGET = 0.5           # ... and at the target (§9.3.1.1)
+PROTECTIVE_ALLIANCE = 0.5     # protective edges relax above this alliance (§9.3.1.1)
+PHASE_BUCKET_WEIGHT = 0.4     # phase composite: 40 % bucket shift (§9.3.5.1)
+PHASE_COILING_WEIGHT = 0.6    # ... 60 % coiling shift (§9.3.5.1)
+ALLIANCE_SCALE_BASE = 0.7     # composite x (0.7 + 0.6 alliance) (§9.3.5.1)
+ALLIANCE_SCALE_SLOPE = 0.6
+PHASE_FORWARD_REWARD = 20.0   # (§9.3.6.3)
+PHASE_REGRESSION_REWARD = -30.0
+STAGE_FORWARD_REWARD = 100.0  # (§9.3.6.3)
+STAGE_REGRESSION_REWARD = -150.0
+STANCE_LOCKED_TURNS = 3       # first 3 turns locked to rapport_building (§9.3.8)
+STANCE_WINDOW = 4             # running averages over 4 turns (§9.3.8)
+STANCE_ATTUNEMENT_MIN = 5.5   # forward needs attunement avg >= 5.5 (§9.3.8)
+STANCE_RESISTANCE_MAX = 5.5   # ... and resistance avg <= 5.5 (§9.3.8)
+STANCE_DEFENSIVENESS_DROP = 5.0  # defensiveness >= 5 de-escalates (§9.3.8)
+STANCE_OVERWHELM_DROP = 3.0      # overwhelm >= 3 de-escalates (§9.3.8)
+STAGE_SESSIONS_FOR_TERMINATION = 10  # 3 -> 4 needs >= 10 sessions (§9.3.5.3)
+
+
+@dataclass(frozen=True)
+class Params:
+    """Numbers the paper leaves open. Each default carries its reason; see the README table."""
+
+    # -- ClientGraph (§9.3.1) --
+    sensitivity_mode: str = "intensity"     # low-score harm grows as the score falls (DESIGN §2.2); "literal" = score x sens
+    high_relevance_sens: float = 0.02       # judge_high magnitude at r = 1: trust_capacity's +0.02 (§9.3.1)
+    low_relevance_sens: float = 0.05        # judge_low magnitude at r = 1: trust_capacity's -0.05 (§9.3.1)
+    engagement_floor: float = 0.1           # a withdrawn client still registers a little of each turn
+    bucket_coupling_scale: float = 10.0     # bucket units [0, 1] -> level units [0, 10]
+    # -- BucketTracker (§9.3.2) --
+    bucket_harm_multiplier: float = 2.5     # low-score harm x 2.5, the -0.05 / +0.02 ratio of §9.3.1
+    # -- LOA (§9.3.3) --
+    loa_rate: float = 0.05                  # at most ~1 LOA point per 20-turn session: "across sessions rather than turns"
+    loa_thresholds: tuple[float, ...] = (2.5, 5.0, 7.5)  # growth at +t, regression at -t: quarter points of the scale
+    loa_hysteresis: float = 0.5             # a threshold re-arms only after falling back 0.5, so noise cannot re-fire it
+    loa_growth_reward: float = 5.0          # per growth event
+    loa_regression_reward: float = -7.5     # per regression event: the paper's 1.5x harm ratio (§9.3.6.3)
+    # -- TAIE assessor (§9.3.4) --
+    taie_rate: float = 0.15                 # axis units per turn: ~3 per session, structural change stays slow
+    taie_target: str = "healthy_pole"       # distance to (0, +10, +10) (issue fix c); "literal_zero" = the formula as printed
+    taie_bar_window: int = 3                # current/initial bars average 3 assessments, like the direction window
+    taie_stable_eps: float = 0.01           # |change in normalised distance| below this is "stable"
+    taie_stable_eps_literal: float = 0.25   # same tolerance in literal axis units
+    taie_transform_reward: float = 10.0     # reward per unit of transformation gained this turn
+    taie_toward_reward: float = 0.5         # trajectory toward health
+    taie_away_reward: float = -0.75         # trajectory away from health, x 1.5 as for transitions (§9.3.6.3)
+    # -- TMoG (§9.3.14.1) --
+    tmog_sigma_by_stage: tuple[float, ...] = (2.5, 2.0, 1.5, 1.0)  # less treatment history, more prior uncertainty
+    tmog_eta_base: float = 0.05             # convergence rate at a neutral attunement score of 5
+    tmog_eta_slope: float = 0.15            # +0.15 at attunement 10, 0 at attunement <= 3.33
+    tmog_eta_max: float = 0.20              # a single turn closes at most a fifth of the gap
+    tmog_noise_sigma: float = 0.3           # misattunement (< 3.5) adds this much fresh misreading
+    tmog_worst_k: int = 5                   # worst-misread nodes reported in the summary
+    # -- PhaseShift (§9.3.5) --
+    b_ref: float = 0.5                      # bucket-balance change that counts as a full shift (calibrated, §23 targets)
+    c_ref: float = 0.02                     # coiling loosening that counts as a full shift (calibrated, §23 targets)
+    c_dwell_turns: int = 2                  # core material is held at least 2 turns before integration
+    stage_regression_sessions: int = 2      # a stage is lost only after 2 consecutive failing sessions
+    # -- Stance (§9.3.8) --
+    stance_disclosure_min: float = 5.0      # "observable disclosure": self_disclosure level >= 5
+    stance_engagement_min: float = 6.0      # ... or engagement level >= 6
+    stance_defensiveness_max: float = 4.0   # "low defensiveness" for escalation
+    stance_min_dwell: int = 2               # "sustained": at least 2 turns in a stance before moving up
+    stance_arc_steps: int = 5               # orient, deepen, intervene, integrate, anchor (App. 28 pipeline 13)
+    stance_arc_resistance_max: float = 7.0  # "moderate resistance" that an active arc tolerates
+    stance_arc_overwhelm_max: float = 4.0   # "low overwhelm" that an active arc tolerates
+    stance_overwhelm_surge: float = 0.09    # a 0.09 one-turn surge in fear+shame+helplessness = overwhelm 10
+    rupture_alliance_drop: float = 0.10     # an alliance fall of 0.1 in one turn is a rupture
+    # -- initial state by starting stage (index 0 = stage 1) --
+    init_pathology: tuple[tuple[float, float], ...] = ((0.60, 0.85), (0.40, 0.65), (0.20, 0.45), (0.05, 0.25))
+    init_maladaptive: tuple[float, ...] = (0.75, 0.50, 0.28, 0.15)  # consistent with the stage entry criteria (§9.3.5.3)
+    init_adaptive: tuple[float, ...] = (0.10, 0.55, 0.72, 0.85)
+    init_bucket_jitter: float = 0.1
+    init_loa: tuple[tuple[float, float], ...] = ((-7.0, -3.0), (-4.0, 0.0), (-1.0, 3.0), (2.0, 6.0))
+    # -- reward --
+    stage_weights: str = "paper"            # 37 unnamed weights at 1.0 (a neutral multiplier); "interpolated" variant
+    depth_dim: str = "clinical_wisdom"     # stage 2's "depth" is no judge dimension; its depth bonus uses clinical_wisdom (§9.3.6.2)
+
+    def __post_init__(self) -> None:
+        if self.sensitivity_mode not in ("intensity", "literal"):
+            raise ValueError(f"sensitivity_mode must be 'intensity' or 'literal', got {self.sensitivity_mode!r}")
+        if self.taie_target not in ("healthy_pole", "literal_zero"):
+            raise ValueError(f"taie_target must be 'healthy_pole' or 'literal_zero', got {self.taie_target!r}")
+        if self.stage_weights not in ("paper", "interpolated"):
+            raise ValueError(f"stage_weights must be 'paper' or 'interpolated', got {self.stage_weights!r}")

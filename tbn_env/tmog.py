@@ -1,0 +1,48 @@
+"""TMoG, the therapist's model of the client graph (§9.3.14.1).
+
+A noisy copy of the true levels made at reset. Each turn it closes part of the gap to the truth at a
+rate set by the judge's attunement score, and a misattuned turn (< 3.5) adds fresh misreading.
+Its accuracy, 1 - mean |TMoG - actual| on levels normalised to [0, 1], stays in [0, 1].
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .dimensions import DIM_INDEX
+from .graph import LEVEL_MAX, LEVEL_MIN
+from .params import LOW_THRESHOLD, Params
+
+
+def convergence_rate(attunement: float | np.ndarray, params: Params) -> float | np.ndarray:
+    """eta(a) = clip(0.05 + 0.15 (a - 5)/5, 0, 0.2): better attunement, faster convergence."""
+    return np.clip(params.tmog_eta_base + params.tmog_eta_slope * (np.asarray(attunement) - 5.0) / 5.0,
+                   0.0, params.tmog_eta_max)
+
+
+def accuracy(estimate: np.ndarray, actual: np.ndarray) -> float | np.ndarray:
+    """1 - mean |estimate - actual| / 10, in [0, 1] (§9.3.14.1 with normalised levels)."""
+    return 1.0 - np.mean(np.abs(estimate - actual), axis=-1) / LEVEL_MAX
+
+
+class TMoG:
+    """Reference TMoG for one client."""
+
+    def __init__(self, estimate: np.ndarray, params: Params | None = None) -> None:
+        self.params = params or Params()
+        self.estimate = np.array(estimate, dtype=np.float64)
+
+    def update(self, actual: np.ndarray, scores: np.ndarray, noise: np.ndarray) -> None:
+        """Converge toward `actual` by eta(attunement); add `noise` x sigma when attunement < 3.5."""
+        a = scores[DIM_INDEX["attunement"]]
+        eta = float(convergence_rate(a, self.params))
+        for i in range(len(self.estimate)):
+            value = self.estimate[i] + eta * (actual[i] - self.estimate[i])
+            if a < LOW_THRESHOLD:
+                value += self.params.tmog_noise_sigma * noise[i]
+            self.estimate[i] = min(LEVEL_MAX, max(LEVEL_MIN, value))
+
+    def worst_misread(self, actual: np.ndarray, nodes: tuple[str, ...]) -> list[tuple[str, float]]:
+        """The k nodes where the estimate is furthest from the truth, with the signed error."""
+        err = self.estimate - actual
+        order = np.argsort(-np.abs(err), kind="stable")[: self.params.tmog_worst_k]
+        return [(nodes[i], float(err[i])) for i in order]
