@@ -1,0 +1,27 @@
+"""Load a local mlx-lm model directory, never touching the network."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing downloads at run time
+
+import mlx.nn as nn  # noqa: E402
+
+
+def load_model(path: str | Path, adapter_path: str | Path | None = None) -> tuple[nn.Module, object]:
+    """Return ``(model, tokenizer)`` from a local mlx-lm directory via ``mlx_lm.load``.
+
+    Raises FileNotFoundError for a missing directory instead of letting mlx-lm treat the string
+    as a Hub repository id.
+    """
+    from mlx_lm import load  # noqa: PLC0415 (mlx_lm import costs ~1 s; only when loading)
+
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"not a local mlx-lm model directory (no config.json): {path}")
+    if adapter_path is not None and not (Path(adapter_path) / "adapter_config.json").is_file():
+        raise FileNotFoundError(f"not an mlx-lm adapter directory (no adapter_config.json): {adapter_path}")
+    model, tokenizer = load(str(path), adapter_path=None if adapter_path is None else str(adapter_path))
+    return model, tokenizer

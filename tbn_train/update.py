@@ -1,0 +1,135 @@
+"""Optimizer steps on the trainable adapter: RLAIF, GRPO and DPO, applied sequentially (§9.3.13).
+
+Each step: compute the loss through the trainable adapter, take gradients with respect to the
+trainable LoRA factors only (``set_trainable``), clip them to global norm 1.0, *then* scale them
+(RLAIF by 0.4 × the treatment-level modifier, GRPO by 0.6) and apply one shared Adam (lr 1e-6).
+Clipping first keeps the weights meaningful: scaling first would let the clip undo them
+(spec env-trainer.md §15.2). Per turn the caller runs :meth:`PolicyUpdater.rlaif` first, then
+generates the GRPO candidates with the updated policy and runs :meth:`PolicyUpdater.grpo`
+(§9.3.10, §9.3.13).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import mlx.core as mx
+import mlx.nn as nn
+import mlx.optimizers as optim
+from mlx.utils import tree_map
+
+from tbn_train.config import TrainConfig
+from tbn_train.lora import AdapterRouter
+from tbn_train.logprobs import sequence_logprobs
+from tbn_train.losses import dpo_loss, grpo_loss, rlaif_loss, zscore_advantages
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one optimizer step did. ``skipped``: no update (e.g. a GRPO group of tied scores)."""
+
+    loss: float
+    grad_norm: float
+    skipped: bool = False
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class UpdateCounters:
+    """Running counts for the metrics log (and checkpoints)."""
+
+    rlaif_steps: int = 0
+    grpo_steps: int = 0
+    grpo_skipped_ties: int = 0
+    dpo_steps: int = 0
+
+
+def make_optimizer(config: TrainConfig) -> optim.Adam:
+    """The one Adam shared by both per-turn steps (§9.3.12: Adam, lr 1e-6; MLX default betas/eps)."""
+    return optim.Adam(learning_rate=config.learning_rate)
+
+
+class PolicyUpdater:
+    """Applies RLAIF / GRPO / DPO steps to ``router.trainable`` with one shared optimizer."""
+
+    def __init__(self, model: nn.Module, router: AdapterRouter, config: TrainConfig, optimizer: optim.Optimizer | None = None):
+        if router.trainable is None:
+            raise ValueError("no trainable adapter: call set_trainable(model, router, name) first")
+        if config.reference_adapter is not None and config.reference_adapter not in router.specs:
+            raise KeyError(f"reference adapter {config.reference_adapter!r} is not loaded; known: {sorted(router.specs)}")
+        self.model, self.router, self.config = model, router, config
+        self.optimizer = optimizer or make_optimizer(config)
+        self.counters = UpdateCounters()
+
+    def _logprobs(self, prompts, completions) -> mx.array:
+        return sequence_logprobs(self.model, prompts, completions).reduce(self.config.logp_reduction)
+
+    def _apply(self, loss_fn: Callable[[], mx.array], weight: float) -> tuple[float, float]:
+        """One step: grads of ``loss_fn`` w.r.t. trainable params, clip, scale by ``weight``, Adam."""
+        with self.router.use(self.router.trainable):
+            loss, grads = nn.value_and_grad(self.model, loss_fn)()
+        grads, norm = optim.clip_grad_norm(grads, max_norm=self.config.max_grad_norm)
+        grads = tree_map(lambda g: g * weight, grads)
+        self.optimizer.update(self.model, grads)
+        mx.eval(self.model.trainable_parameters(), self.optimizer.state)
+        return loss.item(), norm.item()
+
+    def reference_logprobs(self, prompts, completions) -> mx.array:
+        """log π_ref under the frozen reference adapter (None = base), computed with no gradient."""
+        with self.router.use(self.config.reference_adapter):
+            lp = mx.stop_gradient(self._logprobs(prompts, completions))
+        mx.eval(lp)
+        return lp
+
+    def rlaif(self, prompt: Sequence[int], original: Sequence[int], corrected: Sequence[int], modifier: float = 1.0) -> StepResult:
+        """Step 1 of a turn (§9.3.9): push π toward the corrected response, away from the original.
+
+        ``prompt`` excludes the judges' feedback (distillation); ``modifier`` is the turn's
+        treatment-level reward signal, multiplied into the RLAIF weight (§9.3.13).
+        """
+
+        def loss_fn() -> mx.array:
+            lp = self._logprobs([prompt, prompt], [corrected, original])
+            return rlaif_loss(lp[:1], lp[1:], beta=self.config.rlaif_beta)
+
+        loss, norm = self._apply(loss_fn, self.config.rlaif_weight * modifier)
+        self.counters.rlaif_steps += 1
+        return StepResult(loss, norm, metrics={"modifier": float(modifier)})
+
+    def grpo(self, prompt: Sequence[int], candidates: Sequence[Sequence[int]], scores: Sequence[float]) -> StepResult:
+        """Step 2 of a turn (§9.3.10): group-relative policy gradient with a k1 KL to the reference.
+
+        A group whose scores are all equal carries no signal: no update, counted in
+        ``counters.grpo_skipped_ties``.
+        """
+        if len(candidates) != len(scores):
+            raise ValueError(f"got {len(scores)} scores for {len(candidates)} candidates")
+        advantages = zscore_advantages(mx.array(scores, dtype=mx.float32), eps=self.config.grpo_eps)
+        if advantages is None:
+            self.counters.grpo_skipped_ties += 1
+            return StepResult(loss=0.0, grad_norm=0.0, skipped=True)
+        ref_lp = self.reference_logprobs(prompt, candidates)  # before the step (§9.3.10)
+
+        def loss_fn() -> mx.array:
+            return grpo_loss(self._logprobs(prompt, candidates), ref_lp, advantages, kl_coef=self.config.kl_coef)
+
+        loss, norm = self._apply(loss_fn, self.config.grpo_weight)
+        self.counters.grpo_steps += 1
+        return StepResult(loss, norm)
+
+    def dpo(self, prompts: Sequence[Sequence[int]], chosen: Sequence[Sequence[int]], rejected: Sequence[Sequence[int]]) -> StepResult:
+        """One DPO step over a batch of preference pairs, reference = the frozen reference adapter."""
+        if not len(prompts) == len(chosen) == len(rejected):
+            raise ValueError(f"DPO batch sizes differ: {len(prompts)} prompts, {len(chosen)} chosen, {len(rejected)} rejected")
+        both_prompts, both = list(prompts) * 2, list(chosen) + list(rejected)
+        ref = self.reference_logprobs(both_prompts, both)
+        n = len(prompts)
+
+        def loss_fn() -> mx.array:
+            lp = self._logprobs(both_prompts, both)
+            return dpo_loss(lp[:n], lp[n:], ref[:n], ref[n:], beta=self.config.dpo_beta)
+
+        loss, norm = self._apply(loss_fn, 1.0)
+        self.counters.dpo_steps += 1
+        return StepResult(loss, norm)
