@@ -30,7 +30,7 @@ VOLATILITY: dict[str, float] = {
     "safety": 0.05, "dissociation_reduction": 0.05, "connection": 0.04, "hope": 0.04,
     "trust": 0.03, "self_compassion": 0.03, "agency": 0.03, "worth": 0.03,
 }
-SESSION_DECAY_PER_VOLATILITY = 5.0  # volatile gains are also the least consolidated: decay = 5 x volatility
+SESSION_DECAY_PER_VOLATILITY = 10.0  # volatile gains are the least consolidated: 30-60 % of a session's progress erodes (calibrated, §23)
 SESSION_DECAY = {b: SESSION_DECAY_PER_VOLATILITY * v for b, v in VOLATILITY.items()}
 
 # DIM_TO_BUCKET: dimension -> (effects above 6.5, effects below 3.5); effect = (bucket, +1 fill / -1 drain, coef).
@@ -66,46 +66,59 @@ DIM_TO_BUCKET: dict[str, tuple[tuple[tuple[str, int, float], ...], tuple[tuple[s
 # apply_bucket_coiling_interactions: bucket -> (primary nodes, marginal nodes). Paper example (§9.3.2):
 # draining the shame bucket lowers shame_core and marginally raises self_compassion.
 BUCKET_TO_NODES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "shame": (("shame_core",), ("self_compassion",)),
-    "fear": (("hypervigilance", "anxiety_level"), ("felt_safety_in_session",)),
-    "rage": (("anger_regulation",), ("hostility",)),
-    "grief": (("grief_access",), ("despair",)),
-    "abandonment": (("abandonment_fear",), ("object_constancy",)),
-    "worthlessness": (("self_worth",), ("inner_critic_intensity",)),
-    "helplessness": (("sense_of_agency",), ("self_efficacy",)),
-    "distrust": (("trust_capacity",), ("trust_in_therapist",)),
-    "self_compassion": (("self_compassion",), ("shame_core",)),
-    "safety": (("felt_safety_in_session", "body_safety"), ("ventral_vagal_access",)),
-    "agency": (("sense_of_agency",), ("embodied_agency",)),
-    "connection": (("bond_with_therapist",), ("social_withdrawal",)),
-    "trust": (("trust_capacity",), ("epistemic_trust",)),
-    "hope": (("hope",), ("change_readiness",)),
-    "worth": (("self_worth",), ("identity_coherence",)),
-    "dissociation_reduction": (("dissociation",), ("presence_in_session",)),
+    "shame": (("shame_core", "somatic_shame", "inner_critic_intensity"), ("self_compassion",)),
+    "fear": (("hypervigilance", "anxiety_level", "sympathetic_activation"), ("felt_safety_in_session",)),
+    "rage": (("anger_regulation", "hostility", "emotional_reactivity"), ("aggressive_humor",)),
+    "grief": (("grief_access", "despair"), ("meaning_coherence",)),
+    "abandonment": (("abandonment_fear", "rejection_sensitivity"), ("object_constancy",)),
+    "worthlessness": (("self_worth", "self_defeating_humor"), ("inner_critic_intensity",)),
+    "helplessness": (("sense_of_agency", "self_efficacy"), ("change_readiness",)),
+    "distrust": (("trust_capacity", "trust_in_therapist"), ("epistemic_trust",)),
+    "self_compassion": (("self_compassion", "self_soothing"), ("shame_core",)),
+    "safety": (("felt_safety_in_session", "body_safety", "ventral_vagal_access"), ("window_of_tolerance",)),
+    "agency": (("sense_of_agency", "embodied_agency", "problem_solving"), ("adaptive_coping_range",)),
+    "connection": (("bond_with_therapist", "support_seeking"), ("social_withdrawal",)),
+    "trust": (("trust_capacity", "epistemic_trust"), ("intimacy_tolerance",)),
+    "hope": (("hope", "change_readiness"), ("purpose",)),
+    "worth": (("self_worth", "identity_coherence"), ("self_enhancing_humor",)),
+    "dissociation_reduction": (("dissociation", "presence_in_session", "grounding_capacity"),
+                               ("interoceptive_awareness",)),
 }
-COUPLING_PRIMARY = 0.5    # a bucket's own construct follows it at half strength
-COUPLING_MARGINAL = 0.15  # "marginally" (§9.3.2): under a third of the primary effect
 
 
 def bucket_effect_matrices() -> tuple[np.ndarray, np.ndarray]:
-    """DIM_TO_BUCKET as two [16, 12] matrices of signed coefficients (high branch, low branch)."""
+    """DIM_TO_BUCKET as two [16, 12] matrices (high branch, low branch), volatility-normalised.
+
+    Each bucket's row is scaled so that a turn scoring 10 on every dimension moves it by exactly its
+    volatility (and a turn scoring 0 by 2.5x that): volatility is "how much a single therapeutic
+    turn can shift it" (§9.3.2), however many dimensions feed the bucket.
+    """
     high = np.zeros((len(BUCKETS), len(JUDGE_DIMENSIONS)))
     low = np.zeros_like(high)
     for dim, (hi_effects, lo_effects) in DIM_TO_BUCKET.items():
         for matrix, effects in ((high, hi_effects), (low, lo_effects)):
             for bucket, sign, coef in effects:
                 matrix[BUCKET_INDEX[bucket], DIM_INDEX[dim]] += sign * coef
+    volatility = np.array([VOLATILITY[b] for b in BUCKETS])[:, None]
+    for matrix in (high, low):
+        mass = np.abs(matrix).sum(axis=1, keepdims=True)
+        matrix *= volatility / np.where(mass > 0, mass, 1.0)
     return high, low
 
 
-def coupling_matrix(nodes: tuple[str, ...]) -> np.ndarray:
-    """BUCKET_TO_NODES as a [16, N] matrix: raw node improvement per unit of bucket improvement."""
+def room(levels: np.ndarray, change: np.ndarray) -> np.ndarray:
+    """Share of a change a reservoir can still take: it fills in proportion to the space left."""
+    return np.where(change > 0, 1.0 - levels, levels)
+
+
+def coupling_matrix(nodes: tuple[str, ...], params: Params) -> np.ndarray:
+    """BUCKET_TO_NODES as a [16, N] matrix: raw node improvement (level units) per unit of bucket improvement."""
     index = {n: i for i, n in enumerate(nodes)}
     out = np.zeros((len(BUCKETS), len(nodes)))
     for bucket, (primary, marginal) in BUCKET_TO_NODES.items():
-        for coef, targets in ((COUPLING_PRIMARY, primary), (COUPLING_MARGINAL, marginal)):
+        for coef, targets in ((params.coupling_primary, primary), (params.coupling_marginal, marginal)):
             for node in targets:
-                out[BUCKET_INDEX[bucket], index[node]] += coef
+                out[BUCKET_INDEX[bucket], index[node]] += coef * params.bucket_coupling_scale
     return out
 
 
@@ -118,7 +131,7 @@ def apply_bucket_coiling_interactions(improvement: dict[str, float], params: Par
     raw: dict[str, float] = {}
     for bucket, u in improvement.items():
         primary, marginal = BUCKET_TO_NODES[bucket]
-        for coef, targets in ((COUPLING_PRIMARY, primary), (COUPLING_MARGINAL, marginal)):
+        for coef, targets in ((params.coupling_primary, primary), (params.coupling_marginal, marginal)):
             for node in targets:
                 raw[node] = raw.get(node, 0.0) + coef * u * params.bucket_coupling_scale
     return raw
@@ -134,17 +147,18 @@ class BucketTracker:
 
     def update(self, high: np.ndarray, low: np.ndarray) -> dict[str, float]:
         """Apply one turn's intensities; return each bucket's improvement (drain or fill)."""
-        changes = dict.fromkeys(BUCKETS, 0.0)
-        for dim, (hi_effects, lo_effects) in DIM_TO_BUCKET.items():
-            i = DIM_INDEX[dim]
-            for bucket, sign, coef in hi_effects:
-                changes[bucket] += sign * coef * high[i]
-            for bucket, sign, coef in lo_effects:
-                changes[bucket] += sign * coef * low[i] * self.params.bucket_harm_multiplier
+        harm = self.params.bucket_harm_multiplier
         improvement = {}
         for b in BUCKETS:
+            change = 0.0
+            for branch, engagement, scale in ((0, high, 1.0), (1, low, harm)):
+                effects = [(DIM_INDEX[d], sign, coef) for d, rows in DIM_TO_BUCKET.items()
+                           for bucket, sign, coef in rows[branch] if bucket == b]
+                mass = sum(coef for _, _, coef in effects)
+                if mass:
+                    change += scale * VOLATILITY[b] * sum(sign * coef * engagement[i] for i, sign, coef in effects) / mass
             old = self.levels[b]
-            new = min(1.0, max(0.0, old + VOLATILITY[b] * changes[b]))
+            new = min(1.0, max(0.0, old + change * float(room(np.array(old), np.array(change)))))
             self.levels[b] = new
             improvement[b] = BUCKET_HEALTH_SIGN[BUCKET_INDEX[b]] * (new - old)
         return improvement

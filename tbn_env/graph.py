@@ -162,7 +162,7 @@ def build_digraph(source: str | None = None, params: Params | None = None) -> nx
         for node in domain["nodes"][1:]:
             g.add_edge(hub_name, node["name"], type="reinforcing", k=hub["hub_to_member"], reason=hub["reason"])
             g.add_edge(node["name"], hub_name, type="reinforcing", k=hub["member_to_hub"], reason=hub["reason"])
-    for edge in spec["edges"]:  # a listed edge replaces a generated hub edge between the same nodes
+    for edge in spec.get("edges", []):  # a listed edge replaces a generated hub edge between the same nodes
         src, dst, typ = edge["src"], edge["dst"], edge["type"]
         for end in (src, dst):
             if end not in g:

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .buckets import (BUCKET_HEALTH_SIGN, BUCKETS, MALADAPTIVE, SESSION_DECAY, VOLATILITY,
-                      bucket_effect_matrices, coupling_matrix)
+from .buckets import (BUCKET_HEALTH_SIGN, BUCKETS, MALADAPTIVE, SESSION_DECAY, bucket_effect_matrices,
+                      coupling_matrix, room)
 from .dimensions import DIM_INDEX, JUDGE_DIMENSIONS
 from .graph import (ALLIANCE_DOMAIN, BIPOLAR_CENTRE, DAMPENING, ENGAGEMENT_NODE, LEVEL_MAX, LEVEL_MIN, PHASES,
                     ClientGraph)
 from .intensity import intensities
-from .loa import LOA_MAX, LOA_MIN, SCORE_CENTRE, loa_matrix
+from .loa import LOA_DIMENSIONS, LOA_MAX, LOA_MIN, SCORE_CENTRE, loa_matrix
 from .params import (LOW_THRESHOLD, PHASE_FORWARD_REWARD, PHASE_REGRESSION_REWARD, PROTECTIVE_ALLIANCE,
                      STAGE_FORWARD_REWARD, STAGE_REGRESSION_REWARD, STAGE_SESSIONS_FOR_TERMINATION, Params)
 from .phase_shift import (FORWARD_THRESHOLDS, REGRESS_2_ADAPTIVE_BELOW, REGRESS_3_ADAPTIVE_BELOW,
@@ -30,6 +30,12 @@ from .taie import AXIS_DIMENSION, AXIS_MAX, AXIS_MIN, DEGENERATE_DISTANCE, dista
 from .tmog import convergence_rate
 
 DIRECTION_NAMES = {-1: "toward_zero", 0: "stable", 1: "away_from_zero"}
+
+
+def _clip(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """In-place clip with two ufunc calls (np.clip's dispatch costs more than the work at batch 1)."""
+    np.maximum(x, lo, out=x)
+    return np.minimum(x, hi, out=x)
 
 
 class CompiledGraph:
@@ -59,7 +65,9 @@ class CompiledGraph:
         self.high = np.array([[a["judge_high"][d] for d in JUDGE_DIMENSIONS] for a in attr]).T * self.imp_sign
         self.low = np.array([[a["judge_low"][d] for d in JUDGE_DIMENSIONS] for a in attr]).T * self.imp_sign
         self.engagement = idx[ENGAGEMENT_NODE]
-        self.coupling = coupling_matrix(nodes)                                       # [16, N]
+        self.coupling = coupling_matrix(nodes, graph.params)                         # [16, N]
+        # modulation[stage, phase] = phase weight x BQ resistance 1/(1 + BQ) (§9.3.1.2 step 2)
+        self.modulation = self.phase_w[None, :, :] / (1.0 + self.bq[:, None, :])     # [4, 4, N]
 
         # reinforcing and paired edges form one dense operator; the rest are short edge lists
         self.linear = np.zeros((n, n))
@@ -81,14 +89,23 @@ class CompiledGraph:
                 comp.append((s, t, c))
             elif typ == "suppressive":
                 supp.append((s, t, e["k"]))
-        self.prot_src, self.prot_coef, self.prot_scatter = self._edge_list(protective)
-        self.para_src, self.para_coef, self.para_scatter = self._edge_list(paradoxical)
-        self.gated_src, self.gated_coef, self.gated_scatter = self._edge_list(gated)
-        self.gated_gates = np.array([e[3] for e in gated]).T                          # [4, E]
-        self.prereq_src, self.prereq_coef, self.prereq_scatter = self._edge_list(prereq)
+        # conditional edges share one gather/scatter: protective | paradoxical | gated | prerequisite.
+        # Their sign or gain depends only on (stage, alliance > 0.5), except the prerequisite's
+        # threshold, so the factors of the first three kinds come from a [4, 2, E] table.
+        cond = protective + paradoxical + [e[:3] for e in gated] + [e[:3] for e in prereq]
+        self.cond_src, self.cond_coef, self.cond_scatter = self._edge_list(cond)
+        self.n_factored = len(protective) + len(paradoxical) + len(gated)
+        self.cond_factor = np.zeros((4, 2, self.n_factored))
+        for stage in range(4):
+            for strong in (0, 1):
+                self.cond_factor[stage, strong] = (
+                    [1.0 if strong else -1.0] * len(protective)          # protective: flips with alliance
+                    + [-1.0 if stage < 2 else 1.0] * len(paradoxical)   # paradoxical: inverse in stages 1-2
+                    + [e[3][stage] for e in gated])                     # gated: stage multiplier
         self.prereq_theta = np.array([e[3] for e in prereq])
         self.comp_src, self.comp_coef, self.comp_scatter = self._edge_list(comp)
         self.supp = [(s, t, k) for s, t, k in supp]
+        self.mean_weights = np.full(n, 1.0 / n)
 
     def _edge_list(self, edges: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         scatter = np.zeros((len(edges), self.n))
@@ -97,20 +114,24 @@ class CompiledGraph:
         return np.array([e[0] for e in edges], dtype=int), np.array([e[2] for e in edges]), scatter
 
     # -- level semantics, vectorised; bipolar columns are few, so they are handled on their own --
-    def pathology(self, levels: np.ndarray) -> np.ndarray:
+    def pathology(self, levels: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """|a l + b|: (10 - l)/10 for increase, l/10 for decrease, |l - 5|/5 for bipolar nodes."""
-        return np.abs(levels * self.path_slope + self.path_offset)
+        path = np.multiply(levels, self.path_slope, out=out)
+        path += self.path_offset
+        return np.abs(path, out=path)
 
-    def apply_improvement(self, levels: np.ndarray, u: np.ndarray) -> np.ndarray:
-        new = levels + self.imp_sign * u
+    def apply_improvement(self, levels: np.ndarray, u: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         old_b, u_b = levels[:, self.bip], u[:, self.bip]
+        new = np.multiply(u, self.imp_sign, out=out)
+        new += levels
         dev = old_b - BIPOLAR_CENTRE
         side = np.where(dev > 0, 1.0, np.where(dev < 0, -1.0, self.pole_side[self.bip]))
         new[:, self.bip] = BIPOLAR_CENTRE + side * np.maximum(0.0, np.abs(dev) - u_b)
-        return np.clip(new, LEVEL_MIN, LEVEL_MAX, out=new)
+        return _clip(new, LEVEL_MIN, LEVEL_MAX)
 
-    def improvement(self, old: np.ndarray, new: np.ndarray) -> np.ndarray:
-        u = self.imp_sign * (new - old)
+    def improvement(self, old: np.ndarray, new: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        u = np.subtract(new, old, out=out)
+        u *= self.imp_sign
         u[:, self.bip] = np.abs(old[:, self.bip] - BIPOLAR_CENTRE) - np.abs(new[:, self.bip] - BIPOLAR_CENTRE)
         return u
 
@@ -157,35 +178,59 @@ class BatchKernel:
 
     def __init__(self, batch: int, params: Params | None = None, graph: ClientGraph | None = None,
                  compiled: CompiledGraph | None = None) -> None:
-        self.params = p = params or Params()
+        self.params = p = params or (graph.params if graph is not None else Params())
         self.graph = graph or ClientGraph.default(p)
-        self.cg = compiled or CompiledGraph(self.graph)
+        if self.graph.params != p:
+            raise ValueError("the graph was built with different Params than the kernel's")
+        self.cg = cg = compiled or CompiledGraph(self.graph)
         self.batch = batch
-        n = self.cg.n
-        self.bucket_high, self.bucket_low = bucket_effect_matrices()
-        self.volatility = np.array([VOLATILITY[b] for b in BUCKETS])
+        n, n_buckets, w = cg.n, len(BUCKETS), p.taie_bar_window
+        self.n_mal = len(MALADAPTIVE)
+        # buckets: [high | low] intensities @ this = the turn's bucket change (§9.3.2)
+        high, low = bucket_effect_matrices()
+        self.bucket_op = np.vstack([high.T, p.bucket_harm_multiplier * low.T])   # [24, 16]
         self.decay = np.array([SESSION_DECAY[b] for b in BUCKETS])
-        self.loa_m = loa_matrix()
+        self.balance_vec = np.where(BUCKET_HEALTH_SIGN > 0, 1.0 / (n_buckets - self.n_mal), -1.0 / self.n_mal)
+        # graph: [judge high | judge low | bucket improvement] @ this = raw first-order change (§9.3.1.2)
+        self.first_order = np.vstack([cg.high, cg.low, cg.coupling])    # [40, N]
+        self.shared_intensity = p.sensitivity_mode == "intensity"
+        # LOA: scores @ loa_op + loa_bias = the turn's LOA change (§9.3.3)
+        m = loa_matrix()
+        self.loa_op = m.T * (p.loa_rate / SCORE_CENTRE)
+        self.loa_bias = -p.loa_rate * m.sum(axis=1)
         self.loa_th = np.array(p.loa_thresholds)
         self.axis_dims = [DIM_INDEX[d] for d in AXIS_DIMENSION]
-        self.stage_w = stage_weights(p)
+        self.attunement = DIM_INDEX["attunement"]
+        # reward: stage weights normalised per stage; modifiers as matrices over the 12 scores
+        sw = stage_weights(p)
+        self.stage_w = sw / sw.sum(axis=1, keepdims=True)
         self.modifiers = stage_modifiers(p)
-        self.mod_dims = [[DIM_INDEX[d] for d in m.dims] for m in self.modifiers]
+        self.mod_avg = np.array([[1.0 / len(mod.dims) if d in mod.dims else 0.0 for d in JUDGE_DIMENSIONS]
+                                 for mod in self.modifiers]).T                                 # [12, M]
+        self.mod_threshold = np.array([mod.threshold for mod in self.modifiers])
+        self.mod_below = np.array([mod.below for mod in self.modifiers])
+        self.mod_stage = np.array([mod.stage for mod in self.modifiers])
+        self.mod_value = np.array([mod.value for mod in self.modifiers])
         self.fwd = np.array([FORWARD_THRESHOLDS[s] + (np.inf,) for s in (1, 2, 3, 4)])  # [4, 4]: D cannot advance
         self.reg = np.array([REGRESSION_THRESHOLDS[s] for s in (1, 2, 3, 4)])
-        self.n_mal = len(MALADAPTIVE)
+        # TAIE bars average the first / last k <= w assessments; masks by k, oldest-in-window one-hots
+        slots = np.arange(w)
+        self.recent_mask = (slots[None, :] >= w - np.arange(w + 1)[:, None]).astype(float)[..., None]
+        self.oldest = np.eye(w)[np.clip(w - np.arange(w + 1), 0, w - 1)]                      # [w+1, w]
+        self.modulation = cg.modulation.reshape(16, n)  # row = 4 (stage - 1) + phase
+        self._work = tuple(np.empty((batch, n)) for _ in range(4))  # reused [B, N] scratch arrays
         # state
         self.levels = np.zeros((batch, n))
         self.tmog = np.zeros((batch, n))
-        self.buckets = np.zeros((batch, len(BUCKETS)))
+        self.buckets = np.zeros((batch, n_buckets))
         self.bucket_session_start = np.zeros_like(self.buckets)
-        self.loa = np.zeros((batch, len(self.loa_m)))
-        self.armed_up = np.zeros((batch, len(self.loa_m), len(self.loa_th)), dtype=bool)
+        self.loa = np.zeros((batch, len(LOA_DIMENSIONS)))
+        self.armed_up = np.zeros((batch, len(LOA_DIMENSIONS), len(self.loa_th)), dtype=bool)
         self.armed_down = np.zeros_like(self.armed_up)
         self.taie = np.zeros((batch, 3))
         self.x_pole = np.ones(batch)
-        self.taie_first = np.zeros((batch, p.taie_bar_window, 3))   # the first assessments
-        self.taie_recent = np.zeros((batch, p.taie_bar_window, 3))  # the latest assessments, newest last
+        self.taie_first_sum = np.zeros((batch, 3))     # sum of the first min(count, w) assessments
+        self.taie_recent = np.zeros((batch, w, 3))     # the latest assessments, newest last
         self.taie_count = np.zeros(batch, dtype=int)
         self.transformation = np.zeros(batch)
         self.stage = np.ones(batch, dtype=int)
@@ -213,15 +258,16 @@ class BatchKernel:
         self.armed_down[i] = init.loa[:, None] > -th
         self.taie[i] = init.taie
         self.x_pole[i] = init.x_pole
-        self.taie_first[i] = 0.0
+        self.taie_first_sum[i] = 0.0
         self.taie_recent[i] = 0.0
         self.taie_count[i] = 0
-        self._record_taie(np.array([i]))
+        rows = np.array([i])
+        self._record_taie(rows)
         self.stage[i] = init.stage
         self.sessions_completed[i] = 0
         self.slipping_sessions[i] = 0
         self.reached_core_in_stage[i] = False
-        self._start_session(np.array([i]))
+        self._start_session(rows)
 
     def snapshot(self, i: int) -> dict[str, np.ndarray]:
         """Row i's numeric state, in the same keys as ReferenceCore.snapshot()."""
@@ -230,7 +276,8 @@ class BatchKernel:
                 "tmog": self.tmog[i].copy(), "phase": np.array(self.phase[i]), "stage": np.array(self.stage[i])}
 
     def balance(self) -> np.ndarray:
-        return self.buckets[:, self.n_mal:].mean(axis=1) - self.buckets[:, :self.n_mal].mean(axis=1)
+        """adaptive mean - maladaptive mean per client."""
+        return self.buckets @ self.balance_vec
 
     def _start_session(self, rows: np.ndarray) -> None:
         self.phase[rows] = 0
@@ -240,34 +287,30 @@ class BatchKernel:
         self.balance_entry[rows] = self.balance()[rows]
         self.coiling_entry[rows] = self.cg.coiling(self.levels[rows])
 
-    def _record_taie(self, rows: np.ndarray) -> None:
-        """Append the current axes to the assessment history of `rows` and recompute T."""
-        w, count = self.params.taie_bar_window, self.taie_count[rows]
-        first_slot = np.minimum(count, w - 1)
-        keep_first = count < w
-        self.taie_first[rows[keep_first], first_slot[keep_first]] = self.taie[rows[keep_first]]
-        self.taie_recent[rows] = np.roll(self.taie_recent[rows], -1, axis=1)
-        self.taie_recent[rows, -1] = self.taie[rows]
-        self.taie_count[rows] = count + 1
-        self.transformation[rows] = self._transformation(rows)
-
-    def _transformation(self, rows: np.ndarray) -> np.ndarray:
-        w, target = self.params.taie_bar_window, self.params.taie_target
-        k = np.minimum(self.taie_count[rows], w)
-        slots = np.arange(w)
-        first_mask = (slots[None, :] < k[:, None])[..., None]
-        recent_mask = (slots[None, :] >= (w - k)[:, None])[..., None]
-        first = np.where(first_mask, self.taie_first[rows], 0.0).sum(axis=1) / k[:, None]
-        recent = np.where(recent_mask, self.taie_recent[rows], 0.0).sum(axis=1) / k[:, None]
-        d_init, d_cur = distance(first, target), distance(recent, target)
-        safe = np.where(d_init < DEGENERATE_DISTANCE, 1.0, d_init)
-        return np.where(d_init < DEGENERATE_DISTANCE, 1.0, np.clip(1.0 - d_cur / safe, 0.0, 1.0))
-
-    def _taie_direction(self) -> np.ndarray:
-        w, p = self.params.taie_bar_window, self.params
-        k = np.minimum(self.taie_count, w)
-        oldest = self.taie_recent[np.arange(self.batch), w - k]
-        change = distance(self.taie_recent[:, -1], p.taie_target) - distance(oldest, p.taie_target)
+    def _record_taie(self, rows: np.ndarray | slice) -> np.ndarray:
+        """Append the axes to the assessment history of `rows`, recompute T; return the TAIE direction."""
+        p, w = self.params, self.params.taie_bar_window
+        count, new = self.taie_count[rows], self.taie[rows]
+        warm = (count >= w).all()  # every row past its first w assessments: no masks needed
+        if not warm:
+            self.taie_first_sum[rows] += np.where((count < w)[:, None], new, 0.0)
+        recent = self.taie_recent[rows]
+        recent[:, :-1] = recent[:, 1:]
+        recent[:, -1] = new
+        self.taie_recent[rows] = recent
+        count = count + 1
+        self.taie_count[rows] = count
+        k = np.minimum(count, w)
+        d_init = distance(self.taie_first_sum[rows] / k[:, None], p.taie_target)
+        bar = recent.sum(axis=1) if warm else (recent * self.recent_mask[k]).sum(axis=1)
+        d_cur = distance(bar / k[:, None], p.taie_target)
+        degenerate = d_init < DEGENERATE_DISTANCE
+        ratio = d_cur / np.where(degenerate, 1.0, d_init)
+        self.transformation[rows] = np.where(degenerate, 1.0, _clip(1.0 - ratio, 0.0, 1.0))
+        # direction across the window: newest vs oldest assessment in it (§9.3.4)
+        d_window = distance(recent, p.taie_target)
+        oldest = d_window[:, 0] if warm else (d_window * self.oldest[k]).sum(axis=1)
+        change = d_window[:, -1] - oldest
         eps = p.taie_stable_eps_literal if p.taie_target == "literal_zero" else p.taie_stable_eps
         return np.where((k < 2) | (np.abs(change) < eps), 0, np.sign(change)).astype(int)
 
@@ -275,26 +318,28 @@ class BatchKernel:
     def step(self, scores: np.ndarray, noise: np.ndarray) -> BatchTurn:
         """Advance every client by one turn of validated scores [B, 12]; `noise` is the TMoG draw [B, N]."""
         p, cg = self.params, self.cg
-        rows = np.arange(self.batch)
         stage_i, phase_i = self.stage - 1, self.phase
 
         # 2. buckets
         high, low = intensities(scores)
+        intensity = np.concatenate([high, low], axis=1)
         before_b = self.buckets
-        change = (high @ self.bucket_high.T + p.bucket_harm_multiplier * (low @ self.bucket_low.T)) * self.volatility
-        self.buckets = np.clip(before_b + change, 0.0, 1.0)
-        bucket_improvement = (self.buckets - before_b) * BUCKET_HEALTH_SIGN
+        change = intensity @ self.bucket_op
+        self.buckets = _clip(before_b + change * room(before_b, change), 0.0, 1.0)
+        bucket_change = self.buckets - before_b
+        bucket_improvement = bucket_change * BUCKET_HEALTH_SIGN
 
         # 3. LOA and its TAIE events
-        signal = ((scores - SCORE_CENTRE) / SCORE_CENTRE) @ self.loa_m.T
-        self.loa = np.clip(self.loa + p.loa_rate * signal, LOA_MIN, LOA_MAX)
+        self.loa = _clip(self.loa + scores @ self.loa_op + self.loa_bias, LOA_MIN, LOA_MAX)
         value, th = self.loa[..., None], self.loa_th
         up = self.armed_up & (value >= th)
         down = self.armed_down & (value <= -th)
-        self.armed_up = np.where(up, False, self.armed_up | (value < th - p.loa_hysteresis))
-        self.armed_down = np.where(down, False, self.armed_down | (value > -th + p.loa_hysteresis))
-        growth = np.where(up, th, 0.0).max(axis=-1)
-        regression = np.where(down, -th, 0.0).min(axis=-1)
+        self.armed_up = (self.armed_up | (value < th - p.loa_hysteresis)) & ~up
+        self.armed_down = (self.armed_down | (value > -th + p.loa_hysteresis)) & ~down
+        growth, regression = np.zeros(self.loa.shape), np.zeros(self.loa.shape)
+        for j, t in enumerate(th):  # ascending, so the furthest threshold crossed wins
+            growth[up[..., j]] = t
+            regression[down[..., j]] = -t
         event_reward = (growth > 0).sum(axis=1) * p.loa_growth_reward + \
             (regression < 0).sum(axis=1) * p.loa_regression_reward
 
@@ -303,54 +348,61 @@ class BatchKernel:
         b, v, a = ((scores[:, self.axis_dims] - 5.0) / 5.0).T
         x = self.taie[:, 0]
         toward = x - np.sign(x) * np.minimum(np.abs(x), p.taie_rate * b)
-        away = x + np.where(x != 0, np.sign(x), self.x_pole) * p.taie_rate * -b
-        self.taie = np.clip(np.stack([np.where(b >= 0, toward, away), self.taie[:, 1] + p.taie_rate * v,
-                                      self.taie[:, 2] + p.taie_rate * a], axis=1), AXIS_MIN, AXIS_MAX)
-        self._record_taie(rows)
-        direction = self._taie_direction()
+        away = x - np.where(x != 0, np.sign(x), self.x_pole) * p.taie_rate * b
+        self.taie = _clip(np.stack([np.where(b >= 0, toward, away), self.taie[:, 1] + p.taie_rate * v,
+                                    self.taie[:, 2] + p.taie_rate * a], axis=1), AXIS_MIN, AXIS_MAX)
+        direction = self._record_taie(slice(None))
 
         # 5. ClientGraph: raw deltas, suppressive gates, modulation, application, propagation
-        levels = self.levels
-        path = cg.pathology(levels)
-        alliance_before = cg.alliance(levels, path)
-        g_high, g_low = intensities(scores, p.sensitivity_mode)
-        raw = g_high @ cg.high + g_low @ cg.low + (bucket_improvement @ cg.coupling) * p.bucket_coupling_scale
+        levels, (w_path, w_delta, w_first, w_u) = self.levels, self._work
+        path = cg.pathology(levels, out=w_path)
+        strong = (cg.alliance(levels, path) > PROTECTIVE_ALLIANCE).astype(int)
+        graph_intensity = intensity if self.shared_intensity else \
+            np.concatenate(intensities(scores, p.sensitivity_mode), axis=1)
+        delta = np.matmul(np.concatenate([graph_intensity, bucket_improvement], axis=1), self.first_order,
+                          out=w_delta)
         for s, t, k in cg.supp:
-            raw[:, t] *= 1.0 - k * path[:, s]
-        engagement = np.maximum(p.engagement_floor, levels[:, cg.engagement] / LEVEL_MAX)
-        delta = raw * cg.phase_w[phase_i] * engagement[:, None] / (1.0 + cg.bq[stage_i])
-        first_levels = cg.apply_improvement(levels, delta)
-        u = cg.improvement(levels, first_levels)
-        level_change = first_levels - levels
-        protective = np.where(alliance_before > PROTECTIVE_ALLIANCE, 1.0, -1.0)[:, None]
-        paradox = np.where(self.stage <= 2, -1.0, 1.0)[:, None]
-        prop = u @ cg.linear
-        prop += (u[:, cg.prot_src] * cg.prot_coef * protective) @ cg.prot_scatter
-        prop += (u[:, cg.para_src] * cg.para_coef * paradox) @ cg.para_scatter
-        prop += (u[:, cg.gated_src] * cg.gated_coef * cg.gated_gates[stage_i]) @ cg.gated_scatter
-        open_ = first_levels[:, cg.prereq_src] >= cg.prereq_theta
-        prop += np.where(open_, u[:, cg.prereq_src] * cg.prereq_coef, 0.0) @ cg.prereq_scatter
-        comp = np.maximum(level_change[:, cg.comp_src], 0.0) * cg.comp_coef @ cg.comp_scatter
-        self.levels = np.clip(cg.apply_improvement(first_levels, prop) + comp, LEVEL_MIN, LEVEL_MAX)
+            delta[:, t] *= 1.0 - k * path[:, s]
+        cell = stage_i * 4 + phase_i
+        if (cell == cell[0]).all():  # one stage and phase for the whole batch: broadcast one row
+            delta *= self.modulation[cell[0]]
+        else:
+            delta *= np.take(self.modulation, cell, axis=0, out=w_path)
+        delta *= np.maximum(p.engagement_floor, levels[:, cg.engagement] / LEVEL_MAX)[:, None]
+        first = cg.apply_improvement(levels, delta, out=w_first)
+        u = cg.improvement(levels, first, out=w_u)
+        rise = np.maximum(first[:, cg.comp_src] - levels[:, cg.comp_src], 0.0) * cg.comp_coef
+        cond = u[:, cg.cond_src]
+        cond[:, :cg.n_factored] *= cg.cond_factor[stage_i, strong]
+        cond[:, cg.n_factored:] *= first[:, cg.cond_src[cg.n_factored:]] >= cg.prereq_theta
+        cond *= cg.cond_coef
+        prop = np.matmul(u, cg.linear, out=w_delta)
+        prop += np.matmul(cond, cg.cond_scatter, out=w_path)
+        final = cg.apply_improvement(first, prop, out=levels)  # the old levels are no longer needed
+        final += np.matmul(rise, cg.comp_scatter, out=w_path)
+        self.levels = _clip(final, LEVEL_MIN, LEVEL_MAX)
 
         # 6. TMoG
-        att = scores[:, DIM_INDEX["attunement"]]
-        acc_before = 1.0 - np.abs(self.tmog - self.levels).mean(axis=1) / LEVEL_MAX
-        eta = convergence_rate(att, p)
-        tmog = self.tmog + eta[:, None] * (self.levels - self.tmog)
-        tmog = np.where((att < LOW_THRESHOLD)[:, None], tmog + p.tmog_noise_sigma * noise, tmog)
-        self.tmog = np.clip(tmog, LEVEL_MIN, LEVEL_MAX)
-        acc = 1.0 - np.abs(self.tmog - self.levels).mean(axis=1) / LEVEL_MAX
+        att = scores[:, self.attunement]
+        gap = np.subtract(self.levels, self.tmog, out=w_delta)
+        acc_before = 1.0 - np.abs(gap, out=w_path) @ cg.mean_weights / LEVEL_MAX
+        gap *= convergence_rate(att, p)[:, None]
+        self.tmog += gap
+        misattuned = att < LOW_THRESHOLD
+        if misattuned.any():
+            self.tmog[misattuned] += p.tmog_noise_sigma * noise[misattuned]
+        _clip(self.tmog, LEVEL_MIN, LEVEL_MAX)
+        acc = 1.0 - np.abs(np.subtract(self.tmog, self.levels, out=w_delta), out=w_delta) @ cg.mean_weights / LEVEL_MAX
 
         # 7. phase
-        path = cg.pathology(self.levels)
+        path = cg.pathology(self.levels, out=w_path)
         balance, coiling, alliance = self.balance(), cg.coiling(self.levels, path), cg.alliance(self.levels, path)
         self.turns_in_phase += 1
-        composite = phase_composite(balance - self.balance_entry, self.coiling_entry - coiling, alliance, p)
+        composite = phase_composite(balance, self.balance_entry, coiling, self.coiling_entry, alliance, p)
         dwell_ok = (self.phase != 2) | (self.turns_in_phase >= p.c_dwell_turns)
         forward = (composite >= self.fwd[stage_i, phase_i]) & dwell_ok
         regress = ~forward & (self.phase > 0) & (composite <= self.reg[stage_i])
-        move = forward.astype(int) - regress.astype(int)
+        move = forward.astype(int) - regress
         moved = move != 0
         self.phase = self.phase + move
         self.turns_in_phase[moved] = 0
@@ -360,21 +412,17 @@ class BatchKernel:
         self.reached_integration |= self.phase == 3
 
         # 9. reward
-        w = self.stage_w[stage_i]
-        weighted = (w * scores).sum(axis=1) / w.sum(axis=1)
-        fired = np.zeros((self.batch, len(self.modifiers)), dtype=bool)
-        modifiers = np.zeros(self.batch)
-        for j, (m, dims) in enumerate(zip(self.modifiers, self.mod_dims)):
-            level = scores[:, dims].mean(axis=1)
-            cond = level < m.threshold if m.below else level > m.threshold
-            fired[:, j] = (self.stage == m.stage) & cond
-            modifiers += np.where(fired[:, j], m.value, 0.0)
+        weighted = (self.stage_w[stage_i] * scores).sum(axis=1)
+        level = scores @ self.mod_avg
+        fired = np.where(self.mod_below, level < self.mod_threshold, level > self.mod_threshold) & \
+            (self.stage[:, None] == self.mod_stage)
+        modifiers = fired @ self.mod_value
         phase_reward = np.where(move > 0, PHASE_FORWARD_REWARD, np.where(move < 0, PHASE_REGRESSION_REWARD, 0.0))
         t_reward = p.taie_transform_reward * (self.transformation - t_before)
         d_reward = np.where(direction < 0, p.taie_toward_reward, np.where(direction > 0, p.taie_away_reward, 0.0))
         return BatchTurn(weighted, modifiers, fired, phase_reward, t_reward + d_reward + event_reward, t_reward,
                          d_reward, event_reward, growth, regression, move, composite, coiling, alliance, balance,
-                         acc, acc - acc_before, direction, self.buckets - before_b)
+                         acc, acc - acc_before, direction, bucket_change)
 
     # ------------------------------------------------------------------ session boundary
     def end_session(self, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -40,6 +40,8 @@ class Params:
     low_relevance_sens: float = 0.05        # judge_low magnitude at r = 1: trust_capacity's -0.05 (§9.3.1)
     engagement_floor: float = 0.1           # a withdrawn client still registers a little of each turn
     bucket_coupling_scale: float = 10.0     # bucket units [0, 1] -> level units [0, 10]
+    coupling_primary: float = 8.0           # a bucket's own constructs follow it at 8x (calibrated to the §23 course targets)
+    coupling_marginal: float = 2.4          # "marginally" (§9.3.2): 0.3 of the primary effect
     # -- BucketTracker (§9.3.2) --
     bucket_harm_multiplier: float = 2.5     # low-score harm x 2.5, the -0.05 / +0.02 ratio of §9.3.1
     # -- LOA (§9.3.3) --
@@ -65,8 +67,9 @@ class Params:
     tmog_noise_sigma: float = 0.3           # misattunement (< 3.5) adds this much fresh misreading
     tmog_worst_k: int = 5                   # worst-misread nodes reported in the summary
     # -- PhaseShift (§9.3.5) --
-    b_ref: float = 0.5                      # bucket-balance change that counts as a full shift (calibrated, §23 targets)
-    c_ref: float = 0.02                     # coiling loosening that counts as a full shift (calibrated, §23 targets)
+    b_ref: float = 0.65                     # share of the balance's room to +1 that counts as a full shift (calibrated, §23)
+    c_ref: float = 0.065                    # share of the coiling's room to 0 that counts as a full shift (calibrated, §23)
+    shift_room_floor: float = 0.05          # room never counts as less than 5 %, so a near-healthy client cannot blow up the ratio
     c_dwell_turns: int = 2                  # core material is held at least 2 turns before integration
     stage_regression_sessions: int = 2      # a stage is lost only after 2 consecutive failing sessions
     # -- Stance (§9.3.8) --
@@ -80,7 +83,9 @@ class Params:
     stance_overwhelm_surge: float = 0.09    # a 0.09 one-turn surge in fear+shame+helplessness = overwhelm 10
     rupture_alliance_drop: float = 0.10     # an alliance fall of 0.1 in one turn is a rupture
     # -- initial state by starting stage (index 0 = stage 1) --
-    init_pathology: tuple[tuple[float, float], ...] = ((0.60, 0.85), (0.40, 0.65), (0.20, 0.45), (0.05, 0.25))
+    # pathology draws by starting stage: wide, since no client is ill on all 142 dimensions; the means
+    # (0.6, 0.45, 0.3, 0.18) sit on the coiling side of each stage's entry criterion (§9.3.5.3)
+    init_pathology: tuple[tuple[float, float], ...] = ((0.35, 0.85), (0.25, 0.65), (0.15, 0.45), (0.05, 0.30))
     init_maladaptive: tuple[float, ...] = (0.75, 0.50, 0.28, 0.15)  # consistent with the stage entry criteria (§9.3.5.3)
     init_adaptive: tuple[float, ...] = (0.10, 0.55, 0.72, 0.85)
     init_bucket_jitter: float = 0.1

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from .graph import PHASES
 from .params import (ALLIANCE_SCALE_BASE, ALLIANCE_SCALE_SLOPE, PHASE_BUCKET_WEIGHT, PHASE_COILING_WEIGHT,
                      STAGE_SESSIONS_FOR_TERMINATION, Params)
@@ -40,10 +42,18 @@ REGRESS_3_ADAPTIVE_BELOW = 0.55
 REGRESS_4_COILING_ABOVE = 0.30
 
 
-def phase_composite(balance_shift: float, coiling_shift: float, alliance: float, params: Params) -> float:
-    """(0.4 bucket shift + 0.6 coiling shift) x (0.7 + 0.6 alliance) (§9.3.5.1), shifts normalised."""
-    bucket = balance_shift / params.b_ref
-    coiling = coiling_shift / params.c_ref
+def phase_composite(balance: float, balance_entry: float, coiling: float, coiling_entry: float,
+                    alliance: float, params: Params) -> float:
+    """(0.4 bucket shift + 0.6 coiling shift) x (0.7 + 0.6 alliance) (§9.3.5.1).
+
+    Both shifts are measured since the phase began, relative to the room there was to move: the
+    bucket balance toward +1, the coiling toward 0. A client near health moves little in absolute
+    terms, and the same relative loosening signals the same phase movement.
+    """
+    balance_room = np.maximum(params.shift_room_floor, (1.0 - balance_entry) / 2.0)
+    coiling_room = np.maximum(params.shift_room_floor, coiling_entry)
+    bucket = (balance - balance_entry) / (params.b_ref * balance_room)
+    coiling = (coiling_entry - coiling) / (params.c_ref * coiling_room)
     return (PHASE_BUCKET_WEIGHT * bucket + PHASE_COILING_WEIGHT * coiling) * \
         (ALLIANCE_SCALE_BASE + ALLIANCE_SCALE_SLOPE * alliance)
 
@@ -103,8 +113,8 @@ class PhaseShiftDetector:
     def step(self, balance: float, coiling: float, alliance: float, stage: int) -> tuple[int, float]:
         """Check for a transition after a turn; return (+1 forward / -1 regression / 0, composite)."""
         self.turns_in_phase += 1
-        composite = phase_composite(balance - self.balance_entry, self.coiling_entry - coiling,
-                                    alliance, self.params)
+        composite = phase_composite(balance, self.balance_entry, coiling, self.coiling_entry, alliance,
+                                    self.params)
         move = 0
         forward = FORWARD_THRESHOLDS[stage]
         if self.phase < 3 and composite >= forward[self.phase] and \

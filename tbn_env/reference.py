@@ -65,8 +65,10 @@ class ReferenceCore:
     """One client's full TBN state, updated turn by turn by the reference components."""
 
     def __init__(self, init: InitialState, params: Params | None = None, graph: ClientGraph | None = None):
-        self.params = params or Params()
+        self.params = params or (graph.params if graph is not None else Params())
         self.graph = graph or ClientGraph.default(self.params)
+        if self.graph.params != self.params:
+            raise ValueError("the graph was built with different Params than the core's")
         init.validate(len(self.graph.nodes))
         self.graph.set_levels(init.levels)
         self.stage = init.stage
