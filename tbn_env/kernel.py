@@ -298,9 +298,23 @@ class BatchKernel:
         recent[:, :-1] = recent[:, 1:]
         recent[:, -1] = new
         self.taie_recent[rows] = recent
-        count = count + 1
-        self.taie_count[rows] = count
-        k = np.minimum(count, w)
+        self.taie_count[rows] = count + 1
+        return self._transformation_and_direction(rows, recent, warm)
+
+    def blend_taie(self, row: int, estimate: np.ndarray, weight: float) -> None:
+        """Replace row's latest assessment by a mix with an external estimate (the full LLM mode, §9.3.4)."""
+        rows = np.array([row])
+        blended = weight * np.clip(estimate, AXIS_MIN, AXIS_MAX) + (1.0 - weight) * self.taie[row]
+        if self.taie_count[row] <= self.params.taie_bar_window:
+            self.taie_first_sum[row] += blended - self.taie[row]
+        self.taie[row] = blended
+        self.taie_recent[row, -1] = blended
+        self._transformation_and_direction(rows, self.taie_recent[rows], warm=False)
+
+    def _transformation_and_direction(self, rows, recent: np.ndarray, warm: bool) -> np.ndarray:
+        """Recompute T for `rows` from their history; return the direction across the window."""
+        p, w = self.params, self.params.taie_bar_window
+        k = np.minimum(self.taie_count[rows], w)
         d_init = distance(self.taie_first_sum[rows] / k[:, None], p.taie_target)
         bar = recent.sum(axis=1) if warm else (recent * self.recent_mask[k]).sum(axis=1)
         d_cur = distance(bar / k[:, None], p.taie_target)

@@ -21,8 +21,10 @@ from .params import LOW_THRESHOLD, Params
 from .reward import RewardBreakdown, stage_modifiers
 from .stance import DEFENSE_DOMAIN, OVERWHELM_BUCKETS, StanceDetector, stance_signals
 from .state import InitialState, sample_initial_state
-from .taie import AXES, AXIS_MAX, AXIS_MIN
+from .taie import AXES
 from .tmog import TMoG
+
+TAIE_FULL_MODE_WEIGHT = 0.5  # an LLM assessment and the running estimate count equally
 
 
 @dataclass
@@ -255,9 +257,7 @@ class SessionCore:
         est = np.asarray(estimate, dtype=np.float64)
         if est.shape != (3,) or not np.isfinite(est).all():
             raise ValueError(f"a TAIE estimate needs 3 finite axes {AXES}, got {estimate!r}")
-        self.kernel.taie[0] = 0.5 * np.clip(est, AXIS_MIN, AXIS_MAX) + 0.5 * self.kernel.taie[0]
-        self.kernel.taie_recent[0, -1] = self.kernel.taie[0]
-        self.kernel.transformation[0] = self.kernel._transformation(np.array([0]))[0]
+        self.kernel.blend_taie(0, est, TAIE_FULL_MODE_WEIGHT)
 
 
 def _count(events: list[dict[str, Any]]) -> dict[str, int]:
