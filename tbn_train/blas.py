@@ -65,9 +65,15 @@ def preload_openblas() -> str | None:
 
 
 def openblas_active() -> bool:
-    """True when an OpenBLAS library is mapped into this process (Linux only)."""
+    """True when the system OpenBLAS is mapped into this process (Linux only).
+
+    numpy's own bundled OpenBLAS (``libscipy_openblas``) does not count: MLX cannot use it.
+    """
+    path = find_openblas()
+    if path is None:
+        return False
     try:
         with open("/proc/self/maps", encoding="utf-8") as maps:
-            return "openblas" in maps.read()
+            return os.path.realpath(path) in maps.read()
     except OSError:
         return False

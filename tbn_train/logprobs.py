@@ -58,7 +58,9 @@ def pack_batch(
     if len(completions) == 0:
         raise ValueError("no completions given")
     comps = [_check_ids(c, f"completion {i}") for i, c in enumerate(completions)]
-    if len(prompts) > 0 and not hasattr(prompts[0], "__len__"):
+    if len(prompts) == 0:
+        raise ValueError("prompt is empty")
+    if not hasattr(prompts[0], "__len__"):
         prompts = [prompts] * len(comps)
     if len(prompts) != len(comps):
         raise ValueError(f"got {len(prompts)} prompts for {len(comps)} completions")
