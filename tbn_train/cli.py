@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 
-from tbn_train.tiny_model import ARCHITECTURES
+from tbn_train.tiny_model import ARCHITECTURES, TINY_HIDDEN, TINY_LAYERS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     tiny.add_argument("dir", help="output directory")
     tiny.add_argument("--arch", choices=ARCHITECTURES, default="llama", help="mlx-lm architecture (default: llama)")
     tiny.add_argument("--seed", type=int, default=0, help="weight-init seed (default: 0)")
+    tiny.add_argument("--hidden", type=int, default=TINY_HIDDEN, help=f"hidden size (default: {TINY_HIDDEN})")
+    tiny.add_argument("--layers", type=int, default=TINY_LAYERS, help=f"transformer blocks (default: {TINY_LAYERS})")
 
     from tbn_train.config import add_config_arguments  # noqa: PLC0415 (pulls in mlx_lm)
 
@@ -35,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "make-tiny-model":
         from tbn_train.tiny_model import make_tiny_model  # noqa: PLC0415
 
-        out = make_tiny_model(args.dir, arch=args.arch, seed=args.seed)
+        out = make_tiny_model(args.dir, arch=args.arch, seed=args.seed, hidden=args.hidden, layers=args.layers)
         print(f"wrote tiny {args.arch} model to {out}")
     elif args.command == "show-config":
         from tbn_train.config import config_from_args  # noqa: PLC0415

@@ -21,8 +21,7 @@ ARCHITECTURES = ("llama", "gemma3_text")
 # Small enough for a ~0.1 s training step on 2 CPU cores, big enough to have a "middle third"
 # (8 layers → layers 3–5) and to fit rank-32 attention adapters (hidden 128 > 32).
 TINY_LAYERS = 8
-TINY_HIDDEN = 128
-TINY_INTERMEDIATE = 384
+TINY_HIDDEN = 128  # intermediate = 3 × hidden = 384
 TINY_HEADS = 4
 TINY_KV_HEADS = 2
 TINY_VOCAB = 512  # byte-level BPE: 256 byte symbols + merges + 8 specials; plenty for ~6 KB of text
@@ -61,12 +60,12 @@ def _train_tokenizer(vocab_size: int):
     return tok
 
 
-def _model_config(arch: str, vocab_size: int, eos_id: int, bos_id: int) -> dict:
+def _model_config(arch: str, vocab_size: int, eos_id: int, bos_id: int, hidden: int, layers: int) -> dict:
     common = {
         "model_type": arch,
-        "hidden_size": TINY_HIDDEN,
-        "num_hidden_layers": TINY_LAYERS,
-        "intermediate_size": TINY_INTERMEDIATE,
+        "hidden_size": hidden,
+        "num_hidden_layers": layers,
+        "intermediate_size": 3 * hidden,
         "num_attention_heads": TINY_HEADS,
         "num_key_value_heads": TINY_KV_HEADS,
         "vocab_size": vocab_size,
@@ -78,7 +77,7 @@ def _model_config(arch: str, vocab_size: int, eos_id: int, bos_id: int) -> dict:
     }
     if arch == "llama":
         return {**common, "architectures": ["LlamaForCausalLM"], "tie_word_embeddings": False}
-    head_dim = TINY_HIDDEN // TINY_HEADS
+    head_dim = hidden // TINY_HEADS
     return {
         **common,
         "architectures": ["Gemma3ForCausalLM"],
@@ -90,10 +89,13 @@ def _model_config(arch: str, vocab_size: int, eos_id: int, bos_id: int) -> dict:
     }
 
 
-def make_tiny_model(out_dir: str | Path, arch: str = "llama", seed: int = 0) -> Path:
+def make_tiny_model(
+    out_dir: str | Path, arch: str = "llama", seed: int = 0, hidden: int = TINY_HIDDEN, layers: int = TINY_LAYERS
+) -> Path:
     """Write a loadable mlx-lm model directory to ``out_dir`` and return its path.
 
-    The same ``arch`` and ``seed`` always give the same weights and tokenizer.
+    The same arguments always give the same weights and tokenizer. The MLP is 3× ``hidden``
+    (the usual SwiGLU ratio); the benchmark uses a wider ``hidden`` than the tests.
     """
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; choose one of {ARCHITECTURES}")
@@ -123,7 +125,7 @@ def make_tiny_model(out_dir: str | Path, arch: str = "llama", seed: int = 0) -> 
         json.dumps({"bos_token": BOS, "eos_token": END, "pad_token": PAD, "unk_token": UNK}, indent=2)
     )
 
-    config = _model_config(arch, vocab_size, eos_id, bos_id)
+    config = _model_config(arch, vocab_size, eos_id, bos_id, hidden, layers)
     (out / "config.json").write_text(json.dumps(config, indent=2))
     arch_module = importlib.import_module(f"mlx_lm.models.{arch}")
     mx.random.seed(seed)
