@@ -66,8 +66,6 @@ class CompiledGraph:
         self.low = np.array([[a["judge_low"][d] for d in JUDGE_DIMENSIONS] for a in attr]).T * self.imp_sign
         self.engagement = idx[ENGAGEMENT_NODE]
         self.coupling = coupling_matrix(nodes, graph.params)                         # [16, N]
-        # modulation[stage, phase] = phase weight x BQ resistance 1/(1 + BQ) (§9.3.1.2 step 2)
-        self.modulation = self.phase_w[None, :, :] / (1.0 + self.bq[:, None, :])     # [4, 4, N]
 
         # reinforcing and paired edges form one dense operator; the rest are short edge lists
         self.linear = np.zeros((n, n))
@@ -106,6 +104,10 @@ class CompiledGraph:
         self.comp_src, self.comp_coef, self.comp_scatter = self._edge_list(comp)
         self.supp = [(s, t, k) for s, t, k in supp]
         self.mean_weights = np.full(n, 1.0 / n)
+
+    def modulation(self, bq_scale: np.ndarray) -> np.ndarray:
+        """[16, N] table, row 4 (stage - 1) + phase: phase weight x BQ resistance 1/(1 + BQ) (§9.3.1.2 step 2)."""
+        return (self.phase_w[None, :, :] / (1.0 + self.bq[:, None, :] * bq_scale)).reshape(16, self.n)
 
     def _edge_list(self, edges: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         scatter = np.zeros((len(edges), self.n))
@@ -217,8 +219,9 @@ class BatchKernel:
         slots = np.arange(w)
         self.recent_mask = (slots[None, :] >= w - np.arange(w + 1)[:, None]).astype(float)[..., None]
         self.oldest = np.eye(w)[np.clip(w - np.arange(w + 1), 0, w - 1)]                      # [w+1, w]
-        self.modulation = cg.modulation.reshape(16, n)  # row = 4 (stage - 1) + phase
+        self.modulation = np.zeros((batch, 16, n))  # per client: its BQ may be scaled by its profile
         self._work = tuple(np.empty((batch, n)) for _ in range(4))  # reused [B, N] scratch arrays
+        self._rows = np.arange(batch)
         # state
         self.levels = np.zeros((batch, n))
         self.tmog = np.zeros((batch, n))
@@ -250,6 +253,7 @@ class BatchKernel:
         init.validate(self.cg.n)
         th = self.loa_th
         self.levels[i] = init.levels
+        self.modulation[i] = self.cg.modulation(init.bq_scale)
         self.tmog[i] = init.tmog
         self.buckets[i] = init.buckets
         self.bucket_session_start[i] = init.buckets
@@ -378,10 +382,10 @@ class BatchKernel:
         for s, t, k in cg.supp:
             delta[:, t] *= 1.0 - k * path[:, s]
         cell = stage_i * 4 + phase_i
-        if (cell == cell[0]).all():  # one stage and phase for the whole batch: broadcast one row
-            delta *= self.modulation[cell[0]]
+        if (cell == cell[0]).all():  # one stage and phase for the whole batch: a strided view
+            delta *= self.modulation[:, cell[0]]
         else:
-            delta *= np.take(self.modulation, cell, axis=0, out=w_path)
+            delta *= self.modulation[self._rows, cell]
         delta *= np.maximum(p.engagement_floor, levels[:, cg.engagement] / LEVEL_MAX)[:, None]
         first = cg.apply_improvement(levels, delta, out=w_first)
         u = cg.improvement(levels, first, out=w_u)

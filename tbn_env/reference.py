@@ -71,6 +71,9 @@ class ReferenceCore:
             raise ValueError("the graph was built with different Params than the core's")
         init.validate(len(self.graph.nodes))
         self.graph.set_levels(init.levels)
+        for node, scale in zip(self.graph.nodes, init.bq_scale):  # this client's own resistance
+            a = self.graph.graph.nodes[node]
+            a["bq_by_stage"] = tuple(b * scale for b in a["bq_by_stage"])
         self.stage = init.stage
         self.buckets = BucketTracker(dict(zip(BUCKETS, init.buckets)), self.params)
         self.loa = LoaTracker(dict(zip(LOA_DIMENSIONS, init.loa)), self.params)

@@ -17,6 +17,9 @@ from .params import Params
 from .taie import AXIS_MAX, AXIS_MIN
 
 
+BQ_SCALE_MAX = 3.0  # a profile may at most triple a node's resistance
+
+
 @dataclass(frozen=True)
 class InitialState:
     """Everything that differs between clients at reset, as plain arrays."""
@@ -28,6 +31,11 @@ class InitialState:
     taie: np.ndarray     # [3]
     x_pole: float        # the client's pathological side of TAIE X: -1 rigid, +1 porous
     tmog: np.ndarray     # [142]
+    bq_scale: np.ndarray | None = None  # [142] per-node BQ multiplier from the profile; None = 1
+
+    def __post_init__(self) -> None:
+        if self.bq_scale is None:
+            object.__setattr__(self, "bq_scale", np.ones(len(self.levels)))
 
     def validate(self, n_nodes: int) -> "InitialState":
         """Raise ValueError naming the first field with a wrong shape or value; return self."""
@@ -35,7 +43,8 @@ class InitialState:
                   ("buckets", self.buckets, (16,), 0.0, 1.0),
                   ("loa", self.loa, (len(LOA_DIMENSIONS),), LOA_MIN, LOA_MAX),
                   ("taie", self.taie, (3,), AXIS_MIN, AXIS_MAX),
-                  ("tmog", self.tmog, (n_nodes,), LEVEL_MIN, LEVEL_MAX))
+                  ("tmog", self.tmog, (n_nodes,), LEVEL_MIN, LEVEL_MAX),
+                  ("bq_scale", self.bq_scale, (n_nodes,), 0.0, BQ_SCALE_MAX))
         if self.stage not in (1, 2, 3, 4):
             raise ValueError(f"stage must be 1-4, got {self.stage!r}")
         for name, arr, shape, lo, hi in checks:
@@ -60,11 +69,13 @@ def taie_from_levels(graph: ClientGraph, levels: np.ndarray) -> np.ndarray:
 
 def sample_initial_state(rng: np.random.Generator, stage: int, graph: ClientGraph,
                          params: Params | None = None,
-                         pathology_shift: np.ndarray | None = None) -> InitialState:
+                         pathology_shift: np.ndarray | None = None,
+                         bq_scale: np.ndarray | None = None) -> InitialState:
     """Draw a client entering treatment at `stage` (1-4).
 
-    `pathology_shift` (per node, added before clipping to [0, 1]) lets a profile tilt the draw, e.g.
-    a DMM Type A client toward intellectualisation.
+    `pathology_shift` (per node, added before clipping to [0, 1]) and `bq_scale` (per-node BQ
+    multiplier) let a profile tilt the draw, e.g. a DMM Type A client toward entrenched
+    intellectualisation.
     """
     params = params or Params()
     if stage not in (1, 2, 3, 4):
@@ -85,7 +96,7 @@ def sample_initial_state(rng: np.random.Generator, stage: int, graph: ClientGrap
     taie = taie_from_levels(graph, levels)
     x_pole = 1.0 if taie[0] >= 0 else -1.0
     tmog = np.clip(levels + rng.normal(0.0, params.tmog_sigma_by_stage[stage - 1], size=n), LEVEL_MIN, LEVEL_MAX)
-    return InitialState(stage, levels, buckets, loa, taie, x_pole, tmog)
+    return InitialState(stage, levels, buckets, loa, taie, x_pole, tmog, bq_scale)
 
 
 def with_taie(state: InitialState, taie: np.ndarray, x_pole: float) -> InitialState:

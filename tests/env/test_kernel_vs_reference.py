@@ -19,8 +19,10 @@ def fresh_graph() -> ClientGraph:
 
 def draw_client(seed: int, stage: int):
     rng = np.random.default_rng(seed)
-    shift = rng.normal(0.0, 0.1, len(GRAPH.nodes)) if seed % 2 else None  # a random profile tilt
-    return rng, sample_initial_state(rng, stage, GRAPH, pathology_shift=shift)
+    n = len(GRAPH.nodes)
+    shift = rng.normal(0.0, 0.1, n) if seed % 2 else None     # a random profile tilt
+    bq_scale = rng.uniform(0.5, 2.0, n) if seed % 3 else None  # and a random per-node resistance
+    return rng, sample_initial_state(rng, stage, GRAPH, pathology_shift=shift, bq_scale=bq_scale)
 
 
 def assert_same_state(ref: ReferenceCore, ker: BatchKernel, row: int) -> None:

@@ -1,0 +1,58 @@
+"""tbn_env core speed: the compiled kernel against the reference, side by side in one run.
+
+Single-threaded BLAS so the batch figure is "per core". Prints a markdown table of rates and ratios.
+Run: .venv/bin/python bench/bench_env_core.py
+"""
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # one core; must precede the numpy import
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from tbn_env import BatchKernel, ClientGraph, ReferenceCore, sample_initial_state  # noqa: E402
+
+REPEATS = 3  # best of 3 timing windows per row
+
+
+def rate(step, n: int) -> float:
+    """Best-of-REPEATS calls per second of `step`."""
+    best = float("inf")
+    for _ in range(REPEATS):
+        t = time.perf_counter()
+        for _ in range(n):
+            step()
+        best = min(best, time.perf_counter() - t)
+    return n / best
+
+
+def main() -> None:
+    graph = ClientGraph.default()
+    rng = np.random.default_rng(0)
+    init = sample_initial_state(rng, 1, graph)
+    scores = rng.uniform(0, 10, (1024, 12))
+    noise = rng.standard_normal((1024, len(graph.nodes)))
+
+    ref = ReferenceCore(init, graph=ClientGraph(graph.graph.copy(), graph.params))
+    ref_rate = rate(lambda: ref.turn(scores[0], noise[0]), 200)
+
+    one = BatchKernel(1, graph=graph)
+    one.load(0, init)
+    one_rate = rate(lambda: one.step(scores[:1], noise[:1]), 2000)
+
+    batch = BatchKernel(1024, graph=graph)
+    for i in range(1024):
+        batch.load(i, sample_initial_state(rng, 1 + i % 4, graph))
+    batch_rate = rate(lambda: batch.step(scores, noise), 30) * 1024
+
+    print("| implementation | client-turns/s | x reference |")
+    print("|---|---:|---:|")
+    print(f"| reference (networkx walk), 1 client | {ref_rate:,.0f} | 1.0 |")
+    print(f"| compiled kernel, batch 1 | {one_rate:,.0f} | {one_rate / ref_rate:.1f} |")
+    print(f"| compiled kernel, batch 1024 | {batch_rate:,.0f} | {batch_rate / ref_rate:.0f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+"""Client profiles: who the simulated client is, and how that shapes their starting state.
+
+A profile names a DMM attachment strategy (22 codes: A1-A8, B0-B5, C1-C8), active defences and
+presenting concerns. They tilt the initial node pathology, the nodes' BQ (resistance) and the
+buckets, and set the TAIE X prior (Type A rigid, Type C porous). `PRESETS` are a handful of named
+clients for reproducible experiments; `sample_profile` draws one from a seed.
+"""
+from __future__ import annotations
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .buckets import BUCKET_INDEX
+from .graph import ClientGraph
+from .params import Params
+from .state import InitialState, sample_initial_state, with_taie
+
+DMM_CODES: tuple[str, ...] = tuple([f"A{i}" for i in range(1, 9)] + [f"B{i}" for i in range(0, 6)]
+                                   + [f"C{i}" for i in range(1, 9)])  # the 22 DMM strategies (App. 25)
+
+# Nodes each DMM family over-uses: Type A inhibits affect, Type C amplifies it (App. 25).
+TYPE_NODES: dict[str, tuple[str, ...]] = {
+    "A": ("intellectualization", "emotional_avoidance", "compulsive_self_reliance", "emotional_numbing",
+          "alexithymia", "false_self_reliance", "compulsive_caregiving"),
+    "B": (),
+    "C": ("emotional_flooding", "abandonment_fear", "proximity_seeking", "rejection_sensitivity",
+          "seduction_as_defense", "emotional_reactivity", "borderline_instability"),
+}
+TYPE_X_PRIOR = {"A": (-8.0, -4.0), "B": (-2.0, 2.0), "C": (4.0, 8.0)}  # TAIE X at reset (spec §5.3)
+STRATEGY_SHIFT = 0.15       # pathology added to the nodes a strategy relies on
+SECURE_RELIEF = -0.05       # a Type B client is a little healthier everywhere
+DEFENSE_SHIFT = 0.15        # pathology added to each named active defence
+DEFENSE_BQ = 1.25           # ... which is also 25 % more resistant to change
+STRATEGY_BQ = 1.15          # the nodes a strategy relies on resist change 15 % more
+CONCERN_SHIFT = 0.10        # pathology added to the nodes of each presenting concern
+CONCERN_BUCKET = 0.10       # and to its reservoir
+HIGHER_NUMBER_BQ = 0.02     # higher DMM numbers are more compulsive/coercive: +2 % BQ per step
+
+#: Presenting concern -> (graph nodes it loads, maladaptive bucket it fills). Relational distress
+#: dominates the corpus's concern weighting (§7), so it leads the list.
+CONCERNS: dict[str, tuple[tuple[str, ...], str]] = {
+    "relational_distress": (("attachment_security", "trust_capacity", "intimacy_tolerance"), "distrust"),
+    "grief": (("grief_access", "despair", "meaning_coherence"), "grief"),
+    "anxiety": (("anxiety_level", "hypervigilance", "catastrophizing"), "fear"),
+    "depression": (("hope", "despair", "sense_of_agency"), "helplessness"),
+    "trauma": (("trauma_narrative_coherence", "intrusive_memories", "dissociation"), "fear"),
+    "shame": (("shame_core", "inner_critic_intensity", "somatic_shame"), "shame"),
+    "anger": (("anger_regulation", "hostility", "emotional_reactivity"), "rage"),
+    "low_self_worth": (("self_worth", "self_compassion", "identity_coherence"), "worthlessness"),
+    "abandonment": (("abandonment_fear", "object_constancy", "rejection_sensitivity"), "abandonment"),
+    "loneliness": (("existential_isolation", "social_withdrawal", "support_seeking"), "abandonment"),
+}
+DEFENSES: tuple[str, ...] = ("intellectualization", "emotional_avoidance", "denial", "projection", "splitting",
+                             "compulsive_caregiving", "compulsive_self_reliance", "protective_part_activity",
+                             "seduction_as_defense")
+
+
+class ClientProfile(BaseModel):
+    """Who the client is: attachment strategy, defences, concerns, and the scene a judge can check."""
+
+    model_config = ConfigDict(frozen=True)
+    name: str = "sampled"
+    attachment: str = Field("B2", description="DMM strategy code")
+    defenses: tuple[str, ...] = ()
+    presenting_concerns: tuple[str, ...] = ("relational_distress",)
+    profile_card: str = ""
+
+    @field_validator("attachment")
+    @classmethod
+    def _known_strategy(cls, v: str) -> str:
+        if v not in DMM_CODES:
+            raise ValueError(f"attachment must be a DMM code (A1-A8, B0-B5, C1-C8), got {v!r}")
+        return v
+
+    @field_validator("defenses")
+    @classmethod
+    def _known_defenses(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [d for d in v if d not in DEFENSES]
+        if unknown:
+            raise ValueError(f"unknown defenses {unknown}; known: {list(DEFENSES)}")
+        return v
+
+    @field_validator("presenting_concerns")
+    @classmethod
+    def _known_concerns(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [c for c in v if c not in CONCERNS]
+        if unknown:
+            raise ValueError(f"unknown presenting concerns {unknown}; known: {list(CONCERNS)}")
+        return v
+
+    @property
+    def family(self) -> str:
+        """A, B or C: the DMM family of the strategy."""
+        return self.attachment[0]
+
+    @property
+    def inhibitory(self) -> bool:
+        """Odd-numbered strategies inhibit (withdraw, false repair); even ones excite (protest) (App. 25)."""
+        return int(self.attachment[1:]) % 2 == 1
+
+    def card(self) -> str:
+        """The profile card a judge and a client read (its own text, or one composed from the fields)."""
+        if self.profile_card:
+            return self.profile_card
+        concerns = ", ".join(c.replace("_", " ") for c in self.presenting_concerns) or "unspecified"
+        defenses = ", ".join(d.replace("_", " ") for d in self.defenses) or "none prominent"
+        return (f"Client ({self.name}). Attachment strategy {self.attachment}. Presenting concerns: {concerns}. "
+                f"Prominent defences: {defenses}. Setting: an online session from home.")
+
+    def initial_state(self, rng: np.random.Generator, stage: int, graph: ClientGraph,
+                      params: Params | None = None) -> InitialState:
+        """Draw this client's starting state at `stage`, tilted by the profile."""
+        index = {n: i for i, n in enumerate(graph.nodes)}
+        n = len(graph.nodes)
+        shift, bq = np.full(n, SECURE_RELIEF if self.family == "B" else 0.0), np.ones(n)
+        number = int(self.attachment[1:])
+        for node in TYPE_NODES[self.family]:
+            shift[index[node]] += STRATEGY_SHIFT
+            bq[index[node]] *= STRATEGY_BQ + HIGHER_NUMBER_BQ * number
+        for node in self.defenses:
+            shift[index[node]] += DEFENSE_SHIFT
+            bq[index[node]] *= DEFENSE_BQ
+        for concern in self.presenting_concerns:
+            for node in CONCERNS[concern][0]:
+                shift[index[node]] += CONCERN_SHIFT
+        state = sample_initial_state(rng, stage, graph, params, pathology_shift=shift, bq_scale=bq)
+        buckets = state.buckets.copy()
+        for concern in self.presenting_concerns:
+            b = BUCKET_INDEX[CONCERNS[concern][1]]
+            buckets[b] = min(1.0, buckets[b] + CONCERN_BUCKET)
+        lo, hi = TYPE_X_PRIOR[self.family]
+        x = rng.uniform(lo, hi)
+        pole = -1.0 if self.family == "A" else 1.0 if self.family == "C" else (1.0 if x >= 0 else -1.0)
+        taie = state.taie.copy()
+        taie[0] = x
+        return with_taie(InitialState(state.stage, state.levels, buckets, state.loa, state.taie, state.x_pole,
+                                      state.tmog, state.bq_scale), taie, pole)
+
+
+PRESETS: dict[str, ClientProfile] = {p.name: p for p in (
+    ClientProfile(name="maya_grief", attachment="B2", presenting_concerns=("grief", "loneliness"),
+                  profile_card="Maya, 41, a nurse whose mother died in the spring. Lives alone with a cat, Miso. "
+                               "Joins the session from her kitchen."),
+    ClientProfile(name="daniel_intellectualizer", attachment="A2", defenses=("intellectualization",),
+                  presenting_concerns=("relational_distress", "low_self_worth"),
+                  profile_card="Daniel, 36, a software architect; his partner Sam says he is 'never really there'. "
+                               "Joins from his office."),
+    ClientProfile(name="lena_preoccupied", attachment="C3", defenses=("splitting",),
+                  presenting_concerns=("abandonment", "anxiety"),
+                  profile_card="Lena, 27, a graduate student; her boyfriend Tom recently went quiet for two days. "
+                               "Joins from her bedroom."),
+    ClientProfile(name="ruth_caregiver", attachment="A3", defenses=("compulsive_caregiving",),
+                  presenting_concerns=("depression", "shame"),
+                  profile_card="Ruth, 58, cares for her husband Alan after his stroke; two adult children. "
+                               "Joins from the car outside the hospital."),
+    ClientProfile(name="jay_trauma", attachment="C5", defenses=("emotional_avoidance", "protective_part_activity"),
+                  presenting_concerns=("trauma", "anger"),
+                  profile_card="Jay, 33, a veteran and line cook; lives with his brother Marcus. "
+                               "Joins from the back room of the restaurant."),
+)}
+
+
+def sample_profile(rng: np.random.Generator) -> ClientProfile:
+    """A random client: any DMM strategy, 0-2 defences, 1-2 concerns (relational distress twice as likely)."""
+    attachment = str(rng.choice(DMM_CODES))
+    defenses = tuple(str(d) for d in rng.choice(DEFENSES, size=int(rng.integers(0, 3)), replace=False))
+    names = list(CONCERNS)
+    weights = np.array([2.0 if c == "relational_distress" else 1.0 for c in names])
+    concerns = tuple(str(c) for c in rng.choice(names, size=int(rng.integers(1, 3)), replace=False,
+                                                p=weights / weights.sum()))
+    return ClientProfile(name="sampled", attachment=attachment, defenses=defenses, presenting_concerns=concerns)
+
+
+def resolve_profile(profile: str | ClientProfile | None, rng: np.random.Generator) -> ClientProfile:
+    """A preset name, a ClientProfile, or None (sample one from `rng`)."""
+    if profile is None:
+        return sample_profile(rng)
+    if isinstance(profile, ClientProfile):
+        return profile
+    if isinstance(profile, str):
+        if profile not in PRESETS:
+            raise ValueError(f"unknown profile preset {profile!r}; presets: {sorted(PRESETS)}")
+        return PRESETS[profile]
+    raise TypeError(f"profile must be a preset name, a ClientProfile or None, got {type(profile).__name__}")

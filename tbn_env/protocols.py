@@ -1,0 +1,111 @@
+"""The Judge and Client protocols every backend implements (rubric/template here, MLX, Anthropic).
+
+A Judge scores one therapist turn on the 12 dimensions of §9.3.7 from the client's last words, the
+therapist's thought and utterance, and the dialogue so far. A Client speaks the next client turn
+from the state the environment exposes. Both are pydantic records so they cross package boundaries
+(tbn_train's MLX backends, corpus's Anthropic backends) unchanged.
+"""
+from __future__ import annotations
+
+from typing import Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .dimensions import JUDGE_DIMENSIONS
+
+Persona = Literal["clinical", "kind", "harsh"]  # neutral rubric; §9.3.9's kind and harsh judges
+
+
+class DialogueTurn(BaseModel):
+    """One exchange already in the history: what the client said, then what the therapist said."""
+
+    model_config = ConfigDict(frozen=True)
+    client: str
+    therapist: str = ""
+    therapist_thought: str = ""
+
+
+class JudgeContext(BaseModel):
+    """Everything a judge sees for one turn (§9.3.7: the triad plus history, stage and phase context)."""
+
+    model_config = ConfigDict(frozen=True)
+    client_utterance: str
+    therapist_thought: str = ""
+    therapist_utterance: str
+    history: tuple[DialogueTurn, ...] = ()
+    stage: int = Field(1, ge=1, le=4)
+    phase: Literal["A", "B", "C", "D"] = "A"
+    stance: str = "rapport_building"
+    guidance: str = ""
+    profile_card: str = ""  # the client's scene and people: what a grounded reply may refer to
+    rupture_pending: bool = False  # the last client turn voiced a rupture that calls for repair
+
+
+class JudgeResult(BaseModel):
+    """12 scores in [0, 10] with per-dimension explanations, as §9.3.7.1 describes."""
+
+    scores: dict[str, float]
+    explanations: dict[str, str] = Field(default_factory=dict)
+    narrative: str = ""
+    critical_moments: list[str] = Field(default_factory=list)
+    recommendations: list[str] = Field(default_factory=list)
+    flags: dict[str, bool] = Field(default_factory=dict)
+    persona: Persona = "clinical"
+
+    @field_validator("scores")
+    @classmethod
+    def _twelve_scores(cls, v: dict[str, float]) -> dict[str, float]:
+        if set(v) != set(JUDGE_DIMENSIONS):
+            raise ValueError(f"scores need exactly the 12 judge dimensions, got {sorted(v)}")
+        bad = {k: x for k, x in v.items() if not 0.0 <= x <= 10.0}
+        if bad:
+            raise ValueError(f"scores must lie in [0, 10]: {bad}")
+        return {d: float(v[d]) for d in JUDGE_DIMENSIONS}
+
+    def vector(self) -> list[float]:
+        return [self.scores[d] for d in JUDGE_DIMENSIONS]
+
+
+@runtime_checkable
+class Judge(Protocol):
+    """Scores therapist turns. `deterministic` is False for sampled model backends."""
+
+    deterministic: bool
+
+    def score(self, context: JudgeContext) -> JudgeResult: ...
+
+
+class ClientView(BaseModel):
+    """What a simulated client is conditioned on (spec §12.6): its profile and its current state."""
+
+    model_config = ConfigDict(frozen=True)
+    profile_card: str
+    attachment: str                       # DMM strategy code, e.g. "A3", "B2", "C5"
+    defenses: tuple[str, ...] = ()
+    presenting_concerns: tuple[str, ...] = ()
+    stage: int = Field(1, ge=1, le=4)
+    phase: Literal["A", "B", "C", "D"] = "A"
+    turn: int = 0
+    session: int = 1
+    dominant_maladaptive: tuple[str, ...] = ()  # top buckets, most elevated first
+    dominant_adaptive: tuple[str, ...] = ()
+    salient_nodes: tuple[str, ...] = ()   # the most pathological graph nodes
+    last_scores: dict[str, float] = Field(default_factory=dict)  # the judge's view of the last therapist turn
+    ruptured: bool = False                # the last therapist turn ruptured the alliance
+
+
+class ClientTurn(BaseModel):
+    """The client's hidden thought (tau^C) and spoken words (U^C); `rupture` if it voices a rupture."""
+
+    thought: str
+    utterance: str
+    rupture: bool = False
+
+
+@runtime_checkable
+class Client(Protocol):
+    """Speaks the simulated client's turns. `deterministic` is False for sampled model backends."""
+
+    deterministic: bool
+
+    def respond(self, view: ClientView, history: tuple[DialogueTurn, ...], rng) -> ClientTurn: ...
