@@ -15,3 +15,17 @@ from .state import InitialState, sample_initial_state
 __all__ = ["JUDGE_DIMENSIONS", "EDGE_TYPES", "PHASES", "STAGES", "ClientGraph", "BatchKernel", "CompiledGraph",
            "Params", "ReferenceCore", "RewardBreakdown", "SessionCore", "TurnResult", "InitialState",
            "sample_initial_state"]
+
+from gymnasium.envs.registration import register, registry
+
+
+def _register() -> None:
+    """Register Therapy-v0 and its action-mode variants (idempotent, so re-imports are harmless)."""
+    variants = {"Therapy-v0": "text", "Therapy-Scores-v0": "scores", "Therapy-Interventions-v0": "intervention"}
+    for env_id, mode in variants.items():
+        if env_id not in registry:
+            register(id=env_id, entry_point="tbn_env.env:TherapyEnv",
+                     vector_entry_point="tbn_env.vector:TherapyVectorEnv", kwargs={"action_mode": mode})
+
+
+_register()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from functools import cached_property
 from importlib import resources
 from typing import Any
 
@@ -207,6 +208,28 @@ class ClientGraph:
     def default(cls, params: Params | None = None) -> "ClientGraph":
         """The packaged 142-node graph with every node at mid pathology (0.5)."""
         return cls(build_digraph(params=params), params)
+
+    @cached_property
+    def node_table(self) -> dict[str, np.ndarray]:
+        """Per-node constants as arrays in node order: improvement sign, bipolar mask, pole side, TAIE loadings."""
+        a = [self.graph.nodes[n] for n in self.nodes]
+        return {"sign": np.array([improvement_sign(x["direction"]) for x in a]),
+                "bipolar": np.array([x["direction"] == "bipolar" for x in a]),
+                "increase": np.array([x["direction"] == "increase" for x in a]),
+                "pole": np.array([1.0 if x["pole"] == "high" else -1.0 for x in a]),
+                "taie": np.array([x["taie"] for x in a])}
+
+    def levels_from_pathology(self, p: np.ndarray) -> np.ndarray:
+        """Vectorised `level_from_pathology` over all nodes (bipolar nodes on their pathological side)."""
+        t = self.node_table
+        return np.where(t["bipolar"], BIPOLAR_CENTRE + t["pole"] * BIPOLAR_CENTRE * p,
+                        np.where(t["increase"], LEVEL_MAX * (1.0 - p), LEVEL_MAX * p))
+
+    def pathologies(self, levels: np.ndarray) -> np.ndarray:
+        """Vectorised `pathology` over all nodes."""
+        t = self.node_table
+        return np.where(t["bipolar"], np.abs(levels - BIPOLAR_CENTRE) / BIPOLAR_CENTRE,
+                        np.where(t["increase"], (LEVEL_MAX - levels) / LEVEL_MAX, levels / LEVEL_MAX))
 
     # -- reading the state --
     def levels(self) -> np.ndarray:

@@ -85,23 +85,32 @@ CATALOGUE: tuple[Intervention, ...] = (
 NAMES: tuple[str, ...] = tuple(i.name for i in CATALOGUE)
 
 
-def fit(intervention: Intervention, stage: int, phase: int, rupture: bool, overwhelmed: bool) -> float:
-    """How well the move fits this moment, in [-1, 1]."""
-    q = intervention.fit[stage - 1][phase]
-    if rupture:
-        q += RUPTURE_REPAIR_BONUS if intervention.kind == "repair" else RUPTURE_OTHER_PENALTY
-    if overwhelmed:
-        q += {"regulate": OVERWHELM_REGULATE_BONUS, "deepen": OVERWHELM_DEEPEN_PENALTY}.get(intervention.kind, 0.0)
-    return float(np.clip(q, -1.0, 1.0))
+# The catalogue as arrays, for the batched response model.
+FIT = np.array([i.fit for i in CATALOGUE])                                                    # [n, 4, 4]
+EXPRESSES = np.array([[d in i.expresses for d in JUDGE_DIMENSIONS] for i in CATALOGUE])      # [n, 12]
+RISKS = np.array([[d in i.risks for d in JUDGE_DIMENSIONS] for i in CATALOGUE])              # [n, 12]
+RUPTURE_SHIFT = np.array([RUPTURE_REPAIR_BONUS if i.kind == "repair" else RUPTURE_OTHER_PENALTY
+                          for i in CATALOGUE])
+OVERWHELM_SHIFT = np.array([{"regulate": OVERWHELM_REGULATE_BONUS, "deepen": OVERWHELM_DEEPEN_PENALTY}
+                            .get(i.kind, 0.0) for i in CATALOGUE])
 
 
-def response_scores(index: int, stage: int, phase: int, rupture: bool, fear: float) -> np.ndarray:
-    """The 12 judge scores an intervention earns at this moment (deterministic)."""
-    if not 0 <= index < len(CATALOGUE):
+def fit(index: np.ndarray, stage: np.ndarray, phase: np.ndarray, rupture: np.ndarray,
+        overwhelmed: np.ndarray) -> np.ndarray:
+    """How well each move fits its client's moment, in [-1, 1] (arrays over a batch)."""
+    q = FIT[index, stage - 1, phase] + rupture * RUPTURE_SHIFT[index] + overwhelmed * OVERWHELM_SHIFT[index]
+    return np.clip(q, -1.0, 1.0)
+
+
+def response_scores(index, stage, phase, rupture, fear) -> np.ndarray:
+    """The 12 judge scores each intervention earns at its client's moment (deterministic).
+
+    Arguments are scalars or equal-length arrays; the result is [12] or [batch, 12].
+    """
+    index = np.asarray(index)
+    if (index < 0).any() or (index >= len(CATALOGUE)).any():
         raise ValueError(f"intervention index must be in [0, {len(CATALOGUE)}), got {index}")
-    move = CATALOGUE[index]
-    q = fit(move, stage, phase, rupture, fear >= OVERWHELM_FEAR)
-    scores = np.full(len(JUDGE_DIMENSIONS), NEUTRAL + SPILL_GAIN * q)
-    main = move.expresses if q >= 0 else move.risks
-    scores[[DIM_INDEX[d] for d in main]] = NEUTRAL + MAIN_GAIN * q
-    return np.clip(scores, 0.0, 10.0)
+    q = fit(index, np.asarray(stage), np.asarray(phase), np.asarray(rupture),
+            np.asarray(fear) >= OVERWHELM_FEAR)[..., None]
+    main = np.where(q >= 0, EXPRESSES[index], RISKS[index])
+    return np.clip(NEUTRAL + np.where(main, MAIN_GAIN, SPILL_GAIN) * q, 0.0, 10.0)

@@ -55,15 +55,18 @@ class SessionCore:
                  graph: ClientGraph | None = None, compiled: CompiledGraph | None = None) -> None:
         self.params = params or Params()
         self.kernel = BatchKernel(1, self.params, graph, compiled)
-        self.kernel.load(0, init)
-        self.rng = np.random.default_rng(seed)
         self.cg = self.kernel.cg
         self._defense = np.array([self.kernel.graph.graph.nodes[n]["domain"] == DEFENSE_DOMAIN
                                   for n in self.cg.nodes])
         self._node = {n: i for i, n in enumerate(self.cg.nodes)}
         self.stance = StanceDetector(self.params)
+        self.restart(init, seed)
+
+    def restart(self, init: InitialState, seed: int | None = None) -> None:
+        """Begin treatment with a new client, reusing the compiled tables (an env reset)."""
+        self.kernel.load(0, init)
+        self.rng = np.random.default_rng(seed)
         self.session = 1
-        self.turn_in_session = 0
         self.total_turns = 0
         self._start_of_session()
 

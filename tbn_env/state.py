@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .buckets import ADAPTIVE, MALADAPTIVE
-from .graph import LEVEL_MAX, LEVEL_MIN, ClientGraph, level_from_pathology, pathology
+from .graph import LEVEL_MAX, LEVEL_MIN, ClientGraph
 from .loa import LOA_DIMENSIONS, LOA_MAX, LOA_MIN
 from .params import Params
 from .taie import AXIS_MAX, AXIS_MIN
@@ -58,9 +58,8 @@ class InitialState:
 
 def taie_from_levels(graph: ClientGraph, levels: np.ndarray) -> np.ndarray:
     """Axis positions implied by node pathology and TAIE loadings (x: signed by pole; y, z: health)."""
-    g = graph.graph
-    p = np.array([pathology(v, g.nodes[n]["direction"]) for n, v in zip(graph.nodes, levels)])
-    load = np.array([g.nodes[n]["taie"] for n in graph.nodes])
+    p = graph.pathologies(levels)
+    load = graph.node_table["taie"]
     x = 10.0 * (load[:, 0] @ p) / np.abs(load[:, 0]).sum()
     y = 10.0 * (np.abs(load[:, 1]) @ (1.0 - 2.0 * p)) / np.abs(load[:, 1]).sum()
     z = 10.0 * (np.abs(load[:, 2]) @ (1.0 - 2.0 * p)) / np.abs(load[:, 2]).sum()
@@ -80,13 +79,12 @@ def sample_initial_state(rng: np.random.Generator, stage: int, graph: ClientGrap
     params = params or Params()
     if stage not in (1, 2, 3, 4):
         raise ValueError(f"stage must be 1-4, got {stage!r}")
-    g, n = graph.graph, len(graph.nodes)
+    n = len(graph.nodes)
     lo, hi = params.init_pathology[stage - 1]
     p = rng.uniform(lo, hi, size=n)
     if pathology_shift is not None:
         p = np.clip(p + pathology_shift, 0.0, 1.0)
-    levels = np.array([level_from_pathology(pi, g.nodes[nm]["direction"], g.nodes[nm]["pole"])
-                       for pi, nm in zip(p, graph.nodes)])
+    levels = graph.levels_from_pathology(p)
     jitter = params.init_bucket_jitter
     buckets = np.concatenate([
         params.init_maladaptive[stage - 1] + rng.uniform(-jitter, jitter, len(MALADAPTIVE)),

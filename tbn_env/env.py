@@ -1,0 +1,330 @@
+"""Therapy-v0: the Teaching-by-Negation therapy MDP as a Gymnasium environment (§9.3)."""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from .buckets import BUCKET_INDEX, BUCKETS, MALADAPTIVE
+from .dimensions import JUDGE_DIMENSIONS, as_score_vector
+from .graph import ClientGraph
+from .interventions import CATALOGUE, NAMES, response_scores
+from .kernel import CompiledGraph
+from .params import Params
+from .profiles import ClientProfile, resolve_profile
+from .protocols import Client, ClientView, DialogueTurn, Judge, JudgeContext, JudgeResult
+from .session import SessionCore, TurnResult
+from .spaces import MAX_ACTION_CHARS, observation_space, observe, text_space
+
+ACTION_MODES = ("text", "scores", "intervention")
+OBSERVATION_MODES = ("tmog", "full")
+EPISODES = ("session", "treatment")
+HISTORY_TURNS = 12      # dialogue turns a judge or client sees (spec §18: the last 12 verbatim)
+SALIENT_NODES = 8       # most pathological nodes named to the client (spec §12.6)
+DOMINANT_BUCKETS = 3    # top maladaptive and adaptive reservoirs named to the client (spec §12.6)
+
+
+@lru_cache(maxsize=8)
+def _graph(params: Params) -> tuple[ClientGraph, CompiledGraph]:
+    """The ClientGraph and its compiled form, built once per Params and shared by every env."""
+    graph = ClientGraph.default(params)
+    return graph, CompiledGraph(graph)
+
+
+class TherapyEnv(gym.Env):
+    """A simulated psychotherapy client whose inner state responds to the therapist's turns.
+
+    ## Description
+    Each episode is a therapy session (or a whole treatment) with one simulated client, after the
+    Teaching-by-Negation environment of §9.3. The client's state is a 142-node ClientGraph, 8+8
+    affective buckets, 7 Levels of Adaptation, 3 TAIE axes, an in-session phase (A Defended, B Opening,
+    C Core Access, D Integration) and a treatment stage (1 Foundation ... 4 Termination). Every
+    therapist turn is scored on 12 judge dimensions, and those scores drive the dynamics (§9.3.14.2).
+
+    ## Action Space
+    By `action_mode`:
+    - `"text"` (Therapy-v0): the therapist's turn as a string, `Text(4096)`. An optional hidden
+      thought goes first in `<think>...</think>`; the rest is what is said. A dict
+      `{"thought": str, "utterance": str}` is accepted too. A Judge (default: the offline rubric
+      judge) scores it.
+    - `"scores"` (Therapy-Scores-v0): the 12 judge scores themselves, `Box(0, 10, (12,))`, in the
+      order of `tbn_env.JUDGE_DIMENSIONS`.
+    - `"intervention"` (Therapy-Interventions-v0): `Discrete(13)` over `tbn_env.interventions.NAMES`
+      (validation, reflection, grounding, interpretation, rupture repair, boundary setting,
+      psychoeducation, somatic tracking, attentive silence, challenge, meaning-making, tender
+      witnessing, reviewing the journey). A deterministic response model scores each move by how well
+      it fits the stage, the phase, a pending rupture and the client's fear.
+
+    ## Observation Space
+    A `Dict`. With `observation_mode="tmog"` (default) it holds what a therapist could know:
+
+    | key | meaning | min | max |
+    |---|---|---|---|
+    | tmog | the therapist's model of the 142 node levels (TMoG, §9.3.14.1) | 0 | 10 |
+    | buckets | the 16 affective reservoirs, maladaptive then adaptive (§9.3.2) | 0 | 1 |
+    | phase | in-session phase A-D as 0-3 (§9.3.5.1) | 0 | 3 |
+    | stage | treatment stage 1-4 as 0-3 (§9.3.5.3) | 0 | 3 |
+    | stance | rapport_building, personhood_assemblage, intervention (§9.3.8) | 0 | 2 |
+    | rupture | the last turn ruptured the alliance | 0 | 1 |
+    | turn | therapist turns so far this session | 0 | max_turns |
+    | session | session number in the episode | 0 | max_sessions + 1 |
+
+    `"full"` adds the privileged truth: `levels` (142), `loa` (7, -10..10), `taie` (x, y, z in
+    -10..10 and the transformation score in 0..1) and `readings` (coiling, alliance, TMoG accuracy).
+    Text mode adds `client_utterance`.
+
+    ## Rewards
+    The stage-weighted composite of the 12 scores, plus the stage's modifiers, phase transitions
+    (+20 / -30), stage transitions (+100 / -150, on a session's last turn) and the TAIE signal
+    (§9.3.6). `info["reward_breakdown"]` holds each term and `total == reward`.
+
+    ## Starting State
+    A client from `profile` (a preset name, a `ClientProfile`, or None to sample one from the seed)
+    entering treatment at `start_stage`, in phase A of session 1.
+
+    ## Episode End
+    `episode="session"`: terminated after `max_turns` turns, when the session ends.
+    `episode="treatment"`: sessions follow one another (buckets decay between them, stages move);
+    terminated when a stage-4 session reaches integration (phase D), truncated after `max_sessions`.
+
+    ## Arguments
+    `action_mode`, `observation_mode`, `episode`, `max_turns=20`, `max_sessions=16`, `judge`,
+    `client`, `profile`, `start_stage=1`, `render_mode` ("ansi" or "rgb_array"), `params`.
+
+    ## Vectorized environment
+    `gym.make_vec("Therapy-Scores-v0", num_envs=8, vectorization_mode="vector_entry_point")` steps all
+    clients in one numpy call of the batch kernel (numeric action modes).
+
+    >>> import gymnasium as gym, tbn_env
+    >>> env = gym.make("Therapy-Scores-v0")
+    >>> obs, info = env.reset(seed=0)
+    >>> obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+    >>> info["reward_breakdown"]["total"] == reward
+    True
+    """
+
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+
+    def __init__(self, action_mode: str = "text", observation_mode: str = "tmog", episode: str = "session",
+                 max_turns: int = 20, max_sessions: int = 16, judge: Judge | None = None,
+                 client: Client | None = None, profile: str | ClientProfile | None = None, start_stage: int = 1,
+                 render_mode: str | None = None, params: Params | None = None) -> None:
+        for name, value, allowed in (("action_mode", action_mode, ACTION_MODES),
+                                     ("observation_mode", observation_mode, OBSERVATION_MODES),
+                                     ("episode", episode, EPISODES)):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        for name, value, lo in (("max_turns", max_turns, 1), ("max_sessions", max_sessions, 1)):
+            if not isinstance(value, (int, np.integer)) or value < lo:
+                raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
+        if start_stage not in (1, 2, 3, 4):
+            raise ValueError(f"start_stage must be 1-4, got {start_stage!r}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+        if profile is not None and not isinstance(profile, (str, ClientProfile)):
+            raise TypeError(f"profile must be a preset name, a ClientProfile or None, got {type(profile).__name__}")
+        self.action_mode, self.observation_mode, self.episode = action_mode, observation_mode, episode
+        self.max_turns, self.max_sessions, self.start_stage = int(max_turns), int(max_sessions), start_stage
+        self.profile_spec, self.render_mode = profile, render_mode
+        self.params = params or Params()
+        self.graph, self.compiled = _graph(self.params)
+        text = action_mode == "text"
+        if text:
+            from .rubric_judge import RubricJudge
+            from .template_client import TemplateClient
+            judge, client = judge or RubricJudge(), client or TemplateClient()
+        for name, obj, proto in (("judge", judge, Judge), ("client", client, Client)):
+            if obj is not None and not isinstance(obj, proto):
+                raise TypeError(f"{name} must implement the tbn_env {proto.__name__} protocol")
+        self.judge, self.client = judge, client
+        #: False when a sampled model scores or speaks: same seed, different trajectory.
+        self.deterministic = all(getattr(x, "deterministic", True) for x in (judge, client))
+        self.action_space = {"text": text_space(MAX_ACTION_CHARS),
+                             "scores": spaces.Box(0.0, 10.0, (len(JUDGE_DIMENSIONS),), np.float32),
+                             "intervention": spaces.Discrete(len(CATALOGUE))}[action_mode]
+        self.observation_space = observation_space(observation_mode, text, self.max_turns, self.max_sessions)
+        self.core: SessionCore | None = None
+
+    # ------------------------------------------------------------------ reset
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Draw a client (options may override `profile` and `start_stage`) and open session 1."""
+        super().reset(seed=seed)
+        options = options or {}
+        stage = options.get("start_stage", self.start_stage)
+        if stage not in (1, 2, 3, 4):
+            raise ValueError(f"start_stage must be 1-4, got {stage!r}")
+        self.profile = resolve_profile(options.get("profile", self.profile_spec), self.np_random)
+        init = self.profile.initial_state(self.np_random, stage, self.graph, self.params)
+        seed = int(self.np_random.integers(2**63))
+        if self.core is None:
+            self.core = SessionCore(init, self.params, seed=seed, graph=self.graph, compiled=self.compiled)
+        else:
+            self.core.restart(init, seed)
+        self.session_index = 1
+        self.rupture = False
+        self.done = False
+        self.history: list[DialogueTurn] = []
+        self.trace: list[dict[str, float]] = []
+        self.last: TurnResult | None = None
+        self.last_judge: JudgeResult | None = None
+        self.client_words = self._client_speaks() if self.action_mode == "text" else None
+        return self._observation(), self._info()
+
+    # ------------------------------------------------------------------ step
+    def step(self, action):
+        """One therapist turn; raises before any state change if the action is invalid."""
+        if self.core is None or self.done:
+            raise RuntimeError("call reset() before step(), and again after an episode ends")
+        scores, thought, utterance = self._scores_for(action)
+        core = self.core
+        session_end = core.turn_in_session + 1 >= self.max_turns
+        client_rupture = bool(self.client_words and self.client_words.rupture)
+        result = core.turn(scores, session_end=session_end, rupture=client_rupture)
+        self.last = result
+        self.rupture = any(e["type"] == "rupture" for e in result.events)
+        self._record(result)
+        terminated = truncated = False
+        if session_end:
+            if self.episode == "session" or result.treatment_complete:
+                terminated = True
+            elif self.session_index >= self.max_sessions:
+                truncated = True
+            else:
+                self.session_index += 1
+                self.rupture = False
+        self.done = terminated or truncated
+        if self.action_mode == "text":
+            self.history.append(DialogueTurn(client=self.client_words.utterance, therapist=utterance,
+                                             therapist_thought=thought))
+            if session_end:
+                self.history.clear()
+            if not self.done:
+                self.client_words = self._client_speaks()
+        info = self._info(result)
+        if self.render_mode == "ansi":
+            info["render"] = self.render()
+        return self._observation(), float(result.reward.total), terminated, truncated, info
+
+    def _scores_for(self, action) -> tuple[np.ndarray, str, str]:
+        """The 12 scores for this action by action mode, with the therapist's thought and words."""
+        if self.action_mode == "scores":
+            if isinstance(action, (str, bytes, dict)):
+                raise TypeError(f"a scores action is 12 numbers, got {type(action).__name__}")
+            return as_score_vector(action), "", ""
+        if self.action_mode == "intervention":
+            if isinstance(action, (bool, np.bool_)) or not isinstance(action, (int, np.integer)) and not (
+                    isinstance(action, np.ndarray) and action.shape == () and np.issubdtype(action.dtype, np.integer)):
+                raise TypeError(f"an intervention action is an integer index, got {action!r}")
+            index = int(action)
+            if not 0 <= index < len(CATALOGUE):
+                raise ValueError(f"intervention index must be in [0, {len(CATALOGUE)}), got {index}")
+            fear = self.core.kernel.buckets[0, BUCKET_INDEX["fear"]]
+            stage, phase = self.core.stage, int(self.core.kernel.phase[0])
+            return response_scores(index, stage, phase, self.rupture, fear), "", NAMES[index]
+        thought, utterance = self._parse_text(action)
+        ctx = JudgeContext(client_utterance=self.client_words.utterance, therapist_thought=thought,
+                           therapist_utterance=utterance, history=tuple(self.history[-HISTORY_TURNS:]),
+                           stage=self.core.stage, phase=self.core.phase, stance=self.core.stance.name,
+                           guidance=self.core.guidance, profile_card=self.profile.card(),
+                           rupture_pending=self.rupture or self.client_words.rupture)
+        self.last_judge = self.judge.score(ctx)
+        return as_score_vector(self.last_judge.scores), thought, utterance
+
+    def _parse_text(self, action) -> tuple[str, str]:
+        from .turn_format import parse_therapist_turn
+        if isinstance(action, dict):
+            unknown = set(action) - {"thought", "utterance"}
+            if unknown or "utterance" not in action:
+                raise ValueError(f"a dict action needs 'utterance' (and optionally 'thought'); got keys {sorted(action)}")
+            thought, utterance = action.get("thought", ""), action["utterance"]
+            if not isinstance(thought, str) or not isinstance(utterance, str):
+                raise TypeError("thought and utterance must be strings")
+        elif isinstance(action, str):
+            turn = parse_therapist_turn(action)
+            thought, utterance = turn.thought, turn.utterance
+        else:
+            raise TypeError(f"a text action is a string or a {{'thought', 'utterance'}} dict, "
+                            f"got {type(action).__name__}")
+        if not utterance.strip():
+            raise ValueError("the therapist's utterance is empty")
+        if len(thought) + len(utterance) > MAX_ACTION_CHARS:
+            raise ValueError(f"a therapist turn is limited to {MAX_ACTION_CHARS} characters")
+        return thought, utterance
+
+    # ------------------------------------------------------------------ the client
+    def _client_speaks(self):
+        """The client's next words, conditioned on the state after the therapist's turn (spec §12.2)."""
+        core, k = self.core, self.core.kernel
+        buckets = k.buckets[0]
+        mal = np.argsort(-buckets[:len(MALADAPTIVE)], kind="stable")[:DOMINANT_BUCKETS]
+        ada = len(MALADAPTIVE) + np.argsort(-buckets[len(MALADAPTIVE):], kind="stable")[:DOMINANT_BUCKETS]
+        worst = np.argsort(-self.compiled.pathology(k.levels)[0], kind="stable")[:SALIENT_NODES]
+        view = ClientView(
+            profile_card=self.profile.card(), attachment=self.profile.attachment, defenses=self.profile.defenses,
+            presenting_concerns=self.profile.presenting_concerns, stage=core.stage, phase=core.phase,
+            turn=core.turn_in_session, session=self.session_index,
+            dominant_maladaptive=tuple(BUCKETS[i] for i in mal), dominant_adaptive=tuple(BUCKETS[i] for i in ada),
+            salient_nodes=tuple(self.compiled.nodes[i] for i in worst),
+            last_scores=self.last_judge.scores if self.last_judge and core.turn_in_session else {},
+            ruptured=self.rupture)
+        return self.client.respond(view, tuple(self.history[-HISTORY_TURNS:]), self.np_random)
+
+    # ------------------------------------------------------------------ observation, info, render
+    def _observation(self) -> dict:
+        utterance = self.client_words.utterance if self.client_words is not None else None
+        return observe(self.core, self.observation_mode, self.rupture, self.session_index, utterance)
+
+    def _info(self, result: TurnResult | None = None) -> dict[str, Any]:
+        core = self.core
+        info: dict[str, Any] = {
+            "phase": core.phase, "stage": core.stage, "stance": core.stance.name, "guidance": core.guidance,
+            "coiling": core.coiling(), "alliance": core.alliance(), "attunement": core.attunement(),
+            "taie": core.taie(), "session": self.session_index, "turn": core.turn_in_session,
+            "profile": self.profile.name,
+        }
+        if result is None:
+            info.update(scores=None, events=[], reward_breakdown=None)
+        else:
+            info.update(scores=result.scores, events=result.events, reward_breakdown=result.reward.as_dict())
+            if result.session_end:
+                info["session_summary"] = result.session_summary
+                info["treatment_complete"] = result.treatment_complete
+        if self.client_words is not None:
+            info["client_thought"] = self.client_words.thought
+        if self.last_judge is not None and result is not None:
+            info["judge"] = self.last_judge.model_dump()
+        return info
+
+    def _record(self, r: TurnResult) -> None:
+        k = self.core.kernel
+        self.trace.append({"maladaptive": float(k.buckets[0, :len(MALADAPTIVE)].mean()),
+                           "adaptive": float(k.buckets[0, len(MALADAPTIVE):].mean()),
+                           "coiling": r.coiling, "phase": "ABCD".index(r.phase), "stage": r.stage,
+                           "reward": r.reward.total, "session": self.session_index})
+
+    def render(self):
+        """"ansi": a readable summary of the last turn; "rgb_array": a plot of the session so far."""
+        if self.render_mode is None or self.core is None:
+            return None
+        if self.render_mode == "rgb_array":
+            from .render import plot_trace
+            return plot_trace(self.trace)
+        core, r = self.core, self.last
+        head = (f"session {self.session_index} turn {core.turn_in_session}/{self.max_turns} | stage {core.stage} "
+                f"phase {core.phase} | stance {core.stance.name} | coiling {core.coiling():.3f} "
+                f"alliance {core.alliance():.2f} attunement {core.attunement():.2f}")
+        lines = [head]
+        if r is not None:
+            b = r.reward
+            lines.append(f"reward {b.total:+.2f} = composite {b.composite:.2f} + modifiers {b.modifiers:+.2f} "
+                         f"+ phase {b.phase_transition:+.0f} + stage {b.stage_transition:+.0f} + taie {b.taie:+.2f}")
+            lines.append("scores " + " ".join(f"{d[:4]}={v:.1f}" for d, v in r.scores.items()))
+            lines.extend(f"event: {e}" for e in r.events)
+        if self.history:
+            lines.append(f"therapist: {self.history[-1].therapist}")
+        if self.client_words is not None:
+            lines.append(f"client: {self.client_words.utterance}")
+        return "\n".join(lines)

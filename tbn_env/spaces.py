@@ -1,0 +1,93 @@
+"""Gymnasium spaces of Therapy-v0 and the observations that fill them.
+
+Numeric observations are Dicts of Box and Discrete, which stable-baselines3 accepts as they are
+(`MultiInputPolicy`) or after `FlattenObservation`. Text uses a charset that admits ordinary
+punctuation and whitespace, since gymnasium's `Text` space defaults to alphanumerics only.
+"""
+from __future__ import annotations
+
+import string
+
+import numpy as np
+from gymnasium import spaces
+
+from .buckets import BUCKETS
+from .graph import NODE_COUNT
+from .loa import LOA_DIMENSIONS
+from .session import SessionCore
+from .stance import STANCES
+
+TEXT_CHARSET = frozenset(string.ascii_letters + string.digits + string.punctuation + " \n\t"
+                         + "’‘“”—–…éèêàâçïîôöüñáíóú")  # curly quotes, dashes, ellipsis, common accents
+MAX_ACTION_CHARS = 4096     # a therapist turn with its thought: generous for 512 generated tokens
+MAX_UTTERANCE_CHARS = 2048  # the client's words as observed
+
+
+class _CharsetFold(dict):
+    """str.translate table: characters outside TEXT_CHARSET become '?'; filled as characters are seen."""
+
+    def __missing__(self, codepoint: int) -> str:
+        ch = chr(codepoint)
+        self[codepoint] = ch if ch in TEXT_CHARSET else "?"
+        return self[codepoint]
+
+
+_FOLD = _CharsetFold()
+
+
+def text_space(max_length: int) -> spaces.Text:
+    return spaces.Text(max_length=max_length, min_length=0, charset=TEXT_CHARSET)
+
+
+def to_charset(text: str, max_length: int = MAX_UTTERANCE_CHARS) -> str:
+    """Fit text into the observation's Text space: unknown characters become '?', length is capped."""
+    return text[:max_length].translate(_FOLD)
+
+
+def observation_space(mode: str, text: bool, max_turns: int, max_sessions: int) -> spaces.Dict:
+    """"tmog": what a therapist could know; "full": the true state as well (privileged)."""
+    box = lambda lo, hi, n: spaces.Box(lo, hi, (n,), np.float32)  # noqa: E731
+    fields: dict[str, spaces.Space] = {
+        "tmog": box(0.0, 10.0, NODE_COUNT),
+        "buckets": box(0.0, 1.0, len(BUCKETS)),
+        "phase": spaces.Discrete(4),
+        "stage": spaces.Discrete(4),
+        "stance": spaces.Discrete(len(STANCES)),
+        "rupture": spaces.Discrete(2),
+        "turn": spaces.Discrete(max_turns + 1),
+        "session": spaces.Discrete(max_sessions + 2),
+    }
+    if mode == "full":
+        fields.update({
+            "levels": box(0.0, 10.0, NODE_COUNT),
+            "loa": box(-10.0, 10.0, len(LOA_DIMENSIONS)),
+            "taie": spaces.Box(np.array([-10, -10, -10, 0], np.float32), np.array([10, 10, 10, 1], np.float32),
+                               dtype=np.float32),
+            "readings": box(0.0, 1.0, 3),  # coiling, alliance, TMoG accuracy
+        })
+    if text:
+        fields["client_utterance"] = text_space(MAX_UTTERANCE_CHARS)
+    return spaces.Dict(fields)
+
+
+def observe(core: SessionCore, mode: str, rupture: bool, session_index: int, utterance: str | None) -> dict:
+    """Build one observation from the session core."""
+    k = core.kernel
+    obs = {
+        "tmog": k.tmog[0].astype(np.float32),
+        "buckets": k.buckets[0].astype(np.float32),
+        "phase": int(k.phase[0]),
+        "stage": int(k.stage[0]) - 1,
+        "stance": core.stance.stance,
+        "rupture": int(rupture),
+        "turn": core.turn_in_session,
+        "session": session_index,
+    }
+    if mode == "full":
+        obs["levels"] = k.levels[0].astype(np.float32)
+        obs["loa"] = k.loa[0].astype(np.float32)
+        obs["taie"] = np.append(k.taie[0], k.transformation[0]).astype(np.float32)
+        obs["readings"] = np.array([core.coiling(), core.alliance(), core.attunement()], np.float32)
+    if utterance is not None:
+        obs["client_utterance"] = to_charset(utterance)
+    return obs
