@@ -1,0 +1,131 @@
+"""Therapy-v0 through Gymnasium: registration, checkers, spaces, info contract, episodes (issue 3)."""
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import tbn_env  # noqa: F401  (registers the ids)
+from tbn_env.profiles import PRESETS, ClientProfile
+
+NUMERIC_IDS = ("Therapy-Scores-v0", "Therapy-Interventions-v0")
+INFO_KEYS = {"scores", "phase", "stage", "stance", "guidance", "coiling", "alliance", "attunement", "taie",
+             "events", "reward_breakdown"}
+BREAKDOWN_KEYS = {"composite", "modifiers", "phase_transition", "stage_transition", "taie", "total"}
+
+
+@pytest.mark.parametrize("env_id", NUMERIC_IDS)
+@pytest.mark.parametrize("observation_mode", ["tmog", "full"])
+@pytest.mark.parametrize("episode", ["session", "treatment"])
+def test_gymnasium_checker_passes(env_id, observation_mode, episode):
+    env = gym.make(env_id, observation_mode=observation_mode, episode=episode, max_turns=4, max_sessions=2)
+    check_env(env.unwrapped, skip_render_check=True)
+
+
+@pytest.mark.parametrize("env_id", NUMERIC_IDS)
+@pytest.mark.parametrize("observation_mode", ["tmog", "full"])
+def test_stable_baselines3_checker_passes(env_id, observation_mode):
+    sb3 = pytest.importorskip("stable_baselines3.common.env_checker")
+    sb3.check_env(gym.make(env_id, observation_mode=observation_mode, max_turns=4).unwrapped, warn=False)
+
+
+def test_registered_both_ways_and_through_make_vec():
+    assert gym.make("tbn_env:Therapy-Scores-v0").unwrapped.action_mode == "scores"
+    assert gym.make("Therapy-Interventions-v0").unwrapped.action_mode == "intervention"
+    for mode in ("sync", "vector_entry_point"):
+        envs = gym.make_vec("Therapy-Scores-v0", num_envs=3, vectorization_mode=mode, max_turns=3)
+        obs, _ = envs.reset(seed=1)
+        assert obs["tmog"].shape == (3, 142)
+        _, reward, *_ = envs.step(envs.action_space.sample())
+        assert reward.shape == (3,)
+
+
+@pytest.mark.parametrize("env_id", NUMERIC_IDS)
+def test_info_contract_and_reward_breakdown(env_id):
+    env = gym.make(env_id, max_turns=6)
+    _, info = env.reset(seed=3)
+    assert INFO_KEYS <= set(info)
+    for _ in range(6):
+        _, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        assert INFO_KEYS <= set(info) and BREAKDOWN_KEYS <= set(info["reward_breakdown"])
+        assert info["reward_breakdown"]["total"] == pytest.approx(reward)
+        assert set(info["taie"]) == {"x", "y", "z", "transformation", "direction"}
+        assert set(info["scores"]) == set(tbn_env.JUDGE_DIMENSIONS)
+    assert terminated and not truncated
+    summary = info["session_summary"]
+    assert summary["turns"] == 6 and "worst_misread" in summary
+
+
+def test_treatment_episode_chains_sessions_and_truncates():
+    env = gym.make("Therapy-Scores-v0", episode="treatment", max_turns=3, max_sessions=4)
+    env.reset(seed=0)
+    sessions = set()
+    for step in range(12):
+        obs, _, terminated, truncated, info = env.step(np.full(12, 2.0, np.float32))
+        sessions.add(info["session"])
+        if step < 11:
+            assert not (terminated or truncated)
+    assert truncated and not terminated and sessions == {1, 2, 3, 4}
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(np.full(12, 5.0, np.float32))
+
+
+def test_start_stage_and_profiles():
+    env = gym.make("Therapy-Scores-v0", start_stage=3, profile="daniel_intellectualizer")
+    obs, info = env.reset(seed=0)
+    assert obs["stage"] == 2 and info["stage"] == 3 and info["profile"] == "daniel_intellectualizer"
+    assert info["taie"]["x"] < -3  # DMM Type A starts rigid
+    _, info = env.reset(seed=0, options={"profile": PRESETS["lena_preoccupied"], "start_stage": 1})
+    assert info["stage"] == 1 and info["taie"]["x"] > 3  # Type C starts porous
+    custom = ClientProfile(name="x", attachment="B0", presenting_concerns=("grief",))
+    assert gym.make("Therapy-Scores-v0", profile=custom).reset(seed=1)[1]["profile"] == "x"
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"action_mode": "talk"}, ValueError, "action_mode"),
+    ({"observation_mode": "x"}, ValueError, "observation_mode"),
+    ({"episode": "course"}, ValueError, "episode"),
+    ({"max_turns": 0}, ValueError, "max_turns"),
+    ({"start_stage": 5}, ValueError, "start_stage"),
+    ({"render_mode": "human"}, ValueError, "render_mode"),
+    ({"profile": 3}, TypeError, "profile"),
+])
+def test_bad_kwargs_are_named(kwargs, error, match):
+    from tbn_env.env import TherapyEnv
+    with pytest.raises(error, match=match):
+        TherapyEnv(**{"action_mode": "scores", **kwargs})
+
+
+def test_unknown_preset_and_bad_dmm_code():
+    with pytest.raises(ValueError, match="unknown profile preset"):
+        gym.make("Therapy-Scores-v0", profile="nobody").reset(seed=0)
+    with pytest.raises(ValueError, match="DMM code"):
+        ClientProfile(attachment="D9")
+
+
+@pytest.mark.parametrize("env_id", NUMERIC_IDS)
+def test_seeded_episodes_are_bit_identical(env_id):
+    def run():
+        env = gym.make(env_id, episode="treatment", max_turns=5, max_sessions=3)
+        obs, _ = env.reset(seed=42)
+        env.action_space.seed(7)
+        out = [obs["tmog"]]
+        for _ in range(15):
+            obs, r, *_ = env.step(env.action_space.sample())
+            out += [obs["tmog"], obs["buckets"], np.array([r])]
+        return out
+    for a, b in zip(run(), run()):
+        assert np.array_equal(a, b)
+
+
+def test_render_modes():
+    env = gym.make("Therapy-Interventions-v0", render_mode="ansi", max_turns=3)
+    env.reset(seed=0)
+    _, _, _, _, info = env.step(0)
+    text = env.render()
+    assert "stage 1" in text and "reward" in text and info["render"] == text
+    pic = gym.make("Therapy-Interventions-v0", render_mode="rgb_array", max_turns=3)
+    pic.reset(seed=0)
+    for a in (0, 1, 2):
+        pic.step(a)
+    frame = pic.render()
+    assert frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3 and frame.std() > 0
