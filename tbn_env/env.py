@@ -1,6 +1,7 @@
 """Therapy-v0: the Teaching-by-Negation therapy MDP as a Gymnasium environment (§9.3)."""
 from __future__ import annotations
 
+import copy
 from functools import lru_cache
 from typing import Any
 
@@ -172,6 +173,30 @@ class TherapyEnv(gym.Env):
         self.last_judge: JudgeResult | None = None
         self.client_words = self._client_speaks() if self.action_mode == "text" else None
         return self._observation(), self._info()
+
+    # ------------------------------------------------------------------ checkpointing
+    _FIELDS = ("profile", "session_index", "rupture", "done", "history", "trace", "last", "last_judge",
+               "client_words")
+
+    def get_state(self) -> dict[str, Any]:
+        """The episode's full state as picklable values: the client, the dialogue and every RNG.
+
+        With `set_state` a trainer resumes a killed run exactly where it stopped (judge and client
+        backends are configuration, not state).
+        """
+        if self.core is None:
+            raise RuntimeError("call reset() before get_state()")
+        return {"core": self.core.state_dict(), "np_random": copy.deepcopy(self.np_random.bit_generator.state),
+                "fields": {k: copy.deepcopy(getattr(self, k)) for k in self._FIELDS}}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore `get_state()` output (the env must have the same configuration)."""
+        if self.core is None:
+            self.reset()
+        self.core.load_state_dict(state["core"])
+        self.np_random.bit_generator.state = copy.deepcopy(state["np_random"])
+        for k, v in state["fields"].items():
+            setattr(self, k, copy.deepcopy(v))
 
     # ------------------------------------------------------------------ step
     def step(self, action):

@@ -273,6 +273,27 @@ class BatchKernel:
         self.reached_core_in_stage[i] = False
         self._start_session(rows)
 
+    STATE = ("modulation", "levels", "tmog", "buckets", "bucket_session_start", "loa", "armed_up", "armed_down",
+             "taie", "x_pole", "taie_first_sum", "taie_recent", "taie_count", "transformation", "stage", "phase",
+             "turns_in_phase", "balance_entry", "coiling_entry", "reached_core", "reached_core_in_stage",
+             "reached_integration", "sessions_completed", "slipping_sessions")
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of every state array (for checkpoints); the compiled tables are not state."""
+        return {name: getattr(self, name).copy() for name in self.STATE}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Restore `state_dict()` output; shapes must match this kernel's batch."""
+        missing = [n for n in self.STATE if n not in state]
+        if missing:
+            raise ValueError(f"kernel state is missing {missing}")
+        for name in self.STATE:
+            current = getattr(self, name)
+            value = np.asarray(state[name])
+            if value.shape != current.shape:
+                raise ValueError(f"kernel state {name!r} has shape {value.shape}, expected {current.shape}")
+            setattr(self, name, value.astype(current.dtype, copy=True))
+
     def snapshot(self, i: int) -> dict[str, np.ndarray]:
         """Row i's numeric state, in the same keys as ReferenceCore.snapshot()."""
         return {"levels": self.levels[i].copy(), "buckets": self.buckets[i].copy(), "loa": self.loa[i].copy(),

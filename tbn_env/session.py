@@ -6,6 +6,7 @@ and at a session boundary assesses the stage, decays the buckets and writes the 
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,6 +80,24 @@ class SessionCore:
         rng = np.random.default_rng(seed)
         init = sample_initial_state(rng, stage, graph, params)
         return cls(init, params, seed=int(rng.integers(2**63)), graph=graph)
+
+    # ---------------------------------------------------------------- checkpointing
+    _COUNTERS = ("session", "total_turns", "turn_in_session", "_scores", "_events_session", "_phase_max",
+                 "_reward_totals", "_taie_direction")
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything that changes turn to turn, as picklable values (for a trainer's checkpoint)."""
+        return {"kernel": self.kernel.state_dict(), "rng": copy.deepcopy(self.rng.bit_generator.state),
+                "stance": copy.deepcopy(self.stance.__dict__),
+                "counters": {k: copy.deepcopy(getattr(self, k)) for k in self._COUNTERS}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore `state_dict()` output exactly, so a resumed run continues the same trajectory."""
+        self.kernel.load_state_dict(state["kernel"])
+        self.rng.bit_generator.state = copy.deepcopy(state["rng"])
+        self.stance.__dict__.update(copy.deepcopy(state["stance"]))
+        for k, v in state["counters"].items():
+            setattr(self, k, copy.deepcopy(v))
 
     # ---------------------------------------------------------------- readings
     @property

@@ -129,3 +129,25 @@ def test_render_modes():
         pic.step(a)
     frame = pic.render()
     assert frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3 and frame.std() > 0
+
+
+def test_get_state_set_state_resumes_the_same_trajectory():
+    import pickle
+
+    def tail(env, n):
+        out = []
+        for i in range(n):
+            obs, r, *_ = env.step(i % 13)
+            out += [obs["tmog"], obs["buckets"], np.array([r, obs["stance"], obs["phase"]])]
+        return out
+
+    env = gym.make("Therapy-Interventions-v0", episode="treatment", max_turns=4, max_sessions=5)
+    env.reset(seed=5)
+    tail(env, 6)
+    state = pickle.loads(pickle.dumps(env.unwrapped.get_state()))
+    expected = tail(env, 9)
+    other = gym.make("Therapy-Interventions-v0", episode="treatment", max_turns=4, max_sessions=5)
+    other.reset(seed=99)
+    other.unwrapped.set_state(state)
+    for a, b in zip(expected, tail(other, 9)):
+        assert np.array_equal(a, b)
