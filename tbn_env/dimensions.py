@@ -47,6 +47,8 @@ def as_score_vector(scores: Sequence[float] | Mapping[str, float] | np.ndarray) 
         raise TypeError(f"scores must be numbers: {exc}") from None
     if vec.shape != (len(JUDGE_DIMENSIONS),):
         raise ValueError(f"scores must have shape (12,), got {vec.shape}")
+    if SCORE_MIN <= vec.min() and vec.max() <= SCORE_MAX:  # the common case: NaN fails both comparisons
+        return vec
     bad = [JUDGE_DIMENSIONS[i] for i in np.flatnonzero(~np.isfinite(vec))]
     if bad:
         raise ValueError(f"scores must be finite; NaN or inf in {bad}")

@@ -210,7 +210,8 @@ class TherapyEnv(gym.Env):
         result = core.turn(scores, session_end=session_end, rupture=client_rupture)
         self.last = result
         self.rupture = any(e["type"] == "rupture" for e in result.events)
-        self._record(result)
+        if self.render_mode == "rgb_array":
+            self._record(result)
         terminated = truncated = False
         if session_end:
             if self.episode == "session" or result.treatment_complete:
@@ -304,11 +305,12 @@ class TherapyEnv(gym.Env):
 
     def _info(self, result: TurnResult | None = None) -> dict[str, Any]:
         core = self.core
+        readings = (core.coiling(), core.alliance(), core.attunement(), core.taie()) if result is None else \
+            (result.coiling, result.alliance, result.attunement, result.taie)
         info: dict[str, Any] = {
             "phase": core.phase, "stage": core.stage, "stance": core.stance.name, "guidance": core.guidance,
-            "coiling": core.coiling(), "alliance": core.alliance(), "attunement": core.attunement(),
-            "taie": core.taie(), "session": self.session_index, "turn": core.turn_in_session,
-            "profile": self.profile.name,
+            "coiling": readings[0], "alliance": readings[1], "attunement": readings[2], "taie": readings[3],
+            "session": self.session_index, "turn": core.turn_in_session, "profile": self.profile.name,
         }
         if result is None:
             info.update(scores=None, events=[], reward_breakdown=None)

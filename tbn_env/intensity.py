@@ -14,10 +14,7 @@ def intensities(scores: np.ndarray, mode: str = "intensity") -> tuple[np.ndarray
     Scores in [3.5, 6.5] engage nothing.
     """
     s = np.asarray(scores, dtype=np.float64)
-    high = s > HIGH_THRESHOLD
-    low = s < LOW_THRESHOLD
     if mode == "literal":
-        return np.where(high, s, 0.0), np.where(low, s, 0.0)
-    span_high = 10.0 - HIGH_THRESHOLD
-    return (np.where(high, (s - HIGH_THRESHOLD) / span_high, 0.0),
-            np.where(low, (LOW_THRESHOLD - s) / LOW_THRESHOLD, 0.0))
+        return np.where(s > HIGH_THRESHOLD, s, 0.0), np.where(s < LOW_THRESHOLD, s, 0.0)
+    return (np.maximum(s - HIGH_THRESHOLD, 0.0) / (10.0 - HIGH_THRESHOLD),
+            np.maximum(LOW_THRESHOLD - s, 0.0) / LOW_THRESHOLD)

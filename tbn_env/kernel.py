@@ -57,6 +57,7 @@ class CompiledGraph:
                                                                           1.0 / BIPOLAR_CENTRE))
         self.path_offset = np.where(self.is_inc, 1.0, np.where(self.is_dec, 0.0, -1.0))
         self.pole_side = np.array([1.0 if a["pole"] == "high" else -1.0 for a in attr])
+        self.bip_pole = self.pole_side[self.bip]
         self.weight = np.array([a["weight"] for a in attr])
         alliance = np.array([a["domain"] == ALLIANCE_DOMAIN for a in attr])
         self.alliance_weight = np.where(alliance, self.weight, 0.0)
@@ -127,7 +128,7 @@ class CompiledGraph:
         new = np.multiply(u, self.imp_sign, out=out)
         new += levels
         dev = old_b - BIPOLAR_CENTRE
-        side = np.where(dev > 0, 1.0, np.where(dev < 0, -1.0, self.pole_side[self.bip]))
+        side = np.where(dev != 0, np.sign(dev), self.bip_pole)
         new[:, self.bip] = BIPOLAR_CENTRE + side * np.maximum(0.0, np.abs(dev) - u_b)
         return _clip(new, LEVEL_MIN, LEVEL_MAX)
 
@@ -235,6 +236,7 @@ class BatchKernel:
         self.taie_first_sum = np.zeros((batch, 3))     # sum of the first min(count, w) assessments
         self.taie_recent = np.zeros((batch, w, 3))     # the latest assessments, newest last
         self.taie_count = np.zeros(batch, dtype=int)
+        self._d_init: np.ndarray | None = None         # cached distance of the initial bar, per client
         self.transformation = np.zeros(batch)
         self.stage = np.ones(batch, dtype=int)
         self.phase = np.zeros(batch, dtype=int)
@@ -293,6 +295,7 @@ class BatchKernel:
             if value.shape != current.shape:
                 raise ValueError(f"kernel state {name!r} has shape {value.shape}, expected {current.shape}")
             setattr(self, name, value.astype(current.dtype, copy=True))
+        self._d_init = None
 
     def snapshot(self, i: int) -> dict[str, np.ndarray]:
         """Row i's numeric state, in the same keys as ReferenceCore.snapshot()."""
@@ -340,7 +343,10 @@ class BatchKernel:
         """Recompute T for `rows` from their history; return the direction across the window."""
         p, w = self.params, self.params.taie_bar_window
         k = np.minimum(self.taie_count[rows], w)
-        d_init = distance(self.taie_first_sum[rows] / k[:, None], p.taie_target)
+        if not warm or self._d_init is None:  # the initial bar is fixed once w assessments exist
+            bars = self.taie_first_sum / np.clip(self.taie_count, 1, w)[:, None]
+            self._d_init = distance(bars, p.taie_target)
+        d_init = self._d_init[rows]
         bar = recent.sum(axis=1) if warm else (recent * self.recent_mask[k]).sum(axis=1)
         d_cur = distance(bar / k[:, None], p.taie_target)
         degenerate = d_init < DEGENERATE_DISTANCE
@@ -434,7 +440,7 @@ class BatchKernel:
         acc = 1.0 - np.abs(np.subtract(self.tmog, self.levels, out=w_delta), out=w_delta) @ cg.mean_weights / LEVEL_MAX
 
         # 7. phase
-        path = cg.pathology(self.levels, out=w_path)
+        path = self.pathology_now = cg.pathology(self.levels, out=w_path)  # valid until the next step
         balance, coiling, alliance = self.balance(), cg.coiling(self.levels, path), cg.alliance(self.levels, path)
         self.turns_in_phase += 1
         composite = phase_composite(balance, self.balance_entry, coiling, self.coiling_entry, alliance, p)

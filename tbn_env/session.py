@@ -61,11 +61,13 @@ class SessionCore:
                                   for n in self.cg.nodes])
         self._node = {n: i for i, n in enumerate(self.cg.nodes)}
         self.stance = StanceDetector(self.params)
+        self._modifiers = stage_modifiers(self.params)
         self.restart(init, seed)
 
     def restart(self, init: InitialState, seed: int | None = None) -> None:
         """Begin treatment with a new client, reusing the compiled tables (an env reset)."""
         self.kernel.load(0, init)
+        self._alliance = self.alliance()
         self.rng = np.random.default_rng(seed)
         self.session = 1
         self.total_turns = 0
@@ -83,7 +85,7 @@ class SessionCore:
 
     # ---------------------------------------------------------------- checkpointing
     _COUNTERS = ("session", "total_turns", "turn_in_session", "_scores", "_events_session", "_phase_max",
-                 "_reward_totals", "_taie_direction")
+                 "_reward_totals", "_taie_direction", "_alliance")
 
     def state_dict(self) -> dict[str, Any]:
         """Everything that changes turn to turn, as picklable values (for a trainer's checkpoint)."""
@@ -153,7 +155,7 @@ class SessionCore:
         vec = as_score_vector(scores)
         noise = self.rng.standard_normal(self.cg.n) if vec[DIM_INDEX["attunement"]] < LOW_THRESHOLD \
             else np.zeros(self.cg.n)
-        alliance_before = self.alliance()
+        alliance_before = self._alliance
         out = self.kernel.step(vec[None, :], noise[None, :])
         self.turn_in_session += 1
         self.total_turns += 1
@@ -161,7 +163,7 @@ class SessionCore:
         self._taie_direction = DIRECTION_NAMES[int(out.taie_direction[0])]
         breakdown = self._breakdown(out)
         events = self._events(out)
-        alliance = float(out.alliance[0])
+        alliance = self._alliance = float(out.alliance[0])
         ruptured = rupture or (vec[DIM_INDEX["attunement"]] < LOW_THRESHOLD and vec[DIM_INDEX["safety"]] < LOW_THRESHOLD) \
             or alliance_before - alliance >= self.params.rupture_alliance_drop
         stance_before = self.stance.name
@@ -183,7 +185,7 @@ class SessionCore:
 
     def _breakdown(self, out: BatchTurn) -> RewardBreakdown:
         fired = out.modifier_fired[0]
-        terms = {m.name: m.value for m, f in zip(stage_modifiers(self.params), fired) if f}
+        terms = {m.name: m.value for m, f in zip(self._modifiers, fired) if f}
         return RewardBreakdown(
             composite=float(out.composite[0]), modifiers=float(out.modifiers[0]),
             phase_transition=float(out.phase_transition[0]), taie=float(out.taie[0]), modifier_terms=terms,
@@ -207,7 +209,7 @@ class SessionCore:
         return events
 
     def _signals(self, vec: np.ndarray, out: BatchTurn, rupture: bool):
-        path = self.cg.pathology(self.levels)
+        path = self.kernel.pathology_now[0]
         surge = float(np.maximum(out.bucket_change[0, [BUCKET_INDEX[b] for b in OVERWHELM_BUCKETS]], 0.0).sum())
         levels = {n: float(self.levels[self._node[n]]) for n in ("self_disclosure", "session_engagement")}
         return stance_signals(levels, float(path[self._defense].mean()),

@@ -15,8 +15,8 @@ from .params import LOW_THRESHOLD, Params
 
 def convergence_rate(attunement: float | np.ndarray, params: Params) -> float | np.ndarray:
     """eta(a) = clip(0.05 + 0.15 (a - 5)/5, 0, 0.2): better attunement, faster convergence."""
-    return np.clip(params.tmog_eta_base + params.tmog_eta_slope * (np.asarray(attunement) - 5.0) / 5.0,
-                   0.0, params.tmog_eta_max)
+    eta = params.tmog_eta_base + params.tmog_eta_slope * (np.asarray(attunement) - 5.0) / 5.0
+    return np.minimum(np.maximum(eta, 0.0), params.tmog_eta_max)
 
 
 def accuracy(estimate: np.ndarray, actual: np.ndarray) -> float | np.ndarray:
