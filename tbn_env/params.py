@@ -83,13 +83,11 @@ class Params:
     stance_overwhelm_surge: float = 0.09    # a 0.09 one-turn surge in fear+shame+helplessness = overwhelm 10
     rupture_alliance_drop: float = 0.10     # an alliance fall of 0.1 in one turn is a rupture
     # -- initial state by starting stage (index 0 = stage 1) --
-    # pathology draws by starting stage: wide, since no client is ill on all 142 dimensions; the means
-    # (0.6, 0.45, 0.3, 0.18) sit on the coiling side of each stage's entry criterion (§9.3.5.3)
-    init_pathology: tuple[tuple[float, float], ...] = ((0.35, 0.85), (0.25, 0.65), (0.15, 0.45), (0.05, 0.30))
+    init_pathology: tuple[tuple[float, float], ...] = ((0.35, 0.85), (0.25, 0.65), (0.15, 0.45), (0.05, 0.30))  # wide: no client is ill on all 142 nodes; means sit on each stage's coiling criterion (§9.3.5.3)
     init_maladaptive: tuple[float, ...] = (0.75, 0.50, 0.28, 0.15)  # consistent with the stage entry criteria (§9.3.5.3)
-    init_adaptive: tuple[float, ...] = (0.10, 0.55, 0.72, 0.85)
-    init_bucket_jitter: float = 0.1
-    init_loa: tuple[tuple[float, float], ...] = ((-7.0, -3.0), (-4.0, 0.0), (-1.0, 3.0), (2.0, 6.0))
+    init_adaptive: tuple[float, ...] = (0.10, 0.55, 0.72, 0.85)  # "near zero" at stage 1 (§9.3.2), past each later stage's entry bar
+    init_bucket_jitter: float = 0.1         # +-0.1 per bucket so clients differ within a stage
+    init_loa: tuple[tuple[float, float], ...] = ((-7.0, -3.0), (-4.0, 0.0), (-1.0, 3.0), (2.0, 6.0))  # maladaptive at stage 1, robust by stage 4 (§9.3.3)
     # -- reward --
     stage_weights: str = "paper"            # 37 unnamed weights at 1.0 (a neutral multiplier); "interpolated" variant
     depth_dim: str = "clinical_wisdom"     # stage 2's "depth" is no judge dimension; its depth bonus uses clinical_wisdom (§9.3.6.2)

@@ -19,14 +19,16 @@ def episode_return(env, policy, seed: int) -> float:
             return total
 
 
-def test_ppo_beats_random_on_held_out_clients():
+def test_ppo_beats_random_on_held_out_clients(tmp_path):
     sb3 = pytest.importorskip("stable_baselines3")
     import torch
     from gymnasium.wrappers import FlattenObservation
+    from stable_baselines3.common.logger import configure
 
     torch.set_num_threads(1)
     env = FlattenObservation(gym.make("Therapy-Interventions-v0"))
     model = sb3.PPO("MlpPolicy", env, seed=0, n_steps=512, batch_size=128, learning_rate=1e-3, device="cpu")
+    model.set_logger(configure(str(tmp_path), []))  # keep SB3's log folder out of the system temp dir
     model.learn(total_timesteps=PPO_STEPS)
     eval_env = FlattenObservation(gym.make("Therapy-Interventions-v0"))
     learned = np.mean([episode_return(eval_env, lambda o, r: int(model.predict(o, deterministic=True)[0]), s)
