@@ -1,7 +1,7 @@
 """The compiled TBN turn: the reference dynamics lowered to numpy over a batch of clients.
 
 `CompiledGraph` turns the networkx ClientGraph into arrays once (sensitivities as [12, N] matrices,
-one dense operator for the linear edge types, small scatter matrices for the conditional ones).
+one dense operator for the linear edge types, short edge lists for the conditional ones).
 `BatchKernel` holds `[batch, ...]` state and runs §9.3.14.2 steps 2-7 and 9 for every client in a
 handful of array operations. Its results match `tbn_env.reference.ReferenceCore` to 1e-9.
 """
@@ -92,7 +92,7 @@ class CompiledGraph:
         # Their sign or gain depends only on (stage, alliance > 0.5), except the prerequisite's
         # threshold, so the factors of the first three kinds come from a [4, 2, E] table.
         cond = protective + paradoxical + [e[:3] for e in gated] + [e[:3] for e in prereq]
-        self.cond_src, self.cond_coef, self.cond_scatter = self._edge_list(cond)
+        self.cond_src, self.cond_dst, self.cond_coef = self._edge_list(cond)
         self.n_factored = len(protective) + len(paradoxical) + len(gated)
         self.cond_factor = np.zeros((4, 2, self.n_factored))
         for stage in range(4):
@@ -102,7 +102,7 @@ class CompiledGraph:
                     + [-1.0 if stage < 2 else 1.0] * len(paradoxical)   # paradoxical: inverse in stages 1-2
                     + [e[3][stage] for e in gated])                     # gated: stage multiplier
         self.prereq_theta = np.array([e[3] for e in prereq])
-        self.comp_src, self.comp_coef, self.comp_scatter = self._edge_list(comp)
+        self.comp_src, self.comp_dst, self.comp_coef = self._edge_list(comp)
         self.supp = [(s, t, k) for s, t, k in supp]
         self.mean_weights = np.full(n, 1.0 / n)
 
@@ -110,11 +110,11 @@ class CompiledGraph:
         """[16, N] table, row 4 (stage - 1) + phase: phase weight x BQ resistance 1/(1 + BQ) (§9.3.1.2 step 2)."""
         return (self.phase_w[None, :, :] / (1.0 + self.bq[:, None, :] * bq_scale)).reshape(16, self.n)
 
-    def _edge_list(self, edges: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        scatter = np.zeros((len(edges), self.n))
-        for i, e in enumerate(edges):
-            scatter[i, e[1]] = 1.0
-        return np.array([e[0] for e in edges], dtype=int), np.array([e[2] for e in edges]), scatter
+    @staticmethod
+    def _edge_list(edges: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(sources, targets, coefficients) of a short list of edges."""
+        return (np.array([e[0] for e in edges], dtype=int), np.array([e[1] for e in edges], dtype=int),
+                np.array([e[2] for e in edges]))
 
     # -- level semantics, vectorised; bipolar columns are few, so they are handled on their own --
     def pathology(self, levels: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -422,9 +422,9 @@ class BatchKernel:
         cond[:, cg.n_factored:] *= first[:, cg.cond_src[cg.n_factored:]] >= cg.prereq_theta
         cond *= cg.cond_coef
         prop = np.matmul(u, cg.linear, out=w_delta)
-        prop += np.matmul(cond, cg.cond_scatter, out=w_path)
+        np.add.at(prop, (slice(None), cg.cond_dst), cond)  # a few columns: no full [B, N] pass
         final = cg.apply_improvement(first, prop, out=levels)  # the old levels are no longer needed
-        final += np.matmul(rise, cg.comp_scatter, out=w_path)
+        np.add.at(final, (slice(None), cg.comp_dst), rise)
         self.levels = _clip(final, LEVEL_MIN, LEVEL_MAX)
 
         # 6. TMoG
