@@ -18,3 +18,23 @@ def score_vector(draw):
 score_sequences = st.lists(score_vector(), min_size=1, max_size=30)
 stages = st.integers(1, 4)
 seeds = st.integers(0, 2**32 - 1)
+
+
+def env_state(env) -> list:
+    """A deep copy of everything a step could change in a TherapyEnv (for 'changes nothing' checks)."""
+    import copy
+    u = env.unwrapped
+    k = u.core.kernel
+    return copy.deepcopy([k.levels, k.tmog, k.buckets, k.loa, k.taie, k.phase, k.stage, u.core.turn_in_session,
+                          u.core.rng.bit_generator.state, u.np_random.bit_generator.state, u.rupture,
+                          u.history, u.client_words])
+
+
+def assert_rejected_unchanged(env, action) -> None:
+    """Stepping with `action` raises ValueError/TypeError and leaves the env exactly as it was."""
+    import pytest
+    before = env_state(env)
+    with pytest.raises((ValueError, TypeError)):
+        env.unwrapped.step(action)
+    after = env_state(env)
+    assert all(np.array_equal(x, y) if isinstance(x, np.ndarray) else x == y for x, y in zip(before, after))
