@@ -5,6 +5,7 @@ Layout under the run's checkpoint root::
     step-00000012/adapters/<name>/{adapters.safetensors, adapter_config.json}   (mlx-lm format)
     step-00000012/optimizer.safetensors                                         (flattened Adam state)
     step-00000012/state.json        {"step", "seed", "numpy_rng", "state": <caller's JSON blob>}
+    step-00000012/<name>            optional caller files (e.g. the pickled env state)
     latest.json                     {"step": 12, "dir": "step-00000012"}
 
 A checkpoint directory is assembled under a temporary name and renamed into place, and
@@ -22,7 +23,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -71,11 +72,13 @@ def save_checkpoint(
     adapters: Sequence[str] | None = None,
     numpy_rng: np.random.Generator | None = None,
     keep: int = KEEP_CHECKPOINTS,
+    files: Mapping[str, bytes] | None = None,
 ) -> Path:
     """Write checkpoint ``step`` atomically and prune to the ``keep`` newest; return its path.
 
     ``adapters`` defaults to the trainable one (frozen adapters are reloaded from their source).
-    ``state`` must be JSON-serialisable (e.g. the env state, counters, metrics cursor).
+    ``state`` must be JSON-serialisable (e.g. counters, metrics cursor); ``files`` are extra
+    named byte blobs written inside the checkpoint (read them back from ``Checkpoint.path``).
     """
     if step < 0:
         raise ValueError(f"step must be ≥ 0, got {step}")
@@ -96,6 +99,10 @@ def save_checkpoint(
         mx.eval(opt_state)
         mx.save_safetensors(str(tmp / OPTIMIZER_FILE), opt_state)
         (tmp / STATE_FILE).write_text(text, encoding="utf-8")
+        for name, data in (files or {}).items():
+            if Path(name).name != name or name in (STATE_FILE, OPTIMIZER_FILE, "adapters"):
+                raise ValueError(f"checkpoint file name {name!r} must be a plain name not used by the checkpoint itself")
+            (tmp / name).write_bytes(data)
         if final.exists():  # re-saving a step: move the old one aside first
             shutil.rmtree(final)
         os.replace(tmp, final)

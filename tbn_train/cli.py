@@ -3,6 +3,11 @@
 Subcommands:
   make-tiny-model DIR   build an offline tiny mlx-lm model (tests, demo, bench)
   show-config           print the resolved trainer settings as JSON (file + flag overrides)
+  selfplay              RLAIF + GRPO self-play over Therapy-v0 (§9.3.9–§9.3.14), resumable
+  dpo                   DPO from preference pairs, Methods A/B (§9.3.11), resumable
+
+Bad input (a missing model directory, an unknown config key, a resume that does not match its
+run) ends with one ``tbn-train: error: …`` line naming the problem and exit status 2.
 """
 
 from __future__ import annotations
@@ -29,7 +34,59 @@ def build_parser() -> argparse.ArgumentParser:
 
     show = sub.add_parser("show-config", help="print the resolved trainer settings as JSON")
     add_config_arguments(show)
+
+    selfplay = sub.add_parser("selfplay", help="RLAIF + GRPO self-play over Therapy-v0 (§9.3.14)")
+    _run_arguments(selfplay)
+    selfplay.add_argument("--sessions", type=int, required=True, help="sessions to play")
+    selfplay.add_argument("--max-turns", type=int, required=True, help="therapist turns per session")
+    selfplay.add_argument("--judge", choices=("rubric", "model"), default="rubric",
+                          help="judge backend: offline rubric judge, or the model's frozen judge adapter (default: rubric)")
+    selfplay.add_argument("--client", choices=("template", "model"), default="template",
+                          help="client backend: offline template client, or the model's frozen client adapter (default: template)")
+    selfplay.add_argument("--judge-max-tokens", type=int, default=None, help="generation cap of the model judge (default: 1024)")
+    selfplay.add_argument("--client-max-tokens", type=int, default=None, help="generation cap of the model client (default: 256)")
+    add_config_arguments(selfplay)
+
+    dpo = sub.add_parser("dpo", help="DPO from preference pairs, Methods A/B (§9.3.11)")
+    _run_arguments(dpo)
+    dpo.add_argument("--pairs", required=True, help="JSONL of {prompt, chosen, rejected} preference pairs")
+    dpo.add_argument("--epochs", type=int, default=None, help="passes over the pairs (default: 1)")
+    dpo.add_argument("--batch-size", type=int, default=None, help="pairs per optimizer step (default: 1)")
+    add_config_arguments(dpo)
     return parser
+
+
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags shared by the training subcommands."""
+    parser.add_argument("--model", required=True, help="local mlx-lm model directory")
+    parser.add_argument("--out", required=True, help="run directory: run.json, log.jsonl, checkpoints/, therapist/")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument("--init-adapter", default=None,
+                        help="mlx-lm adapter: the therapist's start, the frozen client/judge adapter and the reference")
+    parser.add_argument("--checkpoint-every", type=int, default=None, help="checkpoint every N turns/steps (default: 1)")
+
+
+def _run_settings(args: argparse.Namespace, names: tuple[str, ...]) -> dict:
+    """The run-level settings given on the command line (unset flags keep the model defaults)."""
+    from tbn_train.config import config_from_args  # noqa: PLC0415
+
+    values = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+    return {**values, "model": args.model, "init_adapter": args.init_adapter, "train": config_from_args(args)}
+
+
+def _train(args: argparse.Namespace) -> None:
+    if args.command == "selfplay":
+        from tbn_train.selfplay import SelfPlay, SelfPlayConfig  # noqa: PLC0415
+
+        names = ("sessions", "max_turns", "judge", "client", "checkpoint_every", "judge_max_tokens", "client_max_tokens")
+        cfg = SelfPlayConfig(**_run_settings(args, names))
+        out = SelfPlay(cfg, args.out, resume=args.resume).run_all()
+    else:
+        from tbn_train.dpo import DPOConfig, run_dpo  # noqa: PLC0415
+
+        cfg = DPOConfig(**_run_settings(args, ("pairs", "epochs", "batch_size", "checkpoint_every")))
+        out = run_dpo(cfg, args.out, resume=args.resume)
+    print(f"therapist adapter (mlx-lm format) written to {out}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,7 +100,24 @@ def main(argv: list[str] | None = None) -> int:
         from tbn_train.config import config_from_args  # noqa: PLC0415
 
         print(json.dumps(config_from_args(args).model_dump(mode="json"), indent=2))
+    else:
+        from pydantic import ValidationError  # noqa: PLC0415
+
+        try:
+            _train(args)
+        except (FileNotFoundError, FileExistsError, ValueError, KeyError, ValidationError) as exc:
+            print(f"tbn-train: error: {_message(exc)}", file=sys.stderr)
+            return 2
     return 0
+
+
+def _message(exc: Exception) -> str:
+    """One readable line per problem (pydantic errors listed as 'field: message')."""
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
+    return str(exc)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,126 @@
+"""DPO from preference pairs — Methods A and B of §9.3.11 — on the self-play machinery.
+
+Method A (pairs from plain RRA windows) and Method B (the same pairs under the full curriculum's
+contexts) differ only in where the pairs come from (spec env-trainer.md §17); the trainer reads
+one JSONL of ``{"prompt", "chosen", "rejected"}`` records. ``prompt`` is a string (one user
+message) or a list of chat messages; it is rendered with the tokenizer's chat template, and each
+completion ends with EOS so the stop decision is trained too. The reference is the frozen starting
+adapter (:mod:`tbn_train.policy`), β = 0.1 (spec §17). Batches follow a per-epoch permutation
+derived from (seed, epoch), so a resumed run replays exactly the same order.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from tqdm import tqdm
+
+from tbn_train.config import TrainConfig
+from tbn_train.policy import build_policy, AdapterDir, ModelDir
+from tbn_train.prompts import render
+from tbn_train.run_dir import RunDir
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: str
+    content: str
+
+
+class PreferencePair(BaseModel):
+    """One preference pair: the same prompt, a chosen and a rejected completion."""
+
+    model_config = ConfigDict(extra="ignore")  # corpus records may carry provenance fields
+
+    prompt: str | list[ChatMessage]
+    chosen: str = Field(min_length=1)
+    rejected: str = Field(min_length=1)
+
+    @field_validator("prompt")
+    @classmethod
+    def _non_empty(cls, v):
+        if not v:
+            raise ValueError("prompt is empty")
+        return v
+
+    def messages(self) -> list[dict[str, str]]:
+        if isinstance(self.prompt, str):
+            return [{"role": "user", "content": self.prompt}]
+        return [m.model_dump() for m in self.prompt]
+
+
+def read_pairs(path: str | Path) -> list[PreferencePair]:
+    """Parse a pairs JSONL file; errors name the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"preference pairs file not found: {path}")
+    pairs = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            pairs.append(PreferencePair.model_validate(json.loads(line)))
+        except (json.JSONDecodeError, ValidationError) as exc:
+            raise ValueError(f"{path}:{n}: not a preference pair {{prompt, chosen, rejected}}: {exc}") from None
+    if not pairs:
+        raise ValueError(f"{path} holds no preference pairs")
+    return pairs
+
+
+class DPOConfig(BaseModel):
+    """Everything a DPO run depends on (stored in run.json; a resume must match it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: ModelDir = Field(description="local mlx-lm model directory")
+    pairs: str = Field(description="preference pairs JSONL {prompt, chosen, rejected}")
+    init_adapter: AdapterDir = Field(None, description="mlx-lm adapter: therapist start and DPO reference")
+    epochs: int = Field(1, ge=1, description="passes over the pairs (spec §17: 1)")
+    batch_size: int = Field(1, ge=1, description="pairs per optimizer step")
+    checkpoint_every: int = Field(1, ge=1, description="checkpoint every N steps (and at the end)")
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+
+def _encode(tokenizer, pair: PreferencePair) -> tuple[list[int], list[int], list[int]]:
+    eos = tokenizer.eos_token_id
+    prompt = render(tokenizer, pair.messages())
+    chosen = tokenizer.encode(pair.chosen, add_special_tokens=False) + [eos]
+    rejected = tokenizer.encode(pair.rejected, add_special_tokens=False) + [eos]
+    return prompt, chosen, rejected
+
+
+def run_dpo(cfg: DPOConfig, out: str | Path, resume: bool = False) -> Path:
+    """Train the therapist adapter with DPO; return the saved adapter directory."""
+    pairs = read_pairs(cfg.pairs)
+    run = RunDir(out, cfg, resume)
+    policy = build_policy(cfg.model, cfg.train, cfg.init_adapter)
+    up = policy.updater
+    encoded = [_encode(policy.tokenizer, p) for p in pairs]
+    per_epoch = -(-len(encoded) // cfg.batch_size)
+    total = cfg.epochs * per_epoch
+    ck = run.restore(policy.model, policy.router, up.optimizer)
+    step = ck.state["step"] if ck else 0
+    if ck:
+        up.counters.__dict__.update(ck.state["updater_counters"])
+    with tqdm(total=total, initial=step, desc="dpo", unit="step", disable=None) as bar:
+        while step < total:
+            epoch, index = divmod(step, per_epoch)
+            order = np.random.default_rng([cfg.train.seed, epoch]).permutation(len(encoded))
+            chosen_ids = [int(i) for i in order[index * cfg.batch_size:(index + 1) * cfg.batch_size]]
+            batch = [encoded[i] for i in chosen_ids]
+            start = time.perf_counter()
+            result = up.dpo(*(list(col) for col in zip(*batch)))
+            step += 1
+            run.log({"step": step, "epoch": epoch, "pairs": chosen_ids,
+                     "loss": result.loss, "grad_norm": result.grad_norm, "seconds": time.perf_counter() - start})
+            if step % cfg.checkpoint_every == 0 or step == total:
+                run.checkpoint(step, policy.model, policy.router, up.optimizer, seed=cfg.train.seed,
+                               state={"step": step, "updater_counters": asdict(up.counters)}, keep=cfg.train.keep_checkpoints)
+            bar.update(1)
+            bar.set_postfix(loss=f"{result.loss:.4f}")
+    return run.finish(policy.model, policy.router, policy.therapist)

@@ -1,0 +1,313 @@
+"""Single-model self-play over Therapy-v0: one RLAIF and one GRPO step per turn (§9.3.9–§9.3.14).
+
+Per turn, in the paper's order (§9.3.14.2):
+
+1. the therapist (trainable adapter) answers the client at T = 0.7 (§9.3.9);
+2. ``env.step`` commits that answer — the env's judge scores it and the client state, phase,
+   stage, TMoG and reward update (steps 1–9 of §9.3.14.2), then the client speaks again;
+3. **RLAIF** (§9.3.9): the kind and harsh judges score the committed answer, a correction prompt
+   is built from both, the therapist re-generates at T = 0.5, and the margin loss on x *without*
+   the feedback is applied first, weighted 0.4 × the treatment-level modifier m (§9.3.13);
+4. **GRPO** (§9.3.10): K = 4 candidates from the *updated* policy at T ∈ {0.6, 0.7, 0.8, 0.9},
+   each scored stage composite + stage modifiers (spec §8.5; 0 if a hard validator fails, spec
+   §20.2), z-scored, with a k1 KL to the frozen start; applied second, weighted 0.6.
+
+The treatment-level modifier (spec §8.5) is m = clip(1 + u, 0.5, 2) with
+u = −(phase + stage transition reward)/100 − 10 · Δ(TMoG attunement): a correction matters more
+when the committed answer cost a phase, a stage, or attunement.
+
+Every turn is one JSONL record (scores, reward breakdown, losses, phase/stage, attunement, skips,
+judge fallbacks, timings by part); each session end prints the §9.3.14.2 summary; checkpoints
+(adapter, Adam, env state, counters, log offset) make ``--resume`` exact. Determinism comes from
+:func:`~tbn_train.checkpoint.seed_step` at the start of every turn.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import gymnasium as gym
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+from tqdm import tqdm
+
+import tbn_env  # noqa: F401  (registers Therapy-v0)
+from tbn_env.dimensions import as_score_vector
+from tbn_env.params import Params
+from tbn_env.protocols import ClientTurn, ClientView, DialogueTurn, JudgeContext, JudgeResult
+from tbn_env.reward import modifier_terms, weighted_composite
+from tbn_train.checkpoint import seed_step
+from tbn_train.config import TrainConfig
+from tbn_train.generation import generate, generate_candidates
+from tbn_train.mlx_backends import (
+    CLIENT_MAX_TOKENS,
+    CLIENT_TEMPERATURE,
+    JUDGE_MAX_TOKENS,
+    JUDGE_TEMPERATURE,
+    MLXClient,
+    MLXJudge,
+    ModelRole,
+)
+from tbn_train.policy import FROZEN_ADAPTER, Policy, build_policy, AdapterDir, ModelDir
+from tbn_train.prompts import TherapistView, correction_messages, format_therapist_turn, render, therapist_messages
+from tbn_train.run_dir import RunDir
+from tbn_train.timing import Timings, switched
+from tbn_train.turns import SILENCE, hard_failures, split_turn
+
+MODIFIER_MIN, MODIFIER_MAX = 0.5, 2.0  # spec §8.5: the urgency modifier's clip range
+TRANSITION_SCALE = 100.0  # spec §8.5: ±20 phase / ±100–150 stage rewards → ±0.2 / ±1–1.5
+ATTUNEMENT_SCALE = 10.0  # spec §8.5: a 0.01 TMoG-accuracy loss adds 0.1 urgency
+ENV_STATE_FILE = "env_state.pkl"  # env.get_state() is picklable, not JSON
+
+log = logging.getLogger(__name__)
+
+
+class SelfPlayConfig(BaseModel):
+    """Everything a self-play run depends on (stored in run.json; a resume must match it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: ModelDir = Field(description="local mlx-lm model directory")
+    sessions: int = Field(ge=1, description="therapy sessions to play (one client's treatment, renewed if it completes)")
+    max_turns: int = Field(ge=1, description="therapist turns per session")
+    judge: Literal["rubric", "model"] = Field("rubric", description="judge backend: offline rubric or the model's frozen adapter")
+    client: Literal["template", "model"] = Field("template", description="client backend: offline template or the model's frozen adapter")
+    init_adapter: AdapterDir = Field(None, description="mlx-lm adapter: therapist start, frozen client/judge, KL reference")
+    checkpoint_every: int = Field(1, ge=1, description="checkpoint every N turns (and at the end)")
+    judge_max_tokens: int = Field(JUDGE_MAX_TOKENS, ge=1, description="generation cap for the model judge's JSON")
+    client_max_tokens: int = Field(CLIENT_MAX_TOKENS, ge=1, description="generation cap for the model client")
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+
+@dataclass
+class RunCounters:
+    """Skips and fallbacks over the run (checkpointed with it)."""
+
+    rlaif_skipped_judge_fallback: int = 0
+    rlaif_skipped_invalid_correction: int = 0
+    grpo_skipped_judge_fallback: int = 0
+    empty_utterances: int = 0
+    judge: dict[str, int] = field(default_factory=lambda: {"ok": 0, "repaired": 0, "fallback": 0})
+
+
+class MeteredJudge:
+    """A Judge that times its calls ("judging") and tallies how each verdict was obtained."""
+
+    def __init__(self, judge, timings: Timings, tally: dict[str, int]) -> None:
+        self.judge, self.timings, self.tally = judge, timings, tally
+        self.deterministic = judge.deterministic
+        self.last_status = "ok"
+
+    def score(self, context: JudgeContext) -> JudgeResult:
+        with self.timings.part("judging"):
+            if isinstance(self.judge, MLXJudge):
+                verdict = self.judge.verdict(context)
+                result, self.last_status = verdict.result, verdict.status
+            else:
+                result, self.last_status = self.judge.score(context), "ok"
+        self.tally[self.last_status] += 1
+        return result
+
+
+class TimedClient:
+    """A Client whose turns are charged to the "client" part."""
+
+    def __init__(self, client, timings: Timings) -> None:
+        self.client, self.timings = client, timings
+        self.deterministic = client.deterministic
+
+    def respond(self, view: ClientView, history: tuple[DialogueTurn, ...], rng) -> ClientTurn:
+        with self.timings.part("client"):
+            return self.client.respond(view, history, rng)
+
+
+def candidate_score(scores: dict[str, float], stage: int, params: Params) -> float:
+    """GRPO score of one candidate: stage-weighted composite + the stage modifiers it earns (spec §8.5)."""
+    vec = as_score_vector(scores)
+    return weighted_composite(vec, stage, params) + sum(modifier_terms(vec, stage, params).values())
+
+
+def treatment_modifier(reward_breakdown: dict, attunement_delta: float) -> float:
+    """m = clip(1 + u, 0.5, 2), u = −(R_phase + R_stage)/100 − 10 Δattunement (spec §8.5)."""
+    u = -(reward_breakdown["phase_transition"] + reward_breakdown["stage_transition"]) / TRANSITION_SCALE
+    u -= ATTUNEMENT_SCALE * attunement_delta
+    return float(np.clip(1.0 + u, MODIFIER_MIN, MODIFIER_MAX))
+
+
+def format_session_summary(summary: dict) -> str:
+    """The §9.3.14.2 session summary as a few readable lines."""
+    taie = summary["taie"]
+    misread = ", ".join(f"{m['node']} ({m['error']:.2f})" for m in summary["worst_misread"][:3])
+    loa = " ".join(f"{k}={v:+.1f}" for k, v in summary["loa"].items())
+    return "\n".join([
+        f"── session {summary['session']} summary: {summary['turns']} turns (total {summary['total_turns']})",
+        f"   coiling {summary['coiling']:.3f} | TMoG attunement {summary['tmog_attunement']:.3f} | worst misread: {misread}",
+        f"   buckets: maladaptive {summary['maladaptive_mean']:.3f}, adaptive {summary['adaptive_mean']:.3f}",
+        f"   LOA {loa}",
+        "   TAIE " + " ".join(f"{a}={taie[a]:+.2f}" for a in ("x", "y", "z") if a in taie)
+        + f" | transformation {taie['transformation_pct']:.1f}%",
+        f"   phase reached {summary['phase_reached']} (final {summary['phase_final']}) | stage {summary['stage']} → {summary['stage_after']}"
+        f" | reward {summary['reward_totals']['total']:+.1f}",
+    ])
+
+
+class SelfPlay:
+    """A self-play run: policy, environment, judges, and the per-turn training loop."""
+
+    def __init__(self, cfg: SelfPlayConfig, out: str | Path, resume: bool = False) -> None:
+        self.cfg, self.train = cfg, cfg.train
+        self.run = RunDir(out, cfg, resume)
+        self.policy: Policy = build_policy(cfg.model, cfg.train, cfg.init_adapter)
+        self.timings = Timings()
+        self.counters = RunCounters()
+        self.judges = {p: MeteredJudge(self._judge(p), self.timings, self.counters.judge) for p in ("clinical", "kind", "harsh")}
+        client = TimedClient(self._client(), self.timings)
+        self.env = gym.make("Therapy-v0", judge=self.judges["clinical"], client=client, episode="treatment",
+                            max_turns=cfg.max_turns, max_sessions=cfg.sessions)
+        self.base_env = self.env.unwrapped
+        self.turn = 0
+        up = self.policy.updater
+        ck = self.run.restore(self.policy.model, self.policy.router, up.optimizer)
+        if ck is not None:
+            self.turn = ck.state["turn"]
+            up.counters.__dict__.update(ck.state["updater_counters"])
+            self.counters = RunCounters(**ck.state["run_counters"])
+            for judge in self.judges.values():
+                judge.tally = self.counters.judge
+            self.env.reset(seed=self.train.seed)  # the wrappers insist on a reset before set_state
+            self.base_env.set_state(pickle.loads((ck.path / ENV_STATE_FILE).read_bytes()))  # noqa: S301 (our own file)
+
+    # ------------------------------------------------------------------ backends
+    def _role(self, temperature: float, max_tokens: int) -> ModelRole:
+        p = self.policy
+        return ModelRole(p.model, p.tokenizer, p.router, FROZEN_ADAPTER, temperature, max_tokens, self.timings)
+
+    def _judge(self, persona: str):
+        if self.cfg.judge == "model":
+            return MLXJudge(self._role(JUDGE_TEMPERATURE, self.cfg.judge_max_tokens), persona)
+        from tbn_env.rubric_judge import RubricJudge  # noqa: PLC0415
+
+        return RubricJudge(persona)
+
+    def _client(self):
+        if self.cfg.client == "model":
+            return MLXClient(self._role(CLIENT_TEMPERATURE, self.cfg.client_max_tokens))
+        from tbn_env.template_client import TemplateClient  # noqa: PLC0415
+
+        return TemplateClient()
+
+    # ------------------------------------------------------------------ one turn
+    def _sample(self, prompt: list[int], temperature: float):
+        p = self.policy
+        with self.timings.part("generation"), switched(p.router, p.therapist, self.timings):
+            return generate(p.model, p.tokenizer, prompt, temperature=temperature, max_tokens=self.train.max_new_tokens)
+
+    def _rlaif(self, view: TherapistView, x: list[int], original, committed: str, modifier: float) -> dict:
+        ctx = view.judge_context(*committed)
+        kind, harsh = self.judges["kind"].score(ctx), self.judges["harsh"].score(ctx)
+        out = {"modifier": modifier, "kind_mean": float(np.mean(kind.vector())), "harsh_mean": float(np.mean(harsh.vector()))}
+        if self.judges["kind"].last_status == self.judges["harsh"].last_status == "fallback":
+            self.counters.rlaif_skipped_judge_fallback += 1
+            return {**out, "skipped": "judge_fallback"}
+        messages = correction_messages(view, format_therapist_turn(*committed), kind, harsh)
+        corrected = self._sample(render(self.policy.tokenizer, messages), self.train.correction_temperature)
+        failures = hard_failures(*split_turn(corrected.text))
+        out["corrected"] = corrected.text
+        if failures:
+            self.counters.rlaif_skipped_invalid_correction += 1
+            return {**out, "skipped": "invalid_correction", "failures": failures}
+        with self.timings.part("rlaif"):
+            step = self.policy.updater.rlaif(x, original.tokens, corrected.tokens, modifier=modifier)
+        return {**out, "skipped": None, "loss": step.loss, "grad_norm": step.grad_norm}
+
+    def _grpo(self, view: TherapistView, x: list[int]) -> dict:
+        p = self.policy
+        with self.timings.part("generation"), switched(p.router, p.therapist, self.timings):
+            cands = generate_candidates(p.model, p.tokenizer, x, self.train.grpo_temperatures, max_tokens=self.train.max_new_tokens)
+        scores, failures, fallback = [], [], False
+        for cand in cands:
+            thought, utterance = split_turn(cand.text)
+            failed = hard_failures(thought, utterance)
+            failures.append(failed)
+            if failed:
+                scores.append(0.0)  # spec §14.2: garbage ranks last, unjudged
+                continue
+            result = self.judges["clinical"].score(view.judge_context(thought, utterance))
+            fallback |= self.judges["clinical"].last_status == "fallback"
+            scores.append(candidate_score(result.scores, view.stage, self.base_env.params))
+        out = {"scores": scores, "temperatures": list(self.train.grpo_temperatures), "failures": failures}
+        if fallback:  # a placeholder 5.0 must not be ranked against real verdicts
+            self.counters.grpo_skipped_judge_fallback += 1
+            return {**out, "skipped": "judge_fallback"}
+        with self.timings.part("grpo"):
+            step = p.updater.grpo(x, [c.tokens for c in cands], scores)
+        return {**out, "skipped": "tied_scores" if step.skipped else None, "loss": step.loss, "grad_norm": step.grad_norm}
+
+    def step(self) -> dict:
+        """Play and train one turn; return its log record."""
+        turn, T = self.turn, self.timings
+        start = time.perf_counter()
+        seed_step(self.train.seed, turn)
+        if turn == 0 or self.base_env.done:  # first turn, or the treatment ended early: a new client
+            with T.part("env"):
+                self.env.reset(seed=self.train.seed + turn // self.cfg.max_turns)
+        view = TherapistView.from_env(self.base_env)
+        x = render(self.policy.tokenizer, therapist_messages(view))
+        original = self._sample(x, self.train.rlaif_temperature)
+        thought, utterance = split_turn(original.text)
+        if not utterance:
+            self.counters.empty_utterances += 1
+        committed = (thought, utterance or SILENCE)
+        attunement_before = self.base_env.core.attunement()
+        with T.part("env"):
+            _, reward, _, _, info = self.env.step({"thought": committed[0], "utterance": committed[1]})
+        attunement_delta = info["attunement"] - attunement_before
+        rlaif = self._rlaif(view, x, original, committed, treatment_modifier(info["reward_breakdown"], attunement_delta))
+        grpo = self._grpo(view, x)
+        timings = T.take()
+        timings["total"] = time.perf_counter() - start
+        timings["overhead"] = timings["total"] - sum(v for k, v in timings.items() if k != "total")
+        record = {
+            "turn": turn, "session": turn // self.cfg.max_turns + 1, "turn_in_session": turn % self.cfg.max_turns + 1,
+            "stage": view.stage, "phase": view.phase, "stance": view.stance,
+            "stage_after": info["stage"], "phase_after": info["phase"],
+            "client": view.client_utterance, "thought": committed[0], "utterance": committed[1],
+            "scores": info["scores"], "reward": reward, "reward_breakdown": info["reward_breakdown"],
+            "events": info["events"], "attunement": info["attunement"], "attunement_delta": attunement_delta,
+            "rlaif": rlaif, "grpo": grpo,
+            "counters": {**asdict(self.policy.updater.counters), **asdict(self.counters)},
+            "timings": timings,
+        }
+        if "session_summary" in info:
+            record["session_summary"] = info["session_summary"]
+        self.turn += 1
+        return record
+
+    # ------------------------------------------------------------------ the run
+    def _checkpoint(self) -> None:
+        up = self.policy.updater
+        state = {"turn": self.turn, "updater_counters": asdict(up.counters), "run_counters": asdict(self.counters)}
+        env_state = pickle.dumps(self.base_env.get_state())
+        self.run.checkpoint(self.turn, self.policy.model, self.policy.router, up.optimizer, seed=self.train.seed,
+                            state=state, files={ENV_STATE_FILE: env_state}, keep=self.train.keep_checkpoints)
+
+    def run_all(self) -> Path:
+        """Play the remaining turns; return the saved therapist adapter directory."""
+        total = self.cfg.sessions * self.cfg.max_turns
+        with tqdm(total=total, initial=self.turn, desc="self-play", unit="turn", disable=None) as bar:
+            while self.turn < total:
+                record = self.step()
+                self.run.log(record)
+                if self.turn % self.cfg.checkpoint_every == 0 or self.turn == total:
+                    self._checkpoint()
+                bar.update(1)
+                bar.set_postfix(reward=f"{record['reward']:.2f}", phase=record["phase_after"], stage=record["stage_after"])
+                if "session_summary" in record:
+                    tqdm.write(format_session_summary(record["session_summary"]))
+        return self.run.finish(self.policy.model, self.policy.router, self.policy.therapist)
