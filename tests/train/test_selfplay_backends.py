@@ -138,24 +138,24 @@ def test_dpo_runs_and_lowers_the_loss(llama_dir, tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("argv_tail", "message"),
+    ("change", "message"),
     [
-        (["--model", "{tmp}/nope"], "model directory"),
-        (["--config", "{tmp}/bad.toml"], "learning_rat"),
-        (["--init-adapter", "{tmp}"], "adapter directory"),
-        (["--resume"], "nothing to resume"),
+        ({"--model": "{tmp}/nope"}, "model directory"),
+        ({"--config": "{tmp}/bad.toml"}, "learning_rat"),
+        ({"--init-adapter": "{tmp}"}, "adapter directory"),
+        ({"--resume": None}, "nothing to resume"),
+        ({"--sessions": "0"}, "sessions"),
     ],
 )
-def test_bad_cli_input_gives_a_clear_error(llama_dir, tmp_path, capsys, argv_tail, message):
+def test_bad_cli_input_gives_a_clear_error(llama_dir, tmp_path, capsys, change, message):
     (tmp_path / "bad.toml").write_text("[train]\nlearning_rat = 0.1\n")
-    argv = ["selfplay", "--model", str(llama_dir), "--sessions", "1", "--max-turns", "1", "--out", str(tmp_path / "out")]
-    tail = [a.format(tmp=tmp_path) for a in argv_tail]
-    if tail[0] == "--model":
-        argv[2] = tail[1]
-        tail = []
-    assert main(argv + tail) == 2
+    flags = {"--model": str(llama_dir), "--sessions": "1", "--max-turns": "1", "--out": str(tmp_path / "out")}
+    flags.update({k: v if v is None else v.format(tmp=tmp_path) for k, v in change.items()})
+    argv = ["selfplay"] + [x for k, v in flags.items() for x in ((k,) if v is None else (k, v))]
+    assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("tbn-train: error:") and message in err
+    assert not (tmp_path / "out" / "run.json").exists()  # nothing half-started
 
 
 def test_bad_pairs_and_an_occupied_out_dir_are_named(llama_dir, tmp_path, capsys):
