@@ -168,3 +168,37 @@ def test_bad_pairs_and_an_occupied_out_dir_are_named(llama_dir, tmp_path, capsys
     assert main(argv) == 0
     assert main(argv) == 2
     assert "already holds a run" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("mlp_rank", "reference"), [(16, FROZEN_ADAPTER), (32, "reference")])
+def test_init_adapter_seeds_therapist_frozen_and_reference(llama_dir, tmp_path, prompt_of, mlp_rank, reference):
+    import mlx.core as mx
+
+    from tbn_train.adapter_io import save_adapter
+    from tbn_train.lora import AdapterRouter, LoRASpec, add_adapter
+    from tbn_train.model import load_model
+
+    from .conftest import randomize_b
+
+    src, tok = load_model(llama_dir)
+    router = AdapterRouter()
+    add_adapter(src, router, "dapt", LoRASpec(mlp_rank=mlp_rank), seed=4)
+    randomize_b(src, router, "dapt", seed=5)
+    save_adapter(src, router, "dapt", tmp_path / "dapt")
+    router.active = "dapt"
+    ids = mx.array([prompt_of(tok, "I keep going quiet.")])
+    original = src(ids)
+
+    policy = build_policy(llama_dir, TrainConfig(), init_adapter=tmp_path / "dapt")
+    assert policy.updater.config.reference_adapter == reference
+
+    def logits(name):
+        with policy.router.use(name):
+            return policy.model(ids)
+
+    assert mx.array_equal(logits(FROZEN_ADAPTER), original).item()  # client/judge: the file as saved
+    assert mx.array_equal(logits("therapist"), logits(reference)).item()  # KL starts at exactly 0
+    if mlp_rank == 16:
+        assert mx.array_equal(logits("therapist"), original).item()
+    else:  # rank-32 MLP reduced to 16 by truncated SVD: close to, not equal to, the file
+        assert not mx.array_equal(logits("therapist"), original).item()
