@@ -59,7 +59,9 @@ class SessionCore:
         self.cg = self.kernel.cg
         self._defense = np.array([self.kernel.graph.graph.nodes[n]["domain"] == DEFENSE_DOMAIN
                                   for n in self.cg.nodes])
-        self._node = {n: i for i, n in enumerate(self.cg.nodes)}
+        self._disclosure = self.cg.nodes.index("self_disclosure")
+        self._surge = [BUCKET_INDEX[b] for b in OVERWHELM_BUCKETS]
+        self._distrust = BUCKET_INDEX["distrust"]
         self.stance = StanceDetector(self.params)
         self._modifiers = stage_modifiers(self.params)
         self.restart(init, seed)
@@ -210,11 +212,10 @@ class SessionCore:
 
     def _signals(self, vec: np.ndarray, out: BatchTurn, rupture: bool):
         path = self.kernel.pathology_now[0]
-        surge = float(np.maximum(out.bucket_change[0, [BUCKET_INDEX[b] for b in OVERWHELM_BUCKETS]], 0.0).sum())
-        levels = {n: float(self.levels[self._node[n]]) for n in ("self_disclosure", "session_engagement")}
-        return stance_signals(levels, float(path[self._defense].mean()),
-                              float(self.kernel.buckets[0, BUCKET_INDEX["distrust"]]), surge,
-                              float(vec[DIM_INDEX["attunement"]]), rupture, self.params)
+        surge = float(np.maximum(out.bucket_change[0, self._surge], 0.0).sum())
+        return stance_signals(float(self.levels[self._disclosure]), float(self.levels[self.cg.engagement]),
+                              float(path[self._defense].mean()), float(self.kernel.buckets[0, self._distrust]),
+                              surge, float(vec[DIM_INDEX["attunement"]]), rupture, self.params)
 
     # ---------------------------------------------------------------- session boundaries
     def _start_of_session(self) -> None:

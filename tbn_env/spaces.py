@@ -78,7 +78,7 @@ def observe(core: SessionCore, mode: str, rupture: bool, session_index: int, utt
         "buckets": k.buckets[0].astype(np.float32),
         "phase": int(k.phase[0]),
         "stage": int(k.stage[0]) - 1,
-        "stance": core.stance.stance,
+        "stance": int(core.stance.stance[0]),
         "rupture": int(rupture),
         "turn": core.turn_in_session,
         "session": session_index,

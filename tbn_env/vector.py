@@ -60,7 +60,7 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.single_observation_space = observation_space(observation_mode, False, max_turns, max_sessions)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
-        self.stances = [StanceDetector(self.params) for _ in range(num_envs)]
+        self.stances = StanceDetector(self.params, num_envs)
         self.turn = np.zeros(num_envs, dtype=int)
         self.session = np.ones(num_envs, dtype=int)
         self.rupture = np.zeros(num_envs, dtype=bool)
@@ -82,7 +82,7 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
         for i in rows:
             profile = resolve_profile(self.profile_spec, self.rng)
             self.kernel.load(int(i), profile.initial_state(self.rng, self.start_stage, self.graph, self.params))
-            self.stances[i].start_session()
+        self.stances.start_session(rows)
         self.turn[rows] = 0
         self.session[rows] = 1
         self.rupture[rows] = False
@@ -111,8 +111,7 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
             rows = np.flatnonzero(session_end)
             _, stage_reward, complete = k.end_session(rows)
             reward[rows] += stage_reward
-            for i in rows:
-                self.stances[i].start_session()
+            self.stances.start_session(rows)
             self.turn[rows] = 0
             if self.episode == "session":
                 terminated[rows] = True
@@ -145,21 +144,18 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
 
     def _update_stances(self, attunement: np.ndarray, bucket_change: np.ndarray, ruptured: np.ndarray) -> None:
         k = self.kernel
-        defense = k.cg.pathology(k.levels)[:, self._defense].mean(axis=1)
+        defense = k.pathology_now[:, self._defense].mean(axis=1)
         surge = np.maximum(bucket_change[:, self._surge], 0.0).sum(axis=1)
-        levels = k.levels[:, self._nodes]
-        distrust = k.buckets[:, BUCKET_INDEX["distrust"]]
-        for i, detector in enumerate(self.stances):
-            detector.update(stance_signals({"self_disclosure": levels[i, 0], "session_engagement": levels[i, 1]},
-                                           defense[i], distrust[i], surge[i], attunement[i], bool(ruptured[i]),
-                                           self.params))
+        self.stances.update_batch(stance_signals(k.levels[:, self._nodes[0]], k.levels[:, self._nodes[1]], defense,
+                                                 k.buckets[:, BUCKET_INDEX["distrust"]], surge, attunement,
+                                                 ruptured, self.params))
 
     # ------------------------------------------------------------------ observation and info
     def _observation(self) -> dict[str, np.ndarray]:
         k = self.kernel
         obs = {"tmog": k.tmog.astype(np.float32), "buckets": k.buckets.astype(np.float32),
                "phase": k.phase.copy(), "stage": k.stage - 1,
-               "stance": np.array([s.stance for s in self.stances]),
+               "stance": self.stances.stance.copy(),
                "rupture": self.rupture.astype(np.int64), "turn": self.turn.copy(), "session": self.session.copy()}
         if self.observation_mode == "full":
             path = k.cg.pathology(k.levels)
