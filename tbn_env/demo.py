@@ -38,7 +38,8 @@ def echo(text: str) -> str:
     sentences = [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
     words = (sentences[-1] if sentences else text).rstrip(".!?").split()[:ECHO_WORDS]
     swap = {"i": "you", "i'm": "you're", "my": "your", "me": "you", "am": "are", "myself": "yourself"}
-    return " ".join(swap.get(w.lower(), w) for w in words) or "that"
+    said = " ".join(swap.get(w.lower(), w) for w in words) or "that"
+    return said[0].lower() + said[1:]
 
 
 class ScriptedTherapist:

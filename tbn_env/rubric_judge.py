@@ -1,0 +1,256 @@
+"""The offline rubric judge: the 12 dimensions of §9.3.7.1 from lexical and structural features.
+
+Deterministic and model-free, so Therapy-v0's default trajectory is fixed by its seed. It reads the
+client's last words, the therapist's hidden thought and spoken utterance, the history, the stage and
+phase, and scores each dimension from 5 (adequate) up or down by the evidence it finds: reflection of
+the client's own words and feelings, validation, pacing (how much is asked and said at once), repair
+after a rupture, tenderness after vulnerability, what the thought holds back (parallel thinking),
+stage-fitting depth. Hard failures of App. 31 (boundary violations, meta-commentary, leaked
+reasoning, garbled output) floor the dimensions they violate whatever else the reply does. The
+`kind` persona is generous and the `harsh` one punitive (§9.3.9); `clinical` is the plain rubric.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from .dimensions import JUDGE_DIMENSIONS
+from .protocols import JudgeContext, JudgeResult, Persona
+from .validators import hard_violations, soft_flags, ungrounded_details
+
+BASE = 5.0            # an adequate reply with no evidence either way (the 4-6 band of §9.3.7.1)
+PERSONA_SHIFT = {"clinical": 0.0, "kind": 1.0, "harsh": -1.0}    # generous / punitive offsets
+PENALTY_SCALE = {"clinical": 1.0, "kind": 0.7, "harsh": 1.5}     # harsh weighs every flaw 1.5x
+HARD_FLOOR = 1.0      # every dimension of a reply that is not therapeutic speech
+BOUNDARY_FLOOR = {"boundaries": 0.0, "safety": 2.0}  # App. 31 Failure 11 (spec §20.1)
+SOFT_CAP = 3.0        # the dimensions a soft failure violates score at most this
+IDEAL_RATIO = (0.4, 2.5)  # therapist words per client word that keeps the client's pace
+
+_WORD = re.compile(r"[a-z']+")
+STOP = frozenset("""a an the and or but if so to of in on at for with about as is are was were be been am i you me my
+your we our it its this that these those there here what how why when where who do did does not no just very really
+like feel feels felt think know get got have has had would could should can will just all some any more much than
+then too also because from into out up down over again ok okay yeah yes um well""".split())
+EMOTIONS = frozenset("""sad sadness angry anger mad furious scared afraid fear anxious anxiety worried nervous ashamed
+shame guilty guilt lonely alone hurt hurting pain painful grief grieving miss lost empty numb tired exhausted
+overwhelmed hopeless helpless frustrated upset crying cry tears heartbroken rejected abandoned worthless broken
+embarrassed jealous resentful bitter relieved hopeful calm safe grateful love loved""".split())
+VULNERABLE = re.compile(r"\b(i (feel|felt|am|'m) (so )?(ashamed|alone|scared|worthless|broken|lost|empty)|"
+                        r"i('ve)? never told|hard to say|i miss|i cried|i'm crying|nobody|no one cares|"
+                        r"something wrong with me|i hate myself|i don't matter)\b")
+RUPTURE = re.compile(r"\b(you'?re not listening|you don'?t (get|understand)|why would you say|that'?s not what i|"
+                     r"forget it|never ?mind|i'?m fine|whatever|you sound like|that hurt)\b")
+REFLECT = re.compile(r"\b(it sounds like|sounds like|i hear|you'?re saying|you said|what i'?m hearing|"
+                     r"it seems|you feel|you felt|you'?re feeling|part of you)\b")
+VALIDATE = re.compile(r"\b(makes sense|understandable|of course|no wonder|i can see why|that'?s (so )?(hard|a lot)|"
+                      r"anyone would|it'?s okay to|you'?re allowed)\b")
+TENDER = re.compile(r"\b(gently|i'?m (right )?here|with you|take your time|so painful|so much pain|"
+                    r"thank you for (telling|sharing|trusting)|that took courage|i'?m glad you)\b")
+REPAIR = re.compile(r"\b(i'?m sorry|i apologi[sz]e|i missed|i got that wrong|i misunderstood|"
+                    r"help me understand|let me try again|i didn'?t mean|you'?re right,? i)\b")
+PACE = re.compile(r"\b(slow(ly)?|no rush|at your (own )?pace|take a (breath|moment)|one step|whenever you'?re ready|"
+                  r"we don'?t have to)\b")
+GROUND = re.compile(r"\b(breath(e|ing)?|your feet|the chair|notice (what|your)|ground(ed|ing)?|in your body)\b")
+DIRECTIVE = re.compile(r"(?<!nothing )(?<!don't )(?<!no )\byou (should|need to|have to|must)\b|"
+                       r"\b(just try|have you tried|why don'?t you|stop (being|doing)|calm down|get over)\b")
+DEPTH = re.compile(r"\b(i wonder (if|whether)|perhaps|maybe (part|some)|pattern|underneath|reminds (me|you) of|"
+                   r"connect(s|ion)? (to|with)|protect(s|ing|ed)? you|younger (you|self|part))\b")
+CLICHE = re.compile(r"\b(everything happens for a reason|at the end of the day|time heals|stay positive|"
+                    r"it is what it is|look on the bright side|you'?ve got this|journey of healing)\b")
+COLD = re.compile(r"\b(that'?s not my (job|role)|i can'?t help (you )?with that|our time is (up|limited)|"
+                  r"that'?s irrelevant|moving on)\b")
+REACTIVE = re.compile(r"\b(how dare|you'?re wrong|that'?s ridiculous|don'?t talk to me|i'?m offended|"
+                      r"listen to me)\b")
+OVERSHARE = re.compile(r"\b(when i was (your age|young)|my own (divorce|mother|father|therapy|pain)|i also (went|had))\b")
+IMAGERY = re.compile(r"\b(like a|as if|as though|carry(ing)?|weight|room for|holding)\b")
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def _content(words: list[str]) -> set[str]:
+    return {w for w in words if w not in STOP and len(w) > 2}
+
+
+class RubricJudge:
+    """Scores a therapist turn on the 12 dimensions without a model (the Judge protocol)."""
+
+    deterministic = True
+
+    def __init__(self, persona: Persona = "clinical") -> None:
+        if persona not in PERSONA_SHIFT:
+            raise ValueError(f"persona must be one of {tuple(PERSONA_SHIFT)}, got {persona!r}")
+        self.persona = persona
+
+    def score(self, context: JudgeContext) -> JudgeResult:
+        """Score one turn (§9.3.7): 12 scores with explanations, flags and recommendations."""
+        said, thought, client = context.therapist_utterance, context.therapist_thought, context.client_utterance
+        low_said, low_client = said.lower(), client.lower()
+        w_said, w_client, w_thought = _words(said), _words(client), _words(thought)
+        c_said, c_client, c_thought = _content(w_said), _content(w_client), _content(w_thought)
+        grounding = " ".join([context.profile_card, client] + [t.client + " " + t.therapist for t in context.history])
+        flags = soft_flags(said, grounding, context.stage)
+        hard = hard_violations(said, thought)
+        flags.update({"boundary_violation": any(v.name == "boundary_violation" for v in hard),
+                      "meta_commentary": any(v.name == "meta_commentary" for v in hard),
+                      "leaked_reasoning": any(v.name in ("leaked_reasoning", "category_score") for v in hard),
+                      "hallucinated_risk": bool(re.search(r"\b(suicid|self-harm|kill yourself)", low_said))
+                      and not re.search(r"\b(suicid|self-harm|kill|die|dying)", grounding.lower())})
+
+        # ---- evidence, each on a 0..1 (or small integer) scale
+        overlap = len(c_said & c_client) / max(1, min(len(c_client), 8))
+        reflects = bool(REFLECT.search(low_said))
+        named_feelings = len((set(w_said) & EMOTIONS) & (set(w_client) | EMOTIONS))
+        client_feelings = bool(set(w_client) & EMOTIONS)
+        validates = bool(VALIDATE.search(low_said))
+        tender = bool(TENDER.search(low_said))
+        repairs = bool(REPAIR.search(low_said))
+        paces = bool(PACE.search(low_said))
+        grounds = bool(GROUND.search(low_said))
+        directive = len(DIRECTIVE.findall(low_said))
+        depth = len(DEPTH.findall(low_said))
+        questions = said.count("?")
+        vulnerable = bool(VULNERABLE.search(low_client))
+        rupture = context.rupture_pending or bool(RUPTURE.search(low_client))
+        ratio = len(w_said) / max(1, len(w_client))
+        withheld = len(c_thought - c_said) / max(1, len(c_thought)) if c_thought else 0.0
+        variety = len(set(w_said)) / max(1, len(w_said))
+        cliche, cold, reactive = bool(CLICHE.search(low_said)), bool(COLD.search(low_said)), bool(REACTIVE.search(low_said))
+        overshare = bool(OVERSHARE.search(low_said))
+        early = context.stage == 1 or context.phase == "A"
+        ending = context.stage == 4
+
+        k = PENALTY_SCALE[self.persona]
+        s = dict.fromkeys(JUDGE_DIMENSIONS, BASE + PERSONA_SHIFT[self.persona])
+        why: dict[str, list[str]] = {d: [] for d in JUDGE_DIMENSIONS}
+
+        def add(dim: str, amount: float, reason: str) -> None:
+            s[dim] += amount if amount > 0 else k * amount
+            why[dim].append(reason)
+
+        # attunement: catching the bid and the feeling
+        if reflects or overlap >= 0.25:
+            add("attunement", 1.5 + min(1.5, 2 * overlap), "reflects the client's own words")
+        if named_feelings:
+            add("attunement", 1.0, "names the feeling")
+        if client_feelings and not named_feelings and not reflects:
+            add("attunement", -1.5, "answers content, not affect")
+        if directive:
+            add("attunement", -1.0 * directive, "moves to advice")
+        # pacing
+        if paces:
+            add("pacing", 2.0, "offers a slower pace")
+        if questions > 1:
+            add("pacing", -1.0 * (questions - 1), "several questions at once")
+        if not IDEAL_RATIO[0] <= ratio <= IDEAL_RATIO[1]:
+            add("pacing", -1.5, "length out of step with the client")
+        if early and depth:
+            add("pacing", -1.5, "rushes to interpretation early")
+        # safety
+        if grounds or paces:
+            add("safety", 1.5, "grounds and steadies")
+        if validates or tender:
+            add("safety", 1.0, "warm and non-threatening")
+        if directive or flags["premature_depth"]:
+            add("safety", -2.0, "pushes the client")
+        # non-reactivity
+        if reactive:
+            add("non_reactivity", -4.0, "reacts instead of staying regulated")
+        elif rupture and not directive:
+            add("non_reactivity", 2.0, "stays steady under pressure")
+        else:
+            add("non_reactivity", 1.0, "calm register")
+        # validation
+        if validates:
+            add("validation", 2.5, "validates the experience")
+        if flags["negation_reassurance"]:
+            add("validation", -3.0, "negation-based reassurance plants the idea it denies")
+        if cliche:
+            add("validation", -1.5, "formulaic reassurance")
+        # boundaries
+        if cold:
+            add("boundaries", -2.5, "rigid or cold")
+        elif overshare:
+            add("boundaries", -2.5, "therapist over-discloses")
+        else:
+            add("boundaries", 1.5, "clear and kind frame")
+        # repair
+        if rupture:
+            add("repair", 3.5 if repairs else -3.0, "repairs the rupture" if repairs else "ignores the rupture")
+        elif validates or tender:
+            add("repair", 1.0, "maintains relational care")
+        # clinical wisdom: stage-fitting depth, no advice-giving
+        if depth:
+            add("clinical_wisdom", (-2.0 if early else 2.0) if not ending else -1.5,
+                "interpretation too early" if early else "new excavation at termination" if ending else "timely depth")
+        if directive:
+            add("clinical_wisdom", -1.5, "advice instead of exploration")
+        if reflects and validates:
+            add("clinical_wisdom", 1.0, "reflects and validates before moving")
+        if flags["hallucinated_risk"] or flags["ungrounded_detail"]:
+            add("clinical_wisdom", -3.5, "asserts what the session does not contain")
+        # thoughtfulness: how much of the presentation is noticed and integrated
+        noticed = len((c_said | c_thought) & c_client)
+        add("thoughtfulness", min(3.0, 0.75 * noticed) - (1.0 if noticed == 0 else 0.0),
+            f"integrates {noticed} strands of what the client said")
+        # parallel thinking: a thought whose wisdom shapes, but is not all spoken in, the reply
+        if c_thought:
+            add("parallel_thinking", 1.0 + 2.0 * withheld, "the thought guides more than it says")
+        else:
+            add("parallel_thinking", -1.0, "no visible reasoning behind the reply")
+        # tenderness: vulnerability met with warmth
+        if vulnerable or client_feelings:
+            add("tenderness", 3.0 if tender or validates else -1.5,
+                "meets vulnerability with warmth" if tender or validates else "meets vulnerability with analysis")
+        elif tender:
+            add("tenderness", 1.0, "warm")
+        # artfulness
+        if IMAGERY.search(low_said) and variety > 0.7:
+            add("artfulness", 1.5, "a concrete, memorable image")
+        if variety < 0.5 and len(w_said) > 20:
+            add("artfulness", -1.5, "repetitive language")
+        if cliche:
+            add("artfulness", -2.0, "cliche")
+
+        # ---- hard guards (App. 31): not speech, or a boundary crossed
+        for v in hard:
+            if v.name == "boundary_violation":
+                for dim, cap in BOUNDARY_FLOOR.items():
+                    s[dim] = min(s[dim], cap)
+                    why[dim].append(f"boundary violation: {v.evidence!r}")
+            else:
+                for dim in JUDGE_DIMENSIONS:
+                    s[dim] = min(s[dim], HARD_FLOOR)
+                why["artfulness"].append(f"{v.name} (App. 31 Failure {v.failure}): not therapeutic speech")
+        if flags["ungrounded_detail"]:
+            for dim in ("attunement", "clinical_wisdom"):
+                s[dim] = min(s[dim], SOFT_CAP)
+            why["attunement"].append(f"invents details: {ungrounded_details(said, grounding)}")
+
+        scores = {d: float(np.clip(round(v, 2), 0.0, 10.0)) for d, v in s.items()}
+        weak = sorted(scores, key=scores.get)[:3]
+        return JudgeResult(
+            scores=scores,
+            explanations={d: "; ".join(r) or "no evidence either way" for d, r in why.items()},
+            narrative=f"{self.persona} rubric: strongest {max(scores, key=scores.get)}, weakest {weak[0]}.",
+            critical_moments=[f"{v.name}: {v.evidence}" for v in hard] + [f for f, on in flags.items() if on],
+            recommendations=[RECOMMEND[d] for d in weak if scores[d] < 6.0],
+            flags=flags, persona=self.persona)
+
+
+RECOMMEND = {
+    "attunement": "reflect the feeling under the words before anything else",
+    "pacing": "say less and ask one thing at a time",
+    "safety": "steady the client before going deeper",
+    "non_reactivity": "stay regulated; do not answer heat with heat",
+    "validation": "validate what is there instead of arguing with what is not",
+    "boundaries": "keep a clear, kind frame: no proximity, no self-focus",
+    "repair": "name the rupture and own your part",
+    "clinical_wisdom": "fit the depth to the stage and phase",
+    "thoughtfulness": "weave in more of what the client actually said",
+    "parallel_thinking": "let the thought guide the reply without speaking all of it",
+    "tenderness": "meet vulnerability with warmth, not analysis",
+    "artfulness": "find a simpler, more concrete phrase",
+}

@@ -1,0 +1,71 @@
+"""judge_full_session (§9.3.7.2): a whole session's per-turn ratings aggregated into one assessment.
+
+Per-dimension means, minima, maxima, first-to-last trends and least-squares slopes, the composite
+trajectory (unweighted, and stage-weighted as the reward uses it), and an offline holistic evaluation
+assembled from those numbers (a model judge may replace the text, not the numbers).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from pydantic import BaseModel
+
+from .dimensions import JUDGE_DIMENSIONS
+from .params import Params
+from .protocols import JudgeResult
+from .reward import weighted_composite
+
+STEADY_SLOPE = 0.05   # per-turn change below which a dimension counts as steady
+ERRATIC_SD = 1.5      # composite spread above which quality counts as erratic
+
+
+class DimensionSummary(BaseModel):
+    mean: float
+    min: float
+    max: float
+    trend: float   # last - first
+    slope: float   # least-squares slope per turn
+
+
+class SessionAssessment(BaseModel):
+    """The session-level judgement of §9.3.7.2."""
+
+    turns: int
+    stage: int
+    dimensions: dict[str, DimensionSummary]
+    composite: list[float]
+    stage_composite: list[float]
+    evaluation: str
+
+
+def judge_full_session(results: Sequence[JudgeResult], stage: int, params: Params | None = None) -> SessionAssessment:
+    """Aggregate a session's per-turn JudgeResults; raises ValueError on an empty session."""
+    if not results:
+        raise ValueError("judge_full_session needs at least one judged turn")
+    if stage not in (1, 2, 3, 4):
+        raise ValueError(f"stage must be 1-4, got {stage!r}")
+    params = params or Params()
+    scores = np.array([r.vector() for r in results])
+    turns = np.arange(len(results), dtype=float)
+    slopes = np.polyfit(turns, scores, 1)[0] if len(results) > 1 else np.zeros(len(JUDGE_DIMENSIONS))
+    dims = {d: DimensionSummary(mean=float(scores[:, i].mean()), min=float(scores[:, i].min()),
+                                max=float(scores[:, i].max()), trend=float(scores[-1, i] - scores[0, i]),
+                                slope=float(slopes[i]))
+            for i, d in enumerate(JUDGE_DIMENSIONS)}
+    composite = scores.mean(axis=1).tolist()
+    staged = [weighted_composite(s, stage, params) for s in scores]
+    return SessionAssessment(turns=len(results), stage=stage, dimensions=dims, composite=composite,
+                             stage_composite=staged, evaluation=_evaluate(dims, np.array(staged)))
+
+
+def _evaluate(dims: dict[str, DimensionSummary], staged: np.ndarray) -> str:
+    """A short holistic reading of the arc: level, direction, consistency, best and weakest dimension."""
+    rising = [d for d, s in dims.items() if s.slope > STEADY_SLOPE]
+    falling = [d for d, s in dims.items() if s.slope < -STEADY_SLOPE]
+    best = max(dims, key=lambda d: dims[d].mean)
+    worst = min(dims, key=lambda d: dims[d].mean)
+    arc = "erratic" if staged.std() > ERRATIC_SD else "consistent"
+    return (f"Stage-weighted quality averaged {staged.mean():.1f}/10 and was {arc} across the session. "
+            f"Strongest: {best} ({dims[best].mean:.1f}); weakest: {worst} ({dims[worst].mean:.1f}). "
+            f"Improving: {', '.join(rising) or 'none'}. Declining: {', '.join(falling) or 'none'}.")
