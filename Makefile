@@ -28,8 +28,16 @@ sysdeps:
 test: $(STAMP) sysdeps
 	$(PY) -m pytest
 
+DEMO_DIR ?= runs/demo
+
+# The main job on the embedded default: a tiny local model (built offline) as the therapist in
+# self-play, scored by the offline rubric judge against the template client, a few minutes on CPU.
 demo: $(STAMP) sysdeps
-	$(PY) -m tbn_env.demo
+	$(PY) -m tbn_train.cli make-tiny-model $(DEMO_DIR)/tiny-model
+	rm -rf $(DEMO_DIR)/selfplay
+	$(PY) -m tbn_train.cli selfplay --model $(DEMO_DIR)/tiny-model --sessions 2 --max-turns 3 \
+	    --max-new-tokens 24 --out $(DEMO_DIR)/selfplay
+	$(PY) -m tbn_env.demo --max-turns 6
 
 bench: $(STAMP) sysdeps
 	$(PY) bench/run_all.py
