@@ -1,0 +1,66 @@
+"""`tbn-corpus`: generate, validate, inspect and export the synthetic corpus."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tbn-corpus", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    gen = sub.add_parser("generate", help="generate sessions into a directory of JSONL shards")
+    gen.add_argument("--backend", choices=("offline",), default="offline",
+                     help="generation backend (the Anthropic backend is configured separately)")
+    gen.add_argument("--n", type=int, required=True, help="number of sessions")
+    gen.add_argument("--out", required=True, help="output directory")
+    gen.add_argument("--seed", type=int, default=0, help="seed: fixes every sample and its id")
+    gen.add_argument("--stage", type=int, choices=(1, 2, 3, 4), help="force one treatment stage")
+    gen.add_argument("--resume", action="store_true", help="continue a run that stopped; no sample is lost or repeated")
+    val = sub.add_parser("validate", help="schema-check every sample and report the §30.2 corpus claims")
+    val.add_argument("directory")
+    st = sub.add_parser("stats", help="counts by stage and attachment family")
+    st.add_argument("directory")
+    sc = sub.add_parser("sample-client", help="print one sampled client profile as JSON")
+    sc.add_argument("--seed", type=int, default=0)
+    sc.add_argument("--stage", type=int, choices=(1, 2, 3, 4))
+    ex = sub.add_parser("export-schema", help="write the JSON Schemas of every record type")
+    ex.add_argument("directory")
+    args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except (ValueError, FileExistsError, FileNotFoundError) as exc:
+        print(f"tbn-corpus: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "generate":
+        from .generate import generate
+        written = sum(1 for _ in generate(args.out, args.n, args.seed, args.resume, args.stage, progress=True))
+        print(f"wrote {written} sessions to {args.out}")
+        return 0
+    if args.command == "validate":
+        from .validate import report, validate_corpus
+        print(report(args.directory))
+        _, errors, _ = validate_corpus(args.directory)
+        return 0 if not errors else 1
+    if args.command == "stats":
+        from .validate import stats
+        print(json.dumps(stats(args.directory), indent=2))
+        return 0
+    if args.command == "sample-client":
+        from .sampler import sample_client, sample_stage
+        rng = np.random.default_rng(args.seed)
+        print(sample_client(rng, f"c-{args.seed}", sample_stage(rng, args.stage)).model_dump_json(indent=2))
+        return 0
+    from .schema import export_json_schema
+    for path in export_json_schema(args.directory):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Corpus generation: deterministic sample ids and RNG streams per index, validation, resumable output."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from pydantic import ValidationError
+
+from .offline import generate_session
+from .sampler import sample_client, sample_stage, sample_therapist
+from .schema import Session, SessionContext
+from .writer import CorpusWriter
+
+
+def sample_id(seed: int, index: int) -> str:
+    """The id of sample `index` of a run seeded `seed`: stable across restarts."""
+    return f"s{seed}-{index:06d}"
+
+
+def offline_session(seed: int, index: int, stage: int | None = None) -> Session:
+    """Sample `index` of an offline corpus: its own RNG stream, so any index can be made alone."""
+    rng = np.random.default_rng([seed, index])
+    sid = sample_id(seed, index)
+    st = sample_stage(rng, stage)
+    context = SessionContext(stage=st, session_number=int(rng.integers(1, 13)))
+    return generate_session(sid, sample_client(rng, f"c-{sid}", st), sample_therapist(rng, f"t-{sid}", st), context, rng)
+
+
+def generate(out: str | Path, n: int, seed: int = 0, resume: bool = False, stage: int | None = None,
+             progress: bool = False) -> Iterator[str]:
+    """Write `n` offline sessions to `out`, skipping those already written; yields each new sample id."""
+    if n < 1:
+        raise ValueError(f"--n must be at least 1, got {n}")
+    writer = CorpusWriter(out, resume=resume, config={"backend": "offline", "n": n, "seed": seed, "stage": stage})
+    indices = range(n)
+    if progress:
+        from tqdm import tqdm
+        indices = tqdm(indices, desc="sessions", unit="session")
+    for index in indices:
+        sid = sample_id(seed, index)
+        if sid in writer.done:
+            continue
+        session = offline_session(seed, index, stage)
+        try:  # every sample is validated once more from its serialised form before it is kept
+            Session.model_validate_json(session.model_dump_json())
+        except ValidationError as exc:
+            writer.reject(sid, str(exc), session.model_dump())
+            continue
+        writer.write(session, sid)
+        yield sid

@@ -1,0 +1,98 @@
+"""Crash-safe JSONL corpus output: append + fsync per sample, an atomically replaced manifest.
+
+The manifest records each shard's committed byte length and the ids written. On `--resume` every
+shard is cut back to its committed length (dropping a line half-written when the run died) and the
+ids in the manifest are skipped, so a killed run continues with no lost and no duplicated sample.
+Invalid samples go to `rejects.jsonl` with their reason, never silently dropped.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from pydantic import BaseModel
+
+SHARD_SIZE = 1000          # samples per shard file: small enough to inspect, large enough to stay few
+MANIFEST = "manifest.json"
+REJECTS = "rejects.jsonl"
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class CorpusWriter:
+    """Writes validated samples to `out/<prefix>-NNNNN.jsonl` shards, resumably."""
+
+    def __init__(self, out: str | Path, prefix: str = "sessions", resume: bool = False, config: dict | None = None):
+        self.out = Path(out)
+        self.prefix = prefix
+        manifest = self.out / MANIFEST
+        if manifest.exists() and not resume:
+            raise FileExistsError(f"{self.out} already holds a corpus; pass --resume to continue it")
+        if resume and not manifest.exists():
+            raise FileNotFoundError(f"nothing to resume in {self.out}: no {MANIFEST}")
+        self.out.mkdir(parents=True, exist_ok=True)
+        if resume:
+            state = json.loads(manifest.read_text(encoding="utf-8"))
+            if config is not None and state.get("config") != config:
+                raise ValueError(f"--resume with different settings: {state.get('config')} vs {config}")
+            self.shards: dict[str, int] = state["shards"]
+            self.ids: list[str] = state["ids"]
+            self.config = state.get("config")
+            for name, length in self.shards.items():  # cut away a half-written tail
+                with open(self.out / name, "r+b") as fh:
+                    fh.truncate(length)
+        else:
+            self.shards, self.ids, self.config = {}, [], config
+            self._commit()
+        self.done = set(self.ids)
+
+    def _shard(self) -> str:
+        return f"{self.prefix}-{len(self.ids) // SHARD_SIZE:05d}.jsonl"
+
+    def write(self, sample: BaseModel, sample_id: str) -> None:
+        """Append one validated sample durably, then record it in the manifest."""
+        if sample_id in self.done:
+            raise ValueError(f"sample {sample_id!r} is already in the corpus")
+        name = self._shard()
+        line = sample.model_dump_json() + "\n"
+        with open(self.out / name, "a", encoding="utf-8") as fh:
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.shards[name] = (self.out / name).stat().st_size
+        self.ids.append(sample_id)
+        self.done.add(sample_id)
+        self._commit()
+
+    def reject(self, sample_id: str, reason: str, raw: object) -> None:
+        """Keep an invalid sample with the reason it failed validation."""
+        with open(self.out / REJECTS, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"id": sample_id, "reason": reason, "raw": raw}, default=str) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def _commit(self) -> None:
+        _atomic_write(self.out / MANIFEST, json.dumps({"shards": self.shards, "ids": self.ids,
+                                                       "config": self.config}, indent=1))
+
+
+def read_samples(directory: str | Path, prefix: str = "sessions"):
+    """Yield (shard name, line number, raw text) of every committed sample line, shard by shard."""
+    directory = Path(directory)
+    manifest = directory / MANIFEST
+    shards = json.loads(manifest.read_text(encoding="utf-8"))["shards"] if manifest.exists() else \
+        {p.name: p.stat().st_size for p in sorted(directory.glob(f"{prefix}-*.jsonl"))}
+    for name, length in shards.items():
+        with open(directory / name, "rb") as fh:
+            text = fh.read(length).decode("utf-8")  # the manifest counts bytes
+        for i, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                yield name, i, line
