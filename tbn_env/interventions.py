@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .dimensions import DIM_INDEX, JUDGE_DIMENSIONS
+from .dimensions import JUDGE_DIMENSIONS
 
 NEUTRAL = 5.0           # an intervention of no particular fit scores mid-scale
 MAIN_GAIN = 4.5         # a perfect fit lifts its own dimensions to 9.5; a clear misfit drops its risks to 0.5

@@ -317,7 +317,7 @@ class BatchKernel:
 
     def _record_taie(self, rows: np.ndarray | slice) -> np.ndarray:
         """Append the axes to the assessment history of `rows`, recompute T; return the TAIE direction."""
-        p, w = self.params, self.params.taie_bar_window
+        w = self.params.taie_bar_window
         count, new = self.taie_count[rows], self.taie[rows]
         warm = (count >= w).all()  # every row past its first w assessments: no masks needed
         if not warm:

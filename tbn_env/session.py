@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .buckets import ADAPTIVE, BUCKET_INDEX, BUCKETS, MALADAPTIVE
+from .buckets import BUCKET_INDEX, BUCKETS, MALADAPTIVE
 from .dimensions import DIM_INDEX, JUDGE_DIMENSIONS, as_score_vector, score_dict
 from .graph import PHASES, ClientGraph
 from .guidance import guidance

@@ -3,7 +3,7 @@
 Both run on the shared base model with the frozen client/judge adapter active — the router is
 switched for the call and the previous adapter restored after — so ``gym.make("Therapy-v0",
 judge=MLXJudge(...), client=MLXClient(...))`` runs on the model. Judge output is parsed by
-:mod:`tbn_train.judge_parse`: repaired when possible, else a logged neutral fallback; never an
+:mod:`tbn_env.judge_parse`: repaired when possible, else a logged neutral fallback; never an
 exception. ``deterministic`` is True only at temperature 0 (greedy decoding).
 """
 
@@ -16,9 +16,10 @@ import mlx.nn as nn
 
 from tbn_env.protocols import ClientTurn, ClientView, DialogueTurn, JudgeContext, JudgeResult, Persona
 from tbn_train.generation import MAX_TEMPERATURE, generate
-from tbn_train.judge_parse import ParsedVerdict, parse_judge_output
+from tbn_env.judge_parse import ParsedVerdict, parse_judge_output
 from tbn_train.lora import AdapterRouter
-from tbn_train.prompts import client_messages, judge_messages, render
+from tbn_env.llm_prompts import client_messages, judge_messages
+from tbn_train.prompts import render
 from tbn_train.timing import Timings, switched
 from tbn_train.turns import SILENCE, split_turn
 

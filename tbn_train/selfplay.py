@@ -27,7 +27,6 @@ from __future__ import annotations
 import logging
 import pickle
 import time
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
