@@ -7,13 +7,20 @@ import sys
 
 import numpy as np
 
+from .anthropic_api import DEFAULT_MODEL, AnthropicSettings
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tbn-corpus", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="generate sessions into a directory of JSONL shards")
-    gen.add_argument("--backend", choices=("offline",), default="offline",
-                     help="generation backend (the Anthropic backend is configured separately)")
+    gen.add_argument("--backend", choices=("offline", "anthropic"), default="offline",
+                     help="offline templates, or Claude via the Anthropic API (key from ANTHROPIC_API_KEY)")
+    gen.add_argument("--model", help="Anthropic model name (default: %s)" % DEFAULT_MODEL)
+    gen.add_argument("--concurrency", type=int, help="Anthropic requests in flight at once")
+    gen.add_argument("--max-retries", type=int, help="SDK retries per request on 429/5xx/529/timeouts")
+    gen.add_argument("--timeout", type=float, help="seconds per Anthropic request")
+    gen.add_argument("--base-url", help="Anthropic API base URL (a proxy or a local test server)")
     gen.add_argument("--n", type=int, required=True, help="number of sessions")
     gen.add_argument("--out", required=True, help="output directory")
     gen.add_argument("--seed", type=int, default=0, help="seed: fixes every sample and its id")
@@ -37,6 +44,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.command == "generate" and args.backend == "anthropic":
+        import asyncio
+
+        from .anthropic_backend import generate_anthropic
+        fields = {"model": args.model, "concurrency": args.concurrency, "max_retries": args.max_retries,
+                  "timeout": args.timeout, "base_url": args.base_url}
+        settings = AnthropicSettings(**{k: v for k, v in fields.items() if v is not None})
+        report = asyncio.run(generate_anthropic(args.out, args.n, args.seed, settings, args.resume, progress=True))
+        print(report.summary())
+        return 0 if not report.rejected else 1
     if args.command == "generate":
         from .generate import generate
         written = sum(1 for _ in generate(args.out, args.n, args.seed, args.resume, args.stage, progress=True))

@@ -37,15 +37,16 @@ def generate(out: str | Path, n: int, seed: int = 0, resume: bool = False, stage
     if progress:
         from tqdm import tqdm
         indices = tqdm(indices, desc="sessions", unit="session")
-    for index in indices:
-        sid = sample_id(seed, index)
-        if sid in writer.done:
-            continue
-        session = offline_session(seed, index, stage)
-        try:  # every sample is validated once more from its serialised form before it is kept
-            Session.model_validate_json(session.model_dump_json())
-        except ValidationError as exc:
-            writer.reject(sid, str(exc), session.model_dump())
-            continue
-        writer.write(session, sid)
-        yield sid
+    with writer:
+        for index in indices:
+            sid = sample_id(seed, index)
+            if sid in writer.done:
+                continue
+            session = offline_session(seed, index, stage)
+            try:  # every sample is validated once more from its serialised form before it is kept
+                Session.model_validate_json(session.model_dump_json())
+            except ValidationError as exc:
+                writer.reject(sid, str(exc), session.model_dump())
+                continue
+            writer.write(session, sid)
+            yield sid
