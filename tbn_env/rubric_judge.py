@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
-
 from .dimensions import JUDGE_DIMENSIONS
 from .protocols import JudgeContext, JudgeResult, Persona
 from .validators import hard_violations, soft_flags, ungrounded_details
@@ -229,7 +227,7 @@ class RubricJudge:
                 s[dim] = min(s[dim], SOFT_CAP)
             why["attunement"].append(f"invents details: {ungrounded_details(said, grounding)}")
 
-        scores = {d: float(np.clip(round(v, 2), 0.0, 10.0)) for d, v in s.items()}
+        scores = {d: min(10.0, max(0.0, round(v, 2))) for d, v in s.items()}
         weak = sorted(scores, key=scores.get)[:3]
         return JudgeResult(
             scores=scores,

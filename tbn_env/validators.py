@@ -91,8 +91,8 @@ rain snow sun coffee tea cup glass necklace ring jacket shirt""".split())
 
 def ungrounded_details(utterance: str, grounding: str) -> list[str]:
     """Concrete nouns the reply mentions that neither the profile card nor the dialogue contains."""
-    known = {w.lower() for w in _WORD.findall(grounding)}
-    said = {w.lower() for w in _WORD.findall(utterance)}
+    known = set(_WORD.findall(grounding.lower()))
+    said = set(_WORD.findall(utterance.lower()))
     return sorted(w for w in said & CONCRETE if w not in known and w.rstrip("s") not in known)
 
 
