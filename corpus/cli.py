@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -26,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--seed", type=int, default=0, help="seed: fixes every sample and its id")
     gen.add_argument("--stage", type=int, choices=(1, 2, 3, 4), help="force one treatment stage")
     gen.add_argument("--resume", action="store_true", help="continue a run that stopped; no sample is lost or repeated")
+    gen.add_argument("--micro-pool", help="diminishing-pool file for micro-variables; reuse it across runs "
+                                          "(offline backend; default: OUT/micro_pool.json)")
     val = sub.add_parser("validate", help="schema-check every sample and report the §30.2 corpus claims")
     val.add_argument("directory")
     st = sub.add_parser("stats", help="counts by stage and attachment family")
@@ -56,7 +59,8 @@ def _run(args: argparse.Namespace) -> int:
         return 0 if not report.rejected else 1
     if args.command == "generate":
         from .generate import generate
-        written = sum(1 for _ in generate(args.out, args.n, args.seed, args.resume, args.stage, progress=True))
+        pool = args.micro_pool or str(Path(args.out) / "micro_pool.json")
+        written = sum(1 for _ in generate(args.out, args.n, args.seed, args.resume, args.stage, True, pool))
         print(f"wrote {written} sessions to {args.out}")
         return 0
     if args.command == "validate":

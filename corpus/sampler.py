@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .micro_variables import load_catalogue
 from .schema import DMM_CODES, ClientProfile, Strength, TherapistProfile
 
 STAGE_WEIGHTS = (0.35, 0.45, 0.20, 0.0)  # §7.4: stage 4 only when forced
@@ -55,8 +56,15 @@ def sample_religion(rng: np.random.Generator) -> str | None:
     return str(rng.choice(names, p=p / p.sum()))
 
 
-def sample_client(rng: np.random.Generator, client_id: str, stage: int) -> ClientProfile:
-    """A client whose personality ranges follow the stage (more dysregulated early, §7.4)."""
+def sample_client(rng: np.random.Generator, client_id: str, stage: int,
+                  micro_variables: dict[str, str] | None = None) -> ClientProfile:
+    """A client whose personality ranges follow the stage (more dysregulated early, §7.4).
+
+    `micro_variables` come from a DiminishingPool when the run keeps one; otherwise one option per
+    App. 26 dimension is drawn from `rng`.
+    """
+    if micro_variables is None:
+        micro_variables = {name: str(rng.choice(options)) for name, options in load_catalogue().items()}
     concerns = list(CONCERNS)
     w = np.array([CONCERNS[c] for c in concerns])
     chosen = rng.choice(concerns, size=int(rng.integers(1, 3)), replace=False, p=w / w.sum())
@@ -71,7 +79,8 @@ def sample_client(rng: np.random.Generator, client_id: str, stage: int) -> Clien
         gender=str(rng.choice(GENDERS)), attachment=str(rng.choice(DMM_CODES)),
         defenses=tuple(str(d) for d in rng.choice(DEFENSES, size=int(rng.integers(0, 3)), replace=False)),
         presenting_concerns=tuple(str(c) for c in chosen), personality=personality, strengths=strengths,
-        religion=sample_religion(rng), scene=f"joins the session {rng.choice(SCENES)}")
+        religion=sample_religion(rng), scene=f"joins the session {rng.choice(SCENES)}",
+        micro_variables=micro_variables)
 
 
 def sample_therapist(rng: np.random.Generator, therapist_id: str, stage: int) -> TherapistProfile:

@@ -34,9 +34,11 @@ def _atomic_write(path: Path, text: str) -> None:
 class CorpusWriter:
     """Writes validated samples to `out/<prefix>-NNNNN.jsonl` shards, resumably."""
 
-    def __init__(self, out: str | Path, prefix: str = "sessions", resume: bool = False, config: dict | None = None):
+    def __init__(self, out: str | Path, prefix: str = "sessions", resume: bool = False, config: dict | None = None,
+                 on_commit=None):
         self.out = Path(out)
         self.prefix = prefix
+        self.on_commit = on_commit  # called after each commit, e.g. to save state the samples depend on
         manifest = self.out / MANIFEST
         if manifest.exists() and not resume:
             raise FileExistsError(f"{self.out} already holds a corpus; pass --resume to continue it")
@@ -89,6 +91,8 @@ class CorpusWriter:
         self.ids.extend(self.pending)
         self.pending.clear()
         self._commit()
+        if self.on_commit is not None:
+            self.on_commit()
         self.last_commit = time.monotonic()
 
     def close(self) -> None:

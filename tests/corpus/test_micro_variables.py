@@ -1,0 +1,46 @@
+"""Micro-variables: App. 26's option counts and the persistent diminishing pool (§7.4)."""
+from corpus.micro_variables import OPTION_COUNTS, DiminishingPool, configuration_space, load_catalogue
+
+
+def test_catalogue_has_exactly_the_appendix_option_counts():
+    cat = load_catalogue()
+    assert len(cat) == 14 and tuple(len(v) for v in cat.values()) == OPTION_COUNTS
+    assert configuration_space() == 3_992_064_727_449_600  # the true product (App. 26 states 5.026e17)
+
+
+def test_pool_draws_without_replacement_until_exhausted():
+    pool = DiminishingPool(None, seed=1)
+    draws = [pool.draw() for _ in range(36)]
+    ticks = [d["speech_tic"] for d in draws]
+    assert len(set(ticks)) == 36                                    # every option once before any repeat
+    gazes = [d["gaze"] for d in draws[:12]]
+    assert len(set(gazes[:6])) == 6 and len(set(gazes[6:])) == 6   # refilled after 6
+
+
+def test_pool_state_persists_across_runs(tmp_path):
+    path = tmp_path / "pool.json"
+    one = DiminishingPool(path, seed=2)
+    first = [one.draw()["metaphor_domain"] for _ in range(10)]
+    one.save()
+    two = DiminishingPool(path, seed=999)  # a later run continues the saved pool, whatever its seed
+    rest = [two.draw()["metaphor_domain"] for _ in range(22)]
+    assert len(set(first + rest)) == 32
+    fresh = DiminishingPool(None, seed=2)
+    assert [fresh.draw()["metaphor_domain"] for _ in range(32)] == first + rest
+
+
+def test_a_pooled_run_resumes_with_the_same_draws(tmp_path):
+    import json
+
+    from corpus.generate import generate
+    from corpus.writer import read_samples
+    full, crashed = tmp_path / "full", tmp_path / "crashed"
+    list(generate(full, 20, seed=3, pool_path=full / "pool.json"))
+    gen = generate(crashed, 20, seed=3, pool_path=crashed / "pool.json")
+    for _ in range(8):
+        next(gen)
+    gen.close()
+    list(generate(crashed, 20, seed=3, resume=True, pool_path=crashed / "pool.json"))
+    micro = [json.loads(x)["client"]["micro_variables"] for _, _, x in read_samples(crashed)]
+    assert micro == [json.loads(x)["client"]["micro_variables"] for _, _, x in read_samples(full)]
+    assert len({m["closing_ritual"] for m in micro[:6]}) == 6  # the pool, not independent draws
