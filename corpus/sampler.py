@@ -11,6 +11,7 @@ import numpy as np
 
 from .micro_variables import load_catalogue
 from .schema import DMM_CODES, ClientProfile, Strength, TherapistProfile
+from .strengths import sample_states
 
 STAGE_WEIGHTS = (0.35, 0.45, 0.20, 0.0)  # §7.4: stage 4 only when forced
 RELIGION_RELEVANT = 0.40                 # §7.4 footnote
@@ -20,10 +21,6 @@ CONCERNS = {"relational_distress": 3.0, "grief": 1.0, "anxiety": 1.0, "depressio
             "shame": 1.0, "anger": 0.5, "low_self_worth": 1.0, "abandonment": 1.0, "loneliness": 1.0}
 DEFENSES = ("intellectualization", "emotional_avoidance", "denial", "projection", "splitting",
             "compulsive_caregiving", "compulsive_self_reliance", "protective_part_activity", "seduction_as_defense")
-VIA_STRENGTHS = ("creativity", "curiosity", "judgment", "love of learning", "perspective", "bravery", "perseverance",
-                 "honesty", "zest", "love", "kindness", "social intelligence", "teamwork", "fairness", "leadership",
-                 "forgiveness", "humility", "prudence", "self-regulation", "appreciation of beauty", "gratitude",
-                 "hope", "humor", "spirituality")  # the 24 VIA strengths (App. 28 pipeline 12)
 SCHOOLS = ("psychodynamic", "attachment-based", "IFS", "AEDP", "ACT", "CBT", "DBT", "somatic experiencing",
            "EFT", "mentalization-based", "person-centred", "existential", "narrative", "schema therapy",
            "gestalt", "compassion-focused", "polyvagal-informed", "sensorimotor", "Jungian", "positive psychology",
@@ -34,8 +31,7 @@ GENDERS = ("woman", "man", "non-binary")
 SCENES = ("at the kitchen table", "in a parked car", "in a quiet office after hours", "in a bedroom at a parent's home",
           "on a park bench with headphones in", "in the back room at work")
 PERSONALITY = ("openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism",
-               "dysregulation", "trust_orientation", "defensive_humor", "healing_humor", "mentalization")
-STRENGTH_STATES = ("accessible", "blocked", "shadow")
+               "dysregulation", "trust_orientation", "defensive_humor", "healing_humor", "mentalization", "narcissism")
 
 
 def sample_stage(rng: np.random.Generator, forced: int | None = None) -> int:
@@ -72,8 +68,8 @@ def sample_client(rng: np.random.Generator, client_id: str, stage: int,
     personality = {d: float(np.clip(rng.normal(0.5, 0.15), 0.0, 1.0)) for d in PERSONALITY}
     personality["dysregulation"] = float(np.clip(0.2 + 0.6 * severity + rng.normal(0, 0.1), 0.0, 1.0))
     personality["mentalization"] = float(np.clip(0.8 - 0.5 * severity + rng.normal(0, 0.1), 0.0, 1.0))
-    strengths = tuple(Strength(strength=str(s), state=str(rng.choice(STRENGTH_STATES)))
-                      for s in rng.choice(VIA_STRENGTHS, size=3, replace=False))
+    strengths = tuple(Strength(strength=m.strength, state=state, manifestation=getattr(m, state))
+                      for m, state in sample_states(rng, stage, personality["narcissism"]))
     return ClientProfile(
         client_id=client_id, name=str(rng.choice(NAMES)), age=int(rng.integers(19, 76)),
         gender=str(rng.choice(GENDERS)), attachment=str(rng.choice(DMM_CODES)),

@@ -44,3 +44,30 @@ def test_a_pooled_run_resumes_with_the_same_draws(tmp_path):
     micro = [json.loads(x)["client"]["micro_variables"] for _, _, x in read_samples(crashed)]
     assert micro == [json.loads(x)["client"]["micro_variables"] for _, _, x in read_samples(full)]
     assert len({m["closing_ritual"] for m in micro[:6]}) == 6  # the pool, not independent draws
+
+
+def test_480_distinct_strength_manifestations_and_stage_gating():
+    import numpy as np
+
+    from corpus.strengths import ACCESSIBLE_BY_STAGE, catalogue, sample_states
+    cat = catalogue()
+    assert len(cat) == 480 and len({m.strength for m in cat}) == 24
+    for role in ("accessible", "blocked", "shadow", "lever", "repair_move"):
+        assert len({getattr(m, role) for m in cat}) == 480
+    rng = np.random.default_rng(0)
+    for stage, (lo, hi) in ACCESSIBLE_BY_STAGE.items():
+        counts = {sum(s == "accessible" for _, s in sample_states(rng, stage)) for _ in range(200)}
+        assert counts == set(range(lo, hi + 1))
+
+
+def test_narcissism_turns_prone_strengths_to_shadow():
+    import numpy as np
+
+    from corpus.strengths import NARCISSISM_PRONE, sample_states
+
+    def shadow_share(narcissism):
+        rng = np.random.default_rng(1)
+        states = [s for _ in range(3000) for m, s in sample_states(rng, 1, narcissism)
+                  if m.strength in NARCISSISM_PRONE and s != "accessible"]
+        return states.count("shadow") / len(states)
+    assert shadow_share(1.0) > shadow_share(0.0) + 0.2

@@ -1,0 +1,71 @@
+"""The 24 VIA strengths and their 480 manifestations (App. 28 pipeline 12), with stage-gated states.
+
+Each manifestation is a strength in one of 20 therapeutic domains, in five roles: accessible,
+blocked, shadow, lever and repair move. Few strengths are accessible early in treatment (0-1 at
+stage 1 up to 3-4 at stage 4), shadow states outweigh accessible ones early, and extreme narcissism
+multiplies shadow weights by 1.6 and accessible ones by 0.5 for the six narcissism-prone strengths.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+ACCESSIBLE_BY_STAGE = {1: (0, 1), 2: (1, 2), 3: (2, 3), 4: (3, 4)}   # App. 28 pipeline 12
+NARCISSISM_PRONE = ("honesty", "perspective", "leadership", "kindness", "judgment", "humility")  # App. 28
+EXTREME_SHADOW, EXTREME_ACCESSIBLE = 1.6, 0.5   # App. 28: weights under extreme narcissism
+EARLY_SHADOW_WEIGHT = {1: 0.6, 2: 0.5, 3: 0.35, 4: 0.25}  # shadow outweighs blocked early, fades later (ours)
+STRENGTHS_PER_CLIENT = 4   # enough to show variety, few enough to track across a session
+
+
+@dataclass(frozen=True)
+class Manifestation:
+    strength: str
+    domain: str
+    accessible: str
+    blocked: str
+    shadow: str
+    lever: str
+    repair_move: str
+
+
+@lru_cache(maxsize=1)
+def catalogue() -> tuple[Manifestation, ...]:
+    """All 24 x 20 = 480 manifestations, composed from the per-strength parts and the domains."""
+    data = tomllib.loads(resources.files("corpus").joinpath("data/strengths.toml").read_text(encoding="utf-8"))
+    return tuple(Manifestation(s["name"], d, f"{s['accessible']} {d}", f"{s['blocked']} {d}", f"{s['shadow']} {d}",
+                               f"{s['lever'].capitalize()} {d}.", f"{s['repair']} {d}")
+                 for s in data["strengths"] for d in data["domains"])
+
+
+def sample_states(rng: np.random.Generator, stage: int, narcissism: float = 0.0) -> list[tuple[Manifestation, str]]:
+    """STRENGTHS_PER_CLIENT manifestations with their states for a client at `stage`.
+
+    `narcissism` in [0, 1] interpolates the App. 28 extreme-narcissism multipliers linearly from 1.
+    """
+    cat = catalogue()
+    strengths = sorted({m.strength for m in cat})
+    chosen = rng.choice(strengths, size=STRENGTHS_PER_CLIENT, replace=False)
+    lo, hi = ACCESSIBLE_BY_STAGE[stage]
+    n_access = int(rng.integers(lo, hi + 1))
+    out = []
+    for i, name in enumerate(chosen):
+        options = [m for m in cat if m.strength == name]
+        manifestation = options[int(rng.integers(len(options)))]
+        if i < n_access:
+            state = "accessible"
+        else:
+            shadow = EARLY_SHADOW_WEIGHT[stage]
+            if name in NARCISSISM_PRONE:
+                shadow = min(0.95, shadow * (1 + (EXTREME_SHADOW - 1) * narcissism))
+            state = "shadow" if rng.random() < shadow else "blocked"
+        out.append((manifestation, state))
+    return out
