@@ -17,16 +17,13 @@ import numpy as np
 from pydantic import ValidationError
 
 from .anthropic_api import AnthropicSettings, Usage, async_client, extract_json, sampling, text_of
+from .context import dmm, stage_context, stage_description
 from .generate import sample_id
 from .sampler import sample_client, sample_stage, sample_therapist
-from .schema import GenerationInfo, Session, SessionContext, SessionFactors, Turn
+from .schema import GenerationInfo, Session, SessionFactors, Turn
 from .writer import CorpusWriter
 
 TURNS_PER_SESSION = 12   # long enough for a phase arc, short enough for one reply
-STAGE_PICTURE = {1: "Foundation: guarded, testing safety; defences are protective.",
-                 2: "Working: emerging transference and parts; ruptures and repairs.",
-                 3: "Integration: deeper processing is possible; meaning-making.",
-                 4: "Termination: consolidation and the goodbye itself."}
 SYSTEM = (
     "You write realistic synthetic psychotherapy sessions for research on therapeutic AI. Each turn is a "
     "5-tuple: the client's private thought, the client's words, the therapist's model of the client, the "
@@ -59,7 +56,7 @@ class RunReport:
 
 def _prompt(session: dict, n_turns: int) -> str:
     return (f"Client profile: {json.dumps(session['client'])}\nTherapist profile: {json.dumps(session['therapist'])}\n"
-            f"Treatment stage {session['stage']} ({STAGE_PICTURE[session['stage']]}), session "
+            f"{stage_description(session['stage'])} DMM strategy: {dmm(session['client']['attachment'])}. Session "
             f"{session['number']}.\nWrite {n_turns} turns that move through the in-session phases A (defended), "
             f"B (opening), C (core access), D (integration) as the relationship allows.\nJSON shape: {TURN_SCHEMA}")
 
@@ -90,8 +87,7 @@ def assemble(p: dict, reply: object, settings: AnthropicSettings, usage: tuple[i
                              strengths=tuple(s["strength"] for s in client["strengths"]),
                              modalities=tuple(p["therapist"]["schools"]))
     return Session(session_id=p["id"], client=client, therapist=p["therapist"],
-                   context=SessionContext(stage=p["stage"], session_number=p["number"],
-                                          stage_description=STAGE_PICTURE[p["stage"]]),
+                   context=stage_context(p["stage"], p["number"]),
                    turns=turns, factors=factors,
                    generation=GenerationInfo(backend="anthropic", model=settings.model, input_tokens=usage[0],
                                              output_tokens=usage[1], cost_usd=usage[2]))

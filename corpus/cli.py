@@ -29,6 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--resume", action="store_true", help="continue a run that stopped; no sample is lost or repeated")
     gen.add_argument("--micro-pool", help="diminishing-pool file for micro-variables; reuse it across runs "
                                           "(offline backend; default: OUT/micro_pool.json)")
+    cf = sub.add_parser("counterfactuals", help="cut counterfactual teaching samples (the 13 pipelines) from sessions")
+    cf.add_argument("--sessions", required=True, help="a corpus directory of sessions")
+    cf.add_argument("--out", required=True, help="output directory")
+    cf.add_argument("--per-session", type=int, default=2, help="samples per session")
+    cf.add_argument("--seed", type=int, default=0)
+    cf.add_argument("--resume", action="store_true")
     val = sub.add_parser("validate", help="schema-check every sample and report the §30.2 corpus claims")
     val.add_argument("directory")
     st = sub.add_parser("stats", help="counts by stage and attachment family")
@@ -62,6 +68,11 @@ def _run(args: argparse.Namespace) -> int:
         pool = args.micro_pool or str(Path(args.out) / "micro_pool.json")
         written = sum(1 for _ in generate(args.out, args.n, args.seed, args.resume, args.stage, True, pool))
         print(f"wrote {written} sessions to {args.out}")
+        return 0
+    if args.command == "counterfactuals":
+        from .counterfactuals import generate_counterfactuals
+        n = sum(1 for _ in generate_counterfactuals(args.sessions, args.out, args.per_session, args.seed, args.resume))
+        print(f"wrote {n} counterfactual samples to {args.out}")
         return 0
     if args.command == "validate":
         from .validate import report, validate_corpus

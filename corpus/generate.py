@@ -10,7 +10,8 @@ from pydantic import ValidationError
 from .micro_variables import DiminishingPool
 from .offline import generate_session
 from .sampler import sample_client, sample_stage, sample_therapist
-from .schema import Session, SessionContext
+from .context import stage_context
+from .schema import Session
 from .writer import CorpusWriter
 
 
@@ -24,7 +25,7 @@ def offline_session(seed: int, index: int, stage: int | None = None, micro: dict
     rng = np.random.default_rng([seed, index])
     sid = sample_id(seed, index)
     st = sample_stage(rng, stage)
-    context = SessionContext(stage=st, session_number=int(rng.integers(1, 13)))
+    context = stage_context(st, int(rng.integers(1, 13)))
     client = sample_client(rng, f"c-{sid}", st, micro)
     return generate_session(sid, client, sample_therapist(rng, f"t-{sid}", st), context, rng)
 

@@ -122,7 +122,7 @@ def read_samples(directory: str | Path, prefix: str = "sessions"):
     directory = Path(directory)
     manifest = directory / MANIFEST
     shards = json.loads(manifest.read_text(encoding="utf-8"))["shards"] if manifest.exists() else \
-        {p.name: p.stat().st_size for p in sorted(directory.glob(f"{prefix}-*.jsonl"))}
+        {p.name: p.stat().st_size for p in sorted(directory.glob("*.jsonl")) if p.name.startswith(prefix)}
     for name, length in shards.items():
         with open(directory / name, "rb") as fh:
             text = fh.read(length).decode("utf-8")  # the manifest counts bytes
