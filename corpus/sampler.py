@@ -30,8 +30,22 @@ NAMES = ("Maya", "Daniel", "Lena", "Ruth", "Jay", "Amira", "Tomas", "Priya", "Sa
 GENDERS = ("woman", "man", "non-binary")
 SCENES = ("at the kitchen table", "in a parked car", "in a quiet office after hours", "in a bedroom at a parent's home",
           "on a park bench with headphones in", "in the back room at work")
-PERSONALITY = ("openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism",
-               "dysregulation", "trust_orientation", "defensive_humor", "healing_humor", "mentalization", "narcissism")
+# Over 50 personality dimensions (§7.4): the 30 NEO facets and 22 clinical traits. The sign says how a
+# dimension moves with severity: +1 higher when more unwell, -1 lower, 0 independent of stage.
+PERSONALITY: dict[str, int] = {
+    "anxiety": 1, "angry_hostility": 1, "depression": 1, "self_consciousness": 1, "impulsiveness": 1, "vulnerability": 1,
+    "warmth": -1, "gregariousness": 0, "assertiveness": -1, "activity": 0, "excitement_seeking": 0,
+    "positive_emotions": -1, "fantasy": 0, "aesthetics": 0, "feelings": 0, "actions": 0, "ideas": 0, "values": 0,
+    "trust": -1, "straightforwardness": 0, "altruism": 0, "compliance": 0, "modesty": 0, "tender_mindedness": 0,
+    "competence": -1, "order": 0, "dutifulness": 0, "achievement_striving": 0, "self_discipline": -1, "deliberation": -1,
+    "dysregulation": 1, "mentalization": -1, "trust_orientation": -1, "defensive_humor": 1, "healing_humor": -1,
+    "narcissism": 0, "shame_proneness": 1, "rejection_sensitivity": 1, "perfectionism": 1, "alexithymia": 1,
+    "dissociation_proneness": 1, "self_criticism": 1, "hope": -1, "resilience": -1, "emotional_granularity": -1,
+    "need_for_control": 1, "attachment_anxiety": 1, "attachment_avoidance": 1, "psychological_mindedness": -1,
+    "distress_tolerance": -1, "self_compassion": -1, "meaning_in_life": -1,
+}
+PERSONALITY_SPREAD = 0.15   # within-stage variation of a trait around its stage mean
+SEVERITY_SHIFT = 0.3        # how far a stage-linked trait's mean moves between stage 1 and stage 4
 
 
 def sample_stage(rng: np.random.Generator, forced: int | None = None) -> int:
@@ -65,9 +79,8 @@ def sample_client(rng: np.random.Generator, client_id: str, stage: int,
     w = np.array([CONCERNS[c] for c in concerns])
     chosen = rng.choice(concerns, size=int(rng.integers(1, 3)), replace=False, p=w / w.sum())
     severity = (4 - stage) / 3  # 1 at stage 1, 0 at stage 4
-    personality = {d: float(np.clip(rng.normal(0.5, 0.15), 0.0, 1.0)) for d in PERSONALITY}
-    personality["dysregulation"] = float(np.clip(0.2 + 0.6 * severity + rng.normal(0, 0.1), 0.0, 1.0))
-    personality["mentalization"] = float(np.clip(0.8 - 0.5 * severity + rng.normal(0, 0.1), 0.0, 1.0))
+    personality = {d: float(np.clip(rng.normal(0.5 + sign * SEVERITY_SHIFT * (severity - 0.5), PERSONALITY_SPREAD),
+                                    0.0, 1.0)) for d, sign in PERSONALITY.items()}
     strengths = tuple(Strength(strength=m.strength, state=state, manifestation=getattr(m, state))
                       for m, state in sample_states(rng, stage, personality["narcissism"]))
     return ClientProfile(

@@ -119,3 +119,19 @@ def test_validate_reports_invalid_lines(tmp_path):
     (tmp_path / MANIFEST).unlink()  # validate a directory of shards without a manifest too
     valid, errors, _ = validate_corpus(tmp_path)
     assert valid == 2 and len(errors) == 1 and "turns" in errors[0]
+
+
+def test_over_50_personality_dimensions_follow_the_stage():
+    from corpus.sampler import PERSONALITY, sample_client
+    assert len(PERSONALITY) > 50
+    rng = np.random.default_rng(3)
+    early = np.mean([sample_client(rng, "c", 1).personality["dysregulation"] for _ in range(300)])
+    late = np.mean([sample_client(rng, "c", 4).personality["dysregulation"] for _ in range(300)])
+    assert early > late + 0.2
+
+
+def test_offline_backend_makes_100_valid_sessions(tmp_path):
+    assert len(list(generate(tmp_path, 100, seed=11))) == 100
+    valid, errors, claims = validate_corpus(tmp_path)
+    assert valid == 100 and not errors
+    assert {c.name: c.passed for c in claims}["C2 GCO/OMO present"]
