@@ -1,0 +1,71 @@
+"""The marker grammar shared by every DAPT sample (UHD's hierarchical markers, App. 29.3).
+
+Session headers carry the stage, session number and attachment; turns are `[TURN i]` blocks; each
+5-tuple component sits in its own tags; DFR factor anchors are `<FAC:NAME>…</FAC:NAME>`; ADWC windows
+open with the paper's direction header and number turns `[T+i]` forward or `[T-i]` backward.
+A rendered sample is a list of (text, trainable) pieces, so any component can be the loss target.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from corpus.schema import Session, Turn
+
+FORWARD_HEADER = "[ADWC: FORWARD TEMPORAL ORDER]"   # App. 29.2
+REVERSE_HEADER = "[ADWC: REVERSE TEMPORAL ORDER]"   # App. 29.2
+COMPONENTS: tuple[str, ...] = ("client_thought", "client_utterance", "therapist_model", "therapist_thought",
+                               "therapist_utterance")  # the 5-tuple in the paper's order (§7.3)
+TAGS = {"client_thought": "CLIENT_COT", "client_utterance": "CLIENT_UTT", "therapist_model": "TMOC",
+        "therapist_thought": "THER_COT", "therapist_utterance": "THER_UTT"}
+FACTORS: tuple[str, ...] = ("STAGE", "ATTACH", "PHASE", "DEFENSE", "FOCUS", "ISSUE", "STRENGTH", "MODALITY")
+MARKER = re.compile(r"\[SESSION [^\]]*\]|\[TURN \d+\]|\[T[+-]\d+\]|\[ADWC: (FORWARD|REVERSE) TEMPORAL ORDER\]|"
+                    r"</?(CLIENT_COT|CLIENT_UTT|TMOC|THER_COT|GCO|OMO|THER_UTT)>|</?FAC:[A-Z]+>")
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A span of a rendered sample and whether the loss trains on it."""
+
+    text: str
+    trainable: bool
+
+
+def factor(name: str, value: str) -> str:
+    if name not in FACTORS:
+        raise ValueError(f"unknown factor {name!r}; factors are {FACTORS}")
+    return f"<FAC:{name}>{value}</FAC:{name}>"
+
+
+def session_header(session: Session) -> str:
+    f = session.factors
+    anchors = "".join([factor("STAGE", str(f.stage)), factor("ATTACH", f.attachment),
+                       factor("PHASE", ",".join(f.phases)), factor("DEFENSE", ",".join(f.defenses)),
+                       factor("FOCUS", ",".join(f.focus_areas)), factor("ISSUE", ",".join(f.issues)),
+                       factor("STRENGTH", ",".join(f.strengths)), factor("MODALITY", ",".join(f.modalities))])
+    return f"[SESSION stage={session.context.stage} n={session.context.session_number} " \
+           f"attach={session.client.attachment}]\n{anchors}\n"
+
+
+def component_text(turn: Turn, name: str) -> str:
+    """One component of a turn as tagged text (Θᵀ keeps its GCO and OMO sub-blocks)."""
+    tag = TAGS[name]
+    if name == "therapist_thought":
+        body = f"<GCO>{turn.therapist_thought.gco}</GCO><OMO>{turn.therapist_thought.omo}</OMO>"
+    elif name == "therapist_model":
+        body = turn.therapist_model.model_dump_json()
+    else:
+        body = getattr(turn, name)
+    return f"<{tag}>{body}</{tag}>"
+
+
+def turn_pieces(turn: Turn, label: str, targets: frozenset[str] | None) -> list[Piece]:
+    """A turn under `label` ([TURN i] or [T±i]); components in `targets` are trainable (None = all)."""
+    pieces = [Piece(f"{label}\n", False)]
+    for name in COMPONENTS:
+        pieces.append(Piece(component_text(turn, name) + "\n", targets is None or name in targets))
+    return pieces
+
+
+def to_text(pieces: list[Piece]) -> str:
+    return "".join(p.text for p in pieces)

@@ -1,0 +1,108 @@
+"""DFR, UHD, ADWC and the length curriculum: property tests on random sessions (issue 6)."""
+import json
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from corpus.generate import generate, offline_session
+from dapt import adwc, dfr, uhd
+from dapt.clusters import CLUSTER_BOUNDS, TokenCounter, cluster_of, curriculum_order
+from dapt.markers import FORWARD_HEADER, MARKER, REVERSE_HEADER, to_text
+from dapt.preprocess import encode, preprocess, stats
+
+sessions = st.builds(offline_session, st.integers(0, 10_000), st.integers(0, 500), st.sampled_from([None, 1, 2, 3]))
+
+
+@given(sessions)
+def test_dfr_decompose_recompose_round_trips_exactly(session):
+    units = dfr.decompose(session)
+    assert dfr.recompose(units) == session
+    assert len(units.turns) == len(session.turns) and len(units.components) == 5 * len(session.turns)
+    assert {name for _, name, _ in units.segments} >= {"gco", "omo"}
+
+
+@given(sessions)
+def test_uhd_yields_n_prefixes_each_a_prefix_of_the_next(session):
+    prefixes = [to_text(p) for p in uhd.expand(session)]
+    assert len(prefixes) == len(session.turns)
+    assert all(b.startswith(a) and len(b) > len(a) for a, b in zip(prefixes, prefixes[1:]))
+    assert all(p.count("[TURN ") == i + 1 for i, p in enumerate(prefixes))
+
+
+@settings(max_examples=25)
+@given(sessions, st.integers(0, 100))
+def test_adwc_directions_alternate_and_every_turn_appears_as_expected(session, seed):
+    ws = adwc.windows(session, seed=seed)
+    n = len(session.turns)
+    for w in ws:
+        assert w.forward == (w.k % 2 == 1)
+        text = to_text(list(w.pieces))
+        assert text.startswith(FORWARD_HEADER if w.forward else REVERSE_HEADER)
+        marks = re.findall(r"\[T([+-])(\d+)\]", text)
+        assert [int(i) for _, i in marks] == list(range(w.k)) and {s for s, _ in marks} == {"+" if w.forward else "-"}
+        assert list(w.turns) == (sorted(w.turns) if w.forward else sorted(w.turns, reverse=True))
+    for k in range(1, min(adwc.MAX_WINDOW, n) + 1):  # forward sweeps ascend, backward sweeps descend
+        starts = [w.start for w in ws if w.k == k]
+        assert starts == (sorted(starts) if k % 2 else sorted(starts, reverse=True))
+    for t in range(n):
+        assert sum(t in w.turns for w in ws) == adwc.expected_appearances(n, t)
+
+
+@given(st.lists(st.integers(0, 300_000), min_size=2, max_size=50))
+def test_cluster_assignment_is_monotone_in_length(lengths):
+    ordered = sorted(lengths)
+    clusters = [cluster_of(n) for n in ordered]
+    assert clusters == sorted(clusters) and all(0 <= c <= 5 for c in clusters)
+    assert [cluster_of(b - 1) for b in CLUSTER_BOUNDS] == [0, 1, 2, 3, 4] and cluster_of(CLUSTER_BOUNDS[-1]) == 5
+    ids = {f"s{i}": n for i, n in enumerate(lengths)}
+    order = curriculum_order(ids)
+    assert [ids[i] for i in order] == sorted(lengths)
+
+
+@given(sessions)
+def test_markers_are_well_formed(session):
+    text = to_text(dfr.full_session(session))
+    stack = []
+    for close, name in re.findall(r"<(/?)(CLIENT_COT|CLIENT_UTT|TMOC|THER_COT|GCO|OMO|THER_UTT|FAC:[A-Z]+)>", text):
+        if close:
+            assert stack and stack.pop() == name, f"</{name}> closes the wrong tag"
+        else:
+            stack.append(name)
+    assert stack == [] and "<FAC:STAGE>" in text and "<FAC:ATTACH>" in text
+    assert all(MARKER.fullmatch(m.group(0)) for m in MARKER.finditer(text))
+
+
+def test_loss_masks_select_components():
+    session = offline_session(1, 2)
+    text, spans = encode(dfr.full_session(session, frozenset({"therapist_utterance"})))
+    trained = [text[a:b] for a, b in spans]
+    assert len(trained) == len(session.turns) and all(s.startswith("<THER_UTT>") for s in trained)
+    text, spans = encode(dfr.full_session(session, frozenset({"therapist_model"})))  # Mᵀ given Uᶜ in context
+    assert spans and all(text[a:b].startswith("<TMOC>") for a, b in spans)
+    with pytest.raises(ValueError, match="unknown loss targets"):
+        dfr.full_session(session, frozenset({"mood"}))
+
+
+def test_preprocess_streams_a_corpus_and_resumes(tmp_path):
+    list(generate(tmp_path / "corpus", 6, seed=2))
+    n = preprocess(tmp_path / "corpus", tmp_path / "out", ("dfr", "uhd", "adwc"))
+    s = stats(tmp_path / "out")
+    assert s["samples"] == n and set(s["by_strategy"]) == {"dfr", "uhd", "adwc"}
+    order = json.loads((tmp_path / "out" / "curriculum.json").read_text())
+    assert len(order) == n
+    assert preprocess(tmp_path / "corpus", tmp_path / "out", ("dfr", "uhd", "adwc"), resume=True) == 0
+    with pytest.raises(ValueError, match="strategies"):
+        preprocess(tmp_path / "corpus", tmp_path / "bad", ("sliding",))
+
+
+def test_token_counter_uses_a_model_tokenizer(tmp_path):
+    pytest.importorskip("tokenizers")
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    tok = Tokenizer(models.WordLevel({"[UNK]": 0, "hello": 1}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.save(str(tmp_path / "tokenizer.json"))
+    assert TokenCounter(tmp_path)("hello there, friend") == 4  # hello there , friend
+    with pytest.raises(ValueError, match="tokenizer.json"):
+        TokenCounter(tmp_path / "missing")
