@@ -340,7 +340,8 @@ class TherapyEnv(gym.Env):
             from .render import plot_trace
             return plot_trace(self.trace)
         core, r = self.core, self.last
-        head = (f"session {self.session_index} turn {core.turn_in_session}/{self.max_turns} | stage {core.stage} "
+        turn = self.max_turns if r is not None and r.session_end else core.turn_in_session  # the turn just played
+        head = (f"session {self.session_index} turn {turn}/{self.max_turns} | stage {core.stage} "
                 f"phase {core.phase} | stance {core.stance.name} | coiling {core.coiling():.3f} "
                 f"alliance {core.alliance():.2f} attunement {core.attunement():.2f}")
         lines = [head]
