@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel, Field
 
 API_KEY_ENV = "ANTHROPIC_API_KEY"
-DEFAULT_MODEL = "claude-sonnet-4-5"   # the paper generated dialogue with Claude Sonnet (§7.3); configurable
+DEFAULT_MODEL = "claude-sonnet-4-5"   # the paper wrote dialogue with Claude Sonnet (§6.2); configurable
 
 
 class AnthropicSettings(BaseModel):
@@ -27,7 +27,7 @@ class AnthropicSettings(BaseModel):
     timeout: float = Field(120.0, gt=0)                 # seconds per request
     max_retries: int = Field(6, ge=0)                   # SDK retries with backoff on 429/5xx/529/timeouts
     concurrency: int = Field(8, ge=1)                   # requests in flight at once
-    attempts: int = Field(3, ge=1)                      # generations per sample before it is rejected
+    attempts: int = Field(3, ge=1)                      # replies per sample (1 + repairs) before rejection
     base_url: str | None = None                         # a proxy or a local test server
     usd_per_mtok_in: float = Field(3.0, ge=0)           # price list: set to your model's
     usd_per_mtok_out: float = Field(15.0, ge=0)
@@ -42,12 +42,14 @@ def api_key() -> str:
 
 
 def async_client(settings: AnthropicSettings):
+    """An AsyncAnthropic client with the settings' URL, timeout and SDK retries (key from the env)."""
     import anthropic
     return anthropic.AsyncAnthropic(api_key=api_key(), base_url=settings.base_url, timeout=settings.timeout,
                                     max_retries=settings.max_retries)
 
 
 def sync_client(settings: AnthropicSettings):
+    """A synchronous Anthropic client configured like `async_client`."""
     import anthropic
     return anthropic.Anthropic(api_key=api_key(), base_url=settings.base_url, timeout=settings.timeout,
                                max_retries=settings.max_retries)
@@ -101,3 +103,44 @@ def extract_json(text: str) -> object:
             except json.JSONDecodeError:
                 continue
     raise ValueError("no JSON object in the reply")
+
+
+REPAIR = ("Your reply could not be used: {error}\nAnswer again with the corrected JSON object only, "
+          "in the same shape.")
+
+
+async def ask_json(client, settings: AnthropicSettings, system: str, prompt: str, parse, usage: Usage):
+    """Ask for a JSON reply and turn it into a validated value with `parse(obj)`, repairing bad replies.
+
+    Transport failures (429, 5xx, 529, timeouts) are retried by the SDK. A reply that is not JSON or
+    that `parse` rejects (ValueError / pydantic ValidationError) is sent back with the error and a
+    request to correct it, up to `settings.attempts` replies in all. Returns (value, repairs,
+    (input tokens, output tokens, cost)); raises ReplyError with the last error and reply when every
+    attempt fails.
+    """
+    messages = [{"role": "user", "content": prompt}]
+    tokens_in = tokens_out = 0
+    cost = 0.0
+    error, text = "", ""
+    for attempt in range(settings.attempts):
+        message = await client.messages.create(model=settings.model, max_tokens=settings.max_tokens, system=system,
+                                               messages=messages, **sampling(settings))
+        cost += usage.add(message.usage.input_tokens, message.usage.output_tokens, settings)
+        tokens_in += message.usage.input_tokens
+        tokens_out += message.usage.output_tokens
+        text = text_of(message)
+        try:
+            return parse(extract_json(text)), attempt, (tokens_in, tokens_out, cost)
+        except ValueError as exc:   # pydantic's ValidationError is a ValueError
+            error = str(exc)[:1000]
+            messages = messages[:1] + [{"role": "assistant", "content": text or "(empty)"},
+                                       {"role": "user", "content": REPAIR.format(error=error)}]
+    raise ReplyError(error, text)
+
+
+class ReplyError(ValueError):
+    """Every reply for one request was unusable: the last error and the last reply text."""
+
+    def __init__(self, error: str, reply: str) -> None:
+        super().__init__(f"no usable reply after repairs: {error}")
+        self.error, self.reply = error, reply

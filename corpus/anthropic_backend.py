@@ -1,29 +1,27 @@
-"""Session generation with Claude through the Anthropic Messages API (§7.3), concurrent and resumable.
+"""Session generation with Claude through the Anthropic Messages API (§7.4, §6.2).
 
-Participants and context come from the seeded samplers, so a sample's id and its client are fixed
-by (seed, index) whichever backend writes it; the model writes the turns. Each reply is parsed and
-validated against `corpus.schema`; an invalid one is generated again, up to `attempts` times, and
-then written to the rejects file with its reason. Requests run `concurrency` at a time.
+The participants come from the seeded samplers (`corpus.generate.participants`), so a sample's id
+and its client are fixed by (seed, index) whichever backend writes it; the model writes the turns.
+Each reply is parsed and validated against `corpus.schema`; an invalid one is sent back with the
+error for repair (`anthropic_api.ask_json`) and, when every attempt fails, the driver writes it to
+the rejects file with its reason; so it does with a request still failing after the SDK's retries
+(a later `--resume` tries rejected samples again). Other API errors (a bad key, a bad request) stop
+the run with the API's message. The prompt carries the stage's picture and gates, the DMM
+strategy's coherence markers and App. 27's therapist x client guidance.
 """
 from __future__ import annotations
 
-import asyncio
 import json
-import time
-from dataclasses import dataclass, field
-from pathlib import Path
 
-import numpy as np
-from pydantic import ValidationError
+import anthropic
 
-from .anthropic_api import AnthropicSettings, Usage, async_client, extract_json, sampling, text_of
-from .context import dmm, stage_context, stage_description
-from .generate import sample_id
-from .sampler import sample_client, sample_stage, sample_therapist
+from .anthropic_api import AnthropicSettings, ReplyError, Usage, ask_json, async_client
+from .context import dmm
+from .generate import InvalidSample, Participants, RunReport, run_generation
 from .schema import GenerationInfo, Session, SessionFactors, Turn
-from .writer import CorpusWriter
+from .therapist import interaction_guidance
 
-TURNS_PER_SESSION = 12   # long enough for a phase arc, short enough for one reply
+TURNS_PER_SESSION = 12   # ours: long enough for the A-D phase arc, short enough for one reply
 SYSTEM = (
     "You write realistic synthetic psychotherapy sessions for research on therapeutic AI. Each turn is a "
     "5-tuple: the client's private thought, the client's words, the therapist's model of the client, the "
@@ -37,114 +35,87 @@ TURN_SCHEMA = (
     '"therapist_utterance": str, "phase": "A"|"B"|"C"|"D"}, ...]}')
 
 
-@dataclass
-class RunReport:
-    """What a generation run did and cost."""
-
-    written: list[str] = field(default_factory=list)
-    rejected: list[str] = field(default_factory=list)
-    retries: int = 0
-    usage: Usage = field(default_factory=Usage)
-    seconds: float = 0.0
-
-    def summary(self) -> str:
-        u = self.usage
-        return (f"{len(self.written)} written, {len(self.rejected)} rejected, {self.retries} regenerations; "
-                f"{u.calls} calls, {u.input_tokens} in / {u.output_tokens} out tokens, ${u.cost_usd:.4f}, "
-                f"{self.seconds:.1f} s")
+def session_prompt(p: Participants, n_turns: int = TURNS_PER_SESSION) -> str:
+    """The user message that asks for the turns of `p`'s session."""
+    c = p.context
+    guidance = " ".join(interaction_guidance(p.therapist, p.client))
+    return (f"Client profile: {p.client.model_dump_json()}\nTherapist profile: {p.therapist.model_dump_json()}\n"
+            f"{c.stage_description}\nSession {c.session_number}. Core traumatic material is {c.trauma_access}; "
+            f"a single breakthrough turn may occur with probability {c.crescendo_probability}.\n"
+            f"DMM strategy: {json.dumps(dmm(p.client.attachment))}.\n{guidance}\n"
+            f"Write {n_turns} turns that move through the in-session phases A (defended), B (opening), "
+            f"C (core access), D (integration) as the relationship allows.\nJSON shape: {TURN_SCHEMA}")
 
 
-def _prompt(session: dict, n_turns: int) -> str:
-    return (f"Client profile: {json.dumps(session['client'])}\nTherapist profile: {json.dumps(session['therapist'])}\n"
-            f"{stage_description(session['stage'])} DMM strategy: {dmm(session['client']['attachment'])}. Session "
-            f"{session['number']}.\nWrite {n_turns} turns that move through the in-session phases A (defended), "
-            f"B (opening), C (core access), D (integration) as the relationship allows.\nJSON shape: {TURN_SCHEMA}")
+def assemble(p: Participants, reply: object, model: str, tokens: tuple[int, int, float]) -> Session:
+    """A validated Session from the participants and the model's turns (ValueError when unusable).
 
-
-def _participants(seed: int, index: int) -> dict:
-    """The sampled client, therapist and context of sample `index` (the same for every backend)."""
-    rng = np.random.default_rng([seed, index])
-    sid = sample_id(seed, index)
-    stage = sample_stage(rng)
-    return {"id": sid, "stage": stage, "number": int(rng.integers(1, 13)),
-            "client": sample_client(rng, f"c-{sid}", stage).model_dump(),
-            "therapist": sample_therapist(rng, f"t-{sid}", stage).model_dump()}
-
-
-def assemble(p: dict, reply: object, settings: AnthropicSettings, usage: tuple[int, int, float]) -> Session:
-    """Build and validate a Session from the sampled participants and the model's turns."""
+    `tokens` is (input tokens, output tokens, cost in USD) for the generation record."""
     if not isinstance(reply, dict) or not isinstance(reply.get("turns"), list):
         raise ValueError("the reply has no 'turns' list")
-    turns = tuple(Turn.model_validate({**t, "index": i}) for i, t in enumerate(reply["turns"]))
-    if not turns:
+    if not reply["turns"]:
         raise ValueError("the reply has no turns")
-    client = p["client"]
-    issues = tuple(dict.fromkeys(i.label for t in turns for i in t.therapist_model.probable_issues))
-    factors = SessionFactors(stage=p["stage"], attachment=client["attachment"],
-                             phases=tuple(sorted({t.phase for t in turns if t.phase})),
-                             defenses=tuple(client["defenses"]), issues=issues,
-                             focus_areas=tuple(dict.fromkeys(a for t in turns for a in t.therapist_model.working_focus_areas)),
-                             strengths=tuple(s["strength"] for s in client["strengths"]),
-                             modalities=tuple(p["therapist"]["schools"]))
-    return Session(session_id=p["id"], client=client, therapist=p["therapist"],
-                   context=stage_context(p["stage"], p["number"]),
-                   turns=turns, factors=factors,
-                   generation=GenerationInfo(backend="anthropic", model=settings.model, input_tokens=usage[0],
-                                             output_tokens=usage[1], cost_usd=usage[2]))
+    turns = tuple(Turn.model_validate({**t, "index": i} if isinstance(t, dict) else t)
+                  for i, t in enumerate(reply["turns"]))
+    models = [t.therapist_model for t in turns]
+    factors = SessionFactors(
+        stage=p.context.stage, attachment=p.client.attachment, phases=tuple(sorted({t.phase for t in turns if t.phase})),
+        defenses=p.client.defenses,
+        issues=tuple(dict.fromkeys(i.label for m in models for i in m.probable_issues)),
+        focus_areas=tuple(dict.fromkeys(a for m in models for a in m.working_focus_areas)),
+        strengths=tuple(s.strength for s in p.client.strengths), modalities=p.therapist.schools)
+    return Session(session_id=p.session_id, client=p.client, therapist=p.therapist, context=p.context, turns=turns,
+                   factors=factors, generation=GenerationInfo(backend="anthropic", model=model, seed=p.seed,
+                                                              input_tokens=tokens[0], output_tokens=tokens[1],
+                                                              cost_usd=tokens[2]))
 
 
-async def _one(client, p: dict, settings: AnthropicSettings, gate: asyncio.Semaphore, report: RunReport):
-    """Generate one sample, regenerating invalid replies; returns (session or None, last error)."""
-    error = ""
-    for attempt in range(settings.attempts):
-        async with gate:
-            message = await client.messages.create(
-                model=settings.model, max_tokens=settings.max_tokens, system=SYSTEM,
-                messages=[{"role": "user", "content": _prompt(p, TURNS_PER_SESSION)}], **sampling(settings))
-        cost = report.usage.add(message.usage.input_tokens, message.usage.output_tokens, settings)
+class AnthropicBackend:
+    """`SessionBackend` on Claude: one request per session, repaired on invalid replies."""
+
+    name = "anthropic"
+
+    def __init__(self, settings: AnthropicSettings) -> None:
+        self.settings = settings
+        self.client = async_client(settings)
+        self.usage = Usage()
+        self.repairs = 0
+
+    async def session(self, p: Participants) -> Session:
+        """The session of `p` written by the model, or InvalidSample with the last error and reply."""
         try:
-            return assemble(p, extract_json(text_of(message)), settings,
-                            (message.usage.input_tokens, message.usage.output_tokens, cost)), ""
-        except (ValueError, ValidationError) as exc:
-            error = str(exc)[:500]
-            if attempt + 1 < settings.attempts:
-                report.retries += 1
-    return None, error
+            session, repairs, tokens = await ask_json(
+                self.client, self.settings, SYSTEM, session_prompt(p),
+                lambda obj: assemble(p, obj, self.settings.model, (0, 0, 0.0)), self.usage)
+        except ReplyError as exc:
+            raise InvalidSample(exc.error, {"reply": exc.reply}) from exc
+        except (anthropic.APITimeoutError, anthropic.APIConnectionError, anthropic.RateLimitError,
+                anthropic.InternalServerError) as exc:   # still failing after the SDK's retries
+            raise InvalidSample(f"{type(exc).__name__} after {self.settings.max_retries} retries: {exc}") from exc
+        self.repairs += repairs
+        info = session.generation.model_copy(update={"input_tokens": tokens[0], "output_tokens": tokens[1],
+                                                     "cost_usd": tokens[2]})
+        return session.model_copy(update={"generation": info})
+
+    def stats(self) -> dict:
+        """Calls, tokens, cost and repaired replies so far."""
+        u = self.usage
+        return {"calls": u.calls, "input_tokens": u.input_tokens, "output_tokens": u.output_tokens,
+                "cost_usd": u.cost_usd, "repairs": self.repairs}
+
+    async def aclose(self) -> None:
+        """Close the HTTP client."""
+        await self.client.close()
 
 
-async def generate_anthropic(out: str | Path, n: int, seed: int, settings: AnthropicSettings,
-                             resume: bool = False, progress: bool = False) -> RunReport:
-    """Generate `n` sessions with Claude into `out`; a rerun with resume=True finishes a killed run."""
-    if n < 1:
-        raise ValueError(f"--n must be at least 1, got {n}")
-    writer = CorpusWriter(out, resume=resume, config={"backend": "anthropic", "n": n, "seed": seed,
-                                                      "model": settings.model})
-    report, start = RunReport(), time.perf_counter()
-    client = async_client(settings)
-    gate = asyncio.Semaphore(settings.concurrency)
-    todo = [_participants(seed, i) for i in range(n) if sample_id(seed, i) not in writer.done]
-    tasks = [asyncio.ensure_future(_one(client, p, settings, gate, report)) for p in todo]
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=len(tasks), desc="sessions", unit="session")
+async def generate_anthropic(out, n: int, seed: int, settings: AnthropicSettings, resume: bool = False,
+                             progress: bool = False, stage: int | None = None, pool_path=None,
+                             on_written=None) -> RunReport:
+    """Generate `n` sessions with Claude into `out`, `settings.concurrency` requests at a time."""
+    backend = AnthropicBackend(settings)
     try:
-        for p, task in zip(todo, tasks):  # write in index order as results arrive
-            session, error = await task
-            if session is None:
-                writer.reject(p["id"], error, p)
-                report.rejected.append(p["id"])
-            else:
-                writer.write(session, p["id"])
-                report.written.append(p["id"])
-            if bar is not None:
-                bar.update()
+        return await run_generation(out, n, backend, seed, concurrency=settings.concurrency, resume=resume,
+                                    stage=stage, pool_path=pool_path, progress=progress, on_written=on_written,
+                                    config={"model": settings.model})
     finally:
-        writer.close()
-        for task in tasks:
-            task.cancel()
-        await client.close()
-        if bar is not None:
-            bar.close()
-    report.seconds = time.perf_counter() - start
-    return report
+        await backend.aclose()

@@ -6,19 +6,18 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from .anthropic_api import DEFAULT_MODEL, AnthropicSettings
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run one command; exit status 0 on success, 2 on bad input."""
     parser = argparse.ArgumentParser(prog="tbn-corpus", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="generate sessions into a directory of JSONL shards")
     gen.add_argument("--backend", choices=("offline", "anthropic"), default="offline",
                      help="offline templates, or Claude via the Anthropic API (key from ANTHROPIC_API_KEY)")
     gen.add_argument("--model", help="Anthropic model name (default: %s)" % DEFAULT_MODEL)
-    gen.add_argument("--concurrency", type=int, help="Anthropic requests in flight at once")
+    gen.add_argument("--concurrency", type=int, help="samples generated at once (default: 8 for anthropic, 1 offline)")
     gen.add_argument("--max-retries", type=int, help="SDK retries per request on 429/5xx/529/timeouts")
     gen.add_argument("--timeout", type=float, help="seconds per Anthropic request")
     gen.add_argument("--base-url", help="Anthropic API base URL (a proxy or a local test server)")
@@ -28,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--stage", type=int, choices=(1, 2, 3, 4), help="force one treatment stage")
     gen.add_argument("--resume", action="store_true", help="continue a run that stopped; no sample is lost or repeated")
     gen.add_argument("--micro-pool", help="diminishing-pool file for micro-variables; reuse it across runs "
-                                          "(offline backend; default: OUT/micro_pool.json)")
+                                          "(default: OUT/micro_pool.json)")
     cf = sub.add_parser("counterfactuals", help="cut counterfactual teaching samples (the 13 pipelines) from sessions")
     cf.add_argument("--sessions", required=True, help="a corpus directory of sessions")
     cf.add_argument("--out", required=True, help="output directory")
@@ -39,36 +38,52 @@ def main(argv: list[str] | None = None) -> int:
     val.add_argument("directory")
     st = sub.add_parser("stats", help="counts by stage and attachment family")
     st.add_argument("directory")
-    sc = sub.add_parser("sample-client", help="print one sampled client profile as JSON")
+    sc = sub.add_parser("sample-client", help="print the client, therapist and context of one sample as JSON")
     sc.add_argument("--seed", type=int, default=0)
+    sc.add_argument("--index", type=int, default=0, help="sample index within the seeded run")
     sc.add_argument("--stage", type=int, choices=(1, 2, 3, 4))
     ex = sub.add_parser("export-schema", help="write the JSON Schemas of every record type")
     ex.add_argument("directory")
     args = parser.parse_args(argv)
     try:
         return _run(args)
+    except KeyboardInterrupt:
+        print("tbn-corpus: interrupted; everything committed is kept, continue with --resume", file=sys.stderr)
+        return 130
     except (ValueError, FileExistsError, FileNotFoundError) as exc:
         print(f"tbn-corpus: error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # an API error that retries cannot fix, e.g. a rejected key
+        if type(exc).__module__.startswith("anthropic"):
+            print(f"tbn-corpus: Anthropic API error: {exc}; committed samples are kept, continue with --resume",
+                  file=sys.stderr)
+            return 2
+        raise
 
 
-def _run(args: argparse.Namespace) -> int:
-    if args.command == "generate" and args.backend == "anthropic":
-        import asyncio
+def _generate(args: argparse.Namespace) -> int:
+    """Run `generate` with the chosen backend; print the time and cost summary."""
+    import asyncio
 
+    pool = args.micro_pool or str(Path(args.out) / "micro_pool.json")
+    if args.backend == "anthropic":
         from .anthropic_backend import generate_anthropic
         fields = {"model": args.model, "concurrency": args.concurrency, "max_retries": args.max_retries,
                   "timeout": args.timeout, "base_url": args.base_url}
         settings = AnthropicSettings(**{k: v for k, v in fields.items() if v is not None})
-        report = asyncio.run(generate_anthropic(args.out, args.n, args.seed, settings, args.resume, progress=True))
-        print(report.summary())
-        return 0 if not report.rejected else 1
-    if args.command == "generate":
+        report = asyncio.run(generate_anthropic(args.out, args.n, args.seed, settings, args.resume, progress=True,
+                                                stage=args.stage, pool_path=pool))
+    else:
         from .generate import generate
-        pool = args.micro_pool or str(Path(args.out) / "micro_pool.json")
-        written = sum(1 for _ in generate(args.out, args.n, args.seed, args.resume, args.stage, True, pool))
-        print(f"wrote {written} sessions to {args.out}")
-        return 0
+        report = generate(args.out, args.n, args.seed, args.resume, args.stage, progress=True, pool_path=pool)
+    print(report.summary())
+    return 0 if not report.rejected else 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Dispatch the other commands."""
+    if args.command == "generate":
+        return _generate(args)
     if args.command == "counterfactuals":
         from .counterfactuals import generate_counterfactuals
         n = sum(1 for _ in generate_counterfactuals(args.sessions, args.out, args.per_session, args.seed, args.resume))
@@ -84,9 +99,10 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps(stats(args.directory), indent=2))
         return 0
     if args.command == "sample-client":
-        from .sampler import sample_client, sample_stage
-        rng = np.random.default_rng(args.seed)
-        print(sample_client(rng, f"c-{args.seed}", sample_stage(rng, args.stage)).model_dump_json(indent=2))
+        from .generate import participants
+        p = participants(args.seed, args.index, args.stage)
+        print(json.dumps({"client": p.client.model_dump(), "therapist": p.therapist.model_dump(),
+                          "context": p.context.model_dump()}, indent=2))
         return 0
     from .schema import export_json_schema
     for path in export_json_schema(args.directory):

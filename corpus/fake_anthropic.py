@@ -19,10 +19,12 @@ Reply = Callable[[dict], str]  # request body -> the text the model "writes"
 class FakeMessagesAPI:
     """`with FakeMessagesAPI(reply) as api:` serves POST /v1/messages on api.base_url."""
 
-    def __init__(self, reply: Reply, script: list[str] | None = None, latency: float = 0.0, stall: float = 2.0):
-        self.reply, self.latency, self.stall = reply, latency, stall
+    def __init__(self, reply: Reply, script: list[str] | None = None, latency: float = 0.0, stall: float = 2.0,
+                 retry_after: float = 0.0):
+        self.reply, self.latency, self.stall, self.retry_after = reply, latency, stall, retry_after
         self.script = deque(script or [])   # per-request behaviours before the default "ok"
         self.requests: list[dict] = []
+        self.arrivals: list[tuple[float, str]] = []   # (monotonic time, behaviour) per request
         self.headers: list[dict] = []
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -40,16 +42,19 @@ class FakeMessagesAPI:
     def _next(self, body: dict) -> str:
         with self.lock:
             self.requests.append(body)
-            return self.script.popleft() if self.script else "ok"
+            behaviour = self.script.popleft() if self.script else "ok"
+            self.arrivals.append((time.monotonic(), behaviour))
+            return behaviour
 
     def _handler(self):
         api = self
 
         class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:  # keep test output clean
-                pass
+            def log_message(self, *args) -> None:
+                """Keep test output clean."""
 
             def _send(self, status: int, payload: dict, headers: dict | None = None) -> None:
+                """One JSON response."""
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
@@ -60,6 +65,7 @@ class FakeMessagesAPI:
                 self.wfile.write(data)
 
             def do_POST(self) -> None:
+                """Answer POST /v1/messages as the script says."""
                 body = json.loads(self.rfile.read(int(self.headers["content-length"])))
                 api.headers.append({k.lower(): v for k, v in self.headers.items()})
                 behaviour = api._next(body)
@@ -68,7 +74,7 @@ class FakeMessagesAPI:
                     time.sleep(api.stall)
                 if behaviour in ("429", "500", "529"):
                     kind = {"429": "rate_limit_error", "500": "api_error", "529": "overloaded_error"}[behaviour]
-                    headers = {"retry-after": "0"} if behaviour == "429" else {}
+                    headers = {"retry-after": str(api.retry_after)} if behaviour == "429" else {}
                     self._send(int(behaviour), {"type": "error", "error": {"type": kind, "message": behaviour}}, headers)
                     return
                 text = "I am not JSON at all" if behaviour == "malformed" else api.reply(body)

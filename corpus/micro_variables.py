@@ -1,4 +1,4 @@
-"""The 14 micro-variable dimensions (App. 26) and the diminishing pool that samples them (§7.4).
+"""The 14 micro-variable dimensions (App. 26) and the diminishing pool that samples them (§7.4.1).
 
 Values are drawn without replacement from a shuffled sequence per dimension, which refills and
 reshuffles only when exhausted, so successive clients take genuinely different configurations
@@ -9,24 +9,18 @@ from __future__ import annotations
 
 import json
 import os
-import sys
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from .catalogues import load
 
 OPTION_COUNTS = (36, 34, 24, 32, 24, 10, 8, 12, 6, 10, 8, 8, 8, 6)  # App. 26
 
 
 def load_catalogue() -> dict[str, list[str]]:
     """The packaged dimensions and their options, checked against the App. 26 option counts."""
-    text = resources.files("corpus").joinpath("data/micro_variables.toml").read_text(encoding="utf-8")
-    dims = tomllib.loads(text)["dimensions"]
+    dims = load("micro_variables")["dimensions"]
     catalogue = {d["name"]: list(d["options"]) for d in dims}
     counts = tuple(len(v) for v in catalogue.values())
     if counts != OPTION_COUNTS:
@@ -51,9 +45,12 @@ class DiminishingPool:
         self.rng = np.random.default_rng(seed)
         self.remaining: dict[str, list[int]] = {}
         if self.path is not None and self.path.exists():
-            state = json.loads(self.path.read_text(encoding="utf-8"))
-            self.remaining = state["remaining"]
-            self.rng.bit_generator.state = state["rng"]
+            try:
+                state = json.loads(self.path.read_text(encoding="utf-8"))
+                self.remaining = state["remaining"]
+                self.rng.bit_generator.state = state["rng"]
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ValueError(f"micro-variable pool {self.path} is unreadable ({exc}); fix or remove it") from exc
 
     def draw(self) -> dict[str, str]:
         """One value per dimension (call `save` when the samples using it are committed)."""
@@ -64,11 +61,15 @@ class DiminishingPool:
             self.remaining[name] = queue
         return out
 
-    def save(self) -> None:
-        """Write the pool's state atomically (a no-op for an in-memory pool)."""
+    def snapshot(self) -> dict:
+        """A copy of the pool's state now (what `save` would write)."""
+        return json.loads(json.dumps({"remaining": self.remaining, "rng": self.rng.bit_generator.state}))
+
+    def save(self, state: dict | None = None) -> None:
+        """Write `state` (default: the current state) atomically; a no-op for an in-memory pool."""
         if self.path is None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"remaining": self.remaining, "rng": self.rng.bit_generator.state}), encoding="utf-8")
+        tmp.write_text(json.dumps(state if state is not None else self.snapshot()), encoding="utf-8")
         os.replace(tmp, self.path)

@@ -1,51 +1,39 @@
-"""Seeded samplers for synthetic clients and therapists (§7.4, App. 26-27).
+"""The client personhood sampler (§7.4.1): a client as a seeded composition of many variables.
 
-Stages are drawn 35/45/20/0 % (stage 4 only when forced, §7.4); presenting concerns lean toward
-relational distress; religion is relevant for about 40 % of clients and then follows world
-prevalence (§7.4 footnote). The full personhood catalogues of App. 17-19 and 26 are authored as data
-in a later step; this sampler draws the variables the session generator and the DFR factors use.
+Stages are drawn 35/45/20/0 % (stage 4 only when forced, App. 22). Over 50 personality dimensions
+take stage-appropriate values: the four the paper ranges (dysregulation, trust, defensive and
+healing humour, mentalization; App. 22 §22.1.1.6) are drawn uniformly in their stage's range,
+interpolated between the stated stage 1 and stage 4 ranges; the others shift their mean with
+severity. Presenting concerns lean toward relational distress; defences follow the DMM family so the
+defensive organisation stays coherent (App. 24); religion is relevant for about 40 % of clients and
+then follows world prevalence (§7.4.1); demographics follow world population where data exist.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from .catalogues import load
+from .context import STAGE_WEIGHTS, interpolate
 from .micro_variables import load_catalogue
-from .schema import DMM_CODES, ClientProfile, Strength, TherapistProfile
+from .schema import DMM_CODES, ClientProfile, Strength
 from .strengths import sample_states
 
-STAGE_WEIGHTS = (0.35, 0.45, 0.20, 0.0)  # §7.4: stage 4 only when forced
-RELIGION_RELEVANT = 0.40                 # §7.4 footnote
-RELIGIONS = {"Christianity": 0.31, "Islam": 0.24, "Hinduism": 0.15, "Buddhism": 0.07,  # §7.4 footnote
-             "Judaism": 0.02, "Sikhism": 0.02, "folk religion": 0.06, "other": 0.13}  # the rest spread (ours)
-CONCERNS = {"relational_distress": 3.0, "grief": 1.0, "anxiety": 1.0, "depression": 1.0, "trauma": 1.0,
-            "shame": 1.0, "anger": 0.5, "low_self_worth": 1.0, "abandonment": 1.0, "loneliness": 1.0}
-DEFENSES = ("intellectualization", "emotional_avoidance", "denial", "projection", "splitting",
-            "compulsive_caregiving", "compulsive_self_reliance", "protective_part_activity", "seduction_as_defense")
-SCHOOLS = ("psychodynamic", "attachment-based", "IFS", "AEDP", "ACT", "CBT", "DBT", "somatic experiencing",
-           "EFT", "mentalization-based", "person-centred", "existential", "narrative", "schema therapy",
-           "gestalt", "compassion-focused", "polyvagal-informed", "sensorimotor", "Jungian", "positive psychology",
-           "solution-focused", "motivational interviewing", "relational")  # 23 schools (§7, Table 2)
-NAMES = ("Maya", "Daniel", "Lena", "Ruth", "Jay", "Amira", "Tomas", "Priya", "Sam", "Noor", "Elena", "Kwame",
-         "Hana", "Luis", "Grace", "Omar", "Ines", "Theo", "Yuki", "Ada")
-GENDERS = ("woman", "man", "non-binary")
-SCENES = ("at the kitchen table", "in a parked car", "in a quiet office after hours", "in a bedroom at a parent's home",
-          "on a park bench with headphones in", "in the back room at work")
-# Over 50 personality dimensions (§7.4): the 30 NEO facets and 22 clinical traits. The sign says how a
-# dimension moves with severity: +1 higher when more unwell, -1 lower, 0 independent of stage.
-PERSONALITY: dict[str, int] = {
-    "anxiety": 1, "angry_hostility": 1, "depression": 1, "self_consciousness": 1, "impulsiveness": 1, "vulnerability": 1,
-    "warmth": -1, "gregariousness": 0, "assertiveness": -1, "activity": 0, "excitement_seeking": 0,
-    "positive_emotions": -1, "fantasy": 0, "aesthetics": 0, "feelings": 0, "actions": 0, "ideas": 0, "values": 0,
-    "trust": -1, "straightforwardness": 0, "altruism": 0, "compliance": 0, "modesty": 0, "tender_mindedness": 0,
-    "competence": -1, "order": 0, "dutifulness": 0, "achievement_striving": 0, "self_discipline": -1, "deliberation": -1,
-    "dysregulation": 1, "mentalization": -1, "trust_orientation": -1, "defensive_humor": 1, "healing_humor": -1,
-    "narcissism": 0, "shame_proneness": 1, "rejection_sensitivity": 1, "perfectionism": 1, "alexithymia": 1,
-    "dissociation_proneness": 1, "self_criticism": 1, "hope": -1, "resilience": -1, "emotional_granularity": -1,
-    "need_for_control": 1, "attachment_anxiety": 1, "attachment_avoidance": 1, "psychological_mindedness": -1,
-    "distress_tolerance": -1, "self_compassion": -1, "meaning_in_life": -1,
-}
-PERSONALITY_SPREAD = 0.15   # within-stage variation of a trait around its stage mean
-SEVERITY_SHIFT = 0.3        # how far a stage-linked trait's mean moves between stage 1 and stage 4
+RELIGION_RELEVANT = 0.40                     # §7.4.1: spirituality is clinically relevant for ~40 % of clients
+RELIGIONS: dict[str, float] = load("clients")["religions"]   # §7.4.1 footnote for the four largest
+CONCERNS: dict[str, float] = load("clients")["concerns"]
+PERSONALITY: dict[str, int] = load("clients")["personality"]  # dimension -> sign of its shift with severity
+STAGE_RANGES: dict[str, dict] = load("clients")["stage_ranges"]
+PERSONALITY_SPREAD = 0.15    # ours: within-stage spread of an unranged trait around its stage mean
+SEVERITY_SHIFT = 0.3         # ours: how far an unranged stage-linked trait's mean moves from stage 1 to 4
+MAX_CONCERNS = 3             # ours: one to three presenting concerns, a focused but layered picture
+MAX_DEFENSES = 3             # ours: up to three characteristic defences
+
+
+def _weighted(rng: np.random.Generator, weights: dict[str, float], size: int | None = None):
+    names = list(weights)
+    p = np.array([weights[n] for n in names], dtype=float)
+    picks = rng.choice(names, size=size, replace=False, p=p / p.sum())
+    return str(picks) if size is None else tuple(str(x) for x in picks)
 
 
 def sample_stage(rng: np.random.Generator, forced: int | None = None) -> int:
@@ -61,45 +49,65 @@ def sample_religion(rng: np.random.Generator) -> str | None:
     """Two-layer gate: relevant for ~40 % of clients, then a tradition by world prevalence."""
     if rng.random() >= RELIGION_RELEVANT:
         return None
-    names = list(RELIGIONS)
-    p = np.array([RELIGIONS[n] for n in names])
-    return str(rng.choice(names, p=p / p.sum()))
+    return _weighted(rng, RELIGIONS)
+
+
+def stage_range(name: str, stage: int) -> tuple[float, float]:
+    """The [lo, hi] range of a ranged dimension at `stage` (stage 1 and 4 ends, linear between)."""
+    r = STAGE_RANGES[name]
+    return (interpolate(stage, r["stage1"][0], r["stage4"][0]), interpolate(stage, r["stage1"][1], r["stage4"][1]))
+
+
+def _ranged(rng: np.random.Generator, name: str, stage: int) -> float:
+    r = STAGE_RANGES[name]
+    if "polarised_upper" in r and rng.random() < interpolate(stage, 1.0, 0.0):
+        # a polarised pole, chosen with a probability fading from 1 at stage 1 to 0 at stage 4 (ours)
+        lo, hi = r["stage1"] if rng.random() < 0.5 else r["polarised_upper"]
+    elif "polarised_upper" in r:
+        lo, hi = r["stage4"]
+    else:
+        lo, hi = stage_range(name, stage)
+    return float(rng.uniform(lo, hi))
+
+
+def sample_personality(rng: np.random.Generator, stage: int) -> dict[str, float]:
+    """Every personality dimension in [0, 1], at stage-appropriate values."""
+    severity = (4 - stage) / 3  # 1 at stage 1, 0 at stage 4
+    out = {}
+    for name, sign in PERSONALITY.items():
+        if name in STAGE_RANGES:
+            out[name] = _ranged(rng, name, stage)
+        else:
+            mean = 0.5 + sign * SEVERITY_SHIFT * (severity - 0.5)
+            out[name] = float(np.clip(rng.normal(mean, PERSONALITY_SPREAD), 0.0, 1.0))
+    return out
 
 
 def sample_client(rng: np.random.Generator, client_id: str, stage: int,
                   micro_variables: dict[str, str] | None = None) -> ClientProfile:
-    """A client whose personality ranges follow the stage (more dysregulated early, §7.4).
+    """A client at `stage`.
 
     `micro_variables` come from a DiminishingPool when the run keeps one; otherwise one option per
-    App. 26 dimension is drawn from `rng`.
+    App. 26 dimension is drawn from `rng`. Each micro-variable gets an independent salience weight
+    U(0, 1) governing how strongly it surfaces turn by turn (§11.5).
     """
+    data = load("clients")
     if micro_variables is None:
         micro_variables = {name: str(rng.choice(options)) for name, options in load_catalogue().items()}
-    concerns = list(CONCERNS)
-    w = np.array([CONCERNS[c] for c in concerns])
-    chosen = rng.choice(concerns, size=int(rng.integers(1, 3)), replace=False, p=w / w.sum())
-    severity = (4 - stage) / 3  # 1 at stage 1, 0 at stage 4
-    personality = {d: float(np.clip(rng.normal(0.5 + sign * SEVERITY_SHIFT * (severity - 0.5), PERSONALITY_SPREAD),
-                                    0.0, 1.0)) for d, sign in PERSONALITY.items()}
+    attachment = str(rng.choice(DMM_CODES))
+    personality = sample_personality(rng, stage)
     strengths = tuple(Strength(strength=m.strength, state=state, manifestation=getattr(m, state))
                       for m, state in sample_states(rng, stage, personality["narcissism"]))
+    region = _weighted(rng, data["regions"])
+    lo_age, hi_age = data["ages"]
     return ClientProfile(
-        client_id=client_id, name=str(rng.choice(NAMES)), age=int(rng.integers(19, 76)),
-        gender=str(rng.choice(GENDERS)), attachment=str(rng.choice(DMM_CODES)),
-        defenses=tuple(str(d) for d in rng.choice(DEFENSES, size=int(rng.integers(0, 3)), replace=False)),
-        presenting_concerns=tuple(str(c) for c in chosen), personality=personality, strengths=strengths,
-        religion=sample_religion(rng), scene=f"joins the session {rng.choice(SCENES)}",
-        micro_variables=micro_variables)
-
-
-def sample_therapist(rng: np.random.Generator, therapist_id: str, stage: int) -> TherapistProfile:
-    """A therapist; novices only in stages 1-2, since stages 3-4 are generated at expert quality (§7.4)."""
-    orientation = str(rng.choice(("single_modality", "integrative", "eclectic"), p=(0.4, 0.45, 0.15)))
-    n_schools = {"single_modality": 1, "integrative": 2, "eclectic": 3}[orientation]
-    levels = ("novice", "intermediate", "expert") if stage <= 2 else ("intermediate", "expert")
-    return TherapistProfile(
-        therapist_id=therapist_id, orientation=orientation,
-        schools=tuple(str(s) for s in rng.choice(SCHOOLS, size=n_schools, replace=False)),
-        experience=str(rng.choice(levels)), warmth=float(rng.uniform(0.2, 1.0)), ambition=float(rng.uniform(0.0, 0.8)),
-        specialties=tuple(str(s) for s in rng.choice(("trauma", "attachment", "couples", "somatic", "dissociation",
-                                                      "personality disorders"), size=2, replace=False)))
+        client_id=client_id, name=str(rng.choice(data["names"][region])), age=int(rng.integers(lo_age, hi_age + 1)),
+        gender=_weighted(rng, data["genders"]), attachment=attachment,
+        defenses=tuple(str(d) for d in rng.choice(data["defenses"][attachment[0]],
+                                                  size=int(rng.integers(1, MAX_DEFENSES + 1)), replace=False)),
+        presenting_concerns=_weighted(rng, CONCERNS, size=int(rng.integers(1, MAX_CONCERNS + 1))),
+        personality=personality, strengths=strengths, religion=sample_religion(rng),
+        demographics={"region": region, "relationship_status": str(rng.choice(data["relationship_status"])),
+                      "occupation": str(rng.choice(data["occupation"]))},
+        scene=f"joins the session {rng.choice(data['scenes'])}", micro_variables=micro_variables,
+        salience={name: round(float(rng.random()), 4) for name in micro_variables})

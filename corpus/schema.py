@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 SCHEMA_VERSION = 1
 DMM_CODES: tuple[str, ...] = tuple([f"A{i}" for i in range(1, 9)] + [f"B{i}" for i in range(0, 6)]
-                                   + [f"C{i}" for i in range(1, 9)])  # the 22 DMM strategies (App. 25)
+                                   + [f"C{i}" for i in range(1, 9)])  # the 22 DMM strategies (App. 24)
 Stage = Literal[1, 2, 3, 4]
 Phase = Literal["A", "B", "C", "D"]
 PIPELINES: tuple[str, ...] = (  # the 13 counterfactual guidance pipelines, table numbering (App. 28)
@@ -26,6 +26,8 @@ PIPELINES: tuple[str, ...] = (  # the 13 counterfactual guidance pipelines, tabl
 
 
 class _Record(BaseModel):
+    """Base of every record: unknown fields are errors and records are immutable."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -38,7 +40,7 @@ class Strength(_Record):
 
 
 class ClientProfile(_Record):
-    """A synthetic client: a composition of personhood variables (§7.4, App. 26)."""
+    """A synthetic client: a composition of personhood variables (§7.4.1, App. 26)."""
 
     client_id: str
     name: str
@@ -49,6 +51,8 @@ class ClientProfile(_Record):
     presenting_concerns: tuple[str, ...] = Field(min_length=1)
     personality: dict[str, float] = Field(default_factory=dict)      # dimension -> value in [0, 1]
     micro_variables: dict[str, str] = Field(default_factory=dict)    # App. 26 dimension -> option
+    salience: dict[str, float] = Field(default_factory=dict,         # micro-variable -> turn-by-turn weight in [0, 1]
+                                       description="independent expression weight per micro-variable (§11.5)")
     strengths: tuple[Strength, ...] = ()
     religion: str | None = None
     demographics: dict[str, str] = Field(default_factory=dict)
@@ -61,12 +65,12 @@ class ClientProfile(_Record):
             raise ValueError(f"attachment must be a DMM code (A1-A8, B0-B5, C1-C8), got {v!r}")
         return v
 
-    @field_validator("personality")
+    @field_validator("personality", "salience")
     @classmethod
     def _unit(cls, v: dict[str, float]) -> dict[str, float]:
         bad = {k: x for k, x in v.items() if not 0.0 <= x <= 1.0}
         if bad:
-            raise ValueError(f"personality values must lie in [0, 1]: {bad}")
+            raise ValueError(f"personality and salience values must lie in [0, 1]: {bad}")
         return v
 
 
@@ -80,6 +84,10 @@ class TherapistProfile(_Record):
     warmth: float = Field(ge=0.0, le=1.0)
     ambition: float = Field(ge=0.0, le=1.0)
     specialties: tuple[str, ...] = ()
+    years_experience: int | None = Field(None, ge=0)
+    quality: Literal["POOR", "ADEQUATE", "GOOD", "GREAT"] | None = None  # GREAT forced in stages 3-4 (App. 22)
+    empathy: float | None = Field(None, ge=0.0, le=1.0)
+    attunement: float | None = Field(None, ge=0.0, le=1.0)
 
 
 class SessionContext(_Record):
@@ -89,9 +97,13 @@ class SessionContext(_Record):
     session_number: int = Field(ge=1)
     stage_description: str = ""
     previous_session_summary: str = ""
+    crescendo_probability: float | None = Field(None, ge=0.0, le=1.0)   # App. 22: 2 % at stage 1 -> 75 % at 4
+    trauma_access: Literal["inaccessible", "fragments", "full"] | None = None  # App. 22 content gate
 
 
 class ProbableIssue(_Record):
+    """A construct the therapist suspects, how often it has shown, and the words that showed it (App. 22)."""
+
     label: str
     tally: int = Field(1, ge=1)
     evidence: str = ""

@@ -7,17 +7,12 @@ multiplies shadow weights by 1.6 and accessible ones by 0.5 for the six narcissi
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 
 import numpy as np
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from .catalogues import load
 
 ACCESSIBLE_BY_STAGE = {1: (0, 1), 2: (1, 2), 3: (2, 3), 4: (3, 4)}   # App. 28 pipeline 12
 NARCISSISM_PRONE = ("honesty", "perspective", "leadership", "kindness", "judgment", "humility")  # App. 28
@@ -40,7 +35,7 @@ class Manifestation:
 @lru_cache(maxsize=1)
 def catalogue() -> tuple[Manifestation, ...]:
     """All 24 x 20 = 480 manifestations, composed from the per-strength parts and the domains."""
-    data = tomllib.loads(resources.files("corpus").joinpath("data/strengths.toml").read_text(encoding="utf-8"))
+    data = load("strengths")
     return tuple(Manifestation(s["name"], d, f"{s['accessible']} {d}", f"{s['blocked']} {d}", f"{s['shadow']} {d}",
                                f"{s['lever'].capitalize()} {d}.", f"{s['repair']} {d}")
                  for s in data["strengths"] for d in data["domains"])

@@ -6,6 +6,8 @@ import sys
 
 import gymnasium as gym
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import tbn_env  # noqa: F401
 from corpus.anthropic_api import AnthropicSettings, extract_json
@@ -43,26 +45,40 @@ def run(out, n, api, resume=False, **kw):
     return asyncio.run(generate_anthropic(out, n, 7, settings(api, **kw), resume=resume))
 
 
-def test_sessions_survive_rate_limits_overload_errors_timeouts_and_bad_replies(tmp_path):
-    script = ["429", "ok", "529", "500", "stall", "malformed", "ok", "ok"]
-    with FakeMessagesAPI(session_reply, script=script, stall=2.0) as api:
-        report = run(tmp_path, 4, api, timeout=0.5)
-    assert report.written == [sample_id(7, i) for i in range(4)] and not report.rejected
-    assert report.retries >= 1                      # the malformed reply was regenerated
-    assert report.usage.calls >= 4 and report.usage.cost_usd > 0
-    for _, _, line in read_samples(tmp_path):
-        s = Session.model_validate_json(line)
-        assert s.generation.backend == "anthropic" and s.generation.model == "fake-model"
+def test_sessions_survive_rate_limits_overload_errors_and_timeouts(tmp_path):
+    script = ["429", "529", "500", "stall"]   # four transport failures, then normal replies
+    with FakeMessagesAPI(session_reply, script=script, stall=2.0, retry_after=1) as api:
+        report = run(tmp_path, 3, api, timeout=0.5, concurrency=1, max_retries=4)
+    assert report.written == [sample_id(7, i) for i in range(3)] and not report.rejected
+    assert [b for _, b in api.arrivals] == script + ["ok"] * 3         # every failure was retried by the SDK
+    assert api.arrivals[1][0] - api.arrivals[0][0] >= 0.9               # it waited out retry-after: 1
+    assert report.stats["calls"] == 3 and report.stats["repairs"] == 0  # only completed replies are billed
+    sessions = [Session.model_validate_json(line) for _, _, line in read_samples(tmp_path)]
+    assert all(s.generation.backend == "anthropic" and s.generation.model == "fake-model" for s in sessions)
+    assert all(s.generation.input_tokens == 100 and s.generation.cost_usd > 0 for s in sessions)
     assert all(KEY in h.get("x-api-key", "") + h.get("authorization", "") for h in api.headers)  # key sent, from env
     assert KEY not in (tmp_path / MANIFEST).read_text()
+
+
+def test_a_malformed_reply_is_sent_back_for_repair(tmp_path):
+    with FakeMessagesAPI(session_reply, script=["malformed"]) as api:
+        report = run(tmp_path, 1, api, concurrency=1)
+    assert report.written == [sample_id(7, 0)] and report.stats["repairs"] == 1
+    repair = api.requests[1]["messages"]
+    assert [m["role"] for m in repair] == ["user", "assistant", "user"]
+    assert repair[1]["content"] == "I am not JSON at all" and "no JSON object" in repair[2]["content"]
+    session = Session.model_validate_json(next(read_samples(tmp_path))[2])
+    assert session.generation.input_tokens == 200   # both replies of the sample are accounted
 
 
 def test_unusable_replies_are_rejected_with_a_reason_not_dropped(tmp_path):
     with FakeMessagesAPI(lambda body: '{"turns": []}') as api:
         report = run(tmp_path, 2, api, attempts=2)
-    assert report.rejected == [sample_id(7, 0), sample_id(7, 1)] and report.retries == 2
+    assert report.rejected == [sample_id(7, 0), sample_id(7, 1)] and report.written == []
+    assert len(api.requests) == 4
     rejects = [json.loads(x) for x in (tmp_path / "rejects.jsonl").read_text().splitlines()]
     assert {r["id"] for r in rejects} == set(report.rejected) and all("no turns" in r["reason"] for r in rejects)
+    assert all(r["raw"]["reply"] == '{"turns": []}' for r in rejects)
 
 
 def test_killed_cli_run_resumes_with_every_sample_exactly_once(tmp_path):
@@ -84,6 +100,17 @@ def test_killed_cli_run_resumes_with_every_sample_exactly_once(tmp_path):
     assert ids == [sample_id(7, i) for i in range(24)]
 
 
+def test_a_request_failing_past_its_retries_is_rejected_and_redone_on_resume(tmp_path):
+    with FakeMessagesAPI(session_reply, script=["500", "500", "ok"]) as api:
+        first = run(tmp_path, 2, api, concurrency=1, max_retries=1)
+        assert first.rejected == [sample_id(7, 0)] and first.written == [sample_id(7, 1)]
+        reason = json.loads((tmp_path / "rejects.jsonl").read_text())["reason"]
+        assert "InternalServerError after 1 retries" in reason
+        again = run(tmp_path, 2, api, resume=True, concurrency=1, max_retries=1)
+    assert again.written == [sample_id(7, 0)]
+    assert sorted(json.loads(x)["session_id"] for _, _, x in read_samples(tmp_path)) == [sample_id(7, 0), sample_id(7, 1)]
+
+
 def test_missing_api_key_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.delenv("ANTHROPIC_API_KEY")
     with pytest.raises(ValueError, match="ANTHROPIC_API_KEY"):
@@ -95,6 +122,20 @@ def test_extract_json_variants():
     assert extract_json('text ```json\n{"a": 2}\n``` more') == {"a": 2}
     with pytest.raises(ValueError, match="no JSON"):
         extract_json("nothing here")
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                                        max_size=3), max_leaves=8)
+
+
+@given(obj=st.dictionaries(st.text(max_size=6), json_values, max_size=4),
+       before=st.text(alphabet="abc .:\n", max_size=20), after=st.text(alphabet="abc .:\n", max_size=20),
+       fenced=st.booleans())
+def test_extract_json_finds_the_object_in_any_surrounding_prose(obj, before, after, fenced):
+    body = json.dumps(obj)
+    text = f"{before}```json\n{body}\n```{after}" if fenced else f"{before}{body}{after}"
+    assert extract_json(text) == obj
 
 
 def test_claude_as_therapy_v0_judge_and_client():

@@ -36,7 +36,7 @@ def test_thirteen_pipelines_with_teaching_factors_and_templates():
 
 
 def test_counterfactuals_rotate_through_pipelines_and_validate(tmp_path):
-    list(generate(tmp_path / "sessions", 13, seed=1))
+    generate(tmp_path / "sessions", 13, seed=1)
     ids = list(generate_counterfactuals(tmp_path / "sessions", tmp_path / "cf", per_session=1))
     assert len(ids) == 13
     samples = [json.loads(line) for _, _, line in read_samples(tmp_path / "cf", prefix="counterfactuals")]

@@ -1,4 +1,5 @@
 """corpus: schema, samplers, offline generation, crash-safe resumable output, validation (issue 5)."""
+import asyncio
 import json
 import subprocess
 import sys
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from corpus.generate import generate, offline_session, sample_id
+from corpus.generate import OfflineBackend, generate, offline_session, run_generation, sample_id
 from corpus.sampler import RELIGION_RELEVANT, RELIGIONS, STAGE_WEIGHTS, sample_religion, sample_stage
 from corpus.schema import PIPELINES, CounterfactualSample, Session, export_json_schema
 from corpus.validate import validate_corpus
@@ -56,8 +57,19 @@ def test_stage_and_religion_distributions():
     assert abs(share - RELIGIONS["Christianity"] / sum(RELIGIONS.values())) < 0.04
 
 
+def crash_after(k):
+    """An on_written hook that stops the run (like Ctrl-C) after `k` samples."""
+    seen = []
+
+    def hook(sid):
+        seen.append(sid)
+        if len(seen) == k:
+            raise KeyboardInterrupt
+    return hook
+
+
 def test_generate_validates_and_writes_every_sample_once(tmp_path):
-    ids = list(generate(tmp_path, 25, seed=2))
+    ids = generate(tmp_path, 25, seed=2).written
     assert ids == [sample_id(2, i) for i in range(25)]
     valid, errors, claims = validate_corpus(tmp_path)
     assert valid == 25 and errors == []
@@ -66,28 +78,26 @@ def test_generate_validates_and_writes_every_sample_once(tmp_path):
 
 def test_a_crash_mid_write_resumes_with_nothing_lost_or_repeated(tmp_path):
     full, crashed = tmp_path / "full", tmp_path / "crashed"
-    list(generate(full, 30, seed=4))
-    gen = generate(crashed, 30, seed=4)
-    for _ in range(12):
-        next(gen)
-    gen.close()
+    generate(full, 30, seed=4)
+    with pytest.raises(KeyboardInterrupt):
+        asyncio.run(run_generation(crashed, 30, OfflineBackend(), 4, on_written=crash_after(12)))
     shard = next(crashed.glob("sessions-*.jsonl"))
     with open(shard, "a", encoding="utf-8") as fh:  # the run died half-way through writing a line
         fh.write('{"session_id": "s4-000012", "trunc')
     with pytest.raises(FileExistsError, match="--resume"):
-        list(generate(crashed, 30, seed=4))
-    list(generate(crashed, 30, seed=4, resume=True))
+        generate(crashed, 30, seed=4)
+    assert len(generate(crashed, 30, seed=4, resume=True).written) == 18
     lines = [line for _, _, line in read_samples(crashed)]
     assert lines == [line for _, _, line in read_samples(full)]
     assert len({json.loads(x)["session_id"] for x in lines}) == 30
 
 
 def test_resume_refuses_different_settings_and_nothing_to_resume(tmp_path):
-    list(generate(tmp_path / "a", 3, seed=1))
+    generate(tmp_path / "a", 3, seed=1)
     with pytest.raises(ValueError, match="different settings"):
-        list(generate(tmp_path / "a", 3, seed=9, resume=True))
+        generate(tmp_path / "a", 3, seed=9, resume=True)
     with pytest.raises(FileNotFoundError, match="nothing to resume"):
-        list(generate(tmp_path / "b", 3, resume=True))
+        generate(tmp_path / "b", 3, resume=True)
 
 
 def test_cli_generate_kill_resume_and_validate(tmp_path):
@@ -110,7 +120,7 @@ def test_cli_generate_kill_resume_and_validate(tmp_path):
 
 
 def test_validate_reports_invalid_lines(tmp_path):
-    list(generate(tmp_path, 3, seed=0))
+    generate(tmp_path, 3, seed=0)
     shard = next(tmp_path.glob("sessions-*.jsonl"))
     lines = shard.read_text().splitlines()
     broken = json.loads(lines[1])
@@ -131,7 +141,7 @@ def test_over_50_personality_dimensions_follow_the_stage():
 
 
 def test_offline_backend_makes_100_valid_sessions(tmp_path):
-    assert len(list(generate(tmp_path, 100, seed=11))) == 100
+    assert len(generate(tmp_path, 100, seed=11).written) == 100
     valid, errors, claims = validate_corpus(tmp_path)
     assert valid == 100 and not errors
     assert {c.name: c.passed for c in claims}["C2 GCO/OMO present"]

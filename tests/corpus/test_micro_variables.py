@@ -32,15 +32,23 @@ def test_pool_state_persists_across_runs(tmp_path):
 def test_a_pooled_run_resumes_with_the_same_draws(tmp_path):
     import json
 
-    from corpus.generate import generate
+    import asyncio
+
+    import pytest
+
+    from corpus.generate import OfflineBackend, generate, run_generation
     from corpus.writer import read_samples
+
+    def crash_at_8(sid, seen=[]):
+        seen.append(sid)
+        if len(seen) == 8:
+            raise KeyboardInterrupt
     full, crashed = tmp_path / "full", tmp_path / "crashed"
-    list(generate(full, 20, seed=3, pool_path=full / "pool.json"))
-    gen = generate(crashed, 20, seed=3, pool_path=crashed / "pool.json")
-    for _ in range(8):
-        next(gen)
-    gen.close()
-    list(generate(crashed, 20, seed=3, resume=True, pool_path=crashed / "pool.json"))
+    generate(full, 20, seed=3, pool_path=full / "pool.json")
+    with pytest.raises(KeyboardInterrupt):  # concurrency 4: draws for later samples were already made
+        asyncio.run(run_generation(crashed, 20, OfflineBackend(), 3, concurrency=4, pool_path=crashed / "pool.json",
+                                   on_written=crash_at_8))
+    generate(crashed, 20, seed=3, resume=True, pool_path=crashed / "pool.json")
     micro = [json.loads(x)["client"]["micro_variables"] for _, _, x in read_samples(crashed)]
     assert micro == [json.loads(x)["client"]["micro_variables"] for _, _, x in read_samples(full)]
     assert len({m["closing_ritual"] for m in micro[:6]}) == 6  # the pool, not independent draws
