@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     cf.add_argument("--resume", action="store_true")
     val = sub.add_parser("validate", help="schema-check every sample and report the §30.2 corpus claims")
     val.add_argument("directory")
-    st = sub.add_parser("stats", help="counts by stage and attachment family")
+    st = sub.add_parser("stats", help="counts by kind, stage, attachment family and pipeline; tokens and cost")
     st.add_argument("directory")
     sc = sub.add_parser("sample-client", help="print the client, therapist and context of one sample as JSON")
     sc.add_argument("--seed", type=int, default=0)
@@ -90,10 +90,10 @@ def _run(args: argparse.Namespace) -> int:
         print(f"wrote {n} counterfactual samples to {args.out}")
         return 0
     if args.command == "validate":
-        from .validate import report, validate_corpus
-        print(report(args.directory))
-        _, errors, _ = validate_corpus(args.directory)
-        return 0 if not errors else 1
+        from .validate import format_report, validate_corpus
+        valid, errors, claims = validate_corpus(args.directory)
+        print(format_report(valid, errors, claims))
+        return 0 if not errors and valid else 1
     if args.command == "stats":
         from .validate import stats
         print(json.dumps(stats(args.directory), indent=2))

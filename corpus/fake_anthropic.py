@@ -16,6 +16,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 Reply = Callable[[dict], str]  # request body -> the text the model "writes"
 
 
+class _Server(ThreadingHTTPServer):
+    """A threading server whose listen backlog holds a burst of concurrent connections (the default
+    of 5 makes the kernel drop extra SYNs, stalling clients for a retransmit second)."""
+
+    request_queue_size = 256
+    daemon_threads = True
+
+
 class FakeMessagesAPI:
     """`with FakeMessagesAPI(reply) as api:` serves POST /v1/messages on api.base_url."""
 
@@ -27,8 +35,7 @@ class FakeMessagesAPI:
         self.arrivals: list[tuple[float, str]] = []   # (monotonic time, behaviour) per request
         self.headers: list[dict] = []
         self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
+        self.server = _Server(("127.0.0.1", 0), self._handler())
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def __enter__(self) -> "FakeMessagesAPI":
@@ -50,6 +57,8 @@ class FakeMessagesAPI:
         api = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"   # keep-alive, as the real API: the SDK reuses connections
+            disable_nagle_algorithm = True   # no 40 ms delayed-ACK stall between headers and body
             def log_message(self, *args) -> None:
                 """Keep test output clean."""
 

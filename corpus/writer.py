@@ -23,6 +23,7 @@ COMMIT_SECONDS = 0.5       # manifest commits at most twice a second: fsyncs sto
 
 
 def _atomic_write(path: Path, text: str) -> None:
+    """Replace `path` with `text` atomically: a synced temp file, then os.replace."""
     tmp = path.with_suffix(path.suffix + ".tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write(text)
@@ -120,6 +121,8 @@ class CorpusWriter:
 def read_samples(directory: str | Path, prefix: str = "sessions"):
     """Yield (shard name, line number, raw text) of every committed sample line, shard by shard."""
     directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"no corpus directory at {directory}")
     manifest = directory / MANIFEST
     shards = json.loads(manifest.read_text(encoding="utf-8"))["shards"] if manifest.exists() else \
         {p.name: p.stat().st_size for p in sorted(directory.glob("*.jsonl")) if p.name.startswith(prefix)}

@@ -73,7 +73,41 @@ def test_generate_validates_and_writes_every_sample_once(tmp_path):
     assert ids == [sample_id(2, i) for i in range(25)]
     valid, errors, claims = validate_corpus(tmp_path)
     assert valid == 25 and errors == []
-    assert {c.name.split()[0] for c in claims} == {"C1", "C2"}
+    assert {c.name.split()[0] for c in claims} == {"C1", "C2", "C4", "C5"}
+
+
+def test_seeded_runs_are_bit_identical_whatever_the_concurrency(tmp_path):
+    generate(tmp_path / "a", 12, seed=8)
+    asyncio.run(run_generation(tmp_path / "b", 12, OfflineBackend(), 8, concurrency=5))
+    shards = sorted(p.name for p in (tmp_path / "a").glob("sessions-*.jsonl"))
+    assert shards and all((tmp_path / "a" / n).read_bytes() == (tmp_path / "b" / n).read_bytes() for n in shards)
+
+
+def test_cluster_counts_grow_with_new_material_and_not_with_repeats():
+    from corpus.validate import cluster_counts
+    distinct = [{(str(i), "x", "y")} for i in range(8)]
+    assert cluster_counts(distinct) == [2, 4, 6, 8]
+    assert cluster_counts([{("a", "b", "c")}] * 8) == [1, 1, 1, 1]
+
+
+def test_modality_and_coverage_claims_detect_a_dominant_school(tmp_path):
+    from corpus.validate import C4_MAX_SHARE
+    generate(tmp_path / "mixed", 60, seed=3)
+    _, _, claims = validate_corpus(tmp_path / "mixed")
+    by = {c.name.split(" (")[0]: c for c in claims}
+    assert by["C4 largest modality share"].passed and by["C4 modality entropy / max"].passed
+    # rewrite every therapist to one school: C4 must fail
+    one = tmp_path / "one"
+    one.mkdir()
+    for shard in (tmp_path / "mixed").glob("sessions-*.jsonl"):
+        rows = [json.loads(x) for x in shard.read_text().splitlines()]
+        for r in rows:
+            r["therapist"]["schools"] = ["Internal Family Systems (IFS)"]
+        (one / shard.name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    _, _, claims = validate_corpus(one)
+    by = {c.name.split(" (")[0]: c for c in claims}
+    assert by["C4 largest modality share"].value == 1.0 > C4_MAX_SHARE and not by["C4 largest modality share"].passed
+    assert not by["C4 modality entropy / max"].passed
 
 
 def test_a_crash_mid_write_resumes_with_nothing_lost_or_repeated(tmp_path):
