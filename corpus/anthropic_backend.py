@@ -1,4 +1,4 @@
-"""Session generation with Claude through the Anthropic Messages API (§7.4, §6.2).
+"""Sessions and counterfactuals written by Claude through the Anthropic Messages API (§7.4, §6.2, App. 28).
 
 The participants come from the seeded samplers (`corpus.generate.participants`), so a sample's id
 and its client are fixed by (seed, index) whichever backend writes it; the model writes the turns.
@@ -17,11 +17,14 @@ import anthropic
 
 from .anthropic_api import AnthropicSettings, ReplyError, Usage, ask_json, async_client
 from .context import dmm
-from .generate import InvalidSample, Participants, RunReport, run_generation
-from .schema import GenerationInfo, Session, SessionFactors, Turn
+from .counterfactuals import Moment, run_counterfactuals
+from .driver import InvalidSample, RunReport
+from .generate import Participants, run_generation
+from .schema import Branch, CounterfactualSample, GenerationInfo, Session, SessionFactors, Turn
 from .therapist import interaction_guidance
 
 TURNS_PER_SESSION = 12   # ours: long enough for the A-D phase arc, short enough for one reply
+MIN_BRANCHES, MAX_BRANCHES = 3, 5   # App. 20 §20.3.2: 3-5 trajectories per candidate intervention
 SYSTEM = (
     "You write realistic synthetic psychotherapy sessions for research on therapeutic AI. Each turn is a "
     "5-tuple: the client's private thought, the client's words, the therapist's model of the client, the "
@@ -33,6 +36,14 @@ TURN_SCHEMA = (
     '"working_focus_areas": [str], "probable_issues": [{"label": str, "tally": int, "evidence": str}], '
     '"attachment_hypothesis": str, "stage_assessment": str}, "therapist_thought": {"gco": str, "omo": str}, '
     '"therapist_utterance": str, "phase": "A"|"B"|"C"|"D"}, ...]}')
+CF_SYSTEM = (
+    "You write counterfactual teaching moments for training therapeutic AI: from one moment of a session, "
+    "several ways the therapist could continue, each with the therapist's reasoning, words, the client's "
+    "response, the outcome and its probability. Answer with one JSON object only.")
+BRANCH_SCHEMA = (
+    '{"rationale": str, "branches": [{"label": str, "therapist_thought": str, "therapist_utterance": str, '
+    '"client_response": str, "outcome": str, "probability": float}, ...3 to 5 branches, probabilities summing '
+    'to at most 1]}')
 
 
 def session_prompt(p: Participants, n_turns: int = TURNS_PER_SESSION) -> str:
@@ -47,10 +58,8 @@ def session_prompt(p: Participants, n_turns: int = TURNS_PER_SESSION) -> str:
             f"C (core access), D (integration) as the relationship allows.\nJSON shape: {TURN_SCHEMA}")
 
 
-def assemble(p: Participants, reply: object, model: str, tokens: tuple[int, int, float]) -> Session:
-    """A validated Session from the participants and the model's turns (ValueError when unusable).
-
-    `tokens` is (input tokens, output tokens, cost in USD) for the generation record."""
+def assemble(p: Participants, reply: object, model: str) -> Session:
+    """A validated Session from the participants and the model's turns (ValueError when unusable)."""
     if not isinstance(reply, dict) or not isinstance(reply.get("turns"), list):
         raise ValueError("the reply has no 'turns' list")
     if not reply["turns"]:
@@ -65,13 +74,21 @@ def assemble(p: Participants, reply: object, model: str, tokens: tuple[int, int,
         focus_areas=tuple(dict.fromkeys(a for m in models for a in m.working_focus_areas)),
         strengths=tuple(s.strength for s in p.client.strengths), modalities=p.therapist.schools)
     return Session(session_id=p.session_id, client=p.client, therapist=p.therapist, context=p.context, turns=turns,
-                   factors=factors, generation=GenerationInfo(backend="anthropic", model=model, seed=p.seed,
-                                                              input_tokens=tokens[0], output_tokens=tokens[1],
-                                                              cost_usd=tokens[2]))
+                   factors=factors, generation=GenerationInfo(backend="anthropic", model=model, seed=p.seed))
+
+
+def assemble_counterfactual(m: Moment, reply: object) -> CounterfactualSample:
+    """A validated counterfactual sample from the moment and the model's branches."""
+    if not isinstance(reply, dict) or not isinstance(reply.get("branches"), list):
+        raise ValueError("the reply has no 'branches' list")
+    if not MIN_BRANCHES <= len(reply["branches"]) <= MAX_BRANCHES:
+        raise ValueError(f"the reply has {len(reply['branches'])} branches; give {MIN_BRANCHES} to {MAX_BRANCHES}")
+    branches = tuple(Branch.model_validate(b) for b in reply["branches"])
+    return m.sample(branches, str(reply.get("rationale", "")), GenerationInfo(backend="anthropic"))
 
 
 class AnthropicBackend:
-    """`SessionBackend` on Claude: one request per session, repaired on invalid replies."""
+    """`corpus.generate.Backend` on Claude: one request per sample, repaired on invalid replies."""
 
     name = "anthropic"
 
@@ -81,21 +98,28 @@ class AnthropicBackend:
         self.usage = Usage()
         self.repairs = 0
 
-    async def session(self, p: Participants) -> Session:
-        """The session of `p` written by the model, or InvalidSample with the last error and reply."""
+    async def _ask(self, system: str, prompt: str, parse):
+        """One validated sample from the model, its generation record filled with tokens and cost."""
         try:
-            session, repairs, tokens = await ask_json(
-                self.client, self.settings, SYSTEM, session_prompt(p),
-                lambda obj: assemble(p, obj, self.settings.model, (0, 0, 0.0)), self.usage)
+            sample, repairs, tokens = await ask_json(self.client, self.settings, system, prompt, parse, self.usage)
         except ReplyError as exc:
             raise InvalidSample(exc.error, {"reply": exc.reply}) from exc
         except (anthropic.APITimeoutError, anthropic.APIConnectionError, anthropic.RateLimitError,
                 anthropic.InternalServerError) as exc:   # still failing after the SDK's retries
             raise InvalidSample(f"{type(exc).__name__} after {self.settings.max_retries} retries: {exc}") from exc
         self.repairs += repairs
-        info = session.generation.model_copy(update={"input_tokens": tokens[0], "output_tokens": tokens[1],
-                                                     "cost_usd": tokens[2]})
-        return session.model_copy(update={"generation": info})
+        info = GenerationInfo(backend="anthropic", model=self.settings.model, seed=sample.generation.seed,
+                              input_tokens=tokens[0], output_tokens=tokens[1], cost_usd=tokens[2])
+        return sample.model_copy(update={"generation": info})
+
+    async def session(self, p: Participants) -> Session:
+        """The session of `p` written by the model, or InvalidSample with the last error and reply."""
+        return await self._ask(SYSTEM, session_prompt(p), lambda obj: assemble(p, obj, self.settings.model))
+
+    async def counterfactual(self, m: Moment) -> CounterfactualSample:
+        """The branches of moment `m` written by the model with its pipeline's prompt template."""
+        return await self._ask(CF_SYSTEM, f"{m.prompt()}\nJSON shape: {BRANCH_SCHEMA}",
+                               lambda obj: assemble_counterfactual(m, obj))
 
     def stats(self) -> dict:
         """Calls, tokens, cost and repaired replies so far."""
@@ -117,5 +141,16 @@ async def generate_anthropic(out, n: int, seed: int, settings: AnthropicSettings
         return await run_generation(out, n, backend, seed, concurrency=settings.concurrency, resume=resume,
                                     stage=stage, pool_path=pool_path, progress=progress, on_written=on_written,
                                     config={"model": settings.model})
+    finally:
+        await backend.aclose()
+
+
+async def counterfactuals_anthropic(sessions_dir, out, settings: AnthropicSettings, per_session: int = 2, seed: int = 0,
+                                    resume: bool = False, progress: bool = False) -> RunReport:
+    """The counterfactuals of a session corpus written by Claude, `settings.concurrency` at a time."""
+    backend = AnthropicBackend(settings)
+    try:
+        return await run_counterfactuals(sessions_dir, out, backend, per_session, seed, concurrency=settings.concurrency,
+                                         resume=resume, progress=progress, config={"model": settings.model})
     finally:
         await backend.aclose()

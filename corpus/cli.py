@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from pathlib import Path
@@ -9,32 +10,45 @@ from pathlib import Path
 from .anthropic_api import DEFAULT_MODEL, AnthropicSettings
 
 
+def _backend_options(parser: argparse.ArgumentParser) -> None:
+    """The backend choice and the Anthropic settings, shared by `generate` and `counterfactuals`."""
+    parser.add_argument("--backend", choices=("offline", "anthropic"), default="offline",
+                        help="offline templates, or Claude via the Anthropic API (key from ANTHROPIC_API_KEY)")
+    parser.add_argument("--model", help="Anthropic model name (default: %s)" % DEFAULT_MODEL)
+    parser.add_argument("--concurrency", type=int,
+                        help="samples generated at once (default: 8 for anthropic, 1 offline)")
+    parser.add_argument("--max-retries", type=int, help="SDK retries per request on 429/5xx/529/timeouts")
+    parser.add_argument("--timeout", type=float, help="seconds per Anthropic request")
+    parser.add_argument("--base-url", help="Anthropic API base URL (a proxy or a local test server)")
+    parser.add_argument("--seed", type=int, default=0, help="seed: fixes every sample and its id")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue a run that stopped; no sample is lost or repeated")
+
+
+def _settings(args: argparse.Namespace) -> AnthropicSettings:
+    """AnthropicSettings from the command line (unset options keep their defaults)."""
+    fields = {"model": args.model, "concurrency": args.concurrency, "max_retries": args.max_retries,
+              "timeout": args.timeout, "base_url": args.base_url}
+    return AnthropicSettings(**{k: v for k, v in fields.items() if v is not None})
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run one command; exit status 0 on success, 2 on bad input."""
     parser = argparse.ArgumentParser(prog="tbn-corpus", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="generate sessions into a directory of JSONL shards")
-    gen.add_argument("--backend", choices=("offline", "anthropic"), default="offline",
-                     help="offline templates, or Claude via the Anthropic API (key from ANTHROPIC_API_KEY)")
-    gen.add_argument("--model", help="Anthropic model name (default: %s)" % DEFAULT_MODEL)
-    gen.add_argument("--concurrency", type=int, help="samples generated at once (default: 8 for anthropic, 1 offline)")
-    gen.add_argument("--max-retries", type=int, help="SDK retries per request on 429/5xx/529/timeouts")
-    gen.add_argument("--timeout", type=float, help="seconds per Anthropic request")
-    gen.add_argument("--base-url", help="Anthropic API base URL (a proxy or a local test server)")
+    _backend_options(gen)
     gen.add_argument("--n", type=int, required=True, help="number of sessions")
     gen.add_argument("--out", required=True, help="output directory")
-    gen.add_argument("--seed", type=int, default=0, help="seed: fixes every sample and its id")
-    gen.add_argument("--stage", type=int, choices=(1, 2, 3, 4), help="force one treatment stage")
-    gen.add_argument("--resume", action="store_true", help="continue a run that stopped; no sample is lost or repeated")
+    gen.add_argument("--stage", type=int, choices=(1, 2, 3, 4), help="force one treatment stage (stage 4 needs it)")
     gen.add_argument("--micro-pool", help="diminishing-pool file for micro-variables; reuse it across runs "
                                           "(default: OUT/micro_pool.json)")
     cf = sub.add_parser("counterfactuals", help="cut counterfactual teaching samples (the 13 pipelines) from sessions")
+    _backend_options(cf)
     cf.add_argument("--sessions", required=True, help="a corpus directory of sessions")
     cf.add_argument("--out", required=True, help="output directory")
     cf.add_argument("--per-session", type=int, default=2, help="samples per session")
-    cf.add_argument("--seed", type=int, default=0)
-    cf.add_argument("--resume", action="store_true")
-    val = sub.add_parser("validate", help="schema-check every sample and report the §30.2 corpus claims")
+    val = sub.add_parser("validate", help="schema-check every sample and report the §30.2.1 corpus claims")
     val.add_argument("directory")
     st = sub.add_parser("stats", help="counts by kind, stage, attachment family and pipeline; tokens and cost")
     st.add_argument("directory")
@@ -63,16 +77,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _generate(args: argparse.Namespace) -> int:
     """Run `generate` with the chosen backend; print the time and cost summary."""
-    import asyncio
-
     pool = args.micro_pool or str(Path(args.out) / "micro_pool.json")
     if args.backend == "anthropic":
         from .anthropic_backend import generate_anthropic
-        fields = {"model": args.model, "concurrency": args.concurrency, "max_retries": args.max_retries,
-                  "timeout": args.timeout, "base_url": args.base_url}
-        settings = AnthropicSettings(**{k: v for k, v in fields.items() if v is not None})
-        report = asyncio.run(generate_anthropic(args.out, args.n, args.seed, settings, args.resume, progress=True,
-                                                stage=args.stage, pool_path=pool))
+        report = asyncio.run(generate_anthropic(args.out, args.n, args.seed, _settings(args), args.resume,
+                                                progress=True, stage=args.stage, pool_path=pool))
     else:
         from .generate import generate
         report = generate(args.out, args.n, args.seed, args.resume, args.stage, progress=True, pool_path=pool)
@@ -80,15 +89,26 @@ def _generate(args: argparse.Namespace) -> int:
     return 0 if not report.rejected else 1
 
 
+def _counterfactuals(args: argparse.Namespace) -> int:
+    """Run `counterfactuals` with the chosen backend; print the time and cost summary."""
+    if args.backend == "anthropic":
+        from .anthropic_backend import counterfactuals_anthropic
+        report = asyncio.run(counterfactuals_anthropic(args.sessions, args.out, _settings(args), args.per_session,
+                                                       args.seed, args.resume, progress=True))
+    else:
+        from .counterfactuals import generate_counterfactuals
+        report = generate_counterfactuals(args.sessions, args.out, args.per_session, args.seed, args.resume,
+                                          progress=True)
+    print(report.summary())
+    return 0 if not report.rejected else 1
+
+
 def _run(args: argparse.Namespace) -> int:
-    """Dispatch the other commands."""
+    """Dispatch one command."""
     if args.command == "generate":
         return _generate(args)
     if args.command == "counterfactuals":
-        from .counterfactuals import generate_counterfactuals
-        n = sum(1 for _ in generate_counterfactuals(args.sessions, args.out, args.per_session, args.seed, args.resume))
-        print(f"wrote {n} counterfactual samples to {args.out}")
-        return 0
+        return _counterfactuals(args)
     if args.command == "validate":
         from .validate import format_report, validate_corpus
         valid, errors, claims = validate_corpus(args.directory)

@@ -223,6 +223,13 @@ class CounterfactualSample(_Record):
             raise ValueError(f"unknown pipeline {v!r}; the 13 are {PIPELINES}")
         return v
 
+    @model_validator(mode="after")
+    def _probabilities(self) -> "CounterfactualSample":
+        total = sum(b.probability or 0.0 for b in self.branches)
+        if total > 1.0 + 1e-6:
+            raise ValueError(f"branch probabilities sum to {total:.3f}, more than 1")
+        return self
+
 
 class PreferencePair(_Record):
     """A DPO pair (§9.3.11): the same prompt, a chosen and a rejected therapist turn."""

@@ -158,3 +158,32 @@ def test_claude_as_therapy_v0_judge_and_client():
     assert obs["client_utterance"] == "I'm not sure I want to talk about it."
     assert set(first.values()) == {7.5} or judge.verdicts["fallback"] >= 1
     assert sum(judge.verdicts.values()) == 2 and judge.usage.calls == 2
+
+
+def branches_reply(total: float):
+    """A counterfactual reply with three branches whose probabilities sum to `total`."""
+    def reply(body):
+        branch = {"label": "x", "therapist_thought": "t", "therapist_utterance": "u", "client_response": "r",
+                  "outcome": "o", "probability": total / 3}
+        return json.dumps({"rationale": "why", "branches": [branch, {**branch, "label": "y"}, {**branch, "label": "z"}]})
+    return reply
+
+
+def test_counterfactuals_from_claude_use_the_pipeline_templates_and_repair_bad_probabilities(tmp_path):
+    from corpus.anthropic_backend import counterfactuals_anthropic
+    from corpus.context import pipelines
+    from corpus.generate import generate
+    from corpus.schema import CounterfactualSample
+    generate(tmp_path / "sessions", 3, seed=1)
+    bad, good = branches_reply(1.5), branches_reply(0.9)
+    with FakeMessagesAPI(lambda body: bad(body) if len(api.requests) == 1 else good(body)) as api:
+        report = asyncio.run(counterfactuals_anthropic(tmp_path / "sessions", tmp_path / "cf", settings(api, concurrency=1),
+                                                       per_session=2, seed=0))
+    assert len(report.written) == 6 and report.stats["repairs"] == 1 and report.stats["calls"] == 7
+    assert "more than 1" in api.requests[1]["messages"][2]["content"]     # the validator's reason went back
+    samples = [CounterfactualSample.model_validate_json(x) for _, _, x in read_samples(tmp_path / "cf")]
+    specs = pipelines()
+    for sample, request in zip(samples, [r for i, r in enumerate(api.requests) if i != 0]):
+        instruction = specs[sample.pipeline]["prompt"].split("\n")[-1]
+        assert instruction in request["messages"][0]["content"]
+        assert sample.generation.model == "fake-model" and len(sample.branches) == 3

@@ -37,11 +37,29 @@ def test_thirteen_pipelines_with_teaching_factors_and_templates():
 
 def test_counterfactuals_rotate_through_pipelines_and_validate(tmp_path):
     generate(tmp_path / "sessions", 13, seed=1)
-    ids = list(generate_counterfactuals(tmp_path / "sessions", tmp_path / "cf", per_session=1))
+    ids = generate_counterfactuals(tmp_path / "sessions", tmp_path / "cf", per_session=1).written
     assert len(ids) == 13
     samples = [json.loads(line) for _, _, line in read_samples(tmp_path / "cf", prefix="counterfactuals")]
     assert {s["pipeline"] for s in samples} == set(PIPELINES)
     assert all(abs(sum(b["probability"] for b in s["branches"]) - sum(BRANCH_PROBABILITIES)) < 1e-9 for s in samples)
     valid, errors, _ = validate_corpus(tmp_path / "cf")
     assert valid == 13 and errors == []
-    assert list(generate_counterfactuals(tmp_path / "sessions", tmp_path / "cf", 1, resume=True)) == []
+    assert generate_counterfactuals(tmp_path / "sessions", tmp_path / "cf", 1, resume=True).written == []
+
+
+def test_branch_probabilities_may_not_exceed_one_and_stats_count_pipelines(tmp_path):
+    from pydantic import ValidationError
+
+    from corpus.counterfactuals import generate_counterfactuals as gen_cf
+    from corpus.schema import CounterfactualSample
+    from corpus.validate import stats
+    generate(tmp_path / "s", 4, seed=2)
+    gen_cf(tmp_path / "s", tmp_path / "cf", per_session=2)
+    line = next(read_samples(tmp_path / "cf"))[2]
+    sample = json.loads(line)
+    sample["branches"][0]["probability"] = 0.9
+    with pytest.raises(ValidationError, match="sum to 1.300"):
+        CounterfactualSample.model_validate(sample)
+    st = stats(tmp_path / "cf")
+    assert st["by_kind"] == {"counterfactual": 8} and sum(st["by_pipeline"].values()) == 8
+    assert len(st["by_pipeline"]) == 8
