@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--n", type=int, required=True, help="number of sessions")
     gen.add_argument("--out", required=True, help="output directory")
     gen.add_argument("--stage", type=int, choices=(1, 2, 3, 4), help="force one treatment stage (stage 4 needs it)")
+    gen.add_argument("--batch", action="store_true",
+                     help="anthropic only: one Message Batch at half price instead of live requests")
+    gen.add_argument("--poll-seconds", type=float, default=30.0, help="with --batch: seconds between status polls")
     gen.add_argument("--micro-pool", help="diminishing-pool file for micro-variables; reuse it across runs "
                                           "(default: OUT/micro_pool.json)")
     cf = sub.add_parser("counterfactuals", help="cut counterfactual teaching samples (the 13 pipelines) from sessions")
@@ -78,7 +81,13 @@ def main(argv: list[str] | None = None) -> int:
 def _generate(args: argparse.Namespace) -> int:
     """Run `generate` with the chosen backend; print the time and cost summary."""
     pool = args.micro_pool or str(Path(args.out) / "micro_pool.json")
-    if args.backend == "anthropic":
+    if args.batch and args.backend != "anthropic":
+        raise ValueError("--batch needs --backend anthropic")
+    if args.batch:
+        from .anthropic_batches import generate_batch
+        report = asyncio.run(generate_batch(args.out, args.n, args.seed, _settings(args), args.resume, args.stage,
+                                            pool, args.poll_seconds))
+    elif args.backend == "anthropic":
         from .anthropic_backend import generate_anthropic
         report = asyncio.run(generate_anthropic(args.out, args.n, args.seed, _settings(args), args.resume,
                                                 progress=True, stage=args.stage, pool_path=pool))
