@@ -2,8 +2,11 @@
 
 Each turn is composed from the client's profile, the stage and an in-session phase arc (A guarded,
 B opening, C core, D integrating), with a GCO/OMO-structured therapist thought and a therapist's
-model of the client that tallies the issues it has seen. The text is formulaic by design; it exists
-so every downstream stage (validation, DAPT preprocessing, RRA, self-play warm start) runs offline.
+model of the client that tallies the issues it has seen. The client's micro-variables surface turn by
+turn with their salience weights (§11.5), and the therapist answers in the affirming-expansion
+pattern of App. 20 (the client's own words first, then a widening), so sessions differ as their
+clients do. The text is still formulaic; it exists so every downstream stage (validation, DAPT
+preprocessing, RRA, self-play warm start) runs offline.
 """
 from __future__ import annotations
 
@@ -44,8 +47,39 @@ IDEAS = ("notice the protective part before inviting the exiled feeling", "track
          "reflect the longing beneath the complaint", "name the strength the client is already using")
 
 
+ECHO_WORDS = 6   # ours: how many of the client's last words the therapist gives back first
+
+
 def _pick(rng: np.random.Generator, options: tuple[str, ...]) -> str:
+    """One option, drawn from the session's stream."""
     return options[int(rng.integers(len(options)))]
+
+
+def _surfaces(client: ClientProfile, name: str, rng: np.random.Generator) -> str | None:
+    """The client's option for micro-variable `name` if it surfaces this turn (chance = its salience)."""
+    option = client.micro_variables.get(name)
+    return option if option is not None and rng.random() < client.salience.get(name, 0.5) else None
+
+
+def _client_words(client: ClientProfile, phase: str, concern: str, rng: np.random.Generator) -> str:
+    """The client's utterance: a phase line, coloured by whichever micro-variables surface now."""
+    said = _pick(rng, CLIENT_LINES[phase]).format(concern=concern)
+    if (phrase := _surfaces(client, "defensive_phrasing", rng)) and phase in "AB":
+        said = f"{phrase.strip(chr(39))}. {said}"
+    if metaphor := _surfaces(client, "metaphor_domain", rng):
+        said = f"It's like {metaphor}, the way it goes. {said}"
+    if (strength := client.strengths[0] if client.strengths else None) and phase == "D" and rng.random() < 0.5:
+        said += f" Someone told me once that I {strength.manifestation}."
+    return said
+
+
+def _therapist_words(client: ClientProfile, phase: str, concern: str, said: str, rng: np.random.Generator) -> str:
+    """The therapist's reply: the client's own last words first, then the phase's widening move."""
+    echo = " ".join(said.rstrip(".?!").split()[-ECHO_WORDS:])
+    reply = f'"{echo}" ... ' + _pick(rng, THERAPIST_LINES[phase]).format(concern=concern)
+    if (habit := _surfaces(client, "nonverbal_habit", rng)) and phase in "BC":
+        reply += f" Something in you {habit} right now; we can just notice that together."
+    return reply
 
 
 def generate_session(session_id: str, client: ClientProfile, therapist: TherapistProfile, context: SessionContext,
@@ -60,7 +94,7 @@ def generate_session(session_id: str, client: ClientProfile, therapist: Therapis
         phase = PHASE_ARC[min(len(PHASE_ARC) - 1, i * len(PHASE_ARC) // n)]
         label = client.presenting_concerns[i % len(client.presenting_concerns)]
         issues[label] = issues.get(label, 0) + 1
-        said = _pick(rng, CLIENT_LINES[phase]).format(concern=concern)
+        said = _client_words(client, phase, concern, rng)
         model = TherapistModel(
             active_defenses=client.defenses, working_focus_areas=(concern,),
             probable_issues=tuple(ProbableIssue(label=k, tally=v, evidence=said) for k, v in issues.items()),
@@ -71,7 +105,7 @@ def generate_session(session_id: str, client: ClientProfile, therapist: Therapis
             omo=OMO.format(school=_pick(rng, therapist.schools), idea=_pick(rng, IDEAS)))
         turns.append(Turn(index=i, client_thought=_pick(rng, CLIENT_THOUGHTS), client_utterance=said,
                           therapist_model=model, therapist_thought=thought,
-                          therapist_utterance=_pick(rng, THERAPIST_LINES[phase]).format(concern=concern),
+                          therapist_utterance=_therapist_words(client, phase, concern, said, rng),
                           phase=phase))
     factors = SessionFactors(stage=context.stage, attachment=client.attachment,
                              phases=tuple(sorted({t.phase for t in turns})), defenses=client.defenses,

@@ -243,7 +243,8 @@ class PreferencePair(_Record):
 
 MODELS: dict[str, type[BaseModel]] = {"session": Session, "counterfactual": CounterfactualSample,
                                       "preference_pair": PreferencePair, "client": ClientProfile,
-                                      "therapist": TherapistProfile}
+                                      "therapist": TherapistProfile, "session_context": SessionContext,
+                                      "turn": Turn}
 
 
 def export_json_schema(directory: str | Path) -> list[Path]:
@@ -253,6 +254,8 @@ def export_json_schema(directory: str | Path) -> list[Path]:
     paths = []
     for name, model in MODELS.items():
         path = out / f"{name}.schema.json"
-        path.write_text(json.dumps(model.model_json_schema(), indent=2), encoding="utf-8")
+        schema = {"$schema": "https://json-schema.org/draft/2020-12/schema",
+                  "$comment": f"corpus.schema version {SCHEMA_VERSION}", **model.model_json_schema()}
+        path.write_text(json.dumps(schema, indent=2), encoding="utf-8")
         paths.append(path)
     return paths

@@ -42,7 +42,12 @@ def test_schema_rejects_bad_records_with_clear_errors():
 def test_json_schemas_export(tmp_path):
     paths = export_json_schema(tmp_path)
     assert {p.name for p in paths} >= {"session.schema.json", "counterfactual.schema.json"}
-    assert "turns" in json.loads((tmp_path / "session.schema.json").read_text())["properties"]
+    session_schema = json.loads((tmp_path / "session.schema.json").read_text())
+    assert "turns" in session_schema["properties"] and session_schema["additionalProperties"] is False
+    turn = json.loads((tmp_path / "turn.schema.json").read_text())
+    assert list(turn["properties"])[1:6] == ["client_thought", "client_utterance", "therapist_model",
+                                             "therapist_thought", "therapist_utterance"]   # the 5-tuple order (§7.3)
+    assert set(session_schema["$defs"]["TherapistThought"]["required"]) == {"gco", "omo"}
 
 
 def test_stage_and_religion_distributions():
