@@ -86,7 +86,7 @@ def test_loss_masks_select_components():
 
 
 def test_preprocess_streams_a_corpus_and_resumes(tmp_path):
-    list(generate(tmp_path / "corpus", 6, seed=2))
+    generate(tmp_path / "corpus", 6, seed=2)
     n = preprocess(tmp_path / "corpus", tmp_path / "out", ("dfr", "uhd", "adwc"))
     s = stats(tmp_path / "out")
     assert s["samples"] == n and set(s["by_strategy"]) == {"dfr", "uhd", "adwc"}
