@@ -65,6 +65,7 @@ class Usage:
     cost_usd: float = 0.0
 
     def add(self, input_tokens: int, output_tokens: int, settings: AnthropicSettings) -> float:
+        """Count one call; return its cost in USD."""
         cost = (input_tokens * settings.usd_per_mtok_in + output_tokens * settings.usd_per_mtok_out) / 1e6
         self.calls += 1
         self.input_tokens += input_tokens
@@ -142,5 +143,6 @@ class ReplyError(ValueError):
     """Every reply for one request was unusable: the last error and the last reply text."""
 
     def __init__(self, error: str, reply: str) -> None:
+        """Keep the last error and reply for the rejects file."""
         super().__init__(f"no usable reply after repairs: {error}")
         self.error, self.reply = error, reply

@@ -93,6 +93,7 @@ class AnthropicBackend:
     name = "anthropic"
 
     def __init__(self, settings: AnthropicSettings) -> None:
+        """An async client for `settings`; usage and repairs start at zero."""
         self.settings = settings
         self.client = async_client(settings)
         self.usage = Usage()

@@ -29,6 +29,7 @@ POLL_SECONDS = 30.0        # ours: how often to ask whether the batch has ended 
 
 
 def _save_state(path: Path, state: dict) -> None:
+    """Write the batch state atomically (temp file + os.replace)."""
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(state), encoding="utf-8")
     os.replace(tmp, path)

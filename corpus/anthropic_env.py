@@ -21,13 +21,17 @@ CLIENT_MAX_TOKENS = 512   # one client turn with its thought
 
 
 class _Claude:
+    """Shared plumbing: a sync client at a fixed temperature and token cap, with usage."""
+
     def __init__(self, settings: AnthropicSettings | None, temperature: float, max_tokens: int) -> None:
+        """Configure the client (settings default to AnthropicSettings())."""
         self.settings = (settings or AnthropicSettings()).model_copy(
             update={"temperature": temperature, "max_tokens": max_tokens})
         self.client = sync_client(self.settings)
         self.usage = Usage()
 
     def _ask(self, messages: list[dict[str, str]]) -> str:
+        """One Messages call for chat `messages` (system first); the reply's text."""
         system, rest = split_system(messages)
         s = self.settings
         reply = self.client.messages.create(model=s.model, max_tokens=s.max_tokens, system=system, messages=rest,
@@ -40,12 +44,14 @@ class AnthropicJudge(_Claude):
     """The 12-dimension judge (clinical, kind or harsh persona) on Claude."""
 
     def __init__(self, persona: Persona = "clinical", settings: AnthropicSettings | None = None) -> None:
+        """Configure the client (settings default to AnthropicSettings())."""
         super().__init__(settings, JUDGE_TEMPERATURE, JUDGE_MAX_TOKENS)
         self.persona = persona
         self.deterministic = False  # a remote model is not bit-reproducible even at temperature 0
         self.verdicts: dict[str, int] = {"ok": 0, "repaired": 0, "fallback": 0}
 
     def score(self, context: JudgeContext) -> JudgeResult:
+        """The 12-dimension verdict for one therapist turn, repaired or counted as a fallback."""
         verdict = parse_judge_output(self._ask(judge_messages(context, self.persona)), self.persona)
         self.verdicts[verdict.status] += 1
         return verdict.result
@@ -57,8 +63,10 @@ class AnthropicClient(_Claude):
     deterministic = False
 
     def __init__(self, settings: AnthropicSettings | None = None) -> None:
+        """Configure the client (settings default to AnthropicSettings())."""
         super().__init__(settings, CLIENT_TEMPERATURE, CLIENT_MAX_TOKENS)
 
     def respond(self, view: ClientView, history: tuple[DialogueTurn, ...], rng) -> ClientTurn:
+        """The client's next thought and words."""
         turn = parse_therapist_turn(self._ask(client_messages(view, history)))  # same <think> format
         return ClientTurn(thought=turn.thought, utterance=turn.utterance or "…")

@@ -16,6 +16,7 @@ TRAUMA_ACCESS = {1: "inaccessible", 2: "fragments", 3: "full", 4: "full"}  # App
 
 
 def _check_stage(stage: int) -> None:
+    """Raise a clear error unless `stage` is 1-4."""
     if stage not in (1, 2, 3, 4):
         raise ValueError(f"stage must be 1-4, got {stage!r}")
 

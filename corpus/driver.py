@@ -24,6 +24,7 @@ class InvalidSample(Exception):
     """A backend could not produce a schema-valid sample; carries the reason and the raw output."""
 
     def __init__(self, reason: str, raw: object = None) -> None:
+        """Keep the reason and the raw output for the rejects file."""
         super().__init__(reason)
         self.reason, self.raw = reason, raw
 
@@ -68,6 +69,7 @@ async def drive(writer: CorpusWriter, items: Iterable[Item], make: Callable[[obj
         bar = tqdm(total=total, desc="samples", unit="sample")
 
     async def limited(payload: object) -> BaseModel:
+        """Make one sample inside the concurrency gate."""
         async with gate:
             return await make(payload)
 

@@ -30,6 +30,7 @@ class FakeMessagesAPI:
 
     def __init__(self, reply: Reply, script: list[str] | None = None, latency: float = 0.0, stall: float = 2.0,
                  retry_after: float = 0.0, batch_polls: int = 2):
+        """Bind 127.0.0.1 on a free port; `reply(body)` gives the text of each ok reply."""
         self.reply, self.latency, self.stall, self.retry_after = reply, latency, stall, retry_after
         self.batch_polls = batch_polls              # status polls before a Message Batch reports "ended"
         self.batches: dict[str, dict] = {}
@@ -42,14 +43,17 @@ class FakeMessagesAPI:
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def __enter__(self) -> "FakeMessagesAPI":
+        """Start serving in a daemon thread."""
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 
     def __exit__(self, *exc) -> None:
+        """Stop serving and close the socket."""
         self.server.shutdown()
         self.server.server_close()
 
     def _next(self, body: dict) -> str:
+        """Record a request and return its scripted behaviour (default "ok")."""
         with self.lock:
             self.requests.append(body)
             behaviour = self.script.popleft() if self.script else "ok"
@@ -92,9 +96,12 @@ class FakeMessagesAPI:
                 "results_url": f"{self.base_url}/v1/messages/batches/{batch_id}/results" if ended else None}
 
     def _handler(self):
+        """The request handler class bound to this fake."""
         api = self
 
         class Handler(BaseHTTPRequestHandler):
+            """HTTP/1.1 handler for the Messages and Message Batches endpoints."""
+
             protocol_version = "HTTP/1.1"   # keep-alive, as the real API: the SDK reuses connections
             disable_nagle_algorithm = True   # no 40 ms delayed-ACK stall between headers and body
 

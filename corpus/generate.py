@@ -124,11 +124,13 @@ async def run_generation(out: str | Path, n: int, backend: Backend, seed: int = 
     todo = [i for i in range(n) if sample_id(seed, i) not in writer.done]
 
     def items():
+        """Work items for the driver, drawn lazily in index order."""
         for index in todo:   # drawn lazily, in index order, as the driver schedules them
             p = participants(seed, index, stage, pool.draw() if pool else None)
             yield Item(p.session_id, p, pool.snapshot() if pool else None)
 
     def written(item: Item) -> None:
+        """Remember the pool state of the last written sample."""
         kept[0] = item.keep
         if on_written is not None:
             on_written(item.sample_id)

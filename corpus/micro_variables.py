@@ -40,6 +40,7 @@ class DiminishingPool:
     """Per-dimension shuffled draws without replacement, refilled on exhaustion, persisted on disk."""
 
     def __init__(self, path: str | Path | None, seed: int = 0) -> None:
+        """Load the saved pool at `path` if it exists, else start one seeded `seed`."""
         self.catalogue = load_catalogue()
         self.path = Path(path) if path is not None else None
         self.rng = np.random.default_rng(seed)

@@ -30,6 +30,7 @@ MAX_DEFENSES = 3             # ours: up to three characteristic defences
 
 
 def _weighted(rng: np.random.Generator, weights: dict[str, float], size: int | None = None):
+    """One name (or `size` distinct names) drawn by weight."""
     names = list(weights)
     p = np.array([weights[n] for n in names], dtype=float)
     picks = rng.choice(names, size=size, replace=False, p=p / p.sum())
@@ -59,6 +60,7 @@ def stage_range(name: str, stage: int) -> tuple[float, float]:
 
 
 def _ranged(rng: np.random.Generator, name: str, stage: int) -> float:
+    """A draw in the stage's range; a polarised dimension picks a pole early in treatment."""
     r = STAGE_RANGES[name]
     if "polarised_upper" in r and rng.random() < interpolate(stage, 1.0, 0.0):
         # a polarised pole, chosen with a probability fading from 1 at stage 1 to 0 at stage 4 (ours)

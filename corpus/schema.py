@@ -61,6 +61,7 @@ class ClientProfile(_Record):
     @field_validator("attachment")
     @classmethod
     def _dmm(cls, v: str) -> str:
+        """Only the 22 DMM codes are attachment strategies."""
         if v not in DMM_CODES:
             raise ValueError(f"attachment must be a DMM code (A1-A8, B0-B5, C1-C8), got {v!r}")
         return v
@@ -68,6 +69,7 @@ class ClientProfile(_Record):
     @field_validator("personality", "salience")
     @classmethod
     def _unit(cls, v: dict[str, float]) -> dict[str, float]:
+        """Personality and salience values are unit-scaled."""
         bad = {k: x for k, x in v.items() if not 0.0 <= x <= 1.0}
         if bad:
             raise ValueError(f"personality and salience values must lie in [0, 1]: {bad}")
@@ -129,6 +131,7 @@ class TherapistThought(_Record):
 
     @property
     def text(self) -> str:
+        """GCO then OMO as one text (Γ ‖ Ω)."""
         return f"{self.gco}\n{self.omo}"
 
 
@@ -183,6 +186,7 @@ class Session(_Record):
 
     @model_validator(mode="after")
     def _consistent(self) -> "Session":
+        """Turn indices run 0, 1, ... and the factor stage matches the context."""
         if [t.index for t in self.turns] != list(range(len(self.turns))):
             raise ValueError("turn indices must run 0, 1, 2, ... in order")
         if self.factors.stage != self.context.stage:
@@ -219,12 +223,14 @@ class CounterfactualSample(_Record):
     @field_validator("pipeline")
     @classmethod
     def _known(cls, v: str) -> str:
+        """Only the 13 pipelines of App. 28."""
         if v not in PIPELINES:
             raise ValueError(f"unknown pipeline {v!r}; the 13 are {PIPELINES}")
         return v
 
     @model_validator(mode="after")
     def _probabilities(self) -> "CounterfactualSample":
+        """Branch probabilities cannot sum to more than 1 (App. 20 §20.3.2)."""
         total = sum(b.probability or 0.0 for b in self.branches)
         if total > 1.0 + 1e-6:
             raise ValueError(f"branch probabilities sum to {total:.3f}, more than 1")

@@ -56,6 +56,7 @@ def _ngrams(text: str) -> set[tuple[str, ...]]:
 
 
 def _jaccard(a: set, b: set) -> float:
+    """Jaccard similarity of two sets."""
     return len(a & b) / max(1, len(a | b))
 
 
@@ -73,6 +74,7 @@ def cluster_counts(grams: list[set]) -> list[int]:
 
 
 def _entropy_claims(tokens_by_school: dict[str, float]) -> list[Claim]:
+    """C4: token-weighted school entropy relative to log 23, and the largest share."""
     total = sum(tokens_by_school.values())
     shares = np.array([v / total for v in tokens_by_school.values()])
     n_schools = len(load("therapists")["schools"])
@@ -83,6 +85,7 @@ def _entropy_claims(tokens_by_school: dict[str, float]) -> list[Claim]:
 
 
 def _coverage_claims(cells: set[tuple], marginals: list[set]) -> list[Claim]:
+    """C5: filled cells of the coverage matrix and the worst marginal coverage."""
     data = load("clients")
     axes = [set(data["concerns"]), set(DMM_CODES), set(range(len(AGE_BANDS) + 1)), set(data["regions"])]
     share = len(cells) / int(np.prod([len(a) for a in axes]))
@@ -163,6 +166,7 @@ def stats(directory: str | Path) -> dict:
     turns = []
 
     def bump(key: str, value) -> None:
+        """Count `value` under `key`."""
         out[key][value] = out[key].get(value, 0) + 1
     for _, _, line in read_samples(directory):
         s = json.loads(line)

@@ -37,6 +37,7 @@ class CorpusWriter:
 
     def __init__(self, out: str | Path, prefix: str = "sessions", resume: bool = False, config: dict | None = None,
                  on_commit=None):
+        """Open a new corpus in `out`, or with `resume` cut an existing one back to its manifest."""
         self.out = Path(out)
         self.prefix = prefix
         self.on_commit = on_commit  # called after each commit, e.g. to save state the samples depend on
@@ -64,9 +65,11 @@ class CorpusWriter:
         self.last_commit = time.monotonic()
 
     def _shard_of(self, position: int) -> str:
+        """The shard file that holds the sample at `position`."""
         return f"{self.prefix}-{position // SHARD_SIZE:05d}.jsonl"
 
     def _shard(self) -> str:
+        """The shard the next sample goes to."""
         return self._shard_of(len(self.ids) + len(self.pending))
 
     def write(self, sample: BaseModel, sample_id: str) -> None:
@@ -101,9 +104,11 @@ class CorpusWriter:
         self.commit()
 
     def __enter__(self) -> "CorpusWriter":
+        """Use as a context manager that commits on exit."""
         return self
 
     def __exit__(self, *exc) -> None:
+        """Commit whatever was written, also when the run failed."""
         self.close()
 
     def reject(self, sample_id: str, reason: str, raw: object) -> None:
@@ -114,6 +119,7 @@ class CorpusWriter:
             os.fsync(fh.fileno())
 
     def _commit(self) -> None:
+        """Replace the manifest atomically with the committed shards and ids."""
         _atomic_write(self.out / MANIFEST, json.dumps({"shards": self.shards, "ids": self.ids,
                                                        "config": self.config}, indent=1))
 

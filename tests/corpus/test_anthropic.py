@@ -3,6 +3,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 
 import gymnasium as gym
 import pytest
@@ -91,6 +92,7 @@ def test_killed_cli_run_resumes_with_every_sample_exactly_once(tmp_path):
             if (out / MANIFEST).exists() and len(json.loads((out / MANIFEST).read_text())["ids"]) >= 6:
                 proc.kill()
                 break
+            time.sleep(0.01)
         proc.wait()
         done_before = len(json.loads((out / MANIFEST).read_text())["ids"])
         assert 6 <= done_before < 24  # killed mid-run

@@ -3,6 +3,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -146,6 +147,7 @@ def test_cli_generate_kill_resume_and_validate(tmp_path):
     while not (out / MANIFEST).exists() or len(json.loads((out / MANIFEST).read_text())["ids"]) < 5:
         if proc.poll() is not None:
             break
+        time.sleep(0.01)
     proc.kill()
     proc.wait()
     assert subprocess.run(cmd + ["--resume"], capture_output=True).returncode == 0

@@ -79,3 +79,16 @@ def test_narcissism_turns_prone_strengths_to_shadow():
                   if m.strength in NARCISSISM_PRONE and s != "accessible"]
         return states.count("shadow") / len(states)
     assert shadow_share(1.0) > shadow_share(0.0) + 0.2
+
+
+def test_narcissism_makes_prone_strengths_less_often_the_accessible_ones():
+    import numpy as np
+
+    from corpus.strengths import NARCISSISM_PRONE, sample_states
+
+    def accessible_prone_share(narcissism):
+        rng = np.random.default_rng(2)
+        states = [m.strength in NARCISSISM_PRONE for _ in range(3000) for m, s in sample_states(rng, 2, narcissism)
+                  if s == "accessible"]
+        return np.mean(states)
+    assert accessible_prone_share(1.0) < accessible_prone_share(0.0) - 0.05
