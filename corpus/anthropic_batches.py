@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .anthropic_api import AnthropicSettings, Usage, async_client, extract_json, sampling, text_of
 from .anthropic_backend import SYSTEM, assemble, session_prompt
-from .driver import RunReport
+from .driver import RunReport, require_positive
 from .generate import participants, sample_id
 from .micro_variables import DiminishingPool
 from .schema import GenerationInfo
@@ -40,8 +40,7 @@ async def generate_batch(out: str | Path, n: int, seed: int, settings: Anthropic
                          poll_seconds: float = POLL_SECONDS, price_factor: float = BATCH_PRICE_FACTOR,
                          on_written=None) -> RunReport:
     """Generate samples 0..n-1 into `out` with one Message Batch (or finish the saved one)."""
-    if n < 1:
-        raise ValueError(f"--n must be at least 1, got {n}")
+    require_positive(n=n)
     out = Path(out)
     pool = DiminishingPool(pool_path, seed) if pool_path is not None else None
     kept: list[dict | None] = [None]

@@ -93,7 +93,8 @@ def _generate(args: argparse.Namespace) -> int:
                                                 progress=True, stage=args.stage, pool_path=pool))
     else:
         from .generate import generate
-        report = generate(args.out, args.n, args.seed, args.resume, args.stage, progress=True, pool_path=pool)
+        report = generate(args.out, args.n, args.seed, args.resume, args.stage, progress=True, pool_path=pool,
+                          concurrency=1 if args.concurrency is None else args.concurrency)
     print(report.summary())
     return 0 if not report.rejected else 1
 
@@ -107,7 +108,7 @@ def _counterfactuals(args: argparse.Namespace) -> int:
     else:
         from .counterfactuals import generate_counterfactuals
         report = generate_counterfactuals(args.sessions, args.out, args.per_session, args.seed, args.resume,
-                                          progress=True)
+                                          progress=True, concurrency=1 if args.concurrency is None else args.concurrency)
     print(report.summary())
     return 0 if not report.rejected else 1
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .context import pipelines
-from .driver import Item, RunReport, drive
+from .driver import Item, RunReport, drive, require_positive
 from .schema import Branch, CounterfactualSample, GenerationInfo, Session
 from .writer import CorpusWriter, read_samples
 
@@ -60,8 +60,7 @@ class Moment:
 
 def moments(sessions_dir: str | Path, per_session: int, seed: int) -> Iterator[Moment]:
     """Every moment of a session corpus, in order (sessions in file order, then j)."""
-    if per_session < 1:
-        raise ValueError(f"--per-session must be at least 1, got {per_session}")
+    require_positive(per_session=per_session)
     names = list(pipelines())
     for k, (_, _, line) in enumerate(read_samples(sessions_dir)):
         session = Session.model_validate_json(line)
@@ -94,6 +93,9 @@ async def run_counterfactuals(sessions_dir: str | Path, out: str | Path, backend
                               *, concurrency: int = 1, resume: bool = False, progress: bool = False,
                               config: dict | None = None) -> RunReport:
     """Write `per_session` counterfactuals per session of `sessions_dir` into `out` with `backend`."""
+    require_positive(per_session=per_session, concurrency=concurrency)
+    if not Path(sessions_dir).is_dir():
+        raise FileNotFoundError(f"no session corpus at {sessions_dir}")
     writer = CorpusWriter(out, prefix="counterfactuals", resume=resume,
                           config={"backend": backend.name, "sessions": str(sessions_dir), "per_session": per_session,
                                   "seed": seed, **(config or {})})
@@ -104,8 +106,8 @@ async def run_counterfactuals(sessions_dir: str | Path, out: str | Path, backend
 
 
 def generate_counterfactuals(sessions_dir: str | Path, out: str | Path, per_session: int = 2, seed: int = 0,
-                             resume: bool = False, progress: bool = False) -> RunReport:
+                             resume: bool = False, progress: bool = False, concurrency: int = 1) -> RunReport:
     """The offline counterfactuals of a session corpus (synchronous entry point)."""
     from .generate import OfflineBackend
-    return asyncio.run(run_counterfactuals(sessions_dir, out, OfflineBackend(), per_session, seed, resume=resume,
-                                           progress=progress))
+    return asyncio.run(run_counterfactuals(sessions_dir, out, OfflineBackend(), per_session, seed,
+                                           concurrency=concurrency, resume=resume, progress=progress))

@@ -29,6 +29,13 @@ class InvalidSample(Exception):
         self.reason, self.raw = reason, raw
 
 
+def require_positive(**options: int) -> None:
+    """Raise a clear error for a count option below 1, before anything is written."""
+    for name, value in options.items():
+        if value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+
+
 @dataclass
 class RunReport:
     """What a run did: ids written and rejected, time taken, the backend's accounting."""
@@ -59,8 +66,6 @@ async def drive(writer: CorpusWriter, items: Iterable[Item], make: Callable[[obj
                 concurrency: int, *, total: int | None = None, progress: bool = False,
                 on_written: Callable[[Item], None] | None = None) -> RunReport:
     """Make every item with `make`, `concurrency` at a time, and write the results in item order."""
-    if concurrency < 1:
-        raise ValueError(f"--concurrency must be at least 1, got {concurrency}")
     report, start = RunReport(), time.perf_counter()
     gate = asyncio.Semaphore(concurrency)
     bar = None

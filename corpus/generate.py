@@ -17,7 +17,7 @@ import numpy as np
 
 from .context import stage_context
 from .counterfactuals import Moment, offline_counterfactual
-from .driver import Item, RunReport, drive
+from .driver import Item, RunReport, drive, require_positive
 from .micro_variables import DiminishingPool
 from .offline import generate_session
 from .sampler import sample_client, sample_stage
@@ -114,8 +114,7 @@ async def run_generation(out: str | Path, n: int, backend: Backend, seed: int = 
     pool is saved with each manifest commit as it stood after the last committed sample, so a
     resumed run draws exactly what the interrupted one would have.
     """
-    if n < 1:
-        raise ValueError(f"--n must be at least 1, got {n}")
+    require_positive(n=n, concurrency=concurrency)
     pool = DiminishingPool(pool_path, seed) if pool_path is not None else None
     kept: list[dict | None] = [None]   # the pool's state after the last written sample
     writer = CorpusWriter(out, resume=resume,
@@ -141,7 +140,7 @@ async def run_generation(out: str | Path, n: int, backend: Backend, seed: int = 
 
 
 def generate(out: str | Path, n: int, seed: int = 0, resume: bool = False, stage: int | None = None,
-             progress: bool = False, pool_path: str | Path | None = None) -> RunReport:
+             progress: bool = False, pool_path: str | Path | None = None, concurrency: int = 1) -> RunReport:
     """Write `n` offline sessions to `out` (the synchronous entry point for the template backend)."""
-    return asyncio.run(run_generation(out, n, OfflineBackend(), seed, resume=resume, stage=stage,
-                                      pool_path=pool_path, progress=progress))
+    return asyncio.run(run_generation(out, n, OfflineBackend(), seed, concurrency=concurrency, resume=resume,
+                                      stage=stage, pool_path=pool_path, progress=progress))

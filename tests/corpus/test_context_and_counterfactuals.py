@@ -45,6 +45,9 @@ def test_counterfactuals_rotate_through_pipelines_and_validate(tmp_path):
     valid, errors, _ = validate_corpus(tmp_path / "cf")
     assert valid == 13 and errors == []
     assert generate_counterfactuals(tmp_path / "sessions", tmp_path / "cf", 1, resume=True).written == []
+    with pytest.raises(FileNotFoundError, match="no session corpus"):
+        generate_counterfactuals(tmp_path / "missing", tmp_path / "cf-missing")
+    assert not (tmp_path / "cf-missing").exists()
 
 
 def test_branch_probabilities_may_not_exceed_one_and_stats_count_pipelines(tmp_path):

@@ -158,6 +158,10 @@ def test_cli_generate_kill_resume_and_validate(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "corpus.cli", "generate", "--n", "0", "--out", str(tmp_path / "x")],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "--n must be at least 1" in bad.stderr
+    bad = subprocess.run([sys.executable, "-m", "corpus.cli", "generate", "--n", "3", "--concurrency", "0",
+                          "--out", str(tmp_path / "y")], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--concurrency must be at least 1" in bad.stderr
+    assert not (tmp_path / "y").exists()   # nothing was started
 
 
 def test_validate_reports_invalid_lines(tmp_path):
