@@ -15,8 +15,9 @@ import os
 import time
 from pathlib import Path
 
-from .anthropic_api import AnthropicSettings, Usage, async_client, extract_json, sampling, text_of
-from .anthropic_backend import SYSTEM, assemble, session_prompt
+from .anthropic_api import AnthropicSettings, Usage, async_client, sampling, text_of
+from .prompts import SYSTEM, assemble, session_prompt
+from .repair import extract_json
 from .driver import RunReport, require_positive
 from .generate import participants, sample_id
 from .micro_variables import DiminishingPool
@@ -85,7 +86,7 @@ async def generate_batch(out: str | Path, n: int, seed: int, settings: Anthropic
                 m = result.message
                 cost = usage.add(m.usage.input_tokens, m.usage.output_tokens, settings) * price_factor
                 try:
-                    session = assemble(p, extract_json(text_of(m)), settings.model)
+                    session = assemble(p, extract_json(text_of(m)))
                 except ValueError as exc:
                     writer.reject(p.session_id, str(exc)[:1000], {"reply": text_of(m)})
                     report.rejected.append(p.session_id)

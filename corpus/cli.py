@@ -12,8 +12,11 @@ from .anthropic_api import DEFAULT_MODEL, AnthropicSettings
 
 def _backend_options(parser: argparse.ArgumentParser) -> None:
     """The backend choice and the Anthropic settings, shared by `generate` and `counterfactuals`."""
-    parser.add_argument("--backend", choices=("offline", "anthropic"), default="offline",
-                        help="offline templates, or Claude via the Anthropic API (key from ANTHROPIC_API_KEY)")
+    parser.add_argument("--backend", choices=("offline", "anthropic", "mlx"), default="offline",
+                        help="offline templates, Claude via the Anthropic API (key from ANTHROPIC_API_KEY), "
+                             "or a local model on MLX (--mlx-model)")
+    parser.add_argument("--mlx-model", help="mlx: a local mlx-lm model directory")
+    parser.add_argument("--mlx-adapter", help="mlx: an optional LoRA adapter directory")
     parser.add_argument("--model", help="Anthropic model name (default: %s)" % DEFAULT_MODEL)
     parser.add_argument("--concurrency", type=int,
                         help="samples generated at once (default: 8 for anthropic, 1 offline)")
@@ -78,6 +81,23 @@ def main(argv: list[str] | None = None) -> int:
         raise
 
 
+def _backend(args: argparse.Namespace):
+    """(backend, concurrency, extra run config) for --backend and its options."""
+    if args.backend == "anthropic":
+        from .anthropic_backend import AnthropicBackend
+        settings = _settings(args)
+        return AnthropicBackend(settings), settings.concurrency, {"model": settings.model}
+    concurrency = 1 if args.concurrency is None else args.concurrency
+    if args.backend == "mlx":
+        if not args.mlx_model:
+            raise ValueError("--backend mlx needs --mlx-model DIR")
+        from .mlx_backend import MLXBackend
+        backend = MLXBackend(args.mlx_model, args.mlx_adapter)
+        return backend, concurrency, {"model": backend.model}
+    from .generate import OfflineBackend
+    return OfflineBackend(), concurrency, {}
+
+
 def _generate(args: argparse.Namespace) -> int:
     """Run `generate` with the chosen backend; print the time and cost summary."""
     pool = args.micro_pool or str(Path(args.out) / "micro_pool.json")
@@ -87,28 +107,35 @@ def _generate(args: argparse.Namespace) -> int:
         from .anthropic_batches import generate_batch
         report = asyncio.run(generate_batch(args.out, args.n, args.seed, _settings(args), args.resume, args.stage,
                                             pool, args.poll_seconds))
-    elif args.backend == "anthropic":
-        from .anthropic_backend import generate_anthropic
-        report = asyncio.run(generate_anthropic(args.out, args.n, args.seed, _settings(args), args.resume,
-                                                progress=True, stage=args.stage, pool_path=pool))
     else:
-        from .generate import generate
-        report = generate(args.out, args.n, args.seed, args.resume, args.stage, progress=True, pool_path=pool,
-                          concurrency=1 if args.concurrency is None else args.concurrency)
+        from .generate import run_generation
+        backend, concurrency, config = _backend(args)
+
+        async def run():
+            try:
+                return await run_generation(args.out, args.n, backend, args.seed, concurrency=concurrency,
+                                            resume=args.resume, stage=args.stage, pool_path=pool, progress=True,
+                                            config=config)
+            finally:
+                await backend.aclose()
+        report = asyncio.run(run())
     print(report.summary())
     return 0 if not report.rejected else 1
 
 
 def _counterfactuals(args: argparse.Namespace) -> int:
     """Run `counterfactuals` with the chosen backend; print the time and cost summary."""
-    if args.backend == "anthropic":
-        from .anthropic_backend import counterfactuals_anthropic
-        report = asyncio.run(counterfactuals_anthropic(args.sessions, args.out, _settings(args), args.per_session,
-                                                       args.seed, args.resume, progress=True))
-    else:
-        from .counterfactuals import generate_counterfactuals
-        report = generate_counterfactuals(args.sessions, args.out, args.per_session, args.seed, args.resume,
-                                          progress=True, concurrency=1 if args.concurrency is None else args.concurrency)
+    from .counterfactuals import run_counterfactuals
+    backend, concurrency, config = _backend(args)
+
+    async def run():
+        try:
+            return await run_counterfactuals(args.sessions, args.out, backend, args.per_session, args.seed,
+                                             concurrency=concurrency, resume=args.resume, progress=True,
+                                             config=config)
+        finally:
+            await backend.aclose()
+    report = asyncio.run(run())
     print(report.summary())
     return 0 if not report.rejected else 1
 

@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tbn_env  # noqa: F401
-from corpus.anthropic_api import AnthropicSettings, extract_json
+from corpus.anthropic_api import AnthropicSettings
+from corpus.repair import extract_json
 from corpus.anthropic_backend import generate_anthropic
 from corpus.anthropic_env import AnthropicClient, AnthropicJudge
 from corpus.fake_anthropic import FakeMessagesAPI
