@@ -67,7 +67,8 @@ async def counterfactuals_anthropic(sessions_dir, out, settings: AnthropicSettin
     """The counterfactuals of a session corpus written by Claude, `settings.concurrency` at a time."""
     backend = AnthropicBackend(settings)
     try:
-        return await run_counterfactuals(sessions_dir, out, backend, per_session, seed, concurrency=settings.concurrency,
+        return await run_counterfactuals(sessions_dir, out, backend, per_session, seed,
+                                         concurrency=settings.concurrency,
                                          resume=resume, progress=progress, config={"model": settings.model})
     finally:
         await backend.aclose()

@@ -76,7 +76,8 @@ def offline_counterfactual(m: Moment) -> CounterfactualSample:
     turns = m.session.turns
     said = turns[m.position]
     branches = tuple(
-        Branch(label=label, therapist_thought=f"{spec['teaching_factors'][0].capitalize()}: {said.therapist_thought.gco}",
+        Branch(label=label,
+               therapist_thought=f"{spec['teaching_factors'][0].capitalize()}: {said.therapist_thought.gco}",
                therapist_utterance=utterance, client_response=response, outcome=outcome, probability=p)
         for label, utterance, response, outcome, p in zip(
             ("lands", "partly lands", "misses"),

@@ -147,7 +147,8 @@ class FakeMessagesAPI:
                 if behaviour in ("429", "500", "529"):
                     kind = {"429": "rate_limit_error", "500": "api_error", "529": "overloaded_error"}[behaviour]
                     headers = {"retry-after": str(api.retry_after)} if behaviour == "429" else {}
-                    self._send(int(behaviour), {"type": "error", "error": {"type": kind, "message": behaviour}}, headers)
+                    error = {"type": "error", "error": {"type": kind, "message": behaviour}}
+                    self._send(int(behaviour), error, headers)
                     return
                 self._send(200, api._message(body, behaviour))
 

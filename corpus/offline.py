@@ -22,7 +22,8 @@ CLIENT_LINES = {
           "I almost didn't come today."),
     "B": ("There's something about {concern} I haven't said out loud.", "Can I tell you something about {concern}?",
           "Part of me wants to talk about it and part of me doesn't."),
-    "C": ("When I think about {concern}, I feel so small.", "I'm scared that {concern} means something is wrong with me.",
+    "C": ("When I think about {concern}, I feel so small.",
+          "I'm scared that {concern} means something is wrong with me.",
           "It hurts more than I let anyone see."),
     "D": ("I think I'm starting to see how {concern} connects to the rest.", "It feels lighter, saying it out loud.",
           "Maybe I can be a little kinder to myself about {concern}."),
@@ -109,7 +110,8 @@ def generate_session(session_id: str, client: ClientProfile, therapist: Therapis
                           phase=phase))
     factors = SessionFactors(stage=context.stage, attachment=client.attachment,
                              phases=tuple(sorted({t.phase for t in turns})), defenses=client.defenses,
-                             focus_areas=(concern,), issues=tuple(issues), strengths=tuple(s.strength for s in client.strengths),
+                             focus_areas=(concern,), issues=tuple(issues),
+                             strengths=tuple(s.strength for s in client.strengths),
                              modalities=therapist.schools)
     return Session(session_id=session_id, client=client, therapist=therapist, context=context, turns=tuple(turns),
                    factors=factors, generation=GenerationInfo(backend="offline"))

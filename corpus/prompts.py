@@ -78,7 +78,8 @@ def assemble(p: Participants, reply: object) -> Session:
                   for i, t in enumerate(reply["turns"]))
     models = [t.therapist_model for t in turns]
     factors = SessionFactors(
-        stage=p.context.stage, attachment=p.client.attachment, phases=tuple(sorted({t.phase for t in turns if t.phase})),
+        stage=p.context.stage, attachment=p.client.attachment,
+        phases=tuple(sorted({t.phase for t in turns if t.phase})),
         defenses=p.client.defenses,
         issues=tuple(dict.fromkeys(i.label for m in models for i in m.probable_issues)),
         focus_areas=tuple(dict.fromkeys(a for m in models for a in m.working_focus_areas)),

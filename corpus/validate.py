@@ -120,7 +120,8 @@ def validate_corpus(directory: str | Path) -> tuple[int, list[str], list[Claim]]
         f = session.factors
         factors += bool(f.phases and (f.defenses or f.focus_areas) and f.issues)
         for school in session.therapist.schools:
-            tokens_by_school[school] = tokens_by_school.get(school, 0.0) + len(session_words) / len(session.therapist.schools)
+            share = len(session_words) / len(session.therapist.schools)
+            tokens_by_school[school] = tokens_by_school.get(school, 0.0) + share
         c = session.client
         band = sum(c.age >= edge for edge in AGE_BANDS)
         region = c.demographics.get("region", "")

@@ -39,7 +39,8 @@ def api_key(monkeypatch):
 
 
 def settings(api, **kw):
-    return AnthropicSettings(base_url=api.base_url, timeout=kw.pop("timeout", 5.0), max_retries=kw.pop("max_retries", 3),
+    return AnthropicSettings(base_url=api.base_url, timeout=kw.pop("timeout", 5.0),
+                             max_retries=kw.pop("max_retries", 3),
                              concurrency=kw.pop("concurrency", 4), model="fake-model", **kw)
 
 
@@ -111,7 +112,8 @@ def test_a_request_failing_past_its_retries_is_rejected_and_redone_on_resume(tmp
         assert "InternalServerError after 1 retries" in reason
         again = run(tmp_path, 2, api, resume=True, concurrency=1, max_retries=1)
     assert again.written == [sample_id(7, 0)]
-    assert sorted(json.loads(x)["session_id"] for _, _, x in read_samples(tmp_path)) == [sample_id(7, 0), sample_id(7, 1)]
+    ids = sorted(json.loads(x)["session_id"] for _, _, x in read_samples(tmp_path))
+    assert ids == [sample_id(7, 0), sample_id(7, 1)]
 
 
 def test_missing_api_key_is_a_clear_error(tmp_path, monkeypatch):
@@ -168,7 +170,8 @@ def branches_reply(total: float):
     def reply(body):
         branch = {"label": "x", "therapist_thought": "t", "therapist_utterance": "u", "client_response": "r",
                   "outcome": "o", "probability": total / 3}
-        return json.dumps({"rationale": "why", "branches": [branch, {**branch, "label": "y"}, {**branch, "label": "z"}]})
+        branches = [branch, {**branch, "label": "y"}, {**branch, "label": "z"}]
+        return json.dumps({"rationale": "why", "branches": branches})
     return reply
 
 
@@ -180,7 +183,8 @@ def test_counterfactuals_from_claude_use_the_pipeline_templates_and_repair_bad_p
     generate(tmp_path / "sessions", 3, seed=1)
     bad, good = branches_reply(1.5), branches_reply(0.9)
     with FakeMessagesAPI(lambda body: bad(body) if len(api.requests) == 1 else good(body)) as api:
-        report = asyncio.run(counterfactuals_anthropic(tmp_path / "sessions", tmp_path / "cf", settings(api, concurrency=1),
+        report = asyncio.run(counterfactuals_anthropic(tmp_path / "sessions", tmp_path / "cf",
+                                                       settings(api, concurrency=1),
                                                        per_session=2, seed=0))
     assert len(report.written) == 6 and report.stats["repairs"] == 1 and report.stats["calls"] == 7
     assert "more than 1" in api.requests[1]["messages"][2]["content"]     # the validator's reason went back

@@ -28,7 +28,8 @@ def test_a_batch_writes_successes_in_order_and_rejects_failures_with_reasons(tmp
         report = batch(tmp_path, 5, api)
     assert report.written == [sample_id(3, i) for i in (0, 3, 4)]
     assert report.rejected == [sample_id(3, 1), sample_id(3, 2)] and len(api.batches) == 1
-    reasons = {json.loads(x)["id"]: json.loads(x)["reason"] for x in (tmp_path / "rejects.jsonl").read_text().split("\n") if x}
+    rejects = [json.loads(x) for x in (tmp_path / "rejects.jsonl").read_text().splitlines()]
+    reasons = {r["id"]: r["reason"] for r in rejects}
     assert "no JSON object" in reasons[sample_id(3, 1)] and "errored" in reasons[sample_id(3, 2)]
     sessions = [Session.model_validate_json(x) for _, _, x in read_samples(tmp_path)]
     assert all(s.generation.backend == "anthropic-batch" for s in sessions)
