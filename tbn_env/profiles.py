@@ -16,9 +16,9 @@ from .params import Params
 from .state import InitialState, sample_initial_state, with_taie
 
 DMM_CODES: tuple[str, ...] = tuple([f"A{i}" for i in range(1, 9)] + [f"B{i}" for i in range(0, 6)]
-                                   + [f"C{i}" for i in range(1, 9)])  # the 22 DMM strategies (App. 25)
+                                   + [f"C{i}" for i in range(1, 9)])  # the 22 DMM strategies (App. 24)
 
-# Nodes each DMM family over-uses: Type A inhibits affect, Type C amplifies it (App. 25).
+# Nodes each DMM family over-uses: Type A inhibits affect, Type C amplifies it (App. 24).
 TYPE_NODES: dict[str, tuple[str, ...]] = {
     "A": ("intellectualization", "emotional_avoidance", "compulsive_self_reliance", "emotional_numbing",
           "alexithymia", "false_self_reliance", "compulsive_caregiving"),
@@ -95,7 +95,7 @@ class ClientProfile(BaseModel):
 
     @property
     def inhibitory(self) -> bool:
-        """Odd-numbered strategies inhibit (withdraw, false repair); even ones excite (protest) (App. 25)."""
+        """Odd-numbered strategies inhibit (withdraw, false repair); even ones excite (protest) (App. 24)."""
         return int(self.attachment[1:]) % 2 == 1
 
     def card(self) -> str:

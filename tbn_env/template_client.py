@@ -5,7 +5,7 @@ phase (guarded in A, testing in B, core material in C, integrating in D), its mo
 maladaptive bucket (what the core material is about), its DMM family (Type A minimises and
 intellectualises, Type C amplifies and protests), its defences and its stage. After a misattuned
 therapist turn it voices a rupture in the style of its strategy: odd-numbered (inhibitory) strategies
-withdraw or falsely repair, even-numbered (excitatory) ones protest (App. 25). Phrasings vary with
+withdraw or falsely repair, even-numbered (excitatory) ones protest (App. 24). Phrasings vary with
 the environment's RNG, so sessions differ while a seed still fixes them.
 """
 from __future__ import annotations
