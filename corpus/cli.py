@@ -110,32 +110,33 @@ def _generate(args: argparse.Namespace) -> int:
     else:
         from .generate import run_generation
         backend, concurrency, config = _backend(args)
-
-        async def run():
-            try:
-                return await run_generation(args.out, args.n, backend, args.seed, concurrency=concurrency,
-                                            resume=args.resume, stage=args.stage, pool_path=pool, progress=True,
-                                            config=config)
-            finally:
-                await backend.aclose()
-        report = asyncio.run(run())
-    print(report.summary())
-    return 0 if not report.rejected else 1
+        report = _with_backend(backend, lambda: run_generation(
+            args.out, args.n, backend, args.seed, concurrency=concurrency, resume=args.resume, stage=args.stage,
+            pool_path=pool, progress=True, config=config))
+    return _summarise(report)
 
 
 def _counterfactuals(args: argparse.Namespace) -> int:
     """Run `counterfactuals` with the chosen backend; print the time and cost summary."""
     from .counterfactuals import run_counterfactuals
     backend, concurrency, config = _backend(args)
+    return _summarise(_with_backend(backend, lambda: run_counterfactuals(
+        args.sessions, args.out, backend, args.per_session, args.seed, concurrency=concurrency, resume=args.resume,
+        progress=True, config=config)))
 
+
+def _with_backend(backend, job):
+    """Run the coroutine `job()` and close the backend afterwards, whatever happens."""
     async def run():
         try:
-            return await run_counterfactuals(args.sessions, args.out, backend, args.per_session, args.seed,
-                                             concurrency=concurrency, resume=args.resume, progress=True,
-                                             config=config)
+            return await job()
         finally:
             await backend.aclose()
-    report = asyncio.run(run())
+    return asyncio.run(run())
+
+
+def _summarise(report) -> int:
+    """Print a run's summary; exit status 1 when samples were rejected."""
     print(report.summary())
     return 0 if not report.rejected else 1
 
