@@ -1,4 +1,4 @@
-"""`tbn-dapt`: turn a corpus into DAPT curriculum samples (DFR, UHD, ADWC) and inspect them."""
+"""`tbn-dapt`: turn a corpus into DAPT curriculum samples (DFR, UHD, ADWC), inspect them, and train on them (RRA)."""
 from __future__ import annotations
 
 import argparse
@@ -7,8 +7,12 @@ import sys
 
 from .markers import COMPONENTS
 
+# `tbn-dapt train` flag → DAPTConfig field; unset flags keep the config's defaults.
+TRAIN_FLAGS = ("epochs", "max_steps", "window_tokens", "window_jitter", "compressor_slots", "recap_max_tokens",
+               "recap_temperature", "layers", "rank", "learning_rate", "seed", "checkpoint_every")
 
-def main(argv: list[str] | None = None) -> int:
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tbn-dapt", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     pre = sub.add_parser("preprocess", help="stream corpus sessions into JSONL samples")
@@ -21,17 +25,58 @@ def main(argv: list[str] | None = None) -> int:
     pre.add_argument("--resume", action="store_true", help="continue an interrupted run")
     st = sub.add_parser("stats", help="samples by strategy and length cluster")
     st.add_argument("directory")
-    args = parser.parse_args(argv)
-    from .preprocess import preprocess, stats
+    tr = sub.add_parser("train", help="Rolling Recap training (§8.2) into an mlx-lm adapter")
+    tr.add_argument("--model", required=True, help="local mlx-lm model directory")
+    tr.add_argument("--data", required=True, help="a `tbn-dapt preprocess` output directory")
+    tr.add_argument("--out", required=True, help="run directory: run.json, log.jsonl, checkpoints/, adapter/")
+    tr.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    tr.add_argument("--strategies", help="train only on samples of these strategies (comma-separated)")
+    tr.add_argument("--epochs", type=int, help="passes over the curriculum (default 1)")
+    tr.add_argument("--max-steps", type=int, help="stop after this many samples")
+    tr.add_argument("--window-tokens", type=int, help="content tokens per RRA window (default 2048)")
+    tr.add_argument("--window-jitter", type=float, help="draw each window size from size·(1 ± jitter) (default 0)")
+    tr.add_argument("--compressor-slots", type=int, help="compressed KV positions per layer (default 64)")
+    tr.add_argument("--recap-max-tokens", type=int, help="recap length cap (default 128)")
+    tr.add_argument("--recap-temperature", type=float, help="recap sampling temperature (default 0.7)")
+    tr.add_argument("--no-recap-gating", dest="recap_gating", action="store_false", default=None,
+                    help="weight every window 1.0 instead of by recap quality")
+    tr.add_argument("--layers", choices=("middle", "latter"), help="LoRA on the middle (default) or latter third")
+    tr.add_argument("--rank", type=int, help="LoRA rank on all seven modules (default 32)")
+    tr.add_argument("--learning-rate", type=float, help="LoRA Adam lr; the compressor runs at 0.1× (default 1e-5)")
+    tr.add_argument("--seed", type=int, help="seed of adapter init, compressor init, windows and recaps")
+    tr.add_argument("--checkpoint-every", type=int, help="checkpoint every N samples (default 1)")
+    return parser
+
+
+def _train(args: argparse.Namespace) -> None:
+    from .train import DAPTConfig, train
+
+    values = {name: getattr(args, name) for name in (*TRAIN_FLAGS, "recap_gating") if getattr(args, name) is not None}
+    if args.strategies:
+        values["strategies"] = tuple(s for s in args.strategies.split(",") if s)
+    cfg = DAPTConfig(model=args.model, data=args.data, **values)
+    print(f"adapter (mlx-lm format) written to {train(cfg, args.out, resume=args.resume, progress=True)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from pydantic import ValidationError
     try:
         if args.command == "preprocess":
+            from .preprocess import preprocess
             targets = frozenset(args.targets.split(",")) if args.targets else None
             n = preprocess(args.corpus, args.out, tuple(s for s in args.strategies.split(",") if s), args.tokenizer,
                            targets, args.seed, args.resume, progress=True)
             print(f"wrote {n} samples to {args.out}")
-        else:
+        elif args.command == "stats":
+            from .preprocess import stats
             print(json.dumps(stats(args.directory), indent=2))
-    except (ValueError, FileExistsError, FileNotFoundError) as exc:
+        else:
+            _train(args)
+    except (ValidationError, ValueError, KeyError, FileExistsError, FileNotFoundError) as exc:
+        if isinstance(exc, ValidationError):
+            from tbn_train.cli import error_message
+            exc = error_message(exc)
         print(f"tbn-dapt: error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -18,17 +18,20 @@ def cluster_of(n_tokens: int) -> int:
     return bisect.bisect_right(CLUSTER_BOUNDS, n_tokens)
 
 
+def load_tokenizer(model_dir: str | Path):
+    """The `tokenizers` Tokenizer of a model directory's tokenizer.json (ids and character offsets)."""
+    path = Path(model_dir) / "tokenizer.json"
+    if not path.exists():
+        raise ValueError(f"no tokenizer.json in {model_dir}")
+    from tokenizers import Tokenizer
+    return Tokenizer.from_file(str(path))
+
+
 class TokenCounter:
     """Counts tokens with a model's tokenizer.json (the `tokenizers` library), else by whitespace words."""
 
     def __init__(self, model_dir: str | Path | None = None) -> None:
-        self.tokenizer = None
-        if model_dir is not None:
-            path = Path(model_dir) / "tokenizer.json"
-            if not path.exists():
-                raise ValueError(f"no tokenizer.json in {model_dir}")
-            from tokenizers import Tokenizer
-            self.tokenizer = Tokenizer.from_file(str(path))
+        self.tokenizer = None if model_dir is None else load_tokenizer(model_dir)
 
     def __call__(self, text: str) -> int:
         if self.tokenizer is None:

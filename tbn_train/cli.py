@@ -106,12 +106,12 @@ def main(argv: list[str] | None = None) -> int:
         try:
             _train(args)
         except (FileNotFoundError, FileExistsError, ValueError, KeyError, ValidationError) as exc:
-            print(f"tbn-train: error: {_message(exc)}", file=sys.stderr)
+            print(f"tbn-train: error: {error_message(exc)}", file=sys.stderr)
             return 2
     return 0
 
 
-def _message(exc: Exception) -> str:
+def error_message(exc: Exception) -> str:
     """One readable line per problem (pydantic errors listed as 'field: message')."""
     from pydantic import ValidationError  # noqa: PLC0415
 

@@ -46,6 +46,13 @@ def middle_third(num_layers: int) -> list[int]:
     return list(range(third, min(2 * third, num_layers)))
 
 
+def latter_third(num_layers: int) -> list[int]:
+    """0-based indices of the last ceil(L/3) layers, the alternative targeting the paper compares (§9.1)."""
+    if num_layers < 1:
+        raise ValueError(f"a model needs at least one layer, got {num_layers}")
+    return list(range(num_layers - math.ceil(num_layers / 3), num_layers))
+
+
 class LoRASpec(BaseModel):
     """Where one adapter set lives and how big it is. ``layers=None`` means the middle third."""
 

@@ -83,11 +83,11 @@ class RunDir:
         state = {**state, "log_offset": self._log.tell()}
         return save_checkpoint(self.checkpoints, step, model, router, optimizer, seed=seed, state=state, files=files, keep=keep)
 
-    def finish(self, model: nn.Module, router: AdapterRouter, name: str) -> Path:
-        """Close the log and write the trained adapter in mlx-lm format."""
+    def finish(self, model: nn.Module, router: AdapterRouter, name: str, folder: str = FINAL_ADAPTER) -> Path:
+        """Close the log and write the trained adapter in mlx-lm format to ``OUT/folder``."""
         if self._log is not None:
             self._log.close()
-        return save_adapter(model, router, name, self.out / FINAL_ADAPTER)
+        return save_adapter(model, router, name, self.out / folder)
 
 
 def _plain(value: Any) -> Any:
