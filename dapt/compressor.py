@@ -105,7 +105,7 @@ def save_compressor(file, compressor: KVCompressor, optimizer) -> None:
     arrays = {f"params.{k}": v for k, v in tree_flatten(compressor.parameters())}
     arrays |= {f"optimizer.{k}": v for k, v in tree_flatten(optimizer.state)}
     mx.eval(arrays)
-    mx.save_safetensors(file, arrays)
+    mx.save_safetensors(file, dict(sorted(arrays.items())))  # fixed order: equal state, equal bytes
 
 
 def load_compressor(path, compressor: KVCompressor, optimizer) -> None:

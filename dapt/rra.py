@@ -137,11 +137,17 @@ class RollingRecap:
         mx.eval(mean)
         return SampleGradients(mean, logs, inputs)
 
-    def step(self, sample: TokenizedSample, bounds: list[tuple[int, int]]) -> tuple[list[WindowLog], float]:
-        """One sample → one LoRA optimizer step; returns the window logs and the pre-clip gradient norm."""
+    def step(self, sample: TokenizedSample, bounds: list[tuple[int, int]]) -> tuple[list[WindowLog], float, bool]:
+        """One sample → one LoRA optimizer step: the window logs, the pre-clip gradient norm, and whether it stepped.
+
+        When no window carries a gradient (each was gated out by a garbage recap, L2383, or had no
+        trainable token) the step is skipped: Adam's momentum would still move the weights on a zero gradient.
+        """
         result = self.sample_gradients(sample, bounds)
+        if not any(w.lora_weight > 0 and w.trainable_tokens > 0 for w in result.windows):
+            return result.windows, 0.0, False
         clipped, norm = optim.clip_grad_norm(result.grads, self.max_grad_norm)
         self.lora_optimizer.update(self.model, clipped)
         mx.eval(self.model.parameters(), self.lora_optimizer.state)
-        return result.windows, norm.item()
+        return result.windows, norm.item(), True
 

@@ -82,6 +82,12 @@ def plan(cfg: DAPTConfig, index) -> list[str]:
     return steps[: cfg.max_steps] if cfg.max_steps else steps
 
 
+def lora_spec(cfg: DAPTConfig, num_layers: int) -> LoRASpec:
+    """One rank on all modules (L1882), on the middle third (§9.1) or the latter third."""
+    layers = tuple(latter_third(num_layers)) if cfg.layers == "latter" else None
+    return LoRASpec(layers=layers, modules=cfg.modules, attn_rank=cfg.rank, mlp_rank=cfg.rank, scale=cfg.lora_scale)
+
+
 def token_mean(windows) -> float:
     """The sample's loss: window losses weighted by their trainable tokens."""
     tokens = sum(w.trainable_tokens for w in windows)
@@ -96,9 +102,7 @@ def train(cfg: DAPTConfig, out: str | Path, resume: bool = False, progress: bool
     model, wrapper = load_model(cfg.model)
     tokenizer = load_tokenizer(cfg.model)
     router = AdapterRouter()
-    layers = tuple(latter_third(len(model.layers))) if cfg.layers == "latter" else None
-    spec = LoRASpec(layers=layers, modules=cfg.modules, attn_rank=cfg.rank, mlp_rank=cfg.rank, scale=cfg.lora_scale)
-    add_adapter(model, router, ADAPTER, spec, seed=cfg.seed)
+    add_adapter(model, router, ADAPTER, lora_spec(cfg, len(model.layers)), seed=cfg.seed)
     set_trainable(model, router, ADAPTER)
     router.active = ADAPTER  # recaps are written with the adapter active (§8.2.1)
     compressor = KVCompressor(kv_geometry(model), cfg.compressor_slots, seed=cfg.seed)
@@ -121,11 +125,11 @@ def train(cfg: DAPTConfig, out: str | Path, resume: bool = False, progress: bool
         sample = tokenize(index.read(steps[step]), tokenizer)
         rng = np.random.default_rng([cfg.seed, step])
         bounds = window_bounds(len(sample.ids), cfg.window_tokens, cfg.window_jitter, rng)
-        windows, grad_norm = trainer.step(sample, bounds)
+        windows, grad_norm, stepped = trainer.step(sample, bounds)
         for w in windows:
             run.log({"kind": "window", "step": step, "sample_id": sample.sample_id, "n_windows": len(windows), **vars(w)})
         run.log({"kind": "step", "step": step, "sample_id": sample.sample_id, "n_windows": len(windows),
-                 "loss": token_mean(windows), "grad_norm": grad_norm,
+                 "loss": token_mean(windows), "grad_norm": grad_norm, "stepped": stepped,
                  "compressor_steps": int(comp_opt.state["step"].item()) if "step" in comp_opt.state else 0})
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == len(steps):
             blob = io.BytesIO()

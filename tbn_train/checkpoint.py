@@ -95,7 +95,7 @@ def save_checkpoint(
             if name is None:
                 raise ValueError("no adapter to save: the router has no trainable adapter")
             save_adapter(model, router, name, tmp / "adapters" / name)
-        opt_state = dict(tree_flatten(optimizer.state))
+        opt_state = dict(sorted(tree_flatten(optimizer.state)))  # fixed order: equal state, equal bytes
         mx.eval(opt_state)
         mx.save_safetensors(str(tmp / OPTIMIZER_FILE), opt_state)
         (tmp / STATE_FILE).write_text(text, encoding="utf-8")
