@@ -16,8 +16,8 @@ from corpus.schema import Session
 from .dfr import check_targets
 from .markers import FORWARD_HEADER, REVERSE_HEADER, Piece, turn_pieces
 
-MAX_WINDOW = 8          # longest window in turns: the sweep is quadratic in it (§8.3 combinatorics)
-EDGE_CUT_SHARE = 0.5    # share of windows whose first and last turn are cut mid-text
+MAX_WINDOW = 8          # choice: longest window in turns: the sweep is quadratic in it (§8.3 combinatorics)
+EDGE_CUT_SHARE = 0.5    # choice: share of windows whose first and last turn are cut mid-text
 
 
 @dataclass(frozen=True)

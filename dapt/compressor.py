@@ -4,7 +4,7 @@ Per layer and KV head it holds ``slots`` learned queries; each slot is an attent
 of the window's keys and values (softmax of query·key). The input is the whole cache of the window
 just trained on, which itself starts with the previous compressed slots, so the summary rolls forward
 over windows 1..n. It is trained on a reconstruction loss, never on the prediction loss, and its
-output enters the next window gradient-detached (L2383).
+output enters the next window gradient-detached (§8.2.1 fn. 15).
 """
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from mlx.utils import tree_flatten, tree_unflatten
 from mlx_lm.models.cache import KVCache, make_prompt_cache
 
 COMPRESSED_SLOTS = 64   # choice: history length per layer; a 2048-token window (D16) is cut 32× at the first roll
-MEAN_WEIGHT = 1.0       # L2383: MSE of sequence-averaged K and V
-VARIANCE_WEIGHT = 0.5   # L2383: MSE of per-head variance
-COSINE_WEIGHT = 0.5     # L2383: cosine similarity (directional preservation)
+MEAN_WEIGHT = 1.0       # §8.2.1 fn. 15: MSE of sequence-averaged K and V
+VARIANCE_WEIGHT = 0.5   # §8.2.1 fn. 15: MSE of per-head variance
+COSINE_WEIGHT = 0.5     # §8.2.1 fn. 15: cosine similarity (directional preservation)
 
 KV = list[tuple[mx.array, mx.array]]  # per layer: keys, values shaped (1, kv_heads, positions, head_dim)
 
@@ -27,7 +27,7 @@ def kv_geometry(model: nn.Module) -> list[tuple[int, int, int]]:
     """(kv_heads, key_dim, value_dim) of every layer, read from one token pushed through a fresh cache.
 
     Raises ValueError for caches RRA cannot roll: non-growing (rotating/sliding) caches, and MLA-style
-    layers whose values are empty (the paper removes the compressor there, L2250).
+    layers whose values are empty (the paper removes the compressor there, §30.8).
     """
     cache = make_prompt_cache(model)
     model(mx.array([[0]]), cache=cache)
@@ -37,7 +37,7 @@ def kv_geometry(model: nn.Module) -> list[tuple[int, int, int]]:
             raise ValueError(f"layer {i} uses a {type(c).__name__}; the RRA compressor needs plain growing KV caches")
         keys, values = c.keys, c.values
         if values.size == 0 or values.shape[-1] == 0:
-            raise ValueError(f"layer {i} has empty values (an MLA latent cache): run RRA without the compressor (L2250)")
+            raise ValueError(f"layer {i} has empty values (an MLA latent cache): run RRA without the compressor (§30.8)")
         shapes.append((keys.shape[1], keys.shape[-1], values.shape[-1]))
     return shapes
 
@@ -84,7 +84,7 @@ def reconstruction_loss(compressed: KV, original: KV) -> tuple[mx.array, dict[st
     """Weighted reconstruction loss and its three parts, averaged over layers and over K and V.
 
     mean: MSE of the sequence means; variance: MSE of each head's per-channel variance over positions;
-    cosine: 1 − cosine of each head's sequence-mean vector (L2383).
+    cosine: 1 − cosine of each head's sequence-mean vector (§8.2.1 fn. 15).
     """
     parts = {"mean": [], "variance": [], "cosine": []}
     for pair_c, pair_o in zip(compressed, original):

@@ -14,7 +14,7 @@ from corpus.schema import Session
 
 from .markers import COMPONENTS, Piece, session_header, turn_pieces
 
-WINDOW_LENGTHS = (2, 4, 8)   # turns per window: short, medium and long contexts from one session
+WINDOW_LENGTHS = (2, 4, 8)   # choice: turns per window: short, medium and long contexts from one session
 
 
 @dataclass(frozen=True)

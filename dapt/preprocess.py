@@ -20,7 +20,7 @@ from .clusters import TokenCounter, cluster_of, curriculum_order
 from .markers import Piece
 
 STRATEGIES = ("dfr", "uhd", "adwc")
-DEFAULT_TARGETS = None  # train on every component unless a mask spec is given
+DEFAULT_TARGETS = None  # choice: train on every component unless a mask spec is given
 
 
 def encode(pieces: list[Piece] | tuple[Piece, ...]) -> tuple[str, list[list[int]]]:

@@ -1,4 +1,4 @@
-"""The RRA recap bridge R_n (§8.2.1) and the quality gate on both gradient pathways (L2383).
+"""The RRA recap bridge R_n (§8.2.1) and the quality gate on both gradient pathways (§8.2.1 fn. 15).
 
 The recap is written by the model being trained, adapters active, continuing from the compressed
 cache after an opening marker: it is generated *from the compressed history*, so its quality shows
@@ -22,10 +22,10 @@ from .compressor import KV, window_cache
 
 RECAP_OPEN = "\n<RECAP>\n"
 RECAP_CLOSE = "\n</RECAP>\n"
-RECAP_MAX_TOKENS = 128    # choice: a short bridge (~6% of a 2048-token window); Gemma's shorter recaps worked (L631)
+RECAP_MAX_TOKENS = 128    # choice: a short bridge (~6% of a 2048-token window); Gemma's shorter recaps worked (§10.1.5.10)
 RECAP_TEMPERATURE = 0.7   # choice: tbn_train's first-draft temperature; greedy decoding loops on small models
 MIN_WORDS = 3             # choice: fewer words cannot summarise anything → garbage
-MAX_CHAR_SHARE = 0.5      # choice: one character over half the text is the repeated-quote collapse (failure 8)
+MAX_CHAR_SHARE = 0.5      # choice: one character over half the text is the repeated-quote collapse (App. 31.3.0.8)
 MIN_DISTINCT = 0.3        # choice: under 30% distinct words is a loop → garbage
 GROUNDING = 0.5           # choice: half the recap's content words found in the window → high quality
 _WORD = re.compile(r"\w{4,}")
@@ -37,7 +37,7 @@ class Quality(str, Enum):
     GARBAGE = "garbage"
 
 
-GATES = {Quality.HIGH: (1.0, 1.2), Quality.LOW: (0.6, 0.5), Quality.GARBAGE: (0.0, 0.0)}  # L2383: (LoRA, compressor)
+GATES = {Quality.HIGH: (1.0, 1.2), Quality.LOW: (0.6, 0.5), Quality.GARBAGE: (0.0, 0.0)}  # §8.2.1 fn. 15: (LoRA, compressor)
 
 
 def assess(recap: str, window_text: str) -> Quality:

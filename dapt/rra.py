@@ -7,7 +7,7 @@ R_{n−1} (framed by markers, empty for window 1, masked from the loss) ⊕ the 
    the gradient is weighted by the quality of the recap this window read and accumulated;
 2. the compressor rolls this window's cache into new slots and gets its reconstruction gradient;
 3. the model (adapters active) writes R_n from the new slots; R_n's quality gates the compressor's
-   Adam step now (at 0.1× the LoRA lr) and the LoRA gradient of window n+1 (L2383).
+   Adam step now (at 0.1× the LoRA lr) and the LoRA gradient of window n+1 (§8.2.1 fn. 15).
 
 After the last window the accumulated LoRA gradient is divided by the window count N (§8.2.2.2),
 clipped, and applied in a single optimizer step.
@@ -28,7 +28,7 @@ from .compressor import KV, KVCompressor, cache_contents, reconstruction_loss, w
 from .recap import GATES, RECAP_CLOSE, RECAP_MAX_TOKENS, RECAP_OPEN, RECAP_TEMPERATURE, assess, generate_recap
 from .windows import TokenizedSample
 
-COMPRESSOR_LR_FACTOR = 0.1  # §8.2.2.1, L2383: the compressor's Adam runs at 0.1× the main learning rate
+COMPRESSOR_LR_FACTOR = 0.1  # §8.2.2.1, §8.2.1 fn. 15: the compressor's Adam runs at 0.1× the main learning rate
 
 
 @dataclass(frozen=True)
@@ -106,6 +106,16 @@ class RollingRecap:
         loss, parts = reconstruction_loss(compressed, kv)
         return loss, (compressed, parts)
 
+    def window_gradients(self, window: WindowInput) -> tuple[mx.array, KV, dict]:
+        """The window's loss, its filled cache, and the loss's gradient on the LoRA factors."""
+        (loss, kv), grads = self._lora_grad(window)
+        return loss, kv, grads
+
+    def compress(self, kv: KV) -> tuple[mx.array, KV, dict[str, mx.array], dict]:
+        """Reconstruction loss, the new (detached) slots, the loss's parts, and its compressor gradient."""
+        (recon, (slots, parts)), grads = self._compress_grad(kv)
+        return recon, [(mx.stop_gradient(k), mx.stop_gradient(v)) for k, v in slots], parts, grads
+
     def sample_gradients(self, sample: TokenizedSample, bounds: list[tuple[int, int]], keep_inputs: bool = False) -> SampleGradients:
         """Run every window of ``sample`` (stepping the compressor) and return the mean LoRA gradient."""
         if not bounds:
@@ -114,11 +124,10 @@ class RollingRecap:
         slots, recap, lora_weight = None, [], 1.0
         for n, (lo, hi) in enumerate(bounds):
             window = self.window_input(slots, recap, sample.ids[lo:hi], sample.mask[lo:hi])
-            (loss, kv), grads = self._lora_grad(window)
+            loss, kv, grads = self.window_gradients(window)
             total = tree_map(lambda g: lora_weight * g, grads) if total is None else \
                 tree_map(lambda a, g: a + lora_weight * g, total, grads)
-            (recon, (slots, parts)), comp_grads = self._compress_grad(kv)
-            slots = [(mx.stop_gradient(k), mx.stop_gradient(v)) for k, v in slots]
+            recon, slots, parts, comp_grads = self.compress(kv)
             mx.eval(total, slots, recon, parts, loss)
             recap = generate_recap(self.model, slots, self.open_ids, self.eos_ids,
                                    max_tokens=self.recap_max_tokens, temperature=self.recap_temperature)
@@ -140,7 +149,7 @@ class RollingRecap:
     def step(self, sample: TokenizedSample, bounds: list[tuple[int, int]]) -> tuple[list[WindowLog], float, bool]:
         """One sample → one LoRA optimizer step: the window logs, the pre-clip gradient norm, and whether it stepped.
 
-        When no window carries a gradient (each was gated out by a garbage recap, L2383, or had no
+        When no window carries a gradient (each was gated out by a garbage recap, §8.2.1 fn. 15, or had no
         trainable token) the step is skipped: Adam's momentum would still move the weights on a zero gradient.
         """
         result = self.sample_gradients(sample, bounds)

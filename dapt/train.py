@@ -37,7 +37,7 @@ from .windows import WINDOW_JITTER, WINDOW_TOKENS, tokenize, window_bounds
 ADAPTER = "dapt"               # the adapter slot's name inside the run
 ADAPTER_FOLDER = "adapter"     # OUT/adapter: the mlx-lm adapter for --init-adapter
 COMPRESSOR_FILE = "compressor.safetensors"
-DAPT_RANK = 32                 # L1882: DAPT adapters are rank 32 on all seven modules
+DAPT_RANK = 32                 # §27.4.1: DAPT adapters are rank 32 on all seven modules
 LEARNING_RATE = 1e-5           # choice: mlx-lm's LoRA default; the paper gives no DAPT learning rate
 MAX_GRAD_NORM = 1.0            # choice: the same global-norm clip as tbn_train (§9.3.13)
 KEEP_CHECKPOINTS = 3           # choice: as tbn_train — survives one bad save, bounds disk use
@@ -58,7 +58,7 @@ class DAPTConfig(BaseModel):
     compressor_slots: int = Field(COMPRESSED_SLOTS, ge=1)
     recap_max_tokens: int = Field(RECAP_MAX_TOKENS, ge=1)
     recap_temperature: float = Field(RECAP_TEMPERATURE, ge=0.0, le=MAX_TEMPERATURE)
-    recap_gating: bool = Field(True, description="weight gradients by recap quality (L2383)")
+    recap_gating: bool = Field(True, description="weight gradients by recap quality (§8.2.1 fn. 15)")
     layers: Literal["middle", "latter"] = Field("middle", description="LoRA on the middle (§9.1) or latter third")
     rank: int = Field(DAPT_RANK, ge=1)
     modules: tuple[str, ...] = Field(PAPER_MODULES)
@@ -83,7 +83,7 @@ def plan(cfg: DAPTConfig, index) -> list[str]:
 
 
 def lora_spec(cfg: DAPTConfig, num_layers: int) -> LoRASpec:
-    """One rank on all modules (L1882), on the middle third (§9.1) or the latter third."""
+    """One rank on all modules (§27.4.1), on the middle third (§9.1) or the latter third."""
     layers = tuple(latter_third(num_layers)) if cfg.layers == "latter" else None
     return LoRASpec(layers=layers, modules=cfg.modules, attn_rank=cfg.rank, mlp_rank=cfg.rank, scale=cfg.lora_scale)
 

@@ -1,7 +1,7 @@
 """RRA's input: a preprocessed sample as token ids plus a loss mask, cut into token-count windows (§8.2).
 
 Window edges are token positions only; they ignore turn and utterance markers, so a turn's 5-tuple can
-be split across windows, as the paper intends (§8.2, L289). The loss mask comes from the sample's
+be split across windows, as the paper intends (§8.2). The loss mask comes from the sample's
 trainable character spans (DFR's selective masking): a token trains when its characters overlap one.
 """
 from __future__ import annotations
@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-WINDOW_TOKENS = 2048   # spec corpus-dapt D16: the paper's windows run ~1.6–2.5K tokens (L293, L299), 1024 on GLM (L2250)
-WINDOW_JITTER = 0.0    # choice: fixed windows by default; L551 suggests trying varied sizes (--window-jitter)
+WINDOW_TOKENS = 2048   # spec corpus-dapt D16: the paper's windows run ~1.6–2.5K tokens (§8.2.1, §8.2.2.2), 1024 on GLM (§30.8)
+WINDOW_JITTER = 0.0    # choice: fixed windows by default; §10.1.5.3 suggests trying varied sizes (--window-jitter)
 
 
 @dataclass(frozen=True)

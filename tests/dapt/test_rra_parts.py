@@ -63,7 +63,7 @@ def test_reconstruction_loss_is_zero_for_a_perfect_copy_and_positive_otherwise()
     squashed = [(k * 0.1, v * 0.1) for k, v in kv]
     loss, parts = reconstruction_loss(squashed, kv)
     assert parts["mean"].item() > 0 and parts["variance"].item() > 0 and parts["cosine"].item() == pytest.approx(0, abs=1e-5)
-    expected = 1.0 * parts["mean"] + 0.5 * parts["variance"] + 0.5 * parts["cosine"]  # L2383 weights
+    expected = 1.0 * parts["mean"] + 0.5 * parts["variance"] + 0.5 * parts["cosine"]  # §8.2.1 fn. 15 weights
     assert loss.item() == pytest.approx(expected.item())
 
 
@@ -114,7 +114,7 @@ WINDOW = "She said the move felt like losing the last place where her mother's v
 @pytest.mark.parametrize("recap, quality", [
     ("", Quality.GARBAGE),
     ("ok", Quality.GARBAGE),
-    ("\u201c\u201d" * 30, Quality.GARBAGE),                      # failure mode 8: repeated quotation marks
+    ("\u201c\u201d" * 30, Quality.GARBAGE),                      # App. 31.3.0.8: repeated quotation marks
     ("the the the the the the the the the the", Quality.GARBAGE),  # a loop
     ("losing her mother's voice after the move", Quality.HIGH),
     ("quarterly revenue projections exceeded expectations", Quality.LOW),
@@ -124,4 +124,4 @@ def test_recap_quality(recap, quality):
 
 
 def test_gates_are_the_papers():
-    assert GATES == {Quality.HIGH: (1.0, 1.2), Quality.LOW: (0.6, 0.5), Quality.GARBAGE: (0.0, 0.0)}  # L2383
+    assert GATES == {Quality.HIGH: (1.0, 1.2), Quality.LOW: (0.6, 0.5), Quality.GARBAGE: (0.0, 0.0)}  # §8.2.1 fn. 15

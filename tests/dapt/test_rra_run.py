@@ -90,7 +90,7 @@ def test_latter_third_option_targets_the_last_layers(tiny_dir, data_dir):
     cfg = DAPTConfig(model=str(tiny_dir), data=str(data_dir), layers="latter")
     assert lora_spec(cfg, 8).resolve_layers(8) == latter_third(8) == [5, 6, 7]
     assert lora_spec(cfg.model_copy(update={"layers": "middle"}), 62).resolve_layers(62) == list(range(21, 42))  # §9.1
-    assert lora_spec(cfg, 8).rank("q") == lora_spec(cfg, 8).rank("down") == 32  # L1882
+    assert lora_spec(cfg, 8).rank("q") == lora_spec(cfg, 8).rank("down") == 32  # §27.4.1
 
 
 def test_seeded_runs_are_bit_identical(reference_run, tiny_dir, data_dir, tmp_path):
