@@ -24,6 +24,7 @@ from tbn_train.checkpoint import seed_step
 from tbn_train.generation import MAX_TEMPERATURE
 from tbn_train.lora import DEFAULT_SCALE, PAPER_MODULES, AdapterRouter, LoRASpec, add_adapter, latter_third, set_trainable
 from tbn_train.model import load_model
+from tbn_train.policy import ModelDir
 from tbn_train.run_dir import RunDir
 
 from .clusters import load_tokenizer
@@ -48,7 +49,7 @@ class DAPTConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    model: str = Field(description="local mlx-lm model directory")
+    model: ModelDir = Field(description="local mlx-lm model directory")
     data: str = Field(description="a `tbn-dapt preprocess` output directory")
     strategies: tuple[str, ...] = Field(STRATEGIES, description="sample strategies trained on")
     epochs: int = Field(1, ge=1)

@@ -137,6 +137,8 @@ def test_selfplay_warm_starts_from_the_dapt_adapter(reference_run, tiny_dir, tmp
 def test_bad_input_names_the_problem(tiny_dir, data_dir, reference_run, tmp_path, capsys):
     assert main(["train", "--model", str(tiny_dir), "--data", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
     assert "not a tbn-dapt preprocess output" in capsys.readouterr().err
+    assert main(["train", "--model", str(tmp_path / "nowhere"), "--data", str(data_dir), "--out", str(tmp_path / "m")]) == 2
+    assert "model directory" in capsys.readouterr().err and not (tmp_path / "m").exists()
     assert main([*args(tiny_dir, data_dir, tmp_path / "y"), "--window-jitter", "1.5"]) == 2
     assert "window_jitter" in capsys.readouterr().err
     assert main([*args(tiny_dir, data_dir, tmp_path / "z"), "--strategies", "adwc"]) == 2
