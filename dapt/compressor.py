@@ -26,16 +26,18 @@ KV = list[tuple[mx.array, mx.array]]  # per layer: keys, values shaped (1, kv_he
 def kv_geometry(model: nn.Module) -> list[tuple[int, int, int]]:
     """(kv_heads, key_dim, value_dim) of every layer, read from one token pushed through a fresh cache.
 
-    Raises ValueError for caches RRA cannot roll: non-growing (rotating/sliding) caches, and MLA-style
-    layers whose values are empty (the paper removes the compressor there, §30.8).
+    Sliding-window layers (Gemma 3's rotating caches) are fine: RRA gives every layer a plain growing
+    cache and mlx-lm masks those layers to their window. Raises ValueError for layers without a KV
+    cache (state-space layers) and for MLA-style layers whose values are empty (the paper removes
+    the compressor there, §30.8).
     """
     cache = make_prompt_cache(model)
     model(mx.array([[0]]), cache=cache)
     shapes = []
     for i, c in enumerate(cache):
-        if type(c) is not KVCache:
-            raise ValueError(f"layer {i} uses a {type(c).__name__}; the RRA compressor needs plain growing KV caches")
-        keys, values = c.keys, c.values
+        keys, values = getattr(c, "keys", None), getattr(c, "values", None)
+        if not isinstance(keys, mx.array) or not isinstance(values, mx.array):
+            raise ValueError(f"layer {i} uses a {type(c).__name__} without keys and values; RRA needs attention KV caches")
         if values.size == 0 or values.shape[-1] == 0:
             raise ValueError(f"layer {i} has empty values (an MLA latent cache): run RRA without the compressor (§30.8)")
         shapes.append((keys.shape[1], keys.shape[-1], values.shape[-1]))

@@ -11,12 +11,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from mlx.utils import tree_flatten
+from mlx_lm.models.cache import make_prompt_cache
 
-from dapt.compressor import KVCompressor, kv_geometry, load_compressor, reconstruction_loss, save_compressor
+from dapt.clusters import load_tokenizer
+from dapt.compressor import KVCompressor, kv_geometry, load_compressor, reconstruction_loss, save_compressor, window_cache
 from dapt.recap import GATES, Quality, assess
-from dapt.windows import loss_mask, window_bounds
+from dapt.rra import RollingRecap
+from dapt.windows import TokenizedSample, loss_mask, window_bounds
+from tbn_train.lora import AdapterRouter, LoRASpec, add_adapter, set_trainable
 from tbn_train.model import load_model
-from tbn_train.tiny_model import make_tiny_model
+from tbn_train.tiny_model import TINY_SLIDING_WINDOW, make_tiny_model
 
 
 @given(st.integers(0, 5000), st.integers(1, 700), st.floats(0.0, 0.9), st.integers(0, 2**32 - 1))
@@ -100,12 +104,31 @@ def test_compressor_save_load_round_trips_and_rejects_a_mismatch(tmp_path):
     assert all(mx.array_equal(a, b).item() for a, (_, b) in zip(before, tree_flatten(wrong.parameters())))
 
 
-def test_kv_geometry_reads_the_model_and_refuses_rotating_caches(tiny_dir, tmp_path):
+def test_kv_geometry_reads_the_model(tiny_dir):
     model, _ = load_model(tiny_dir)
     assert kv_geometry(model) == [(2, 32, 32)] * 8  # tiny llama: 2 KV heads of 128/4 dims, 8 layers
-    gemma, _ = load_model(make_tiny_model(tmp_path / "gemma", arch="gemma3_text", seed=0))
-    with pytest.raises(ValueError, match="RotatingKVCache"):
-        kv_geometry(gemma)
+
+
+def test_rra_runs_on_sliding_window_layers_masked_to_their_window(tmp_path):
+    """Gemma 3's local layers get plain growing caches; mlx-lm still masks them to the sliding window."""
+    gemma_dir = make_tiny_model(tmp_path / "gemma", arch="gemma3_text", seed=0)
+    model, wrapper = load_model(gemma_dir)
+    assert {type(c).__name__ for c in make_prompt_cache(model)} == {"KVCache", "RotatingKVCache"}
+    geometry = kv_geometry(model)
+    assert len(geometry) == len(model.layers)
+    tokens = mx.array([[(7 * i) % 300 + 10 for i in range(TINY_SLIDING_WINDOW * 2)]])
+    plain = window_cache(None, len(model.layers))
+    assert mx.allclose(model(tokens, cache=plain), model(tokens), atol=1e-4).item()  # same function as mlx-lm's own caches
+    router = AdapterRouter()
+    add_adapter(model, router, "dapt", LoRASpec(attn_rank=4, mlp_rank=4), seed=0)
+    set_trainable(model, router, "dapt")
+    router.active = "dapt"
+    rra = RollingRecap(model, load_tokenizer(gemma_dir), KVCompressor(geometry, slots=4), optim.Adam(1e-3),
+                       optim.Adam(1e-4), wrapper.eos_token_ids, recap_max_tokens=4, gating=False)
+    ids = np.arange(10, 10 + 3 * TINY_SLIDING_WINDOW, dtype=np.int32)
+    sample = TokenizedSample("g", ids, np.ones(len(ids), dtype=bool))
+    logs, norm, stepped = rra.step(sample, window_bounds(len(ids), TINY_SLIDING_WINDOW + 16))
+    assert stepped and norm > 0 and len(logs) == 3 and all(np.isfinite(w.loss) for w in logs)
 
 
 WINDOW = "She said the move felt like losing the last place where her mother's voice still lived."
