@@ -252,27 +252,34 @@ class BatchKernel:
     # ------------------------------------------------------------------ state in and out
     def load(self, i: int, init: InitialState) -> None:
         """Put a freshly drawn client into row i, at the start of its first session."""
-        init.validate(self.cg.n)
+        self.load_rows(np.array([i]), [init])
+
+    def load_rows(self, rows: np.ndarray, inits: list[InitialState]) -> None:
+        """Put freshly drawn clients into `rows` (distinct), writing all of them before the batched bookkeeping."""
+        if len(rows) != len(inits) or len(set(rows.tolist())) != len(rows):
+            raise ValueError(f"need one initial state per distinct row, got {len(inits)} states for rows {rows.tolist()}")
+        for init in inits:
+            init.validate(self.cg.n)
         th = self.loa_th
-        self.levels[i] = init.levels
-        self.modulation[i] = self.cg.modulation(init.bq_scale)
-        self.tmog[i] = init.tmog
-        self.buckets[i] = init.buckets
-        self.bucket_session_start[i] = init.buckets
-        self.loa[i] = init.loa
-        self.armed_up[i] = init.loa[:, None] < th
-        self.armed_down[i] = init.loa[:, None] > -th
-        self.taie[i] = init.taie
-        self.x_pole[i] = init.x_pole
-        self.taie_first_sum[i] = 0.0
-        self.taie_recent[i] = 0.0
-        self.taie_count[i] = 0
-        rows = np.array([i])
+        for i, init in zip(rows.tolist(), inits):
+            self.levels[i] = init.levels
+            self.modulation[i] = self.cg.modulation(init.bq_scale)
+            self.tmog[i] = init.tmog
+            self.buckets[i] = init.buckets
+            self.bucket_session_start[i] = init.buckets
+            self.loa[i] = init.loa
+            self.taie[i] = init.taie
+            self.x_pole[i] = init.x_pole
+            self.stage[i] = init.stage
+        self.armed_up[rows] = self.loa[rows][:, :, None] < th
+        self.armed_down[rows] = self.loa[rows][:, :, None] > -th
+        self.taie_first_sum[rows] = 0.0
+        self.taie_recent[rows] = 0.0
+        self.taie_count[rows] = 0
         self._record_taie(rows)
-        self.stage[i] = init.stage
-        self.sessions_completed[i] = 0
-        self.slipping_sessions[i] = 0
-        self.reached_core_in_stage[i] = False
+        self.sessions_completed[rows] = 0
+        self.slipping_sessions[rows] = 0
+        self.reached_core_in_stage[rows] = False
         self._start_session(rows)
 
     STATE = ("modulation", "levels", "tmog", "buckets", "bucket_session_start", "loa", "armed_up", "armed_down",
