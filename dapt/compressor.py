@@ -8,8 +8,6 @@ output enters the next window gradient-detached (§8.2.1 fn. 15).
 """
 from __future__ import annotations
 
-import tbn_train  # noqa: F401  (first: preloads OpenBLAS before mlx.core loads)
-
 import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten, tree_unflatten
@@ -76,9 +74,9 @@ class KVCompressor(nn.Module):
             raise ValueError(f"KV for {len(kv)} layers, compressor built for {len(self.queries)}")
         out = []
         for q, (k, v) in zip(self.queries, kv):
-            scores = (q[None] @ k.astype(q.dtype).swapaxes(-1, -2)) * q.shape[-1] ** -0.5
-            weights = mx.softmax(scores, axis=-1)  # (1, heads, slots, positions)
-            out.append(((weights @ k.astype(q.dtype)).astype(k.dtype), (weights @ v.astype(q.dtype)).astype(v.dtype)))
+            keys = k.astype(q.dtype)
+            weights = mx.softmax((q[None] @ keys.swapaxes(-1, -2)) * q.shape[-1] ** -0.5, axis=-1)  # (1, heads, slots, positions)
+            out.append(((weights @ keys).astype(k.dtype), (weights @ v.astype(q.dtype)).astype(v.dtype)))
         return out
 
 

@@ -7,8 +7,6 @@ classifier is not given; :func:`assess` is a lexical stand-in built on its liste
 """
 from __future__ import annotations
 
-import tbn_train  # noqa: F401  (first: preloads OpenBLAS before mlx.core loads)
-
 import re
 from collections import Counter
 from enum import Enum

@@ -14,8 +14,6 @@ clipped, and applied in a single optimizer step.
 """
 from __future__ import annotations
 
-import tbn_train  # noqa: F401  (first: preloads OpenBLAS before mlx.core loads)
-
 from dataclasses import dataclass, field
 
 import mlx.core as mx

@@ -9,8 +9,6 @@ resumes to the same result as an uninterrupted one.
 """
 from __future__ import annotations
 
-import tbn_train  # noqa: F401  (first: preloads OpenBLAS before mlx.core loads)
-
 import io
 from pathlib import Path
 from typing import Literal
@@ -131,7 +129,7 @@ def train(cfg: DAPTConfig, out: str | Path, resume: bool = False, progress: bool
             run.log({"kind": "window", "step": step, "sample_id": sample.sample_id, "n_windows": len(windows), **vars(w)})
         run.log({"kind": "step", "step": step, "sample_id": sample.sample_id, "n_windows": len(windows),
                  "loss": token_mean(windows), "grad_norm": grad_norm, "stepped": stepped,
-                 "compressor_steps": int(comp_opt.state["step"].item()) if "step" in comp_opt.state else 0})
+                 "compressor_steps": comp_opt.state["step"].item()})
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == len(steps):
             blob = io.BytesIO()
             save_compressor(blob, compressor, comp_opt)

@@ -16,12 +16,11 @@ from corpus.generate import generate, sample_id  # noqa: E402
 from corpus.mlx_backend import MLXBackend  # noqa: E402
 
 
-def test_a_tiny_model_s_replies_go_through_repair_to_the_rejects_file(tmp_path):
+def test_a_tiny_model_s_replies_go_through_repair_to_the_rejects_file(tmp_path, tiny_dirs):
     import mlx.core as mx
 
-    from tbn_train.tiny_model import make_tiny_model
     mx.disable_compile()
-    backend = MLXBackend(make_tiny_model(tmp_path / "tiny", arch="llama", seed=0), max_tokens=8, attempts=2)
+    backend = MLXBackend(tiny_dirs["llama"], max_tokens=8, attempts=2)
     generate(tmp_path / "s", 1, seed=0)
     report = asyncio.run(run_counterfactuals(tmp_path / "s", tmp_path / "cf", backend, per_session=2, concurrency=2))
     assert report.written == [] and report.rejected == [f"{sample_id(0, 0)}-cf0", f"{sample_id(0, 0)}-cf1"]

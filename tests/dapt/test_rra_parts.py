@@ -20,7 +20,7 @@ from dapt.rra import RollingRecap
 from dapt.windows import TokenizedSample, loss_mask, window_bounds
 from tbn_train.lora import AdapterRouter, LoRASpec, add_adapter, set_trainable
 from tbn_train.model import load_model
-from tbn_train.tiny_model import TINY_SLIDING_WINDOW, make_tiny_model
+from tbn_train.tiny_model import TINY_SLIDING_WINDOW
 
 
 @given(st.integers(0, 5000), st.integers(1, 700), st.floats(0.0, 0.9), st.integers(0, 2**32 - 1))
@@ -109,9 +109,9 @@ def test_kv_geometry_reads_the_model(tiny_dir):
     assert kv_geometry(model) == [(2, 32, 32)] * 8  # tiny llama: 2 KV heads of 128/4 dims, 8 layers
 
 
-def test_rra_runs_on_sliding_window_layers_masked_to_their_window(tmp_path):
+def test_rra_runs_on_sliding_window_layers_masked_to_their_window(tiny_dirs):
     """Gemma 3's local layers get plain growing caches; mlx-lm still masks them to the sliding window."""
-    gemma_dir = make_tiny_model(tmp_path / "gemma", arch="gemma3_text", seed=0)
+    gemma_dir = tiny_dirs["gemma3_text"]
     model, wrapper = load_model(gemma_dir)
     assert {type(c).__name__ for c in make_prompt_cache(model)} == {"KVCache", "RotatingKVCache"}
     geometry = kv_geometry(model)

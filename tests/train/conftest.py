@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny models built once per session, and a model with three adapters."""
+"""Shared fixtures: the tiny llama (from tests/conftest.py) and a model with three adapters."""
 
 from __future__ import annotations
 
@@ -8,15 +8,8 @@ import pytest  # noqa: E402
 
 from tbn_train.lora import AdapterRouter, LoRASpec, adapter_pairs, add_adapter, set_trainable
 from tbn_train.model import load_model
-from tbn_train.tiny_model import make_tiny_model
 
 mx.disable_compile()  # skip the 20–30 s cold g++ JIT (mlx-notes §1)
-
-
-@pytest.fixture(scope="session")
-def tiny_dirs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny")
-    return {arch: make_tiny_model(root / arch, arch=arch, seed=0) for arch in ("llama", "gemma3_text")}
 
 
 @pytest.fixture(scope="session")
