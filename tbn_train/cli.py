@@ -5,6 +5,7 @@ Subcommands:
   show-config           print the resolved trainer settings as JSON (file + flag overrides)
   selfplay              RLAIF + GRPO self-play over Therapy-v0 (§9.3.9–§9.3.14), resumable
   dpo                   DPO from preference pairs, Methods A/B (§9.3.11), resumable
+  sft                   SFT on chat samples, loss on the assistant's tokens (§9.2), resumable
 
 Bad input (a missing model directory, an unknown config key, a resume that does not match its
 run) ends with one ``tbn-train: error: …`` line naming the problem and exit status 2.
@@ -53,6 +54,16 @@ def build_parser() -> argparse.ArgumentParser:
     dpo.add_argument("--epochs", type=int, default=None, help="passes over the pairs (default: 1)")
     dpo.add_argument("--batch-size", type=int, default=None, help="pairs per optimizer step (default: 1)")
     add_config_arguments(dpo)
+
+    sft = sub.add_parser("sft", help="SFT on chat samples, loss on the assistant's tokens only (§9.2)")
+    _run_arguments(sft)
+    sft.add_argument("--data", required=True,
+                     help="chat JSONL {messages}, or an mlx-lm data directory (train.jsonl, valid.jsonl)")
+    sft.add_argument("--valid", default=None, help="held-out chat JSONL (default: DATA/valid.jsonl if --data is a directory)")
+    sft.add_argument("--epochs", type=int, default=None, help="passes over the samples (default: 1)")
+    sft.add_argument("--batch-size", type=int, default=None, help="samples per optimizer step (default: 1)")
+    sft.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
+    add_config_arguments(sft)
     return parser
 
 
@@ -81,6 +92,12 @@ def _train(args: argparse.Namespace) -> None:
         names = ("sessions", "max_turns", "judge", "client", "checkpoint_every", "judge_max_tokens", "client_max_tokens")
         cfg = SelfPlayConfig(**_run_settings(args, names))
         out = SelfPlay(cfg, args.out, resume=args.resume).run_all()
+    elif args.command == "sft":
+        from tbn_train.sft import SFTConfig, data_files, run_sft  # noqa: PLC0415
+
+        args.data, args.valid = data_files(args.data, args.valid)
+        cfg = SFTConfig(**_run_settings(args, ("data", "valid", "epochs", "batch_size", "max_steps", "checkpoint_every")))
+        out = run_sft(cfg, args.out, resume=args.resume)
     else:
         from tbn_train.dpo import DPOConfig, run_dpo  # noqa: PLC0415
 

@@ -22,7 +22,7 @@ from mlx.utils import tree_map
 from tbn_train.config import TrainConfig
 from tbn_train.lora import AdapterRouter
 from tbn_train.logprobs import sequence_logprobs
-from tbn_train.losses import dpo_loss, grpo_loss, rlaif_loss, zscore_advantages
+from tbn_train.losses import dpo_loss, grpo_loss, masked_cross_entropy, rlaif_loss, zscore_advantages
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ class UpdateCounters:
     grpo_steps: int = 0
     grpo_skipped_ties: int = 0
     dpo_steps: int = 0
+    sft_steps: int = 0
 
 
 def adam(learning_rate: float) -> optim.Adam:
@@ -141,4 +142,14 @@ class PolicyUpdater:
 
         loss, norm = self._apply(loss_fn, 1.0)
         self.counters.dpo_steps += 1
+        return StepResult(loss, norm)
+
+    def sft(self, inputs: mx.array, targets: mx.array, mask: mx.array) -> StepResult:
+        """One SFT step (§9.2): cross-entropy on the tokens ``mask`` marks, the same clip and Adam."""
+
+        def loss_fn() -> mx.array:
+            return masked_cross_entropy(self.model(inputs), targets, mask)
+
+        loss, norm = self._apply(loss_fn, 1.0)
+        self.counters.sft_steps += 1
         return StepResult(loss, norm)
