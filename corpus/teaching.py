@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from tbn_env.llm_prompts import transcript
 from tbn_env.protocols import DialogueTurn
 from tbn_train.prompts import format_therapist_turn
@@ -26,15 +28,27 @@ PARTIAL_WORDS = ("partly", "partial", "half")
 BETTER_WORDS = ("better", "land", "affirm", "success", "repair", "attuned", "ideal")
 
 
+def _records(directory: str | Path, model, prefix: str, what: str) -> list:
+    """Every committed record of `directory` as `model`; a line of another kind is refused in one line."""
+    out = []
+    for shard, n, line in read_samples(directory, prefix=prefix):
+        try:
+            out.append(model.model_validate_json(line))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise ValueError(f"{Path(directory) / shard}:{n}: not a {what} ({'.'.join(map(str, first['loc']))}: "
+                             f"{first['msg']}); pass a `tbn-corpus` directory of {what}s") from None
+    return out
+
+
 def load_sessions(directory: str | Path) -> dict[str, Session]:
     """Every committed session of a corpus directory, by id."""
-    return {s.session_id: s for s in (Session.model_validate_json(line) for _, _, line in read_samples(directory))}
+    return {s.session_id: s for s in _records(directory, Session, "sessions", "session")}
 
 
 def load_counterfactuals(directory: str | Path) -> list[CounterfactualSample]:
     """Every committed counterfactual sample of a `tbn-corpus counterfactuals` directory, in file order."""
-    return [CounterfactualSample.model_validate_json(line)
-            for _, _, line in read_samples(directory, prefix="counterfactuals")]
+    return _records(directory, CounterfactualSample, "counterfactuals", "counterfactual sample")
 
 
 def divergence(sample: CounterfactualSample) -> int:

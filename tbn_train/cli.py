@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     dpo.add_argument("--pairs", required=True, help="JSONL of {prompt, chosen, rejected} preference pairs")
     dpo.add_argument("--epochs", type=int, default=None, help="passes over the pairs (default: 1)")
     dpo.add_argument("--batch-size", type=int, default=None, help="pairs per optimizer step (default: 1)")
+    dpo.add_argument("--heldout", default=None, help="held-out pairs JSONL: the chosen-minus-rejected margin before and after")
     add_config_arguments(dpo)
 
     sft = sub.add_parser("sft", help="SFT on chat samples, loss on the assistant's tokens only (§9.2)")
@@ -101,7 +102,7 @@ def _train(args: argparse.Namespace) -> None:
     else:
         from tbn_train.dpo import DPOConfig, run_dpo  # noqa: PLC0415
 
-        cfg = DPOConfig(**_run_settings(args, ("pairs", "epochs", "batch_size", "checkpoint_every")))
+        cfg = DPOConfig(**_run_settings(args, ("pairs", "heldout", "epochs", "batch_size", "checkpoint_every")))
         out = run_dpo(cfg, args.out, resume=args.resume)
     print(f"therapist adapter (mlx-lm format) written to {out}")
 

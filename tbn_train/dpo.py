@@ -20,10 +20,14 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from tqdm import tqdm
 
+from tbn_train.atomic import write_json
 from tbn_train.config import TrainConfig
+from tbn_train.logprobs import sequence_logprobs
 from tbn_train.policy import build_policy, AdapterDir, ModelDir
 from tbn_train.prompts import render
 from tbn_train.run_dir import RunDir
+
+SUMMARY_FILE = "summary.json"   # held-out evidence of a finished run (also written by tbn_train.sft)
 
 
 class ChatMessage(BaseModel):
@@ -84,6 +88,8 @@ class DPOConfig(BaseModel):
     model: ModelDir = Field(description="local mlx-lm model directory")
     pairs: str = Field(description="preference pairs JSONL {prompt, chosen, rejected}")
     init_adapter: AdapterDir = Field(None, description="mlx-lm adapter: therapist start and DPO reference")
+    heldout: str | None = Field(None, description="held-out pairs JSONL: its chosen-minus-rejected margin is "
+                                                  "measured before and after (summary.json)")
     epochs: int = Field(1, ge=1, description="passes over the pairs (default 1)")
     batch_size: int = Field(1, ge=1, description="pairs per optimizer step")
     checkpoint_every: int = Field(1, ge=1, description="checkpoint every N steps (and at the end)")
@@ -98,17 +104,33 @@ def _encode(tokenizer, pair: PreferencePair) -> tuple[list[int], list[int], list
     return prompt, chosen, rejected
 
 
+def margin(policy, encoded: list[tuple[list[int], list[int], list[int]]]) -> float:
+    """Mean over pairs of log π(chosen | x) − log π(rejected | x) under the trainable adapter (no gradient)."""
+    if not encoded:
+        raise ValueError("no pairs to measure a margin on")
+    how = policy.updater.config.logp_reduction
+    total = 0.0
+    with policy.router.use(policy.therapist):
+        for prompt, chosen, rejected in encoded:
+            lp = sequence_logprobs(policy.model, [prompt, prompt], [chosen, rejected]).reduce(how)
+            total += (lp[0] - lp[1]).item()
+    return total / len(encoded)
+
+
 def run_dpo(cfg: DPOConfig, out: str | Path, resume: bool = False) -> Path:
     """Train the therapist adapter with DPO; return the saved adapter directory."""
     pairs = read_pairs(cfg.pairs)
+    heldout_pairs = read_pairs(cfg.heldout) if cfg.heldout else []
     run = RunDir(out, cfg, resume)
     policy = build_policy(cfg.model, cfg.train, cfg.init_adapter)
     up = policy.updater
     encoded = [_encode(policy.tokenizer, p) for p in pairs]
+    heldout = [_encode(policy.tokenizer, p) for p in heldout_pairs]
     per_epoch = -(-len(encoded) // cfg.batch_size)
     total = cfg.epochs * per_epoch
     ck = run.restore(policy.model, policy.router, up.optimizer)
     step = ck.state["step"] if ck else 0
+    before = ck.state.get("heldout_margin_before") if ck else (margin(policy, heldout) if heldout else None)
     if ck:
         up.counters.__dict__.update(ck.state["updater_counters"])
     with tqdm(total=total, initial=step, desc="dpo", unit="step", disable=None) as bar:
@@ -124,7 +146,11 @@ def run_dpo(cfg: DPOConfig, out: str | Path, resume: bool = False) -> Path:
                      "loss": result.loss, "grad_norm": result.grad_norm, "seconds": time.perf_counter() - start})
             if step % cfg.checkpoint_every == 0 or step == total:
                 run.checkpoint(step, policy.model, policy.router, up.optimizer, seed=cfg.train.seed,
-                               state={"step": step, "updater_counters": asdict(up.counters)}, keep=cfg.train.keep_checkpoints)
+                               state={"step": step, "heldout_margin_before": before,
+                                      "updater_counters": asdict(up.counters)}, keep=cfg.train.keep_checkpoints)
             bar.update(1)
             bar.set_postfix(loss=f"{result.loss:.4f}")
+    write_json(Path(out) / SUMMARY_FILE, {"steps": total, "train_pairs": len(encoded), "heldout_pairs": len(heldout),
+                                          "heldout_margin_before": before,
+                                          "heldout_margin_after": margin(policy, heldout) if heldout else None})
     return run.finish(policy.model, policy.router, policy.therapist)

@@ -28,13 +28,12 @@ from tqdm import tqdm
 
 from tbn_train.atomic import write_json
 from tbn_train.config import TrainConfig
-from tbn_train.dpo import ChatMessage
+from tbn_train.dpo import SUMMARY_FILE, ChatMessage
 from tbn_train.losses import masked_cross_entropy
 from tbn_train.policy import AdapterDir, ModelDir, build_policy
 from tbn_train.run_dir import RunDir
 
 TRAIN_FILE, VALID_FILE = "train.jsonl", "valid.jsonl"   # mlx-lm's data directory layout
-SUMMARY_FILE = "summary.json"
 
 
 class ChatSample(BaseModel):
