@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from corpus.schema import Session
-from corpus.writer import CorpusWriter, read_samples
+from corpus.writer import CorpusWriter, audit, read_samples
 
 from . import adwc, dfr, uhd
 from .clusters import TokenCounter, cluster_of, curriculum_order
@@ -95,7 +95,13 @@ class _Sample:
 
 
 def stats(out: str | Path) -> dict:
-    """Samples by strategy and cluster, and token totals, of a preprocessed directory."""
+    """Samples by strategy and cluster, and token totals, of a preprocessed directory.
+
+    Raises ValueError for a directory with repeated ids or a manifest its shards contradict.
+    """
+    problems = audit(out, prefix="samples")
+    if problems:
+        raise ValueError(f"{out} is inconsistent: {'; '.join(problems[:3])}")
     by_strategy: dict[str, int] = {}
     by_cluster: dict[int, int] = {}
     tokens = 0

@@ -10,7 +10,8 @@ Layout::
 Exactly-once logging across a kill: each checkpoint stores the log's byte length after its step;
 a resume truncates the log back to that length, so steps logged after the last checkpoint (and
 therefore redone) appear once. Records are flushed and fsynced before the checkpoint that
-covers them is written.
+covers them is written. A log shorter than its checkpoint says (removed or cut by hand) is refused,
+never padded. One run per directory: ``OUT/.lock`` names the process writing it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pydantic import BaseModel
 from tbn_train.adapter_io import save_adapter
 from tbn_train.atomic import write_json
 from tbn_train.checkpoint import Checkpoint, latest_checkpoint, load_checkpoint, save_checkpoint
+from tbn_train.dir_lock import lock_directory, unlock_directory
 from tbn_train.lora import AdapterRouter
 
 RUN_FILE = "run.json"
@@ -47,6 +49,7 @@ class RunDir:
         if resume:
             if not run_file.is_file():
                 raise FileNotFoundError(f"nothing to resume: {run_file} does not exist (start without --resume)")
+            lock_directory(self.out)
             saved = json.loads(run_file.read_text(encoding="utf-8"))
             diff = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
             if diff:
@@ -55,6 +58,7 @@ class RunDir:
         else:
             if run_file.exists():
                 raise FileExistsError(f"{self.out} already holds a run; pass --resume to continue it or choose another --out")
+            lock_directory(self.out)
             write_json(run_file, wanted)
         self._log = None
 
@@ -67,7 +71,10 @@ class RunDir:
         return ck
 
     def _open_log(self, offset: int) -> None:
-        self.out.mkdir(parents=True, exist_ok=True)
+        size = self.log_path.stat().st_size if self.log_path.is_file() else 0
+        if size < offset:
+            raise ValueError(f"{self.log_path} has {size} bytes but the last checkpoint covers {offset}: the log was "
+                             f"cut or removed outside the run; restore it or start a new run in another --out")
         with open(self.log_path, "ab") as fh:
             fh.truncate(offset)
         self._log = open(self.log_path, "ab")  # noqa: SIM115 (kept open for the run)
@@ -87,7 +94,10 @@ class RunDir:
         """Close the log and write the trained adapter in mlx-lm format to ``OUT/folder``."""
         if self._log is not None:
             self._log.close()
-        return save_adapter(model, router, name, self.out / folder)
+        try:
+            return save_adapter(model, router, name, self.out / folder)
+        finally:
+            unlock_directory(self.out)
 
 
 def _plain(value: Any) -> Any:
