@@ -168,7 +168,8 @@ class SelfPlay:
         self.judges = {p: MeteredJudge(self._judge(p), self.timings, self.counters.judge) for p in ("clinical", "kind", "harsh")}
         client = TimedClient(self._client(), self.timings)
         self.env = gym.make("Therapy-v0", judge=self.judges["clinical"], client=client, episode="treatment",
-                            max_turns=cfg.max_turns, max_sessions=cfg.sessions)
+                            max_turns=cfg.max_turns, max_sessions=cfg.sessions,
+                            info_mode="debug")  # the trainer, not the policy, reads the TMoG accuracy (RLAIF)
         self.base_env = self.env.unwrapped
         self.turn = 0
         up = self.policy.updater
