@@ -88,6 +88,8 @@ class CompiledGraph:
                 comp.append((s, t, c))
             elif typ == "suppressive":
                 supp.append((s, t, e["k"]))
+            else:
+                raise ValueError(f"edge type {typ!r} has no rule in the compiled kernel (see docs/extending.md)")
         # conditional edges share one gather/scatter: protective | paradoxical | gated | prerequisite.
         # Their sign or gain depends only on (stage, alliance > 0.5), except the prerequisite's
         # threshold, so the factors of the first three kinds come from a [4, 2, E] table.

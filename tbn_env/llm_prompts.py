@@ -29,7 +29,6 @@ DIMENSION_QUESTIONS: dict[str, str] = {
     "tenderness": "met offered vulnerability with tenderness",
     "artfulness": "found elegant language a client might remember for years",
 }
-assert set(DIMENSION_QUESTIONS) == set(JUDGE_DIMENSIONS)
 
 PERSONA_BRIEFS: dict[str, str] = {
     "clinical": "You are a neutral, experienced clinical supervisor. Score strictly by the anchors.",
