@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from .dimensions import JUDGE_DIMENSIONS
 from .protocols import ClientView, DialogueTurn, JudgeContext, Persona
 
 Messages = list[dict[str, str]]

@@ -17,7 +17,6 @@ rank-16 MLP slot, spec env-trainer.md §16.3) uses the truncated SVD of the prod
 
 from __future__ import annotations
 
-import json
 import re
 import warnings
 from pathlib import Path
