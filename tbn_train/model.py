@@ -13,7 +13,8 @@ import mlx.nn as nn  # noqa: E402
 def model_dir_problem(path: str | Path) -> str | None:
     """Why ``path`` is not a local mlx-lm model directory, or None when it is one."""
     if not (Path(path) / "config.json").is_file():
-        return f"model directory {str(path)!r} does not exist or has no config.json (local mlx-lm directories only)"
+        return (f"model directory {str(path)!r} is not a local mlx-lm model directory (no config.json; "
+                f"Hub ids are not downloaded)")
     return None
 
 

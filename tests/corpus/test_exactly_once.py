@@ -97,6 +97,7 @@ class _Raw:
         return self.line
 
 
+@pytest.mark.slow
 @settings(max_examples=6)
 @given(k=st.integers(1, 13), commit_seconds=st.sampled_from([0.0, 3600.0]))
 def test_counterfactuals_and_preprocess_killed_anywhere_resume_to_the_same_bytes(tmp_path_factory, k,
@@ -185,6 +186,7 @@ def test_resume_after_a_kill_before_the_manifest_starts_afresh(tmp_path):
     assert files(tmp_path / "out") == files(tmp_path / "full")
 
 
+@pytest.mark.slow
 def test_shard_order_does_not_depend_on_the_hash_seed(tmp_path):
     """Issue 17 failure 5: failed before (a commit spanning shards listed them in set order)."""
     generate(tmp_path / "sessions", 7, seed=1)

@@ -34,6 +34,7 @@ FORWARD_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(blas.find_openblas() is None, reason="libopenblas0-pthread not installed")
 def test_openblas_preload_gives_same_logits(llama_dir, tmp_path):
     outs = {}
