@@ -18,6 +18,7 @@ from corpus.writer import CorpusWriter, audit, read_samples
 from . import adwc, dfr, uhd
 from .clusters import TokenCounter, cluster_of, curriculum_order
 from .markers import Piece
+from .windows import check_sample
 
 STRATEGIES = ("dfr", "uhd", "adwc")
 DEFAULT_TARGETS = None  # choice: train on every component unless a mask spec is given
@@ -71,6 +72,7 @@ def preprocess(corpus_dir: str | Path, out: str | Path, strategies: tuple[str, .
             for local, strategy, pieces in samples_of(session, strategies, targets, seed):
                 sid = f"{session.session_id}/{local}"
                 text, spans = encode(pieces)
+                check_sample(sid, text, spans)
                 n = count(text)
                 lengths[sid] = n
                 if sid in writer.done:
