@@ -116,3 +116,32 @@ def test_a_read_only_run_directory_is_refused(finished_run, llama_dir, tmp_path,
         for p in (run, *run.rglob("*")):
             p.chmod(0o755 if p.is_dir() else 0o644)
     assert snapshot(run) == before
+
+
+def test_a_missing_log_is_refused_not_padded_with_nul_bytes(finished_run, llama_dir, tmp_path, capsys):
+    """Issue 17 failure 3: failed before (a missing log.jsonl came back as NUL bytes, exit 0)."""
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    (run / "log.jsonl").unlink()
+    before = snapshot(run)
+    assert main(run_args(llama_dir, run, "--resume")) == 2
+    one_line_error(capsys, "tbn-train", "log.jsonl", "outside the run")
+    assert snapshot(run) == before and not (run / "log.jsonl").exists()
+
+
+def test_a_second_run_on_one_out_exits_2_naming_the_holder(llama_dir, tmp_path, capsys):
+    """Issue 17 failure 4: failed before (two runs on one --out both wrote every log record)."""
+    import subprocess
+    import sys
+    out = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from tbn_train.dir_lock import lock_directory;"
+                               "lock_directory(sys.argv[1]); print('held', flush=True); time.sleep(60)", str(out)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert main(run_args(llama_dir, out)) == 2
+        one_line_error(capsys, "tbn-train", f"pid {holder.pid}")
+        assert sorted(p.name for p in out.iterdir()) == [LOCK_FILE]
+    finally:
+        holder.kill()
+        holder.wait()
