@@ -381,8 +381,9 @@ class TherapyEnv(gym.Env):
         core, r = self.core, self.last
         turn = self.max_turns if r is not None and r.session_end else core.turn_in_session  # the turn just played
         head = (f"session {self.session_index} turn {turn}/{self.max_turns} | stage {core.stage} "
-                f"phase {core.phase} | stance {core.stance.name} | coiling {core.coiling():.3f} "
-                f"alliance {core.alliance():.2f} attunement {core.attunement():.2f}")
+                f"phase {core.phase} | stance {core.stance.name}")
+        if self.privileged_info:   # the render goes into info["render"]: the same rule as info
+            head += f" | coiling {core.coiling():.3f} alliance {core.alliance():.2f} attunement {core.attunement():.2f}"
         lines = [head]
         if r is not None:
             b = r.reward

@@ -156,7 +156,7 @@ def test_tmog_mode_info_has_nothing_privileged(env_id):
     """Issue 17 failure 10: failed before (hidden thought, coiling, alliance and TAIE in tmog-mode info)."""
     privileged = {"client_thought", "coiling", "alliance", "attunement", "taie"}
     for kwargs, shown in (({}, False), ({"info_mode": "debug"}, True), ({"observation_mode": "full"}, True)):
-        env = gym.make(env_id, max_turns=2, **kwargs)
+        env = gym.make(env_id, max_turns=2, render_mode="ansi", **kwargs)
         _, info = env.reset(seed=0)
         action = "Hello." if env_id == "Therapy-v0" else np.full(12, 5.0)
         env.step(action)
@@ -164,6 +164,7 @@ def test_tmog_mode_info_has_nothing_privileged(env_id):
         assert (privileged - {"client_thought"} <= set(info)) is shown
         assert bool(privileged & set(info)) is shown
         assert ("worst_misread" in info["session_summary"]) is shown and "phase_reached" in info["session_summary"]
+        assert ("coiling" in info["render"]) is shown   # the ansi render rides in info too
     with pytest.raises(ValueError, match="info_mode"):
         gym.make(env_id, info_mode="verbose")
     envs = gym.make_vec("Therapy-Scores-v0", num_envs=2, vectorization_mode="vector_entry_point")
