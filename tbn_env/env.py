@@ -214,11 +214,15 @@ class TherapyEnv(gym.Env):
             raise RuntimeError("call reset() before step(), and again after an episode ends")
         if self.action_mode != "text":   # no backend to fail after the checks in _scores_for
             return self._step(action)
-        before = self.get_state()
+        core, rng = self.core.state_dict(), copy.deepcopy(self.np_random.bit_generator.state)
+        fields = {k: copy.copy(getattr(self, k)) for k in self._FIELDS}   # lists copied, their items immutable
         try:
             return self._step(action)
-        except BaseException:
-            self.set_state(before)   # e.g. a model client timing out: retrying the step is safe
+        except BaseException:   # e.g. a model client timing out: put everything back, so a retry is safe
+            self.core.load_state_dict(core)
+            self.np_random.bit_generator.state = rng
+            for k, v in fields.items():
+                setattr(self, k, v)
             raise
 
     def _step(self, action):
