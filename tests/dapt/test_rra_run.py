@@ -155,3 +155,19 @@ def test_bad_input_names_the_problem(tiny_dir, data_dir, reference_run, tmp_path
     assert main(args(tiny_dir, data_dir, reference_run)) == 2
     assert "already holds a run" in capsys.readouterr().err
     assert outputs(reference_run) == before  # nothing of the finished run was touched
+
+
+@pytest.mark.slow
+def test_a_damaged_compressor_checkpoint_is_one_line_and_changes_nothing(reference_run, tiny_dir, data_dir, tmp_path,
+                                                                          capsys):
+    """Issue 17 failure 8: failed before (a safetensors traceback)."""
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(reference_run, run)
+    latest = sorted((run / CHECKPOINTS).glob("step-*"))[-1] / COMPRESSOR_FILE
+    latest.write_bytes(b"\x00not safetensors")
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
+    assert main([*args(tiny_dir, data_dir, run), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tbn-dapt: error: ") and "compressor.safetensors" in err and len(err.splitlines()) == 1
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"} == before
