@@ -308,6 +308,8 @@ class ClientGraph:
             elif typ == "compensatory":
                 if change[src] > 0:
                     prop_level[dst] += c * change[src]
+            elif typ != "suppressive":   # suppressive edges gated the first-order change above
+                raise ValueError(f"edge type {typ!r} has no propagation rule here (see docs/extending.md)")
 
         for n in self.nodes:
             a = g.nodes[n]

@@ -16,6 +16,7 @@ import argparse
 import json
 import sys
 
+from tbn_train.cli_errors import USER_ERRORS, report
 from tbn_train.tiny_model import ARCHITECTURES, TINY_HIDDEN, TINY_LAYERS
 
 
@@ -91,6 +92,14 @@ def _train(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        _run(args)
+    except USER_ERRORS as exc:
+        return report("tbn-train", exc)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> None:
     if args.command == "make-tiny-model":
         from tbn_train.tiny_model import make_tiny_model  # noqa: PLC0415
 
@@ -101,23 +110,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print(json.dumps(config_from_args(args).model_dump(mode="json"), indent=2))
     else:
-        from pydantic import ValidationError  # noqa: PLC0415
-
-        try:
-            _train(args)
-        except (FileNotFoundError, FileExistsError, ValueError, KeyError, ValidationError) as exc:
-            print(f"tbn-train: error: {error_message(exc)}", file=sys.stderr)
-            return 2
-    return 0
-
-
-def error_message(exc: Exception) -> str:
-    """One readable line per problem (pydantic errors listed as 'field: message')."""
-    from pydantic import ValidationError  # noqa: PLC0415
-
-    if isinstance(exc, ValidationError):
-        return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
-    return str(exc)
+        _train(args)
 
 
 if __name__ == "__main__":

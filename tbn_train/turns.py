@@ -7,7 +7,7 @@ failures) plus "nothing was said".
 
 from __future__ import annotations
 
-from tbn_env.spaces import MAX_ACTION_CHARS
+from tbn_env.spaces import MAX_ACTION_CHARS, printable
 from tbn_env.turn_format import parse_therapist_turn
 from tbn_env.validators import validate_utterance
 
@@ -18,8 +18,9 @@ EMPTY = "empty_utterance"  # failure name when a turn says nothing
 
 
 def split_turn(text: str) -> tuple[str, str]:
-    """(thought, utterance) of a generated turn, stripped, clipped to the env's action limit."""
-    turn = parse_therapist_turn(text)
+    """(thought, utterance) of a generated turn, fitted to the env's text space: control characters
+    dropped (the env refuses them), stripped, clipped to the action limit."""
+    turn = parse_therapist_turn(printable(text, None))
     thought, utterance = turn.thought.strip(), turn.utterance.strip()
     utterance = utterance[:MAX_ACTION_CHARS]
     return thought[: MAX_ACTION_CHARS - len(utterance)], utterance
