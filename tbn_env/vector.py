@@ -34,7 +34,7 @@ from .stance import DEFENSE_DOMAIN, OVERWHELM_BUCKETS, StanceDetector, stance_si
 class TherapyVectorEnv(gym.vector.VectorEnv):
     """`num_envs` simulated clients in one BatchKernel; the same MDP as TherapyEnv in numeric modes."""
 
-    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}  # noqa: RUF012 (gymnasium's API)
+    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
 
     def __init__(self, num_envs: int = 1, action_mode: str = "scores", observation_mode: str = "tmog",
                  episode: str = "session", max_turns: int = 20, max_sessions: int = DEFAULT_MAX_SESSIONS,
