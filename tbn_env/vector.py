@@ -150,8 +150,9 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
             else:
                 terminated[rows] = complete
                 truncated[rows] = ~complete & (self.session[rows] >= self.max_sessions)
-                self.session[rows] += 1
-                self.rupture[rows] = False
+                going_on = rows[~(terminated[rows] | truncated[rows])]  # as the single env: a finished
+                self.session[going_on] += 1                             # episode keeps its last view
+                self.rupture[going_on] = False
         parts = {"reward_composite": out.composite, "reward_modifiers": out.modifiers,
                  "reward_phase_transition": out.phase_transition, "reward_stage_transition": stage_reward,
                  "reward_taie": out.taie}
