@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-WINDOW_TOKENS = 2048   # spec corpus-dapt D16: the paper's windows run ~1.6–2.5K tokens (§8.2.1, §8.2.2.2), 1024 on GLM (§30.8)
+WINDOW_TOKENS = 2048   # the paper's windows run ~1.6–2.5K tokens (§8.2.1, §8.2.2.2), 1024 on GLM (§30.8)
 WINDOW_JITTER = 0.0    # choice: fixed windows by default; §10.1.5.3 suggests trying varied sizes (--window-jitter)
 MAX_SAMPLE_CHARS = 2_000_000  # ours: a whole generated session is ~50 kB; 40x headroom, and tokenizing stays ~1 s
 

@@ -250,7 +250,7 @@ class ClientGraph:
         return sum(nodes[n]["weight"] * self.pathology(n) for n in self.nodes) / total
 
     def alliance(self) -> float:
-        """1 - weighted pathology of the therapeutic-alliance domain, in [0, 1] (DESIGN §2.2)."""
+        """1 - weighted pathology of the therapeutic-alliance domain, in [0, 1]."""
         nodes = [n for n in self.nodes if self.graph.nodes[n]["domain"] == ALLIANCE_DOMAIN]
         total = sum(self.graph.nodes[n]["weight"] for n in nodes)
         return 1.0 - sum(self.graph.nodes[n]["weight"] * self.pathology(n) for n in nodes) / total

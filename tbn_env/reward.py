@@ -90,7 +90,7 @@ def modifier_terms(scores: np.ndarray, stage: int, params: Params) -> dict[str, 
 
 @dataclass
 class RewardBreakdown:
-    """One turn's reward by term; `total` is their sum (DESIGN §2.4)."""
+    """One turn's reward by term; `total` is their sum."""
 
     composite: float = 0.0
     modifiers: float = 0.0

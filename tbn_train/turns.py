@@ -1,4 +1,4 @@
-"""Generated text → (thought, utterance), and the hard checks a turn must pass (spec §20.2).
+"""Generated text → (thought, utterance), and the hard checks a turn must pass.
 
 Parsing uses the env's own parser (``tbn_env.turn_format``) so the trainer and the env agree on
 what was thought and what was said; the hard checks are ``tbn_env.validators`` (Appendix 31
@@ -27,7 +27,7 @@ def split_turn(text: str) -> tuple[str, str]:
 
 
 def hard_failures(thought: str, utterance: str) -> list[str]:
-    """Names of the hard failures of a turn (empty list = passes), spec §20.2."""
+    """Names of the hard failures of a turn (empty list = passes)."""
     if not utterance:
         return [EMPTY]
     return list(validate_utterance(utterance, thought=thought))

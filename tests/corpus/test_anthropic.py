@@ -1,4 +1,4 @@
-"""The Anthropic backends, with the real SDK against a local fake Messages API on 127.0.0.1 (issue 5)."""
+"""The Anthropic backends, with the real SDK against a local fake Messages API on 127.0.0.1."""
 import asyncio
 import json
 import subprocess

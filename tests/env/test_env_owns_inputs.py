@@ -1,4 +1,4 @@
-"""The env owns its inputs (issue 17): copies actions, survives a failing backend, refuses
+"""The env owns its inputs: copies actions, survives a failing backend, refuses
 out-of-space input in one clear error, and shows a tmog-mode agent nothing privileged."""
 import gymnasium as gym
 import numpy as np

@@ -1,4 +1,4 @@
-"""Therapy-v0 in text mode: the rubric judge and template client in the loop (issue 3)."""
+"""Therapy-v0 in text mode: the rubric judge and template client in the loop."""
 import gymnasium as gym
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Half-done extensions fail loudly (issue 17): a judge dimension without its table entries, an
+"""Half-done extensions fail loudly: a judge dimension without its table entries, an
 edge type without a rule in both implementations."""
 import numpy as np
 import pytest
