@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags shared by the training subcommands."""
-    parser.add_argument("--model", required=True, help="local mlx-lm model directory")
+    parser.add_argument("--model", required=True, help="mlx-lm model directory or Hugging Face repository id (e.g. mlx-community/Qwen3-8B-4bit)")
     parser.add_argument("--out", required=True, help="run directory: run.json, log.jsonl, checkpoints/, therapist/")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--init-adapter", default=None,
