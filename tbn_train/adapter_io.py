@@ -36,7 +36,6 @@ from tbn_train.placement import block_layers, placement
 
 WEIGHTS_FILE = "adapters.safetensors"
 CONFIG_FILE = "adapter_config.json"
-_KEY = re.compile(r"^(?:.*\.)?layers\.(\d+)\.(.+)\.lora_([ab])$")
 
 
 def save_adapter(model: nn.Module, router: AdapterRouter, name: str, out_dir: str | Path) -> Path:
@@ -95,7 +94,7 @@ def read_adapter(
     if config.get("fine_tune_type", "lora") != "lora":
         raise ValueError(f"{adapter_dir}: only LoRA adapters can be loaded, not {config['fine_tune_type']!r}")
     file_scale = float(config["lora_parameters"]["scale"])
-    factors = _read_factors(mx.load(str(w_path)), adapter_dir)
+    factors = _read_factors(mx.load(str(w_path)), adapter_dir, _layers_prefix(model))
     if spec is None:
         saved = config.get("tbn_adapter")
         if saved is not None:
@@ -158,12 +157,15 @@ def fit_rank(a: mx.array, b: mx.array, rank: int, fresh) -> tuple[mx.array, mx.a
     return (u[..., :rank] * root[..., None, :]).astype(a.dtype), (root[..., :, None] * vt[..., :rank, :]).astype(b.dtype)
 
 
-def _read_factors(weights: dict[str, mx.array], where: Path) -> dict[tuple[int, str], tuple[mx.array, mx.array]]:
+def _read_factors(weights: dict[str, mx.array], where: Path, prefix: str) -> dict[tuple[int, str], tuple[mx.array, mx.array]]:
+    """Factors by (block, path); keys are ``…<blocks>.N.<path>.lora_a/b`` (``<blocks>``: ``layers``, gpt2's ``h``, …)."""
+    blocks = prefix.rstrip(".").rsplit(".", 1)[-1]
+    pattern = re.compile(rf"^(?:.*\.)?{re.escape(blocks)}\.(\d+)\.(.+)\.lora_([ab])$")
     parts: dict[tuple[int, str], dict[str, mx.array]] = {}
     for key, value in weights.items():
-        match = _KEY.match(key)
+        match = pattern.match(key)
         if match is None:
-            raise ValueError(f"{where}: unsupported adapter tensor {key!r} (expected layers.N.<path>.lora_a/b)")
+            raise ValueError(f"{where}: unsupported adapter tensor {key!r} (expected {blocks}.N.<path>.lora_a/b)")
         parts.setdefault((int(match.group(1)), match.group(2)), {})[match.group(3)] = value
     incomplete = [k for k, v in parts.items() if set(v) != {"a", "b"}]
     if incomplete:
