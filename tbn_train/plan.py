@@ -13,9 +13,9 @@ the larger of the two phases of a turn:
   model down to the first adapted layer): one attention matrix per head per backward layer, the
   block activations, and the float32 logits.
 
-The copy counts are named constants fitted to ``mx.get_peak_memory()`` on the tiny families with
-MLX's CPU backend (``tests/train/test_plan.py`` holds the estimate to 25 % on families it was not
-fitted on). A backend with a fused attention backward needs less, so there it is an upper bound.
+The copy counts are named constants fitted to ``mx.get_peak_memory()`` on a tiny llama with MLX's
+CPU backend (``tests/train/test_plan.py`` holds the estimate to 25 % on the other families, MoE,
+MLA, sliding-window, fused and quantized, which it was not fitted on). A backend with a fused attention backward needs less, so there it is an upper bound.
 """
 
 from __future__ import annotations
@@ -39,11 +39,12 @@ ADAPTER_SLOTS = 2  # therapist + the frozen client/judge slot (§9.3.12); π_ref
 ADAM_MOMENTS = 2  # Adam keeps m and v per trainable parameter
 FACTOR_BYTES = 4  # LoRA factors, their gradients and Adam moments are float32
 LOGIT_BYTES = 4  # log-softmax over the vocabulary runs in float32
-# Copies alive at the GRPO step's peak, fitted to mx.get_peak_memory() on tiny llama / qwen3_moe (4–12 layers):
+# Copies alive at the GRPO step's peak, least-squares fitted to mx.get_peak_memory() of a 6-layer llama with
+# vocabularies 512–32768, hidden 64–256 and prompts 128–512 (every fitted point within 2 %):
 ATTENTION_COPIES = 1.0  # attention matrices (B·H·T²) per backward layer …
 ATTENTION_EXTRA = 2  # … plus two more (the step's forward below the adapters, the mask)
-ACTIVATION_COPIES = 4.5  # per token per backward layer, in units of (hidden + active MLP width)
-LOGIT_COPIES = 8.0  # per token, in units of the vocabulary (logits, log-softmax, their gradients)
+ACTIVATION_COPIES = 6.0  # per token per backward layer, in units of (hidden + active MLP width)
+LOGIT_COPIES = 3.0  # per token, in units of the vocabulary (logits, log-softmax, its gradient)
 PREFILL_COPIES = 2.0  # attention matrices alive while the K prompts are prefilled
 KV_STEP = 256  # mlx-lm's KVCache grows in steps of 256 positions
 
@@ -82,9 +83,13 @@ def load_for_plan(name: str | Path) -> tuple[nn.Module, dict]:
 
     path = resolve_model(name)
     model, config = load_model(path, lazy=True, strict=False)
-    if not list(path.glob("model*.safetensors")):  # config only: parameters in the checkpoint's dtype, not float32
+    if not list(path.glob("model*.safetensors")):  # config only: shape it as the checkpoint would be
         dtype = getattr(mx, str(config.get("torch_dtype") or config.get("dtype") or "bfloat16"), mx.bfloat16)
         model.set_dtype(dtype)
+        if (q := config.get("quantization")) is not None:  # as mlx_lm.convert quantizes (lazily: nothing computed)
+            from mlx_lm.utils import quantize_model  # noqa: PLC0415
+
+            model, config = quantize_model(model, config, q["group_size"], q["bits"], mode=q.get("mode", "affine"))
     return model, config
 
 
@@ -136,7 +141,8 @@ def make_plan(name: str | Path, train: TrainConfig, prompt_tokens: int = PROMPT_
     for i in range(layers[0], num_layers):
         downs = [s for p, s in _block_sites(model, i).items() if "down" in s.roles]
         hidden = next(iter(downs)).out_dims if downs else config.get("hidden_size", 0)
-        widths += hidden + sum(s.in_dims * (top_k if s.experts else 1) for s in downs)
+        routed = any(s.experts for s in downs)  # experts see each token top_k times: a copy of its input per expert
+        widths += hidden * (1 + (top_k if routed else 0)) + sum(s.in_dims * (top_k if s.experts else 1) for s in downs)
     backward = num_layers - layers[0]
     grpo = (k * heads * seq * seq * d * (ATTENTION_COPIES * backward + ATTENTION_EXTRA)
             + k * seq * ACTIVATION_COPIES * widths * d + k * seq * LOGIT_COPIES * vocab * LOGIT_BYTES)
