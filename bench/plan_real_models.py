@@ -60,9 +60,10 @@ LIGHT_PROMPT, LIGHT_NEW = 1024, 256  # a shorter history window and reply cap
 
 def main() -> int:
     default = TrainConfig()
-    rows = ["| model (mlx-community) | family | adapted layers | trainable | weights | adapters ×2 + grad + Adam "
-            f"| generation | GRPO step | **peak** ({PROMPT_TOKENS} + {default.max_new_tokens}) "
-            f"| peak ({LIGHT_PROMPT} + {LIGHT_NEW}, latter third) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    header = ("| model (mlx-community) | family | adapted layers | trainable | weights | adapters ×2 + grad + Adam "
+              f"| generation | GRPO step | **peak** ({PROMPT_TOKENS} + {default.max_new_tokens}) "
+              f"| peak ({LIGHT_PROMPT} + {LIGHT_NEW}, latter third) |")
+    rows = [header, "|---|---|---|---|---|---|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as tmp:
         for name, config in MODELS.items():
             folder = Path(tmp) / str(len(rows))

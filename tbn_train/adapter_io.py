@@ -28,10 +28,18 @@ import warnings
 from pathlib import Path
 
 import mlx.core as mx
-import mlx.nn as nn
+from mlx import nn
 
 from tbn_train.atomic import atomic_path, write_json
-from tbn_train.lora import AdapterRouter, LoRASpec, adapter_pairs, attach_adapter, init_pair, pair_shapes, to_plain
+from tbn_train.lora import (
+    AdapterRouter,
+    LoRASpec,
+    adapter_pairs,
+    attach_adapter,
+    init_pair,
+    pair_shapes,
+    to_plain,
+)
 from tbn_train.placement import block_layers, placement
 
 WEIGHTS_FILE = "adapters.safetensors"

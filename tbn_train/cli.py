@@ -83,8 +83,8 @@ def _run_settings(args: argparse.Namespace, names: tuple[str, ...]) -> dict:
 
 def _train(args: argparse.Namespace) -> None:
     if args.command == "plan":
-        from tbn_train.config import config_from_args  # noqa: PLC0415
-        from tbn_train.plan import PROMPT_TOKENS, format_plan, make_plan, plan_json  # noqa: PLC0415
+        from tbn_train.config import config_from_args
+        from tbn_train.plan import PROMPT_TOKENS, format_plan, make_plan, plan_json
 
         if args.prompt_tokens is not None and args.prompt_tokens < 1:
             raise ValueError(f"--prompt-tokens must be ≥ 1, got {args.prompt_tokens}")

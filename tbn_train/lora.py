@@ -18,11 +18,11 @@ attention and 16 on MLP (§9.3.12).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import mlx.core as mx
-import mlx.nn as nn
+from mlx import nn
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tbn_train.placement import ATTENTION_ROLES, PAPER_MODULES, Site, placement

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import mlx.nn as nn
+from mlx import nn
 
 # owner/name as the Hub spells repository ids (no leading "." or "/", exactly one slash)
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -35,9 +35,10 @@ def resolve_model(name: str | Path) -> Path:
     name = check_model_name(str(name))
     if Path(name).exists():
         return Path(name)
-    from huggingface_hub import snapshot_download  # noqa: PLC0415
-    from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError  # noqa: PLC0415
-    from mlx_lm.utils import DEFAULT_ALLOW_PATTERNS  # noqa: PLC0415 (mlx_lm import costs ~1 s)
+    # imported here: mlx_lm costs ~1 s to import, paid only when a model is loaded
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
+    from mlx_lm.utils import DEFAULT_ALLOW_PATTERNS
 
     try:
         path = Path(snapshot_download(name, allow_patterns=DEFAULT_ALLOW_PATTERNS))
@@ -53,7 +54,7 @@ def resolve_model(name: str | Path) -> Path:
 
 def load_model(name: str | Path, adapter_path: str | Path | None = None) -> tuple[nn.Module, object]:
     """Return ``(model, tokenizer)`` of a local directory or Hub id (see :func:`resolve_model`) via ``mlx_lm.load``."""
-    from mlx_lm import load  # noqa: PLC0415 (mlx_lm import costs ~1 s; only when loading)
+    from mlx_lm import load
 
     path = resolve_model(name)
     if adapter_path is not None and not (Path(adapter_path) / "adapter_config.json").is_file():

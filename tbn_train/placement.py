@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import mlx.nn as nn
+from mlx import nn
 from mlx_lm.models.switch_layers import QuantizedSwitchLinear, SwitchLinear
 
 PAPER_MODULES = ("q", "k", "v", "o", "gate", "up", "down")  # §9.3.11: seven modules per layer
@@ -72,7 +72,7 @@ def is_router(path: str, layer: nn.Module) -> bool:
 
 def block_layers(block: nn.Module) -> dict[str, nn.Module]:
     """Every adaptable base layer in ``block`` by path (an adapter wrapper counts as the layer it wraps)."""
-    from tbn_train.lora import MultiLoRA  # noqa: PLC0415 (lora imports this module)
+    from tbn_train.lora import MultiLoRA  # here: lora imports this module
 
     found, wrapped = {}, []
     for path, mod in block.named_modules():

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlx.core as mx
-import mlx.nn as nn
+from mlx import nn
 from mlx.utils import tree_flatten
 
 from tbn_train.config import TrainConfig
@@ -79,7 +79,7 @@ def site_params(site: Site, rank: int) -> int:
 
 def load_for_plan(name: str | Path) -> tuple[nn.Module, dict]:
     """The model built lazily by mlx-lm (weights never read; a directory with only config.json works)."""
-    from mlx_lm.utils import load_model  # noqa: PLC0415
+    from mlx_lm.utils import load_model
 
     path = resolve_model(name)
     model, config = load_model(path, lazy=True, strict=False)
@@ -87,7 +87,7 @@ def load_for_plan(name: str | Path) -> tuple[nn.Module, dict]:
         dtype = getattr(mx, str(config.get("torch_dtype") or config.get("dtype") or "bfloat16"), mx.bfloat16)
         model.set_dtype(dtype)
         if (q := config.get("quantization")) is not None:  # as mlx_lm.convert quantizes (lazily: nothing computed)
-            from mlx_lm.utils import quantize_model  # noqa: PLC0415
+            from mlx_lm.utils import quantize_model
 
             model, config = quantize_model(model, config, q["group_size"], q["bits"], mode=q.get("mode", "affine"))
     return model, config
@@ -101,7 +101,7 @@ def activation_dtype_bytes(model: nn.Module) -> int:
 
 def kv_bytes_per_token(model: nn.Module, tokens: int) -> int:
     """KV-cache bytes of one sequence of ``tokens`` positions over all layers (from a lazily built one-token pass)."""
-    from mlx_lm.models.cache import RotatingKVCache, make_prompt_cache  # noqa: PLC0415
+    from mlx_lm.models.cache import RotatingKVCache, make_prompt_cache
 
     cache = make_prompt_cache(model)
     model(mx.array([[0]]), cache=cache)  # builds the graph only: shapes, no weights read
@@ -185,8 +185,8 @@ def format_plan(plan: Plan) -> str:
                     f"{site_params(site, ranks[path]):,}")
     rows.append("trainable     " + ", ".join(f"{r} {n:,}" for r, n in plan.params_by_role.items()) + f" (total {plan.trainable:,})")
     s, m = plan.settings, plan.memory
-    rows += [f"memory        therapist + client + judge on one base; prompt {s['prompt_tokens']} + {s['new_tokens']} new tokens,"
-             f" K = {s['candidates']}",
+    rows += [(f"memory        therapist + client + judge on one base; prompt {s['prompt_tokens']} + {s['new_tokens']} new tokens,"
+              f" K = {s['candidates']}"),
              f"  weights {gib(m['weights'])}, adapters ×{ADAPTER_SLOTS} {gib(m['adapters'])}, gradient + Adam {gib(m['optimizer'])}",
              f"  generation (KV cache + prefill) {gib(m['generation'])}, GRPO step activations {gib(m['grpo_step'])}",
              f"  estimated peak {gib(plan.peak)}"]

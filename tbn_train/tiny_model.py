@@ -177,7 +177,7 @@ def make_tiny_model(
     mx.random.seed(seed)
     model = arch_module.Model(arch_module.ModelArgs.from_dict(config))
     if bits is not None:
-        from mlx_lm.utils import quantize_model  # noqa: PLC0415
+        from mlx_lm.utils import quantize_model
 
         model, config = quantize_model(model, config, QUANT_GROUP_SIZE, bits)
     (out / "config.json").write_text(json.dumps(config, indent=2))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 
-import tbn_train  # noqa: F401  (preload OpenBLAS before mlx)
 import mlx.core as mx
 import pytest
 from mlx.utils import tree_flatten
