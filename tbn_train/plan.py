@@ -20,6 +20,8 @@ MLA, sliding-window, fused and quantized, which it was not fitted on). A backend
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 from dataclasses import dataclass, field
@@ -89,7 +91,8 @@ def load_for_plan(name: str | Path) -> tuple[nn.Module, dict]:
         if (q := config.get("quantization")) is not None:  # as mlx_lm.convert quantizes (lazily: nothing computed)
             from mlx_lm.utils import quantize_model
 
-            model, config = quantize_model(model, config, q["group_size"], q["bits"], mode=q.get("mode", "affine"))
+            with contextlib.redirect_stdout(io.StringIO()):  # keep its "[INFO] Quantized …" line out of the report
+                model, config = quantize_model(model, config, q["group_size"], q["bits"], mode=q.get("mode", "affine"))
     return model, config
 
 

@@ -67,5 +67,15 @@ def test_plan_needs_only_config_json(tiny_family, tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     weights = make_plan(tiny_family("qwen3"), TrainConfig()).memory["weights"]
     assert report["memory"]["weights"] == weights // 2  # float32 tiny weights vs. the bfloat16 a config-only model assumes
+    # a quantized conversion's config alone: quantized as mlx_lm.convert would, and the JSON stays clean
+    converted = tiny_family("qwen3_moe", 4)
+    config = json.loads((converted / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "torch_dtype": "float32"}))  # the tiny model's dtype
+    capsys.readouterr()
+    assert main(["plan", "--model", str(tmp_path), "--json"]) == 0
+    quantized = json.loads(capsys.readouterr().out)
+    on_disk = make_plan(converted, TrainConfig())
+    assert quantized["trainable"] == on_disk.trainable
+    assert quantized["memory"]["weights"] == on_disk.memory["weights"]
     assert main(["plan", "--model", str(tmp_path / "nowhere")]) == 2
     assert capsys.readouterr().err.startswith("tbn-train: error: not a local mlx-lm model directory")
