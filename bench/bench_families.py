@@ -15,6 +15,8 @@ import tempfile
 import time
 
 import tbn_train  # noqa: F401  (preloads OpenBLAS before mlx.core)
+
+# isort: split
 import mlx.core as mx
 from mlx.utils import tree_flatten
 from mlx_lm import generate as mlx_lm_generate
@@ -71,8 +73,6 @@ def measure(model_dir, tokens: int) -> dict:
     tok.eos_token_ids = set()  # no early stop: both generators produce exactly `tokens` tokens
     ours = timed(lambda: generate(model, tok, prompt, temperature=0.7, max_tokens=tokens))
     theirs = timed(lambda: mlx_lm_generate(model, tok, prompt, max_tokens=tokens, sampler=make_sampler(temp=0.7)))
-    del policy, model
-    mx.clear_cache()
     return {"params": params, "peak_base": peak_base, "peak_roles": peak_roles, "ours": ours, "theirs": theirs}
 
 

@@ -36,17 +36,20 @@ def resolve_model(name: str | Path) -> Path:
     if Path(name).exists():
         return Path(name)
     # imported here: mlx_lm costs ~1 s to import, paid only when a model is loaded
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
+    from huggingface_hub import errors, snapshot_download
     from mlx_lm.utils import DEFAULT_ALLOW_PATTERNS
 
     try:
         path = Path(snapshot_download(name, allow_patterns=DEFAULT_ALLOW_PATTERNS))
-    except LocalEntryNotFoundError:
+    except errors.LocalEntryNotFoundError:
         raise FileNotFoundError(f"model {name!r} is not in the Hugging Face cache and downloading is off "
-                                "(HF_HUB_OFFLINE is set, or the Hub is unreachable): download it once online, or pass a local directory") from None
-    except RepositoryNotFoundError:
-        raise FileNotFoundError(f"no Hugging Face repository {name!r} (check the name, or log in for a private one)") from None
+                                "(HF_HUB_OFFLINE is set, or the Hub is unreachable), and no local directory has that name: "
+                                "download it once online, or pass a local directory") from None
+    except errors.RepositoryNotFoundError:
+        raise FileNotFoundError(f"no local directory and no Hugging Face repository {name!r} "
+                                "(check the name, or log in with `hf auth login` for a private one)") from None
+    except errors.HfHubHTTPError as exc:
+        raise FileNotFoundError(f"could not fetch {name!r} from the Hugging Face Hub: {str(exc).splitlines()[0]}") from None
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"the Hugging Face snapshot of {name!r} at {path} has no config.json")
     return path

@@ -2,6 +2,8 @@
 random-weight models the trainer and DAPT tests share (built once per session)."""
 import os
 
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before anything imports huggingface_hub: a test can never download
+
 import pytest
 from hypothesis import HealthCheck, settings
 

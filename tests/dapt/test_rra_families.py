@@ -60,3 +60,11 @@ def test_one_rra_step_on_each_family(tiny_family, data_dir, arch, bits, tmp_path
     adapted, _ = mlx_lm_load(str(model_dir), adapter_path=str(out / "adapter"))
     ids = mx.array([tok.encode("I keep saying I'm fine.")])
     assert not mx.allclose(base(ids), adapted(ids), atol=1e-5).item()  # the step moved the adapter
+
+
+def test_a_placement_refusal_writes_no_run_dir(tiny_family, data_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--model", str(tiny_family("qwen3_moe")), "--data", str(data_dir), "--out", str(out),
+                 "--lora-keys", "mlp.gate"]) == 2
+    assert "tbn-dapt: error: --lora-keys mlp.gate is the mixture-of-experts router" in capsys.readouterr().err
+    assert not out.exists()
