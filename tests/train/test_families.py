@@ -79,12 +79,21 @@ def test_selfplay_turn_with_model_client_and_judge_trains_only_the_therapist(tin
     with p.router.use(p.therapist):
         cands = [c.tokens for c in generate_candidates(p.model, p.tokenizer, prompt, TRAIN.grpo_temperatures, max_tokens=8)]
     assert not p.updater.grpo(prompt, cands, [0.0, 1.0, 2.0, 3.0]).skipped
+    assert np.isfinite(p.updater.rlaif(prompt, cands[0], cands[1]).loss)
     after = flat(p.model)
     changed = {k for k in before if not np.array_equal(before[k], after[k])}
     assert changed and all(".adapters.therapist." in k for k in changed)  # client/judge adapter and base untouched
     assert any(f".adapters.{FROZEN_ADAPTER}." in k for k in before)
     if arch in MOE:  # the experts' own factors learn (A and B per expert)
         assert any((".switch_mlp." in k or ".experts." in k) and k.endswith("lora_b") for k in changed)
+    # the switch: the frozen slot (fresh, B = 0) is exactly the base; the trained therapist differs
+    ids = mx.array([prompt])
+    outputs = {}
+    for name in (None, FROZEN_ADAPTER, p.therapist):
+        with p.router.use(name):
+            outputs[name] = p.model(ids)
+    assert mx.array_equal(outputs[None], outputs[FROZEN_ADAPTER]).item()
+    assert not mx.allclose(outputs[None], outputs[p.therapist], atol=1e-5).item()
 
 
 @pytest.mark.parametrize(("arch", "bits"), FAMILIES)
@@ -120,3 +129,37 @@ def test_dpo_resumes_exactly_and_exports_to_plain_mlx_lm(tiny_family, arch, bits
     assert not mx.allclose(adapted, base, atol=1e-4).item()  # two steps at lr 1e-2 moved the adapter
     assert mx.allclose(plain(ids), adapted, atol=1e-4).item()
     assert len(plain.layers) == FAMILY_LAYERS
+
+
+@pytest.mark.parametrize(("arch", "bits"), [("qwen3_moe", None), ("deepseek_v3", None), ("qwen3_moe", 4)])
+def test_a_rank8_start_adapter_seeds_smaller_expert_slots_by_svd(tiny_family, arch, bits, tmp_path):
+    """--init-adapter: the frozen slot is the file exactly; the therapist's rank-4 expert slots are its per-expert SVD."""
+    from tbn_train.adapter_io import save_adapter
+    from tbn_train.lora import LoRASpec, adapter_pairs, add_adapter
+
+    model_dir = tiny_family(arch, bits)
+    model, tok = load_model(model_dir)
+    router = AdapterRouter()
+    add_adapter(model, router, "dapt", LoRASpec(attn_rank=8, mlp_rank=8), seed=5)
+    for i, pair in enumerate(adapter_pairs(model, router, "dapt").values()):
+        pair.lora_b = 0.05 * mx.random.normal(pair.lora_b.shape, key=mx.random.key(i))
+    start = save_adapter(model, router, "dapt", tmp_path / "dapt")
+
+    policy = build_policy(str(model_dir), TrainConfig(attn_rank=8, mlp_rank=4), init_adapter=start)
+    assert policy.updater.config.reference_adapter == "reference"  # fitting changed the start: π_ref is the fitted copy
+    ids = mx.array([tok.encode("I keep saying I'm fine.")])
+    plain, _ = mlx_lm_load(str(model_dir), adapter_path=str(start))
+    with policy.router.use(FROZEN_ADAPTER):
+        assert mx.allclose(policy.model(ids), plain(ids), atol=1e-4).item()
+    therapist = adapter_pairs(policy.model, policy.router, policy.therapist)
+    original = adapter_pairs(model, router, "dapt")
+    switch = [k for k in therapist if ".switch_mlp." in k[1]]
+    assert switch
+    for key in switch:
+        a4, b4 = therapist[key].lora_a, therapist[key].lora_b  # (E, 4, in), (E, out, 4)
+        a8, b8 = original[key].lora_a, original[key].lora_b
+        assert a4.shape[1] == 4 and b4.shape[2] == 4
+        full, best = (b8 @ a8).astype(mx.float32), (b4 @ a4).astype(mx.float32)  # per-expert ΔW (E, out, in)
+        s = np.linalg.svd(np.array(full), compute_uv=False)
+        residual = np.linalg.norm(np.array(full - best), axis=(1, 2))
+        assert np.allclose(residual, np.sqrt((s[:, 4:] ** 2).sum(axis=1)), rtol=1e-3, atol=1e-6)  # Eckart–Young per expert
