@@ -23,14 +23,28 @@ COSINE_WEIGHT = 0.5     # §8.2.1 fn. 15: cosine similarity (directional preserv
 KV = list[tuple[mx.array, mx.array]]  # per layer: keys, values shaped (1, kv_heads, positions, head_dim)
 
 
+LATENT_KV_PROJECTION = "kv_a_proj_with_mqa"  # MLA's joint latent KV projection (deepseek_v3, glm4_moe_lite, mistral4)
+
+
+def latent_attention(model: nn.Module) -> bool:
+    """True for MLA models: their cache holds one shared latent per position, not per-head keys and values.
+
+    The compressor's slots would pool that latent as if it were keys, so RRA runs these models with
+    recaps only (§30.8: the compressor failed on GLM-4.7-Flash's MLA; removing it worked).
+    """
+    return any(path.rsplit(".", 1)[-1] == LATENT_KV_PROJECTION for path, _ in model.layers[0].named_modules())
+
+
 def kv_geometry(model: nn.Module) -> list[tuple[int, int, int]]:
     """(kv_heads, key_dim, value_dim) of every layer, read from one token pushed through a fresh cache.
 
     Sliding-window layers (Gemma 3's rotating caches) are fine: RRA gives every layer a plain growing
     cache and mlx-lm masks those layers to their window. Raises ValueError for layers without a KV
-    cache (state-space layers) and for MLA-style layers whose values are empty (the paper removes
-    the compressor there, §30.8).
+    cache (state-space layers) and for MLA models (:func:`latent_attention`; the paper removes the
+    compressor there, §30.8).
     """
+    if latent_attention(model):
+        raise ValueError("the model uses latent attention (MLA): run RRA without the compressor (§30.8)")
     cache = make_prompt_cache(model)
     model(mx.array([[0]]), cache=cache)
     shapes = []

@@ -5,6 +5,7 @@ Subcommands:
   show-config           print the resolved trainer settings as JSON (file + flag overrides)
   selfplay              RLAIF + GRPO self-play over Therapy-v0 (§9.3.9–§9.3.14), resumable
   dpo                   DPO from preference pairs, Methods A/B (§9.3.11), resumable
+  plan                  where the adapters go on a model and the estimated peak memory (no training)
 
 Bad input (a missing model directory, an unknown config key, a resume that does not match its
 run) ends with one ``tbn-train: error: …`` line naming the problem and exit status 2.
@@ -54,12 +55,18 @@ def build_parser() -> argparse.ArgumentParser:
     dpo.add_argument("--epochs", type=int, default=None, help="passes over the pairs (default: 1)")
     dpo.add_argument("--batch-size", type=int, default=None, help="pairs per optimizer step (default: 1)")
     add_config_arguments(dpo)
+
+    plan = sub.add_parser("plan", help="adapter placement, trainable parameters and peak memory of a model (no training)")
+    plan.add_argument("--model", required=True, help="mlx-lm model directory (config.json is enough) or Hugging Face repository id")
+    plan.add_argument("--prompt-tokens", type=int, default=None, help="therapist prompt length the estimate assumes (default: 2048)")
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON (sizes in bytes)")
+    add_config_arguments(plan)
     return parser
 
 
 def _run_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags shared by the training subcommands."""
-    parser.add_argument("--model", required=True, help="local mlx-lm model directory")
+    parser.add_argument("--model", required=True, help="mlx-lm model directory or Hugging Face repository id (e.g. mlx-community/Qwen3-8B-4bit)")
     parser.add_argument("--out", required=True, help="run directory: run.json, log.jsonl, checkpoints/, therapist/")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--init-adapter", default=None,
@@ -76,6 +83,15 @@ def _run_settings(args: argparse.Namespace, names: tuple[str, ...]) -> dict:
 
 
 def _train(args: argparse.Namespace) -> None:
+    if args.command == "plan":
+        from tbn_train.config import config_from_args
+        from tbn_train.plan import PROMPT_TOKENS, format_plan, make_plan, plan_json
+
+        if args.prompt_tokens is not None and args.prompt_tokens < 1:
+            raise ValueError(f"--prompt-tokens must be ≥ 1, got {args.prompt_tokens}")
+        plan = make_plan(args.model, config_from_args(args), args.prompt_tokens or PROMPT_TOKENS)
+        print(plan_json(plan) if args.json else format_plan(plan))
+        return
     if args.command == "selfplay":
         from tbn_train.selfplay import SelfPlay, SelfPlayConfig  # noqa: PLC0415
 

@@ -77,7 +77,7 @@ class DPOConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: ModelDir = Field(description="local mlx-lm model directory")
+    model: ModelDir = Field(description="mlx-lm model directory or Hugging Face repository id")
     pairs: str = Field(description="preference pairs JSONL {prompt, chosen, rejected}")
     init_adapter: AdapterDir = Field(None, description="mlx-lm adapter: therapist start and DPO reference")
     epochs: int = Field(1, ge=1, description="passes over the pairs (spec §17: 1)")
@@ -97,8 +97,8 @@ def _encode(tokenizer, pair: PreferencePair) -> tuple[list[int], list[int], list
 def run_dpo(cfg: DPOConfig, out: str | Path, resume: bool = False) -> Path:
     """Train the therapist adapter with DPO; return the saved adapter directory."""
     pairs = read_pairs(cfg.pairs)
+    policy = build_policy(cfg.model, cfg.train, cfg.init_adapter)  # a placement refusal writes nothing
     run = RunDir(out, cfg, resume)
-    policy = build_policy(cfg.model, cfg.train, cfg.init_adapter)
     up = policy.updater
     encoded = [_encode(policy.tokenizer, p) for p in pairs]
     per_epoch = -(-len(encoded) // cfg.batch_size)

@@ -73,7 +73,7 @@ class SelfPlayConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: ModelDir = Field(description="local mlx-lm model directory")
+    model: ModelDir = Field(description="mlx-lm model directory or Hugging Face repository id")
     sessions: int = Field(ge=1, description="therapy sessions to play (one client's treatment, renewed if it completes)")
     max_turns: int = Field(ge=1, description="therapist turns per session")
     judge: Literal["rubric", "model"] = Field("rubric", description="judge backend: offline rubric or the model's frozen adapter")
@@ -162,8 +162,8 @@ class SelfPlay:
 
     def __init__(self, cfg: SelfPlayConfig, out: str | Path, resume: bool = False) -> None:
         self.cfg, self.train = cfg, cfg.train
+        self.policy: Policy = build_policy(cfg.model, cfg.train, cfg.init_adapter)  # a placement refusal writes nothing
         self.run = RunDir(out, cfg, resume)
-        self.policy: Policy = build_policy(cfg.model, cfg.train, cfg.init_adapter)
         self.timings = Timings()
         self.counters = RunCounters()
         self.judges = {p: MeteredJudge(self._judge(p), self.timings, self.counters.judge) for p in ("clinical", "kind", "harsh")}
