@@ -12,16 +12,17 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 # torch (for the sb3 extra only) goes first, as a CPU build, so stable-baselines3 does not pull the
-# multi-GB CUDA build pip picks by default on Linux: a local wheel if pip's find-links has one, else
-# PyTorch's CPU index; if neither answers, the sb3 extra is left out (its tests skip) and we say so.
+# multi-GB CUDA build pip picks by default on Linux: a local wheel if pip's find-links has one (only
+# torch itself comes from there), else PyTorch's CPU index; if neither answers, the sb3 extra is left
+# out (its tests skip) and we say so.
 TORCH         ?= torch==2.13.0
 TORCH_CPU_URL ?= https://download.pytorch.org/whl/cpu
 $(STAMP): pyproject.toml | $(PY)
 	@extras="$(EXTRAS)"; \
 	if [ "$$(uname -s)" != Linux ]; then \
 	  $(PY) -m pip install --quiet "$(TORCH)"; \
-	elif $(PY) -m pip install --quiet --no-index "$(TORCH)" 2>/dev/null; then \
-	  echo "torch: installed $(TORCH) from a local wheel"; \
+	elif $(PY) -m pip install --quiet --no-index --no-deps "$(TORCH)" 2>/dev/null; then \
+	  echo "torch: installed $(TORCH) from a local wheel (its dependencies come with the extras)"; \
 	elif $(PY) -m pip install --quiet --index-url $(TORCH_CPU_URL) "$(TORCH)"; then \
 	  echo "torch: installed the CPU build of $(TORCH) from $(TORCH_CPU_URL)"; \
 	else \

@@ -1,12 +1,13 @@
 """Every number of the TBN dynamics in one place: the paper's (cited) and ours (with a reason).
 
 `Params` is a frozen dataclass so an experiment can vary a number (`Params(b_ref=0.4)`) while the
-defaults stay the documented ones. The README's modelling-choices table lists each chosen field.
+defaults stay the documented ones. docs/decisions.md lists each chosen field with its reason.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+import numbers
+from dataclasses import MISSING, dataclass, fields
 
 # ---- numbers the paper gives ---------------------------------------------------------------
 HIGH_THRESHOLD = 6.5          # judge_high applies above 6.5 (§9.3.1)
@@ -111,27 +112,31 @@ SHARES = frozenset({"engagement_floor", "loa_rate", "loa_hysteresis", "taie_rate
                     "tmog_eta_max", "b_ref", "c_ref", "shift_room_floor", "rupture_alliance_drop",
                     "init_bucket_jitter", "init_maladaptive", "init_adaptive", "init_pathology",
                     "stance_overwhelm_surge"})   # fractions of a unit scale: in [0, 1]
-COUNTS = frozenset({"taie_bar_window", "c_dwell_turns", "stage_regression_sessions", "stance_min_dwell",
-                    "stance_arc_steps", "tmog_worst_k"})   # turns, sessions, nodes: integers >= 1
-SIGNED = frozenset({"loa_regression_reward", "taie_away_reward", "init_loa"})   # may be negative by design
+COUNTS = frozenset({"taie_bar_window", "c_dwell_turns", "stage_regression_sessions", "stage_evidence_sessions",
+                    "stance_min_dwell", "stance_arc_steps", "tmog_worst_k"})   # turns, sessions, nodes: integers >= 1
+WHOLE = frozenset({"init_sessions_completed"})   # session counts: integers >= 0
 
 
 def check_numbers(params: Params) -> None:
     """Refuse a Params whose numbers are not finite or out of range, naming the field and the fix."""
     for f in fields(params):
         value = getattr(params, f.name)
-        if isinstance(f.default, str):   # a named setting, checked in __post_init__
+        if isinstance(f.default, str):   # a named setting, checked above
             continue
         flat = _flatten(value)
-        if any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in flat):
+        if any(isinstance(x, bool) or not isinstance(x, numbers.Real) for x in flat):
             raise ValueError(f"Params.{f.name} must be numeric, got {value!r}")
         if not all(math.isfinite(x) for x in flat):
             raise ValueError(f"Params.{f.name} must be finite, got {value!r}")
-        if f.name in COUNTS and not all(isinstance(x, int) and x >= 1 for x in flat):
+        if f.name in COUNTS and not all(isinstance(x, numbers.Integral) and x >= 1 for x in flat):
             raise ValueError(f"Params.{f.name} must be an integer >= 1, got {value!r}")
+        if f.name in WHOLE and not all(isinstance(x, numbers.Integral) and x >= 0 for x in flat):
+            raise ValueError(f"Params.{f.name} must hold integers >= 0, got {value!r}")
         if f.name in SHARES and not all(0.0 <= x <= 1.0 for x in flat):
             raise ValueError(f"Params.{f.name} must lie in [0, 1], got {value!r}")
-        if f.name not in SIGNED | SHARES and any(x < 0 for x in flat):
+        default = value if f.default is MISSING else f.default
+        signed = any(x < 0 for x in _flatten(default))   # a field may be negative when its default is
+        if not signed and any(x < 0 for x in flat):
             raise ValueError(f"Params.{f.name} must be >= 0, got {value!r}")
 
 
