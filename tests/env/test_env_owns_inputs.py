@@ -186,9 +186,11 @@ def test_a_wrong_reset_mask_is_refused_before_any_row_resets():
 
 
 @pytest.mark.parametrize("bad", [{"loa_rate": float("nan")}, {"taie_rate": float("inf")}, {"b_ref": -0.1},
-                                 {"tmog_worst_k": 0}, {"loa_rate": "fast"}, {"init_loa": ((1.0, float("nan")),)}])
+                                 {"tmog_worst_k": 0}, {"loa_rate": "fast"}, {"init_loa": ((1.0, float("nan")),)},
+                                 {"stage_evidence_sessions": 0}, {"init_sessions_completed": (0, 1.5, 2, 3)},
+                                 {"init_sessions_completed": (0, -1, 2, 3)}])
 def test_params_are_validated(bad):
-    """Issue 17 failure 9: Params(loa_rate=nan) failed before (accepted; NaN observations)."""
+    """Params(loa_rate=nan) was accepted once (NaN observations); every number is now checked."""
     name = next(iter(bad))
     with pytest.raises(ValueError, match=f"Params.{name} must"):
         Params(**bad)
