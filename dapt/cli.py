@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("stats", help="samples by strategy and length cluster")
     st.add_argument("directory")
     tr = sub.add_parser("train", help="Rolling Recap training (§8.2) into an mlx-lm adapter")
-    tr.add_argument("--model", required=True, help="local mlx-lm model directory")
+    tr.add_argument("--model", required=True, help="mlx-lm model directory or Hugging Face repository id")
     tr.add_argument("--data", required=True, help="a `tbn-dapt preprocess` output directory")
     tr.add_argument("--out", required=True, help="run directory: run.json, log.jsonl, checkpoints/, adapter/")
     tr.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="weight every window 1.0 instead of by recap quality")
     tr.add_argument("--layers", choices=("middle", "latter"), help="LoRA on the middle (default) or latter third")
     tr.add_argument("--rank", type=int, help="LoRA rank on all seven modules (default 32)")
+    tr.add_argument("--lora-keys", nargs="+", help="module paths inside a block to adapt instead of the seven roles "
+                    "(e.g. self_attn.qkv_proj mlp.down_proj)")
     tr.add_argument("--learning-rate", type=float, help="LoRA Adam lr; the compressor runs at 0.1× (default 1e-5)")
     tr.add_argument("--seed", type=int, help="seed of adapter init, compressor init, windows and recaps")
     tr.add_argument("--checkpoint-every", type=int, help="checkpoint every N samples (default 1)")
@@ -53,6 +55,8 @@ def _train(args: argparse.Namespace) -> None:
     from .train import DAPTConfig, train
 
     values = {name: getattr(args, name) for name in (*TRAIN_FLAGS, "recap_gating") if getattr(args, name) is not None}
+    if args.lora_keys:
+        values["lora_keys"] = tuple(args.lora_keys)
     if args.strategies:
         values["strategies"] = tuple(s for s in args.strategies.split(",") if s)
     cfg = DAPTConfig(model=args.model, data=args.data, **values)
@@ -61,7 +65,7 @@ def _train(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from pydantic import ValidationError
+    from tbn_train.cli_errors import USER_ERRORS, report
     try:
         if args.command == "preprocess":
             from .preprocess import preprocess
@@ -74,12 +78,8 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(stats(args.directory), indent=2))
         else:
             _train(args)
-    except (ValidationError, ValueError, KeyError, FileExistsError, FileNotFoundError) as exc:
-        if isinstance(exc, ValidationError):
-            from tbn_train.cli import error_message
-            exc = error_message(exc)
-        print(f"tbn-dapt: error: {exc}", file=sys.stderr)
-        return 2
+    except USER_ERRORS as exc:
+        return report("tbn-dapt", exc)
     return 0
 
 

@@ -13,6 +13,8 @@ import mlx.nn as nn
 from mlx.utils import tree_flatten, tree_unflatten
 from mlx_lm.models.cache import KVCache, make_prompt_cache
 
+from tbn_train.read_files import load_arrays
+
 COMPRESSED_SLOTS = 64   # choice: history length per layer; a 2048-token window (D16) is cut 32× at the first roll
 MEAN_WEIGHT = 1.0       # §8.2.1 fn. 15: MSE of sequence-averaged K and V
 VARIANCE_WEIGHT = 0.5   # §8.2.1 fn. 15: MSE of per-head variance
@@ -21,14 +23,28 @@ COSINE_WEIGHT = 0.5     # §8.2.1 fn. 15: cosine similarity (directional preserv
 KV = list[tuple[mx.array, mx.array]]  # per layer: keys, values shaped (1, kv_heads, positions, head_dim)
 
 
+LATENT_KV_PROJECTION = "kv_a_proj_with_mqa"  # MLA's joint latent KV projection (deepseek_v3, glm4_moe_lite, mistral4)
+
+
+def latent_attention(model: nn.Module) -> bool:
+    """True for MLA models: their cache holds one shared latent per position, not per-head keys and values.
+
+    The compressor's slots would pool that latent as if it were keys, so RRA runs these models with
+    recaps only (§30.8: the compressor failed on GLM-4.7-Flash's MLA; removing it worked).
+    """
+    return any(path.rsplit(".", 1)[-1] == LATENT_KV_PROJECTION for path, _ in model.layers[0].named_modules())
+
+
 def kv_geometry(model: nn.Module) -> list[tuple[int, int, int]]:
     """(kv_heads, key_dim, value_dim) of every layer, read from one token pushed through a fresh cache.
 
     Sliding-window layers (Gemma 3's rotating caches) are fine: RRA gives every layer a plain growing
     cache and mlx-lm masks those layers to their window. Raises ValueError for layers without a KV
-    cache (state-space layers) and for MLA-style layers whose values are empty (the paper removes
-    the compressor there, §30.8).
+    cache (state-space layers) and for MLA models (:func:`latent_attention`; the paper removes the
+    compressor there, §30.8).
     """
+    if latent_attention(model):
+        raise ValueError("the model uses latent attention (MLA): run RRA without the compressor (§30.8)")
     cache = make_prompt_cache(model)
     model(mx.array([[0]]), cache=cache)
     shapes = []
@@ -110,7 +126,7 @@ def save_compressor(file, compressor: KVCompressor, optimizer) -> None:
 
 def load_compressor(path, compressor: KVCompressor, optimizer) -> None:
     """Restore what :func:`save_compressor` wrote; shapes must match the live compressor."""
-    arrays = mx.load(str(path))
+    arrays = load_arrays(path, "compressor weights")
     params = [(k.removeprefix("params."), v) for k, v in arrays.items() if k.startswith("params.")]
     live = dict(tree_flatten(compressor.parameters()))
     if {k: v.shape for k, v in params} != {k: v.shape for k, v in live.items()}:

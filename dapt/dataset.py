@@ -31,6 +31,9 @@ class SampleIndex:
                         break
                     if line.strip():
                         record = json.loads(line)
+                        if record["id"] in self.where:
+                            raise ValueError(f"{self.directory}: sample id {record['id']!r} appears twice; rerun "
+                                             f"`tbn-dapt preprocess` into a new directory")
                         self.where[record["id"]] = (name, at, len(line), record["strategy"])
                     at += len(line)
         self.curriculum: list[str] = json.loads(curriculum.read_text(encoding="utf-8"))

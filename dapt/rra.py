@@ -9,6 +9,10 @@ R_{n−1} (framed by markers, empty for window 1, masked from the loss) ⊕ the 
 3. the model (adapters active) writes R_n from the new slots; R_n's quality gates the compressor's
    Adam step now (at 0.1× the LoRA lr) and the LoRA gradient of window n+1 (§8.2.1 fn. 15).
 
+Without a compressor (MLA models, whose latent cache it cannot pool, §30.8) the recap is the only
+bridge: R_n is written from window n's own full cache, which is then dropped, and window n+1 is
+R_n ⊕ C_{n+1}; the gate then weighs the LoRA gradient only.
+
 After the last window the accumulated LoRA gradient is divided by the window count N (§8.2.2.2),
 clipped, and applied in a single optimizer step.
 """
@@ -46,7 +50,7 @@ class WindowLog:
     content_tokens: int
     trainable_tokens: int
     loss: float
-    recon_loss: float
+    recon_loss: float | None  # None without a compressor
     recon_parts: dict[str, float]
     recap_quality: str
     lora_weight: float
@@ -72,8 +76,8 @@ def masked_ce(logits: mx.array, targets: mx.array, mask: mx.array) -> mx.array:
 class RollingRecap:
     """Trains the router's active LoRA adapter and a :class:`KVCompressor`, one sample per call."""
 
-    def __init__(self, model: nn.Module, tokenizer, compressor: KVCompressor, lora_optimizer: optim.Optimizer,
-                 compressor_optimizer: optim.Optimizer, eos_ids, *, recap_max_tokens: int = RECAP_MAX_TOKENS,
+    def __init__(self, model: nn.Module, tokenizer, compressor: KVCompressor | None, lora_optimizer: optim.Optimizer,
+                 compressor_optimizer: optim.Optimizer | None, eos_ids, *, recap_max_tokens: int = RECAP_MAX_TOKENS,
                  recap_temperature: float = RECAP_TEMPERATURE, gating: bool = True, max_grad_norm: float = 1.0) -> None:
         self.model, self.tokenizer, self.compressor = model, tokenizer, compressor
         self.lora_optimizer, self.compressor_optimizer = lora_optimizer, compressor_optimizer
@@ -83,7 +87,7 @@ class RollingRecap:
         self.open_ids = tokenizer.encode(RECAP_OPEN, add_special_tokens=False).ids
         self.close_ids = tokenizer.encode(RECAP_CLOSE, add_special_tokens=False).ids
         self._lora_grad = nn.value_and_grad(model, self.window_loss)
-        self._compress_grad = nn.value_and_grad(compressor, self._reconstruct)
+        self._compress_grad = None if compressor is None else nn.value_and_grad(compressor, self._reconstruct)
 
     def window_input(self, slots: KV | None, recap: list[int], content: np.ndarray, content_mask: np.ndarray) -> WindowInput:
         """Frame the recap, append the content, and mask every target that is not trainable content."""
@@ -125,19 +129,26 @@ class RollingRecap:
             loss, kv, grads = self.window_gradients(window)
             total = tree_map(lambda g: lora_weight * g, grads) if total is None else \
                 tree_map(lambda a, g: a + lora_weight * g, total, grads)
-            recon, slots, parts, comp_grads = self.compress(kv)
-            mx.eval(total, slots, recon, parts, loss)
-            recap = generate_recap(self.model, slots, self.open_ids, self.eos_ids,
+            if self.compressor is None:  # recaps only: R_n continues window n's own cache, which is then dropped
+                recon, parts, bridge = None, {}, kv
+                mx.eval(total, loss)
+            else:
+                recon, slots, parts, comp_grads = self.compress(kv)
+                bridge = slots
+                mx.eval(total, slots, recon, parts, loss)
+            recap = generate_recap(self.model, bridge, self.open_ids, self.eos_ids,
                                    max_tokens=self.recap_max_tokens, temperature=self.recap_temperature)
             recap_text = self.tokenizer.decode(recap)
             quality = assess(recap_text, self.tokenizer.decode(sample.ids[lo:hi].tolist()))
             next_lora, comp_weight = GATES[quality] if self.gating else (1.0, 1.0)
-            if comp_weight > 0:
+            if self.compressor is None:
+                comp_weight = 0.0
+            elif comp_weight > 0:
                 self.compressor_optimizer.update(self.compressor, tree_map(lambda g: comp_weight * g, comp_grads))
                 mx.eval(self.compressor.parameters(), self.compressor_optimizer.state)
             if keep_inputs:
                 inputs.append(window)
-            logs.append(WindowLog(n, hi - lo, int(window.mask.sum()), loss.item(), recon.item(),
+            logs.append(WindowLog(n, hi - lo, int(window.mask.sum()), loss.item(), None if recon is None else recon.item(),
                                   {k: v.item() for k, v in parts.items()}, quality.value, lora_weight, comp_weight, recap_text))
             lora_weight = next_lora
         mean = tree_map(lambda a: a / len(bounds), total)

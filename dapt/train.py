@@ -20,13 +20,13 @@ from tbn_train.atomic import atomic_path
 from tbn_train.checkpoint import seed_step
 from tbn_train.generation import MAX_TEMPERATURE
 from tbn_train.lora import DEFAULT_SCALE, PAPER_MODULES, AdapterRouter, LoRASpec, add_adapter, latter_third, set_trainable
-from tbn_train.model import load_model
+from tbn_train.model import load_model, resolve_model
 from tbn_train.policy import ModelDir
 from tbn_train.run_dir import RunDir
 from tbn_train.update import adam
 
 from .clusters import load_tokenizer
-from .compressor import COMPRESSED_SLOTS, KVCompressor, kv_geometry, load_compressor, save_compressor
+from .compressor import COMPRESSED_SLOTS, KVCompressor, kv_geometry, latent_attention, load_compressor, save_compressor
 from .dataset import SampleIndex
 from .preprocess import STRATEGIES
 from .recap import RECAP_MAX_TOKENS, RECAP_TEMPERATURE
@@ -47,7 +47,7 @@ class DAPTConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    model: ModelDir = Field(description="local mlx-lm model directory")
+    model: ModelDir = Field(description="mlx-lm model directory or Hugging Face repository id")
     data: str = Field(description="a `tbn-dapt preprocess` output directory")
     strategies: tuple[str, ...] = Field(STRATEGIES, description="sample strategies trained on")
     epochs: int = Field(1, ge=1)
@@ -61,6 +61,7 @@ class DAPTConfig(BaseModel):
     layers: Literal["middle", "latter"] = Field("middle", description="LoRA on the middle (§9.1) or latter third")
     rank: int = Field(DAPT_RANK, ge=1)
     modules: tuple[str, ...] = Field(PAPER_MODULES)
+    lora_keys: tuple[str, ...] | None = Field(None, description="module paths inside a block instead of the roles")
     lora_scale: float = Field(DEFAULT_SCALE)
     learning_rate: float = Field(LEARNING_RATE, gt=0)
     max_grad_norm: float = Field(MAX_GRAD_NORM, gt=0)
@@ -84,7 +85,8 @@ def plan(cfg: DAPTConfig, index) -> list[str]:
 def lora_spec(cfg: DAPTConfig, num_layers: int) -> LoRASpec:
     """One rank on all modules (§27.4.1), on the middle third (§9.1) or the latter third."""
     layers = tuple(latter_third(num_layers)) if cfg.layers == "latter" else None
-    return LoRASpec(layers=layers, modules=cfg.modules, attn_rank=cfg.rank, mlp_rank=cfg.rank, scale=cfg.lora_scale)
+    return LoRASpec(layers=layers, modules=cfg.modules, keys=cfg.lora_keys, attn_rank=cfg.rank, mlp_rank=cfg.rank,
+                    scale=cfg.lora_scale)
 
 
 def token_mean(windows) -> float:
@@ -97,23 +99,26 @@ def train(cfg: DAPTConfig, out: str | Path, resume: bool = False, progress: bool
     """Run (or resume) DAPT into ``out``; return the adapter directory."""
     index = SampleIndex(cfg.data)
     steps = plan(cfg, index)
-    run = RunDir(out, cfg, resume)
-    model, wrapper = load_model(cfg.model)
-    tokenizer = load_tokenizer(cfg.model)
+    model_path = resolve_model(cfg.model)
+    model, wrapper = load_model(model_path)
     router = AdapterRouter()
-    add_adapter(model, router, ADAPTER, lora_spec(cfg, len(model.layers)), seed=cfg.seed)
+    add_adapter(model, router, ADAPTER, lora_spec(cfg, len(model.layers)), seed=cfg.seed)  # refuses before the run dir exists
+    run = RunDir(out, cfg, resume)
+    tokenizer = load_tokenizer(model_path)
     set_trainable(model, router, ADAPTER)
     router.active = ADAPTER  # recaps are written with the adapter active (§8.2.1)
-    compressor = KVCompressor(kv_geometry(model), cfg.compressor_slots, seed=cfg.seed)
+    # MLA caches hold a shared latent the compressor cannot pool: recaps only there (§30.8)
+    compressor = None if latent_attention(model) else KVCompressor(kv_geometry(model), cfg.compressor_slots, seed=cfg.seed)
     lora_opt = adam(cfg.learning_rate)
-    comp_opt = adam(cfg.learning_rate * COMPRESSOR_LR_FACTOR)
+    comp_opt = None if compressor is None else adam(cfg.learning_rate * COMPRESSOR_LR_FACTOR)
     trainer = RollingRecap(model, tokenizer, compressor, lora_opt, comp_opt, wrapper.eos_token_ids,
                            recap_max_tokens=cfg.recap_max_tokens, recap_temperature=cfg.recap_temperature,
                            gating=cfg.recap_gating, max_grad_norm=cfg.max_grad_norm)
     ck = run.restore(model, router, lora_opt)
     start = 0
     if ck is not None:
-        load_compressor(ck.path / COMPRESSOR_FILE, compressor, comp_opt)
+        if compressor is not None:
+            load_compressor(ck.path / COMPRESSOR_FILE, compressor, comp_opt)
         start = ck.step
     bar = None
     if progress:
@@ -129,16 +134,19 @@ def train(cfg: DAPTConfig, out: str | Path, resume: bool = False, progress: bool
             run.log({"kind": "window", "step": step, "sample_id": sample.sample_id, "n_windows": len(windows), **vars(w)})
         run.log({"kind": "step", "step": step, "sample_id": sample.sample_id, "n_windows": len(windows),
                  "loss": token_mean(windows), "grad_norm": grad_norm, "stepped": stepped,
-                 "compressor_steps": comp_opt.state["step"].item()})
+                 "compressor_steps": 0 if comp_opt is None else comp_opt.state["step"].item()})
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == len(steps):
-            blob = io.BytesIO()
-            save_compressor(blob, compressor, comp_opt)
-            run.checkpoint(step + 1, model, router, lora_opt, seed=cfg.seed, state={},
-                           files={COMPRESSOR_FILE: blob.getvalue()}, keep=cfg.keep_checkpoints)
+            files = {}
+            if compressor is not None:
+                blob = io.BytesIO()
+                save_compressor(blob, compressor, comp_opt)
+                files[COMPRESSOR_FILE] = blob.getvalue()
+            run.checkpoint(step + 1, model, router, lora_opt, seed=cfg.seed, state={}, files=files, keep=cfg.keep_checkpoints)
         if bar is not None:
             bar.update(1)
     if bar is not None:
         bar.close()
-    with atomic_path(Path(out) / COMPRESSOR_FILE) as tmp:
-        save_compressor(str(tmp), compressor, comp_opt)
+    if compressor is not None:
+        with atomic_path(Path(out) / COMPRESSOR_FILE) as tmp:
+            save_compressor(str(tmp), compressor, comp_opt)
     return run.finish(model, router, ADAPTER, ADAPTER_FOLDER)

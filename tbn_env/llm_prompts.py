@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from .dimensions import JUDGE_DIMENSIONS
 from .protocols import ClientView, DialogueTurn, JudgeContext, Persona
 
 Messages = list[dict[str, str]]
@@ -29,7 +28,6 @@ DIMENSION_QUESTIONS: dict[str, str] = {
     "tenderness": "met offered vulnerability with tenderness",
     "artfulness": "found elegant language a client might remember for years",
 }
-assert set(DIMENSION_QUESTIONS) == set(JUDGE_DIMENSIONS)
 
 PERSONA_BRIEFS: dict[str, str] = {
     "clinical": "You are a neutral, experienced clinical supervisor. Score strictly by the anchors.",

@@ -6,6 +6,7 @@ Subcommands:
   selfplay              RLAIF + GRPO self-play over Therapy-v0 (§9.3.9–§9.3.14), resumable
   dpo                   DPO from preference pairs, Methods A/B (§9.3.11), resumable
   sft                   SFT on chat samples, loss on the assistant's tokens (§9.2), resumable
+  plan                  where the adapters go on a model and the estimated peak memory (no training)
 
 Bad input (a missing model directory, an unknown config key, a resume that does not match its
 run) ends with one ``tbn-train: error: …`` line naming the problem and exit status 2.
@@ -17,6 +18,7 @@ import argparse
 import json
 import sys
 
+from tbn_train.cli_errors import USER_ERRORS, report
 from tbn_train.tiny_model import ARCHITECTURES, TINY_HIDDEN, TINY_LAYERS
 
 
@@ -65,12 +67,17 @@ def build_parser() -> argparse.ArgumentParser:
     sft.add_argument("--batch-size", type=int, default=None, help="samples per optimizer step (default: 1)")
     sft.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
     add_config_arguments(sft)
+    plan = sub.add_parser("plan", help="adapter placement, trainable parameters and peak memory of a model (no training)")
+    plan.add_argument("--model", required=True, help="mlx-lm model directory (config.json is enough) or Hugging Face repository id")
+    plan.add_argument("--prompt-tokens", type=int, default=None, help="therapist prompt length the estimate assumes (default: 2048)")
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON (sizes in bytes)")
+    add_config_arguments(plan)
     return parser
 
 
 def _run_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags shared by the training subcommands."""
-    parser.add_argument("--model", required=True, help="local mlx-lm model directory")
+    parser.add_argument("--model", required=True, help="mlx-lm model directory or Hugging Face repository id (e.g. mlx-community/Qwen3-8B-4bit)")
     parser.add_argument("--out", required=True, help="run directory: run.json, log.jsonl, checkpoints/, therapist/")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--init-adapter", default=None,
@@ -87,6 +94,15 @@ def _run_settings(args: argparse.Namespace, names: tuple[str, ...]) -> dict:
 
 
 def _train(args: argparse.Namespace) -> None:
+    if args.command == "plan":
+        from tbn_train.config import config_from_args
+        from tbn_train.plan import PROMPT_TOKENS, format_plan, make_plan, plan_json
+
+        if args.prompt_tokens is not None and args.prompt_tokens < 1:
+            raise ValueError(f"--prompt-tokens must be ≥ 1, got {args.prompt_tokens}")
+        plan = make_plan(args.model, config_from_args(args), args.prompt_tokens or PROMPT_TOKENS)
+        print(plan_json(plan) if args.json else format_plan(plan))
+        return
     if args.command == "selfplay":
         from tbn_train.selfplay import SelfPlay, SelfPlayConfig  # noqa: PLC0415
 
@@ -109,6 +125,14 @@ def _train(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        _run(args)
+    except USER_ERRORS as exc:
+        return report("tbn-train", exc)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> None:
     if args.command == "make-tiny-model":
         from tbn_train.tiny_model import make_tiny_model  # noqa: PLC0415
 
@@ -119,23 +143,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print(json.dumps(config_from_args(args).model_dump(mode="json"), indent=2))
     else:
-        from pydantic import ValidationError  # noqa: PLC0415
-
-        try:
-            _train(args)
-        except (FileNotFoundError, FileExistsError, ValueError, KeyError, ValidationError) as exc:
-            print(f"tbn-train: error: {error_message(exc)}", file=sys.stderr)
-            return 2
-    return 0
-
-
-def error_message(exc: Exception) -> str:
-    """One readable line per problem (pydantic errors listed as 'field: message')."""
-    from pydantic import ValidationError  # noqa: PLC0415
-
-    if isinstance(exc, ValidationError):
-        return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
-    return str(exc)
+        _train(args)
 
 
 if __name__ == "__main__":

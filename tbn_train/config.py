@@ -35,7 +35,9 @@ class TrainConfig(BaseModel):
     therapist_adapter: str = Field("therapist", description="name of the trainable adapter slot")
     reference_adapter: str | None = Field(None, description="frozen adapter used as π_ref for KL/DPO (None = base)")
     lora_layers: list[int] | None = Field(None, description="adapted layers (0-based); default the middle third (§9.3.11)")
-    lora_modules: list[str] = Field(list(PAPER_MODULES), description="adapted modules (§9.3.11)")
+    lora_modules: list[str] = Field(list(PAPER_MODULES), description="adapted roles q k v o gate up down (§9.3.11)")
+    lora_keys: list[str] | None = Field(None, description="module paths inside a block to adapt instead of the roles, "
+                                        "e.g. self_attn.qkv_proj mlp.down_proj (mlx-lm's keys)")
     attn_rank: int = Field(PAPER_ATTENTION_RANK, ge=1, description="LoRA rank on q/k/v/o (§9.3.12)")
     mlp_rank: int = Field(PAPER_MLP_RANK, ge=1, description="LoRA rank on gate/up/down (§9.3.12)")
     lora_scale: float = Field(DEFAULT_SCALE, description="LoRA raw multiplier (mlx-lm default)")
@@ -66,6 +68,7 @@ class TrainConfig(BaseModel):
         return LoRASpec(
             layers=None if self.lora_layers is None else tuple(self.lora_layers),
             modules=tuple(self.lora_modules),
+            keys=None if self.lora_keys is None else tuple(self.lora_keys),
             attn_rank=self.attn_rank,
             mlp_rank=self.mlp_rank,
             scale=self.lora_scale,
@@ -110,8 +113,8 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     for name, info in TrainConfig.model_fields.items():
         flag = "--" + name.replace("_", "-")
         help_text = f"{info.description} (default: {info.default})"
-        if name in ("lora_layers", "lora_modules", "grpo_temperatures"):
-            elem = {"lora_layers": int, "lora_modules": str, "grpo_temperatures": float}[name]
+        if name in ("lora_layers", "lora_modules", "lora_keys", "grpo_temperatures"):
+            elem = {"lora_layers": int, "lora_modules": str, "lora_keys": str, "grpo_temperatures": float}[name]
             group.add_argument(flag, dest=name, nargs="+", type=elem, default=None, help=help_text)
         elif name == "reference_adapter":
             group.add_argument(flag, dest=name, default=None, help=help_text + "; 'none' for the base")

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from tqdm import tqdm
 
 from tbn_train.atomic import write_json
+from tbn_train.cli_errors import error_message
 from tbn_train.config import TrainConfig
 from tbn_train.logprobs import sequence_logprobs
 from tbn_train.policy import build_policy, AdapterDir, ModelDir
@@ -72,8 +73,6 @@ def read_pairs(path: str | Path) -> list[PreferencePair]:
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path}:{n}: not JSON ({exc.msg}); one {{prompt, chosen, rejected}} object per line") from None
         except ValidationError as exc:
-            from tbn_train.cli import error_message  # noqa: PLC0415 (one formatter of pydantic errors)
-
             raise ValueError(f"{path}:{n}: not a preference pair {{prompt, chosen, rejected}}: {error_message(exc)}") from None
     if not pairs:
         raise ValueError(f"{path} holds no preference pairs")
@@ -85,7 +84,7 @@ class DPOConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: ModelDir = Field(description="local mlx-lm model directory")
+    model: ModelDir = Field(description="mlx-lm model directory or Hugging Face repository id")
     pairs: str = Field(description="preference pairs JSONL {prompt, chosen, rejected}")
     init_adapter: AdapterDir = Field(None, description="mlx-lm adapter: therapist start and DPO reference")
     heldout: str | None = Field(None, description="held-out pairs JSONL: its chosen-minus-rejected margin is "
@@ -121,8 +120,8 @@ def run_dpo(cfg: DPOConfig, out: str | Path, resume: bool = False) -> Path:
     """Train the therapist adapter with DPO; return the saved adapter directory."""
     pairs = read_pairs(cfg.pairs)
     heldout_pairs = read_pairs(cfg.heldout) if cfg.heldout else []
+    policy = build_policy(cfg.model, cfg.train, cfg.init_adapter)  # a placement refusal writes nothing
     run = RunDir(out, cfg, resume)
-    policy = build_policy(cfg.model, cfg.train, cfg.init_adapter)
     up = policy.updater
     encoded = [_encode(policy.tokenizer, p) for p in pairs]
     heldout = [_encode(policy.tokenizer, p) for p in heldout_pairs]

@@ -1,34 +1,32 @@
 """Several named LoRA adapter sets on one frozen base model, switched in O(1) (§9.3.12).
 
-Approach B of ../shared/spec/mlx-notes.md §2: every adapted ``nn.Linear`` is wrapped in a
-:class:`MultiLoRALinear` holding one ``(lora_a, lora_b)`` pair per adapter name, and all wrappers
-share one :class:`AdapterRouter`. Setting ``router.active = "judge"`` (or ``None`` for the bare
-base model, the zero-memory reference policy) is a single attribute assignment: no weights move.
-The forward pass is the same as mlx-lm's ``LoRALinear``: ``y = W x + scale · (x A) B`` with
-``A: (in, r)``, ``B: (r, out)`` and a raw multiplier ``scale`` (not alpha/r).
+Every adapted layer is wrapped in a :class:`MultiLoRALinear` (an ``nn.Linear`` /
+``nn.QuantizedLinear``) or a :class:`MultiLoRASwitchLinear` (mixture-of-experts weights held in
+mlx-lm's ``SwitchLinear`` / ``QuantizedSwitchLinear``: one ``(A, B)`` per expert per adapter
+name, as mlx-lm's ``LoRASwitchLinear``). Each holds one factor pair per adapter name and all share
+one :class:`AdapterRouter`; ``router.active = "judge"`` (or ``None`` for the bare base model, the
+zero-memory reference policy) is a single attribute assignment: no weights move. The forward pass
+is mlx-lm's: ``y = W x + scale · (x A) B`` with a raw multiplier ``scale`` (not alpha/r); the
+factors have mlx-lm's shapes, so an adapter exports to its format unchanged.
 
-Defaults follow the paper: the middle third of the layers (§9.3.11: layers 21–41 of 62), seven
-modules q, k, v, o, gate, up, down (§9.3.11), rank 32 on attention and 16 on MLP (§9.3.12).
+Where the adapters go is :mod:`tbn_train.placement`'s job (the paper's seven roles mapped onto
+whatever projections a family has). Defaults follow the paper: the middle third of the layers
+(§9.3.11: layers 21–41 of 62), seven roles q, k, v, o, gate, up, down (§9.3.11), rank 32 on
+attention and 16 on MLP (§9.3.12).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import mlx.core as mx
-import mlx.nn as nn
+from mlx import nn
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-# Short module names → paths inside one transformer block (llama, gemma3_text, and most
-# mlx-lm decoder architectures use these names).
-ATTENTION_MODULES = {"q": "self_attn.q_proj", "k": "self_attn.k_proj", "v": "self_attn.v_proj", "o": "self_attn.o_proj"}
-MLP_MODULES = {"gate": "mlp.gate_proj", "up": "mlp.up_proj", "down": "mlp.down_proj"}
-MODULE_PATHS = {**ATTENTION_MODULES, **MLP_MODULES}
-PATH_TO_MODULE = {path: short for short, path in MODULE_PATHS.items()}
+from tbn_train.placement import ATTENTION_ROLES, PAPER_MODULES, Site, placement
 
-PAPER_MODULES = ("q", "k", "v", "o", "gate", "up", "down")  # §9.3.11: seven modules per layer
 PAPER_ATTENTION_RANK = 32  # §9.3.12
 PAPER_MLP_RANK = 16  # §9.3.12
 # The paper gives no scale; mlx-lm's default raw multiplier (spec env-trainer.md §16.3).
@@ -54,12 +52,17 @@ def latter_third(num_layers: int) -> list[int]:
 
 
 class LoRASpec(BaseModel):
-    """Where one adapter set lives and how big it is. ``layers=None`` means the middle third."""
+    """Where one adapter set lives and how big it is. ``layers=None`` means the middle third.
+
+    ``modules`` are the paper's roles (q k v o gate up down), placed on whatever projections each
+    block has; ``keys`` instead names module paths inside a block by hand (mlx-lm's ``keys``).
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     layers: tuple[int, ...] | None = Field(None, description="0-based layer indices; None = middle third")
-    modules: tuple[str, ...] = Field(PAPER_MODULES, description="short module names (q k v o gate up down)")
+    modules: tuple[str, ...] = Field(PAPER_MODULES, description="roles: q k v o gate up down")
+    keys: tuple[str, ...] | None = Field(None, description="module paths inside a block, instead of roles")
     attn_rank: int = Field(PAPER_ATTENTION_RANK, ge=1, description="rank of q/k/v/o adapters")
     mlp_rank: int = Field(PAPER_MLP_RANK, ge=1, description="rank of gate/up/down adapters")
     scale: float = Field(DEFAULT_SCALE, description="raw LoRA multiplier (mlx-lm convention)")
@@ -67,10 +70,17 @@ class LoRASpec(BaseModel):
     @field_validator("modules")
     @classmethod
     def _known_modules(cls, modules: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = [m for m in modules if m not in MODULE_PATHS]
+        unknown = [m for m in modules if m not in PAPER_MODULES]
         if unknown or not modules:
-            raise ValueError(f"unknown LoRA modules {unknown}; choose from {list(MODULE_PATHS)}")
+            raise ValueError(f"unknown LoRA modules {unknown}; choose from {list(PAPER_MODULES)} (or name paths with --lora-keys)")
         return tuple(dict.fromkeys(modules))
+
+    @field_validator("keys")
+    @classmethod
+    def _some_keys(cls, keys: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if keys is not None and (not keys or any(not k for k in keys)):
+            raise ValueError("--lora-keys needs at least one module path such as self_attn.q_proj")
+        return None if keys is None else tuple(dict.fromkeys(keys))
 
     def resolve_layers(self, num_layers: int) -> list[int]:
         """The concrete sorted layer list for a model with ``num_layers`` blocks."""
@@ -81,12 +91,18 @@ class LoRASpec(BaseModel):
             raise ValueError(f"LoRA layers {bad or '[]'} out of range for a {num_layers}-layer model")
         return sorted(set(self.layers))
 
-    def rank(self, module: str) -> int:
-        return self.attn_rank if module in ATTENTION_MODULES else self.mlp_rank
+    def rank(self, roles: str | tuple[str, ...]) -> int:
+        """Attention rank for attention roles (q, k, v, o), MLP rank otherwise."""
+        roles = (roles,) if isinstance(roles, str) else roles
+        return self.attn_rank if roles and set(roles) <= ATTENTION_ROLES else self.mlp_rank
+
+    def sites(self, model: nn.Module) -> dict[tuple[int, str], Site]:
+        """Every ``(layer, path)`` this spec adapts on ``model`` (see :func:`tbn_train.placement.placement`)."""
+        return placement(model, self.resolve_layers(len(model.layers)), self.modules, self.keys)
 
 
 class AdapterRouter:
-    """Shared switch: which adapter every :class:`MultiLoRALinear` applies (None = base)."""
+    """Shared switch: which adapter every wrapped layer applies (None = base)."""
 
     def __init__(self) -> None:
         self.specs: dict[str, LoRASpec] = {}
@@ -115,7 +131,7 @@ class AdapterRouter:
 
 
 class LoRAPair(nn.Module):
-    """One adapter's low-rank factors on one linear layer."""
+    """One adapter's low-rank factors on one layer, in mlx-lm's layout for that layer type."""
 
     def __init__(self, lora_a: mx.array, lora_b: mx.array) -> None:
         super().__init__()
@@ -123,16 +139,8 @@ class LoRAPair(nn.Module):
         self.lora_b = lora_b
 
 
-def linear_dims(linear: nn.Module) -> tuple[int, int]:
-    """(input_dims, output_dims) of a plain or quantized linear layer."""
-    out_dims, in_dims = linear.weight.shape
-    if isinstance(linear, nn.QuantizedLinear):
-        in_dims = in_dims * 32 // linear.bits
-    return in_dims, out_dims
-
-
-class MultiLoRALinear(nn.Module):
-    """A frozen linear layer plus named LoRA pairs; applies the router's active one."""
+class MultiLoRA(nn.Module):
+    """A frozen base layer plus named LoRA pairs; applies the router's active one."""
 
     def __init__(self, linear: nn.Module, router: AdapterRouter) -> None:
         super().__init__()
@@ -140,34 +148,63 @@ class MultiLoRALinear(nn.Module):
         self.adapters: dict[str, LoRAPair] = {}
         self.router = router  # plain object: stored as an attribute, not a parameter
 
+    def _active_pair(self) -> tuple[LoRAPair | None, float]:
+        name = self.router.active
+        pair = self.adapters.get(name)
+        return pair, (0.0 if pair is None else self.router.specs[name].scale)
+
+
+class MultiLoRALinear(MultiLoRA):
+    """Over ``nn.Linear`` / ``nn.QuantizedLinear``: ``A: (in, r)``, ``B: (r, out)`` (mlx-lm's ``LoRALinear``)."""
+
     def __call__(self, x: mx.array) -> mx.array:
         y = self.linear(x)
-        pair = self.adapters.get(self.router.active)
+        pair, scale = self._active_pair()
         if pair is None:
             return y
         z = (x @ pair.lora_a) @ pair.lora_b
-        return y + (self.router.specs[self.router.active].scale * z).astype(x.dtype)
+        return y + (scale * z).astype(x.dtype)
 
 
-def _resolve(block: nn.Module, rel_path: str) -> tuple[nn.Module, str, nn.Module]:
-    parent_path, attr = rel_path.rsplit(".", 1)
-    parent = block
-    for part in parent_path.split("."):
-        parent = getattr(parent, part)
-    return parent, attr, getattr(parent, attr)
+class MultiLoRASwitchLinear(MultiLoRA):
+    """Over mlx-lm's (quantized) ``SwitchLinear``: per expert ``A: (E, r, in)``, ``B: (E, out, r)`` (``LoRASwitchLinear``)."""
+
+    def __call__(self, x: mx.array, indices: mx.array, sorted_indices: bool = False) -> mx.array:
+        y = self.linear(x, indices, sorted_indices=sorted_indices)
+        pair, scale = self._active_pair()
+        if pair is None:
+            return y
+        z = mx.gather_mm(x, pair.lora_a.swapaxes(-1, -2), rhs_indices=indices, sorted_indices=sorted_indices)
+        z = mx.gather_mm(z, pair.lora_b.swapaxes(-1, -2), rhs_indices=indices, sorted_indices=sorted_indices)
+        return y + (scale * z).astype(x.dtype)
 
 
-def base_linear(model: nn.Module, layer: int, module: str) -> nn.Module:
-    """The frozen base linear layer at ``layer``/``module`` (unwrapped if adapted)."""
-    _, _, mod = _resolve(model.layers[layer], MODULE_PATHS[module])
-    return mod.linear if isinstance(mod, MultiLoRALinear) else mod
+def to_plain(site: Site, a: mx.array, b: mx.array) -> tuple[mx.array, mx.array]:
+    """Factors in the ``A: (..., in, r)``, ``B: (..., r, out)`` orientation (an involution: also maps back)."""
+    return (a.swapaxes(-1, -2), b.swapaxes(-1, -2)) if site.experts else (a, b)
 
 
-def init_pair(model: nn.Module, layer: int, module: str, rank: int, key: mx.array) -> tuple[mx.array, mx.array]:
+def init_pair(site: Site, rank: int, key: mx.array) -> tuple[mx.array, mx.array]:
     """Fresh factors as mlx-lm initialises them: A ~ U(±1/√in), B = 0 (so the adapter starts as a no-op)."""
-    in_dims, out_dims = linear_dims(base_linear(model, layer, module))
-    bound = 1.0 / math.sqrt(in_dims)
-    return mx.random.uniform(-bound, bound, (in_dims, rank), key=key), mx.zeros((rank, out_dims))
+    bound = 1.0 / math.sqrt(site.in_dims)
+    lead = (site.experts,) if site.experts else ()
+    a = mx.random.uniform(-bound, bound, (*lead, site.in_dims, rank), key=key)
+    return to_plain(site, a, mx.zeros((*lead, rank, site.out_dims)))
+
+
+def pair_shapes(site: Site, rank: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Shapes of A and B of rank ``rank`` on ``site``, in its layer type's layout."""
+    if site.experts:
+        return (site.experts, rank, site.in_dims), (site.experts, site.out_dims, rank)
+    return (site.in_dims, rank), (rank, site.out_dims)
+
+
+def _parent(model: nn.Module, layer: int, path: str) -> tuple[nn.Module, str]:
+    parent = model.layers[layer]
+    *parents, attr = path.split(".")
+    for part in parents:
+        parent = getattr(parent, part)
+    return parent, attr
 
 
 def attach_adapter(
@@ -177,25 +214,24 @@ def attach_adapter(
     spec: LoRASpec,
     pairs: dict[tuple[int, str], tuple[mx.array, mx.array]],
 ) -> None:
-    """Install given factors as adapter ``name`` (keys: (layer, module)); wraps layers as needed."""
+    """Install given factors as adapter ``name`` (keys: (layer, path)); wraps layers as needed."""
     if not name or not isinstance(name, str):
         raise ValueError(f"adapter name must be a non-empty string, got {name!r}")
     if name in router.specs:
         raise ValueError(f"adapter {name!r} already exists on this model")
-    expected = {(i, m) for i in spec.resolve_layers(len(model.layers)) for m in spec.modules}
-    if set(pairs) != expected:
-        raise ValueError(f"adapter {name!r}: factors given for {sorted(set(pairs) ^ expected)[:4]}… do not match its spec")
-    for (layer, module), (a, b) in sorted(pairs.items()):
-        in_dims, out_dims = linear_dims(base_linear(model, layer, module))
-        rank = spec.rank(module)
-        if a.shape != (in_dims, rank) or b.shape != (rank, out_dims):
-            raise ValueError(
-                f"adapter {name!r} layer {layer} {module}: got A{tuple(a.shape)} B{tuple(b.shape)}, "
-                f"expected A{(in_dims, rank)} B{(rank, out_dims)}"
-            )
-        parent, attr, mod = _resolve(model.layers[layer], MODULE_PATHS[module])
-        if not isinstance(mod, MultiLoRALinear):
-            mod = MultiLoRALinear(mod, router)
+    sites = spec.sites(model)
+    if set(pairs) != set(sites):
+        raise ValueError(f"adapter {name!r}: factors given for {sorted(set(pairs) ^ set(sites))[:4]}… do not match its spec")
+    for key, (a, b) in sorted(pairs.items()):
+        site = sites[key]
+        want = pair_shapes(site, spec.rank(site.roles))
+        if (tuple(a.shape), tuple(b.shape)) != want:
+            raise ValueError(f"adapter {name!r} layer {key[0]} {key[1]}: got A{tuple(a.shape)} B{tuple(b.shape)}, "
+                             f"expected A{want[0]} B{want[1]}")
+        parent, attr = _parent(model, *key)
+        mod = getattr(parent, attr)
+        if not isinstance(mod, MultiLoRA):
+            mod = (MultiLoRASwitchLinear if site.experts else MultiLoRALinear)(mod, router)
             setattr(parent, attr, mod)
         mod.adapters[name] = LoRAPair(a, b)
     router.specs[name] = spec
@@ -205,29 +241,27 @@ def attach_adapter(
 def add_adapter(model: nn.Module, router: AdapterRouter, name: str, spec: LoRASpec | None = None, seed: int = 0) -> None:
     """Add a fresh adapter set ``name`` (B = 0, so it starts equal to the base model)."""
     spec = spec or LoRASpec()
-    targets = [(i, m) for i in spec.resolve_layers(len(model.layers)) for m in spec.modules]
-    keys = mx.random.split(mx.random.key(seed), len(targets))
-    pairs = {t: init_pair(model, *t, spec.rank(t[1]), keys[j]) for j, t in enumerate(targets)}
+    sites = spec.sites(model)
+    keys = mx.random.split(mx.random.key(seed), len(sites))
+    pairs = {k: init_pair(site, spec.rank(site.roles), keys[j]) for j, (k, site) in enumerate(sorted(sites.items()))}
     attach_adapter(model, router, name, spec, pairs)
 
 
-def lora_layers(model: nn.Module) -> Iterator[tuple[str, MultiLoRALinear]]:
-    """(module path, wrapper) for every adapted linear layer in the model."""
+def lora_layers(model: nn.Module) -> Iterator[tuple[str, MultiLoRA]]:
+    """(module path, wrapper) for every adapted layer in the model."""
     for path, mod in model.named_modules():
-        if isinstance(mod, MultiLoRALinear):
+        if isinstance(mod, MultiLoRA):
             yield path, mod
 
 
 def adapter_pairs(model: nn.Module, router: AdapterRouter, name: str) -> dict[tuple[int, str], LoRAPair]:
-    """The live factors of adapter ``name`` keyed by (layer, module)."""
+    """The live factors of adapter ``name`` keyed by (layer, path inside the block)."""
     if name not in router.specs:
         raise KeyError(f"unknown adapter {name!r}; known adapters: {sorted(router.specs)}")
-    spec = router.specs[name]
     out = {}
-    for layer in spec.resolve_layers(len(model.layers)):
-        for module in spec.modules:
-            _, _, mod = _resolve(model.layers[layer], MODULE_PATHS[module])
-            out[(layer, module)] = mod.adapters[name]
+    for layer, path in router.specs[name].sites(model):
+        parent, attr = _parent(model, layer, path)
+        out[(layer, path)] = getattr(parent, attr).adapters[name]
     return out
 
 

@@ -145,7 +145,7 @@ class Pipeline:
         return rows
 
     def _corpus(self) -> dict[str, Any]:
-        from corpus.counterfactuals import generate_counterfactuals  # noqa: PLC0415
+        from corpus.generate import generate_counterfactuals  # noqa: PLC0415
         from corpus.generate import generate  # noqa: PLC0415
 
         c = {**CORPUS_DEFAULTS, **self.cfg["corpus"]}
@@ -250,15 +250,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--out", help="output directory (overrides the file's out)")
     run.add_argument("--model", help="local mlx-lm model directory (overrides the file's model)")
     args = parser.parse_args(argv)
-    from pydantic import ValidationError  # noqa: PLC0415
-
-    from tbn_train.cli import error_message  # noqa: PLC0415
+    from tbn_train.cli_errors import USER_ERRORS, report  # noqa: PLC0415
 
     try:
         rows = Pipeline(load_config(args.config, args.out, args.model)).run()
-    except (ValueError, KeyError, FileNotFoundError, FileExistsError, ValidationError) as exc:
-        print(f"tbn-pipeline: error: {error_message(exc)}", file=sys.stderr)
-        return 2
+    except USER_ERRORS as exc:
+        return report("tbn-pipeline", exc)
     print(format_table(rows), end="")
     return 0
 

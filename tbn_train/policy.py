@@ -23,7 +23,7 @@ from pydantic import AfterValidator
 from tbn_train.adapter_io import CONFIG_FILE as ADAPTER_CONFIG, load_adapter
 from tbn_train.config import TrainConfig
 from tbn_train.lora import AdapterRouter, LoRASpec, add_adapter, set_trainable
-from tbn_train.model import load_model
+from tbn_train.model import check_model_name, load_model
 from tbn_train.update import PolicyUpdater
 
 FROZEN_ADAPTER = "client_judge"
@@ -45,10 +45,11 @@ class Policy:
 
 
 def existing_model_dir(path: str) -> str:
-    """Validator: ``path`` is a local mlx-lm model directory (checked before a run starts)."""
-    if not (Path(path) / "config.json").is_file():
-        raise ValueError(f"model directory {path!r} does not exist or has no config.json (local mlx-lm directories only)")
-    return path
+    """Validator: ``path`` is a local mlx-lm model directory or a Hub id (checked before a run starts)."""
+    try:
+        return check_model_name(path)
+    except FileNotFoundError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def existing_adapter_dir(path: str | None) -> str | None:
@@ -58,13 +59,14 @@ def existing_adapter_dir(path: str | None) -> str | None:
     return path
 
 
-ModelDir = Annotated[str, AfterValidator(existing_model_dir)]
+ModelDir = Annotated[str, AfterValidator(existing_model_dir)]  # a local directory or a Hugging Face repository id
 AdapterDir = Annotated[Optional[str], AfterValidator(existing_adapter_dir)]
 
 
-def _same_layout(a: LoRASpec, b: LoRASpec, num_layers: int) -> bool:
-    return (a.resolve_layers(num_layers) == b.resolve_layers(num_layers) and set(a.modules) == set(b.modules)
-            and all(a.rank(m) == b.rank(m) for m in a.modules) and a.scale == b.scale)
+def _same_layout(a: LoRASpec, b: LoRASpec, model: nn.Module) -> bool:
+    sites_a, sites_b = a.sites(model), b.sites(model)
+    return (sites_a.keys() == sites_b.keys() and a.scale == b.scale
+            and all(a.rank(s.roles) == b.rank(s.roles) for s in sites_a.values()))
 
 
 def build_policy(model_dir: str | Path, config: TrainConfig, init_adapter: str | Path | None = None) -> Policy:
@@ -86,7 +88,7 @@ def build_policy(model_dir: str | Path, config: TrainConfig, init_adapter: str |
     else:
         load_adapter(model, router, name, init_adapter, spec=spec, seed=config.seed)
         frozen = load_adapter(model, router, FROZEN_ADAPTER, init_adapter)
-        if not _same_layout(frozen, spec, len(model.layers)):
+        if not _same_layout(frozen, spec, model):
             load_adapter(model, router, REFERENCE_ADAPTER, init_adapter, spec=spec, seed=config.seed)
             reference = REFERENCE_ADAPTER
     set_trainable(model, router, name)

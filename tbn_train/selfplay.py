@@ -42,6 +42,7 @@ from tbn_env.params import Params
 from tbn_env.protocols import ClientTurn, ClientView, DialogueTurn, JudgeContext, JudgeResult
 from tbn_env.reward import modifier_terms, weighted_composite
 from tbn_train.checkpoint import seed_step
+from tbn_train.read_files import load_pickle
 from tbn_train.config import TrainConfig
 from tbn_train.generation import generate, generate_candidates
 from tbn_train.mlx_backends import (
@@ -72,7 +73,7 @@ class SelfPlayConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: ModelDir = Field(description="local mlx-lm model directory")
+    model: ModelDir = Field(description="mlx-lm model directory or Hugging Face repository id")
     sessions: int = Field(ge=1, description="therapy sessions to play (one client's treatment, renewed if it completes)")
     max_turns: int = Field(ge=1, description="therapist turns per session")
     judge: Literal["rubric", "model"] = Field("rubric", description="judge backend: offline rubric or the model's frozen adapter")
@@ -161,14 +162,15 @@ class SelfPlay:
 
     def __init__(self, cfg: SelfPlayConfig, out: str | Path, resume: bool = False) -> None:
         self.cfg, self.train = cfg, cfg.train
+        self.policy: Policy = build_policy(cfg.model, cfg.train, cfg.init_adapter)  # a placement refusal writes nothing
         self.run = RunDir(out, cfg, resume)
-        self.policy: Policy = build_policy(cfg.model, cfg.train, cfg.init_adapter)
         self.timings = Timings()
         self.counters = RunCounters()
         self.judges = {p: MeteredJudge(self._judge(p), self.timings, self.counters.judge) for p in ("clinical", "kind", "harsh")}
         client = TimedClient(self._client(), self.timings)
         self.env = gym.make("Therapy-v0", judge=self.judges["clinical"], client=client, episode="treatment",
-                            max_turns=cfg.max_turns, max_sessions=cfg.sessions)
+                            max_turns=cfg.max_turns, max_sessions=cfg.sessions,
+                            info_mode="debug")  # the trainer, not the policy, reads the TMoG accuracy (RLAIF)
         self.base_env = self.env.unwrapped
         self.turn = 0
         up = self.policy.updater
@@ -180,7 +182,7 @@ class SelfPlay:
             for judge in self.judges.values():
                 judge.tally = self.counters.judge
             self.env.reset(seed=self.train.seed)  # the wrappers insist on a reset before set_state
-            self.base_env.set_state(pickle.loads((ck.path / ENV_STATE_FILE).read_bytes()))  # noqa: S301 (our own file)
+            self.base_env.set_state(load_pickle(ck.path / ENV_STATE_FILE, "env state"))
 
     # ------------------------------------------------------------------ backends
     def _role(self, temperature: float, max_tokens: int) -> ModelRole:

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tqdm import tqdm
 
 from tbn_train.atomic import write_json
+from tbn_train.cli_errors import error_message
 from tbn_train.config import TrainConfig
 from tbn_train.dpo import SUMMARY_FILE, ChatMessage
 from tbn_train.losses import masked_cross_entropy
@@ -48,8 +49,6 @@ class ChatSample(BaseModel):
 
 def read_chats(path: str | Path) -> list[list[dict[str, str]]]:
     """Parse a chat JSONL file; a bad line is refused with its file and line number."""
-    from tbn_train.cli import error_message  # noqa: PLC0415 (one formatter of pydantic errors)
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"chat samples file not found: {path}")

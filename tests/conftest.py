@@ -2,6 +2,8 @@
 random-weight models the trainer and DAPT tests share (built once per session)."""
 import os
 
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before anything imports huggingface_hub: a test can never download
+
 import pytest
 from hypothesis import HealthCheck, settings
 
@@ -19,3 +21,19 @@ def tiny_dirs(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("tiny")
     return {arch: make_tiny_model(root / arch, arch=arch, seed=0) for arch in ("llama", "gemma3_text")}
+
+
+@pytest.fixture(scope="session")
+def tiny_family(tmp_path_factory):
+    """Factory (arch, bits) → a 4-layer, hidden-64 random-weight model of that mlx-lm family, built once per session."""
+    from tbn_train.tiny_model import FAMILY_HIDDEN, FAMILY_LAYERS, make_tiny_model
+
+    root, built = tmp_path_factory.mktemp("families"), {}
+
+    def build(arch: str, bits: int | None = None):
+        if (arch, bits) not in built:
+            built[(arch, bits)] = make_tiny_model(root / f"{arch}-{bits or 'full'}", arch=arch, hidden=FAMILY_HIDDEN,
+                                                  layers=FAMILY_LAYERS, bits=bits)
+        return built[(arch, bits)]
+
+    return build

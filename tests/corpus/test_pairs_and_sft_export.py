@@ -4,7 +4,7 @@ import json
 import pytest
 
 from corpus.cli import main
-from corpus.counterfactuals import generate_counterfactuals
+from corpus.generate import generate_counterfactuals
 from corpus.generate import generate
 from corpus.heldout import heldout_groups
 from corpus.pairs import heldout_path, write_pairs

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from corpus.counterfactuals import Moment, generate_counterfactuals, offline_counterfactual
-from corpus.generate import generate, offline_session
+from corpus.counterfactuals import Moment, offline_counterfactual
+from corpus.generate import generate, generate_counterfactuals, offline_session
 from corpus.schema import PIPELINES
 from corpus.writer import read_samples
 from dapt import adwc, dfr, uhd
@@ -146,3 +146,13 @@ def test_preprocess_takes_counterfactuals_through_dfr(tmp_path):
     assert len(json.loads((tmp_path / "out" / "curriculum.json").read_text())) == n
     assert preprocess(tmp_path / "corpus", tmp_path / "out", ("dfr",), resume=True,
                       counterfactuals_dir=tmp_path / "cf") == 0
+
+
+def test_out_of_range_spans_and_oversized_samples_are_refused():
+    """Issue 17 failure 9: failed before (spans past the text were clamped; a 20 MB sample was tokenized)."""
+    from dapt.windows import MAX_SAMPLE_CHARS, tokenize
+    for spans in ([[0, 50]], [[5, 3]], [[4, 8], [2, 6]], [[-1, 2]]):
+        with pytest.raises(ValueError, match="trainable span"):
+            tokenize({"id": "s/x", "text": "a short sample", "trainable": spans}, tokenizer=None)
+    with pytest.raises(ValueError, match="over the 2,000,000 limit"):
+        tokenize({"id": "s/big", "text": "x" * (MAX_SAMPLE_CHARS + 1), "trainable": []}, tokenizer=None)

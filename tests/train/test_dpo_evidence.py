@@ -9,7 +9,7 @@ from tbn_train.dpo import DPOConfig, run_dpo
 
 
 def test_dpo_raises_the_heldout_margin(llama_dir, tmp_path):
-    from corpus.counterfactuals import generate_counterfactuals
+    from corpus.generate import generate_counterfactuals
     from corpus.generate import generate
     from corpus.pairs import heldout_path, write_pairs
 

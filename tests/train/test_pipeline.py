@@ -34,7 +34,7 @@ rank = 4
 [sft]
 max_steps = 2
 [dpo]
-method = "B"
+method = "A"
 [selfplay]
 sessions = 1
 max_turns = 1

@@ -65,7 +65,7 @@ def test_sft_lowers_heldout_loss_and_its_adapter_loads_in_mlx_lm(llama_dir, tmp_
 
 
 def test_exported_corpus_trains_with_sft_and_with_plain_mlx_lm_lora(llama_dir, tmp_path):
-    from corpus.counterfactuals import generate_counterfactuals
+    from corpus.generate import generate_counterfactuals
     from corpus.generate import generate
     from corpus.sft import export_sft
 
