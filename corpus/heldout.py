@@ -2,8 +2,8 @@
 
 Groups are session ids (SFT samples) or counterfactual moments (preference pairs), so no context
 seen in training reappears in the held-out set. Groups are ranked by a hash of their key and the
-first HELDOUT_SHARE of them are held out: the same corpus always gives the same split, and adding
-samples never moves an existing group across it.
+first HELDOUT_SHARE of them are held out: the same corpus always gives the same split, whatever the
+order its records come in.
 """
 from __future__ import annotations
 

@@ -29,8 +29,16 @@ from pathlib import Path
 
 from .heldout import HELDOUT_SHARE, heldout_groups
 from .schema import CounterfactualSample, PreferencePair, Session
-from .teaching import (branch_answer, branch_class, divergence, load_counterfactuals, load_sessions, source_session,
-                       therapist_prompt, turn_answer)
+from .teaching import (
+    branch_answer,
+    branch_class,
+    divergence,
+    load_counterfactuals,
+    load_sessions,
+    source_session,
+    therapist_prompt,
+    turn_answer,
+)
 
 METHODS = ("A", "B")
 # ours: ~1.5K tokens at ~4 characters a token, inside the paper's 1.6-2.5K-token RRA windows (§8.2)

@@ -24,8 +24,16 @@ from tbn_train.prompts import THERAPIST_SYSTEM
 
 from .heldout import HELDOUT_SHARE, heldout_groups
 from .schema import CounterfactualSample, Session, Turn
-from .teaching import (branch_answer, branch_class, divergence, load_counterfactuals, load_sessions, situation,
-                       source_session, turn_answer)
+from .teaching import (
+    branch_answer,
+    branch_class,
+    divergence,
+    load_counterfactuals,
+    load_sessions,
+    situation,
+    source_session,
+    turn_answer,
+)
 
 TRAIN_FILE, VALID_FILE = "train.jsonl", "valid.jsonl"   # the names mlx_lm.lora reads from --data DIR
 

@@ -5,7 +5,8 @@ sections of Mᵀ and the GCO / OMO blocks of Θᵀ); factorization labels it wit
 attachment, phase), multilabel (defences, focus areas, issues, strengths) and text-span factors;
 recomposition rebuilds full sessions (exactly: decompose then recompose is the identity), windows of
 varying length, or a short-to-long curriculum. Counterfactual samples go through the same steps
-(§7): their context turns decompose like a session's, and they recompose into one sample each. A mask spec chooses which components the loss trains.
+(§7): their context turns decompose like a session's, and they recompose into one sample each.
+A mask spec chooses which components the loss trains.
 """
 from __future__ import annotations
 

@@ -43,11 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
     selfplay.add_argument("--sessions", type=int, required=True, help="sessions to play")
     selfplay.add_argument("--max-turns", type=int, required=True, help="therapist turns per session")
     selfplay.add_argument("--judge", choices=("rubric", "model"), default="rubric",
-                          help="judge backend: offline rubric judge, or the model's frozen judge adapter (default: rubric)")
+                          help="judge backend: offline rubric judge, or the model's frozen judge adapter "
+                               "(default: rubric)")
     selfplay.add_argument("--client", choices=("template", "model"), default="template",
-                          help="client backend: offline template client, or the model's frozen client adapter (default: template)")
-    selfplay.add_argument("--judge-max-tokens", type=int, default=None, help="generation cap of the model judge (default: 1024)")
-    selfplay.add_argument("--client-max-tokens", type=int, default=None, help="generation cap of the model client (default: 256)")
+                          help="client backend: offline template client, or the model's frozen client adapter "
+                               "(default: template)")
+    selfplay.add_argument("--judge-max-tokens", type=int, default=None,
+                          help="generation cap of the model judge (default: 1024)")
+    selfplay.add_argument("--client-max-tokens", type=int, default=None,
+                          help="generation cap of the model client (default: 256)")
     add_config_arguments(selfplay)
 
     dpo = sub.add_parser("dpo", help="DPO from preference pairs, Methods A/B (§9.3.11)")
@@ -55,21 +59,26 @@ def build_parser() -> argparse.ArgumentParser:
     dpo.add_argument("--pairs", required=True, help="JSONL of {prompt, chosen, rejected} preference pairs")
     dpo.add_argument("--epochs", type=int, default=None, help="passes over the pairs (default: 1)")
     dpo.add_argument("--batch-size", type=int, default=None, help="pairs per optimizer step (default: 1)")
-    dpo.add_argument("--heldout", default=None, help="held-out pairs JSONL: the chosen-minus-rejected margin before and after")
+    dpo.add_argument("--heldout", default=None,
+                     help="held-out pairs JSONL: the chosen-minus-rejected margin before and after")
     add_config_arguments(dpo)
 
     sft = sub.add_parser("sft", help="SFT on chat samples, loss on the assistant's tokens only (§9.2)")
     _run_arguments(sft)
     sft.add_argument("--data", required=True,
                      help="chat JSONL {messages}, or an mlx-lm data directory (train.jsonl, valid.jsonl)")
-    sft.add_argument("--valid", default=None, help="held-out chat JSONL (default: DATA/valid.jsonl if --data is a directory)")
+    sft.add_argument("--valid", default=None,
+                     help="held-out chat JSONL (default: DATA/valid.jsonl if --data is a directory)")
     sft.add_argument("--epochs", type=int, default=None, help="passes over the samples (default: 1)")
     sft.add_argument("--batch-size", type=int, default=None, help="samples per optimizer step (default: 1)")
     sft.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
     add_config_arguments(sft)
-    plan = sub.add_parser("plan", help="adapter placement, trainable parameters and peak memory of a model (no training)")
-    plan.add_argument("--model", required=True, help="mlx-lm model directory (config.json is enough) or Hugging Face repository id")
-    plan.add_argument("--prompt-tokens", type=int, default=None, help="therapist prompt length the estimate assumes (default: 2048)")
+    plan = sub.add_parser("plan",
+                          help="adapter placement, trainable parameters and peak memory of a model (no training)")
+    plan.add_argument("--model", required=True,
+                      help="mlx-lm model directory (config.json is enough) or Hugging Face repository id")
+    plan.add_argument("--prompt-tokens", type=int, default=None,
+                      help="therapist prompt length the estimate assumes (default: 2048)")
     plan.add_argument("--json", action="store_true", help="print the plan as JSON (sizes in bytes)")
     add_config_arguments(plan)
     return parser
@@ -77,12 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags shared by the training subcommands."""
-    parser.add_argument("--model", required=True, help="mlx-lm model directory or Hugging Face repository id (e.g. mlx-community/Qwen3-8B-4bit)")
+    parser.add_argument("--model", required=True,
+                        help="mlx-lm model directory or Hugging Face repository id (e.g. mlx-community/Qwen3-8B-4bit)")
     parser.add_argument("--out", required=True, help="run directory: run.json, log.jsonl, checkpoints/, therapist/")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--init-adapter", default=None,
                         help="mlx-lm adapter: the therapist's start, the frozen client/judge adapter and the reference")
-    parser.add_argument("--checkpoint-every", type=int, default=None, help="checkpoint every N turns/steps (default: 1)")
+    parser.add_argument("--checkpoint-every", type=int, default=None,
+                        help="checkpoint every N turns/steps (default: 1)")
 
 
 def _run_settings(args: argparse.Namespace, names: tuple[str, ...]) -> dict:
@@ -106,14 +117,16 @@ def _train(args: argparse.Namespace) -> None:
     if args.command == "selfplay":
         from tbn_train.selfplay import SelfPlay, SelfPlayConfig  # noqa: PLC0415
 
-        names = ("sessions", "max_turns", "judge", "client", "checkpoint_every", "judge_max_tokens", "client_max_tokens")
+        names = ("sessions", "max_turns", "judge", "client", "checkpoint_every", "judge_max_tokens",
+                 "client_max_tokens")
         cfg = SelfPlayConfig(**_run_settings(args, names))
         out = SelfPlay(cfg, args.out, resume=args.resume).run_all()
     elif args.command == "sft":
         from tbn_train.sft import SFTConfig, data_files, run_sft  # noqa: PLC0415
 
         args.data, args.valid = data_files(args.data, args.valid)
-        cfg = SFTConfig(**_run_settings(args, ("data", "valid", "epochs", "batch_size", "max_steps", "checkpoint_every")))
+        names = ("data", "valid", "epochs", "batch_size", "max_steps", "checkpoint_every")
+        cfg = SFTConfig(**_run_settings(args, names))
         out = run_sft(cfg, args.out, resume=args.resume)
     else:
         from tbn_train.dpo import DPOConfig, run_dpo  # noqa: PLC0415

@@ -2,11 +2,13 @@
 
 Method A (pairs from the DAPT corpus) and Method B (the same preferences under the full
 curriculum's contexts) differ only in where the pairs come from (``tbn-corpus pairs``,
-:mod:`corpus.pairs`); the trainer reads one JSONL of ``{"prompt", "chosen", "rejected"}`` records. ``prompt`` is a string (one user
-message) or a list of chat messages; it is rendered with the tokenizer's chat template, and each
-completion ends with EOS so the stop decision is trained too. The reference is the frozen starting
-adapter (:mod:`tbn_train.policy`), β = 0.1 (the DPO paper's default). Batches follow a per-epoch permutation
-derived from (seed, epoch), so a resumed run replays exactly the same order.
+:mod:`corpus.pairs`); the trainer reads one JSONL of ``{"prompt", "chosen", "rejected"}`` records.
+``prompt`` is a string (one user message) or a list of chat messages; it is rendered with the
+tokenizer's chat template, and each completion ends with EOS so the stop decision is trained too.
+The reference is the frozen starting adapter (:mod:`tbn_train.policy`), β = 0.1 (the DPO paper's
+default). Batches follow a per-epoch permutation derived from (seed, epoch), so a resumed run
+replays exactly the same order. With ``--heldout`` the mean chosen-minus-rejected log-prob margin
+on held-out pairs is measured before the first and after the last step (``summary.json``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from tbn_train.atomic import write_json
 from tbn_train.cli_errors import error_message
 from tbn_train.config import TrainConfig
 from tbn_train.logprobs import sequence_logprobs
-from tbn_train.policy import build_policy, AdapterDir, ModelDir
+from tbn_train.policy import AdapterDir, ModelDir, build_policy
 from tbn_train.prompts import render
 from tbn_train.run_dir import RunDir
 
@@ -71,9 +73,11 @@ def read_pairs(path: str | Path) -> list[PreferencePair]:
         try:
             pairs.append(PreferencePair.model_validate(json.loads(line)))
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}:{n}: not JSON ({exc.msg}); one {{prompt, chosen, rejected}} object per line") from None
+            raise ValueError(f"{path}:{n}: not JSON ({exc.msg}); one {{prompt, chosen, rejected}} object per line"
+                             ) from None
         except ValidationError as exc:
-            raise ValueError(f"{path}:{n}: not a preference pair {{prompt, chosen, rejected}}: {error_message(exc)}") from None
+            raise ValueError(f"{path}:{n}: not a preference pair {{prompt, chosen, rejected}}: "
+                             f"{error_message(exc)}") from None
     if not pairs:
         raise ValueError(f"{path} holds no preference pairs")
     return pairs

@@ -42,7 +42,8 @@ def rlaif_loss(lp_corrected: mx.array, lp_original: mx.array, beta: float = RLAI
     return _softplus_neg(beta * (lp_corrected - lp_original)).mean()
 
 
-def zscore_advantages(scores: mx.array, eps: float = GRPO_EPS, tie_tolerance: float = SCORE_TIE_TOLERANCE) -> mx.array | None:
+def zscore_advantages(scores: mx.array, eps: float = GRPO_EPS,
+                      tie_tolerance: float = SCORE_TIE_TOLERANCE) -> mx.array | None:
     """A_k = (s_k − mean)/(std + ε) with the population std (§9.3.10).
 
     Returns None when all scores are equal within ``tie_tolerance``: such a group carries no

@@ -145,8 +145,10 @@ class Pipeline:
         return rows
 
     def _corpus(self) -> dict[str, Any]:
-        from corpus.generate import generate_counterfactuals  # noqa: PLC0415
-        from corpus.generate import generate  # noqa: PLC0415
+        from corpus.generate import (
+            generate,  # noqa: PLC0415
+            generate_counterfactuals,  # noqa: PLC0415
+        )
 
         c = {**CORPUS_DEFAULTS, **self.cfg["corpus"]}
         sessions, cf = self.path("corpus", "sessions"), self.path("corpus", "cf")
@@ -243,7 +245,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tbn-pipeline", description="corpus → preprocess → RRA → SFT → DPO → self-play")
+    parser = argparse.ArgumentParser(prog="tbn-pipeline",
+                                     description="corpus → preprocess → RRA → SFT → DPO → self-play")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run (or continue) the chain a pipeline.toml describes")
     run.add_argument("--config", required=True, help="pipeline TOML file")

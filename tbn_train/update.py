@@ -20,8 +20,8 @@ import mlx.optimizers as optim
 from mlx.utils import tree_map
 
 from tbn_train.config import TrainConfig
-from tbn_train.lora import AdapterRouter
 from tbn_train.logprobs import sequence_logprobs
+from tbn_train.lora import AdapterRouter
 from tbn_train.losses import dpo_loss, grpo_loss, masked_cross_entropy, rlaif_loss, zscore_advantages
 
 
@@ -63,11 +63,13 @@ def make_optimizer(config: TrainConfig) -> optim.Adam:
 class PolicyUpdater:
     """Applies RLAIF / GRPO / DPO steps to ``router.trainable`` with one shared optimizer."""
 
-    def __init__(self, model: nn.Module, router: AdapterRouter, config: TrainConfig, optimizer: optim.Optimizer | None = None):
+    def __init__(self, model: nn.Module, router: AdapterRouter, config: TrainConfig,
+                 optimizer: optim.Optimizer | None = None):
         if router.trainable is None:
             raise ValueError("no trainable adapter: call set_trainable(model, router, name) first")
         if config.reference_adapter is not None and config.reference_adapter not in router.specs:
-            raise KeyError(f"reference adapter {config.reference_adapter!r} is not loaded; known: {sorted(router.specs)}")
+            raise KeyError(f"reference adapter {config.reference_adapter!r} is not loaded; "
+                           f"known: {sorted(router.specs)}")
         self.model, self.router, self.config = model, router, config
         self.optimizer = optimizer or make_optimizer(config)
         self.counters = UpdateCounters()
@@ -92,7 +94,8 @@ class PolicyUpdater:
         mx.eval(lp)
         return lp
 
-    def rlaif(self, prompt: Sequence[int], original: Sequence[int], corrected: Sequence[int], modifier: float = 1.0) -> StepResult:
+    def rlaif(self, prompt: Sequence[int], original: Sequence[int], corrected: Sequence[int],
+              modifier: float = 1.0) -> StepResult:
         """Step 1 of a turn (§9.3.9): push π toward the corrected response, away from the original.
 
         ``prompt`` excludes the judges' feedback (distillation); ``modifier`` is the turn's
@@ -128,10 +131,12 @@ class PolicyUpdater:
         self.counters.grpo_steps += 1
         return StepResult(loss, norm)
 
-    def dpo(self, prompts: Sequence[Sequence[int]], chosen: Sequence[Sequence[int]], rejected: Sequence[Sequence[int]]) -> StepResult:
+    def dpo(self, prompts: Sequence[Sequence[int]], chosen: Sequence[Sequence[int]],
+            rejected: Sequence[Sequence[int]]) -> StepResult:
         """One DPO step over a batch of preference pairs, reference = the frozen reference adapter."""
         if not len(prompts) == len(chosen) == len(rejected):
-            raise ValueError(f"DPO batch sizes differ: {len(prompts)} prompts, {len(chosen)} chosen, {len(rejected)} rejected")
+            raise ValueError(f"DPO batch sizes differ: {len(prompts)} prompts, {len(chosen)} chosen, "
+                             f"{len(rejected)} rejected")
         both_prompts, both = list(prompts) * 2, list(chosen) + list(rejected)
         ref = self.reference_logprobs(both_prompts, both)
         n = len(prompts)

@@ -9,8 +9,7 @@ from tbn_train.dpo import DPOConfig, run_dpo
 
 
 def test_dpo_raises_the_heldout_margin(llama_dir, tmp_path):
-    from corpus.generate import generate_counterfactuals
-    from corpus.generate import generate
+    from corpus.generate import generate, generate_counterfactuals
     from corpus.pairs import heldout_path, write_pairs
 
     generate(tmp_path / "sessions", 3, seed=5)

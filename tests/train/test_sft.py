@@ -35,7 +35,7 @@ def write_chats(path, chats) -> str:
 
 
 def test_only_assistant_tokens_are_trained(llama_dir):
-    """The mask covers exactly the assistant messages (and their closing), and every other position gets zero gradient."""
+    """The mask covers exactly the assistant messages (and their closing); every other position gets zero gradient."""
     policy = build_policy(llama_dir, TrainConfig(**SMALL))
     messages = chat("I could not sleep again.", turns=2)
     ids, mask = encode_chat(policy.tokenizer, messages)
@@ -51,7 +51,8 @@ def test_only_assistant_tokens_are_trained(llama_dir):
 def test_sft_lowers_heldout_loss_and_its_adapter_loads_in_mlx_lm(llama_dir, tmp_path):
     from mlx_lm import load
 
-    cfg = SFTConfig(model=str(llama_dir), data=write_chats(tmp_path / "train.jsonl", [chat(x) for x in CLIENT_LINES[:6]]),
+    cfg = SFTConfig(model=str(llama_dir),
+                    data=write_chats(tmp_path / "train.jsonl", [chat(x) for x in CLIENT_LINES[:6]]),
                     valid=write_chats(tmp_path / "valid.jsonl", [chat(x) for x in CLIENT_LINES[6:]]), epochs=2,
                     train=TrainConfig(learning_rate=1e-3, **SMALL))
     adapter = run_sft(cfg, tmp_path / "run")
@@ -65,8 +66,7 @@ def test_sft_lowers_heldout_loss_and_its_adapter_loads_in_mlx_lm(llama_dir, tmp_
 
 
 def test_exported_corpus_trains_with_sft_and_with_plain_mlx_lm_lora(llama_dir, tmp_path):
-    from corpus.generate import generate_counterfactuals
-    from corpus.generate import generate
+    from corpus.generate import generate, generate_counterfactuals
     from corpus.sft import export_sft
 
     generate(tmp_path / "sessions", 2, seed=4)
