@@ -15,7 +15,7 @@ order) and a ``[train]`` table of trainer settings shared by sft, dpo and selfpl
 table holds its settings (the fields of the command it runs). ``OUT/pipeline.json`` records every
 finished stage with what it produced; a rerun skips those and resumes the unfinished one from its
 own checkpoints, so a killed run continues where it stopped. It ends with a summary table
-(``OUT/summary.md``).
+(``OUT/summary.md``) and a picture of the SFT and DPO held-out evidence (``OUT/evidence.png``).
 """
 
 from __future__ import annotations
@@ -142,7 +142,40 @@ class Pipeline:
             write_json(self.state_path, self.state)
         rows = [{"stage": s, **self.state["done"][s]} for s in self.cfg["stages"]]
         self.path(SUMMARY_TABLE).write_text(format_table(rows), encoding="utf-8")
+        self.plot_evidence()
         return rows
+
+    def plot_evidence(self) -> Path | None:
+        """``OUT/evidence.png``: SFT held-out loss and DPO held-out margin before and after (needs matplotlib)."""
+        panels = [(stage, key, label) for stage, key, label in (
+            ("sft", "heldout_loss", "SFT: held-out loss on assistant tokens (lower is better)"),
+            ("dpo", "heldout_margin", "DPO: held-out log π(chosen) − log π(rejected) (higher is better)"))
+            if stage in self.state["done"]]
+        try:
+            import matplotlib
+        except ImportError:
+            print("[pipeline] matplotlib is not installed: no evidence.png (pip install matplotlib)", file=sys.stderr)
+            return None
+        if not panels:
+            return None
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # noqa: PLC0415
+
+        fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.6), squeeze=False)
+        for ax, (stage, key, label) in zip(axes[0], panels):
+            s = _summary(self.path(stage))
+            values = [s[f"{key}_before"], s[f"{key}_after"]]
+            ax.bar(["before", "after"], values, color=["#9aa5b1", "#2f6f9f"])
+            for i, v in enumerate(values):
+                ax.annotate(f"{v:.3f}", (i, v), ha="center", va="bottom" if v >= 0 else "top")
+            ax.set_title(label, fontsize=9)
+            ax.axhline(0, color="black", linewidth=0.6)
+        fig.suptitle(f"{Path(self.cfg['model']).name}: held-out evidence of the chain's SFT and DPO stages", fontsize=10)
+        fig.tight_layout()
+        path = self.path("evidence.png")
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return path
 
     def _corpus(self) -> dict[str, Any]:
         from corpus.generate import (

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tbn_train.config import TrainConfig
 from tbn_train.dpo import DPOConfig, run_dpo
 
 
+@pytest.mark.slow
 def test_dpo_raises_the_heldout_margin(llama_dir, tmp_path):
     from corpus.generate import generate, generate_counterfactuals
     from corpus.pairs import heldout_path, write_pairs

@@ -47,6 +47,7 @@ def write_config(tmp_path, model, out, extra=""):
     return path
 
 
+@pytest.mark.slow
 def test_a_killed_chain_continues_without_redoing_finished_stages(llama_dir, tmp_path):
     out = tmp_path / "run"
     config = write_config(tmp_path, llama_dir, out)

@@ -48,6 +48,7 @@ def test_only_assistant_tokens_are_trained(llama_dir):
     assert trains.sum() == sum(mask) and (per_position[~trains] == 0).all() and (per_position[trains] > 0).all()
 
 
+@pytest.mark.slow
 def test_sft_lowers_heldout_loss_and_its_adapter_loads_in_mlx_lm(llama_dir, tmp_path):
     from mlx_lm import load
 
@@ -65,6 +66,7 @@ def test_sft_lowers_heldout_loss_and_its_adapter_loads_in_mlx_lm(llama_dir, tmp_
     assert not mx.allclose(model(ids), base(ids)).item()   # the trained adapter is what mlx-lm applies
 
 
+@pytest.mark.slow
 def test_exported_corpus_trains_with_sft_and_with_plain_mlx_lm_lora(llama_dir, tmp_path):
     from corpus.generate import generate, generate_counterfactuals
     from corpus.sft import export_sft
@@ -83,6 +85,7 @@ def test_exported_corpus_trains_with_sft_and_with_plain_mlx_lm_lora(llama_dir, t
     assert code == 0 and (tmp_path / "run" / "therapist" / "adapter_config.json").is_file()
 
 
+@pytest.mark.slow
 def test_sft_resumes_to_the_same_adapter(llama_dir, tmp_path):
     data = write_chats(tmp_path / "train.jsonl", [chat(x) for x in CLIENT_LINES[:4]])
     args = ["sft", "--model", str(llama_dir), "--data", data, "--learning-rate", "1e-3", "--lora-layers", "3",
