@@ -170,7 +170,8 @@ class Pipeline:
                 ax.annotate(f"{v:.3f}", (i, v), ha="center", va="bottom" if v >= 0 else "top")
             ax.set_title(label, fontsize=9)
             ax.axhline(0, color="black", linewidth=0.6)
-        fig.suptitle(f"{Path(self.cfg['model']).name}: held-out evidence of the chain's SFT and DPO stages", fontsize=10)
+        fig.suptitle(f"{Path(self.cfg['model']).name}: held-out evidence of the chain's SFT and DPO stages",
+                     fontsize=10)
         fig.tight_layout()
         path = self.path("evidence.png")
         fig.savefig(path, dpi=110)
