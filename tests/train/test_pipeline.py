@@ -66,7 +66,7 @@ def test_a_killed_chain_continues_without_redoing_finished_stages(llama_dir, tmp
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     state = json.loads((out / STATE_FILE).read_text())
-    assert list(state["done"]) == list(STAGES)
+    assert set(state["done"]) == set(STAGES)
     assert state["attempts"] == {"corpus": 1, "preprocess": 1, "rra": 1, "sft": 2, "dpo": 1, "selfplay": 1}
     assert (rra_adapter.stat().st_mtime_ns, (out / "preprocess" / "manifest.json").read_bytes()) == before
     steps = [json.loads(x) for x in (out / "sft" / "log.jsonl").read_text().splitlines()]
