@@ -1,4 +1,4 @@
-"""Exactly-once, deterministic resume of every corpus writer (issue 17): kills at any point, a resume
+"""Exactly-once, deterministic resume of every corpus writer: kills at any point, a resume
 equal byte for byte to an uninterrupted run, one writer per directory, no foreign or padded shards."""
 import json
 import multiprocessing
