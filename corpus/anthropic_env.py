@@ -7,6 +7,8 @@ there (`tbn_env.judge_parse`), so a malformed reply never crashes a run.
 """
 from __future__ import annotations
 
+import logging
+
 from tbn_env.judge_parse import parse_judge_output
 from tbn_env.llm_prompts import client_messages, judge_messages
 from tbn_env.protocols import ClientTurn, ClientView, DialogueTurn, JudgeContext, JudgeResult, Persona
@@ -18,6 +20,8 @@ JUDGE_TEMPERATURE = 0.0   # the judge scores greedily (spec §9.2)
 CLIENT_TEMPERATURE = 0.8  # the client varies, capped well below 1.0 (App. 31 Failure 13)
 JUDGE_MAX_TOKENS = 2048   # 12 scores with explanations
 CLIENT_MAX_TOKENS = 512   # one client turn with its thought
+
+log = logging.getLogger(__name__)
 
 
 class _Claude:
@@ -54,6 +58,8 @@ class AnthropicJudge(_Claude):
         """The 12-dimension verdict for one therapist turn, repaired or counted as a fallback."""
         verdict = parse_judge_output(self._ask(judge_messages(context, self.persona)), self.persona)
         self.verdicts[verdict.status] += 1
+        if verdict.status != "ok":
+            log.warning("Claude judge (%s) output %s: %s", self.persona, verdict.status, verdict.reason)
         return verdict.result
 
 

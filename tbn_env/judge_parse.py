@@ -60,35 +60,45 @@ class StrictVerdict(BaseModel):
 
 @dataclass(frozen=True)
 class ParsedVerdict:
-    """A judge result plus how it was obtained (``filled``: dimensions set to the neutral score)."""
+    """A judge result plus how it was obtained (``filled``: dimensions set to the neutral score) and,
+    unless it was clean, why it was repaired or refused (for the log)."""
 
     result: JudgeResult
     status: Status
     filled: int
+    reason: str = ""
 
 
 def parse_judge_output(text: str, persona: Persona = "clinical") -> ParsedVerdict:
     """Parse, repair, or fall back (see the module docstring). Never raises."""
     try:
         return _parse(text, persona)
-    except (ValueError, TypeError, RecursionError):  # e.g. pathologically nested JSON: a run must not die
-        return ParsedVerdict(fallback_result(persona), "fallback", len(JUDGE_DIMENSIONS))
+    except (ValueError, TypeError, RecursionError) as exc:  # e.g. pathologically nested JSON: a run must not die
+        return ParsedVerdict(fallback_result(persona), "fallback", len(JUDGE_DIMENSIONS),
+                             f"unparseable output ({type(exc).__name__})")
 
 
 def _parse(text: str, persona: Persona) -> ParsedVerdict:
-    obj = _extract_object(text if isinstance(text, str) else "")
+    text = text if isinstance(text, str) else ""
+    obj = _extract_object(text)
+    problem = "no JSON object"
     if obj is not None:
         try:
             strict = StrictVerdict.model_validate(obj)
             if all(type(x) in (int, float) for x in obj["scores"].values()):
                 return ParsedVerdict(_result(strict.model_dump(), persona), "ok", 0)
-        except (ValidationError, TypeError, AttributeError):
-            pass
+            problem = "scores written as text"
+        except ValidationError as exc:
+            problem = "schema: " + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])
+        except (TypeError, AttributeError):
+            problem = "scores not a mapping"
     scores, explanations = _scores_from_object(obj) if obj is not None else ({}, {})
+    how = "coerced from the JSON object"
     if not scores:
-        scores = _scores_from_pairs(text if isinstance(text, str) else "")
+        scores, how = _scores_from_pairs(text), "scanned as 'dimension: number' pairs"
     if not scores:
-        return ParsedVerdict(fallback_result(persona), "fallback", len(JUDGE_DIMENSIONS))
+        return ParsedVerdict(fallback_result(persona), "fallback", len(JUDGE_DIMENSIONS),
+                             f"{problem}; no dimension scores found")
     filled = [d for d in JUDGE_DIMENSIONS if d not in scores]
     fields = {
         "scores": {d: scores.get(d, FALLBACK_SCORE) for d in JUDGE_DIMENSIONS},
@@ -97,7 +107,8 @@ def _parse(text: str, persona: Persona) -> ParsedVerdict:
         "critical_moments": _texts(obj.get("critical_moments")) if obj else [],
         "recommendations": _texts(obj.get("recommendations")) if obj else [],
     }
-    return ParsedVerdict(_result(fields, persona), "repaired", len(filled))
+    reason = f"{problem}; scores {how}" + (f"; {len(filled)} missing filled with {FALLBACK_SCORE:g}" if filled else "")
+    return ParsedVerdict(_result(fields, persona), "repaired", len(filled), reason)
 
 
 def fallback_result(persona: Persona) -> JudgeResult:

@@ -72,7 +72,10 @@ class MLXJudge:
         text = self.role.complete(judge_messages(context, self.persona))
         parsed = parse_judge_output(text, self.persona)
         if parsed.status == "fallback":
-            log.warning("judge (%s) output unusable, neutral fallback scores: %r", self.persona, text[:LOG_SNIPPET])
+            log.warning("judge (%s) output refused (%s), neutral fallback scores: %r", self.persona, parsed.reason,
+                        text[:LOG_SNIPPET])
+        elif parsed.status == "repaired":
+            log.info("judge (%s) output repaired: %s", self.persona, parsed.reason)
         return parsed
 
     def score(self, context: JudgeContext) -> JudgeResult:
