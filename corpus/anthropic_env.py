@@ -62,6 +62,10 @@ class AnthropicJudge(_Claude):
             log.warning("Claude judge (%s) output %s: %s", self.persona, verdict.status, verdict.reason)
         return verdict.result
 
+    def evaluate_session(self, messages: list[dict[str, str]]) -> str:
+        """The holistic session evaluation of §9.3.7.2 (see ``tbn_env.session_judge``)."""
+        return self._ask(messages)
+
 
 class AnthropicClient(_Claude):
     """The simulated client on Claude: a hidden thought in <think>...</think>, then its words."""

@@ -18,6 +18,7 @@ from .params import Params
 from .profiles import ClientProfile, resolve_profile
 from .protocols import Client, ClientView, DialogueTurn, Judge, JudgeContext, JudgeResult
 from .session import SessionCore, TurnResult
+from .session_judge import judge_full_session
 from .spaces import MAX_ACTION_CHARS, observation_space, observe, text_space
 
 ACTION_MODES = ("text", "scores", "intervention")
@@ -171,12 +172,13 @@ class TherapyEnv(gym.Env):
         self.trace: list[dict[str, float]] = []
         self.last: TurnResult | None = None
         self.last_judge: JudgeResult | None = None
+        self.session_judged: list[JudgeResult] = []
         self.client_words = self._client_speaks() if self.action_mode == "text" else None
         return self._observation(), self._info()
 
     # ------------------------------------------------------------------ checkpointing
     _FIELDS = ("profile", "session_index", "rupture", "done", "history", "trace", "last", "last_judge",
-               "client_words")
+               "session_judged", "client_words")
 
     def get_state(self) -> dict[str, Any]:
         """The episode's full state as picklable values: the client, the dialogue and every RNG.
@@ -222,14 +224,21 @@ class TherapyEnv(gym.Env):
                 self.session_index += 1
                 self.rupture = False
         self.done = terminated or truncated
+        assessment = None
         if self.action_mode == "text":
             self.history.append(DialogueTurn(client=self.client_words.utterance, therapist=utterance,
                                              therapist_thought=thought))
-            if session_end:
+            self.session_judged.append(self.last_judge)
+            if session_end:  # §9.3.7.2: the whole session judged at its end
+                assessment = judge_full_session(self.session_judged, result.session_summary["stage"], self.params,
+                                                judge=self.judge, history=self.history)
+                self.session_judged = []
                 self.history.clear()
             if not self.done:
                 self.client_words = self._client_speaks()
         info = self._info(result)
+        if assessment is not None:
+            info["session_assessment"] = assessment.model_dump()
         if self.render_mode == "ansi":
             info["render"] = self.render()
         return self._observation(), float(result.reward.total), terminated, truncated, info

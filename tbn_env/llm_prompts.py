@@ -115,3 +115,17 @@ def judge_messages(context: JudgeContext, persona: Persona) -> Messages:
         f"Therapist said: {context.therapist_utterance}\n\nYour JSON verdict:"
     )
     return [{"role": "system", "content": judge_system(persona)}, {"role": "user", "content": body}]
+
+
+SESSION_SYSTEM = (
+    "You are a senior clinical supervisor reviewing a whole therapy session. In one paragraph, evaluate "
+    "its arc: whether it developed coherently, whether quality was sustained or erratic, the turning points, "
+    "and what the therapist should carry into the next session. Plain prose, no JSON."
+)
+
+
+def session_messages(history: Sequence[DialogueTurn], numbers: str, stage: int) -> Messages:
+    """The holistic session evaluation prompt of §9.3.7.2: the transcript and the per-turn aggregates."""
+    body = (f"Treatment stage {stage}.\nSession transcript:\n{transcript(history)}\n\n"
+            f"Aggregated per-turn ratings: {numbers}\n\nYour evaluation:")
+    return [{"role": "system", "content": SESSION_SYSTEM}, {"role": "user", "content": body}]

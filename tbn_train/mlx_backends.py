@@ -81,6 +81,10 @@ class MLXJudge:
     def score(self, context: JudgeContext) -> JudgeResult:
         return self.verdict(context).result
 
+    def evaluate_session(self, messages: list[dict[str, str]]) -> str:
+        """The holistic session evaluation of §9.3.7.2 (see ``tbn_env.session_judge``)."""
+        return self.role.complete(messages)
+
 
 class MLXClient:
     """The simulated client (§9.3.12), speaking from the env's ClientView on the frozen adapter."""

@@ -102,6 +102,8 @@ class MeteredJudge:
         self.judge, self.timings, self.tally = judge, timings, tally
         self.deterministic = judge.deterministic
         self.last_status = "ok"
+        if callable(getattr(judge, "evaluate_session", None)):  # a model judge narrates whole sessions (§9.3.7.2)
+            self.evaluate_session = judge.evaluate_session
 
     def score(self, context: JudgeContext) -> JudgeResult:
         with self.timings.part("judging"):
@@ -285,6 +287,7 @@ class SelfPlay:
         }
         if "session_summary" in info:
             record["session_summary"] = info["session_summary"]
+            record["session_assessment"] = info["session_assessment"]
         self.turn += 1
         return record
 
@@ -309,4 +312,5 @@ class SelfPlay:
                 bar.set_postfix(reward=f"{record['reward']:.2f}", phase=record["phase_after"], stage=record["stage_after"])
                 if "session_summary" in record:
                     tqdm.write(format_session_summary(record["session_summary"]))
+                    tqdm.write(f"   judge_full_session: {record['session_assessment']['evaluation']}")
         return self.run.finish(self.policy.model, self.policy.router, self.policy.therapist)
