@@ -160,9 +160,10 @@ PRESETS: dict[str, ClientProfile] = {p.name: p for p in (
 )}
 
 
-def sample_profile(rng: np.random.Generator) -> ClientProfile:
-    """A random client: any DMM strategy, 0-2 defences, 1-2 concerns (relational distress twice as likely)."""
-    attachment = str(rng.choice(DMM_CODES))
+def sample_profile(rng: np.random.Generator, strategies: tuple[str, ...] = DMM_CODES) -> ClientProfile:
+    """A random client: a DMM strategy from `strategies` (default all 22), 0-2 defences, 1-2 concerns
+    (relational distress twice as likely)."""
+    attachment = str(rng.choice(strategies))
     defenses = tuple(str(d) for d in rng.choice(DEFENSES, size=int(rng.integers(0, 3)), replace=False))
     names = list(CONCERNS)
     weights = np.array([2.0 if c == "relational_distress" else 1.0 for c in names])

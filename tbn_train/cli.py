@@ -5,6 +5,7 @@ Subcommands:
   show-config           print the resolved trainer settings as JSON (file + flag overrides)
   selfplay              RLAIF + GRPO self-play over Therapy-v0 (§9.3.9–§9.3.14), resumable
   dpo                   DPO from preference pairs, Methods A/B (§9.3.11), resumable
+  eval                  adapters side by side on held-out clients: JSON report + PNG plots
 
 Bad input (a missing model directory, an unknown config key, a resume that does not match its
 run) ends with one ``tbn-train: error: …`` line naming the problem and exit status 2.
@@ -39,8 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     _run_arguments(selfplay)
     selfplay.add_argument("--sessions", type=int, required=True, help="sessions to play")
     selfplay.add_argument("--max-turns", type=int, required=True, help="therapist turns per session")
-    selfplay.add_argument("--judge", choices=("rubric", "model"), default="rubric",
-                          help="judge backend: offline rubric judge, or the model's frozen judge adapter (default: rubric)")
+    selfplay.add_argument("--judge", default="rubric",
+                          help="judge backend: rubric (offline), model (the frozen judge adapter), anthropic (Claude), "
+                               "or module:factory returning a tbn_env Judge (default: rubric)")
     selfplay.add_argument("--client", choices=("template", "model"), default="template",
                           help="client backend: offline template client, or the model's frozen client adapter (default: template)")
     selfplay.add_argument("--judge-max-tokens", type=int, default=None, help="generation cap of the model judge (default: 1024)")
@@ -53,6 +55,21 @@ def build_parser() -> argparse.ArgumentParser:
     dpo.add_argument("--epochs", type=int, default=None, help="passes over the pairs (default: 1)")
     dpo.add_argument("--batch-size", type=int, default=None, help="pairs per optimizer step (default: 1)")
     add_config_arguments(dpo)
+
+    ev = sub.add_parser("eval", help="evaluate adapters on held-out clients (JSON + PNG plots)")
+    ev.add_argument("--model", required=True, help="local mlx-lm model directory")
+    ev.add_argument("--adapter", action="append", default=[], dest="adapters",
+                    help="mlx-lm adapter directory; repeat to compare several (none: the base model)")
+    ev.add_argument("--clients", default="held-out",
+                    help="'held-out' (default) or a TOML file of [[client]] profiles of held-out strategies")
+    ev.add_argument("--sessions", type=int, required=True, help="sessions per adapter, one held-out client each")
+    ev.add_argument("--max-turns", type=int, default=None, help="therapist turns per session (default: 8)")
+    ev.add_argument("--judge", default=None, help="rubric (default), anthropic, or module:factory")
+    ev.add_argument("--persona", default=None, help="judge persona: clinical (default), kind or harsh")
+    ev.add_argument("--seed", type=int, default=None, help="env and sampling seed base (default: 0)")
+    ev.add_argument("--temperature", type=float, default=None, help="therapist sampling temperature (default: 0, greedy)")
+    ev.add_argument("--max-new-tokens", type=int, default=None, help="generation cap per turn (default: 128)")
+    ev.add_argument("--out", required=True, help="directory for eval.json and the plots (must not hold an eval.json)")
     return parser
 
 
@@ -74,7 +91,20 @@ def _run_settings(args: argparse.Namespace, names: tuple[str, ...]) -> dict:
     return {**values, "model": args.model, "init_adapter": args.init_adapter, "train": config_from_args(args)}
 
 
+def _evaluate(args: argparse.Namespace) -> None:
+    from tbn_train.evaluate import EvalConfig, format_report, run_eval  # noqa: PLC0415
+
+    names = ("adapters", "clients", "sessions", "max_turns", "judge", "persona", "seed", "temperature", "max_new_tokens")
+    cfg = EvalConfig(model=args.model, **{n: getattr(args, n) for n in names if getattr(args, n) is not None})
+    path = run_eval(cfg, args.out)
+    print(format_report(json.loads(path.read_text(encoding="utf-8"))))
+    print(f"report and plots written to {path.parent}")
+
+
 def _train(args: argparse.Namespace) -> None:
+    if args.command == "eval":
+        _evaluate(args)
+        return
     if args.command == "selfplay":
         from tbn_train.selfplay import SelfPlay, SelfPlayConfig  # noqa: PLC0415
 

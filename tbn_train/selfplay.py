@@ -29,11 +29,11 @@ import pickle
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import gymnasium as gym
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from tqdm import tqdm
 
 import tbn_env  # noqa: F401  (registers Therapy-v0)
@@ -42,8 +42,10 @@ from tbn_env.params import Params
 from tbn_env.protocols import ClientTurn, ClientView, DialogueTurn, JudgeContext, JudgeResult
 from tbn_env.reward import modifier_terms, weighted_composite
 from tbn_train.checkpoint import seed_step
+from tbn_train.clients import training_profile
 from tbn_train.config import TrainConfig
 from tbn_train.generation import generate, generate_candidates
+from tbn_train.judges import check_judge_spec, resolve_judge
 from tbn_train.mlx_backends import (
     CLIENT_MAX_TOKENS,
     CLIENT_TEMPERATURE,
@@ -75,7 +77,8 @@ class SelfPlayConfig(BaseModel):
     model: ModelDir = Field(description="local mlx-lm model directory")
     sessions: int = Field(ge=1, description="therapy sessions to play (one client's treatment, renewed if it completes)")
     max_turns: int = Field(ge=1, description="therapist turns per session")
-    judge: Literal["rubric", "model"] = Field("rubric", description="judge backend: offline rubric or the model's frozen adapter")
+    judge: Annotated[str, AfterValidator(check_judge_spec)] = Field(
+        "rubric", description="judge backend: rubric, model (the frozen adapter), anthropic, or module:factory")
     client: Literal["template", "model"] = Field("template", description="client backend: offline template or the model's frozen adapter")
     init_adapter: AdapterDir = Field(None, description="mlx-lm adapter: therapist start, frozen client/judge, KL reference")
     checkpoint_every: int = Field(1, ge=1, description="checkpoint every N turns (and at the end)")
@@ -192,9 +195,7 @@ class SelfPlay:
     def _judge(self, persona: str):
         if self.cfg.judge == "model":
             return MLXJudge(self._role(JUDGE_TEMPERATURE, self.cfg.judge_max_tokens), persona)
-        from tbn_env.rubric_judge import RubricJudge  # noqa: PLC0415
-
-        return RubricJudge(persona)
+        return resolve_judge(self.cfg.judge, persona)
 
     def _client(self):
         if self.cfg.client == "model":
@@ -257,7 +258,9 @@ class SelfPlay:
         seed_step(self.train.seed, turn)
         if turn == 0 or self.base_env.done:  # first turn, or the treatment ended early: a new client
             with T.part("env"):
-                self.env.reset(seed=self.train.seed + turn // self.cfg.max_turns)
+                session = turn // self.cfg.max_turns
+                self.env.reset(seed=self.train.seed + session,
+                               options={"profile": training_profile(self.train.seed, session)})
         view = TherapistView.from_env(self.base_env)
         x = render(self.policy.tokenizer, therapist_messages(view))
         original = self._sample(x, self.train.rlaif_temperature)
