@@ -204,6 +204,40 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+# ---------------------------------------------------------------- the learning curve of a self-play run
+CURVE_FILE, CURVE_PLOT = "curve.json", "curve.png"
+
+
+def add_to_curve(folder: str | Path, turn: int, adapter_report: dict[str, Any]) -> Path:
+    """Record one evaluation of a self-play run at ``turn`` (replacing an earlier one at the same turn,
+    so a resumed run lists every turn once) and redraw the curve: mean composite with its 95 % CI."""
+    import json  # noqa: PLC0415
+
+    folder = Path(folder)
+    path = folder / CURVE_FILE
+    points = json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
+    keep = ("composite", "dimensions", "phase_reached", "validator_failure_rate", "hacking_screen", "reward_per_session")
+    points = sorted([p for p in points if p["turn"] != turn] + [{"turn": turn, **{k: adapter_report[k] for k in keep}}],
+                    key=lambda p: p["turn"])
+    write_json(path, points)
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    turns = [p["turn"] for p in points]
+    mean = np.array([p["composite"]["mean"] for p in points])
+    lo, hi = (np.array([p["composite"]["ci95"][i] for p in points]) for i in (0, 1))
+    ax.fill_between(turns, lo, hi, alpha=0.25, label="95 % CI")
+    ax.plot(turns, mean, marker="o", label="held-out mean composite")
+    ax.set(xlabel="self-play turn", ylabel="composite (0-10)", ylim=(0, 10))
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, folder / CURVE_PLOT)
+    return path
+
+
 # ---------------------------------------------------------------- the command
 def run_eval(cfg: EvalConfig, out: str | Path) -> Path:
     """Evaluate ``cfg.adapters`` (or the base model) and write eval.json and the plots to ``out``."""

@@ -65,6 +65,8 @@ MODIFIER_MIN, MODIFIER_MAX = 0.5, 2.0  # spec §8.5: the urgency modifier's clip
 TRANSITION_SCALE = 100.0  # spec §8.5: ±20 phase / ±100–150 stage rewards → ±0.2 / ±1–1.5
 ATTUNEMENT_SCALE = 10.0  # spec §8.5: a 0.01 TMoG-accuracy loss adds 0.1 urgency
 ENV_STATE_FILE = "env_state.pkl"  # env.get_state() is picklable, not JSON
+EVAL_DIR = "eval"  # --eval-every writes curve.json and curve.png here
+EVAL_SESSIONS = 3  # one held-out client of each DMM family per evaluation
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,8 @@ class SelfPlayConfig(BaseModel):
     checkpoint_every: int = Field(1, ge=1, description="checkpoint every N turns (and at the end)")
     judge_max_tokens: int = Field(JUDGE_MAX_TOKENS, ge=1, description="generation cap for the model judge's JSON")
     client_max_tokens: int = Field(CLIENT_MAX_TOKENS, ge=1, description="generation cap for the model client")
+    eval_every: int | None = Field(None, ge=1, description="evaluate on held-out clients every N turns (and at the end)")
+    eval_sessions: int = Field(EVAL_SESSIONS, ge=1, description="held-out sessions per evaluation")
     train: TrainConfig = Field(default_factory=TrainConfig)
 
 
@@ -243,13 +247,16 @@ class SelfPlay:
             result = self.judges["clinical"].score(view.judge_context(thought, utterance))
             fallback |= self.judges["clinical"].last_status == "fallback"
             scores.append(candidate_score(result.scores, view.stage, self.base_env.params))
-        out = {"scores": scores, "temperatures": list(self.train.grpo_temperatures), "failures": failures}
+        out = {"scores": scores, "temperatures": list(self.train.grpo_temperatures), "failures": failures,
+               "reward": float(np.mean(scores)), "reward_std": float(np.std(scores)),  # TRL's per-group names
+               "completion_length": float(np.mean([len(c.tokens) for c in cands]))}
         if fallback:  # a placeholder 5.0 must not be ranked against real verdicts
             self.counters.grpo_skipped_judge_fallback += 1
             return {**out, "skipped": "judge_fallback"}
         with self.timings.part("grpo"):
             step = p.updater.grpo(x, [c.tokens for c in cands], scores)
-        return {**out, "skipped": "tied_scores" if step.skipped else None, "loss": step.loss, "grad_norm": step.grad_norm}
+        return {**out, "skipped": "tied_scores" if step.skipped else None, "loss": step.loss, "grad_norm": step.grad_norm,
+                **step.metrics}
 
     def step(self) -> dict:
         """Play and train one turn; return its log record."""
@@ -295,6 +302,19 @@ class SelfPlay:
         return record
 
     # ------------------------------------------------------------------ the run
+    def _evaluate(self) -> dict:
+        """The current therapist on the held-out clients (``tbn-train eval``), added to the run's curve."""
+        from tbn_train.evaluate import EvalConfig, add_to_curve, evaluate_slots  # noqa: PLC0415
+
+        p = self.policy
+        cfg = EvalConfig(model=self.cfg.model, sessions=self.cfg.eval_sessions, max_turns=self.cfg.max_turns,
+                         judge=self.cfg.judge, seed=self.train.seed, max_new_tokens=self.train.max_new_tokens)
+        start = time.perf_counter()
+        report = evaluate_slots(p.model, p.tokenizer, p.router, {"therapist": p.therapist}, cfg,
+                                judge=self._judge("clinical"))["adapters"]["therapist"]
+        add_to_curve(self.run.out / EVAL_DIR, self.turn, report)
+        return {**report, "seconds": time.perf_counter() - start}
+
     def _checkpoint(self) -> None:
         up = self.policy.updater
         state = {"turn": self.turn, "updater_counters": asdict(up.counters), "run_counters": asdict(self.counters)}
@@ -308,6 +328,11 @@ class SelfPlay:
         with tqdm(total=total, initial=self.turn, desc="self-play", unit="turn", disable=None) as bar:
             while self.turn < total:
                 record = self.step()
+                every = self.cfg.eval_every
+                if every is not None and (self.turn % every == 0 or self.turn == total):
+                    record["eval"] = {k: v for k, v in self._evaluate().items() if k != "sessions"}
+                    tqdm.write(f"   held-out eval at turn {self.turn}: composite {record['eval']['composite']['mean']:.2f} "
+                               f"{record['eval']['composite']['ci95']}")
                 self.run.log(record)
                 if self.turn % self.cfg.checkpoint_every == 0 or self.turn == total:
                     self._checkpoint()

@@ -135,3 +135,20 @@ def test_judge_entry_points_resolve_or_are_refused():
         resolve_judge("no_such_module_xyz:factory")
     with pytest.raises(ValueError, match="module:factory"):
         resolve_judge("nonsense")
+
+
+def test_selfplay_eval_every_draws_the_held_out_curve(llama_dir, tmp_path):
+    out = tmp_path / "run"
+    argv = ["selfplay", "--model", str(llama_dir), "--sessions", "1", "--max-turns", "2", "--out", str(out),
+            "--max-new-tokens", "8", "--eval-every", "1", "--eval-sessions", "1",
+            "--judge", f"{__name__}:rubric_factory"]
+    assert main(argv) == 0
+    curve = json.loads((out / "eval" / "curve.json").read_text())
+    assert [p["turn"] for p in curve] == [1, 2]
+    assert (out / "eval" / "curve.png").read_bytes()[:4] == b"\x89PNG"
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["eval"]["composite"] for r in rows] == [p["composite"] for p in curve]
+    grpo = rows[0]["grpo"]
+    assert grpo["reward"] == pytest.approx(np.mean(grpo["scores"])) and grpo["reward_std"] == pytest.approx(np.std(grpo["scores"]))
+    assert grpo["completion_length"] > 0 and ("kl" in grpo or grpo["skipped"])
+    assert rows[-1]["session_assessment"]["evaluation"].startswith("[offline template]")
