@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 
 from tbn_env.judge_parse import parse_judge_output
-from tbn_env.llm_prompts import client_messages, judge_messages
+from tbn_env.llm_prompts import client_messages, judge_messages, taie_messages
 from tbn_env.protocols import ClientTurn, ClientView, DialogueTurn, JudgeContext, JudgeResult, Persona
+from tbn_env.taie_full import TaieAssessment, parse_taie_output
 from tbn_env.turn_format import parse_therapist_turn
 
 from .anthropic_api import AnthropicSettings, Usage, sampling, split_system, sync_client, text_of
@@ -65,6 +66,13 @@ class AnthropicJudge(_Claude):
     def evaluate_session(self, messages: list[dict[str, str]]) -> str:
         """The holistic session evaluation of §9.3.7.2 (see ``tbn_env.session_judge``)."""
         return self._ask(messages)
+
+    def assess_taie(self, context: JudgeContext, axes) -> TaieAssessment | None:
+        """Full-mode TAIE (§9.3.4); None, logged, when Claude's reply is unusable."""
+        assessment, reason = parse_taie_output(self._ask(taie_messages(context, axes)))
+        if assessment is None:
+            log.warning("Claude TAIE assessment refused: %s", reason)
+        return assessment
 
 
 class AnthropicClient(_Claude):

@@ -22,6 +22,7 @@ from .session_judge import judge_full_session
 from .spaces import MAX_ACTION_CHARS, observation_space, observe, text_space
 
 ACTION_MODES = ("text", "scores", "intervention")
+TAIE_MODES = ("lightweight", "full")  # §9.3.4
 OBSERVATION_MODES = ("tmog", "full")
 EPISODES = ("session", "treatment")
 HISTORY_TURNS = 12      # dialogue turns a judge or client sees (spec §18: the last 12 verbatim)
@@ -94,7 +95,12 @@ class TherapyEnv(gym.Env):
 
     ## Arguments
     `action_mode`, `observation_mode`, `episode`, `max_turns=20`, `max_sessions=16`, `judge`,
-    `client`, `profile`, `start_stage=1`, `render_mode` ("ansi" or "rgb_array"), `params`.
+    `client`, `profile`, `start_stage=1`, `render_mode` ("ansi" or "rgb_array"), `params`,
+    `taie_mode` ("lightweight", or "full": every text turn the judge's explicit TAIE assessment of
+    §9.3.4 is blended into the axes and returned as `info["taie_full"]`).
+
+    The last step of each session adds `info["session_assessment"]`, the whole session judged
+    (§9.3.7.2, `tbn_env.session_judge.judge_full_session`).
 
     ## Vectorized environment
     `gym.make_vec("Therapy-Scores-v0", num_envs=8, vectorization_mode="vector_entry_point")` steps all
@@ -113,8 +119,8 @@ class TherapyEnv(gym.Env):
     def __init__(self, action_mode: str = "text", observation_mode: str = "tmog", episode: str = "session",
                  max_turns: int = 20, max_sessions: int = 16, judge: Judge | None = None,
                  client: Client | None = None, profile: str | ClientProfile | None = None, start_stage: int = 1,
-                 render_mode: str | None = None, params: Params | None = None) -> None:
-        for name, value, allowed in (("action_mode", action_mode, ACTION_MODES),
+                 render_mode: str | None = None, params: Params | None = None, taie_mode: str = "lightweight") -> None:
+        for name, value, allowed in (("action_mode", action_mode, ACTION_MODES), ("taie_mode", taie_mode, TAIE_MODES),
                                      ("observation_mode", observation_mode, OBSERVATION_MODES),
                                      ("episode", episode, EPISODES)):
             if value not in allowed:
@@ -141,7 +147,10 @@ class TherapyEnv(gym.Env):
         for name, obj, proto in (("judge", judge, Judge), ("client", client, Client)):
             if obj is not None and not isinstance(obj, proto):
                 raise TypeError(f"{name} must implement the tbn_env {proto.__name__} protocol")
-        self.judge, self.client = judge, client
+        if taie_mode == "full" and not callable(getattr(judge, "assess_taie", None)):
+            raise ValueError("taie_mode='full' needs a text-mode judge with assess_taie(context, axes) "
+                             "(RubricJudge, MLXJudge or AnthropicJudge)")
+        self.judge, self.client, self.taie_mode = judge, client, taie_mode
         #: False when a sampled model scores or speaks: same seed, different trajectory.
         self.deterministic = all(getattr(x, "deterministic", True) for x in (judge, client))
         self.action_space = {"text": text_space(MAX_ACTION_CHARS),
@@ -210,6 +219,7 @@ class TherapyEnv(gym.Env):
         session_end = core.turn_in_session + 1 >= self.max_turns
         client_rupture = bool(self.client_words and self.client_words.rupture)
         result = core.turn(scores, session_end=session_end, rupture=client_rupture)
+        taie_full = self._assess_taie(thought, utterance) if self.taie_mode == "full" else None
         self.last = result
         self.rupture = any(e["type"] == "rupture" for e in result.events)
         if self.render_mode == "rgb_array":
@@ -239,6 +249,8 @@ class TherapyEnv(gym.Env):
         info = self._info(result)
         if assessment is not None:
             info["session_assessment"] = assessment.model_dump()
+        if self.taie_mode == "full":
+            info["taie_full"] = taie_full.model_dump() if taie_full is not None else None
         if self.render_mode == "ansi":
             info["render"] = self.render()
         return self._observation(), float(result.reward.total), terminated, truncated, info
@@ -267,6 +279,17 @@ class TherapyEnv(gym.Env):
                            rupture_pending=self.rupture or self.client_words.rupture)
         self.last_judge = self.judge.score(ctx)
         return as_score_vector(self.last_judge.scores), thought, utterance
+
+    def _assess_taie(self, thought: str, utterance: str):
+        """Full-mode TAIE (§9.3.4): the judge's explicit axes, blended into the running estimate."""
+        ctx = JudgeContext(client_utterance=self.client_words.utterance, therapist_thought=thought,
+                           therapist_utterance=utterance, history=tuple(self.history[-HISTORY_TURNS:]),
+                           stage=self.core.stage, phase=self.core.phase, stance=self.core.stance.name,
+                           guidance=self.core.guidance, profile_card=self.profile.card())
+        assessment = self.judge.assess_taie(ctx, self.core.kernel.taie[0].copy())
+        if assessment is not None:
+            self.core.blend_taie(assessment.axes())
+        return assessment
 
     def _parse_text(self, action) -> tuple[str, str]:
         from .turn_format import parse_therapist_turn

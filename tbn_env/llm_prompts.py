@@ -129,3 +129,27 @@ def session_messages(history: Sequence[DialogueTurn], numbers: str, stage: int) 
     body = (f"Treatment stage {stage}.\nSession transcript:\n{transcript(history)}\n\n"
             f"Aggregated per-turn ratings: {numbers}\n\nYour evaluation:")
     return [{"role": "system", "content": SESSION_SYSTEM}, {"role": "user", "content": body}]
+
+
+TAIE_SYSTEM = (
+    "You are a clinical assessor. Estimate the client's structural organisation on three axes, each "
+    "from -10 to +10: x, boundaries (-10 rigid, walled off; 0 flexible and healthy; +10 porous, flooded "
+    "by others); y, self-esteem (-10 deeply wounded, +10 robust, reality-tested self-worth); z, "
+    "cherishment (-10 estranged and alone, +10 cherished and belonging). Then write a short clinical "
+    "narrative, name the stuck realms, and recommend interventions. Answer with one JSON object only:\n"
+    '{"x": number, "y": number, "z": number, "narrative": string, "stuck_realms": [string], '
+    '"recommendations": [string]}'
+)
+
+
+def taie_messages(context: JudgeContext, axes) -> Messages:
+    """The full-mode TAIE prompt of §9.3.4: the session so far and the running axis estimate."""
+    x, y, z = (float(a) for a in axes)
+    body = (
+        f"{supervision(context.stage, context.phase, context.stance, context.guidance)}\n"
+        f"Client profile: {context.profile_card or '(none)'}\n"
+        f"Running estimate from per-turn ratings: x {x:+.1f}, y {y:+.1f}, z {z:+.1f}\n\n"
+        f"Session so far:\n{transcript(context.history, context.client_utterance)}\n"
+        f"Therapist said: {context.therapist_utterance}\n\nYour JSON assessment:"
+    )
+    return [{"role": "system", "content": TAIE_SYSTEM}, {"role": "user", "content": body}]

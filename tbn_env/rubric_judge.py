@@ -24,6 +24,7 @@ from .dimensions import JUDGE_DIMENSIONS
 from .harm import harmful_content
 from .protocols import JudgeContext, JudgeResult, Persona
 from .rubric import load_rubric
+from .taie_full import TaieAssessment, offline_taie
 from .validators import hard_violations, soft_flags, ungrounded_details
 
 BASE = 5.0            # an adequate reply with no evidence either way (the 4-6 band of §9.3.7.1)
@@ -130,6 +131,10 @@ class RubricJudge:
         if persona not in PERSONA_SHIFT:
             raise ValueError(f"persona must be one of {tuple(PERSONA_SHIFT)}, got {persona!r}")
         self.persona = persona
+
+    def assess_taie(self, context: JudgeContext, axes) -> TaieAssessment:
+        """Full-mode TAIE (§9.3.4) offline: a templated reading of cues in the client's words."""
+        return offline_taie(context, axes)
 
     def score(self, context: JudgeContext) -> JudgeResult:
         """Score one turn (§9.3.7): 12 scores with explanations, flags and recommendations."""

@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="client backend: offline template client, or the model's frozen client adapter (default: template)")
     selfplay.add_argument("--judge-max-tokens", type=int, default=None, help="generation cap of the model judge (default: 1024)")
     selfplay.add_argument("--client-max-tokens", type=int, default=None, help="generation cap of the model client (default: 256)")
+    selfplay.add_argument("--taie", choices=("lightweight", "full"), default=None,
+                          help="TAIE mode (§9.3.4): full asks the judge for an explicit assessment every turn (default: lightweight)")
     selfplay.add_argument("--eval-every", type=int, default=None,
                           help="every N turns (and at the end) evaluate on held-out clients; OUT/eval/curve.png")
     selfplay.add_argument("--eval-sessions", type=int, default=None, help="held-out sessions per evaluation (default: 3)")
@@ -112,7 +114,7 @@ def _train(args: argparse.Namespace) -> None:
         from tbn_train.selfplay import SelfPlay, SelfPlayConfig  # noqa: PLC0415
 
         names = ("sessions", "max_turns", "judge", "client", "checkpoint_every", "judge_max_tokens", "client_max_tokens",
-                 "eval_every", "eval_sessions")
+                 "taie", "eval_every", "eval_sessions")
         cfg = SelfPlayConfig(**_run_settings(args, names))
         out = SelfPlay(cfg, args.out, resume=args.resume).run_all()
     else:

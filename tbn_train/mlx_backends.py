@@ -18,7 +18,8 @@ from tbn_env.protocols import ClientTurn, ClientView, DialogueTurn, JudgeContext
 from tbn_train.generation import MAX_TEMPERATURE, generate
 from tbn_env.judge_parse import ParsedVerdict, parse_judge_output
 from tbn_train.lora import AdapterRouter
-from tbn_env.llm_prompts import client_messages, judge_messages
+from tbn_env.llm_prompts import client_messages, judge_messages, taie_messages
+from tbn_env.taie_full import TaieAssessment, parse_taie_output
 from tbn_train.prompts import render
 from tbn_train.timing import Timings, switched
 from tbn_train.turns import SILENCE, split_turn
@@ -84,6 +85,14 @@ class MLXJudge:
     def evaluate_session(self, messages: list[dict[str, str]]) -> str:
         """The holistic session evaluation of §9.3.7.2 (see ``tbn_env.session_judge``)."""
         return self.role.complete(messages)
+
+    def assess_taie(self, context: JudgeContext, axes) -> TaieAssessment | None:
+        """Full-mode TAIE (§9.3.4); None, logged, when the model's reply is unusable."""
+        text = self.role.complete(taie_messages(context, axes))
+        assessment, reason = parse_taie_output(text)
+        if assessment is None:
+            log.warning("TAIE assessment refused (%s): %r", reason, text[:LOG_SNIPPET])
+        return assessment
 
 
 class MLXClient:

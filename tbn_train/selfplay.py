@@ -86,6 +86,7 @@ class SelfPlayConfig(BaseModel):
     checkpoint_every: int = Field(1, ge=1, description="checkpoint every N turns (and at the end)")
     judge_max_tokens: int = Field(JUDGE_MAX_TOKENS, ge=1, description="generation cap for the model judge's JSON")
     client_max_tokens: int = Field(CLIENT_MAX_TOKENS, ge=1, description="generation cap for the model client")
+    taie: Literal["lightweight", "full"] = Field("lightweight", description="TAIE mode on training turns (§9.3.4)")
     eval_every: int | None = Field(None, ge=1, description="evaluate on held-out clients every N turns (and at the end)")
     eval_sessions: int = Field(EVAL_SESSIONS, ge=1, description="held-out sessions per evaluation")
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -109,8 +110,9 @@ class MeteredJudge:
         self.judge, self.timings, self.tally = judge, timings, tally
         self.deterministic = judge.deterministic
         self.last_status = "ok"
-        if callable(getattr(judge, "evaluate_session", None)):  # a model judge narrates whole sessions (§9.3.7.2)
-            self.evaluate_session = judge.evaluate_session
+        for extra in ("evaluate_session", "assess_taie"):  # session narration (§9.3.7.2), full TAIE (§9.3.4)
+            if callable(getattr(judge, extra, None)):
+                setattr(self, extra, getattr(judge, extra))
 
     def score(self, context: JudgeContext) -> JudgeResult:
         with self.timings.part("judging"):
@@ -177,7 +179,7 @@ class SelfPlay:
         self.judges = {p: MeteredJudge(self._judge(p), self.timings, self.counters.judge) for p in ("clinical", "kind", "harsh")}
         client = TimedClient(self._client(), self.timings)
         self.env = gym.make("Therapy-v0", judge=self.judges["clinical"], client=client, episode="treatment",
-                            max_turns=cfg.max_turns, max_sessions=cfg.sessions)
+                            max_turns=cfg.max_turns, max_sessions=cfg.sessions, taie_mode=cfg.taie)
         self.base_env = self.env.unwrapped
         self.turn = 0
         up = self.policy.updater
@@ -291,10 +293,12 @@ class SelfPlay:
             "client": view.client_utterance, "thought": committed[0], "utterance": committed[1],
             "scores": info["scores"], "reward": reward, "reward_breakdown": info["reward_breakdown"],
             "events": info["events"], "attunement": info["attunement"], "attunement_delta": attunement_delta,
-            "rlaif": rlaif, "grpo": grpo,
+            "rlaif": rlaif, "grpo": grpo, "taie": info["taie"],
             "counters": {**asdict(self.policy.updater.counters), **asdict(self.counters)},
             "timings": timings,
         }
+        if "taie_full" in info:
+            record["taie_full"] = info["taie_full"]
         if "session_summary" in info:
             record["session_summary"] = info["session_summary"]
             record["session_assessment"] = info["session_assessment"]
