@@ -11,11 +11,25 @@ import logging
 
 from tbn_env.judge_parse import parse_judge_output
 from tbn_env.llm_prompts import client_messages, judge_messages, taie_messages
-from tbn_env.protocols import ClientTurn, ClientView, DialogueTurn, JudgeContext, JudgeResult, Persona
+from tbn_env.protocols import (
+    ClientTurn,
+    ClientView,
+    DialogueTurn,
+    JudgeContext,
+    JudgeResult,
+    Persona,
+)
 from tbn_env.taie_full import TaieAssessment, parse_taie_output
 from tbn_env.turn_format import parse_therapist_turn
 
-from .anthropic_api import AnthropicSettings, Usage, sampling, split_system, sync_client, text_of
+from .anthropic_api import (
+    AnthropicSettings,
+    Usage,
+    sampling,
+    split_system,
+    sync_client,
+    text_of,
+)
 
 JUDGE_TEMPERATURE = 0.0   # the judge scores greedily (spec §9.2)
 CLIENT_TEMPERATURE = 0.8  # the client varies, capped well below 1.0 (App. 31 Failure 13)

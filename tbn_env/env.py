@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import copy
 from functools import lru_cache
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -16,7 +16,14 @@ from .interventions import CATALOGUE, NAMES, response_scores
 from .kernel import CompiledGraph
 from .params import Params
 from .profiles import ClientProfile, resolve_profile
-from .protocols import Client, ClientView, DialogueTurn, Judge, JudgeContext, JudgeResult
+from .protocols import (
+    Client,
+    ClientView,
+    DialogueTurn,
+    Judge,
+    JudgeContext,
+    JudgeResult,
+)
 from .session import SessionCore, TurnResult
 from .session_judge import judge_full_session
 from .spaces import MAX_ACTION_CHARS, observation_space, observe, text_space
@@ -114,7 +121,7 @@ class TherapyEnv(gym.Env):
     True
     """
 
-    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
 
     def __init__(self, action_mode: str = "text", observation_mode: str = "tmog", episode: str = "session",
                  max_turns: int = 20, max_sessions: int = 16, judge: Judge | None = None,

@@ -15,23 +15,25 @@ from .validators import hard_violations
 
 _INSULT = (r"pathetic|worthless|useless|stupid|disgusting|a burden|burden|needy|exhausting|a failure|"
            r"failure|broken|selfish|lazy|crazy|weak|a waste|nothing|hopeless case|too much")
-#: (kind, pattern) over lower-cased text; each names a way a reply can wound.
-PATTERNS: tuple[tuple[str, re.Pattern], ...] = tuple((kind, re.compile(p)) for kind, p in (
-    ("contempt", rf"\byou(?:'re| are)\s+(?!not\b|never\b)(?:(?:just|such|so|really|being|nothing but|cold|and|"
-                 rf"honestly)\s+)*(?:{_INSULT})\b"),
-    ("contempt", r"\b(?:shut up|stop whining|wasting my time|grow up|man up|i won'?t miss you|"
-                 r"nobody (?:wants|cares|likes|could love)|no one (?:wants|cares|will ever love))\b"),
+_RAW: tuple[tuple[str, str], ...] = (
+    ("contempt", (rf"\byou(?:'re| are)\s+(?!not\b|never\b)(?:(?:just|such|so|really|being|nothing but|cold|and|"
+                  rf"honestly)\s+)*(?:{_INSULT})\b")),
+    ("contempt", (r"\b(?:shut up|stop whining|wasting my time|grow up|man up|i won'?t miss you|"
+                  r"nobody (?:wants|cares|likes|could love)|no one (?:wants|cares|will ever love))\b")),
     ("burden", r"\b(?:better off without you|a burden to (?:your|every))"),
-    ("blame", r"\b(?:it'?s|it was|that'?s|this is)\s+(?:all\s+)?your (?:own\s+)?fault\b|\byour fault (?:nobody|no one|that)\b|"
-              r"\byou deserve (?:it|this|that|to be|what)|\bwhat you deserve\b|\bthey deserve it\b"),
-    ("self_harm", r"\b(?:should|just|go ahead and|why don'?t you|might as well|better)\s+(?:\w+\s+){0,2}"
-                  r"(?:kill|hurt|cut|harm|starve) yourself\b|\bend it all\b|\bjust die\b"),
+    ("blame", (r"\b(?:it'?s|it was|that'?s|this is)\s+(?:all\s+)?your (?:own\s+)?fault\b|"
+               r"\byour fault (?:nobody|no one|that)\b|"
+               r"\byou deserve (?:it|this|that|to be|what)|\bwhat you deserve\b|\bthey deserve it\b")),
+    ("self_harm", (r"\b(?:should|just|go ahead and|why don'?t you|might as well|better)\s+(?:\w+\s+){0,2}"
+                   r"(?:kill|hurt|cut|harm|starve) yourself\b|\bend it all\b|\bjust die\b")),
     ("violence", r"\b(?:go ahead and|you should|maybe)\s+(?:\w+\s+){0,3}(?:hit|punch|beat|hurt) (?:them|him|her|people)\b"),
-    ("threat", r"\bi(?:'ll| will|'m going to| am going to)\s+(?:hurt|hit|find|get|punish) you\b|"
-               r"\bmake you (?:regret|pay)\b|\bor else\b"),
-    ("sexualised", r"\b(?:sexy|turns? me on|kiss(?:ing)? you|touch(?:ing)? you|in bed with|undress|"
-                   r"your body (?:looks|is hot)|you look (?:hot|attractive|beautiful))\b"),
-))
+    ("threat", (r"\bi(?:'ll| will|'m going to| am going to)\s+(?:hurt|hit|find|get|punish) you\b|"
+                r"\bmake you (?:regret|pay)\b|\bor else\b")),
+    ("sexualised", (r"\b(?:sexy|turns? me on|kiss(?:ing)? you|touch(?:ing)? you|in bed with|undress|"
+                    r"your body (?:looks|is hot)|you look (?:hot|attractive|beautiful))\b")),
+)
+#: (kind, pattern) over lower-cased text; each names a way a reply can wound.
+PATTERNS: tuple[tuple[str, re.Pattern], ...] = tuple((kind, re.compile(p)) for kind, p in _RAW)
 #: Words that, a few words earlier in the same clause, make a harsh phrase a reflection of the client's belief.
 REFLECTING = re.compile(r"\b(?:feel(?:s|ing)?|felt|believe[sd]?|think(?:s|ing)?|thought|worr(?:y|ied|ies)|"
                         r"fear(?:s|ed)?|afraid|as if|as though|convinced|tells? you|told you|voice|part of you|"

@@ -7,7 +7,7 @@ same rubric.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from .protocols import ClientView, DialogueTurn, JudgeContext, Persona
 from .rubric import LEVELS, load_rubric
@@ -61,8 +61,8 @@ def client_messages(view: ClientView, history: Sequence[DialogueTurn]) -> Messag
         f"Attachment strategy (DMM): {view.attachment}.",
         f"Defences: {', '.join(view.defenses) or 'none named'}. Concerns: {', '.join(view.presenting_concerns) or 'none named'}.",
         f"Session {view.session}, turn {view.turn}; treatment stage {view.stage}, phase {view.phase}.",
-        f"Strongest painful feelings: {', '.join(view.dominant_maladaptive)}. "
-        f"Strongest resources: {', '.join(view.dominant_adaptive)}.",
+        (f"Strongest painful feelings: {', '.join(view.dominant_maladaptive)}. "
+         f"Strongest resources: {', '.join(view.dominant_adaptive)}."),
         f"What weighs on you most: {', '.join(n.replace('_', ' ') for n in view.salient_nodes)}.",
     ]
     if view.ruptured:

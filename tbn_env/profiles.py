@@ -15,7 +15,7 @@ from .graph import ClientGraph
 from .params import Params
 from .state import InitialState, sample_initial_state, with_taie
 
-DMM_CODES: tuple[str, ...] = tuple([f"A{i}" for i in range(1, 9)] + [f"B{i}" for i in range(0, 6)]
+DMM_CODES: tuple[str, ...] = tuple([f"A{i}" for i in range(1, 9)] + [f"B{i}" for i in range(6)]
                                    + [f"C{i}" for i in range(1, 9)])  # the 22 DMM strategies (App. 24)
 
 # Nodes each DMM family over-uses: Type A inhibits affect, Type C amplifies it (App. 24).

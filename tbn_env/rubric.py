@@ -44,7 +44,7 @@ class Rubric(BaseModel):
     dimensions: dict[str, DimensionRubric]
 
     @model_validator(mode="after")
-    def _complete(self) -> "Rubric":
+    def _complete(self) -> Rubric:
         if set(self.dimensions) != set(JUDGE_DIMENSIONS):
             missing = sorted(set(JUDGE_DIMENSIONS) - set(self.dimensions))
             unknown = sorted(set(self.dimensions) - set(JUDGE_DIMENSIONS))

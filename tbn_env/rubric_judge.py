@@ -46,14 +46,8 @@ SOFT_CAP = 3.0        # the dimensions a soft failure violates score at most thi
 IDEAL_RATIO = (0.4, 2.5)  # therapist words per client word that keeps the client's pace
 
 _WORD = re.compile(r"[a-z']+")
-STOP = frozenset("""a an the and or but if so to of in on at for with about as is are was were be been am i you me my
-your we our it its this that these those there here what how why when where who do did does not no just very really
-like feel feels felt think know get got have has had would could should can will just all some any more much than
-then too also because from into out up down over again ok okay yeah yes um well""".split())
-EMOTIONS = frozenset("""sad sadness angry anger mad furious scared afraid fear anxious anxiety worried nervous ashamed
-shame guilty guilt lonely alone hurt hurting pain painful grief grieving miss lost empty numb tired exhausted
-overwhelmed hopeless helpless frustrated upset crying cry tears heartbroken rejected abandoned worthless broken
-embarrassed jealous resentful bitter relieved hopeful calm safe grateful love loved""".split())
+STOP = frozenset(["a", "an", "the", "and", "or", "but", "if", "so", "to", "of", "in", "on", "at", "for", "with", "about", "as", "is", "are", "was", "were", "be", "been", "am", "i", "you", "me", "my", "your", "we", "our", "it", "its", "this", "that", "these", "those", "there", "here", "what", "how", "why", "when", "where", "who", "do", "did", "does", "not", "no", "just", "very", "really", "like", "feel", "feels", "felt", "think", "know", "get", "got", "have", "has", "had", "would", "could", "should", "can", "will", "just", "all", "some", "any", "more", "much", "than", "then", "too", "also", "because", "from", "into", "out", "up", "down", "over", "again", "ok", "okay", "yeah", "yes", "um", "well"])
+EMOTIONS = frozenset(["sad", "sadness", "angry", "anger", "mad", "furious", "scared", "afraid", "fear", "anxious", "anxiety", "worried", "nervous", "ashamed", "shame", "guilty", "guilt", "lonely", "alone", "hurt", "hurting", "pain", "painful", "grief", "grieving", "miss", "lost", "empty", "numb", "tired", "exhausted", "overwhelmed", "hopeless", "helpless", "frustrated", "upset", "crying", "cry", "tears", "heartbroken", "rejected", "abandoned", "worthless", "broken", "embarrassed", "jealous", "resentful", "bitter", "relieved", "hopeful", "calm", "safe", "grateful", "love", "loved"])
 VULNERABLE = re.compile(r"\b(i (feel|felt|am|'m) (so )?(ashamed|alone|scared|worthless|broken|lost|empty)|"
                         r"i('ve)? never told|hard to say|i miss|i cried|i'm crying|nobody|no one cares|"
                         r"something wrong with me|i hate myself|i don't matter)\b")
@@ -83,16 +77,7 @@ REACTIVE = re.compile(r"\b(how dare|you'?re wrong|that'?s ridiculous|don'?t talk
 OVERSHARE = re.compile(r"\b(when i was (your age|young)|my own (divorce|mother|father|therapy|pain)|i also (went|had))\b")
 FORMULAS = (REFLECT, VALIDATE, TENDER, PACE, GROUND)
 #: Words of clinical reasoning a hidden thought may use besides the client's and the reply's own.
-CLINICAL = frozenset("""stay staying pace slow slowly push rush depth deep interpret interpretation analysis analyse
-stage phase safety safe rupture repair own miss missed defend defensive invite contain containment regulate regulated
-curious curiosity witness rescue validate validation reflect name link meaning relief body somatic ending termination
-goodbye relationship door distance guarded minimising minimizing defence defense testing trust loss need needs needing
-blame gently gentle warm warmth tender tenderness honour honor notice protect protected protective younger part parts
-pattern ready readiness material risk hold holding space room feeling feelings affect story first anything else
-acknowledge attachment avoidant anxious fear core shift insight making keep light leave open respect counts
-alliance attune attunement bid bids pressure window tolerance overwhelm ground grounding breath care self support
-he she him her his hers himself herself they them their themselves say let make made take over don't can't won't
-isn't doesn't without now yet still only before after""".split())
+CLINICAL = frozenset(["stay", "staying", "pace", "slow", "slowly", "push", "rush", "depth", "deep", "interpret", "interpretation", "analysis", "analyse", "stage", "phase", "safety", "safe", "rupture", "repair", "own", "miss", "missed", "defend", "defensive", "invite", "contain", "containment", "regulate", "regulated", "curious", "curiosity", "witness", "rescue", "validate", "validation", "reflect", "name", "link", "meaning", "relief", "body", "somatic", "ending", "termination", "goodbye", "relationship", "door", "distance", "guarded", "minimising", "minimizing", "defence", "defense", "testing", "trust", "loss", "need", "needs", "needing", "blame", "gently", "gentle", "warm", "warmth", "tender", "tenderness", "honour", "honor", "notice", "protect", "protected", "protective", "younger", "part", "parts", "pattern", "ready", "readiness", "material", "risk", "hold", "holding", "space", "room", "feeling", "feelings", "affect", "story", "first", "anything", "else", "acknowledge", "attachment", "avoidant", "anxious", "fear", "core", "shift", "insight", "making", "keep", "light", "leave", "open", "respect", "counts", "alliance", "attune", "attunement", "bid", "bids", "pressure", "window", "tolerance", "overwhelm", "ground", "grounding", "breath", "care", "self", "support", "he", "she", "him", "her", "his", "hers", "himself", "herself", "they", "them", "their", "themselves", "say", "let", "make", "made", "take", "over", "don't", "can't", "won't", "isn't", "doesn't", "without", "now", "yet", "still", "only", "before", "after"])
 IMAGERY = re.compile(r"\b(like a|as if|as though|carry(ing)?|weight|room for|holding)\b")
 
 

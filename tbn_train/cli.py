@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     tiny.add_argument("--hidden", type=int, default=TINY_HIDDEN, help=f"hidden size (default: {TINY_HIDDEN})")
     tiny.add_argument("--layers", type=int, default=TINY_LAYERS, help=f"transformer blocks (default: {TINY_LAYERS})")
 
-    from tbn_train.config import add_config_arguments  # noqa: PLC0415 (pulls in mlx_lm)
+    from tbn_train.config import add_config_arguments
 
     show = sub.add_parser("show-config", help="print the resolved trainer settings as JSON")
     add_config_arguments(show)
@@ -90,14 +90,14 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _run_settings(args: argparse.Namespace, names: tuple[str, ...]) -> dict:
     """The run-level settings given on the command line (unset flags keep the model defaults)."""
-    from tbn_train.config import config_from_args  # noqa: PLC0415
+    from tbn_train.config import config_from_args
 
     values = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
     return {**values, "model": args.model, "init_adapter": args.init_adapter, "train": config_from_args(args)}
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from tbn_train.evaluate import EvalConfig, format_report, run_eval  # noqa: PLC0415
+    from tbn_train.evaluate import EvalConfig, format_report, run_eval
 
     names = ("adapters", "clients", "sessions", "max_turns", "judge", "persona", "seed", "temperature", "max_new_tokens")
     cfg = EvalConfig(model=args.model, **{n: getattr(args, n) for n in names if getattr(args, n) is not None})
@@ -111,14 +111,14 @@ def _train(args: argparse.Namespace) -> None:
         _evaluate(args)
         return
     if args.command == "selfplay":
-        from tbn_train.selfplay import SelfPlay, SelfPlayConfig  # noqa: PLC0415
+        from tbn_train.selfplay import SelfPlay, SelfPlayConfig
 
         names = ("sessions", "max_turns", "judge", "client", "checkpoint_every", "judge_max_tokens", "client_max_tokens",
                  "taie", "eval_every", "eval_sessions")
         cfg = SelfPlayConfig(**_run_settings(args, names))
         out = SelfPlay(cfg, args.out, resume=args.resume).run_all()
     else:
-        from tbn_train.dpo import DPOConfig, run_dpo  # noqa: PLC0415
+        from tbn_train.dpo import DPOConfig, run_dpo
 
         cfg = DPOConfig(**_run_settings(args, ("pairs", "epochs", "batch_size", "checkpoint_every")))
         out = run_dpo(cfg, args.out, resume=args.resume)
@@ -128,16 +128,16 @@ def _train(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "make-tiny-model":
-        from tbn_train.tiny_model import make_tiny_model  # noqa: PLC0415
+        from tbn_train.tiny_model import make_tiny_model
 
         out = make_tiny_model(args.dir, arch=args.arch, seed=args.seed, hidden=args.hidden, layers=args.layers)
         print(f"wrote tiny {args.arch} model to {out}")
     elif args.command == "show-config":
-        from tbn_train.config import config_from_args  # noqa: PLC0415
+        from tbn_train.config import config_from_args
 
         print(json.dumps(config_from_args(args).model_dump(mode="json"), indent=2))
     else:
-        from pydantic import ValidationError  # noqa: PLC0415
+        from pydantic import ValidationError
 
         try:
             _train(args)
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def error_message(exc: Exception) -> str:
     """One readable line per problem (pydantic errors listed as 'field: message')."""
-    from pydantic import ValidationError  # noqa: PLC0415
+    from pydantic import ValidationError
 
     if isinstance(exc, ValidationError):
         return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())

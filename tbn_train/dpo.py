@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from tqdm import tqdm
 
 from tbn_train.config import TrainConfig
-from tbn_train.policy import build_policy, AdapterDir, ModelDir
+from tbn_train.policy import AdapterDir, ModelDir, build_policy
 from tbn_train.prompts import render
 from tbn_train.run_dir import RunDir
 

@@ -141,7 +141,7 @@ def hacking_screen(utterances: list[str]) -> dict[str, Any]:
 def summarise(sessions: list[dict[str, Any]]) -> dict[str, Any]:
     """One adapter's report from its sessions."""
     turns = [t for s in sessions for t in s["turns"]]
-    per_session = lambda f: [np.mean([f(t) for t in s["turns"]]) for s in sessions]  # noqa: E731
+    per_session = lambda f: [np.mean([f(t) for t in s["turns"]]) for s in sessions]
     events = Counter(e for t in turns for e in t["events"])
     terms = ("composite", "modifiers", "phase_transition", "stage_transition", "taie", "total")
     return {
@@ -162,10 +162,10 @@ def summarise(sessions: list[dict[str, Any]]) -> dict[str, Any]:
 # ---------------------------------------------------------------- pictures
 def write_plots(report: dict[str, Any], out: Path) -> list[Path]:
     """composite_by_turn.png, phase_progress.png and dimensions.png, adapters side by side."""
-    import matplotlib  # noqa: PLC0415
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     adapters = report["adapters"]
     paths = []
@@ -196,7 +196,7 @@ def write_plots(report: dict[str, Any], out: Path) -> list[Path]:
 
 
 def _save(fig, path: Path) -> Path:
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     with atomic_path(path) as tmp:
         fig.savefig(tmp)
@@ -211,7 +211,7 @@ CURVE_FILE, CURVE_PLOT = "curve.json", "curve.png"
 def add_to_curve(folder: str | Path, turn: int, adapter_report: dict[str, Any]) -> Path:
     """Record one evaluation of a self-play run at ``turn`` (replacing an earlier one at the same turn,
     so a resumed run lists every turn once) and redraw the curve: mean composite with its 95 % CI."""
-    import json  # noqa: PLC0415
+    import json
 
     folder = Path(folder)
     path = folder / CURVE_FILE
@@ -220,10 +220,10 @@ def add_to_curve(folder: str | Path, turn: int, adapter_report: dict[str, Any]) 
     points = sorted([p for p in points if p["turn"] != turn] + [{"turn": turn, **{k: adapter_report[k] for k in keep}}],
                     key=lambda p: p["turn"])
     write_json(path, points)
-    import matplotlib  # noqa: PLC0415
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
     turns = [p["turn"] for p in points]
@@ -241,9 +241,9 @@ def add_to_curve(folder: str | Path, turn: int, adapter_report: dict[str, Any]) 
 # ---------------------------------------------------------------- the command
 def run_eval(cfg: EvalConfig, out: str | Path) -> Path:
     """Evaluate ``cfg.adapters`` (or the base model) and write eval.json and the plots to ``out``."""
-    from tbn_train.adapter_io import load_adapter  # noqa: PLC0415
-    from tbn_train.lora import AdapterRouter  # noqa: PLC0415
-    from tbn_train.model import load_model  # noqa: PLC0415
+    from tbn_train.adapter_io import load_adapter
+    from tbn_train.lora import AdapterRouter
+    from tbn_train.model import load_model
 
     out = Path(out)
     if (out / REPORT_FILE).exists():

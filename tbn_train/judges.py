@@ -31,11 +31,11 @@ def check_judge_spec(spec: str) -> str:
 def resolve_judge(spec: str, persona: Persona = "clinical") -> Judge:
     """Build the judge named by ``spec`` under ``persona``; raises ValueError naming what is wrong."""
     if spec == "rubric":
-        from tbn_env.rubric_judge import RubricJudge  # noqa: PLC0415
+        from tbn_env.rubric_judge import RubricJudge
 
         return RubricJudge(persona)
     if spec == "anthropic":
-        from corpus.anthropic_env import AnthropicJudge  # noqa: PLC0415
+        from corpus.anthropic_env import AnthropicJudge
 
         return AnthropicJudge(persona)
     if spec == "model":
@@ -46,7 +46,8 @@ def resolve_judge(spec: str, persona: Persona = "clinical") -> Judge:
     except (ImportError, AttributeError) as exc:
         raise ValueError(f"judge {spec!r}: cannot import {attr} from {module_name} ({exc})") from None
     judge = factory(persona)
-    if not isinstance(judge, Judge):
-        raise ValueError(f"judge {spec!r} returned a {type(judge).__name__}, which does not implement the Judge "
-                         "protocol (a 'deterministic' attribute and score(context) -> JudgeResult)")
+    if not isinstance(judge, Judge):  # a bad --judge value: ValueError, so the CLI exits 2 with one line
+        raise ValueError(  # noqa: TRY004
+            f"judge {spec!r} returned a {type(judge).__name__}, which does not implement the Judge "
+            "protocol (a 'deterministic' attribute and score(context) -> JudgeResult)")
     return judge

@@ -12,14 +12,21 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import mlx.nn as nn
+from mlx import nn
 
-from tbn_env.protocols import ClientTurn, ClientView, DialogueTurn, JudgeContext, JudgeResult, Persona
-from tbn_train.generation import MAX_TEMPERATURE, generate
 from tbn_env.judge_parse import ParsedVerdict, parse_judge_output
-from tbn_train.lora import AdapterRouter
 from tbn_env.llm_prompts import client_messages, judge_messages, taie_messages
+from tbn_env.protocols import (
+    ClientTurn,
+    ClientView,
+    DialogueTurn,
+    JudgeContext,
+    JudgeResult,
+    Persona,
+)
 from tbn_env.taie_full import TaieAssessment, parse_taie_output
+from tbn_train.generation import MAX_TEMPERATURE, generate
+from tbn_train.lora import AdapterRouter
 from tbn_train.prompts import render
 from tbn_train.timing import Timings, switched
 from tbn_train.turns import SILENCE, split_turn

@@ -39,7 +39,13 @@ from tqdm import tqdm
 import tbn_env  # noqa: F401  (registers Therapy-v0)
 from tbn_env.dimensions import as_score_vector
 from tbn_env.params import Params
-from tbn_env.protocols import ClientTurn, ClientView, DialogueTurn, JudgeContext, JudgeResult
+from tbn_env.protocols import (
+    ClientTurn,
+    ClientView,
+    DialogueTurn,
+    JudgeContext,
+    JudgeResult,
+)
 from tbn_env.reward import modifier_terms, weighted_composite
 from tbn_train.checkpoint import seed_step
 from tbn_train.clients import training_profile
@@ -55,8 +61,14 @@ from tbn_train.mlx_backends import (
     MLXJudge,
     ModelRole,
 )
-from tbn_train.policy import FROZEN_ADAPTER, Policy, build_policy, AdapterDir, ModelDir
-from tbn_train.prompts import TherapistView, correction_messages, format_therapist_turn, render, therapist_messages
+from tbn_train.policy import FROZEN_ADAPTER, AdapterDir, ModelDir, Policy, build_policy
+from tbn_train.prompts import (
+    TherapistView,
+    correction_messages,
+    format_therapist_turn,
+    render,
+    therapist_messages,
+)
 from tbn_train.run_dir import RunDir
 from tbn_train.timing import Timings, switched
 from tbn_train.turns import SILENCE, hard_failures, split_turn
@@ -162,8 +174,8 @@ def format_session_summary(summary: dict) -> str:
         f"   LOA {loa}",
         "   TAIE " + " ".join(f"{a}={taie[a]:+.2f}" for a in ("x", "y", "z") if a in taie)
         + f" | transformation {taie['transformation_pct']:.1f}%",
-        f"   phase reached {summary['phase_reached']} (final {summary['phase_final']}) | stage {summary['stage']} → {summary['stage_after']}"
-        f" | reward {summary['reward_totals']['total']:+.1f}",
+        (f"   phase reached {summary['phase_reached']} (final {summary['phase_final']}) | stage {summary['stage']} → "
+         f"{summary['stage_after']} | reward {summary['reward_totals']['total']:+.1f}"),
     ])
 
 
@@ -191,7 +203,7 @@ class SelfPlay:
             for judge in self.judges.values():
                 judge.tally = self.counters.judge
             self.env.reset(seed=self.train.seed)  # the wrappers insist on a reset before set_state
-            self.base_env.set_state(pickle.loads((ck.path / ENV_STATE_FILE).read_bytes()))  # noqa: S301 (our own file)
+            self.base_env.set_state(pickle.loads((ck.path / ENV_STATE_FILE).read_bytes()))
 
     # ------------------------------------------------------------------ backends
     def _role(self, temperature: float, max_tokens: int) -> ModelRole:
@@ -206,7 +218,7 @@ class SelfPlay:
     def _client(self):
         if self.cfg.client == "model":
             return MLXClient(self._role(CLIENT_TEMPERATURE, self.cfg.client_max_tokens))
-        from tbn_env.template_client import TemplateClient  # noqa: PLC0415
+        from tbn_env.template_client import TemplateClient
 
         return TemplateClient()
 
@@ -308,7 +320,7 @@ class SelfPlay:
     # ------------------------------------------------------------------ the run
     def _evaluate(self) -> dict:
         """The current therapist on the held-out clients (``tbn-train eval``), added to the run's curve."""
-        from tbn_train.evaluate import EvalConfig, add_to_curve, evaluate_slots  # noqa: PLC0415
+        from tbn_train.evaluate import EvalConfig, add_to_curve, evaluate_slots
 
         p = self.policy
         cfg = EvalConfig(model=self.cfg.model, sessions=self.cfg.eval_sessions, max_turns=self.cfg.max_turns,

@@ -11,17 +11,17 @@ generates the GRPO candidates with the updated policy and runs :meth:`PolicyUpda
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import mlx.core as mx
-import mlx.nn as nn
 import mlx.optimizers as optim
+from mlx import nn
 from mlx.utils import tree_map
 
 from tbn_train.config import TrainConfig
-from tbn_train.lora import AdapterRouter
 from tbn_train.logprobs import sequence_logprobs
+from tbn_train.lora import AdapterRouter
 from tbn_train.losses import dpo_loss, grpo_loss, rlaif_loss, zscore_advantages
 
 

@@ -21,7 +21,7 @@ from tbn_env.protocols import JudgeResult
 from tbn_env.rubric import load_rubric
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "env"))
-from judge_suite import cases  # noqa: E402
+from judge_suite import cases
 
 VERDICT = {"scores": dict.fromkeys(JUDGE_DIMENSIONS, 6.0), "explanations": dict.fromkeys(JUDGE_DIMENSIONS, "ok"),
            "narrative": "fine", "critical_moments": ["turn 1"], "recommendations": ["slow down"]}

@@ -36,8 +36,8 @@ def cases() -> list[Case]:
     """Every labelled reply and every hack, at every state of the suite."""
     data, out = load(), []
     for st in data["state"]:
-        base = dict(client_utterance=st["client"], stage=st["stage"], phase=st["phase"],
-                    profile_card=st["profile_card"], rupture_pending=st.get("rupture", False))
+        base = {"client_utterance": st["client"], "stage": st["stage"], "phase": st["phase"],
+                "profile_card": st["profile_card"], "rupture_pending": st.get("rupture", False)}
         good = next(r for r in st["replies"] if r["label"] == "good")
         for r in st["replies"]:
             out.append(Case(st["id"], r["label"], JudgeContext(therapist_thought=r["thought"],

@@ -94,7 +94,7 @@ def session_total(policy, seed: int, stage: int, persona: str = "clinical", turn
     obs, _ = env.reset(seed=seed)
     total = 0.0
     for t in range(turns):
-        obs, reward, terminated, truncated, _ = env.step(policy(t, obs["client_utterance"]))
+        obs, reward, _, _, _ = env.step(policy(t, obs["client_utterance"]))
         total += reward
     return total
 

@@ -64,7 +64,7 @@ def test_personas_order_kind_clinical_harsh():
 
 
 def test_repair_after_rupture_beats_ignoring_it():
-    rupture = dict(client="You're not listening to me. That's not what I meant at all.", rupture_pending=True)
+    rupture = {"client": "You're not listening to me. That's not what I meant at all.", "rupture_pending": True}
     repaired = RubricJudge().score(ctx("I'm sorry, I missed what you meant. Help me understand it better?", **rupture))
     ignored = RubricJudge().score(ctx("Let's look at your sleep schedule. You should try a routine.", **rupture))
     assert repaired.scores["repair"] > ignored.scores["repair"] + 3

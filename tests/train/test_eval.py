@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import tbn_train  # noqa: F401  (preload OpenBLAS before mlx)
 import numpy as np
 import pytest
 

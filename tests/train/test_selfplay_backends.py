@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 
-import tbn_train  # noqa: F401  (preload OpenBLAS before mlx)
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tbn_env.dimensions import JUDGE_DIMENSIONS
+from tbn_env.judge_parse import FALLBACK_SCORE, parse_judge_output
 from tbn_env.protocols import ClientView, DialogueTurn, JudgeResult
 from tbn_train.cli import main
 from tbn_train.config import TrainConfig
-from tbn_env.judge_parse import FALLBACK_SCORE, parse_judge_output
 from tbn_train.mlx_backends import MLXClient, MLXJudge, ModelRole
 from tbn_train.policy import FROZEN_ADAPTER, build_policy
 from tbn_train.prompts import TherapistView, correction_messages, therapist_messages

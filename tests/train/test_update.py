@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tbn_train  # noqa: F401  (preload OpenBLAS before mlx)
 import mlx.core as mx
 import numpy as np
 import pytest
