@@ -13,7 +13,6 @@ import io
 from pathlib import Path
 from typing import Literal
 
-import mlx.optimizers as optim
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,6 +23,7 @@ from tbn_train.lora import DEFAULT_SCALE, PAPER_MODULES, AdapterRouter, LoRASpec
 from tbn_train.model import load_model
 from tbn_train.policy import ModelDir
 from tbn_train.run_dir import RunDir
+from tbn_train.update import adam
 
 from .clusters import load_tokenizer
 from .compressor import COMPRESSED_SLOTS, KVCompressor, kv_geometry, load_compressor, save_compressor
@@ -105,8 +105,8 @@ def train(cfg: DAPTConfig, out: str | Path, resume: bool = False, progress: bool
     set_trainable(model, router, ADAPTER)
     router.active = ADAPTER  # recaps are written with the adapter active (§8.2.1)
     compressor = KVCompressor(kv_geometry(model), cfg.compressor_slots, seed=cfg.seed)
-    lora_opt = optim.Adam(cfg.learning_rate)
-    comp_opt = optim.Adam(cfg.learning_rate * COMPRESSOR_LR_FACTOR)
+    lora_opt = adam(cfg.learning_rate)
+    comp_opt = adam(cfg.learning_rate * COMPRESSOR_LR_FACTOR)
     trainer = RollingRecap(model, tokenizer, compressor, lora_opt, comp_opt, wrapper.eos_token_ids,
                            recap_max_tokens=cfg.recap_max_tokens, recap_temperature=cfg.recap_temperature,
                            gating=cfg.recap_gating, max_grad_norm=cfg.max_grad_norm)

@@ -33,36 +33,30 @@ VOLATILITY: dict[str, float] = {
 SESSION_DECAY_PER_VOLATILITY = 10.0  # volatile gains are the least consolidated: 30-60 % of a session's progress erodes (calibrated, §23)
 SESSION_DECAY = {b: SESSION_DECAY_PER_VOLATILITY * v for b, v in VOLATILITY.items()}
 
-# DIM_TO_BUCKET: dimension -> (effects above 6.5, effects below 3.5); effect = (bucket, +1 fill / -1 drain, coef).
-# Paper (§9.3.2): high attunement fills trust; low safety fills fear; high validation fills worth;
-# low boundaries fill distrust. The other rows are ours (env-trainer spec §3.3).
-DIM_TO_BUCKET: dict[str, tuple[tuple[tuple[str, int, float], ...], tuple[tuple[str, int, float], ...]]] = {
-    "attunement": ((("trust", 1, 1.0), ("connection", 1, 1.0), ("abandonment", -1, 1.0)),   # trust: §9.3.2
-                   (("distrust", 1, 1.0), ("abandonment", 1, 1.0))),
-    "pacing": ((("safety", 1, 1.0), ("dissociation_reduction", 1, 1.0), ("helplessness", -1, 0.5)),
-               (("fear", 1, 1.0), ("dissociation_reduction", -1, 1.0))),
-    "safety": ((("safety", 1, 1.0), ("fear", -1, 1.0)),
-               (("fear", 1, 1.0), ("distrust", 1, 0.5), ("dissociation_reduction", -1, 0.5))),  # fear: §9.3.2
-    "non_reactivity": ((("safety", 1, 0.5), ("rage", -1, 1.0)),
-                       (("rage", 1, 1.0), ("fear", 1, 0.5))),
-    "validation": ((("worth", 1, 1.0), ("worthlessness", -1, 1.0), ("shame", -1, 0.5)),   # worth: §9.3.2
-                   (("worthlessness", 1, 1.0), ("shame", 1, 1.0))),
-    "boundaries": ((("trust", 1, 0.5), ("distrust", -1, 1.0), ("safety", 1, 0.5)),
-                   (("distrust", 1, 1.0), ("fear", 1, 0.5))),                               # distrust: §9.3.2
-    "repair": ((("trust", 1, 1.0), ("connection", 1, 0.5), ("rage", -1, 0.5), ("distrust", -1, 0.5)),
-               (("distrust", 1, 1.0), ("abandonment", 1, 1.0))),
-    "clinical_wisdom": ((("hope", 1, 1.0), ("agency", 1, 1.0), ("helplessness", -1, 1.0)),
-                        (("helplessness", 1, 0.5),)),
-    "thoughtfulness": ((("connection", 1, 0.5), ("worth", 1, 0.5), ("grief", -1, 0.5)),
-                       (("abandonment", 1, 0.5), ("worthlessness", 1, 0.5))),
-    "parallel_thinking": ((("self_compassion", 1, 0.5), ("safety", 1, 0.5)),
-                          (("shame", 1, 0.5),)),
-    "tenderness": ((("self_compassion", 1, 1.0), ("shame", -1, 1.0), ("grief", -1, 0.5)),
-                   (("shame", 1, 1.0), ("abandonment", 1, 0.5))),
-    "artfulness": ((("hope", 1, 0.5), ("connection", 1, 0.5)),
-                   ()),  # flat language is not harm
+# DIM_TO_BUCKET: what good work on a dimension does to the reservoirs, as (bucket, +1 fill / -1 drain, coef).
+# A score above 6.5 applies these effects; a score below 3.5 applies their mirror image (fills become
+# drains and drains fills), x BUCKET_HARM_MULTIPLIER: harm undoes exactly what the same dimension
+# builds, only faster, so the buckets carry the harm asymmetry of §9.3.1 at every stage.
+# Paper (§9.3.2): high attunement fills trust; high safety drains fear, so low safety fills it; high
+# validation fills worth; high boundaries drain distrust, so low boundaries fill it. The rest is ours.
+DIM_TO_BUCKET: dict[str, tuple[tuple[str, int, float], ...]] = {
+    "attunement": (("trust", 1, 1.0), ("connection", 1, 1.0), ("abandonment", -1, 1.0),    # trust: §9.3.2
+                   ("distrust", -1, 1.0)),
+    "pacing": (("safety", 1, 1.0), ("dissociation_reduction", 1, 1.0), ("fear", -1, 1.0), ("helplessness", -1, 0.5)),
+    "safety": (("safety", 1, 1.0), ("fear", -1, 1.0), ("distrust", -1, 0.5),                 # fear: §9.3.2
+               ("dissociation_reduction", 1, 0.5)),
+    "non_reactivity": (("safety", 1, 0.5), ("rage", -1, 1.0), ("fear", -1, 0.5)),
+    "validation": (("worth", 1, 1.0), ("worthlessness", -1, 1.0), ("shame", -1, 1.0)),      # worth: §9.3.2
+    "boundaries": (("trust", 1, 0.5), ("distrust", -1, 1.0), ("safety", 1, 0.5), ("fear", -1, 0.5)),  # distrust: §9.3.2
+    "repair": (("trust", 1, 1.0), ("connection", 1, 0.5), ("rage", -1, 0.5), ("distrust", -1, 1.0),
+               ("abandonment", -1, 1.0)),
+    "clinical_wisdom": (("hope", 1, 1.0), ("agency", 1, 1.0), ("helplessness", -1, 1.0)),
+    "thoughtfulness": (("connection", 1, 0.5), ("worth", 1, 0.5), ("grief", -1, 0.5), ("abandonment", -1, 0.5),
+                       ("worthlessness", -1, 0.5)),
+    "parallel_thinking": (("self_compassion", 1, 0.5), ("safety", 1, 0.5), ("shame", -1, 0.5)),
+    "tenderness": (("self_compassion", 1, 1.0), ("shame", -1, 1.0), ("grief", -1, 0.5), ("abandonment", -1, 0.5)),
+    "artfulness": (("hope", 1, 0.5), ("connection", 1, 0.5)),
 }
-
 # apply_bucket_coiling_interactions: bucket -> (primary nodes, marginal nodes). Paper example (§9.3.2):
 # draining the shame bucket lowers shame_core and marginally raises self_compassion.
 BUCKET_TO_NODES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -90,25 +84,18 @@ def bucket_effect_matrices() -> tuple[np.ndarray, np.ndarray]:
     """DIM_TO_BUCKET as two [16, 12] matrices (high branch, low branch), volatility-normalised.
 
     Each bucket's row is scaled so that a turn scoring 10 on every dimension moves it by exactly its
-    volatility (and a turn scoring 0 by 2.5x that): volatility is "how much a single therapeutic
-    turn can shift it" (§9.3.2), however many dimensions feed the bucket.
+    volatility: volatility is "how much a single therapeutic turn can shift it" (§9.3.2), however many
+    dimensions feed the bucket. The low branch is the mirror image of the high one; the harm
+    multiplier is applied by the caller.
     """
     high = np.zeros((len(BUCKETS), len(JUDGE_DIMENSIONS)))
-    low = np.zeros_like(high)
-    for dim, (hi_effects, lo_effects) in DIM_TO_BUCKET.items():
-        for matrix, effects in ((high, hi_effects), (low, lo_effects)):
-            for bucket, sign, coef in effects:
-                matrix[BUCKET_INDEX[bucket], DIM_INDEX[dim]] += sign * coef
+    for dim, effects in DIM_TO_BUCKET.items():
+        for bucket, sign, coef in effects:
+            high[BUCKET_INDEX[bucket], DIM_INDEX[dim]] += sign * coef
     volatility = np.array([VOLATILITY[b] for b in BUCKETS])[:, None]
-    for matrix in (high, low):
-        mass = np.abs(matrix).sum(axis=1, keepdims=True)
-        matrix *= volatility / np.where(mass > 0, mass, 1.0)
-    return high, low
-
-
-def room(levels: np.ndarray, change: np.ndarray) -> np.ndarray:
-    """Share of a change a reservoir can still take: it fills in proportion to the space left."""
-    return np.where(change > 0, 1.0 - levels, levels)
+    mass = np.abs(high).sum(axis=1, keepdims=True)
+    high *= volatility / np.where(mass > 0, mass, 1.0)
+    return high, -high
 
 
 def coupling_matrix(nodes: tuple[str, ...], params: Params) -> np.ndarray:
@@ -146,19 +133,22 @@ class BucketTracker:
         self.params = params or Params()
 
     def update(self, high: np.ndarray, low: np.ndarray) -> dict[str, float]:
-        """Apply one turn's intensities; return each bucket's improvement (drain or fill)."""
+        """Apply one turn's intensities; return each bucket's improvement (drain or fill).
+
+        A turn moves a reservoir by the same amount wherever it stands (until it is empty or full),
+        so harm outweighs the mirrored help by the harm multiplier at every stage of treatment.
+        """
         harm = self.params.bucket_harm_multiplier
         improvement = {}
         for b in BUCKETS:
+            effects = [(DIM_INDEX[d], sign, coef) for d, rows in DIM_TO_BUCKET.items()
+                       for bucket, sign, coef in rows if bucket == b]
+            per_unit = VOLATILITY[b] / sum(coef for _, _, coef in effects)
             change = 0.0
-            for branch, engagement, scale in ((0, high, 1.0), (1, low, harm)):
-                effects = [(DIM_INDEX[d], sign, coef) for d, rows in DIM_TO_BUCKET.items()
-                           for bucket, sign, coef in rows[branch] if bucket == b]
-                mass = sum(coef for _, _, coef in effects)
-                if mass:
-                    change += scale * VOLATILITY[b] * sum(sign * coef * engagement[i] for i, sign, coef in effects) / mass
+            for i, sign, coef in effects:
+                change += per_unit * sign * coef * (high[i] - harm * low[i])
             old = self.levels[b]
-            new = min(1.0, max(0.0, old + change * float(room(np.array(old), np.array(change)))))
+            new = min(1.0, max(0.0, old + change))
             self.levels[b] = new
             improvement[b] = BUCKET_HEALTH_SIGN[BUCKET_INDEX[b]] * (new - old)
         return improvement

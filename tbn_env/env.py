@@ -32,9 +32,10 @@ ACTION_MODES = ("text", "scores", "intervention")
 TAIE_MODES = ("lightweight", "full")  # §9.3.4
 OBSERVATION_MODES = ("tmog", "full")
 EPISODES = ("session", "treatment")
-HISTORY_TURNS = 12      # dialogue turns a judge or client sees (spec §18: the last 12 verbatim)
-SALIENT_NODES = 8       # most pathological nodes named to the client (spec §12.6)
-DOMINANT_BUCKETS = 3    # top maladaptive and adaptive reservoirs named to the client (spec §12.6)
+DEFAULT_MAX_SESSIONS = 20  # an excellent therapist completes a stage-1 treatment in ~14 sessions (course table); room for a noisy one
+HISTORY_TURNS = 12      # dialogue turns a judge or client sees (the last 12 verbatim)
+SALIENT_NODES = 8       # most pathological nodes named to the client
+DOMINANT_BUCKETS = 3    # top maladaptive and adaptive reservoirs named to the client
 
 
 @lru_cache(maxsize=8)
@@ -101,7 +102,7 @@ class TherapyEnv(gym.Env):
     terminated when a stage-4 session reaches integration (phase D), truncated after `max_sessions`.
 
     ## Arguments
-    `action_mode`, `observation_mode`, `episode`, `max_turns=20`, `max_sessions=16`, `judge`,
+    `action_mode`, `observation_mode`, `episode`, `max_turns=20`, `max_sessions=20`, `judge`,
     `client`, `profile`, `start_stage=1`, `render_mode` ("ansi" or "rgb_array"), `params`,
     `taie_mode` ("lightweight", or "full": every text turn the judge's explicit TAIE assessment of
     §9.3.4 is blended into the axes and returned as `info["taie_full"]`).
@@ -124,7 +125,7 @@ class TherapyEnv(gym.Env):
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
 
     def __init__(self, action_mode: str = "text", observation_mode: str = "tmog", episode: str = "session",
-                 max_turns: int = 20, max_sessions: int = 16, judge: Judge | None = None,
+                 max_turns: int = 20, max_sessions: int = DEFAULT_MAX_SESSIONS, judge: Judge | None = None,
                  client: Client | None = None, profile: str | ClientProfile | None = None, start_stage: int = 1,
                  render_mode: str | None = None, params: Params | None = None, taie_mode: str = "lightweight") -> None:
         for name, value, allowed in (("action_mode", action_mode, ACTION_MODES), ("taie_mode", taie_mode, TAIE_MODES),
@@ -321,7 +322,7 @@ class TherapyEnv(gym.Env):
 
     # ------------------------------------------------------------------ the client
     def _client_speaks(self):
-        """The client's next words, conditioned on the state after the therapist's turn (spec §12.2)."""
+        """The client's next words, conditioned on the state after the therapist's turn."""
         core, k = self.core, self.core.kernel
         buckets = k.buckets[0]
         mal = np.argsort(-buckets[:len(MALADAPTIVE)], kind="stable")[:DOMINANT_BUCKETS]

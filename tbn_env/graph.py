@@ -45,7 +45,7 @@ def improvement_sign(direction: str) -> float:
 
 
 def pathology(level: float, direction: str) -> float:
-    """Normalised distance in [0, 1] of a level from the node's healthy pole (DESIGN §2.2, coiling)."""
+    """Normalised distance in [0, 1] of a level from the node's healthy pole (used by coiling)."""
     if direction == "increase":
         return (LEVEL_MAX - level) / LEVEL_MAX
     if direction == "decrease":
@@ -244,7 +244,7 @@ class ClientGraph:
         return pathology(a["level"], a["direction"])
 
     def coiling(self) -> float:
-        """Weight-averaged pathology in [0, 1]: the graph's 'mean tightness' (§9.3.5, DESIGN §2.2)."""
+        """Weight-averaged pathology in [0, 1]: the graph's 'mean tightness' (§9.3.5)."""
         nodes = self.graph.nodes
         total = sum(nodes[n]["weight"] for n in self.nodes)
         return sum(nodes[n]["weight"] * self.pathology(n) for n in self.nodes) / total

@@ -11,12 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .buckets import (BUCKET_HEALTH_SIGN, BUCKETS, MALADAPTIVE, SESSION_DECAY, bucket_effect_matrices,
-                      coupling_matrix, room)
+from .buckets import BUCKET_HEALTH_SIGN, BUCKETS, MALADAPTIVE, SESSION_DECAY, bucket_effect_matrices, coupling_matrix
 from .dimensions import DIM_INDEX, JUDGE_DIMENSIONS
 from .graph import (ALLIANCE_DOMAIN, BIPOLAR_CENTRE, DAMPENING, ENGAGEMENT_NODE, LEVEL_MAX, LEVEL_MIN, PHASES,
                     ClientGraph)
-from .intensity import intensities
+from .intensity import graph_engagement, intensities
 from .loa import LOA_DIMENSIONS, LOA_MAX, LOA_MIN, SCORE_CENTRE, loa_matrix
 from .params import (LOW_THRESHOLD, PHASE_FORWARD_REWARD, PHASE_REGRESSION_REWARD, PROTECTIVE_ALLIANCE,
                      STAGE_FORWARD_REWARD, STAGE_REGRESSION_REWARD, STAGE_SESSIONS_FOR_TERMINATION, Params)
@@ -27,7 +26,7 @@ from .phase_shift import (FORWARD_THRESHOLDS, REGRESS_2_ADAPTIVE_BELOW, REGRESS_
 from .reward import stage_modifiers, stage_weights
 from .state import InitialState
 from .taie import AXIS_DIMENSION, AXIS_MAX, AXIS_MIN, DEGENERATE_DISTANCE, distance
-from .tmog import convergence_rate
+from .tmog import convergence_rate, misreading
 
 DIRECTION_NAMES = {-1: "toward_zero", 0: "stable", 1: "away_from_zero"}
 
@@ -195,8 +194,10 @@ class BatchKernel:
         self.decay = np.array([SESSION_DECAY[b] for b in BUCKETS])
         self.balance_vec = np.where(BUCKET_HEALTH_SIGN > 0, 1.0 / (n_buckets - self.n_mal), -1.0 / self.n_mal)
         # graph: [judge high | judge low | bucket improvement] @ this = raw first-order change (§9.3.1.2)
-        self.first_order = np.vstack([cg.high, cg.low, cg.coupling])    # [40, N]
+        # (in "intensity" mode the graph reads the buckets' intensities, scaled: the scale is folded in here)
         self.shared_intensity = p.sensitivity_mode == "intensity"
+        units = p.graph_intensity_scale if self.shared_intensity else 1.0
+        self.first_order = np.vstack([units * cg.high, units * cg.low, cg.coupling])    # [40, N]
         # LOA: scores @ loa_op + loa_bias = the turn's LOA change (§9.3.3)
         m = loa_matrix()
         self.loa_op = m.T * (p.loa_rate / SCORE_CENTRE)
@@ -248,6 +249,7 @@ class BatchKernel:
         self.reached_integration = np.zeros(batch, dtype=bool)
         self.sessions_completed = np.zeros(batch, dtype=int)
         self.slipping_sessions = np.zeros(batch, dtype=int)
+        self.qualifying_sessions = np.zeros(batch, dtype=int)
 
     # ------------------------------------------------------------------ state in and out
     def load(self, i: int, init: InitialState) -> None:
@@ -271,21 +273,22 @@ class BatchKernel:
             self.taie[i] = init.taie
             self.x_pole[i] = init.x_pole
             self.stage[i] = init.stage
+            self.sessions_completed[i] = init.sessions_completed
         self.armed_up[rows] = self.loa[rows][:, :, None] < th
         self.armed_down[rows] = self.loa[rows][:, :, None] > -th
         self.taie_first_sum[rows] = 0.0
         self.taie_recent[rows] = 0.0
         self.taie_count[rows] = 0
         self._record_taie(rows)
-        self.sessions_completed[rows] = 0
         self.slipping_sessions[rows] = 0
+        self.qualifying_sessions[rows] = 0
         self.reached_core_in_stage[rows] = False
         self._start_session(rows)
 
     STATE = ("modulation", "levels", "tmog", "buckets", "bucket_session_start", "loa", "armed_up", "armed_down",
              "taie", "x_pole", "taie_first_sum", "taie_recent", "taie_count", "transformation", "stage", "phase",
              "turns_in_phase", "balance_entry", "coiling_entry", "reached_core", "reached_core_in_stage",
-             "reached_integration", "sessions_completed", "slipping_sessions")
+             "reached_integration", "sessions_completed", "slipping_sessions", "qualifying_sessions")
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Copies of every state array (for checkpoints); the compiled tables are not state."""
@@ -377,7 +380,7 @@ class BatchKernel:
         intensity = np.concatenate([high, low], axis=1)
         before_b = self.buckets
         change = intensity @ self.bucket_op
-        self.buckets = _clip(before_b + change * room(before_b, change), 0.0, 1.0)
+        self.buckets = _clip(before_b + change, 0.0, 1.0)
         bucket_change = self.buckets - before_b
         bucket_improvement = bucket_change * BUCKET_HEALTH_SIGN
 
@@ -410,7 +413,7 @@ class BatchKernel:
         path = cg.pathology(levels, out=w_path)
         strong = (cg.alliance(levels, path) > PROTECTIVE_ALLIANCE).astype(int)
         graph_intensity = intensity if self.shared_intensity else \
-            np.concatenate(intensities(scores, p.sensitivity_mode), axis=1)
+            np.concatenate(graph_engagement(scores, p.sensitivity_mode), axis=1)
         delta = np.matmul(np.concatenate([graph_intensity, bucket_improvement], axis=1), self.first_order,
                           out=w_delta)
         for s, t, k in cg.supp:
@@ -442,7 +445,8 @@ class BatchKernel:
         self.tmog += gap
         misattuned = att < LOW_THRESHOLD
         if misattuned.any():
-            self.tmog[misattuned] += p.tmog_noise_sigma * noise[misattuned]
+            self.tmog[misattuned] += misreading(self.tmog[misattuned], self.levels[misattuned], noise[misattuned],
+                                                p.tmog_noise_sigma)
         _clip(self.tmog, LEVEL_MIN, LEVEL_MAX)
         acc = 1.0 - np.abs(np.subtract(self.tmog, self.levels, out=w_delta), out=w_delta) @ cg.mean_weights / LEVEL_MAX
 
@@ -488,7 +492,7 @@ class BatchKernel:
         adaptive = self.buckets[rows, self.n_mal:].mean(axis=1)
         maladaptive = self.buckets[rows, :self.n_mal].mean(axis=1)
         coiling = self.cg.coiling(self.levels[rows])
-        advance = np.select(
+        qualifies = np.select(
             [stage == 1, stage == 2, stage == 3],
             [(adaptive > STAGE1_ADAPTIVE_MIN) & self.reached_core_in_stage[rows],
              (coiling < STAGE2_COILING_MAX) & (maladaptive < STAGE2_MALADAPTIVE_MAX) & (adaptive > STAGE2_ADAPTIVE_MIN),
@@ -500,12 +504,15 @@ class BatchKernel:
              (coiling > REGRESS_3_COILING_ABOVE) | (maladaptive > REGRESS_3_MALADAPTIVE_ABOVE)
              | (adaptive < REGRESS_3_ADAPTIVE_BELOW),
              coiling > REGRESS_4_COILING_ABOVE],
-            False) & ~advance
+            False) & ~qualifies
+        qualifying = np.where(qualifies, self.qualifying_sessions[rows] + 1, 0)
         slipping = np.where(slips, self.slipping_sessions[rows] + 1, 0)
+        advance = qualifying >= p.stage_evidence_sessions
         regress = slipping >= p.stage_regression_sessions
         move = advance.astype(int) - regress.astype(int)
         self.stage[rows] = stage + move
         self.slipping_sessions[rows] = np.where(move != 0, 0, slipping)
+        self.qualifying_sessions[rows] = np.where(move != 0, 0, qualifying)
         self.reached_core_in_stage[rows] &= move == 0
         # session decay of healthy progress only
         start = self.bucket_session_start[rows]

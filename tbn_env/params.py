@@ -35,13 +35,14 @@ class Params:
     """Numbers the paper leaves open. Each default carries its reason; see the README table."""
 
     # -- ClientGraph (§9.3.1) --
-    sensitivity_mode: str = "intensity"     # low-score harm grows as the score falls (DESIGN §2.2); "literal" = score x sens
+    sensitivity_mode: str = "intensity"     # low-score harm grows as the score falls; "literal" = score x sens, as §9.3.1.2 reads
     high_relevance_sens: float = 0.02       # judge_high magnitude at r = 1: trust_capacity's +0.02 (§9.3.1)
     low_relevance_sens: float = 0.05        # judge_low magnitude at r = 1: trust_capacity's -0.05 (§9.3.1)
+    graph_intensity_scale: float = 5.0     # the graph reads a score's intensity x5: an excellent therapist takes a stage-1 client to stage 4 in ~13 sessions (course table)
     engagement_floor: float = 0.1           # a withdrawn client still registers a little of each turn
     bucket_coupling_scale: float = 10.0     # bucket units [0, 1] -> level units [0, 10]
-    coupling_primary: float = 8.0           # a bucket's own constructs follow it at 8x (calibrated to the §23 course targets)
-    coupling_marginal: float = 2.4          # "marginally" (§9.3.2): 0.3 of the primary effect
+    coupling_primary: float = 0.5           # a full bucket swing moves its own constructs 5 levels: buckets steer the graph at ~1/3 of the judge-driven change
+    coupling_marginal: float = 0.15         # "marginally" (§9.3.2): 0.3 of the primary effect
     # -- BucketTracker (§9.3.2) --
     bucket_harm_multiplier: float = 2.5     # low-score harm x 2.5, the -0.05 / +0.02 ratio of §9.3.1
     # -- LOA (§9.3.3) --
@@ -52,7 +53,7 @@ class Params:
     loa_regression_reward: float = -7.5     # per regression event: the paper's 1.5x harm ratio (§9.3.6.3)
     # -- TAIE assessor (§9.3.4) --
     taie_rate: float = 0.15                 # axis units per turn: ~3 per session, structural change stays slow
-    taie_target: str = "healthy_pole"       # distance to (0, +10, +10) (issue fix c); "literal_zero" = the formula as printed
+    taie_target: str = "healthy_pole"       # distance to (0, +10, +10), the axes' healthy poles (§9.3.4); "literal_zero" = the formula as printed
     taie_bar_window: int = 3                # current/initial bars average 3 assessments, like the direction window
     taie_stable_eps: float = 0.01           # |change in normalised distance| below this is "stable"
     taie_stable_eps_literal: float = 0.25   # same tolerance in literal axis units
@@ -64,14 +65,15 @@ class Params:
     tmog_eta_base: float = 0.05             # convergence rate at a neutral attunement score of 5
     tmog_eta_slope: float = 0.15            # +0.15 at attunement 10, 0 at attunement <= 3.33
     tmog_eta_max: float = 0.20              # a single turn closes at most a fifth of the gap
-    tmog_noise_sigma: float = 0.3           # misattunement (< 3.5) adds this much fresh misreading
+    tmog_noise_sigma: float = 0.3           # misattunement (< 3.5) misreads each node a further |N(0, 0.3)| away from the truth
     tmog_worst_k: int = 5                   # worst-misread nodes reported in the summary
     # -- PhaseShift (§9.3.5) --
-    b_ref: float = 0.65                     # share of the balance's room to +1 that counts as a full shift (calibrated, §23)
-    c_ref: float = 0.065                    # share of the coiling's room to 0 that counts as a full shift (calibrated, §23)
+    b_ref: float = 0.65                     # share of the balance's room to +1 that counts as a full shift (calibrated on the course table)
+    c_ref: float = 0.065                    # share of the coiling's room to 0 that counts as a full shift (calibrated on the course table)
     shift_room_floor: float = 0.05          # room never counts as less than 5 %, so a near-healthy client cannot blow up the ratio
     c_dwell_turns: int = 2                  # core material is held at least 2 turns before integration
     stage_regression_sessions: int = 2      # a stage is lost only after 2 consecutive failing sessions
+    stage_evidence_sessions: int = 2        # a stage is won only after 2 consecutive qualifying sessions: "sustained multi-session evidence" (§9.3.5.3)
     # -- Stance (§9.3.8) --
     stance_disclosure_min: float = 5.0      # "observable disclosure": self_disclosure level >= 5
     stance_engagement_min: float = 6.0      # ... or engagement level >= 6
@@ -87,6 +89,7 @@ class Params:
     init_maladaptive: tuple[float, ...] = (0.75, 0.50, 0.28, 0.15)  # consistent with the stage entry criteria (§9.3.5.3)
     init_adaptive: tuple[float, ...] = (0.10, 0.55, 0.72, 0.85)  # "near zero" at stage 1 (§9.3.2), past each later stage's entry bar
     init_bucket_jitter: float = 0.1         # +-0.1 per bucket so clients differ within a stage
+    init_sessions_completed: tuple[int, ...] = (0, 2, 8, 12)  # a client entering at stage s has the sessions an excellent course takes to reach s (course table)
     init_loa: tuple[tuple[float, float], ...] = ((-7.0, -3.0), (-4.0, 0.0), (-1.0, 3.0), (2.0, 6.0))  # maladaptive at stage 1, robust by stage 4 (§9.3.3)
     # -- reward --
     stage_weights: str = "paper"            # 37 unnamed weights at 1.0 (a neutral multiplier); "interpolated" variant

@@ -42,19 +42,23 @@ REGRESS_3_ADAPTIVE_BELOW = 0.55
 REGRESS_4_COILING_ABOVE = 0.30
 
 
-def phase_composite(balance: float, balance_entry: float, coiling: float, coiling_entry: float,
-                    alliance: float, params: Params) -> float:
-    """(0.4 bucket shift + 0.6 coiling shift) x (0.7 + 0.6 alliance) (§9.3.5.1).
+def phase_composite(balance, balance_entry, coiling, coiling_entry, alliance, params: Params):
+    """(0.4 bucket shift + 0.6 coiling shift) x (0.7 + 0.6 alliance) (§9.3.5.1); scalars or arrays.
 
-    Both shifts are measured since the phase began, relative to the room there was to move: the
-    bucket balance toward +1, the coiling toward 0. A client near health moves little in absolute
-    terms, and the same relative loosening signals the same phase movement.
+    Both shifts are measured since the phase began, relative to the room there was to move *in the
+    direction moved*: healing against the room left to health (the balance to +1, the coiling to 0),
+    harm against the room left to the pathological pole (the balance to -1, the coiling to 1). A
+    client near health still registers the same relative loosening as progress, while the same harm
+    weighs less the more ground a client has gained: resilience grows with treatment (§9.3.5.2).
     """
-    balance_room = np.maximum(params.shift_room_floor, (1.0 - balance_entry) / 2.0)
-    coiling_room = np.maximum(params.shift_room_floor, coiling_entry)
-    bucket = (balance - balance_entry) / (params.b_ref * balance_room)
-    coiling = (coiling_entry - coiling) / (params.c_ref * coiling_room)
-    return (PHASE_BUCKET_WEIGHT * bucket + PHASE_COILING_WEIGHT * coiling) * \
+    floor = params.shift_room_floor
+    bucket = np.subtract(balance, balance_entry)
+    coiling_gain = np.subtract(coiling_entry, coiling)
+    balance_room = np.where(bucket >= 0, (1.0 - balance_entry) / 2.0, (1.0 + balance_entry) / 2.0)
+    coiling_room = np.where(coiling_gain >= 0, coiling_entry, 1.0 - coiling_entry)
+    bucket_shift = bucket / (params.b_ref * np.maximum(floor, balance_room))
+    coiling_shift = coiling_gain / (params.c_ref * np.maximum(floor, coiling_room))
+    return (PHASE_BUCKET_WEIGHT * bucket_shift + PHASE_COILING_WEIGHT * coiling_shift) * \
         (ALLIANCE_SCALE_BASE + ALLIANCE_SCALE_SLOPE * alliance)
 
 

@@ -7,6 +7,8 @@ clients for reproducible experiments; `sample_profile` draws one from a seed.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -133,8 +135,7 @@ class ClientProfile(BaseModel):
         pole = -1.0 if self.family == "A" else 1.0 if self.family == "C" else (1.0 if x >= 0 else -1.0)
         taie = state.taie.copy()
         taie[0] = x
-        return with_taie(InitialState(state.stage, state.levels, buckets, state.loa, state.taie, state.x_pole,
-                                      state.tmog, state.bq_scale), taie, pole)
+        return with_taie(replace(state, buckets=buckets), taie, pole)
 
 
 PRESETS: dict[str, ClientProfile] = {p.name: p for p in (

@@ -12,7 +12,7 @@ import numpy as np
 
 from .buckets import BUCKETS, BucketTracker, apply_bucket_coiling_interactions
 from .graph import ClientGraph
-from .intensity import intensities
+from .intensity import graph_engagement, intensities
 from .loa import LOA_DIMENSIONS, LoaEvent, LoaTracker
 from .params import (PHASE_FORWARD_REWARD, PHASE_REGRESSION_REWARD, STAGE_FORWARD_REWARD,
                      STAGE_REGRESSION_REWARD, Params)
@@ -80,10 +80,11 @@ class ReferenceCore:
         self.taie = TaieAssessor(init.taie, init.x_pole, self.params)
         self.tmog = TMoG(init.tmog, self.params)
         self.phase = PhaseShiftDetector(self.buckets.balance(), self.graph.coiling(), self.params)
-        self.sessions_completed = 0
+        self.sessions_completed = init.sessions_completed
         self.reached_core_in_stage = False
         self.reached_integration = False
         self.slipping_sessions = 0
+        self.qualifying_sessions = 0
 
     def turn(self, scores: np.ndarray, noise: np.ndarray) -> TurnOutcome:
         """Run steps 2-7 and 9 of §9.3.14.2 for validated scores; `noise` is the TMoG draw [N]."""
@@ -95,7 +96,7 @@ class ReferenceCore:
         t_before = self.taie.transformation
         self.taie.assess(scores)                                                  # 4
         extra = apply_bucket_coiling_interactions(bucket_improvement, p)
-        g_high, g_low = intensities(scores, p.sensitivity_mode)
+        g_high, g_low = graph_engagement(scores, p.sensitivity_mode, p.graph_intensity_scale)
         self.graph.update(g_high, g_low, self.phase.phase_name, self.stage,      # 5
                           self.graph.alliance(), extra)
         levels = self.graph.levels()
@@ -128,16 +129,21 @@ class ReferenceCore:
                           self.reached_core_in_stage, self.sessions_completed)
         move = 0
         if stage_advances(self.stage, m):
-            move = 1
-        elif stage_slips(self.stage, m):
-            self.slipping_sessions += 1
-            if self.slipping_sessions >= self.params.stage_regression_sessions:
-                move = -1
-        else:
+            self.qualifying_sessions += 1
             self.slipping_sessions = 0
+            if self.qualifying_sessions >= self.params.stage_evidence_sessions:
+                move = 1
+        else:
+            self.qualifying_sessions = 0
+            if stage_slips(self.stage, m):
+                self.slipping_sessions += 1
+                if self.slipping_sessions >= self.params.stage_regression_sessions:
+                    move = -1
+            else:
+                self.slipping_sessions = 0
         if move:
             self.stage += move
-            self.slipping_sessions = 0
+            self.slipping_sessions = self.qualifying_sessions = 0
             self.reached_core_in_stage = False
         self.buckets.end_session()
         self.phase.start_session(self.buckets.balance(), self.graph.coiling())

@@ -32,6 +32,7 @@ class InitialState:
     x_pole: float        # the client's pathological side of TAIE X: -1 rigid, +1 porous
     tmog: np.ndarray     # [142]
     bq_scale: np.ndarray | None = None  # [142] per-node BQ multiplier from the profile; None = 1
+    sessions_completed: int = 0  # treatment sessions behind a client who enters mid-treatment
 
     def __post_init__(self) -> None:
         if self.bq_scale is None:
@@ -47,6 +48,8 @@ class InitialState:
                   ("bq_scale", self.bq_scale, (n_nodes,), 0.0, BQ_SCALE_MAX))
         if self.stage not in (1, 2, 3, 4):
             raise ValueError(f"stage must be 1-4, got {self.stage!r}")
+        if not isinstance(self.sessions_completed, (int, np.integer)) or self.sessions_completed < 0:
+            raise ValueError(f"sessions_completed must be a whole number >= 0, got {self.sessions_completed!r}")
         for name, arr, shape, lo, hi in checks:
             arr = np.asarray(arr)
             if arr.shape != shape:
@@ -94,7 +97,8 @@ def sample_initial_state(rng: np.random.Generator, stage: int, graph: ClientGrap
     taie = taie_from_levels(graph, levels)
     x_pole = 1.0 if taie[0] >= 0 else -1.0
     tmog = np.clip(levels + rng.normal(0.0, params.tmog_sigma_by_stage[stage - 1], size=n), LEVEL_MIN, LEVEL_MAX)
-    return InitialState(stage, levels, buckets, loa, taie, x_pole, tmog, bq_scale)
+    return InitialState(stage, levels, buckets, loa, taie, x_pole, tmog, bq_scale,
+                        params.init_sessions_completed[stage - 1])
 
 
 def with_taie(state: InitialState, taie: np.ndarray, x_pole: float) -> InitialState:

@@ -1,7 +1,8 @@
 """TMoG, the therapist's model of the client graph (§9.3.14.1).
 
 A noisy copy of the true levels made at reset. Each turn it closes part of the gap to the truth at a
-rate set by the judge's attunement score, and a misattuned turn (< 3.5) adds fresh misreading.
+rate set by the judge's attunement score, and a misattuned turn (< 3.5) deepens the misreading: every
+node's estimate takes a random-sized step away from the truth.
 Its accuracy, 1 - mean |TMoG - actual| on levels normalised to [0, 1], stays in [0, 1].
 """
 from __future__ import annotations
@@ -19,6 +20,12 @@ def convergence_rate(attunement: float | np.ndarray, params: Params) -> float | 
     return np.minimum(np.maximum(eta, 0.0), params.tmog_eta_max)
 
 
+def misreading(estimate: np.ndarray, actual: np.ndarray, noise: np.ndarray, sigma: float) -> np.ndarray:
+    """A misattuned turn's step: |noise| x sigma away from the truth (the noise's sign where the two agree)."""
+    away = np.sign(estimate - actual)
+    return sigma * np.abs(noise) * np.where(away != 0, away, np.sign(noise))
+
+
 def accuracy(estimate: np.ndarray, actual: np.ndarray) -> float | np.ndarray:
     """1 - mean |estimate - actual| / 10, in [0, 1] (§9.3.14.1 with normalised levels)."""
     return 1.0 - np.mean(np.abs(estimate - actual), axis=-1) / LEVEL_MAX
@@ -32,13 +39,13 @@ class TMoG:
         self.estimate = np.array(estimate, dtype=np.float64)
 
     def update(self, actual: np.ndarray, scores: np.ndarray, noise: np.ndarray) -> None:
-        """Converge toward `actual` by eta(attunement); add `noise` x sigma when attunement < 3.5."""
+        """Converge toward `actual` by eta(attunement); misread further when attunement < 3.5."""
         a = scores[DIM_INDEX["attunement"]]
         eta = float(convergence_rate(a, self.params))
         for i in range(len(self.estimate)):
             value = self.estimate[i] + eta * (actual[i] - self.estimate[i])
             if a < LOW_THRESHOLD:
-                value += self.params.tmog_noise_sigma * noise[i]
+                value += float(misreading(value, actual[i], noise[i], self.params.tmog_noise_sigma))
             self.estimate[i] = min(LEVEL_MAX, max(LEVEL_MIN, value))
 
     def worst_misread(self, actual: np.ndarray, nodes: tuple[str, ...]) -> list[tuple[str, float]]:

@@ -17,7 +17,7 @@ from gymnasium.vector.utils import batch_space
 
 from .buckets import BUCKET_INDEX, BUCKETS, MALADAPTIVE
 from .dimensions import DIM_INDEX, JUDGE_DIMENSIONS, as_score_batch
-from .env import EPISODES, OBSERVATION_MODES, _graph
+from .env import DEFAULT_MAX_SESSIONS, EPISODES, OBSERVATION_MODES, _graph
 from .interventions import CATALOGUE, response_scores
 from .kernel import BatchKernel
 from .params import LOW_THRESHOLD, Params
@@ -32,7 +32,7 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
     metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
 
     def __init__(self, num_envs: int = 1, action_mode: str = "scores", observation_mode: str = "tmog",
-                 episode: str = "session", max_turns: int = 20, max_sessions: int = 16,
+                 episode: str = "session", max_turns: int = 20, max_sessions: int = DEFAULT_MAX_SESSIONS,
                  profile: str | ClientProfile | None = None, start_stage: int = 1, params: Params | None = None,
                  render_mode: str | None = None) -> None:
         if action_mode not in ("scores", "intervention"):

@@ -45,9 +45,18 @@ class UpdateCounters:
     dpo_steps: int = 0
 
 
+def adam(learning_rate: float) -> optim.Adam:
+    """Adam as the paper's readers know it (PyTorch's): bias-corrected, so the first step is ~lr.
+
+    MLX's `optim.Adam` skips the bias correction by default, which makes the first steps 3-6x the
+    nominal learning rate; every optimizer of tbn_train and dapt is made here.
+    """
+    return optim.Adam(learning_rate=learning_rate, bias_correction=True)
+
+
 def make_optimizer(config: TrainConfig) -> optim.Adam:
-    """The one Adam shared by both per-turn steps (§9.3.12: Adam, lr 1e-6; MLX default betas/eps)."""
-    return optim.Adam(learning_rate=config.learning_rate)
+    """The one Adam shared by both per-turn steps (§9.3.12: Adam, lr 1e-6; default betas/eps)."""
+    return adam(config.learning_rate)
 
 
 class PolicyUpdater:

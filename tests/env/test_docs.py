@@ -1,11 +1,11 @@
-"""The README's modelling-choices table lists every tunable number of tbn_env.Params, with its default."""
+"""docs/decisions.md lists every tunable number of tbn_env.Params, with its default."""
 import ast
 import dataclasses
 import pathlib
 
 from tbn_env import Params
 
-README = pathlib.Path(__file__).resolve().parents[2] / "README.md"
+README = pathlib.Path(__file__).resolve().parents[2] / "docs" / "decisions.md"
 
 
 def test_readme_lists_every_params_field_with_its_default():
@@ -15,5 +15,5 @@ def test_readme_lists_every_params_field_with_its_default():
             name, value = (cell.strip().strip("`") for cell in line.split("|")[1:3])
             rows[name.removeprefix("Params.")] = ast.literal_eval(value)
     for field in dataclasses.fields(Params):
-        assert field.name in rows, f"README modelling-choices table lacks Params.{field.name}"
-        assert rows[field.name] == field.default, f"README shows a stale default for Params.{field.name}"
+        assert field.name in rows, f"docs/decisions.md lacks Params.{field.name}"
+        assert rows[field.name] == field.default, f"docs/decisions.md shows a stale default for Params.{field.name}"

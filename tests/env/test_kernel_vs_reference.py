@@ -76,3 +76,23 @@ def test_batch_rows_are_independent_clients(seed, seq):
         if t % 7 == 6:
             move, _, _ = ker.end_session()
             assert [r.end_session().stage_move for r in refs] == move.tolist()
+
+
+def test_stage_transitions_agree_over_a_whole_course():
+    """Eight excellent sessions then four harmful ones: both implementations win and lose the same stages."""
+    rng, init = draw_client(3, 1)
+    ref = ReferenceCore(init, graph=fresh_graph())
+    ker = BatchKernel(1, compiled=COMPILED, graph=GRAPH)
+    ker.load(0, init)
+    stages = []
+    for session in range(12):
+        scores = np.full(12, 9.0 if session < 8 else 1.0)
+        for _ in range(20):
+            noise = rng.standard_normal(len(GRAPH.nodes))
+            ref.turn(scores, noise)
+            ker.step(scores[None], noise[None])
+        x, (move, _, _) = ref.end_session(), ker.end_session()
+        assert x.stage_move == move[0]
+        assert_same_state(ref, ker, 0)
+        stages.append(ref.stage)
+    assert max(stages) >= 3 and stages[-1] < max(stages)

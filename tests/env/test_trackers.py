@@ -25,11 +25,13 @@ def vec(value=5.0, **named):
 
 
 # ---------------------------------------------------------------- buckets
-def test_the_four_paper_mappings():
-    assert ("trust", 1, 1.0) in DIM_TO_BUCKET["attunement"][0]      # high attunement fills trust
-    assert ("fear", 1, 1.0) in DIM_TO_BUCKET["safety"][1]           # low safety fills fear
-    assert ("worth", 1, 1.0) in DIM_TO_BUCKET["validation"][0]      # high validation fills worth
-    assert ("distrust", 1, 1.0) in DIM_TO_BUCKET["boundaries"][1]   # low boundaries fill distrust
+@pytest.mark.parametrize("dim, score, bucket", [("attunement", 9.0, "trust"), ("safety", 1.0, "fear"),
+                                                 ("validation", 9.0, "worth"), ("boundaries", 1.0, "distrust")])
+def test_the_four_paper_mappings(dim, score, bucket):
+    """High attunement fills trust, low safety fills fear, high validation fills worth, low boundaries fill distrust (§9.3.2)."""
+    t = BucketTracker(dict.fromkeys(BUCKETS, 0.5), P)
+    t.update(*intensities(vec(**{dim: score})))
+    assert t.levels[bucket] > 0.5
     assert len(BUCKETS) == 16
 
 

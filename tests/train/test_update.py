@@ -135,3 +135,23 @@ def test_batched_logprobs_equal_single(setup, prompt_of):
         single = sequence_logprobs(model, prompt, [c])
         assert np.allclose(np.array(single.total), np.array(batched.total[i : i + 1]), atol=1e-4)
     assert np.allclose(np.array(batched.mean), np.array(batched.total) / np.array([5, 2, 3]), atol=1e-6)
+
+
+@pytest.mark.parametrize("lr", [1e-6, 1e-3])
+def test_the_first_adam_step_is_the_learning_rate(lr):
+    """Bias-corrected Adam (§9.3.12 as PyTorch readers know it): step 1 moves each weight by ~lr, not 3x lr."""
+    import mlx.nn as nn
+
+    from tbn_train.config import TrainConfig
+    from tbn_train.update import make_optimizer
+
+    layer = nn.Linear(8, 8)
+    layer.weight = mx.zeros((8, 8))  # float32 resolves a 1e-6 step exactly around zero
+    before = np.array(layer.weight)
+    grads = {"weight": mx.array(np.random.default_rng(0).standard_normal((8, 8)).astype(np.float32)),
+             "bias": mx.zeros((8,))}
+    opt = make_optimizer(TrainConfig(learning_rate=lr))
+    opt.update(layer, grads)
+    mx.eval(layer.parameters())
+    step = np.abs(np.array(layer.weight) - before)
+    np.testing.assert_allclose(step, lr, rtol=0.01)
