@@ -30,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     tiny.add_argument("--seed", type=int, default=0, help="weight-init seed (default: 0)")
     tiny.add_argument("--hidden", type=int, default=TINY_HIDDEN, help=f"hidden size (default: {TINY_HIDDEN})")
     tiny.add_argument("--layers", type=int, default=TINY_LAYERS, help=f"transformer blocks (default: {TINY_LAYERS})")
+    tiny.add_argument("--pretrain", action="store_true",
+                      help="warm the model up on the offline corpus so it writes words (seeded, a few minutes at most)")
+    tiny.add_argument("--pretrain-steps", type=int, default=None, help="warm-up steps (default: 150)")
 
     from tbn_train.config import add_config_arguments
 
@@ -128,10 +131,19 @@ def _train(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "make-tiny-model":
+        from tbn_train.pretrain import PRETRAIN_STEPS, pretrain
         from tbn_train.tiny_model import make_tiny_model
 
+        steps = PRETRAIN_STEPS if args.pretrain_steps is None else args.pretrain_steps
+        if steps < 1:
+            print(f"tbn-train: error: --pretrain-steps must be >= 1, got {steps}", file=sys.stderr)
+            return 2
         out = make_tiny_model(args.dir, arch=args.arch, seed=args.seed, hidden=args.hidden, layers=args.layers)
         print(f"wrote tiny {args.arch} model to {out}")
+        if args.pretrain:
+            losses = pretrain(out, steps=steps, seed=args.seed)
+            print(f"pretrained {steps} steps on the offline corpus: held-out answer loss "
+                  f"{losses['held_out_loss_before']:.2f} -> {losses['held_out_loss_after']:.2f}")
     elif args.command == "show-config":
         from tbn_train.config import config_from_args
 
