@@ -252,10 +252,12 @@ def run_eval(cfg: EvalConfig, out: str | Path) -> Path:
     judge = resolve_judge(cfg.judge, cfg.persona)
     model, tokenizer = load_model(cfg.model)
     router = AdapterRouter()
+    names = [Path(a).name for a in cfg.adapters]
+    labels = names if len(set(names)) == len(names) else list(cfg.adapters)  # short labels when unambiguous
     slots: dict[str, str | None] = {}
-    for k, path in enumerate(cfg.adapters):
+    for k, (label, path) in enumerate(zip(labels, cfg.adapters)):
         load_adapter(model, router, f"eval_{k}", path)
-        slots[path] = f"eval_{k}"
+        slots[label] = f"eval_{k}"
     report = evaluate_slots(model, tokenizer, router, slots or {"base": None}, cfg, judge)
     report["config"] = cfg.model_dump(mode="json")
     out.mkdir(parents=True, exist_ok=True)

@@ -140,7 +140,7 @@ def test_batched_logprobs_equal_single(setup, prompt_of):
 @pytest.mark.parametrize("lr", [1e-6, 1e-3])
 def test_the_first_adam_step_is_the_learning_rate(lr):
     """Bias-corrected Adam (§9.3.12 as PyTorch readers know it): step 1 moves each weight by ~lr, not 3x lr."""
-    import mlx.nn as nn
+    from mlx import nn
 
     from tbn_train.config import TrainConfig
     from tbn_train.update import make_optimizer
