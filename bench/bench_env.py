@@ -1,19 +1,15 @@
 """Therapy-v0 step rates through gym.make for each action mode, against CartPole-v1 in the same run.
 
-Prints a markdown table: steps/s and the share of CartPole's rate. Single-threaded BLAS.
+Prints a markdown table: steps/s and the share of CartPole's rate. Measured in a default process:
+no thread settings, as a user's script runs.
 Run: .venv/bin/python bench/bench_env.py
 """
-import os
+import time
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+import gymnasium as gym
+import numpy as np
 
-import time  # noqa: E402
-
-import gymnasium as gym  # noqa: E402
-import numpy as np  # noqa: E402
-
-import tbn_env  # noqa: E402,F401
+import tbn_env  # noqa: F401
 
 STEPS = 4000   # per timing window
 REPEATS = 3    # best of 3 windows

@@ -1,18 +1,14 @@
 """tbn_env core speed: the compiled kernel against the reference, side by side in one run.
 
-Single-threaded BLAS so the batch figure is "per core". Prints a markdown table of rates and ratios.
+Measured in a default process (no thread settings): the compiled turn is one thread of numba code
+and calls no BLAS. Prints a markdown table of rates and ratios, and the compile time of the turn.
 Run: .venv/bin/python bench/bench_env_core.py
 """
-import os
+import time
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # one core; must precede the numpy import
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+import numpy as np
 
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from tbn_env import BatchKernel, ClientGraph, ReferenceCore, sample_initial_state  # noqa: E402
+from tbn_env import BatchKernel, ClientGraph, ReferenceCore, sample_initial_state
 
 REPEATS = 3  # best of 3 timing windows per row
 

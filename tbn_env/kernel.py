@@ -1,9 +1,10 @@
-"""The compiled TBN turn: the reference dynamics lowered to numpy over a batch of clients.
+"""The batched TBN state and its tables: the reference dynamics lowered to arrays for the compiled turn.
 
 `CompiledGraph` turns the networkx ClientGraph into arrays once (sensitivities as [12, N] matrices,
-one dense operator for the linear edge types, short edge lists for the conditional ones).
-`BatchKernel` holds `[batch, ...]` state and runs §9.3.14.2 steps 2-7 and 9 for every client in a
-handful of array operations. Its results match `tbn_env.reference.ReferenceCore` to 1e-9.
+edge lists by kind). `BatchKernel` holds `[batch, ...]` state; its `step` runs §9.3.14.2 steps 2-7
+and 9 for every client in one call of the numba-compiled `tbn_env.compiled_turn.turn`, and its
+session boundary (stage criteria, bucket decay) is a few array operations. Its results match
+`tbn_env.reference.ReferenceCore` to 1e-9.
 """
 from __future__ import annotations
 
@@ -11,30 +12,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .compiled_turn import N_OUT, OUT_COLUMNS, turn
 from .buckets import BUCKET_HEALTH_SIGN, BUCKETS, MALADAPTIVE, SESSION_DECAY, bucket_effect_matrices, coupling_matrix
 from .dimensions import DIM_INDEX, JUDGE_DIMENSIONS
-from .graph import (ALLIANCE_DOMAIN, BIPOLAR_CENTRE, DAMPENING, ENGAGEMENT_NODE, LEVEL_MAX, LEVEL_MIN, PHASES,
+from .graph import (ALLIANCE_DOMAIN, BIPOLAR_CENTRE, DAMPENING, ENGAGEMENT_NODE, LEVEL_MAX, PHASES,
                     ClientGraph)
-from .intensity import graph_engagement, intensities
-from .loa import LOA_DIMENSIONS, LOA_MAX, LOA_MIN, SCORE_CENTRE, loa_matrix
-from .params import (LOW_THRESHOLD, PHASE_FORWARD_REWARD, PHASE_REGRESSION_REWARD, PROTECTIVE_ALLIANCE,
+from .loa import LOA_DIMENSIONS, SCORE_CENTRE, loa_matrix
+from .params import (ALLIANCE_SCALE_BASE, ALLIANCE_SCALE_SLOPE, LOW_THRESHOLD, PHASE_BUCKET_WEIGHT,
+                     PHASE_COILING_WEIGHT, PHASE_FORWARD_REWARD, PHASE_REGRESSION_REWARD, PROTECTIVE_ALLIANCE,
                      STAGE_FORWARD_REWARD, STAGE_REGRESSION_REWARD, STAGE_SESSIONS_FOR_TERMINATION, Params)
 from .phase_shift import (FORWARD_THRESHOLDS, REGRESS_2_ADAPTIVE_BELOW, REGRESS_3_ADAPTIVE_BELOW,
                           REGRESS_3_COILING_ABOVE, REGRESS_3_MALADAPTIVE_ABOVE, REGRESS_4_COILING_ABOVE,
                           REGRESSION_THRESHOLDS, STAGE1_ADAPTIVE_MIN, STAGE2_ADAPTIVE_MIN, STAGE2_COILING_MAX,
-                          STAGE2_MALADAPTIVE_MAX, STAGE3_COILING_MAX, phase_composite)
+                          STAGE2_MALADAPTIVE_MAX, STAGE3_COILING_MAX)
 from .reward import stage_modifiers, stage_weights
 from .state import InitialState
 from .taie import AXIS_DIMENSION, AXIS_MAX, AXIS_MIN, DEGENERATE_DISTANCE, distance
-from .tmog import convergence_rate, misreading
 
 DIRECTION_NAMES = {-1: "toward_zero", 0: "stable", 1: "away_from_zero"}
-
-
-def _clip(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """In-place clip with two ufunc calls (np.clip's dispatch costs more than the work at batch 1)."""
-    np.maximum(x, lo, out=x)
-    return np.minimum(x, hi, out=x)
 
 
 class CompiledGraph:
@@ -43,7 +38,7 @@ class CompiledGraph:
     def __init__(self, graph: ClientGraph) -> None:
         g, nodes = graph.graph, graph.nodes
         self.nodes = nodes
-        self.n = n = len(nodes)
+        self.n = len(nodes)
         idx = {name: i for i, name in enumerate(nodes)}
         attr = [g.nodes[name] for name in nodes]
         direction = [a["direction"] for a in attr]
@@ -51,12 +46,10 @@ class CompiledGraph:
         self.is_dec = np.array([d == "decrease" for d in direction])
         self.is_bip = np.array([d == "bipolar" for d in direction])
         self.imp_sign = np.where(self.is_dec, -1.0, 1.0)
-        self.bip = np.flatnonzero(self.is_bip)
         self.path_slope = np.where(self.is_inc, -1.0 / LEVEL_MAX, np.where(self.is_dec, 1.0 / LEVEL_MAX,
                                                                           1.0 / BIPOLAR_CENTRE))
         self.path_offset = np.where(self.is_inc, 1.0, np.where(self.is_dec, 0.0, -1.0))
         self.pole_side = np.array([1.0 if a["pole"] == "high" else -1.0 for a in attr])
-        self.bip_pole = self.pole_side[self.bip]
         self.weight = np.array([a["weight"] for a in attr])
         alliance = np.array([a["domain"] == ALLIANCE_DOMAIN for a in attr])
         self.alliance_weight = np.where(alliance, self.weight, 0.0)
@@ -67,14 +60,13 @@ class CompiledGraph:
         self.engagement = idx[ENGAGEMENT_NODE]
         self.coupling = coupling_matrix(nodes, graph.params)                         # [16, N]
 
-        # reinforcing and paired edges form one dense operator; the rest are short edge lists
-        self.linear = np.zeros((n, n))
-        protective, paradoxical, gated, prereq, comp, supp = [], [], [], [], [], []
+        # edge lists by kind: linear (reinforcing, paired), conditional, compensatory, suppressive
+        linear, protective, paradoxical, gated, prereq, comp, supp = [], [], [], [], [], [], []
         for src, dst, e in g.edges(data=True):
             s, t, c = idx[src], idx[dst], DAMPENING * e["k"]
             typ = e["type"]
             if typ in ("reinforcing", "paired"):
-                self.linear[s, t] += c
+                linear.append((s, t, c))
             elif typ == "protective":
                 protective.append((s, t, c))
             elif typ == "paradoxical":
@@ -87,6 +79,9 @@ class CompiledGraph:
                 comp.append((s, t, c))
             elif typ == "suppressive":
                 supp.append((s, t, e["k"]))
+            else:
+                raise ValueError(f"edge {src}->{dst}: the kernel does not handle edge type {typ!r}")
+        self.lin_src, self.lin_dst, self.lin_coef = self._edge_list(linear)
         # conditional edges share one gather/scatter: protective | paradoxical | gated | prerequisite.
         # Their sign or gain depends only on (stage, alliance > 0.5), except the prerequisite's
         # threshold, so the factors of the first three kinds come from a [4, 2, E] table.
@@ -102,8 +97,7 @@ class CompiledGraph:
                     + [e[3][stage] for e in gated])                     # gated: stage multiplier
         self.prereq_theta = np.array([e[3] for e in prereq])
         self.comp_src, self.comp_dst, self.comp_coef = self._edge_list(comp)
-        self.supp = [(s, t, k) for s, t, k in supp]
-        self.mean_weights = np.full(n, 1.0 / n)
+        self.supp_src, self.supp_dst, self.supp_k = self._edge_list(supp)
 
     def modulation(self, bq_scale: np.ndarray) -> np.ndarray:
         """[16, N] table, row 4 (stage - 1) + phase: phase weight x BQ resistance 1/(1 + BQ) (§9.3.1.2 step 2)."""
@@ -112,8 +106,8 @@ class CompiledGraph:
     @staticmethod
     def _edge_list(edges: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(sources, targets, coefficients) of a short list of edges."""
-        return (np.array([e[0] for e in edges], dtype=int), np.array([e[1] for e in edges], dtype=int),
-                np.array([e[2] for e in edges]))
+        return (np.array([e[0] for e in edges], dtype=np.int64), np.array([e[1] for e in edges], dtype=np.int64),
+                np.array([e[2] for e in edges], dtype=np.float64))
 
     # -- level semantics, vectorised; bipolar columns are few, so they are handled on their own --
     def pathology(self, levels: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -121,21 +115,6 @@ class CompiledGraph:
         path = np.multiply(levels, self.path_slope, out=out)
         path += self.path_offset
         return np.abs(path, out=path)
-
-    def apply_improvement(self, levels: np.ndarray, u: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        old_b, u_b = levels[:, self.bip], u[:, self.bip]
-        new = np.multiply(u, self.imp_sign, out=out)
-        new += levels
-        dev = old_b - BIPOLAR_CENTRE
-        side = np.where(dev != 0, np.sign(dev), self.bip_pole)
-        new[:, self.bip] = BIPOLAR_CENTRE + side * np.maximum(0.0, np.abs(dev) - u_b)
-        return _clip(new, LEVEL_MIN, LEVEL_MAX)
-
-    def improvement(self, old: np.ndarray, new: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        u = np.subtract(new, old, out=out)
-        u *= self.imp_sign
-        u[:, self.bip] = np.abs(old[:, self.bip] - BIPOLAR_CENTRE) - np.abs(new[:, self.bip] - BIPOLAR_CENTRE)
-        return u
 
     def coiling(self, levels: np.ndarray, path: np.ndarray | None = None) -> np.ndarray:
         path = self.pathology(levels) if path is None else path
@@ -194,16 +173,17 @@ class BatchKernel:
         self.decay = np.array([SESSION_DECAY[b] for b in BUCKETS])
         self.balance_vec = np.where(BUCKET_HEALTH_SIGN > 0, 1.0 / (n_buckets - self.n_mal), -1.0 / self.n_mal)
         # graph: [judge high | judge low | bucket improvement] @ this = raw first-order change (§9.3.1.2)
-        # (in "intensity" mode the graph reads the buckets' intensities, scaled: the scale is folded in here)
-        self.shared_intensity = p.sensitivity_mode == "intensity"
-        units = p.graph_intensity_scale if self.shared_intensity else 1.0
-        self.first_order = np.vstack([units * cg.high, units * cg.low, cg.coupling])    # [40, N]
+        first_order = np.vstack([cg.high, cg.low, cg.coupling]).T    # [N, 40]
+        nonzero = first_order != 0.0
+        self.fo_ptr = np.concatenate([[0], np.cumsum(nonzero.sum(axis=1))]).astype(np.int64)  # CSR by node
+        self.fo_idx = np.nonzero(nonzero)[1].astype(np.int64)
+        self.fo_val = first_order[nonzero]
         # LOA: scores @ loa_op + loa_bias = the turn's LOA change (§9.3.3)
         m = loa_matrix()
         self.loa_op = m.T * (p.loa_rate / SCORE_CENTRE)
         self.loa_bias = -p.loa_rate * m.sum(axis=1)
         self.loa_th = np.array(p.loa_thresholds)
-        self.axis_dims = [DIM_INDEX[d] for d in AXIS_DIMENSION]
+        self.axis_dims = np.array([DIM_INDEX[d] for d in AXIS_DIMENSION], dtype=np.int64)
         self.attunement = DIM_INDEX["attunement"]
         # reward: stage weights normalised per stage; modifiers as matrices over the 12 scores
         sw = stage_weights(p)
@@ -212,18 +192,12 @@ class BatchKernel:
         self.mod_avg = np.array([[1.0 / len(mod.dims) if d in mod.dims else 0.0 for d in JUDGE_DIMENSIONS]
                                  for mod in self.modifiers]).T                                 # [12, M]
         self.mod_threshold = np.array([mod.threshold for mod in self.modifiers])
-        self.mod_below = np.array([mod.below for mod in self.modifiers])
-        self.mod_stage = np.array([mod.stage for mod in self.modifiers])
+        self.mod_below = np.array([mod.below for mod in self.modifiers], dtype=np.bool_)
+        self.mod_stage = np.array([mod.stage for mod in self.modifiers], dtype=np.int64)
         self.mod_value = np.array([mod.value for mod in self.modifiers])
         self.fwd = np.array([FORWARD_THRESHOLDS[s] + (np.inf,) for s in (1, 2, 3, 4)])  # [4, 4]: D cannot advance
         self.reg = np.array([REGRESSION_THRESHOLDS[s] for s in (1, 2, 3, 4)])
-        # TAIE bars average the first / last k <= w assessments; masks by k, oldest-in-window one-hots
-        slots = np.arange(w)
-        self.recent_mask = (slots[None, :] >= w - np.arange(w + 1)[:, None]).astype(float)[..., None]
-        self.oldest = np.eye(w)[np.clip(w - np.arange(w + 1), 0, w - 1)]                      # [w+1, w]
         self.modulation = np.zeros((batch, 16, n))  # per client: its BQ may be scaled by its profile
-        self._work = tuple(np.empty((batch, n)) for _ in range(4))  # reused [B, N] scratch arrays
-        self._rows = np.arange(batch)
         # state
         self.levels = np.zeros((batch, n))
         self.tmog = np.zeros((batch, n))
@@ -236,8 +210,7 @@ class BatchKernel:
         self.x_pole = np.ones(batch)
         self.taie_first_sum = np.zeros((batch, 3))     # sum of the first min(count, w) assessments
         self.taie_recent = np.zeros((batch, w, 3))     # the latest assessments, newest last
-        self.taie_count = np.zeros(batch, dtype=int)
-        self._d_init: np.ndarray | None = None         # cached distance of the initial bar, per client
+        self.taie_count = np.zeros(batch, dtype=np.int64)
         self.transformation = np.zeros(batch)
         self.stage = np.ones(batch, dtype=int)
         self.phase = np.zeros(batch, dtype=int)
@@ -305,7 +278,6 @@ class BatchKernel:
             if value.shape != current.shape:
                 raise ValueError(f"kernel state {name!r} has shape {value.shape}, expected {current.shape}")
             setattr(self, name, value.astype(current.dtype, copy=True))
-        self._d_init = None
 
     def snapshot(self, i: int) -> dict[str, np.ndarray]:
         """Row i's numeric state, in the same keys as ReferenceCore.snapshot()."""
@@ -325,19 +297,12 @@ class BatchKernel:
         self.balance_entry[rows] = self.balance()[rows]
         self.coiling_entry[rows] = self.cg.coiling(self.levels[rows])
 
-    def _record_taie(self, rows: np.ndarray | slice) -> np.ndarray:
-        """Append the axes to the assessment history of `rows`, recompute T; return the TAIE direction."""
-        w = self.params.taie_bar_window
-        count, new = self.taie_count[rows], self.taie[rows]
-        warm = (count >= w).all()  # every row past its first w assessments: no masks needed
-        if not warm:
-            self.taie_first_sum[rows] += np.where((count < w)[:, None], new, 0.0)
-        recent = self.taie_recent[rows]
-        recent[:, :-1] = recent[:, 1:]
-        recent[:, -1] = new
-        self.taie_recent[rows] = recent
-        self.taie_count[rows] = count + 1
-        return self._transformation_and_direction(rows, recent, warm)
+    def _record_taie(self, rows: np.ndarray) -> None:
+        """Append the axes to the (empty) assessment history of freshly loaded `rows` and set T."""
+        self.taie_first_sum[rows] += self.taie[rows]
+        self.taie_recent[rows, -1] = self.taie[rows]
+        self.taie_count[rows] += 1
+        self._transformation(rows)
 
     def blend_taie(self, row: int, estimate: np.ndarray, weight: float) -> None:
         """Replace row's latest assessment by a mix with an external estimate (the full LLM mode, §9.3.4)."""
@@ -347,138 +312,57 @@ class BatchKernel:
             self.taie_first_sum[row] += blended - self.taie[row]
         self.taie[row] = blended
         self.taie_recent[row, -1] = blended
-        self._transformation_and_direction(rows, self.taie_recent[rows], warm=False)
+        self._transformation(rows)
 
-    def _transformation_and_direction(self, rows, recent: np.ndarray, warm: bool) -> np.ndarray:
-        """Recompute T for `rows` from their history; return the direction across the window."""
+    def _transformation(self, rows: np.ndarray) -> None:
+        """Recompute T for `rows` from their assessment history (§9.3.4)."""
         p, w = self.params, self.params.taie_bar_window
         k = np.minimum(self.taie_count[rows], w)
-        if not warm or self._d_init is None:  # the initial bar is fixed once w assessments exist
-            bars = self.taie_first_sum / np.clip(self.taie_count, 1, w)[:, None]
-            self._d_init = distance(bars, p.taie_target)
-        d_init = self._d_init[rows]
-        bar = recent.sum(axis=1) if warm else (recent * self.recent_mask[k]).sum(axis=1)
-        d_cur = distance(bar / k[:, None], p.taie_target)
+        d_init = distance(self.taie_first_sum[rows] / k[:, None], p.taie_target)
+        recent = self.taie_recent[rows] * (np.arange(w)[None, :] >= (w - k)[:, None])[..., None]
+        d_cur = distance(recent.sum(axis=1) / k[:, None], p.taie_target)
         degenerate = d_init < DEGENERATE_DISTANCE
         ratio = d_cur / np.where(degenerate, 1.0, d_init)
-        self.transformation[rows] = np.where(degenerate, 1.0, _clip(1.0 - ratio, 0.0, 1.0))
-        # direction across the window: newest vs oldest assessment in it (§9.3.4)
-        d_window = distance(recent, p.taie_target)
-        oldest = d_window[:, 0] if warm else (d_window * self.oldest[k]).sum(axis=1)
-        change = d_window[:, -1] - oldest
-        eps = p.taie_stable_eps_literal if p.taie_target == "literal_zero" else p.taie_stable_eps
-        return np.where((k < 2) | (np.abs(change) < eps), 0, np.sign(change)).astype(int)
+        self.transformation[rows] = np.where(degenerate, 1.0, np.clip(1.0 - ratio, 0.0, 1.0))
 
     # ------------------------------------------------------------------ one turn
     def step(self, scores: np.ndarray, noise: np.ndarray) -> BatchTurn:
         """Advance every client by one turn of validated scores [B, 12]; `noise` is the TMoG draw [B, N]."""
-        p, cg = self.params, self.cg
-        stage_i, phase_i = self.stage - 1, self.phase
-
-        # 2. buckets
-        high, low = intensities(scores)
-        intensity = np.concatenate([high, low], axis=1)
-        before_b = self.buckets
-        change = intensity @ self.bucket_op
-        self.buckets = _clip(before_b + change, 0.0, 1.0)
-        bucket_change = self.buckets - before_b
-        bucket_improvement = bucket_change * BUCKET_HEALTH_SIGN
-
-        # 3. LOA and its TAIE events
-        self.loa = _clip(self.loa + scores @ self.loa_op + self.loa_bias, LOA_MIN, LOA_MAX)
-        value, th = self.loa[..., None], self.loa_th
-        up = self.armed_up & (value >= th)
-        down = self.armed_down & (value <= -th)
-        self.armed_up = (self.armed_up | (value < th - p.loa_hysteresis)) & ~up
-        self.armed_down = (self.armed_down | (value > -th + p.loa_hysteresis)) & ~down
-        growth, regression = np.zeros(self.loa.shape), np.zeros(self.loa.shape)
-        for j, t in enumerate(th):  # ascending, so the furthest threshold crossed wins
-            growth[up[..., j]] = t
-            regression[down[..., j]] = -t
-        event_reward = (growth > 0).sum(axis=1) * p.loa_growth_reward + \
-            (regression < 0).sum(axis=1) * p.loa_regression_reward
-
-        # 4. TAIE axes
-        t_before = self.transformation.copy()
-        b, v, a = ((scores[:, self.axis_dims] - 5.0) / 5.0).T
-        x = self.taie[:, 0]
-        toward = x - np.sign(x) * np.minimum(np.abs(x), p.taie_rate * b)
-        away = x - np.where(x != 0, np.sign(x), self.x_pole) * p.taie_rate * b
-        self.taie = _clip(np.stack([np.where(b >= 0, toward, away), self.taie[:, 1] + p.taie_rate * v,
-                                    self.taie[:, 2] + p.taie_rate * a], axis=1), AXIS_MIN, AXIS_MAX)
-        direction = self._record_taie(slice(None))
-
-        # 5. ClientGraph: raw deltas, suppressive gates, modulation, application, propagation
-        levels, (w_path, w_delta, w_first, w_u) = self.levels, self._work
-        path = cg.pathology(levels, out=w_path)
-        strong = (cg.alliance(levels, path) > PROTECTIVE_ALLIANCE).astype(int)
-        graph_intensity = intensity if self.shared_intensity else \
-            np.concatenate(graph_engagement(scores, p.sensitivity_mode), axis=1)
-        delta = np.matmul(np.concatenate([graph_intensity, bucket_improvement], axis=1), self.first_order,
-                          out=w_delta)
-        for s, t, k in cg.supp:
-            delta[:, t] *= 1.0 - k * path[:, s]
-        cell = stage_i * 4 + phase_i
-        if (cell == cell[0]).all():  # one stage and phase for the whole batch: a strided view
-            delta *= self.modulation[:, cell[0]]
-        else:
-            delta *= self.modulation[self._rows, cell]
-        delta *= np.maximum(p.engagement_floor, levels[:, cg.engagement] / LEVEL_MAX)[:, None]
-        first = cg.apply_improvement(levels, delta, out=w_first)
-        u = cg.improvement(levels, first, out=w_u)
-        rise = np.maximum(first[:, cg.comp_src] - levels[:, cg.comp_src], 0.0) * cg.comp_coef
-        cond = u[:, cg.cond_src]
-        cond[:, :cg.n_factored] *= cg.cond_factor[stage_i, strong]
-        cond[:, cg.n_factored:] *= first[:, cg.cond_src[cg.n_factored:]] >= cg.prereq_theta
-        cond *= cg.cond_coef
-        prop = np.matmul(u, cg.linear, out=w_delta)
-        np.add.at(prop, (slice(None), cg.cond_dst), cond)  # a few columns: no full [B, N] pass
-        final = cg.apply_improvement(first, prop, out=levels)  # the old levels are no longer needed
-        np.add.at(final, (slice(None), cg.comp_dst), rise)
-        self.levels = _clip(final, LEVEL_MIN, LEVEL_MAX)
-
-        # 6. TMoG
-        att = scores[:, self.attunement]
-        gap = np.subtract(self.levels, self.tmog, out=w_delta)
-        acc_before = 1.0 - np.abs(gap, out=w_path) @ cg.mean_weights / LEVEL_MAX
-        gap *= convergence_rate(att, p)[:, None]
-        self.tmog += gap
-        misattuned = att < LOW_THRESHOLD
-        if misattuned.any():
-            self.tmog[misattuned] += misreading(self.tmog[misattuned], self.levels[misattuned], noise[misattuned],
-                                                p.tmog_noise_sigma)
-        _clip(self.tmog, LEVEL_MIN, LEVEL_MAX)
-        acc = 1.0 - np.abs(np.subtract(self.tmog, self.levels, out=w_delta), out=w_delta) @ cg.mean_weights / LEVEL_MAX
-
-        # 7. phase
-        path = self.pathology_now = cg.pathology(self.levels, out=w_path)  # valid until the next step
-        balance, coiling, alliance = self.balance(), cg.coiling(self.levels, path), cg.alliance(self.levels, path)
-        self.turns_in_phase += 1
-        composite = phase_composite(balance, self.balance_entry, coiling, self.coiling_entry, alliance, p)
-        dwell_ok = (self.phase != 2) | (self.turns_in_phase >= p.c_dwell_turns)
-        forward = (composite >= self.fwd[stage_i, phase_i]) & dwell_ok
-        regress = ~forward & (self.phase > 0) & (composite <= self.reg[stage_i])
-        move = forward.astype(int) - regress
-        moved = move != 0
-        self.phase = self.phase + move
-        self.turns_in_phase[moved] = 0
-        self.balance_entry = np.where(moved, balance, self.balance_entry)
-        self.coiling_entry = np.where(moved, coiling, self.coiling_entry)
-        self.reached_core |= self.phase >= 2
-        self.reached_integration |= self.phase == 3
-
-        # 9. reward
-        weighted = (self.stage_w[stage_i] * scores).sum(axis=1)
-        level = scores @ self.mod_avg
-        fired = np.where(self.mod_below, level < self.mod_threshold, level > self.mod_threshold) & \
-            (self.stage[:, None] == self.mod_stage)
-        modifiers = fired @ self.mod_value
-        phase_reward = np.where(move > 0, PHASE_FORWARD_REWARD, np.where(move < 0, PHASE_REGRESSION_REWARD, 0.0))
-        t_reward = p.taie_transform_reward * (self.transformation - t_before)
-        d_reward = np.where(direction < 0, p.taie_toward_reward, np.where(direction > 0, p.taie_away_reward, 0.0))
-        return BatchTurn(weighted, modifiers, fired, phase_reward, t_reward + d_reward + event_reward, t_reward,
-                         d_reward, event_reward, growth, regression, move, composite, coiling, alliance, balance,
-                         acc, acc - acc_before, direction, bucket_change)
+        p, cg, b = self.params, self.cg, self.batch
+        out, fired = np.empty((b, N_OUT)), np.empty((b, len(self.mod_value)), dtype=np.bool_)
+        growth, regression = np.empty(self.loa.shape), np.empty(self.loa.shape)
+        bucket_change, path = np.empty(self.buckets.shape), np.empty(self.levels.shape)
+        literal_zero = p.taie_target == "literal_zero"
+        turn(np.ascontiguousarray(scores, dtype=np.float64), np.ascontiguousarray(noise, dtype=np.float64),
+             self.levels, self.tmog, self.buckets, self.loa, self.armed_up, self.armed_down, self.taie, self.x_pole,
+             self.taie_first_sum, self.taie_recent, self.taie_count, self.transformation, self.stage, self.phase,
+             self.turns_in_phase, self.balance_entry, self.coiling_entry, self.reached_core,
+             self.reached_integration, self.modulation,
+             self.bucket_op, self.fo_ptr, self.fo_idx, self.fo_val, p.sensitivity_mode == "literal", p.graph_intensity_scale,
+             cg.supp_src, cg.supp_dst, cg.supp_k,
+             cg.path_slope, cg.path_offset, cg.imp_sign, cg.is_bip, cg.pole_side, cg.weight, cg.alliance_weight,
+             cg.engagement, p.engagement_floor,
+             cg.lin_src, cg.lin_dst, cg.lin_coef, cg.cond_src, cg.cond_dst, cg.cond_coef, cg.n_factored,
+             cg.cond_factor, cg.prereq_theta, cg.comp_src, cg.comp_dst, cg.comp_coef,
+             BUCKET_HEALTH_SIGN, self.balance_vec,
+             self.loa_op, self.loa_bias, self.loa_th, p.loa_hysteresis, p.loa_growth_reward, p.loa_regression_reward,
+             self.axis_dims, p.taie_rate, literal_zero,
+             p.taie_stable_eps_literal if literal_zero else p.taie_stable_eps,
+             p.taie_bar_window, p.taie_transform_reward, p.taie_toward_reward, p.taie_away_reward,
+             DEGENERATE_DISTANCE,
+             self.attunement, LOW_THRESHOLD, p.tmog_eta_base, p.tmog_eta_slope, p.tmog_eta_max, p.tmog_noise_sigma,
+             self.fwd, self.reg, p.c_dwell_turns, p.b_ref, p.c_ref, p.shift_room_floor, PHASE_BUCKET_WEIGHT,
+             PHASE_COILING_WEIGHT, ALLIANCE_SCALE_BASE, ALLIANCE_SCALE_SLOPE, PROTECTIVE_ALLIANCE,
+             self.stage_w, self.mod_avg, self.mod_threshold, self.mod_below, self.mod_stage, self.mod_value,
+             PHASE_FORWARD_REWARD, PHASE_REGRESSION_REWARD,
+             out, fired, growth, regression, bucket_change, path)
+        self.pathology_now = path  # valid until the next step
+        col = dict(zip(OUT_COLUMNS, out.T))
+        return BatchTurn(col["composite"], col["modifiers"], fired, col["phase_transition"], col["taie"],
+                         col["taie_transformation_reward"], col["taie_direction_reward"], col["loa_event_reward"],
+                         growth, regression, col["phase_move"].astype(np.int64), col["phase_composite"],
+                         col["coiling"], col["alliance"], col["balance"], col["tmog_accuracy"],
+                         col["tmog_accuracy_delta"], col["taie_direction"].astype(np.int64), bucket_change)
 
     # ------------------------------------------------------------------ session boundary
     def end_session(self, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

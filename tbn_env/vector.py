@@ -2,8 +2,11 @@
 
 Registered as the `vector_entry_point` of every Therapy id, like gymnasium's CartPoleVectorEnv, so
 `gym.make_vec("Therapy-Scores-v0", num_envs=N, vectorization_mode="vector_entry_point")` uses it.
-Autoreset follows gymnasium's default next-step mode: the step after an episode ends resets that
-client, ignores its action and returns reward 0.
+Autoreset follows gymnasium's modes: `autoreset_mode="next_step"` (the default: the step after an
+episode ends resets that client, ignores its action and returns reward 0) or `"same_step"` (the
+finished client is replaced in the same step; its last observation and info are in
+`info["final_obs"]` / `info["final_info"]`), which torchrl and stable-baselines3 expect.
+`reset(seed=s)` gives row i the client that sub-env i of `vectorization_mode="sync"` gets (seed s + i).
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
+from gymnasium.utils import seeding
 from gymnasium.vector.utils import batch_space
 
 from .buckets import BUCKET_INDEX, BUCKETS, MALADAPTIVE
@@ -29,12 +33,13 @@ from .stance import DEFENSE_DOMAIN, OVERWHELM_BUCKETS, StanceDetector, stance_si
 class TherapyVectorEnv(gym.vector.VectorEnv):
     """`num_envs` simulated clients in one BatchKernel; the same MDP as TherapyEnv in numeric modes."""
 
-    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
+    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}  # noqa: RUF012 (gymnasium's API)
 
     def __init__(self, num_envs: int = 1, action_mode: str = "scores", observation_mode: str = "tmog",
                  episode: str = "session", max_turns: int = 20, max_sessions: int = DEFAULT_MAX_SESSIONS,
                  profile: str | ClientProfile | None = None, start_stage: int = 1, params: Params | None = None,
-                 render_mode: str | None = None) -> None:
+                 render_mode: str | None = None,
+                 autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP) -> None:
         if action_mode not in ("scores", "intervention"):
             raise ValueError(f"the vector env runs the numeric action modes 'scores' and 'intervention', "
                              f"got {action_mode!r}; use vectorization_mode='sync' for text")
@@ -44,6 +49,14 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
             raise ValueError("the vector env does not render; use vectorization_mode='sync' with render_mode")
         if start_stage not in (1, 2, 3, 4) or num_envs < 1 or max_turns < 1 or max_sessions < 1:
             raise ValueError("need num_envs >= 1, max_turns >= 1, max_sessions >= 1 and start_stage in 1-4")
+        modes = {"next_step": AutoresetMode.NEXT_STEP, "same_step": AutoresetMode.SAME_STEP,
+                 AutoresetMode.NEXT_STEP: AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP: AutoresetMode.SAME_STEP,
+                 "NextStep": AutoresetMode.NEXT_STEP, "SameStep": AutoresetMode.SAME_STEP}
+        if autoreset_mode not in modes:
+            raise ValueError(f"autoreset_mode must be 'next_step' or 'same_step' (gymnasium's AutoresetMode), "
+                             f"got {autoreset_mode!r}")
+        self.autoreset_mode = modes[autoreset_mode]
+        self.metadata = {**self.metadata, "autoreset_mode": self.autoreset_mode}
         self.num_envs, self.action_mode, self.observation_mode, self.episode = num_envs, action_mode, \
             observation_mode, episode
         self.max_turns, self.max_sessions, self.start_stage, self.profile_spec = max_turns, max_sessions, \
@@ -65,13 +78,15 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
         self.session = np.ones(num_envs, dtype=int)
         self.rupture = np.zeros(num_envs, dtype=bool)
         self.prev_done = np.zeros(num_envs, dtype=bool)
-        self.rng = np.random.default_rng()
+        # per client, as in the single env: one generator draws the clients, one the TMoG misreadings
+        self.client_rngs = [seeding.np_random()[0] for _ in range(num_envs)]
+        self.noise_rngs = [np.random.default_rng() for _ in range(num_envs)]
 
     # ------------------------------------------------------------------ reset
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        """Draw a client for every row (rows in `options["reset_mask"]` only, if given)."""
+        """Draw a client for every row (rows in `options["reset_mask"]` only, if given); seed s seeds row i with s + i."""
         if seed is not None:
-            self.rng = np.random.default_rng(seed)
+            self.client_rngs = [seeding.np_random(seed + i)[0] for i in range(self.num_envs)]
         mask = np.ones(self.num_envs, dtype=bool) if not options or "reset_mask" not in options \
             else np.asarray(options["reset_mask"], dtype=bool)
         self._reset_rows(np.flatnonzero(mask))
@@ -79,8 +94,12 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
         return self._observation(), self._info(mask)
 
     def _reset_rows(self, rows: np.ndarray) -> None:
-        inits = [resolve_profile(self.profile_spec, self.rng).initial_state(self.rng, self.start_stage, self.graph, self.params)
-                 for _ in rows]
+        inits = []
+        for i in rows.tolist():  # the single env's draw order: profile, initial state, the core's noise seed
+            rng = self.client_rngs[i]
+            inits.append(resolve_profile(self.profile_spec, rng).initial_state(rng, self.start_stage, self.graph,
+                                                                                self.params))
+            self.noise_rngs[i] = np.random.default_rng(int(rng.integers(2**63)))
         self.kernel.load_rows(rows, inits)
         self.stances.start_session(rows)
         self.turn[rows] = 0
@@ -96,7 +115,8 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
         att = scores[:, DIM_INDEX["attunement"]]
         noise = np.zeros((b, k.cg.n))
         low = att < LOW_THRESHOLD
-        noise[low] = self.rng.standard_normal((int(low.sum()), k.cg.n))
+        for i in np.flatnonzero(low):
+            noise[i] = self.noise_rngs[i].standard_normal(k.cg.n)
         out = k.step(scores, noise)
         self.turn += 1
         reward = out.total.copy()
@@ -107,10 +127,11 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
         session_end = self.turn >= self.max_turns
         terminated = np.zeros(b, dtype=bool)
         truncated = np.zeros(b, dtype=bool)
+        stage_reward = np.zeros(b)
         if session_end.any():
             rows = np.flatnonzero(session_end)
-            _, stage_reward, complete = k.end_session(rows)
-            reward[rows] += stage_reward
+            _, stage_reward[rows], complete = k.end_session(rows)
+            reward[rows] += stage_reward[rows]
             self.stances.start_session(rows)
             self.turn[rows] = 0
             if self.episode == "session":
@@ -120,17 +141,36 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
                 truncated[rows] = ~complete & (self.session[rows] >= self.max_sessions)
                 self.session[rows] += 1
                 self.rupture[rows] = False
-        resetting = np.flatnonzero(self.prev_done)
-        if resetting.size:  # next-step autoreset: discard this step for them and draw new clients
-            self._reset_rows(resetting)
-            reward[resetting] = 0.0
-            terminated[resetting] = truncated[resetting] = False
-        self.prev_done = terminated | truncated
-        info = self._info(np.ones(b, dtype=bool))
-        info.update(reward_composite=out.composite, reward_modifiers=out.modifiers,
-                    reward_phase_transition=out.phase_transition, reward_taie=out.taie,
-                    _reward_composite=np.ones(b, bool), _reward_modifiers=np.ones(b, bool),
-                    _reward_phase_transition=np.ones(b, bool), _reward_taie=np.ones(b, bool))
+        parts = {"reward_composite": out.composite, "reward_modifiers": out.modifiers,
+                 "reward_phase_transition": out.phase_transition, "reward_stage_transition": stage_reward,
+                 "reward_taie": out.taie}
+        if self.autoreset_mode == AutoresetMode.NEXT_STEP:
+            resetting = np.flatnonzero(self.prev_done)
+            if resetting.size:  # next-step autoreset: discard this step for them and draw new clients
+                self._reset_rows(resetting)
+                reward[resetting] = 0.0
+                for value in parts.values():
+                    value[resetting] = 0.0
+                terminated[resetting] = truncated[resetting] = False
+            self.prev_done = terminated | truncated
+        every = np.ones(b, dtype=bool)
+        info = self._info(every)
+        for key, value in parts.items():  # the parts add up to the reward
+            info[key], info[f"_{key}"] = value, every
+        done = terminated | truncated
+        if self.autoreset_mode == AutoresetMode.SAME_STEP and done.any():
+            rows = np.flatnonzero(done)
+            last_obs = self._observation()
+            final_obs = np.full(b, None, dtype=object)
+            for i in rows:
+                final_obs[i] = {key: value[i] for key, value in last_obs.items()}
+            final_info = {key: (value.copy() if key.startswith("_") else value) for key, value in info.items()}
+            for key in final_info:
+                if key.startswith("_"):
+                    final_info[key] &= done
+            self._reset_rows(rows)
+            info.update(self._info(every))  # the new clients' readings
+            info.update(final_obs=final_obs, _final_obs=done.copy(), final_info=final_info, _final_info=done.copy())
         return self._observation(), reward, terminated, truncated, info
 
     def _scores_for(self, actions) -> np.ndarray:
@@ -169,7 +209,8 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
     def _info(self, mask: np.ndarray) -> dict[str, np.ndarray]:
         k = self.kernel
         mal = len(MALADAPTIVE)
-        values = {"stage": k.stage.copy(), "phase": k.phase.copy(), "coiling": k.cg.coiling(k.levels),
+        values = {"stage": k.stage.copy(), "phase": k.phase.copy(), "stance": self.stances.stance.copy(),
+                  "coiling": k.cg.coiling(k.levels),
                   "maladaptive_mean": k.buckets[:, :mal].mean(axis=1),
                   "adaptive_mean": k.buckets[:, mal:len(BUCKETS)].mean(axis=1)}
         info: dict[str, np.ndarray] = {}
