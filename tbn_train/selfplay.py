@@ -184,6 +184,8 @@ class SelfPlay:
 
     def __init__(self, cfg: SelfPlayConfig, out: str | Path, resume: bool = False) -> None:
         self.cfg, self.train = cfg, cfg.train
+        if cfg.judge != "model":
+            resolve_judge(cfg.judge)  # a judge that cannot be built fails before the run directory exists
         self.run = RunDir(out, cfg, resume)
         self.policy: Policy = build_policy(cfg.model, cfg.train, cfg.init_adapter)
         self.timings = Timings()

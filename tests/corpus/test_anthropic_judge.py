@@ -75,3 +75,28 @@ def test_sessions_and_full_taie_go_through_claude():
     assert infos[0]["taie_full"]["stuck_realms"] == ["self-esteem"] and infos[0]["taie_full"]["source"] == "model"
     a = infos[-1]["session_assessment"]
     assert a["evaluation_source"] == "model" and a["evaluation"].startswith("The session moved")
+
+
+def test_selfplay_runs_with_claude_as_its_judge(tiny_dirs, tmp_path, monkeypatch):
+    from tbn_train.cli import main
+
+    with FakeMessagesAPI(reply) as api:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", api.base_url)
+        out = tmp_path / "run"
+        argv = ["selfplay", "--model", str(tiny_dirs["llama"]), "--sessions", "1", "--max-turns", "1",
+                "--out", str(out), "--max-new-tokens", "8", "--judge", "anthropic"]
+        assert main(argv) == 0
+    (row,) = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert set(row["scores"].values()) == {6.0} and row["counters"]["judge"]["ok"] >= 3  # env + kind + harsh
+    assert row["session_assessment"]["evaluation_source"] == "model"
+    assert len(api.requests) >= 4 and all(r["model"] == "claude-sonnet-4-5" for r in api.requests)
+
+
+def test_selfplay_with_claude_but_no_key_exits_2(tiny_dirs, tmp_path, monkeypatch, capsys):
+    from tbn_train.cli import main
+
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    argv = ["selfplay", "--model", str(tiny_dirs["llama"]), "--sessions", "1", "--max-turns", "1",
+            "--out", str(tmp_path / "run"), "--judge", "anthropic"]
+    assert main(argv) == 2
+    assert "ANTHROPIC_API_KEY" in capsys.readouterr().err and not (tmp_path / "run").exists()
