@@ -5,28 +5,53 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 EXTRAS ?= dev,train,corpus,sb3,render
 
-.PHONY: test demo bench sysdeps clean
+.PHONY: test test-fast lint demo bench sysdeps clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-# torch first: the CPU build already on disk, so stable-baselines3 does not pull a CUDA build.
+# torch (for the sb3 extra only) goes first, as a CPU build, so stable-baselines3 does not pull the
+# multi-GB CUDA build pip picks by default on Linux: a local wheel if pip's find-links has one, else
+# PyTorch's CPU index; if neither answers, the sb3 extra is left out (its tests skip) and we say so.
+TORCH         ?= torch==2.13.0
+TORCH_CPU_URL ?= https://download.pytorch.org/whl/cpu
 $(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet "torch==2.13.0"
-	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	@extras="$(EXTRAS)"; \
+	if [ "$$(uname -s)" != Linux ]; then \
+	  $(PY) -m pip install --quiet "$(TORCH)"; \
+	elif $(PY) -m pip install --quiet --no-index "$(TORCH)" 2>/dev/null; then \
+	  echo "torch: installed $(TORCH) from a local wheel"; \
+	elif $(PY) -m pip install --quiet --index-url $(TORCH_CPU_URL) "$(TORCH)"; then \
+	  echo "torch: installed the CPU build of $(TORCH) from $(TORCH_CPU_URL)"; \
+	else \
+	  extras=$$(echo "$$extras" | tr ',' '\n' | grep -vx sb3 | paste -sd, -); \
+	  echo "note: no CPU build of $(TORCH) found (local wheels or $(TORCH_CPU_URL)); installing without the sb3 extra"; \
+	fi; \
+	$(PY) -m pip install --quiet -e ".[$$extras]"
 	touch $(STAMP)
 
 # Debian's OpenBLAS makes the mlx[cpu] wheel ~35x faster on matmuls (tbn_train preloads it when present).
+# This changes the system (an apt package), so it says so first; NO_SYSDEPS=1 skips it.
 sysdeps:
-	@if [ "$$(uname -s)" = Linux ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] \
+	@if [ -z "$(NO_SYSDEPS)" ] && [ "$$(uname -s)" = Linux ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] \
 	   && ! ls /usr/lib/*/openblas-pthread/libblas.so.3 >/dev/null 2>&1; then \
-	  (apt-get update -qq && apt-get install -y -qq libopenblas0-pthread >/dev/null) \
+	  echo "sysdeps: installing the system package libopenblas0-pthread with apt-get (faster MLX on CPU;" \
+	       "make NO_SYSDEPS=1 skips this)"; \
+	  (apt-get update -qq && apt-get install -y -qq libopenblas0-pthread >/dev/null \
+	   && echo "sysdeps: libopenblas0-pthread installed") \
 	  || echo "note: libopenblas0-pthread not installed; MLX falls back to its bundled BLAS"; \
 	fi
 
-test: $(STAMP) sysdeps
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+# every test; `make test-fast` leaves out those marked slow (kill-and-resume runs, training loops)
+test: lint sysdeps
 	$(PY) -m pytest
+
+test-fast: lint sysdeps
+	$(PY) -m pytest -m "not slow"
 
 DEMO_DIR ?= runs/demo
 

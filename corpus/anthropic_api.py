@@ -59,16 +59,16 @@ def sync_client(settings: AnthropicSettings):
 
 @dataclass
 class Usage:
-    """Tokens and cost accumulated over calls."""
+    """Calls, tokens and cost accumulated over calls: the one counter every model backend keeps."""
 
     calls: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
 
-    def add(self, input_tokens: int, output_tokens: int, settings: AnthropicSettings) -> float:
-        """Count one call; return its cost in USD."""
-        cost = settings.cost(input_tokens, output_tokens)
+    def add(self, input_tokens: int, output_tokens: int, prices) -> float:
+        """Count one call; return its cost in USD (`prices.cost(tokens in, tokens out)`, e.g. the settings)."""
+        cost = prices.cost(input_tokens, output_tokens)
         self.calls += 1
         self.input_tokens += input_tokens
         self.output_tokens += output_tokens

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from pathlib import Path
+
+from tbn_train.atomic import write_json
 
 from .anthropic_api import AnthropicSettings, Usage, async_client, sampling, text_of
 from .prompts import SYSTEM, assemble, session_prompt
@@ -29,13 +30,6 @@ BATCH_PRICE_FACTOR = 0.5   # Anthropic bills Message Batches at half the standar
 POLL_SECONDS = 30.0        # ours: how often to ask whether the batch has ended (batches take minutes to hours)
 
 
-def _save_state(path: Path, state: dict) -> None:
-    """Write the batch state atomically (temp file + os.replace)."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state), encoding="utf-8")
-    os.replace(tmp, path)
-
-
 async def generate_batch(out: str | Path, n: int, seed: int, settings: AnthropicSettings, resume: bool = False,
                          stage: int | None = None, pool_path: str | Path | None = None,
                          poll_seconds: float = POLL_SECONDS, price_factor: float = BATCH_PRICE_FACTOR,
@@ -44,10 +38,11 @@ async def generate_batch(out: str | Path, n: int, seed: int, settings: Anthropic
     require_positive(n=n)
     out = Path(out)
     pool = DiminishingPool(pool_path, seed) if pool_path is not None else None
-    kept: list[dict | None] = [None]
     writer = CorpusWriter(out, resume=resume, config={"backend": "anthropic-batch", "n": n, "seed": seed,
                                                       "stage": stage, "model": settings.model},
-                          on_commit=(lambda: pool.save(kept[0])) if pool else None)
+                          on_commit=pool.save if pool else None)
+    if pool is not None and writer.state is not None:
+        pool.restore(writer.state)   # as it stood after the last committed sample
     report, start = RunReport(), time.perf_counter()
     todo = []
     for index in range(n):
@@ -69,7 +64,7 @@ async def generate_batch(out: str | Path, n: int, seed: int, settings: Anthropic
                                                        "messages": [{"role": "user", "content": session_prompt(p)}]}}
                 for p, _ in todo])
             state = {"batch_id": batch.id, "ids": ids}
-            _save_state(state_path, state)
+            write_json(state_path, state)
         if state is not None:
             while (batch := await client.messages.batches.retrieve(state["batch_id"])).processing_status != "ended":
                 await asyncio.sleep(poll_seconds)
@@ -94,8 +89,7 @@ async def generate_batch(out: str | Path, n: int, seed: int, settings: Anthropic
                 info = GenerationInfo(backend="anthropic-batch", model=settings.model, seed=seed,
                                       input_tokens=m.usage.input_tokens, output_tokens=m.usage.output_tokens,
                                       cost_usd=cost)
-                kept[0] = pool_state
-                writer.write(session.model_copy(update={"generation": info}), p.session_id)
+                writer.write(session.model_copy(update={"generation": info}), p.session_id, pool_state)
                 report.written.append(p.session_id)
                 if on_written is not None:
                     on_written(p.session_id)

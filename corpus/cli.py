@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from tbn_train.cli_errors import USER_ERRORS, report
+
 from .anthropic_api import DEFAULT_MODEL, AnthropicSettings
 
 
@@ -70,9 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tbn-corpus: interrupted; everything committed is kept, continue with --resume", file=sys.stderr)
         return 130
-    except (ValueError, FileExistsError, FileNotFoundError) as exc:
-        print(f"tbn-corpus: error: {exc}", file=sys.stderr)
-        return 2
+    except USER_ERRORS as exc:
+        return report("tbn-corpus", exc)
     except Exception as exc:  # an API error that retries cannot fix, e.g. a rejected key
         if type(exc).__module__.startswith("anthropic"):
             print(f"tbn-corpus: Anthropic API error: {exc}; committed samples are kept, continue with --resume",

@@ -4,11 +4,11 @@ Each session yields `per_session` moments; moment j of the k-th session uses pip
 (k * per_session + j) mod 13, so a corpus covers every pipeline evenly, and diverges at a turn drawn
 from the (seed, k) stream. A backend writes the branches from the same context: the offline one
 fills them from the session itself (the move that lands, one that half lands, one that misses), the
-Anthropic one asks Claude with the pipeline's prompt template. `corpus.driver` writes them.
+Anthropic one asks Claude with the pipeline's prompt template. `corpus.driver` writes them;
+`corpus.generate.generate_counterfactuals` is the offline entry point.
 """
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,10 +105,3 @@ async def run_counterfactuals(sessions_dir: str | Path, out: str | Path, backend
     report.stats = backend.stats()
     return report
 
-
-def generate_counterfactuals(sessions_dir: str | Path, out: str | Path, per_session: int = 2, seed: int = 0,
-                             resume: bool = False, progress: bool = False, concurrency: int = 1) -> RunReport:
-    """The offline counterfactuals of a session corpus (synchronous entry point)."""
-    from .generate import OfflineBackend
-    return asyncio.run(run_counterfactuals(sessions_dir, out, OfflineBackend(), per_session, seed,
-                                           concurrency=concurrency, resume=resume, progress=progress))

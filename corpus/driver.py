@@ -55,7 +55,7 @@ class RunReport:
 
 @dataclass(frozen=True)
 class Item:
-    """One sample to make: its id, what the backend needs, and state to keep once it is written."""
+    """One sample to make: its id, what the backend needs, and the caller's state once it is written."""
 
     sample_id: str
     payload: object
@@ -101,7 +101,7 @@ async def drive(writer: CorpusWriter, items: Iterable[Item], make: Callable[[obj
                     writer.reject(item.sample_id, str(exc), None)
                     report.rejected.append(item.sample_id)
                 else:
-                    writer.write(sample, item.sample_id)
+                    writer.write(sample, item.sample_id, item.keep)
                     report.written.append(item.sample_id)
                     if on_written is not None:
                         on_written(item)

@@ -16,7 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from .context import stage_context
-from .counterfactuals import Moment, offline_counterfactual
+from .counterfactuals import Moment, offline_counterfactual, run_counterfactuals
 from .driver import Item, RunReport, drive, require_positive
 from .micro_variables import DiminishingPool
 from .offline import generate_session
@@ -110,31 +110,29 @@ async def run_generation(out: str | Path, n: int, backend: Backend, seed: int = 
                          config: dict | None = None) -> RunReport:
     """Generate samples 0..n-1 into `out` with `backend`, skipping those already committed.
 
-    With `pool_path`, micro-variables come from that diminishing pool (drawn in index order); the
-    pool is saved with each manifest commit as it stood after the last committed sample, so a
-    resumed run draws exactly what the interrupted one would have.
+    With `pool_path`, micro-variables come from that diminishing pool (drawn in index order). The
+    pool's state after the last committed sample is part of each manifest commit (and copied to
+    `pool_path` for later runs), so a resumed run draws exactly what the interrupted one would have.
     """
     require_positive(n=n, concurrency=concurrency)
     pool = DiminishingPool(pool_path, seed) if pool_path is not None else None
-    kept: list[dict | None] = [None]   # the pool's state after the last written sample
     writer = CorpusWriter(out, resume=resume,
                           config={"backend": backend.name, "n": n, "seed": seed, "stage": stage, **(config or {})},
-                          on_commit=(lambda: pool.save(kept[0])) if pool else None)
+                          on_commit=pool.save if pool else None)
+    if pool is not None and writer.state is not None:
+        pool.restore(writer.state)   # as it stood after the last committed sample
     todo = [i for i in range(n) if sample_id(seed, i) not in writer.done]
 
     def items():
-        """Work items for the driver, drawn lazily in index order."""
-        for index in todo:   # drawn lazily, in index order, as the driver schedules them
+        """Work items for the driver, drawn lazily in index order, each with the pool state after its draw."""
+        for index in todo:
             p = participants(seed, index, stage, pool.draw() if pool else None)
             yield Item(p.session_id, p, pool.snapshot() if pool else None)
 
-    def written(item: Item) -> None:
-        """Remember the pool state of the last written sample."""
-        kept[0] = item.keep
-        if on_written is not None:
-            on_written(item.sample_id)
     report = await drive(writer, items(), backend.session, concurrency, total=len(todo), progress=progress,
-                         on_written=written)
+                         on_written=(lambda item: on_written(item.sample_id)) if on_written else None)
+    if pool is not None and writer.state is not None:
+        pool.save(writer.state)   # also when the last commit came just before a kill
     report.stats = backend.stats()
     return report
 
@@ -144,3 +142,10 @@ def generate(out: str | Path, n: int, seed: int = 0, resume: bool = False, stage
     """Write `n` offline sessions to `out` (the synchronous entry point for the template backend)."""
     return asyncio.run(run_generation(out, n, OfflineBackend(), seed, concurrency=concurrency, resume=resume,
                                       stage=stage, pool_path=pool_path, progress=progress))
+
+
+def generate_counterfactuals(sessions_dir: str | Path, out: str | Path, per_session: int = 2, seed: int = 0,
+                             resume: bool = False, progress: bool = False, concurrency: int = 1) -> RunReport:
+    """The offline counterfactuals of a session corpus (synchronous entry point)."""
+    return asyncio.run(run_counterfactuals(sessions_dir, out, OfflineBackend(), per_session, seed,
+                                           concurrency=concurrency, resume=resume, progress=progress))

@@ -8,10 +8,11 @@ carried across generation runs.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
+
+from tbn_train.atomic import write_json
 
 from .catalogues import load
 
@@ -47,11 +48,14 @@ class DiminishingPool:
         self.remaining: dict[str, list[int]] = {}
         if self.path is not None and self.path.exists():
             try:
-                state = json.loads(self.path.read_text(encoding="utf-8"))
-                self.remaining = state["remaining"]
-                self.rng.bit_generator.state = state["rng"]
+                self.restore(json.loads(self.path.read_text(encoding="utf-8")))
             except (ValueError, KeyError, TypeError) as exc:
                 raise ValueError(f"micro-variable pool {self.path} is unreadable ({exc}); fix or remove it") from exc
+
+    def restore(self, state: dict) -> None:
+        """Continue from a `snapshot()`."""
+        self.remaining = {k: list(v) for k, v in state["remaining"].items()}
+        self.rng.bit_generator.state = state["rng"]
 
     def draw(self) -> dict[str, str]:
         """One value per dimension (call `save` when the samples using it are committed)."""
@@ -68,9 +72,5 @@ class DiminishingPool:
 
     def save(self, state: dict | None = None) -> None:
         """Write `state` (default: the current state) atomically; a no-op for an in-memory pool."""
-        if self.path is None:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state if state is not None else self.snapshot()), encoding="utf-8")
-        os.replace(tmp, self.path)
+        if self.path is not None:
+            write_json(self.path, state if state is not None else self.snapshot())

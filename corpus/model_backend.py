@@ -7,6 +7,7 @@ counterfactuals alike, with invalid replies repaired (`corpus.repair`) and unusa
 """
 from __future__ import annotations
 
+from .anthropic_api import Usage
 from .counterfactuals import Moment
 from .driver import InvalidSample
 from .generate import Participants
@@ -24,8 +25,8 @@ class ModelBackend:
 
     def __init__(self) -> None:
         """Counters start at zero."""
-        self.calls = self.input_tokens = self.output_tokens = self.repairs = 0
-        self.cost_usd = 0.0
+        self.usage = Usage()
+        self.repairs = 0
 
     async def complete(self, system: str, messages: list[dict[str, str]]) -> tuple[str, int, int]:
         """One reply to `messages` under `system`: its text and token counts."""
@@ -38,10 +39,7 @@ class ModelBackend:
     async def _count(self, system: str, messages: list[dict[str, str]]) -> tuple[str, int, int]:
         """`complete`, with the call, its tokens and its cost counted."""
         text, n_in, n_out = await self.complete(system, messages)
-        self.calls += 1
-        self.input_tokens += n_in
-        self.output_tokens += n_out
-        self.cost_usd += self.cost(n_in, n_out)
+        self.usage.add(n_in, n_out, self)
         return text, n_in, n_out
 
     async def _ask(self, system: str, prompt: str, parse):
@@ -66,8 +64,9 @@ class ModelBackend:
 
     def stats(self) -> dict:
         """Calls, tokens, cost and repaired replies so far."""
-        return {"calls": self.calls, "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
-                "cost_usd": self.cost_usd, "repairs": self.repairs}
+        u = self.usage
+        return {"calls": u.calls, "input_tokens": u.input_tokens, "output_tokens": u.output_tokens,
+                "cost_usd": u.cost_usd, "repairs": self.repairs}
 
     async def aclose(self) -> None:
         """Release what the model holds (nothing by default)."""

@@ -13,9 +13,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tbn_env.profiles import DMM_CODES  # the 22 DMM strategies (App. 24), one definition for env and corpus
+
 SCHEMA_VERSION = 1
-DMM_CODES: tuple[str, ...] = tuple([f"A{i}" for i in range(1, 9)] + [f"B{i}" for i in range(0, 6)]
-                                   + [f"C{i}" for i in range(1, 9)])  # the 22 DMM strategies (App. 24)
 Stage = Literal[1, 2, 3, 4]
 Phase = Literal["A", "B", "C", "D"]
 PIPELINES: tuple[str, ...] = (  # the 13 counterfactual guidance pipelines, table numbering (App. 28)

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from .catalogues import load
 from .schema import DMM_CODES, CounterfactualSample, Session
-from .writer import read_samples
+from .writer import audit, read_samples
 
 C1_MAX_JACCARD = 0.15       # §30.2.1 C1
 C2_MIN_GCO_OMO = 0.95       # §30.2.1 C2
@@ -96,8 +96,11 @@ def _coverage_claims(cells: set[tuple], marginals: list[set]) -> list[Claim]:
 
 
 def validate_corpus(directory: str | Path) -> tuple[int, list[str], list[Claim]]:
-    """(valid count, schema errors, claims) for a corpus directory; streams one line at a time."""
-    errors, grams, words = [], [], []
+    """(valid count, errors, claims) for a corpus directory; streams one line at a time.
+
+    Errors are schema failures, repeated ids and a manifest its shards contradict.
+    """
+    errors, grams, words = audit(directory), [], []
     gco_omo = factors = valid = 0
     tokens_by_school: dict[str, float] = {}
     cells: set[tuple] = set()
@@ -161,7 +164,13 @@ def format_report(valid: int, errors: list[str], claims: list[Claim]) -> str:
 
 
 def stats(directory: str | Path) -> dict:
-    """Counts by kind, stage, attachment family and pipeline; turns per session; tokens and cost."""
+    """Counts by kind, stage, attachment family and pipeline; turns per session; tokens and cost.
+
+    Raises ValueError for a corpus with repeated ids or a manifest its shards contradict.
+    """
+    problems = audit(directory)
+    if problems:
+        raise ValueError(f"{directory} is inconsistent: {'; '.join(problems[:3])}")
     out: dict = {"samples": 0, "by_kind": {}, "by_stage": {}, "by_attachment_family": {}, "by_pipeline": {},
                  "turns_mean": 0.0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0}
     turns = []

@@ -60,7 +60,7 @@ def _train(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from pydantic import ValidationError
+    from tbn_train.cli_errors import USER_ERRORS, report
     try:
         if args.command == "preprocess":
             from .preprocess import preprocess
@@ -73,12 +73,8 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(stats(args.directory), indent=2))
         else:
             _train(args)
-    except (ValidationError, ValueError, KeyError, FileExistsError, FileNotFoundError) as exc:
-        if isinstance(exc, ValidationError):
-            from tbn_train.cli import error_message
-            exc = error_message(exc)
-        print(f"tbn-dapt: error: {exc}", file=sys.stderr)
-        return 2
+    except USER_ERRORS as exc:
+        return report("tbn-dapt", exc)
     return 0
 
 

@@ -24,7 +24,10 @@ def load_tokenizer(model_dir: str | Path):
     if not path.exists():
         raise ValueError(f"no tokenizer.json in {model_dir}")
     from tokenizers import Tokenizer
-    return Tokenizer.from_file(str(path))
+
+    from tbn_train.read_files import loading
+    with loading(path, "tokenizer"):
+        return Tokenizer.from_file(str(path))
 
 
 class TokenCounter:

@@ -13,6 +13,8 @@ import mlx.nn as nn
 from mlx.utils import tree_flatten, tree_unflatten
 from mlx_lm.models.cache import KVCache, make_prompt_cache
 
+from tbn_train.read_files import load_arrays
+
 COMPRESSED_SLOTS = 64   # choice: history length per layer; a 2048-token window (D16) is cut 32× at the first roll
 MEAN_WEIGHT = 1.0       # §8.2.1 fn. 15: MSE of sequence-averaged K and V
 VARIANCE_WEIGHT = 0.5   # §8.2.1 fn. 15: MSE of per-head variance
@@ -110,7 +112,7 @@ def save_compressor(file, compressor: KVCompressor, optimizer) -> None:
 
 def load_compressor(path, compressor: KVCompressor, optimizer) -> None:
     """Restore what :func:`save_compressor` wrote; shapes must match the live compressor."""
-    arrays = mx.load(str(path))
+    arrays = load_arrays(path, "compressor weights")
     params = [(k.removeprefix("params."), v) for k, v in arrays.items() if k.startswith("params.")]
     live = dict(tree_flatten(compressor.parameters()))
     if {k: v.shape for k, v in params} != {k: v.shape for k, v in live.items()}:

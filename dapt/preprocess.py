@@ -13,11 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from corpus.schema import Session
-from corpus.writer import CorpusWriter, read_samples
+from corpus.writer import CorpusWriter, audit, read_samples
 
 from . import adwc, dfr, uhd
 from .clusters import TokenCounter, cluster_of, curriculum_order
 from .markers import Piece
+from .windows import check_sample
 
 STRATEGIES = ("dfr", "uhd", "adwc")
 DEFAULT_TARGETS = None  # choice: train on every component unless a mask spec is given
@@ -71,6 +72,7 @@ def preprocess(corpus_dir: str | Path, out: str | Path, strategies: tuple[str, .
             for local, strategy, pieces in samples_of(session, strategies, targets, seed):
                 sid = f"{session.session_id}/{local}"
                 text, spans = encode(pieces)
+                check_sample(sid, text, spans)
                 n = count(text)
                 lengths[sid] = n
                 if sid in writer.done:
@@ -95,7 +97,13 @@ class _Sample:
 
 
 def stats(out: str | Path) -> dict:
-    """Samples by strategy and cluster, and token totals, of a preprocessed directory."""
+    """Samples by strategy and cluster, and token totals, of a preprocessed directory.
+
+    Raises ValueError for a directory with repeated ids or a manifest its shards contradict.
+    """
+    problems = audit(out, prefix="samples")
+    if problems:
+        raise ValueError(f"{out} is inconsistent: {'; '.join(problems[:3])}")
     by_strategy: dict[str, int] = {}
     by_cluster: dict[int, int] = {}
     tokens = 0

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-WINDOW_TOKENS = 2048   # spec corpus-dapt D16: the paper's windows run ~1.6–2.5K tokens (§8.2.1, §8.2.2.2), 1024 on GLM (§30.8)
+WINDOW_TOKENS = 2048   # the paper's windows run ~1.6–2.5K tokens (§8.2.1, §8.2.2.2), 1024 on GLM (§30.8)
 WINDOW_JITTER = 0.0    # choice: fixed windows by default; §10.1.5.3 suggests trying varied sizes (--window-jitter)
+MAX_SAMPLE_CHARS = 2_000_000  # ours: a whole generated session is ~50 kB; 40x headroom, and tokenizing stays ~1 s
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,23 @@ def loss_mask(offsets: np.ndarray, spans: list[list[int]]) -> np.ndarray:
     return mask & (ends > starts)
 
 
+def check_sample(sample_id: str, text: str, spans: list[list[int]]) -> None:
+    """Refuse a sample too long to tokenize in bounded memory, or whose trainable spans are not sorted,
+    disjoint [start, end) ranges inside its text (they were silently clamped before)."""
+    if len(text) > MAX_SAMPLE_CHARS:
+        raise ValueError(f"sample {sample_id!r} has {len(text):,} characters, over the {MAX_SAMPLE_CHARS:,} limit; "
+                         f"split the session or drop it from the corpus")
+    at = 0
+    for span in spans:
+        if len(span) != 2 or not all(isinstance(x, int) for x in span) or not at <= span[0] < span[1] <= len(text):
+            raise ValueError(f"sample {sample_id!r}: trainable span {span} is not a sorted, non-empty range inside "
+                             f"its {len(text)} characters; rerun `tbn-dapt preprocess`")
+        at = span[1]
+
+
 def tokenize(record: dict, tokenizer) -> TokenizedSample:
     """Tokenize a `tbn-dapt preprocess` record with a `tokenizers.Tokenizer` (no special tokens)."""
+    check_sample(record["id"], record["text"], record["trainable"])
     enc = tokenizer.encode(record["text"], add_special_tokens=False)
     if not enc.ids:
         raise ValueError(f"sample {record['id']!r} has no tokens")

@@ -6,7 +6,7 @@ import tbn_env  # noqa: F401  (registers the environments)
 
 
 def main(episodes: int = 5) -> None:
-    env = gym.make("Therapy-Interventions-v0", render_mode="ansi")
+    env = gym.make("Therapy-Interventions-v0", render_mode="ansi", info_mode="debug")  # prints the hidden outcome
     for seed in range(episodes):
         obs, info = env.reset(seed=seed)
         total, terminated, truncated = 0.0, False, False

@@ -4,6 +4,7 @@
 `ReferenceCore` is the slow, readable definition both are tested against.
 """
 from .dimensions import JUDGE_DIMENSIONS
+from .dimension_tables import check_dimension_tables
 from .graph import EDGE_TYPES, PHASES, STAGES, ClientGraph
 from .kernel import BatchKernel, CompiledGraph
 from .params import Params
@@ -28,4 +29,5 @@ def _register() -> None:
                      vector_entry_point="tbn_env.vector:TherapyVectorEnv", kwargs={"action_mode": mode})
 
 
+check_dimension_tables()   # a judge dimension added without its table entries stops here
 _register()

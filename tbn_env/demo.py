@@ -60,7 +60,7 @@ class ScriptedTherapist:
 
 def run(seed: int = 0, max_turns: int = 12, profile: str | None = "maya_grief") -> dict:
     """One session; prints the dialogue and returns the session summary."""
-    env = gym.make("Therapy-v0", max_turns=max_turns, profile=profile)
+    env = gym.make("Therapy-v0", max_turns=max_turns, profile=profile, info_mode="debug")  # shows the hidden state
     therapist = ScriptedTherapist()
     obs, info = env.reset(seed=seed)
     print(f"client profile: {env.unwrapped.profile.card()}\n")

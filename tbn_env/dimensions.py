@@ -25,8 +25,40 @@ DIM_INDEX: dict[str, int] = {d: i for i, d in enumerate(JUDGE_DIMENSIONS)}
 SCORE_MIN, SCORE_MAX = 0.0, 10.0  # each dimension is scored 0-10 (§9.3.7.1)
 
 
+def _checked(values: object, shape: tuple[int, ...]) -> np.ndarray:
+    """A fresh float64 copy of `values` with this shape, all finite and in [0, 10], or a clear error.
+
+    The one score check every entry point shares (env actions, judge results, the batch kernel).
+    Complex numbers, strings and other non-real values are refused, never converted; the copy means a
+    caller reusing its buffer cannot change scores already taken.
+    """
+    if isinstance(values, (str, bytes)):
+        raise TypeError("scores must be 12 numbers or a mapping of dimension -> number, not a string")
+    try:
+        raw = np.asarray(values)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"scores must be numbers: {exc}") from None
+    if raw.dtype.kind not in "iuf" and not (raw.dtype.kind == "O" and all(
+            isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
+            for x in raw.ravel())):
+        raise TypeError(f"scores must be real numbers, got {raw.dtype} values")
+    vec = np.array(raw, dtype=np.float64)   # always a copy
+    if vec.shape != shape:
+        raise ValueError(f"scores must have shape {shape}, got {vec.shape}")
+    if vec.size and SCORE_MIN <= vec.min() and vec.max() <= SCORE_MAX:  # the common case: NaN fails both
+        return vec
+    flat = vec.reshape(-1, len(JUDGE_DIMENSIONS))
+    bad = sorted({JUDGE_DIMENSIONS[i] for i in np.flatnonzero(~np.isfinite(flat).all(axis=0))})
+    if bad:
+        raise ValueError(f"scores must be finite; NaN or inf in {bad}")
+    out = sorted({f"{JUDGE_DIMENSIONS[c]}={flat[r, c]:g}" for r, c in zip(*np.nonzero((flat < SCORE_MIN) | (flat > SCORE_MAX)))})
+    if out:
+        raise ValueError(f"scores must lie in [0, 10]; out of range: {', '.join(out)}")
+    return vec
+
+
 def as_score_vector(scores: Sequence[float] | Mapping[str, float] | np.ndarray) -> np.ndarray:
-    """Return the 12 scores as a float64 vector, or raise ValueError naming what is wrong.
+    """Return the 12 scores as a new float64 vector, or raise naming what is wrong.
 
     Accepts a sequence in JUDGE_DIMENSIONS order or a mapping with exactly the 12 names.
     """
@@ -36,38 +68,13 @@ def as_score_vector(scores: Sequence[float] | Mapping[str, float] | np.ndarray) 
         if missing or extra:
             raise ValueError(f"scores mapping must have exactly the 12 judge dimensions; "
                              f"missing {missing}, unknown {extra}")
-        values = [scores[d] for d in JUDGE_DIMENSIONS]
-    elif isinstance(scores, (str, bytes)):
-        raise TypeError("scores must be 12 numbers or a mapping of dimension -> number, not a string")
-    else:
-        values = scores
-    try:
-        vec = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"scores must be numbers: {exc}") from None
-    if vec.shape != (len(JUDGE_DIMENSIONS),):
-        raise ValueError(f"scores must have shape (12,), got {vec.shape}")
-    if SCORE_MIN <= vec.min() and vec.max() <= SCORE_MAX:  # the common case: NaN fails both comparisons
-        return vec
-    bad = [JUDGE_DIMENSIONS[i] for i in np.flatnonzero(~np.isfinite(vec))]
-    if bad:
-        raise ValueError(f"scores must be finite; NaN or inf in {bad}")
-    out = [f"{JUDGE_DIMENSIONS[i]}={vec[i]:g}" for i in np.flatnonzero((vec < SCORE_MIN) | (vec > SCORE_MAX))]
-    if out:
-        raise ValueError(f"scores must lie in [0, 10]; out of range: {', '.join(out)}")
-    return vec
+        scores = [scores[d] for d in JUDGE_DIMENSIONS]
+    return _checked(scores, (len(JUDGE_DIMENSIONS),))
 
 
 def as_score_batch(scores: np.ndarray, batch: int) -> np.ndarray:
-    """Validate a [batch, 12] score array (the batched kernel's input)."""
-    arr = np.asarray(scores, dtype=np.float64)
-    if arr.shape != (batch, len(JUDGE_DIMENSIONS)):
-        raise ValueError(f"scores must have shape ({batch}, 12), got {arr.shape}")
-    if not np.isfinite(arr).all():
-        raise ValueError("scores must be finite; found NaN or inf")
-    if (arr < SCORE_MIN).any() or (arr > SCORE_MAX).any():
-        raise ValueError("scores must lie in [0, 10]")
-    return arr
+    """Validate a [batch, 12] score array (the batched kernel's input); returns a new array."""
+    return _checked(scores, (batch, len(JUDGE_DIMENSIONS)))
 
 
 def score_dict(vec: np.ndarray) -> dict[str, float]:

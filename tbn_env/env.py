@@ -16,21 +16,19 @@ from .interventions import CATALOGUE, NAMES, response_scores
 from .kernel import CompiledGraph
 from .params import Params
 from .profiles import ClientProfile, resolve_profile
-from .protocols import (
-    Client,
-    ClientView,
-    DialogueTurn,
-    Judge,
-    JudgeContext,
-    JudgeResult,
-)
+from .protocols import Client, ClientTurn, ClientView, DialogueTurn, Judge, JudgeContext, JudgeResult
 from .session import SessionCore, TurnResult
 from .session_judge import judge_full_session
-from .spaces import MAX_ACTION_CHARS, observation_space, observe, text_space
+from .spaces import MAX_ACTION_CHARS, observation_space, observe, printable, text_space
 
 ACTION_MODES = ("text", "scores", "intervention")
 TAIE_MODES = ("lightweight", "full")  # §9.3.4
 OBSERVATION_MODES = ("tmog", "full")
+INFO_MODES = ("default", "debug")
+#: `info` keys that reveal the client's hidden state: only with observation_mode="full" or info_mode="debug".
+PRIVILEGED_INFO = ("coiling", "alliance", "attunement", "taie", "client_thought")
+#: session-summary keys computed from the hidden state (the rest is what a therapist could know).
+PRIVILEGED_SUMMARY = ("coiling", "tmog_attunement", "worst_misread", "loa", "taie")
 EPISODES = ("session", "treatment")
 DEFAULT_MAX_SESSIONS = 20  # an excellent therapist completes a stage-1 treatment in ~14 sessions (course table); room for a noisy one
 HISTORY_TURNS = 12      # dialogue turns a judge or client sees (the last 12 verbatim)
@@ -103,9 +101,11 @@ class TherapyEnv(gym.Env):
 
     ## Arguments
     `action_mode`, `observation_mode`, `episode`, `max_turns=20`, `max_sessions=20`, `judge`,
-    `client`, `profile`, `start_stage=1`, `render_mode` ("ansi" or "rgb_array"), `params`,
+    `client`, `profile`, `start_stage=1`, `render_mode` ("ansi" or "rgb_array"), `params`, `info_mode`,
     `taie_mode` ("lightweight", or "full": every text turn the judge's explicit TAIE assessment of
-    §9.3.4 is blended into the axes and returned as `info["taie_full"]`).
+    §9.3.4 is blended into the axes and returned as `info["taie_full"]`, a privileged key).
+    With `observation_mode="tmog"`, `info` carries nothing a therapist could not know (no hidden
+    thought, coiling, alliance, TMoG accuracy or TAIE) unless `info_mode="debug"`.
 
     The last step of each session adds `info["session_assessment"]`, the whole session judged
     (§9.3.7.2, `tbn_env.session_judge.judge_full_session`).
@@ -127,9 +127,11 @@ class TherapyEnv(gym.Env):
     def __init__(self, action_mode: str = "text", observation_mode: str = "tmog", episode: str = "session",
                  max_turns: int = 20, max_sessions: int = DEFAULT_MAX_SESSIONS, judge: Judge | None = None,
                  client: Client | None = None, profile: str | ClientProfile | None = None, start_stage: int = 1,
-                 render_mode: str | None = None, params: Params | None = None, taie_mode: str = "lightweight") -> None:
+                 render_mode: str | None = None, params: Params | None = None, info_mode: str = "default",
+                 taie_mode: str = "lightweight") -> None:
         for name, value, allowed in (("action_mode", action_mode, ACTION_MODES), ("taie_mode", taie_mode, TAIE_MODES),
                                      ("observation_mode", observation_mode, OBSERVATION_MODES),
+                                     ("info_mode", info_mode, INFO_MODES),
                                      ("episode", episode, EPISODES)):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
@@ -143,6 +145,7 @@ class TherapyEnv(gym.Env):
         if profile is not None and not isinstance(profile, (str, ClientProfile)):
             raise TypeError(f"profile must be a preset name, a ClientProfile or None, got {type(profile).__name__}")
         self.action_mode, self.observation_mode, self.episode = action_mode, observation_mode, episode
+        self.privileged_info = observation_mode == "full" or info_mode == "debug"
         self.max_turns, self.max_sessions, self.start_stage = int(max_turns), int(max_sessions), start_stage
         self.profile_spec, self.render_mode = profile, render_mode
         self.params = params or Params()
@@ -219,9 +222,23 @@ class TherapyEnv(gym.Env):
 
     # ------------------------------------------------------------------ step
     def step(self, action):
-        """One therapist turn; raises before any state change if the action is invalid."""
+        """One therapist turn; an invalid action, or a judge or client that raises, leaves the env as it was."""
         if self.core is None or self.done:
             raise RuntimeError("call reset() before step(), and again after an episode ends")
+        if self.action_mode != "text":   # no backend to fail after the checks in _scores_for
+            return self._step(action)
+        core, rng = self.core.state_dict(), copy.deepcopy(self.np_random.bit_generator.state)
+        fields = {k: copy.copy(getattr(self, k)) for k in self._FIELDS}   # lists copied, their items immutable
+        try:
+            return self._step(action)
+        except BaseException:   # e.g. a model client timing out: put everything back, so a retry is safe
+            self.core.load_state_dict(core)
+            self.np_random.bit_generator.state = rng
+            for k, v in fields.items():
+                setattr(self, k, v)
+            raise
+
+    def _step(self, action):
         scores, thought, utterance = self._scores_for(action)
         core = self.core
         session_end = core.turn_in_session + 1 >= self.max_turns
@@ -257,7 +274,7 @@ class TherapyEnv(gym.Env):
         info = self._info(result)
         if assessment is not None:
             info["session_assessment"] = assessment.model_dump()
-        if self.taie_mode == "full":
+        if self.taie_mode == "full" and self.privileged_info:   # axes of the hidden state: privileged like "taie"
             info["taie_full"] = taie_full.model_dump() if taie_full is not None else None
         if self.render_mode == "ansi":
             info["render"] = self.render()
@@ -285,8 +302,12 @@ class TherapyEnv(gym.Env):
                            stage=self.core.stage, phase=self.core.phase, stance=self.core.stance.name,
                            guidance=self.core.guidance, profile_card=self.profile.card(),
                            rupture_pending=self.rupture or self.client_words.rupture)
-        self.last_judge = self.judge.score(ctx)
-        return as_score_vector(self.last_judge.scores), thought, utterance
+        verdict = self.judge.score(ctx)
+        if not isinstance(verdict, JudgeResult):
+            raise TypeError(f"the judge breaks the tbn_env Judge protocol: score() returned a "
+                            f"{type(verdict).__name__}, not a JudgeResult")
+        self.last_judge = verdict
+        return as_score_vector(verdict.scores), thought, utterance
 
     def _assess_taie(self, thought: str, utterance: str):
         """Full-mode TAIE (§9.3.4): the judge's explicit axes, blended into the running estimate."""
@@ -301,6 +322,12 @@ class TherapyEnv(gym.Env):
 
     def _parse_text(self, action) -> tuple[str, str]:
         from .turn_format import parse_therapist_turn
+        raw = [action] if isinstance(action, str) else [v for v in action.values() if isinstance(v, str)] \
+            if isinstance(action, dict) else []
+        if sum(map(len, raw)) > MAX_ACTION_CHARS:   # before any stripping or parsing
+            raise ValueError(f"a therapist turn is limited to {MAX_ACTION_CHARS} characters, got {sum(map(len, raw))}")
+        if any(printable(text, None) != text for text in raw):
+            raise ValueError("a therapist turn must not contain control characters (e.g. terminal escapes)")
         if isinstance(action, dict):
             unknown = set(action) - {"thought", "utterance"}
             if unknown or "utterance" not in action:
@@ -336,7 +363,13 @@ class TherapyEnv(gym.Env):
             salient_nodes=tuple(self.compiled.nodes[i] for i in worst),
             last_scores=self.last_judge.scores if self.last_judge and core.turn_in_session else {},
             ruptured=self.rupture)
-        return self.client.respond(view, tuple(self.history[-HISTORY_TURNS:]), self.np_random)
+        words = self.client.respond(view, tuple(self.history[-HISTORY_TURNS:]), self.np_random)
+        if not isinstance(words, ClientTurn):
+            raise TypeError(f"the client breaks the tbn_env Client protocol: respond() returned a "
+                            f"{type(words).__name__}, not a ClientTurn")
+        if not words.utterance.strip():
+            raise ValueError("the client breaks the tbn_env Client protocol: respond() returned an empty utterance")
+        return words
 
     # ------------------------------------------------------------------ observation, info, render
     def _observation(self) -> dict:
@@ -357,12 +390,16 @@ class TherapyEnv(gym.Env):
         else:
             info.update(scores=result.scores, events=result.events, reward_breakdown=result.reward.as_dict())
             if result.session_end:
-                info["session_summary"] = result.session_summary
+                info["session_summary"] = result.session_summary if self.privileged_info else \
+                    {k: v for k, v in result.session_summary.items() if k not in PRIVILEGED_SUMMARY}
                 info["treatment_complete"] = result.treatment_complete
         if self.client_words is not None:
             info["client_thought"] = self.client_words.thought
         if self.last_judge is not None and result is not None:
             info["judge"] = self.last_judge.model_dump()
+        if not self.privileged_info:
+            for key in PRIVILEGED_INFO:
+                info.pop(key, None)
         return info
 
     def _record(self, r: TurnResult) -> None:
@@ -382,8 +419,9 @@ class TherapyEnv(gym.Env):
         core, r = self.core, self.last
         turn = self.max_turns if r is not None and r.session_end else core.turn_in_session  # the turn just played
         head = (f"session {self.session_index} turn {turn}/{self.max_turns} | stage {core.stage} "
-                f"phase {core.phase} | stance {core.stance.name} | coiling {core.coiling():.3f} "
-                f"alliance {core.alliance():.2f} attunement {core.attunement():.2f}")
+                f"phase {core.phase} | stance {core.stance.name}")
+        if self.privileged_info:   # the render goes into info["render"]: the same rule as info
+            head += f" | coiling {core.coiling():.3f} alliance {core.alliance():.2f} attunement {core.attunement():.2f}"
         lines = [head]
         if r is not None:
             b = r.reward
@@ -392,7 +430,7 @@ class TherapyEnv(gym.Env):
             lines.append("scores " + " ".join(f"{d[:4]}={v:.1f}" for d, v in r.scores.items()))
             lines.extend(f"event: {e}" for e in r.events)
         if self.history:
-            lines.append(f"therapist: {self.history[-1].therapist}")
+            lines.append(f"therapist: {printable(self.history[-1].therapist)}")
         if self.client_words is not None:
-            lines.append(f"client: {self.client_words.utterance}")
+            lines.append(f"client: {printable(self.client_words.utterance)}")
         return "\n".join(lines)

@@ -250,7 +250,7 @@ class ClientGraph:
         return sum(nodes[n]["weight"] * self.pathology(n) for n in self.nodes) / total
 
     def alliance(self) -> float:
-        """1 - weighted pathology of the therapeutic-alliance domain, in [0, 1] (DESIGN §2.2)."""
+        """1 - weighted pathology of the therapeutic-alliance domain, in [0, 1]."""
         nodes = [n for n in self.nodes if self.graph.nodes[n]["domain"] == ALLIANCE_DOMAIN]
         total = sum(self.graph.nodes[n]["weight"] for n in nodes)
         return 1.0 - sum(self.graph.nodes[n]["weight"] * self.pathology(n) for n in nodes) / total
@@ -308,6 +308,8 @@ class ClientGraph:
             elif typ == "compensatory":
                 if change[src] > 0:
                     prop_level[dst] += c * change[src]
+            elif typ != "suppressive":   # suppressive edges gated the first-order change above
+                raise ValueError(f"edge type {typ!r} has no propagation rule here (see docs/extending.md)")
 
         for n in self.nodes:
             a = g.nodes[n]

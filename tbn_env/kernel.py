@@ -80,7 +80,7 @@ class CompiledGraph:
             elif typ == "suppressive":
                 supp.append((s, t, e["k"]))
             else:
-                raise ValueError(f"edge {src}->{dst}: the kernel does not handle edge type {typ!r}")
+                raise ValueError(f"edge type {typ!r} has no rule in the compiled kernel (see docs/extending.md)")
         self.lin_src, self.lin_dst, self.lin_coef = self._edge_list(linear)
         # conditional edges share one gather/scatter: protective | paradoxical | gated | prerequisite.
         # Their sign or gain depends only on (stage, alliance > 0.5), except the prerequisite's

@@ -5,7 +5,8 @@ defaults stay the documented ones. The README's modelling-choices table lists ea
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, fields
 
 # ---- numbers the paper gives ---------------------------------------------------------------
 HIGH_THRESHOLD = 6.5          # judge_high applies above 6.5 (§9.3.1)
@@ -102,3 +103,38 @@ class Params:
             raise ValueError(f"taie_target must be 'healthy_pole' or 'literal_zero', got {self.taie_target!r}")
         if self.stage_weights not in ("paper", "interpolated"):
             raise ValueError(f"stage_weights must be 'paper' or 'interpolated', got {self.stage_weights!r}")
+        check_numbers(self)
+
+
+# Ranges a Params number must respect, by field name (a name no longer a field is simply never met).
+SHARES = frozenset({"engagement_floor", "loa_rate", "loa_hysteresis", "taie_rate", "tmog_eta_base", "tmog_eta_slope",
+                    "tmog_eta_max", "b_ref", "c_ref", "shift_room_floor", "rupture_alliance_drop",
+                    "init_bucket_jitter", "init_maladaptive", "init_adaptive", "init_pathology",
+                    "stance_overwhelm_surge"})   # fractions of a unit scale: in [0, 1]
+COUNTS = frozenset({"taie_bar_window", "c_dwell_turns", "stage_regression_sessions", "stance_min_dwell",
+                    "stance_arc_steps", "tmog_worst_k"})   # turns, sessions, nodes: integers >= 1
+SIGNED = frozenset({"loa_regression_reward", "taie_away_reward", "init_loa"})   # may be negative by design
+
+
+def check_numbers(params: Params) -> None:
+    """Refuse a Params whose numbers are not finite or out of range, naming the field and the fix."""
+    for f in fields(params):
+        value = getattr(params, f.name)
+        if isinstance(f.default, str):   # a named setting, checked in __post_init__
+            continue
+        flat = _flatten(value)
+        if any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in flat):
+            raise ValueError(f"Params.{f.name} must be numeric, got {value!r}")
+        if not all(math.isfinite(x) for x in flat):
+            raise ValueError(f"Params.{f.name} must be finite, got {value!r}")
+        if f.name in COUNTS and not all(isinstance(x, int) and x >= 1 for x in flat):
+            raise ValueError(f"Params.{f.name} must be an integer >= 1, got {value!r}")
+        if f.name in SHARES and not all(0.0 <= x <= 1.0 for x in flat):
+            raise ValueError(f"Params.{f.name} must lie in [0, 1], got {value!r}")
+        if f.name not in SIGNED | SHARES and any(x < 0 for x in flat):
+            raise ValueError(f"Params.{f.name} must be >= 0, got {value!r}")
+
+
+def _flatten(value) -> list:
+    """The numbers of a Params value, tuples of tuples included."""
+    return [x for v in value for x in _flatten(v)] if isinstance(value, tuple) else [value]

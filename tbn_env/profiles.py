@@ -8,6 +8,7 @@ clients for reproducible experiments; `sample_profile` draws one from a seed.
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import lru_cache
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -112,19 +113,7 @@ class ClientProfile(BaseModel):
     def initial_state(self, rng: np.random.Generator, stage: int, graph: ClientGraph,
                       params: Params | None = None) -> InitialState:
         """Draw this client's starting state at `stage`, tilted by the profile."""
-        index = {n: i for i, n in enumerate(graph.nodes)}
-        n = len(graph.nodes)
-        shift, bq = np.full(n, SECURE_RELIEF if self.family == "B" else 0.0), np.ones(n)
-        number = int(self.attachment[1:])
-        for node in TYPE_NODES[self.family]:
-            shift[index[node]] += STRATEGY_SHIFT
-            bq[index[node]] *= STRATEGY_BQ + HIGHER_NUMBER_BQ * number
-        for node in self.defenses:
-            shift[index[node]] += DEFENSE_SHIFT
-            bq[index[node]] *= DEFENSE_BQ
-        for concern in self.presenting_concerns:
-            for node in CONCERNS[concern][0]:
-                shift[index[node]] += CONCERN_SHIFT
+        shift, bq = _tilt(graph.nodes, self.attachment, self.defenses, self.presenting_concerns)
         state = sample_initial_state(rng, stage, graph, params, pathology_shift=shift, bq_scale=bq)
         buckets = state.buckets.copy()
         for concern in self.presenting_concerns:
@@ -136,6 +125,26 @@ class ClientProfile(BaseModel):
         taie = state.taie.copy()
         taie[0] = x
         return with_taie(replace(state, buckets=buckets), taie, pole)
+
+
+@lru_cache(maxsize=4096)
+def _tilt(nodes: tuple[str, ...], attachment: str, defenses: tuple[str, ...],
+          concerns: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The profile's per-node pathology shift and BQ multiplier (read-only arrays, cached per profile)."""
+    index = {n: i for i, n in enumerate(nodes)}
+    family, number = attachment[0], int(attachment[1:])
+    shift, bq = np.full(len(nodes), SECURE_RELIEF if family == "B" else 0.0), np.ones(len(nodes))
+    for node in TYPE_NODES[family]:
+        shift[index[node]] += STRATEGY_SHIFT
+        bq[index[node]] *= STRATEGY_BQ + HIGHER_NUMBER_BQ * number
+    for node in defenses:
+        shift[index[node]] += DEFENSE_SHIFT
+        bq[index[node]] *= DEFENSE_BQ
+    for concern in concerns:
+        for node in CONCERNS[concern][0]:
+            shift[index[node]] += CONCERN_SHIFT
+    shift.flags.writeable = bq.flags.writeable = False
+    return shift, bq
 
 
 PRESETS: dict[str, ClientProfile] = {p.name: p for p in (
@@ -161,16 +170,23 @@ PRESETS: dict[str, ClientProfile] = {p.name: p for p in (
 )}
 
 
-def sample_profile(rng: np.random.Generator, strategies: tuple[str, ...] = DMM_CODES) -> ClientProfile:
+_DMM_ARRAY = np.array(DMM_CODES)
+_DEFENSE_ARRAY = np.array(DEFENSES)
+_CONCERN_ARRAY = np.array(list(CONCERNS))
+_CONCERN_P = np.array([2.0 if c == "relational_distress" else 1.0 for c in CONCERNS])
+_CONCERN_P /= _CONCERN_P.sum()
+
+
+def sample_profile(rng: np.random.Generator, strategies: tuple[str, ...] | None = None) -> ClientProfile:
     """A random client: a DMM strategy from `strategies` (default all 22), 0-2 defences, 1-2 concerns
     (relational distress twice as likely)."""
-    attachment = str(rng.choice(strategies))
-    defenses = tuple(str(d) for d in rng.choice(DEFENSES, size=int(rng.integers(0, 3)), replace=False))
-    names = list(CONCERNS)
-    weights = np.array([2.0 if c == "relational_distress" else 1.0 for c in names])
-    concerns = tuple(str(c) for c in rng.choice(names, size=int(rng.integers(1, 3)), replace=False,
-                                                p=weights / weights.sum()))
-    return ClientProfile(name="sampled", attachment=attachment, defenses=defenses, presenting_concerns=concerns)
+    attachment = str(rng.choice(_DMM_ARRAY if strategies is None else np.array(strategies)))
+    defenses = tuple(str(d) for d in rng.choice(_DEFENSE_ARRAY, size=int(rng.integers(0, 3)), replace=False))
+    concerns = tuple(str(c) for c in rng.choice(_CONCERN_ARRAY, size=int(rng.integers(1, 3)), replace=False,
+                                                p=_CONCERN_P))
+    # drawn from the known catalogues, so valid by construction: skip pydantic's validation
+    return ClientProfile.model_construct(name="sampled", attachment=attachment, defenses=defenses,
+                                         presenting_concerns=concerns, profile_card="")
 
 
 def resolve_profile(profile: str | ClientProfile | None, rng: np.random.Generator) -> ClientProfile:

@@ -11,7 +11,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
-from .dimensions import JUDGE_DIMENSIONS
+from .dimensions import JUDGE_DIMENSIONS, as_score_vector, score_dict
 
 Persona = Literal["clinical", "kind", "harsh"]  # neutral rubric; §9.3.9's kind and harsh judges
 
@@ -56,12 +56,7 @@ class JudgeResult(BaseModel):
     @field_validator("scores")
     @classmethod
     def _twelve_scores(cls, v: dict[str, float]) -> dict[str, float]:
-        if set(v) != set(JUDGE_DIMENSIONS):
-            raise ValueError(f"scores need exactly the 12 judge dimensions, got {sorted(v)}")
-        bad = {k: x for k, x in v.items() if not 0.0 <= x <= 10.0}
-        if bad:
-            raise ValueError(f"scores must lie in [0, 10]: {bad}")
-        return {d: float(v[d]) for d in JUDGE_DIMENSIONS}
+        return score_dict(as_score_vector(v))
 
     def vector(self) -> list[float]:
         return [self.scores[d] for d in JUDGE_DIMENSIONS]

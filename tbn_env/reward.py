@@ -14,6 +14,10 @@ from .params import Params
 
 
 def _weights(named: dict[str, float]) -> list[float]:
+    """A stage's weight per dimension: the named ones, 1.0 for the rest; an unknown name is an error."""
+    unknown = sorted(set(named) - set(JUDGE_DIMENSIONS))
+    if unknown:
+        raise ImportError(f"tbn_env/reward.py stage weights name unknown judge dimensions {unknown}")
     return [named.get(d, 1.0) for d in JUDGE_DIMENSIONS]
 
 
@@ -86,7 +90,7 @@ def modifier_terms(scores: np.ndarray, stage: int, params: Params) -> dict[str, 
 
 @dataclass
 class RewardBreakdown:
-    """One turn's reward by term; `total` is their sum (DESIGN §2.4)."""
+    """One turn's reward by term; `total` is their sum."""
 
     composite: float = 0.0
     modifiers: float = 0.0

@@ -21,7 +21,8 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
 from .vector import TherapyVectorEnv
 
-#: Per-step `info` keys copied into SB3's per-env info dicts (the vector env's batched readings).
+#: Per-step `info` keys copied into SB3's per-env info dicts (the vector env's batched readings; `coiling`
+#: only where the vector env reveals it, with observation_mode="full" or info_mode="debug").
 INFO_KEYS = ("stage", "phase", "stance", "coiling", "maladaptive_mean", "adaptive_mean", "reward_composite",
              "reward_modifiers", "reward_phase_transition", "reward_stage_transition", "reward_taie")
 
@@ -53,7 +54,8 @@ class TherapyVecEnv(VecEnv):
             actions = actions.reshape(self.num_envs).astype(np.int64)
         obs, reward, terminated, truncated, info = self.vector.step(actions)
         done = terminated | truncated
-        infos: list[dict[str, Any]] = [{key: info[key][i].item() for key in INFO_KEYS} for i in range(self.num_envs)]
+        keys = [key for key in INFO_KEYS if key in info]
+        infos: list[dict[str, Any]] = [{key: info[key][i].item() for key in keys} for i in range(self.num_envs)]
         for i in np.flatnonzero(done):
             infos[i]["terminal_observation"] = info["final_obs"][i]
             infos[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])

@@ -1,12 +1,13 @@
 """Gymnasium spaces of Therapy-v0 and the observations that fill them.
 
 Numeric observations are Dicts of Box and Discrete, which stable-baselines3 accepts as they are
-(`MultiInputPolicy`) or after `FlattenObservation`. Text uses a charset that admits ordinary
-punctuation and whitespace, since gymnasium's `Text` space defaults to alphanumerics only.
+(`MultiInputPolicy`) or after `FlattenObservation`. Text spaces hold any printable Unicode
+(`PrintableText`), since gymnasium's `Text` space defaults to alphanumerics only.
 """
 from __future__ import annotations
 
 import string
+import unicodedata
 
 import numpy as np
 from gymnasium import spaces
@@ -18,30 +19,38 @@ from .session import SessionCore
 from .stance import STANCES
 
 TEXT_CHARSET = frozenset(string.ascii_letters + string.digits + string.punctuation + " \n\t"
-                         + "’‘“”—–…éèêàâçïîôöüñáíóú")  # curly quotes, dashes, ellipsis, common accents
+                         + "’‘“”—–…éèêàâçïîôöüñáíóú")  # what `sample()` draws from: ordinary prose
 MAX_ACTION_CHARS = 4096     # a therapist turn with its thought: generous for 512 generated tokens
 MAX_UTTERANCE_CHARS = 2048  # the client's words as observed
+_LAYOUT = frozenset("\n\t")
 
 
-class _CharsetFold(dict):
-    """str.translate table: characters outside TEXT_CHARSET become '?'; filled as characters are seen."""
-
-    def __missing__(self, codepoint: int) -> str:
-        ch = chr(codepoint)
-        self[codepoint] = ch if ch in TEXT_CHARSET else "?"
-        return self[codepoint]
+def _printable_char(ch: str) -> bool:
+    """Anything but control characters (newline and tab aside) and lone surrogates."""
+    return ch.isprintable() or ch in _LAYOUT or unicodedata.category(ch) not in ("Cc", "Cs")
 
 
-_FOLD = _CharsetFold()
+class PrintableText(spaces.Text):
+    """A Text space holding any Unicode text but control characters (newline and tab allowed).
+
+    gymnasium's `Text` admits only its charset; ours samples from TEXT_CHARSET but contains every
+    printable character, so a client speaking Greek or Japanese is observed as it spoke, while
+    control characters (terminal escapes, NUL, carriage returns) stay outside the space.
+    """
+
+    def contains(self, x) -> bool:
+        return isinstance(x, str) and self.min_length <= len(x) <= self.max_length and \
+            all(map(_printable_char, x))
 
 
 def text_space(max_length: int) -> spaces.Text:
-    return spaces.Text(max_length=max_length, min_length=0, charset=TEXT_CHARSET)
+    return PrintableText(max_length=max_length, min_length=0, charset=TEXT_CHARSET)
 
 
-def to_charset(text: str, max_length: int = MAX_UTTERANCE_CHARS) -> str:
-    """Fit text into the observation's Text space: unknown characters become '?', length is capped."""
-    return text[:max_length].translate(_FOLD)
+def printable(text: str, max_length: int | None = MAX_UTTERANCE_CHARS) -> str:
+    """`text` cut to `max_length` (None: uncut) with control characters removed; any other Unicode is kept."""
+    text = text if max_length is None else text[:max_length]
+    return text if all(map(_printable_char, text)) else "".join(filter(_printable_char, text))
 
 
 def observation_space(mode: str, text: bool, max_turns: int, max_sessions: int) -> spaces.Dict:
@@ -89,5 +98,5 @@ def observe(core: SessionCore, mode: str, rupture: bool, session_index: int, utt
         obs["taie"] = np.append(k.taie[0], k.transformation[0]).astype(np.float32)
         obs["readings"] = np.array([core.coiling(), core.alliance(), core.attunement()], np.float32)
     if utterance is not None:
-        obs["client_utterance"] = to_charset(utterance)
+        obs["client_utterance"] = printable(utterance)
     return obs

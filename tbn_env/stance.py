@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from .params import (STANCE_ATTUNEMENT_MIN, STANCE_DEFENSIVENESS_DROP, STANCE_LOCKED_TURNS,
                      STANCE_OVERWHELM_DROP, STANCE_RESISTANCE_MAX, STANCE_WINDOW, Params)
@@ -61,10 +62,10 @@ class StanceDetector:
     def __init__(self, params: Params | None = None, batch: int = 1) -> None:
         self.params = params or Params()
         self.batch = batch
-        self.stance = np.zeros(batch, dtype=int)
-        self.turn = np.zeros(batch, dtype=int)
-        self.turns_in_stance = np.zeros(batch, dtype=int)
-        self.arc_step = np.zeros(batch, dtype=int)  # steps of the current intervention arc already taken
+        self.stance = np.zeros(batch, dtype=np.int64)
+        self.turn = np.zeros(batch, dtype=np.int64)
+        self.turns_in_stance = np.zeros(batch, dtype=np.int64)
+        self.arc_step = np.zeros(batch, dtype=np.int64)  # steps of the current intervention arc already taken
         self.attunement = np.zeros((batch, STANCE_WINDOW))  # the last 4 turns, newest last
         self.resistance = np.zeros((batch, STANCE_WINDOW))
 
@@ -93,31 +94,59 @@ class StanceDetector:
 
     def update_batch(self, s: StanceSignals) -> np.ndarray:
         """Advance every client one turn; return the stances (0-2) for the next therapist turn."""
-        p = self.params
-        self.turn += 1
-        self.turns_in_stance += 1
-        for window, value in ((self.attunement, s.attunement), (self.resistance, s.resistance)):
-            window[:, :-1] = window[:, 1:]
-            window[:, -1] = value
-        filled = np.minimum(self.turn, STANCE_WINDOW)  # the window holds this session's turns only
-        mask = np.arange(STANCE_WINDOW) >= STANCE_WINDOW - filled[:, None]
-        att_avg = (self.attunement * mask).sum(axis=1) / filled
-        res_avg = (self.resistance * mask).sum(axis=1) / filled
-        rupture = np.asarray(s.rupture, dtype=bool)
-        overwhelm = np.asarray(s.overwhelm)
-        defensiveness = np.asarray(s.defensiveness)
-        before = self.stance.copy()
-        reset = rupture | (self.turn <= STANCE_LOCKED_TURNS)
-        drop = ~reset & ((defensiveness >= STANCE_DEFENSIVENESS_DROP) | (overwhelm >= STANCE_OVERWHELM_DROP))
-        held = self.arc_active & (res_avg <= p.stance_arc_resistance_max) & (overwhelm <= p.stance_arc_overwhelm_max)
-        ready = (~reset & ~drop & (self.stance < 2) & (filled == STANCE_WINDOW)
-                 & (att_avg >= STANCE_ATTUNEMENT_MIN) & (res_avg <= STANCE_RESISTANCE_MAX)
-                 & ((np.asarray(s.self_disclosure) >= p.stance_disclosure_min)
-                    | (np.asarray(s.engagement) >= p.stance_engagement_min))
-                 & (defensiveness < p.stance_defensiveness_max) & (self.turns_in_stance >= p.stance_min_dwell))
-        self.stance = np.where(reset, 0, np.where(drop & ~held, np.maximum(0, self.stance - 1),
-                                                  self.stance + ready))
-        moved = self.stance != before
-        self.turns_in_stance[moved] = 0
-        self.arc_step = np.where(moved, 0, self.arc_step + (self.stance == 2))
+        p, b = self.params, self.batch
+
+        def column(value, dtype=np.float64):
+            return np.ascontiguousarray(np.broadcast_to(np.asarray(value, dtype=dtype), (b,)))
+
+        _update(self.stance, self.turn, self.turns_in_stance, self.arc_step, self.attunement, self.resistance,
+                column(s.attunement), column(s.self_disclosure), column(s.engagement), column(s.defensiveness),
+                column(s.overwhelm), column(s.rupture, np.bool_),
+                p.stance_disclosure_min, p.stance_engagement_min, p.stance_defensiveness_max, p.stance_min_dwell,
+                p.stance_arc_steps, p.stance_arc_resistance_max, p.stance_arc_overwhelm_max)
         return self.stance
+
+
+@njit(cache=True)
+def _update(stance, turn, turns_in_stance, arc_step, att_window, res_window, attunement, disclosure, engagement,
+            defensiveness, overwhelm, rupture, disclosure_min, engagement_min, defensiveness_max, min_dwell,
+            arc_steps, arc_resistance_max, arc_overwhelm_max):
+    """§9.3.8 for every client, in place: windows, de-escalation, arc hold, conservative escalation."""
+    w = att_window.shape[1]
+    for i in range(stance.shape[0]):
+        turn[i] += 1
+        turns_in_stance[i] += 1
+        resistance = 0.5 * defensiveness[i] + 0.5 * (10.0 - engagement[i])
+        for j in range(w - 1):
+            att_window[i, j] = att_window[i, j + 1]
+            res_window[i, j] = res_window[i, j + 1]
+        att_window[i, w - 1] = attunement[i]
+        res_window[i, w - 1] = resistance
+        filled = min(turn[i], w)  # the window holds this session's turns only
+        att_avg = 0.0
+        res_avg = 0.0
+        for j in range(w - filled, w):
+            att_avg += att_window[i, j]
+            res_avg += res_window[i, j]
+        att_avg /= filled
+        res_avg /= filled
+        before = stance[i]
+        arc_active = before == 2 and arc_step[i] < arc_steps
+        reset = rupture[i] or turn[i] <= STANCE_LOCKED_TURNS
+        drop = not reset and (defensiveness[i] >= STANCE_DEFENSIVENESS_DROP or overwhelm[i] >= STANCE_OVERWHELM_DROP)
+        held = arc_active and res_avg <= arc_resistance_max and overwhelm[i] <= arc_overwhelm_max
+        ready = (not reset and not drop and before < 2 and filled == w and att_avg >= STANCE_ATTUNEMENT_MIN
+                 and res_avg <= STANCE_RESISTANCE_MAX
+                 and (disclosure[i] >= disclosure_min or engagement[i] >= engagement_min)
+                 and defensiveness[i] < defensiveness_max and turns_in_stance[i] >= min_dwell)
+        if reset:
+            stance[i] = 0
+        elif drop and not held:
+            stance[i] = max(0, before - 1)
+        elif ready:
+            stance[i] = before + 1
+        if stance[i] != before:
+            turns_in_stance[i] = 0
+            arc_step[i] = 0
+        elif stance[i] == 2:
+            arc_step[i] += 1

@@ -1,4 +1,4 @@
-"""The offline template client: a simulated client whose words follow its state (spec §12.6).
+"""The offline template client: a simulated client whose words follow its state.
 
 What it says is composed from parts chosen by the state the environment exposes: the in-session
 phase (guarded in A, testing in B, core material in C, integrating in D), its most elevated

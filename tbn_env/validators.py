@@ -2,7 +2,7 @@
 
 Hard checks (`hard_violations`, `validate_utterance`) catch output that is not therapeutic speech at
 all or crosses a boundary: a GRPO candidate that fails one scores 0 and an RLAIF correction that
-fails one is skipped (spec §20.2). Soft checks (`soft_flags`) give the judge evidence of subtler
+fails one is skipped. Soft checks (`soft_flags`) give the judge evidence of subtler
 harms: negation-based reassurance, ungrounded scene details, premature depth, new material at the end.
 """
 from __future__ import annotations

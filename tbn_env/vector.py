@@ -7,6 +7,7 @@ episode ends resets that client, ignores its action and returns reward 0) or `"s
 finished client is replaced in the same step; its last observation and info are in
 `info["final_obs"]` / `info["final_info"]`), which torchrl and stable-baselines3 expect.
 `reset(seed=s)` gives row i the client that sub-env i of `vectorization_mode="sync"` gets (seed s + i).
+`info` holds the true coiling only with `observation_mode="full"` or `info_mode="debug"`, as in TherapyEnv.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from gymnasium.vector.utils import batch_space
 
 from .buckets import BUCKET_INDEX, BUCKETS, MALADAPTIVE
 from .dimensions import DIM_INDEX, JUDGE_DIMENSIONS, as_score_batch
-from .env import DEFAULT_MAX_SESSIONS, EPISODES, OBSERVATION_MODES, _graph
+from .env import DEFAULT_MAX_SESSIONS, EPISODES, INFO_MODES, OBSERVATION_MODES, _graph
 from .interventions import CATALOGUE, response_scores
 from .kernel import BatchKernel
 from .params import LOW_THRESHOLD, Params
@@ -33,18 +34,20 @@ from .stance import DEFENSE_DOMAIN, OVERWHELM_BUCKETS, StanceDetector, stance_si
 class TherapyVectorEnv(gym.vector.VectorEnv):
     """`num_envs` simulated clients in one BatchKernel; the same MDP as TherapyEnv in numeric modes."""
 
-    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}  # noqa: RUF012 (gymnasium's API)
+    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
 
     def __init__(self, num_envs: int = 1, action_mode: str = "scores", observation_mode: str = "tmog",
                  episode: str = "session", max_turns: int = 20, max_sessions: int = DEFAULT_MAX_SESSIONS,
                  profile: str | ClientProfile | None = None, start_stage: int = 1, params: Params | None = None,
-                 render_mode: str | None = None,
+                 render_mode: str | None = None, info_mode: str = "default",
                  autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP) -> None:
         if action_mode not in ("scores", "intervention"):
             raise ValueError(f"the vector env runs the numeric action modes 'scores' and 'intervention', "
                              f"got {action_mode!r}; use vectorization_mode='sync' for text")
-        if observation_mode not in OBSERVATION_MODES or episode not in EPISODES:
-            raise ValueError(f"observation_mode must be in {OBSERVATION_MODES} and episode in {EPISODES}")
+        if observation_mode not in OBSERVATION_MODES or episode not in EPISODES or info_mode not in INFO_MODES:
+            raise ValueError(f"observation_mode must be in {OBSERVATION_MODES}, episode in {EPISODES} and info_mode "
+                             f"in {INFO_MODES}")
+        self.privileged_info = observation_mode == "full" or info_mode == "debug"
         if render_mode is not None:
             raise ValueError("the vector env does not render; use vectorization_mode='sync' with render_mode")
         if start_stage not in (1, 2, 3, 4) or num_envs < 1 or max_turns < 1 or max_sessions < 1:
@@ -85,13 +88,21 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
     # ------------------------------------------------------------------ reset
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         """Draw a client for every row (rows in `options["reset_mask"]` only, if given); seed s seeds row i with s + i."""
+        mask = np.ones(self.num_envs, dtype=bool) if not options or "reset_mask" not in options \
+            else self._mask(options["reset_mask"])
         if seed is not None:
             self.client_rngs = [seeding.np_random(seed + i)[0] for i in range(self.num_envs)]
-        mask = np.ones(self.num_envs, dtype=bool) if not options or "reset_mask" not in options \
-            else np.asarray(options["reset_mask"], dtype=bool)
         self._reset_rows(np.flatnonzero(mask))
         self.prev_done[mask] = False
         return self._observation(), self._info(mask)
+
+    def _mask(self, reset_mask) -> np.ndarray:
+        """`reset_mask` as num_envs booleans, checked before any row is reset."""
+        mask = np.asarray(reset_mask)
+        if mask.shape != (self.num_envs,) or mask.dtype != np.bool_:
+            raise ValueError(f"reset_mask must be {self.num_envs} booleans (one per client), got {mask.dtype} "
+                             f"{mask.shape}")
+        return mask.copy()
 
     def _reset_rows(self, rows: np.ndarray) -> None:
         inits = []
@@ -139,8 +150,9 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
             else:
                 terminated[rows] = complete
                 truncated[rows] = ~complete & (self.session[rows] >= self.max_sessions)
-                self.session[rows] += 1
-                self.rupture[rows] = False
+                going_on = rows[~(terminated[rows] | truncated[rows])]  # as the single env: a finished
+                self.session[going_on] += 1                             # episode keeps its last view
+                self.rupture[going_on] = False
         parts = {"reward_composite": out.composite, "reward_modifiers": out.modifiers,
                  "reward_phase_transition": out.phase_transition, "reward_stage_transition": stage_reward,
                  "reward_taie": out.taie}
@@ -210,7 +222,7 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
         k = self.kernel
         mal = len(MALADAPTIVE)
         values = {"stage": k.stage.copy(), "phase": k.phase.copy(), "stance": self.stances.stance.copy(),
-                  "coiling": k.cg.coiling(k.levels),
+                  **({"coiling": k.cg.coiling(k.levels)} if self.privileged_info else {}),
                   "maladaptive_mean": k.buckets[:, :mal].mean(axis=1),
                   "adaptive_mean": k.buckets[:, mal:len(BUCKETS)].mean(axis=1)}
         info: dict[str, np.ndarray] = {}

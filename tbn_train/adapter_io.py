@@ -17,7 +17,6 @@ rank-16 MLP slot, spec env-trainer.md §16.3) uses the truncated SVD of the prod
 
 from __future__ import annotations
 
-import json
 import re
 import warnings
 from pathlib import Path
@@ -26,6 +25,7 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from tbn_train.atomic import atomic_path, write_json
+from tbn_train.read_files import load_arrays, load_json
 from tbn_train.lora import (
     MODULE_PATHS,
     PATH_TO_MODULE,
@@ -97,11 +97,11 @@ def read_adapter(
     cfg_path, w_path = adapter_dir / CONFIG_FILE, adapter_dir / WEIGHTS_FILE
     if not cfg_path.is_file() or not w_path.is_file():
         raise FileNotFoundError(f"{adapter_dir} is not an mlx-lm adapter directory ({CONFIG_FILE} + {WEIGHTS_FILE})")
-    config = json.loads(cfg_path.read_text(encoding="utf-8"))
+    config = load_json(cfg_path, "adapter config")
     if config.get("fine_tune_type", "lora") != "lora":
         raise ValueError(f"{adapter_dir}: only LoRA adapters can be loaded, not {config['fine_tune_type']!r}")
     file_scale = float(config["lora_parameters"]["scale"])
-    factors = _read_factors(mx.load(str(w_path)), adapter_dir)
+    factors = _read_factors(load_arrays(w_path, "adapter weights"), adapter_dir)
     if spec is None:
         saved = config.get("tbn_adapter")
         if saved is not None:

@@ -9,6 +9,13 @@ importing any ``tbn_train`` module does this before the module imports MLX.
 
 It is a no-op on other systems, when the library is absent, or when the environment variable
 ``TBN_NO_OPENBLAS=1`` is set (used by the equality test and for debugging).
+
+OpenBLAS's result bits depend on how many threads split a product (one thread and two give different
+sgemm bits on the tiny model's shapes), and by default it takes that number from the CPUs and
+``OPENBLAS_NUM_THREADS`` a process sees when it starts. A killed run resumed in another process, or
+a run repeated on another machine, could then differ in the last bits. So the preload fixes the count
+at ``OPENBLAS_THREADS`` whatever the environment; ``TBN_OPENBLAS_THREADS=N`` trades that identity
+across machines for speed on a machine with more cores.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ import sys
 import warnings
 
 DISABLE_ENV = "TBN_NO_OPENBLAS"
+THREADS_ENV = "TBN_OPENBLAS_THREADS"
+OPENBLAS_THREADS = 2   # ours: the 2-core reference machine's default, so its measured speed is unchanged
 # Debian/Ubuntu multiarch locations of libopenblas0-pthread's BLAS shim.
 CANDIDATE_GLOBS = ("/usr/lib/*-linux-gnu/openblas-pthread/libblas.so.3", "/usr/lib/openblas-pthread/libblas.so.3")
 
@@ -59,9 +68,22 @@ def preload_openblas() -> str | None:
             stacklevel=2,
         )
         return None
-    ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+    lib = ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+    if hasattr(lib, "openblas_set_num_threads"):
+        lib.openblas_set_num_threads(openblas_threads())
     _loaded = path
     return _loaded
+
+
+def openblas_threads() -> int:
+    """The fixed OpenBLAS thread count: OPENBLAS_THREADS, or TBN_OPENBLAS_THREADS when set to N >= 1."""
+    value = os.environ.get(THREADS_ENV, "")
+    if value.isdigit() and int(value) >= 1:
+        return int(value)
+    if value:
+        warnings.warn(f"{THREADS_ENV}={value!r} is not a positive integer; using {OPENBLAS_THREADS}", RuntimeWarning,
+                      stacklevel=2)
+    return OPENBLAS_THREADS
 
 
 def openblas_active() -> bool:

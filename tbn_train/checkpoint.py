@@ -35,6 +35,7 @@ from tbn_train.adapter_io import restore_adapter, save_adapter
 from tbn_train.atomic import write_json
 from tbn_train.config import KEEP_CHECKPOINTS
 from tbn_train.lora import AdapterRouter
+from tbn_train.read_files import load_arrays, load_json
 
 LATEST = "latest.json"
 OPTIMIZER_FILE = "optimizer.safetensors"
@@ -119,7 +120,7 @@ def latest_checkpoint(root: str | Path) -> Path | None:
     pointer = Path(root) / LATEST
     if not pointer.is_file():
         return None
-    return Path(root) / json.loads(pointer.read_text(encoding="utf-8"))["dir"]
+    return Path(root) / load_json(pointer, "checkpoint pointer")["dir"]
 
 
 def load_checkpoint(
@@ -138,12 +139,12 @@ def load_checkpoint(
         path = latest_checkpoint(path)
     if not (path / STATE_FILE).is_file():
         raise FileNotFoundError(f"no checkpoint at {path} (missing {STATE_FILE})")
-    blob = json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
+    blob = load_json(path / STATE_FILE, "checkpoint state")
     for adapter_dir in sorted((path / "adapters").iterdir()):
         if adapter_dir.name not in router.specs:
             raise KeyError(f"checkpoint has adapter {adapter_dir.name!r} but the model has no such slot: {sorted(router.specs)}")
         restore_adapter(model, router, adapter_dir.name, adapter_dir)
-    optimizer.state = tree_unflatten(list(mx.load(str(path / OPTIMIZER_FILE)).items()))
+    optimizer.state = tree_unflatten(list(load_arrays(path / OPTIMIZER_FILE, "optimizer state").items()))
     if numpy_rng is not None and blob["numpy_rng"] is not None:
         numpy_rng.bit_generator.state = blob["numpy_rng"]
     mx.eval(model.parameters(), optimizer.state)

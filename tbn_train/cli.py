@@ -17,6 +17,7 @@ import argparse
 import json
 import sys
 
+from tbn_train.cli_errors import USER_ERRORS, report
 from tbn_train.tiny_model import ARCHITECTURES, TINY_HIDDEN, TINY_LAYERS
 
 
@@ -130,14 +131,21 @@ def _train(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        _run(args)
+    except USER_ERRORS as exc:
+        return report("tbn-train", exc)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> None:
     if args.command == "make-tiny-model":
         from tbn_train.pretrain import PRETRAIN_STEPS, pretrain
         from tbn_train.tiny_model import make_tiny_model
 
         steps = PRETRAIN_STEPS if args.pretrain_steps is None else args.pretrain_steps
         if steps < 1:
-            print(f"tbn-train: error: --pretrain-steps must be >= 1, got {steps}", file=sys.stderr)
-            return 2
+            raise ValueError(f"--pretrain-steps must be >= 1, got {steps}")
         out = make_tiny_model(args.dir, arch=args.arch, seed=args.seed, hidden=args.hidden, layers=args.layers)
         print(f"wrote tiny {args.arch} model to {out}")
         if args.pretrain:
@@ -149,23 +157,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print(json.dumps(config_from_args(args).model_dump(mode="json"), indent=2))
     else:
-        from pydantic import ValidationError
-
-        try:
-            _train(args)
-        except (FileNotFoundError, FileExistsError, ValueError, KeyError, ValidationError) as exc:
-            print(f"tbn-train: error: {error_message(exc)}", file=sys.stderr)
-            return 2
-    return 0
-
-
-def error_message(exc: Exception) -> str:
-    """One readable line per problem (pydantic errors listed as 'field: message')."""
-    from pydantic import ValidationError
-
-    if isinstance(exc, ValidationError):
-        return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
-    return str(exc)
+        _train(args)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ RLAIF_TEMPERATURE = 0.7  # §9.3.9: first draft
 CORRECTION_TEMPERATURE = 0.5  # §9.3.9: re-generation conditioned on the judges' feedback
 GRPO_TEMPERATURES = (0.6, 0.7, 0.8, 0.9)  # §9.3.10: K = 4 candidates
 MAX_TEMPERATURE = 0.9  # §9.3.10: T = 1.0 garbled 8-bit models (Failure 13)
-TOP_P = 1.0  # spec env-trainer.md §13.2/§14.2: no nucleus truncation
+TOP_P = 1.0  # no nucleus truncation
 
 
 @dataclass(frozen=True)

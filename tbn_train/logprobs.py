@@ -1,7 +1,7 @@
 """Sequence log-probabilities log π(y | x) with one right-padded batched forward pass.
 
 Every loss here (RLAIF §9.3.9, GRPO §9.3.10, DPO) is built on these. Log-probs are always taken
-at temperature 1 (the sampling temperature is only a sampling setting, spec env-trainer.md §13.2),
+at temperature 1 (the sampling temperature is only a sampling setting),
 and only completion tokens count: the prompt and the padding are masked.
 """
 

@@ -23,7 +23,7 @@ from pydantic import AfterValidator
 from tbn_train.adapter_io import CONFIG_FILE as ADAPTER_CONFIG, load_adapter
 from tbn_train.config import TrainConfig
 from tbn_train.lora import AdapterRouter, LoRASpec, add_adapter, set_trainable
-from tbn_train.model import load_model
+from tbn_train.model import load_model, model_dir_problem
 from tbn_train.update import PolicyUpdater
 
 FROZEN_ADAPTER = "client_judge"
@@ -46,8 +46,9 @@ class Policy:
 
 def existing_model_dir(path: str) -> str:
     """Validator: ``path`` is a local mlx-lm model directory (checked before a run starts)."""
-    if not (Path(path) / "config.json").is_file():
-        raise ValueError(f"model directory {path!r} does not exist or has no config.json (local mlx-lm directories only)")
+    problem = model_dir_problem(path)
+    if problem:
+        raise ValueError(problem)
     return path
 
 

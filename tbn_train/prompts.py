@@ -4,11 +4,11 @@
   (§9.3.5.4) and the adaptive stance (§9.3.8) as supervisory context. It answers with a hidden
   thought in ``<think>…</think>`` followed by the words it says (the env's action format).
 * Client: a :class:`~tbn_env.protocols.ClientView` (profile card, DMM strategy, phase, stage,
-  dominant buckets, salient nodes, spec env-trainer.md §12.6) and the dialogue; same output format.
+  dominant buckets, salient nodes) and the dialogue; same output format.
 * Judge: the 12-dimension rubric (§9.3.7.1) under a persona (clinical, kind, harsh — §9.3.9),
-  answering one JSON object with scores and explanations (spec §9.2).
+  answering one JSON object with scores and explanations.
 * Correction: the therapist prompt plus the original answer and both judges' weak dimensions,
-  strengths and recommendations (spec §13.2). The RLAIF loss conditions on the therapist prompt
+  strengths and recommendations. The RLAIF loss conditions on the therapist prompt
   *without* this feedback (distillation, §9.3.9), so the two are built from the same pieces.
 
 Every prompt is a list of chat messages rendered with the tokenizer's own chat template
@@ -24,9 +24,9 @@ from tbn_env.dimensions import JUDGE_DIMENSIONS
 from tbn_env.llm_prompts import Messages, supervision, transcript
 from tbn_env.protocols import DialogueTurn, JudgeContext, JudgeResult
 
-WEAK_THRESHOLD = 6.0  # spec §13.2: a dimension under 6.0 in either judge is weak
-STRENGTH_THRESHOLD = 7.5  # spec §13.2: a strength scores at least 7.5 in both judges
-FALLBACK_WEAK_COUNT = 3  # spec §13.2: with no weak dimension, name the 3 lowest by mean
+WEAK_THRESHOLD = 6.0  # a dimension under 6.0 in either judge is weak
+STRENGTH_THRESHOLD = 7.5  # a strength scores at least 7.5 in both judges
+FALLBACK_WEAK_COUNT = 3  # with no weak dimension, name the 3 lowest by mean
 MAX_RECOMMENDATIONS = 3  # per judge: enough to act on, short enough to stay in context
 
 THERAPIST_SYSTEM = (
@@ -112,7 +112,7 @@ def format_therapist_turn(thought: str, utterance: str) -> str:
 
 @dataclass(frozen=True)
 class Feedback:
-    """What the correction prompt draws from the kind and harsh verdicts (spec §13.2)."""
+    """What the correction prompt draws from the kind and harsh verdicts."""
 
     weak: list[str]
     strengths: list[str]

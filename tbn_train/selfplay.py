@@ -49,6 +49,7 @@ from tbn_env.protocols import (
 from tbn_env.reward import modifier_terms, weighted_composite
 from tbn_train.checkpoint import seed_step
 from tbn_train.clients import training_profile
+from tbn_train.read_files import load_pickle
 from tbn_train.config import TrainConfig
 from tbn_train.generation import generate, generate_candidates
 from tbn_train.judges import check_judge_spec, resolve_judge
@@ -193,7 +194,8 @@ class SelfPlay:
         self.judges = {p: MeteredJudge(self._judge(p), self.timings, self.counters.judge) for p in ("clinical", "kind", "harsh")}
         client = TimedClient(self._client(), self.timings)
         self.env = gym.make("Therapy-v0", judge=self.judges["clinical"], client=client, episode="treatment",
-                            max_turns=cfg.max_turns, max_sessions=cfg.sessions, taie_mode=cfg.taie)
+                            max_turns=cfg.max_turns, max_sessions=cfg.sessions, taie_mode=cfg.taie,
+                            info_mode="debug")  # the trainer, not the policy, reads the TMoG accuracy (RLAIF)
         self.base_env = self.env.unwrapped
         self.turn = 0
         up = self.policy.updater
@@ -205,7 +207,7 @@ class SelfPlay:
             for judge in self.judges.values():
                 judge.tally = self.counters.judge
             self.env.reset(seed=self.train.seed)  # the wrappers insist on a reset before set_state
-            self.base_env.set_state(pickle.loads((ck.path / ENV_STATE_FILE).read_bytes()))
+            self.base_env.set_state(load_pickle(ck.path / ENV_STATE_FILE, "env state"))
 
     # ------------------------------------------------------------------ backends
     def _role(self, temperature: float, max_tokens: int) -> ModelRole:

@@ -1,4 +1,4 @@
-"""The Anthropic backends, with the real SDK against a local fake Messages API on 127.0.0.1 (issue 5)."""
+"""The Anthropic backends, with the real SDK against a local fake Messages API on 127.0.0.1."""
 import asyncio
 import json
 import subprocess
@@ -48,6 +48,7 @@ def run(out, n, api, resume=False, **kw):
     return asyncio.run(generate_anthropic(out, n, 7, settings(api, **kw), resume=resume))
 
 
+@pytest.mark.slow
 def test_sessions_survive_rate_limits_overload_errors_and_timeouts(tmp_path):
     script = ["429", "529", "500", "stall"]   # four transport failures, then normal replies
     with FakeMessagesAPI(session_reply, script=script, stall=2.0, retry_after=1) as api:

@@ -69,7 +69,7 @@ def test_malformed_replies_are_refused_with_a_logged_reason(caplog):
 def test_sessions_and_full_taie_go_through_claude():
     with FakeMessagesAPI(reply) as api:
         judge = AnthropicJudge(settings=AnthropicSettings(base_url=api.base_url, model="fake-model"))
-        env = gym.make("Therapy-v0", judge=judge, max_turns=2, taie_mode="full")
+        env = gym.make("Therapy-v0", judge=judge, max_turns=2, taie_mode="full", info_mode="debug")
         env.reset(seed=0)
         infos = [env.step("That sounds heavy.")[-1] for _ in range(2)]
     assert infos[0]["taie_full"]["stuck_realms"] == ["self-esteem"] and infos[0]["taie_full"]["source"] == "model"

@@ -4,8 +4,8 @@ import json
 import pytest
 
 from corpus.context import dmm, pipelines, stage_description
-from corpus.counterfactuals import BRANCH_PROBABILITIES, generate_counterfactuals
-from corpus.generate import generate
+from corpus.counterfactuals import BRANCH_PROBABILITIES
+from corpus.generate import generate, generate_counterfactuals
 from corpus.schema import DMM_CODES, PIPELINES
 from corpus.validate import validate_corpus
 from corpus.writer import read_samples
@@ -53,7 +53,7 @@ def test_counterfactuals_rotate_through_pipelines_and_validate(tmp_path):
 def test_branch_probabilities_may_not_exceed_one_and_stats_count_pipelines(tmp_path):
     from pydantic import ValidationError
 
-    from corpus.counterfactuals import generate_counterfactuals as gen_cf
+    from corpus.generate import generate_counterfactuals as gen_cf
     from corpus.schema import CounterfactualSample
     from corpus.validate import stats
     generate(tmp_path / "s", 4, seed=2)

@@ -1,4 +1,4 @@
-"""corpus: schema, samplers, offline generation, crash-safe resumable output, validation (issue 5)."""
+"""corpus: schema, samplers, offline generation, crash-safe resumable output, validation."""
 import asyncio
 import json
 import subprocess

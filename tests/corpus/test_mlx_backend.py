@@ -16,6 +16,7 @@ from corpus.generate import generate, sample_id  # noqa: E402
 from corpus.mlx_backend import MLXBackend  # noqa: E402
 
 
+@pytest.mark.slow
 def test_a_tiny_model_s_replies_go_through_repair_to_the_rejects_file(tmp_path, tiny_dirs):
     import mlx.core as mx
 

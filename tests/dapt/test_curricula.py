@@ -106,3 +106,13 @@ def test_token_counter_uses_a_model_tokenizer(tmp_path):
     assert TokenCounter(tmp_path)("hello there, friend") == 4  # hello there , friend
     with pytest.raises(ValueError, match="tokenizer.json"):
         TokenCounter(tmp_path / "missing")
+
+
+def test_out_of_range_spans_and_oversized_samples_are_refused():
+    """Issue 17 failure 9: failed before (spans past the text were clamped; a 20 MB sample was tokenized)."""
+    from dapt.windows import MAX_SAMPLE_CHARS, tokenize
+    for spans in ([[0, 50]], [[5, 3]], [[4, 8], [2, 6]], [[-1, 2]]):
+        with pytest.raises(ValueError, match="trainable span"):
+            tokenize({"id": "s/x", "text": "a short sample", "trainable": spans}, tokenizer=None)
+    with pytest.raises(ValueError, match="over the 2,000,000 limit"):
+        tokenize({"id": "s/big", "text": "x" * (MAX_SAMPLE_CHARS + 1), "trainable": []}, tokenizer=None)

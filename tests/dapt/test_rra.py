@@ -1,5 +1,5 @@
 """The Rolling Recap trainer on the tiny model: loss masking, optimizer isolation, one step per sample,
-and the accumulated gradient checked against a direct per-window computation (issue 6)."""
+and the accumulated gradient checked against a direct per-window computation."""
 from __future__ import annotations
 
 import mlx.core as mx

@@ -60,6 +60,7 @@ def reference_run(tiny_dir, data_dir, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_run_logs_every_window_and_one_step_per_sample(reference_run, data_dir):
     rows = records(reference_run)
     steps = [r for r in rows if r["kind"] == "step"]
@@ -75,6 +76,7 @@ def test_run_logs_every_window_and_one_step_per_sample(reference_run, data_dir):
     assert any(s["stepped"] for s in steps)
 
 
+@pytest.mark.slow
 def test_adapter_is_an_mlx_lm_adapter_on_the_middle_third(reference_run, tiny_dir):
     config = json.loads((reference_run / "adapter" / "adapter_config.json").read_text())
     assert config["tbn_adapter"]["layers"] == middle_third(8) and config["lora_parameters"]["rank"] == 4
@@ -93,12 +95,14 @@ def test_latter_third_option_targets_the_last_layers(tiny_dir, data_dir):
     assert lora_spec(cfg, 8).rank("q") == lora_spec(cfg, 8).rank("down") == 32  # §27.4.1
 
 
+@pytest.mark.slow
 def test_seeded_runs_are_bit_identical(reference_run, tiny_dir, data_dir, tmp_path):
     assert main(args(tiny_dir, data_dir, tmp_path / "again")) == 0
     assert outputs(tmp_path / "again") == outputs(reference_run)
     assert records(tmp_path / "again") == records(reference_run)
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_uninterrupted_result(reference_run, tiny_dir, data_dir, tmp_path):
     out = tmp_path / "killed"
     env = {**os.environ, "MLX_DISABLE_COMPILE": "1", "HF_HUB_OFFLINE": "1"}
@@ -118,6 +122,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(reference_run, tiny_dir,
     assert outputs(out) == outputs(reference_run)
 
 
+@pytest.mark.slow
 def test_selfplay_warm_starts_from_the_dapt_adapter(reference_run, tiny_dir, tmp_path):
     adapter = reference_run / "adapter"
     cfg = SelfPlayConfig(model=str(tiny_dir), sessions=1, max_turns=1, init_adapter=str(adapter),
@@ -134,6 +139,7 @@ def test_selfplay_warm_starts_from_the_dapt_adapter(reference_run, tiny_dir, tmp
         assert mx.array_equal(pair.lora_a, saved[key][0]).item() and mx.array_equal(pair.lora_b, saved[key][1]).item()
 
 
+@pytest.mark.slow
 def test_bad_input_names_the_problem(tiny_dir, data_dir, reference_run, tmp_path, capsys):
     assert main(["train", "--model", str(tiny_dir), "--data", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
     assert "not a tbn-dapt preprocess output" in capsys.readouterr().err
@@ -149,3 +155,19 @@ def test_bad_input_names_the_problem(tiny_dir, data_dir, reference_run, tmp_path
     assert main(args(tiny_dir, data_dir, reference_run)) == 2
     assert "already holds a run" in capsys.readouterr().err
     assert outputs(reference_run) == before  # nothing of the finished run was touched
+
+
+@pytest.mark.slow
+def test_a_damaged_compressor_checkpoint_is_one_line_and_changes_nothing(reference_run, tiny_dir, data_dir, tmp_path,
+                                                                          capsys):
+    """Issue 17 failure 8: failed before (a safetensors traceback)."""
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(reference_run, run)
+    latest = sorted((run / CHECKPOINTS).glob("step-*"))[-1] / COMPRESSOR_FILE
+    latest.write_bytes(b"\x00not safetensors")
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
+    assert main([*args(tiny_dir, data_dir, run), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tbn-dapt: error: ") and "compressor.safetensors" in err and len(err.splitlines()) == 1
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"} == before

@@ -41,7 +41,7 @@ def test_registered_both_ways_and_through_make_vec():
 
 @pytest.mark.parametrize("env_id", NUMERIC_IDS)
 def test_info_contract_and_reward_breakdown(env_id):
-    env = gym.make(env_id, max_turns=6)
+    env = gym.make(env_id, max_turns=6, info_mode="debug")
     _, info = env.reset(seed=3)
     assert INFO_KEYS <= set(info)
     for _ in range(6):
@@ -70,7 +70,7 @@ def test_treatment_episode_chains_sessions_and_truncates():
 
 
 def test_start_stage_and_profiles():
-    env = gym.make("Therapy-Scores-v0", start_stage=3, profile="daniel_intellectualizer")
+    env = gym.make("Therapy-Scores-v0", start_stage=3, profile="daniel_intellectualizer", info_mode="debug")
     obs, info = env.reset(seed=0)
     assert obs["stage"] == 2 and info["stage"] == 3 and info["profile"] == "daniel_intellectualizer"
     assert info["taie"]["x"] < -3  # DMM Type A starts rigid

@@ -23,7 +23,7 @@ def check_invariants(obs, reward, info):
 @settings(max_examples=30)
 @given(actions=st.lists(arrays(np.float32, 12, elements=st.floats(0, 10, width=32)), min_size=1, max_size=25))
 def test_valid_score_actions_keep_invariants(actions):
-    env = gym.make("Therapy-Scores-v0", max_turns=30)
+    env = gym.make("Therapy-Scores-v0", max_turns=30, info_mode="debug")
     env.reset(seed=0)
     for a in actions:
         check_invariants(*np.array(env.step(a), dtype=object)[[0, 1, 4]])

@@ -1,4 +1,4 @@
-"""Invariants of the dynamics that must hold for any client and any score sequence (issue 2)."""
+"""Invariants of the dynamics that must hold for any client and any score sequence."""
 import numpy as np
 import pytest
 from hypothesis import given

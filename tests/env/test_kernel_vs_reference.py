@@ -1,4 +1,4 @@
-"""The compiled batch kernel and the reference implementation are one behaviour (issue 2)."""
+"""The compiled batch kernel and the reference implementation are one behaviour."""
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st

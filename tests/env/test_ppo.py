@@ -19,6 +19,7 @@ def episode_return(env, policy, seed: int) -> float:
             return total
 
 
+@pytest.mark.slow
 def test_ppo_beats_random_on_held_out_clients(tmp_path):
     sb3 = pytest.importorskip("stable_baselines3")
     import torch

@@ -85,7 +85,7 @@ def test_stage_reward_lands_on_the_session_final_turn(seed):
 
 
 def test_most_clients_leave_stage_1_within_six_excellent_sessions():
-    """Calibration (spec §23 target 5): an excellent therapist moves most stage-1 clients on."""
+    """Calibration: an excellent therapist moves most stage-1 clients on."""
     reached = [sessions_to_stage_2(seed, 9.0) for seed in range(20)]
     assert sum(r is not None for r in reached) >= 16
     assert all(r is None or r >= 2 for r in reached)  # adaptive > 0.5 takes more than one session

@@ -21,8 +21,8 @@ class FixedTaie(RubricJudge):
 
 def test_full_mode_blends_the_judges_axes_at_the_chosen_weight():
     judge = FixedTaie()
-    light = gym.make("Therapy-v0", max_turns=4)
-    full = gym.make("Therapy-v0", judge=judge, max_turns=4, taie_mode="full")
+    light = gym.make("Therapy-v0", max_turns=4, info_mode="debug")
+    full = gym.make("Therapy-v0", judge=judge, max_turns=4, taie_mode="full", info_mode="debug")
     for env in (light, full):
         env.reset(seed=3)
     _, _, _, _, info_l = light.step("That sounds heavy. I'm here.")
@@ -39,9 +39,12 @@ def test_offline_full_taie_reads_the_clients_words_and_is_marked():
     a = offline_taie(ctx, [0.0, 0.0, 0.0])
     assert a.y < 0 and a.z < 0 and a.source == "offline template" and a.narrative.startswith("[offline template]")
     assert "self-esteem" in a.stuck_realms and a.recommendations
-    env = gym.make("Therapy-v0", max_turns=2, taie_mode="full")  # the default rubric judge offers it
+    env = gym.make("Therapy-v0", max_turns=2, taie_mode="full", info_mode="debug")  # the default rubric judge offers it
     env.reset(seed=0)
     assert env.step("Take your time.")[-1]["taie_full"]["source"] == "offline template"
+    hidden = gym.make("Therapy-v0", max_turns=2, taie_mode="full")   # a therapist's view: the axes stay hidden
+    hidden.reset(seed=0)
+    assert "taie_full" not in hidden.step("Take your time.")[-1]
 
 
 def test_full_mode_needs_a_judge_that_can_assess():

@@ -1,4 +1,4 @@
-"""The offline template client (spec §12.6): speaks from its state, varies with the seed, ruptures in style."""
+"""The offline template client: speaks from its state, varies with the seed, ruptures in style."""
 import numpy as np
 
 from tbn_env.protocols import ClientView, DialogueTurn

@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tbn_env import JUDGE_DIMENSIONS, Params
-from tbn_env.buckets import BUCKETS, DIM_TO_BUCKET, BucketTracker, bucket_effect_matrices
+from tbn_env.buckets import BUCKETS, BucketTracker, bucket_effect_matrices
 from tbn_env.guidance import GUIDANCE, guidance
 from tbn_env.intensity import intensities
 from tbn_env.loa import LOA_DIMENSIONS, LoaTracker

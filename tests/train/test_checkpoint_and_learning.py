@@ -85,15 +85,20 @@ def test_failed_save_leaves_previous_checkpoint(llama_dir, tmp_path):
         load_checkpoint(tmp_path / "step-00000001", model, router, up.optimizer)
 
 
+@pytest.mark.slow
 def test_grpo_raises_scripted_reward_on_held_out_prompts(llama_dir, prompt_of):
     model, tok, router, up = fresh(llama_dir)
     train = [prompt_of(tok, t) for t in ["I feel tired.", "My partner says I go cold.", "Work is stressful.", "I don't know why I'm here."]]
     held_out = [prompt_of(tok, t) for t in ["I had a panic attack.", "Nobody notices the effort."]]
 
+    target = mx.array(sorted(TARGET))
+
     def held_out_reward():
-        seed_step(99, 0)
-        samples = [c.tokens for p in held_out for c in generate_candidates(model, tok, p, (0.9,) * 4, max_tokens=8)]
-        return float(np.mean([reward(c) for c in samples]))
+        """The expected scripted reward of the first reply token: its probability mass on TARGET. Exact,
+        so the test does not hang on whether 32 sampled tokens happen to flip (they did not with OpenBLAS)."""
+        router.active = "therapist"
+        probs = [mx.softmax(model(mx.array([p]))[0, -1])[target].sum().item() for p in held_out]
+        return float(np.mean(probs))
 
     before = held_out_reward()
     for step in range(30):

@@ -34,6 +34,7 @@ FORWARD_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(blas.find_openblas() is None, reason="libopenblas0-pthread not installed")
 def test_openblas_preload_gives_same_logits(llama_dir, tmp_path):
     outs = {}
@@ -45,6 +46,30 @@ def test_openblas_preload_gives_same_logits(llama_dir, tmp_path):
     assert outs["on"][0] == "True" and outs["off"][0] == "False"
     assert np.allclose(outs["on"][1], outs["off"][1], atol=1e-4, rtol=1e-4)
 
+
+PRODUCT_SCRIPT = """
+import hashlib, tbn_train, mlx.core as mx, numpy as np
+h = hashlib.sha256()
+for m, k, n in ((37, 288, 96), (5, 288, 768), (320, 96, 288), (257, 333, 129)):
+    a, b = mx.random.normal((m, k), key=mx.random.key(m)), mx.random.normal((k, n), key=mx.random.key(n))
+    h.update(np.array(a @ b).tobytes())
+print(hashlib.sha256(h.digest()).hexdigest())
+"""
+
+
+@pytest.mark.skipif(blas.find_openblas() is None, reason="libopenblas0-pthread not installed")
+def test_product_bits_do_not_depend_on_the_process_thread_settings():
+    """The flaky resume test's nondeterminism: OpenBLAS's bits depend on its thread count, which it read from
+    each process's environment and CPUs (failed before: OPENBLAS_NUM_THREADS=1 gave other bits)."""
+    digests = set()
+    for threads in ("1", "2", None):
+        env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", blas.DISABLE_ENV,
+                                                                  blas.THREADS_ENV)}
+        if threads:
+            env["OPENBLAS_NUM_THREADS"] = threads
+        res = subprocess.run([sys.executable, "-c", PRODUCT_SCRIPT], env=env, capture_output=True, text=True, check=True)
+        digests.add(res.stdout.strip())
+    assert len(digests) == 1
 
 def test_tiny_models_are_consistent_and_deterministic(tiny_dirs, tmp_path):
     for arch, path in tiny_dirs.items():

@@ -58,6 +58,7 @@ def reference_run(llama_dir, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_run_writes_turn_log_summary_and_mlx_lm_adapter(reference_run, llama_dir, prompt_of):
     rows = records(reference_run, drop_timings=False)
     assert [r["turn"] for r in rows] == [0, 1, 2, 3]
@@ -103,12 +104,14 @@ def test_one_turn_changes_only_therapist_lora(llama_dir, tmp_path):
     assert not any(".adapters." not in k for k in changed)  # base weights bit-identical
 
 
+@pytest.mark.slow
 def test_seeded_runs_are_bit_identical(reference_run, llama_dir, tmp_path):
     assert main(cli_args(llama_dir, tmp_path / "again")) == 0
     assert records(tmp_path / "again") == records(reference_run)
     assert adapter_bytes(tmp_path / "again") == adapter_bytes(reference_run)
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_uninterrupted_result(reference_run, llama_dir, tmp_path):
     out = tmp_path / "killed"
     env = {**os.environ, "MLX_DISABLE_COMPILE": "1", "HF_HUB_OFFLINE": "1"}

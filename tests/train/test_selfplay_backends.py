@@ -99,6 +99,7 @@ def test_mlx_judge_and_client_use_the_frozen_adapter_and_never_crash(llama_dir):
         ModelRole(policy.model, policy.tokenizer, policy.router, FROZEN_ADAPTER, 1.0, 8)
 
 
+@pytest.mark.slow
 def test_model_judge_fallbacks_are_counted_and_skip_training(llama_dir, tmp_path):
     cfg = SelfPlayConfig(model=str(llama_dir), sessions=1, max_turns=1, judge="model", client="model",
                          judge_max_tokens=12, client_max_tokens=12, train=TrainConfig(max_new_tokens=12))

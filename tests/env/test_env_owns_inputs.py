@@ -1,0 +1,194 @@
+"""The env owns its inputs: copies actions, survives a failing backend, refuses
+out-of-space input in one clear error, and shows a tmog-mode agent nothing privileged."""
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import tbn_env
+from tbn_env.params import Params
+from tbn_env.protocols import ClientTurn, JudgeResult
+from tbn_env.template_client import TemplateClient
+
+from .strategies import assert_rejected_unchanged, env_state
+
+
+def _summary_after(actions) -> dict:
+    env = gym.make("Therapy-Scores-v0", max_turns=len(actions), info_mode="debug")
+    env.reset(seed=4)
+    for a in actions:
+        *_, info = env.step(a)
+    return info["session_summary"]
+
+
+def test_a_reused_action_buffer_does_not_change_the_session():
+    """Issue 17 failure 6: failed before (the summary read the caller's buffer: wrong, then NaN)."""
+    rows = [np.full(12, v) for v in (2.0, 6.0, 9.0)]
+    expected = _summary_after([r.copy() for r in rows])
+    env = gym.make("Therapy-Scores-v0", max_turns=3, info_mode="debug")
+    env.reset(seed=4)
+    buffer = np.empty(12)
+    for r in rows:
+        buffer[:] = r
+        *_, info = env.step(buffer)
+        buffer[:] = np.nan   # the caller reuses its buffer after each step
+    assert info["session_summary"]["dimensions"] == expected["dimensions"]
+
+
+class FlakyClient:
+    """The template client, except that it raises (a model client timing out) while `failing` is set."""
+
+    deterministic = True
+
+    def __init__(self):
+        self.inner, self.failing = TemplateClient(), False
+
+    def respond(self, view, history, rng):
+        if self.failing:
+            raise TimeoutError("the model server did not answer")
+        return self.inner.respond(view, history, rng)
+
+
+def test_a_client_that_raises_leaves_the_env_as_it_was_and_a_retry_works():
+    """Issue 17 failure 7: failed before (turn counter and history advanced, the retry played another turn)."""
+    turns = ["I'm here with you.", "What was that like?", "Take your time."]
+    reference = gym.make("Therapy-v0", max_turns=4, client=FlakyClient())
+    reference.reset(seed=1)
+    expected = [reference.step(t)[:2] for t in turns]
+    client = FlakyClient()
+    env = gym.make("Therapy-v0", max_turns=4, client=client)
+    env.reset(seed=1)
+    got = [env.step(turns[0])[:2]]
+    before = env_state(env)
+    client.failing = True
+    with pytest.raises(TimeoutError):
+        env.unwrapped.step(turns[1])
+    after = env_state(env)
+    assert all(np.array_equal(x, y) if isinstance(x, np.ndarray) else x == y for x, y in zip(before, after))
+    client.failing = False
+    got += [env.step(t)[:2] for t in turns[1:]]
+    for (obs_a, r_a), (obs_b, r_b) in zip(got, expected):
+        assert r_a == r_b and obs_a["client_utterance"] == obs_b["client_utterance"]
+        assert np.array_equal(obs_a["tmog"], obs_b["tmog"])
+
+
+class WrongJudge:
+    deterministic = True
+
+    def score(self, context):
+        return {"scores": dict.fromkeys(tbn_env.JUDGE_DIMENSIONS, 5.0)}
+
+
+class WrongClient:
+    deterministic = True
+
+    def __init__(self, reply):
+        self.reply, self.calls = reply, 0
+
+    def respond(self, view, history, rng):
+        self.calls += 1
+        return ClientTurn(thought="", utterance="Hello.") if self.calls == 1 else self.reply
+
+
+def test_backends_breaking_their_protocol_are_named():
+    """Issue 17 failure 7: failed before (a bare AttributeError; an empty utterance was accepted)."""
+    env = gym.make("Therapy-v0", judge=WrongJudge(), max_turns=3)
+    env.reset(seed=0)
+    assert_rejected_unchanged(env, "Hello.")
+    with pytest.raises(TypeError, match="Judge protocol.*dict, not a JudgeResult"):
+        env.unwrapped.step("Hello.")
+    for reply, error, message in (("plain text", TypeError, "Client protocol.*str, not a ClientTurn"),
+                                  (ClientTurn(thought="", utterance="  "), ValueError, "Client protocol.*empty")):
+        env = gym.make("Therapy-v0", client=WrongClient(reply), max_turns=3)
+        env.reset(seed=0)
+        with pytest.raises(error, match=message):
+            env.unwrapped.step("Hello.")
+
+
+@pytest.mark.parametrize("action", [np.full(12, 5 + 1j), np.array(["5"] * 12), ["5.0"] * 12,
+                                    np.full(12, True), [5.0] * 11 + [None]])
+def test_out_of_space_scores_are_refused(action):
+    """Issue 17 failure 9: complex and string scores failed before (converted, imaginary part dropped)."""
+    env = gym.make("Therapy-Scores-v0")
+    env.reset(seed=0)
+    assert_rejected_unchanged(env, action)
+    with pytest.raises(ValueError, match="judge dimensions|shape"):
+        JudgeResult(scores={"attunement": 5.0})
+
+
+def test_an_oversized_text_turn_is_refused_before_it_is_parsed():
+    """Issue 17 failure 9: failed before (the length was checked after stripping: 50 MB accepted)."""
+    env = gym.make("Therapy-v0")
+    env.reset(seed=0)
+    for action in (" " * 50_000_000 + "Hello.", {"utterance": "Hi." + " " * 5000}):
+        assert_rejected_unchanged(env, action)
+        with pytest.raises(ValueError, match="limited to 4096 characters, got"):
+            env.unwrapped.step(action)
+
+
+def test_control_characters_are_refused_in_turns_and_kept_out_of_render():
+    """Issue 17 failure 9: failed before (terminal escapes reached render())."""
+    env = gym.make("Therapy-v0", render_mode="ansi", client=WrongClient(ClientTurn(
+        thought="", utterance="\x1b[2J\x1b[31mI'm fine.\x07")))
+    env.reset(seed=0)
+    assert_rejected_unchanged(env, "Hello.\x1b[2J")
+    assert_rejected_unchanged(env, {"utterance": "Hi.", "thought": "\x00"})
+    obs, *_, info = env.step("Hello.")
+    assert "\x1b" not in info["render"] and "\x07" not in info["render"]
+    assert obs["client_utterance"] == "[2J[31mI'm fine." and env.observation_space.contains(obs)
+
+
+class GreekClient:
+    deterministic = True
+
+    def respond(self, view, history, rng):
+        return ClientTurn(thought="", utterance="Δεν ξέρω. 分からない。")
+
+
+def test_the_observation_keeps_the_client_s_unicode():
+    """Issue 17 failure 10: failed before (non-Latin text folded to '?')."""
+    env = gym.make("Therapy-v0", client=GreekClient())
+    obs, _ = env.reset(seed=0)
+    assert obs["client_utterance"] == "Δεν ξέρω. 分からない。" and env.observation_space.contains(obs)
+
+
+@pytest.mark.parametrize("env_id", ["Therapy-v0", "Therapy-Scores-v0"])
+def test_tmog_mode_info_has_nothing_privileged(env_id):
+    """Issue 17 failure 10: failed before (hidden thought, coiling, alliance and TAIE in tmog-mode info)."""
+    privileged = {"client_thought", "coiling", "alliance", "attunement", "taie"}
+    for kwargs, shown in (({}, False), ({"info_mode": "debug"}, True), ({"observation_mode": "full"}, True)):
+        env = gym.make(env_id, max_turns=2, render_mode="ansi", **kwargs)
+        _, info = env.reset(seed=0)
+        action = "Hello." if env_id == "Therapy-v0" else np.full(12, 5.0)
+        env.step(action)
+        *_, info = env.step(action)
+        assert (privileged - {"client_thought"} <= set(info)) is shown
+        assert bool(privileged & set(info)) is shown
+        assert ("worst_misread" in info["session_summary"]) is shown and "phase_reached" in info["session_summary"]
+        assert ("coiling" in info["render"]) is shown   # the ansi render rides in info too
+    with pytest.raises(ValueError, match="info_mode"):
+        gym.make(env_id, info_mode="verbose")
+    envs = gym.make_vec("Therapy-Scores-v0", num_envs=2, vectorization_mode="vector_entry_point")
+    assert "coiling" not in envs.reset(seed=0)[1]
+
+
+def test_a_wrong_reset_mask_is_refused_before_any_row_resets():
+    """Issue 17 failure 9: failed before (rows partly reset, then an IndexError)."""
+    envs = gym.make_vec("Therapy-Scores-v0", num_envs=3, vectorization_mode="vector_entry_point")
+    envs.reset(seed=0)
+    envs.step(np.full((3, 12), 6.0))
+    levels, turn = envs.unwrapped.kernel.levels.copy(), envs.unwrapped.turn.copy()
+    for mask in ([True, False, True, True, True], [1, 0, 1], [[True, False, True]]):
+        with pytest.raises(ValueError, match="reset_mask must be 3 booleans"):
+            envs.reset(options={"reset_mask": mask})
+    assert np.array_equal(envs.unwrapped.kernel.levels, levels) and np.array_equal(envs.unwrapped.turn, turn)
+    envs.reset(options={"reset_mask": np.array([False, True, False])})
+    assert list(envs.unwrapped.turn) == [1, 0, 1]
+
+
+@pytest.mark.parametrize("bad", [{"loa_rate": float("nan")}, {"taie_rate": float("inf")}, {"b_ref": -0.1},
+                                 {"tmog_worst_k": 0}, {"loa_rate": "fast"}, {"init_loa": ((1.0, float("nan")),)}])
+def test_params_are_validated(bad):
+    """Issue 17 failure 9: Params(loa_rate=nan) failed before (accepted; NaN observations)."""
+    name = next(iter(bad))
+    with pytest.raises(ValueError, match=f"Params.{name} must"):
+        Params(**bad)
