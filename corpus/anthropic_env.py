@@ -31,7 +31,7 @@ from .anthropic_api import (
     text_of,
 )
 
-JUDGE_TEMPERATURE = 0.0   # the judge scores greedily (spec §9.2)
+JUDGE_TEMPERATURE = 0.0   # the judge scores greedily
 CLIENT_TEMPERATURE = 0.8  # the client varies, capped well below 1.0 (App. 31 Failure 13)
 JUDGE_MAX_TOKENS = 2048   # 12 scores with explanations
 CLIENT_MAX_TOKENS = 512   # one client turn with its thought

@@ -8,7 +8,7 @@ A sampled (or tiny, random) model does not always write clean JSON. In order of 
    ``{"score": 7, "explanation": …}``, clamping to [0, 10], scanning ``dimension: number`` pairs
    when there is no JSON at all, and filling any dimension still missing with the neutral score;
 3. **fallback** — nothing usable: every dimension gets :data:`FALLBACK_SCORE` (5.0, the
-   dead zone of spec §9.2, so the env state does not move) and the caller logs and counts it.
+   dead zone: a 5 neither helps nor harms, so the env state does not move) and the caller logs and counts it.
 
 :func:`parse_judge_output` never raises; it is fuzzed with arbitrary text in the tests.
 """
@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from tbn_env.dimensions import JUDGE_DIMENSIONS, SCORE_MAX, SCORE_MIN
 from tbn_env.protocols import JudgeResult, Persona
 
-FALLBACK_SCORE = 5.0  # spec §9.2: the dead zone — neither helps nor harms the simulated client
+FALLBACK_SCORE = 5.0  # the dead zone — neither helps nor harms the simulated client
 MAX_JSON_STARTS = 64  # '{' positions tried by the extractor: bounds the work on pathological text
 MAX_TEXT_FIELD = 2000  # characters kept per explanation/narrative: a runaway judge can't bloat logs
 
@@ -38,7 +38,7 @@ _TRAILING_COMMA = re.compile(r",\s*([}\]])")
 
 
 class StrictVerdict(BaseModel):
-    """The judge JSON exactly as the prompt asks for it (spec §9.2 schema)."""
+    """The judge JSON exactly as the prompt asks for it."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -112,7 +112,7 @@ def _parse(text: str, persona: Persona) -> ParsedVerdict:
 
 
 def fallback_result(persona: Persona) -> JudgeResult:
-    """All 12 dimensions at the dead-zone score (spec §9.2)."""
+    """All 12 dimensions at the dead-zone score."""
     return JudgeResult(scores=dict.fromkeys(JUDGE_DIMENSIONS, FALLBACK_SCORE), persona=persona,
                        narrative="judge output unusable: neutral fallback scores")
 

@@ -1,4 +1,4 @@
-"""Model-agnostic chat prompts for the Judge and Client protocols (§9.3.7, §9.3.9, spec §12.6).
+"""Model-agnostic chat prompts for the Judge and Client protocols (§9.3.7, §9.3.9).
 
 Each builder returns a list of chat messages (system, then user). `tbn_train` renders them with a
 tokenizer's chat template for the MLX backends; `corpus` sends them to the Anthropic Messages API
@@ -55,7 +55,7 @@ def supervision(stage: int, phase: str, stance: str, guidance: str) -> str:
 
 
 def client_messages(view: ClientView, history: Sequence[DialogueTurn]) -> Messages:
-    """The simulated client's prompt from the env's :class:`ClientView` (spec §12.6 blocks)."""
+    """The simulated client's prompt from the env's :class:`ClientView`."""
     blocks = [
         f"Who you are:\n{view.profile_card}",
         f"Attachment strategy (DMM): {view.attachment}.",
@@ -105,7 +105,7 @@ def judge_system(persona: Persona) -> str:
 
 
 def judge_messages(context: JudgeContext, persona: Persona) -> Messages:
-    """The judge's prompt for one therapist turn (inputs of spec §9.1, including the profile card)."""
+    """The judge's prompt for one therapist turn (the triad, history, stage and phase of §9.3.7, and the profile card)."""
     body = (
         f"{supervision(context.stage, context.phase, context.stance, context.guidance)}\n"
         f"Client profile: {context.profile_card or '(none)'}\n"

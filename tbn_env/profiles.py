@@ -29,7 +29,7 @@ TYPE_NODES: dict[str, tuple[str, ...]] = {
     "C": ("emotional_flooding", "abandonment_fear", "proximity_seeking", "rejection_sensitivity",
           "seduction_as_defense", "emotional_reactivity", "borderline_instability"),
 }
-TYPE_X_PRIOR = {"A": (-8.0, -4.0), "B": (-2.0, 2.0), "C": (4.0, 8.0)}  # TAIE X at reset (spec §5.3)
+TYPE_X_PRIOR = {"A": (-8.0, -4.0), "B": (-2.0, 2.0), "C": (4.0, 8.0)}  # TAIE X at reset
 STRATEGY_SHIFT = 0.15       # pathology added to the nodes a strategy relies on
 SECURE_RELIEF = -0.05       # a Type B client is a little healthier everywhere
 DEFENSE_SHIFT = 0.15        # pathology added to each named active defence

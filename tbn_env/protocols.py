@@ -78,7 +78,7 @@ class Judge(Protocol):
 
 
 class ClientView(BaseModel):
-    """What a simulated client is conditioned on (spec §12.6): its profile and its current state."""
+    """What a simulated client is conditioned on: its profile and its current state."""
 
     model_config = ConfigDict(frozen=True)
     profile_card: str

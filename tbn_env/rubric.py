@@ -66,9 +66,14 @@ class Rubric(BaseModel):
 
 
 @lru_cache(maxsize=1)
+def rubric_data() -> dict:
+    """The packaged rubric file as parsed TOML, unvalidated (the import-time dimension check reads it)."""
+    return tomllib.loads(resources.files("tbn_env").joinpath("data/rubric.toml").read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=1)
 def load_rubric() -> Rubric:
     """The packaged rubric (parsed and validated once per process)."""
-    text = resources.files("tbn_env").joinpath("data/rubric.toml").read_text(encoding="utf-8")
-    data = tomllib.loads(text)
+    data = rubric_data()
     return Rubric(bands=data["bands"], dimensions={d: data["dimensions"][d] for d in JUDGE_DIMENSIONS
                                                    if d in data["dimensions"]} | data["dimensions"])

@@ -31,8 +31,8 @@ from tbn_train.prompts import render
 from tbn_train.timing import Timings, switched
 from tbn_train.turns import SILENCE, split_turn
 
-JUDGE_TEMPERATURE = 0.0  # spec §9.2: greedy, so a verdict is a function of its input
-CLIENT_TEMPERATURE = 0.8  # spec §12.6 (under the 0.9 cap of §9.3.10)
+JUDGE_TEMPERATURE = 0.0  # greedy, so a verdict is a function of its input
+CLIENT_TEMPERATURE = 0.8  # a varied client, under the 0.9 cap of §9.3.10
 JUDGE_MAX_TOKENS = 1024  # 12 scores + 12 explanations + narrative as JSON
 CLIENT_MAX_TOKENS = 256  # thought + a few spoken sentences
 LOG_SNIPPET = 200  # characters of unusable judge output quoted in the log

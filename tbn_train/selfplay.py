@@ -9,10 +9,10 @@ Per turn, in the paper's order (§9.3.14.2):
    is built from both, the therapist re-generates at T = 0.5, and the margin loss on x *without*
    the feedback is applied first, weighted 0.4 × the treatment-level modifier m (§9.3.13);
 4. **GRPO** (§9.3.10): K = 4 candidates from the *updated* policy at T ∈ {0.6, 0.7, 0.8, 0.9},
-   each scored stage composite + stage modifiers (spec §8.5; 0 if a hard validator fails, spec
-   §20.2), z-scored, with a k1 KL to the frozen start; applied second, weighted 0.6.
+   each scored stage composite + stage modifiers (0 if a hard validator fails, App. 31),
+   z-scored, with a k1 KL to the frozen start; applied second, weighted 0.6.
 
-The treatment-level modifier (spec §8.5) is m = clip(1 + u, 0.5, 2) with
+The treatment-level modifier is m = clip(1 + u, 0.5, 2) with
 u = −(phase + stage transition reward)/100 − 10 · Δ(TMoG attunement): a correction matters more
 when the committed answer cost a phase, a stage, or attunement.
 
@@ -74,9 +74,9 @@ from tbn_train.run_dir import RunDir
 from tbn_train.timing import Timings, switched
 from tbn_train.turns import SILENCE, hard_failures, split_turn
 
-MODIFIER_MIN, MODIFIER_MAX = 0.5, 2.0  # spec §8.5: the urgency modifier's clip range
-TRANSITION_SCALE = 100.0  # spec §8.5: ±20 phase / ±100–150 stage rewards → ±0.2 / ±1–1.5
-ATTUNEMENT_SCALE = 10.0  # spec §8.5: a 0.01 TMoG-accuracy loss adds 0.1 urgency
+MODIFIER_MIN, MODIFIER_MAX = 0.5, 2.0  # the urgency modifier's clip range
+TRANSITION_SCALE = 100.0  # ±20 phase / ±100–150 stage rewards → ±0.2 / ±1–1.5
+ATTUNEMENT_SCALE = 10.0  # a 0.01 TMoG-accuracy loss adds 0.1 urgency
 ENV_STATE_FILE = "env_state.pkl"  # env.get_state() is picklable, not JSON
 EVAL_DIR = "eval"  # --eval-every writes curve.json and curve.png here
 EVAL_SESSIONS = 3  # one held-out client of each DMM family per evaluation
@@ -151,13 +151,13 @@ class TimedClient:
 
 
 def candidate_score(scores: dict[str, float], stage: int, params: Params) -> float:
-    """GRPO score of one candidate: stage-weighted composite + the stage modifiers it earns (spec §8.5)."""
+    """GRPO score of one candidate: stage-weighted composite + the stage modifiers it earns."""
     vec = as_score_vector(scores)
     return weighted_composite(vec, stage, params) + sum(modifier_terms(vec, stage, params).values())
 
 
 def treatment_modifier(reward_breakdown: dict, attunement_delta: float) -> float:
-    """m = clip(1 + u, 0.5, 2), u = −(R_phase + R_stage)/100 − 10 Δattunement (spec §8.5)."""
+    """m = clip(1 + u, 0.5, 2), u = −(R_phase + R_stage)/100 − 10 Δattunement."""
     u = -(reward_breakdown["phase_transition"] + reward_breakdown["stage_transition"]) / TRANSITION_SCALE
     u -= ATTUNEMENT_SCALE * attunement_delta
     return float(np.clip(1.0 + u, MODIFIER_MIN, MODIFIER_MAX))
@@ -260,7 +260,7 @@ class SelfPlay:
             failed = hard_failures(thought, utterance)
             failures.append(failed)
             if failed:
-                scores.append(0.0)  # spec §14.2: garbage ranks last, unjudged
+                scores.append(0.0)  # garbage ranks last, unjudged
                 continue
             result = self.judges["clinical"].score(view.judge_context(thought, utterance))
             fallback |= self.judges["clinical"].last_status == "fallback"

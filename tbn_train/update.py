@@ -3,8 +3,8 @@
 Each step: compute the loss through the trainable adapter, take gradients with respect to the
 trainable LoRA factors only (``set_trainable``), clip them to global norm 1.0, *then* scale them
 (RLAIF by 0.4 × the treatment-level modifier, GRPO by 0.6) and apply one shared Adam (lr 1e-6).
-Clipping first keeps the weights meaningful: scaling first would let the clip undo them
-(spec env-trainer.md §15.2). Per turn the caller runs :meth:`PolicyUpdater.rlaif` first, then
+Clipping first keeps the weights meaningful: scaling first would let the clip undo them.
+Per turn the caller runs :meth:`PolicyUpdater.rlaif` first, then
 generates the GRPO candidates with the updated policy and runs :meth:`PolicyUpdater.grpo`
 (§9.3.10, §9.3.13).
 """
