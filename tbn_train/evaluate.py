@@ -141,7 +141,10 @@ def hacking_screen(utterances: list[str]) -> dict[str, Any]:
 def summarise(sessions: list[dict[str, Any]]) -> dict[str, Any]:
     """One adapter's report from its sessions."""
     turns = [t for s in sessions for t in s["turns"]]
-    per_session = lambda f: [np.mean([f(t) for t in s["turns"]]) for s in sessions]
+
+    def per_session(f) -> list[float]:
+        return [float(np.mean([f(t) for t in s["turns"]])) for s in sessions]
+
     events = Counter(e for t in turns for e in t["events"])
     terms = ("composite", "modifiers", "phase_transition", "stage_transition", "taie", "total")
     return {
