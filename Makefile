@@ -62,13 +62,15 @@ DEMO_DIR ?= runs/demo
 # template client. A few minutes on CPU.
 demo: $(STAMP) sysdeps
 	$(PY) -m tbn_train.cli make-tiny-model $(DEMO_DIR)/tiny-model
-	rm -rf $(DEMO_DIR)/corpus $(DEMO_DIR)/dapt $(DEMO_DIR)/dapt-run $(DEMO_DIR)/selfplay
+	rm -rf $(DEMO_DIR)/corpus $(DEMO_DIR)/dapt $(DEMO_DIR)/dapt-run $(DEMO_DIR)/selfplay $(DEMO_DIR)/eval
 	$(PY) -m corpus.cli generate --n 2 --out $(DEMO_DIR)/corpus
 	$(PY) -m dapt.cli preprocess --corpus $(DEMO_DIR)/corpus --out $(DEMO_DIR)/dapt --tokenizer $(DEMO_DIR)/tiny-model
 	$(PY) -m dapt.cli train --model $(DEMO_DIR)/tiny-model --data $(DEMO_DIR)/dapt --out $(DEMO_DIR)/dapt-run \
 	    --max-steps 4 --window-tokens 512 --recap-max-tokens 24
 	$(PY) -m tbn_train.cli selfplay --model $(DEMO_DIR)/tiny-model --init-adapter $(DEMO_DIR)/dapt-run/adapter \
 	    --sessions 2 --max-turns 3 --max-new-tokens 24 --out $(DEMO_DIR)/selfplay
+	$(PY) -m tbn_train.cli eval --model $(DEMO_DIR)/tiny-model --adapter $(DEMO_DIR)/dapt-run/adapter \
+	    --adapter $(DEMO_DIR)/selfplay/therapist --sessions 2 --max-turns 3 --max-new-tokens 24 --out $(DEMO_DIR)/eval
 	$(PY) -m tbn_env.demo --max-turns 6
 
 bench: $(STAMP) sysdeps

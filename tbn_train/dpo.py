@@ -1,11 +1,11 @@
 """DPO from preference pairs — Methods A and B of §9.3.11 — on the self-play machinery.
 
 Method A (pairs from plain RRA windows) and Method B (the same pairs under the full curriculum's
-contexts) differ only in where the pairs come from (spec env-trainer.md §17); the trainer reads
+contexts) differ only in where the pairs come from; the trainer reads
 one JSONL of ``{"prompt", "chosen", "rejected"}`` records. ``prompt`` is a string (one user
 message) or a list of chat messages; it is rendered with the tokenizer's chat template, and each
 completion ends with EOS so the stop decision is trained too. The reference is the frozen starting
-adapter (:mod:`tbn_train.policy`), β = 0.1 (spec §17). Batches follow a per-epoch permutation
+adapter (:mod:`tbn_train.policy`), β = 0.1. Batches follow a per-epoch permutation
 derived from (seed, epoch), so a resumed run replays exactly the same order.
 """
 
@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from tqdm import tqdm
 
 from tbn_train.config import TrainConfig
-from tbn_train.policy import build_policy, AdapterDir, ModelDir
+from tbn_train.policy import AdapterDir, ModelDir, build_policy
 from tbn_train.prompts import render
 from tbn_train.run_dir import RunDir
 
@@ -80,7 +80,7 @@ class DPOConfig(BaseModel):
     model: ModelDir = Field(description="mlx-lm model directory or Hugging Face repository id")
     pairs: str = Field(description="preference pairs JSONL {prompt, chosen, rejected}")
     init_adapter: AdapterDir = Field(None, description="mlx-lm adapter: therapist start and DPO reference")
-    epochs: int = Field(1, ge=1, description="passes over the pairs (spec §17: 1)")
+    epochs: int = Field(1, ge=1, description="passes over the pairs (1)")
     batch_size: int = Field(1, ge=1, description="pairs per optimizer step")
     checkpoint_every: int = Field(1, ge=1, description="checkpoint every N steps (and at the end)")
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -117,7 +117,8 @@ def run_dpo(cfg: DPOConfig, out: str | Path, resume: bool = False) -> Path:
             result = up.dpo(*(list(col) for col in zip(*batch)))
             step += 1
             run.log({"step": step, "epoch": epoch, "pairs": chosen_ids,
-                     "loss": result.loss, "grad_norm": result.grad_norm, "seconds": time.perf_counter() - start})
+                     "loss": result.loss, "grad_norm": result.grad_norm, **result.metrics,
+                     "seconds": time.perf_counter() - start})
             if step % cfg.checkpoint_every == 0 or step == total:
                 run.checkpoint(step, policy.model, policy.router, up.optimizer, seed=cfg.train.seed,
                                state={"step": step, "updater_counters": asdict(up.counters)}, keep=cfg.train.keep_checkpoints)
