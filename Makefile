@@ -59,11 +59,14 @@ DEMO_DIR ?= runs/demo
 # The whole training chain, end to end and offline (examples/pipeline.toml): an offline corpus and its
 # counterfactuals, cut into the DAPT curriculum, a few Rolling Recap steps on a tiny local model (built
 # offline), SFT on the chat export, DPO on Method A pairs and self-play, each adapter warm-starting the
-# next; rerunning continues a killed run. Then the environment's own demo. A few minutes on CPU.
+# next; rerunning continues a killed run. Then the DAPT start adapter and the self-play therapist are
+# evaluated side by side on held-out clients, and the environment's own demo runs. A few minutes on CPU.
 demo: $(STAMP) sysdeps
 	$(PY) -m tbn_train.cli make-tiny-model $(DEMO_DIR)/tiny-model
-	rm -rf $(DEMO_DIR)/pipeline
+	rm -rf $(DEMO_DIR)/pipeline $(DEMO_DIR)/eval
 	$(PY) -m tbn_train.pipeline run --config examples/pipeline.toml --model $(DEMO_DIR)/tiny-model --out $(DEMO_DIR)/pipeline
+	$(PY) -m tbn_train.cli eval --model $(DEMO_DIR)/tiny-model --adapter $(DEMO_DIR)/pipeline/rra/adapter \
+	    --adapter $(DEMO_DIR)/pipeline/selfplay/therapist --sessions 2 --max-turns 3 --max-new-tokens 24 --out $(DEMO_DIR)/eval
 	$(PY) -m tbn_env.demo --max-turns 6
 
 bench: $(STAMP) sysdeps

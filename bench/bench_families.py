@@ -10,9 +10,7 @@ turn with the model's own client and judge, timed by part.
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 
 import tbn_train  # noqa: F401  (preloads OpenBLAS before mlx.core)
 
@@ -30,21 +28,10 @@ from tbn_train.policy import build_policy
 from tbn_train.prompts import TherapistView, render, therapist_messages
 from tbn_train.selfplay import SelfPlay, SelfPlayConfig
 from tbn_train.tiny_model import make_tiny_model
+from timing import timed  # bench/timing.py, beside this script
 
-REPEATS = 3  # median of 3 timed runs after one warm-up, as bench_train.py
 PARTS = ("generation", "client", "judging", "rlaif", "grpo", "switching", "env", "overhead", "total",
          "rlaif step (forced)", "grpo step (forced, K = 4)", "prompt tokens")
-
-
-def timed(fn, repeats: int = REPEATS) -> float:
-    """Median wall time of ``fn`` in seconds, after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def measure(model_dir, tokens: int) -> dict:

@@ -10,7 +10,6 @@ therapist + client + judge adapters vs the base model alone (issue #4 targets).
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 
@@ -26,19 +25,8 @@ from tbn_train.generation import GRPO_TEMPERATURES, generate, generate_candidate
 from tbn_train.lora import AdapterRouter, LoRASpec, add_adapter, set_trainable
 from tbn_train.model import load_model
 from tbn_train.tiny_model import make_tiny_model
+from timing import timed  # bench/timing.py, beside this script
 
-REPEATS = 3  # median of 3 timed runs after one warm-up: enough to damp 2-core scheduler noise
-
-
-def timed(fn, repeats: int = REPEATS) -> float:
-    """Median wall time of ``fn`` in seconds, after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:

@@ -7,17 +7,36 @@ there (`tbn_env.judge_parse`), so a malformed reply never crashes a run.
 """
 from __future__ import annotations
 
+import logging
+
 from tbn_env.judge_parse import parse_judge_output
-from tbn_env.llm_prompts import client_messages, judge_messages
-from tbn_env.protocols import ClientTurn, ClientView, DialogueTurn, JudgeContext, JudgeResult, Persona
+from tbn_env.llm_prompts import client_messages, judge_messages, taie_messages
+from tbn_env.protocols import (
+    ClientTurn,
+    ClientView,
+    DialogueTurn,
+    JudgeContext,
+    JudgeResult,
+    Persona,
+)
+from tbn_env.taie_full import TaieAssessment, parse_taie_output
 from tbn_env.turn_format import parse_therapist_turn
 
-from .anthropic_api import AnthropicSettings, Usage, sampling, split_system, sync_client, text_of
+from .anthropic_api import (
+    AnthropicSettings,
+    Usage,
+    sampling,
+    split_system,
+    sync_client,
+    text_of,
+)
 
-JUDGE_TEMPERATURE = 0.0   # the judge scores greedily (spec §9.2)
+JUDGE_TEMPERATURE = 0.0   # the judge scores greedily
 CLIENT_TEMPERATURE = 0.8  # the client varies, capped well below 1.0 (App. 31 Failure 13)
 JUDGE_MAX_TOKENS = 2048   # 12 scores with explanations
 CLIENT_MAX_TOKENS = 512   # one client turn with its thought
+
+log = logging.getLogger(__name__)
 
 
 class _Claude:
@@ -54,7 +73,20 @@ class AnthropicJudge(_Claude):
         """The 12-dimension verdict for one therapist turn, repaired or counted as a fallback."""
         verdict = parse_judge_output(self._ask(judge_messages(context, self.persona)), self.persona)
         self.verdicts[verdict.status] += 1
+        if verdict.status != "ok":
+            log.warning("Claude judge (%s) output %s: %s", self.persona, verdict.status, verdict.reason)
         return verdict.result
+
+    def evaluate_session(self, messages: list[dict[str, str]]) -> str:
+        """The holistic session evaluation of §9.3.7.2 (see ``tbn_env.session_judge``)."""
+        return self._ask(messages)
+
+    def assess_taie(self, context: JudgeContext, axes) -> TaieAssessment | None:
+        """Full-mode TAIE (§9.3.4); None, logged, when Claude's reply is unusable."""
+        assessment, reason = parse_taie_output(self._ask(taie_messages(context, axes)))
+        if assessment is None:
+            log.warning("Claude TAIE assessment refused: %s", reason)
+        return assessment
 
 
 class AnthropicClient(_Claude):

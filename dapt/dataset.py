@@ -1,7 +1,7 @@
 """A `tbn-dapt preprocess` directory read back for training: samples by id, in curriculum order.
 
 The index keeps only (shard, byte offset, length, strategy) per sample and reads one sample at a time,
-so training memory does not grow with the corpus, like preprocessing (DESIGN §4).
+so training memory does not grow with the corpus, like preprocessing.
 """
 from __future__ import annotations
 

@@ -14,12 +14,10 @@ from .dimensions import JUDGE_DIMENSIONS
 def dimension_tables() -> dict[str, set[str]]:
     """Table name -> the dimensions it has an entry for (tables that need every dimension)."""
     from .buckets import DIM_TO_BUCKET
-    from .llm_prompts import DIMENSION_QUESTIONS
-    from .rubric_judge import RECOMMEND
+    from .rubric import rubric_data
 
     return {
-        "tbn_env/rubric_judge.py RECOMMEND (rubric judge advice)": set(RECOMMEND),
-        "tbn_env/llm_prompts.py DIMENSION_QUESTIONS (LLM judge prompt)": set(DIMENSION_QUESTIONS),
+        "tbn_env/data/rubric.toml [dimensions] (judge questions, anchors, advice)": set(rubric_data()["dimensions"]),
         "tbn_env/buckets.py DIM_TO_BUCKET (bucket map)": set(DIM_TO_BUCKET),
     }
 

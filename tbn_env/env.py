@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import copy
 from functools import lru_cache
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -18,9 +18,11 @@ from .params import Params
 from .profiles import ClientProfile, resolve_profile
 from .protocols import Client, ClientTurn, ClientView, DialogueTurn, Judge, JudgeContext, JudgeResult
 from .session import SessionCore, TurnResult
+from .session_judge import judge_full_session
 from .spaces import MAX_ACTION_CHARS, observation_space, observe, printable, text_space
 
 ACTION_MODES = ("text", "scores", "intervention")
+TAIE_MODES = ("lightweight", "full")  # §9.3.4
 OBSERVATION_MODES = ("tmog", "full")
 INFO_MODES = ("default", "debug")
 #: `info` keys that reveal the client's hidden state: only with observation_mode="full" or info_mode="debug".
@@ -99,9 +101,14 @@ class TherapyEnv(gym.Env):
 
     ## Arguments
     `action_mode`, `observation_mode`, `episode`, `max_turns=20`, `max_sessions=20`, `judge`,
-    `client`, `profile`, `start_stage=1`, `render_mode` ("ansi" or "rgb_array"), `params`, `info_mode`.
+    `client`, `profile`, `start_stage=1`, `render_mode` ("ansi" or "rgb_array"), `params`, `info_mode`,
+    `taie_mode` ("lightweight", or "full": every text turn the judge's explicit TAIE assessment of
+    §9.3.4 is blended into the axes and returned as `info["taie_full"]`, a privileged key).
     With `observation_mode="tmog"`, `info` carries nothing a therapist could not know (no hidden
     thought, coiling, alliance, TMoG accuracy or TAIE) unless `info_mode="debug"`.
+
+    The last step of each session adds `info["session_assessment"]`, the whole session judged
+    (§9.3.7.2, `tbn_env.session_judge.judge_full_session`).
 
     ## Vectorized environment
     `gym.make_vec("Therapy-Scores-v0", num_envs=8, vectorization_mode="vector_entry_point")` steps all
@@ -115,13 +122,14 @@ class TherapyEnv(gym.Env):
     True
     """
 
-    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
 
     def __init__(self, action_mode: str = "text", observation_mode: str = "tmog", episode: str = "session",
                  max_turns: int = 20, max_sessions: int = DEFAULT_MAX_SESSIONS, judge: Judge | None = None,
                  client: Client | None = None, profile: str | ClientProfile | None = None, start_stage: int = 1,
-                 render_mode: str | None = None, params: Params | None = None, info_mode: str = "default") -> None:
-        for name, value, allowed in (("action_mode", action_mode, ACTION_MODES),
+                 render_mode: str | None = None, params: Params | None = None, info_mode: str = "default",
+                 taie_mode: str = "lightweight") -> None:
+        for name, value, allowed in (("action_mode", action_mode, ACTION_MODES), ("taie_mode", taie_mode, TAIE_MODES),
                                      ("observation_mode", observation_mode, OBSERVATION_MODES),
                                      ("info_mode", info_mode, INFO_MODES),
                                      ("episode", episode, EPISODES)):
@@ -150,7 +158,10 @@ class TherapyEnv(gym.Env):
         for name, obj, proto in (("judge", judge, Judge), ("client", client, Client)):
             if obj is not None and not isinstance(obj, proto):
                 raise TypeError(f"{name} must implement the tbn_env {proto.__name__} protocol")
-        self.judge, self.client = judge, client
+        if taie_mode == "full" and not callable(getattr(judge, "assess_taie", None)):
+            raise ValueError("taie_mode='full' needs a text-mode judge with assess_taie(context, axes) "
+                             "(RubricJudge, MLXJudge or AnthropicJudge)")
+        self.judge, self.client, self.taie_mode = judge, client, taie_mode
         #: False when a sampled model scores or speaks: same seed, different trajectory.
         self.deterministic = all(getattr(x, "deterministic", True) for x in (judge, client))
         self.action_space = {"text": text_space(MAX_ACTION_CHARS),
@@ -181,12 +192,13 @@ class TherapyEnv(gym.Env):
         self.trace: list[dict[str, float]] = []
         self.last: TurnResult | None = None
         self.last_judge: JudgeResult | None = None
+        self.session_judged: list[JudgeResult] = []
         self.client_words = self._client_speaks() if self.action_mode == "text" else None
         return self._observation(), self._info()
 
     # ------------------------------------------------------------------ checkpointing
     _FIELDS = ("profile", "session_index", "rupture", "done", "history", "trace", "last", "last_judge",
-               "client_words")
+               "session_judged", "client_words")
 
     def get_state(self) -> dict[str, Any]:
         """The episode's full state as picklable values: the client, the dialogue and every RNG.
@@ -232,6 +244,7 @@ class TherapyEnv(gym.Env):
         session_end = core.turn_in_session + 1 >= self.max_turns
         client_rupture = bool(self.client_words and self.client_words.rupture)
         result = core.turn(scores, session_end=session_end, rupture=client_rupture)
+        taie_full = self._assess_taie(thought, utterance) if self.taie_mode == "full" else None
         self.last = result
         self.rupture = any(e["type"] == "rupture" for e in result.events)
         if self.render_mode == "rgb_array":
@@ -246,14 +259,23 @@ class TherapyEnv(gym.Env):
                 self.session_index += 1
                 self.rupture = False
         self.done = terminated or truncated
+        assessment = None
         if self.action_mode == "text":
             self.history.append(DialogueTurn(client=self.client_words.utterance, therapist=utterance,
                                              therapist_thought=thought))
-            if session_end:
+            self.session_judged.append(self.last_judge)
+            if session_end:  # §9.3.7.2: the whole session judged at its end
+                assessment = judge_full_session(self.session_judged, result.session_summary["stage"], self.params,
+                                                judge=self.judge, history=self.history)
+                self.session_judged = []
                 self.history.clear()
             if not self.done:
                 self.client_words = self._client_speaks()
         info = self._info(result)
+        if assessment is not None:
+            info["session_assessment"] = assessment.model_dump()
+        if self.taie_mode == "full" and self.privileged_info:   # axes of the hidden state: privileged like "taie"
+            info["taie_full"] = taie_full.model_dump() if taie_full is not None else None
         if self.render_mode == "ansi":
             info["render"] = self.render()
         return self._observation(), float(result.reward.total), terminated, truncated, info
@@ -286,6 +308,17 @@ class TherapyEnv(gym.Env):
                             f"{type(verdict).__name__}, not a JudgeResult")
         self.last_judge = verdict
         return as_score_vector(verdict.scores), thought, utterance
+
+    def _assess_taie(self, thought: str, utterance: str):
+        """Full-mode TAIE (§9.3.4): the judge's explicit axes, blended into the running estimate."""
+        ctx = JudgeContext(client_utterance=self.client_words.utterance, therapist_thought=thought,
+                           therapist_utterance=utterance, history=tuple(self.history[-HISTORY_TURNS:]),
+                           stage=self.core.stage, phase=self.core.phase, stance=self.core.stance.name,
+                           guidance=self.core.guidance, profile_card=self.profile.card())
+        assessment = self.judge.assess_taie(ctx, self.core.kernel.taie[0].copy())
+        if assessment is not None:
+            self.core.blend_taie(assessment.axes())
+        return assessment
 
     def _parse_text(self, action) -> tuple[str, str]:
         from .turn_format import parse_therapist_turn

@@ -8,7 +8,7 @@ A sampled (or tiny, random) model does not always write clean JSON. In order of 
    ``{"score": 7, "explanation": …}``, clamping to [0, 10], scanning ``dimension: number`` pairs
    when there is no JSON at all, and filling any dimension still missing with the neutral score;
 3. **fallback** — nothing usable: every dimension gets :data:`FALLBACK_SCORE` (5.0, the
-   dead zone of spec §9.2, so the env state does not move) and the caller logs and counts it.
+   dead zone: a 5 neither helps nor harms, so the env state does not move) and the caller logs and counts it.
 
 :func:`parse_judge_output` never raises; it is fuzzed with arbitrary text in the tests.
 """
@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from tbn_env.dimensions import JUDGE_DIMENSIONS, SCORE_MAX, SCORE_MIN
 from tbn_env.protocols import JudgeResult, Persona
 
-FALLBACK_SCORE = 5.0  # spec §9.2: the dead zone — neither helps nor harms the simulated client
+FALLBACK_SCORE = 5.0  # the dead zone — neither helps nor harms the simulated client
 MAX_JSON_STARTS = 64  # '{' positions tried by the extractor: bounds the work on pathological text
 MAX_TEXT_FIELD = 2000  # characters kept per explanation/narrative: a runaway judge can't bloat logs
 
@@ -38,7 +38,7 @@ _TRAILING_COMMA = re.compile(r",\s*([}\]])")
 
 
 class StrictVerdict(BaseModel):
-    """The judge JSON exactly as the prompt asks for it (spec §9.2 schema)."""
+    """The judge JSON exactly as the prompt asks for it."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -60,35 +60,45 @@ class StrictVerdict(BaseModel):
 
 @dataclass(frozen=True)
 class ParsedVerdict:
-    """A judge result plus how it was obtained (``filled``: dimensions set to the neutral score)."""
+    """A judge result plus how it was obtained (``filled``: dimensions set to the neutral score) and,
+    unless it was clean, why it was repaired or refused (for the log)."""
 
     result: JudgeResult
     status: Status
     filled: int
+    reason: str = ""
 
 
 def parse_judge_output(text: str, persona: Persona = "clinical") -> ParsedVerdict:
     """Parse, repair, or fall back (see the module docstring). Never raises."""
     try:
         return _parse(text, persona)
-    except (ValueError, TypeError, RecursionError):  # e.g. pathologically nested JSON: a run must not die
-        return ParsedVerdict(fallback_result(persona), "fallback", len(JUDGE_DIMENSIONS))
+    except (ValueError, TypeError, RecursionError) as exc:  # e.g. pathologically nested JSON: a run must not die
+        return ParsedVerdict(fallback_result(persona), "fallback", len(JUDGE_DIMENSIONS),
+                             f"unparseable output ({type(exc).__name__})")
 
 
 def _parse(text: str, persona: Persona) -> ParsedVerdict:
-    obj = _extract_object(text if isinstance(text, str) else "")
+    text = text if isinstance(text, str) else ""
+    obj = _extract_object(text)
+    problem = "no JSON object"
     if obj is not None:
         try:
             strict = StrictVerdict.model_validate(obj)
             if all(type(x) in (int, float) for x in obj["scores"].values()):
                 return ParsedVerdict(_result(strict.model_dump(), persona), "ok", 0)
-        except (ValidationError, TypeError, AttributeError):
-            pass
+            problem = "scores written as text"
+        except ValidationError as exc:
+            problem = "schema: " + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])
+        except (TypeError, AttributeError):
+            problem = "scores not a mapping"
     scores, explanations = _scores_from_object(obj) if obj is not None else ({}, {})
+    how = "coerced from the JSON object"
     if not scores:
-        scores = _scores_from_pairs(text if isinstance(text, str) else "")
+        scores, how = _scores_from_pairs(text), "scanned as 'dimension: number' pairs"
     if not scores:
-        return ParsedVerdict(fallback_result(persona), "fallback", len(JUDGE_DIMENSIONS))
+        return ParsedVerdict(fallback_result(persona), "fallback", len(JUDGE_DIMENSIONS),
+                             f"{problem}; no dimension scores found")
     filled = [d for d in JUDGE_DIMENSIONS if d not in scores]
     fields = {
         "scores": {d: scores.get(d, FALLBACK_SCORE) for d in JUDGE_DIMENSIONS},
@@ -97,11 +107,12 @@ def _parse(text: str, persona: Persona) -> ParsedVerdict:
         "critical_moments": _texts(obj.get("critical_moments")) if obj else [],
         "recommendations": _texts(obj.get("recommendations")) if obj else [],
     }
-    return ParsedVerdict(_result(fields, persona), "repaired", len(filled))
+    reason = f"{problem}; scores {how}" + (f"; {len(filled)} missing filled with {FALLBACK_SCORE:g}" if filled else "")
+    return ParsedVerdict(_result(fields, persona), "repaired", len(filled), reason)
 
 
 def fallback_result(persona: Persona) -> JudgeResult:
-    """All 12 dimensions at the dead-zone score (spec §9.2)."""
+    """All 12 dimensions at the dead-zone score."""
     return JudgeResult(scores=dict.fromkeys(JUDGE_DIMENSIONS, FALLBACK_SCORE), persona=persona,
                        narrative="judge output unusable: neutral fallback scores")
 

@@ -1,4 +1,4 @@
-"""Model-agnostic chat prompts for the Judge and Client protocols (§9.3.7, §9.3.9, spec §12.6).
+"""Model-agnostic chat prompts for the Judge and Client protocols (§9.3.7, §9.3.9).
 
 Each builder returns a list of chat messages (system, then user). `tbn_train` renders them with a
 tokenizer's chat template for the MLX backends; `corpus` sends them to the Anthropic Messages API
@@ -7,27 +7,12 @@ same rubric.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from .protocols import ClientView, DialogueTurn, JudgeContext, Persona
+from .rubric import LEVELS, load_rubric
 
 Messages = list[dict[str, str]]
-
-# One line per dimension: the rubric question of §9.3.7.1 (our wording).
-DIMENSION_QUESTIONS: dict[str, str] = {
-    "attunement": "caught the client's emotional bids and matched their tone",
-    "pacing": "honoured the client's tempo, neither rushing nor stalling",
-    "safety": "created or kept felt safety",
-    "non_reactivity": "stayed regulated under pressure",
-    "validation": "validated in a way that lands without fostering dependence",
-    "boundaries": "kept relational boundaries flexible, clear and kind",
-    "repair": "repaired a rupture, or tended the relationship before one",
-    "clinical_wisdom": "chose what a master clinician would be proud of",
-    "thoughtfulness": "noticed and integrated many aspects of the client",
-    "parallel_thinking": "translated inner reasoning into speech with discernment; what was left unsaid was wise",
-    "tenderness": "met offered vulnerability with tenderness",
-    "artfulness": "found elegant language a client might remember for years",
-}
 
 PERSONA_BRIEFS: dict[str, str] = {
     "clinical": "You are a neutral, experienced clinical supervisor. Score strictly by the anchors.",
@@ -70,14 +55,14 @@ def supervision(stage: int, phase: str, stance: str, guidance: str) -> str:
 
 
 def client_messages(view: ClientView, history: Sequence[DialogueTurn]) -> Messages:
-    """The simulated client's prompt from the env's :class:`ClientView` (spec §12.6 blocks)."""
+    """The simulated client's prompt from the env's :class:`ClientView`."""
     blocks = [
         f"Who you are:\n{view.profile_card}",
         f"Attachment strategy (DMM): {view.attachment}.",
         f"Defences: {', '.join(view.defenses) or 'none named'}. Concerns: {', '.join(view.presenting_concerns) or 'none named'}.",
         f"Session {view.session}, turn {view.turn}; treatment stage {view.stage}, phase {view.phase}.",
-        f"Strongest painful feelings: {', '.join(view.dominant_maladaptive)}. "
-        f"Strongest resources: {', '.join(view.dominant_adaptive)}.",
+        (f"Strongest painful feelings: {', '.join(view.dominant_maladaptive)}. "
+         f"Strongest resources: {', '.join(view.dominant_adaptive)}."),
         f"What weighs on you most: {', '.join(n.replace('_', ' ') for n in view.salient_nodes)}.",
     ]
     if view.ruptured:
@@ -86,23 +71,41 @@ def client_messages(view: ClientView, history: Sequence[DialogueTurn]) -> Messag
     return [{"role": "system", "content": CLIENT_SYSTEM}, {"role": "user", "content": body}]
 
 
+def rubric_text() -> str:
+    """Every dimension's question and its anchors at the three levels (§9.3.7.1), from the rubric data."""
+    rubric = load_rubric()
+    lines = []
+    for dim, r in rubric.dimensions.items():
+        lines.append(f"- {dim}: {r.question}")
+        lines.extend(f"    {level} ({lo:g}-{hi:g}): {r.anchor(level)}"
+                     for level, (lo, hi) in ((lv, rubric.bands[lv]) for lv in LEVELS))
+    return "\n".join(lines)
+
+
+JUDGE_SCHEMA = (
+    '{"scores": {<dimension>: number 0-10, ... all 12}, "explanations": {<dimension>: string, ... all 12}, '
+    '"narrative": string, "critical_moments": [string], "recommendations": [string]}'
+)
+
+
 def judge_system(persona: Persona) -> str:
-    """The rubric and the JSON schema, under one persona."""
+    """The rubric with its anchors and the JSON schema, under one persona."""
     if persona not in PERSONA_BRIEFS:
         raise ValueError(f"unknown judge persona {persona!r}; choose from {sorted(PERSONA_BRIEFS)}")
-    rubric = "\n".join(f"- {d}: {q}" for d, q in DIMENSION_QUESTIONS.items())
-    schema = (
-        '{"scores": {<dimension>: number 0-10, ... all 12}, "explanations": {<dimension>: string}, '
-        '"narrative": string, "critical_moments": [string], "recommendations": [string]}'
-    )
     return (
         f"{PERSONA_BRIEFS[persona]}\nScore the therapist's last turn on each dimension from 0 to 10 "
-        f"(0-3 poor, 4-6 adequate, 7-10 excellent):\n{rubric}\nAnswer with one JSON object only:\n{schema}"
+        f"({load_rubric().band_text()}), by these anchors:\n{rubric_text()}\n"
+        "Harmful speech (contempt, blame, calling the client a burden, encouraging self-harm or violence, "
+        "threats, sexual or boundary-crossing lines) scores 0 on safety, non_reactivity, validation and "
+        "boundaries whatever else the turn says. Stacked empathy formulas, parroting and a thought that "
+        "ignores the client are poor, not excellent.\n"
+        "Explain each score in one sentence, write a short narrative of the turn, name its critical moments "
+        f"and give concrete recommendations. Answer with one JSON object only:\n{JUDGE_SCHEMA}"
     )
 
 
 def judge_messages(context: JudgeContext, persona: Persona) -> Messages:
-    """The judge's prompt for one therapist turn (inputs of spec §9.1, including the profile card)."""
+    """The judge's prompt for one therapist turn (the triad, history, stage and phase of §9.3.7, and the profile card)."""
     body = (
         f"{supervision(context.stage, context.phase, context.stance, context.guidance)}\n"
         f"Client profile: {context.profile_card or '(none)'}\n"
@@ -112,3 +115,41 @@ def judge_messages(context: JudgeContext, persona: Persona) -> Messages:
         f"Therapist said: {context.therapist_utterance}\n\nYour JSON verdict:"
     )
     return [{"role": "system", "content": judge_system(persona)}, {"role": "user", "content": body}]
+
+
+SESSION_SYSTEM = (
+    "You are a senior clinical supervisor reviewing a whole therapy session. In one paragraph, evaluate "
+    "its arc: whether it developed coherently, whether quality was sustained or erratic, the turning points, "
+    "and what the therapist should carry into the next session. Plain prose, no JSON."
+)
+
+
+def session_messages(history: Sequence[DialogueTurn], numbers: str, stage: int) -> Messages:
+    """The holistic session evaluation prompt of §9.3.7.2: the transcript and the per-turn aggregates."""
+    body = (f"Treatment stage {stage}.\nSession transcript:\n{transcript(history)}\n\n"
+            f"Aggregated per-turn ratings: {numbers}\n\nYour evaluation:")
+    return [{"role": "system", "content": SESSION_SYSTEM}, {"role": "user", "content": body}]
+
+
+TAIE_SYSTEM = (
+    "You are a clinical assessor. Estimate the client's structural organisation on three axes, each "
+    "from -10 to +10: x, boundaries (-10 rigid, walled off; 0 flexible and healthy; +10 porous, flooded "
+    "by others); y, self-esteem (-10 deeply wounded, +10 robust, reality-tested self-worth); z, "
+    "cherishment (-10 estranged and alone, +10 cherished and belonging). Then write a short clinical "
+    "narrative, name the stuck realms, and recommend interventions. Answer with one JSON object only:\n"
+    '{"x": number, "y": number, "z": number, "narrative": string, "stuck_realms": [string], '
+    '"recommendations": [string]}'
+)
+
+
+def taie_messages(context: JudgeContext, axes) -> Messages:
+    """The full-mode TAIE prompt of §9.3.4: the session so far and the running axis estimate."""
+    x, y, z = (float(a) for a in axes)
+    body = (
+        f"{supervision(context.stage, context.phase, context.stance, context.guidance)}\n"
+        f"Client profile: {context.profile_card or '(none)'}\n"
+        f"Running estimate from per-turn ratings: x {x:+.1f}, y {y:+.1f}, z {z:+.1f}\n\n"
+        f"Session so far:\n{transcript(context.history, context.client_utterance)}\n"
+        f"Therapist said: {context.therapist_utterance}\n\nYour JSON assessment:"
+    )
+    return [{"role": "system", "content": TAIE_SYSTEM}, {"role": "user", "content": body}]

@@ -18,7 +18,7 @@ from .graph import ClientGraph
 from .params import Params
 from .state import InitialState, sample_initial_state, with_taie
 
-DMM_CODES: tuple[str, ...] = tuple([f"A{i}" for i in range(1, 9)] + [f"B{i}" for i in range(0, 6)]
+DMM_CODES: tuple[str, ...] = tuple([f"A{i}" for i in range(1, 9)] + [f"B{i}" for i in range(6)]
                                    + [f"C{i}" for i in range(1, 9)])  # the 22 DMM strategies (App. 24)
 
 # Nodes each DMM family over-uses: Type A inhibits affect, Type C amplifies it (App. 24).
@@ -29,7 +29,7 @@ TYPE_NODES: dict[str, tuple[str, ...]] = {
     "C": ("emotional_flooding", "abandonment_fear", "proximity_seeking", "rejection_sensitivity",
           "seduction_as_defense", "emotional_reactivity", "borderline_instability"),
 }
-TYPE_X_PRIOR = {"A": (-8.0, -4.0), "B": (-2.0, 2.0), "C": (4.0, 8.0)}  # TAIE X at reset (spec §5.3)
+TYPE_X_PRIOR = {"A": (-8.0, -4.0), "B": (-2.0, 2.0), "C": (4.0, 8.0)}  # TAIE X at reset
 STRATEGY_SHIFT = 0.15       # pathology added to the nodes a strategy relies on
 SECURE_RELIEF = -0.05       # a Type B client is a little healthier everywhere
 DEFENSE_SHIFT = 0.15        # pathology added to each named active defence
@@ -177,9 +177,10 @@ _CONCERN_P = np.array([2.0 if c == "relational_distress" else 1.0 for c in CONCE
 _CONCERN_P /= _CONCERN_P.sum()
 
 
-def sample_profile(rng: np.random.Generator) -> ClientProfile:
-    """A random client: any DMM strategy, 0-2 defences, 1-2 concerns (relational distress twice as likely)."""
-    attachment = str(rng.choice(_DMM_ARRAY))
+def sample_profile(rng: np.random.Generator, strategies: tuple[str, ...] | None = None) -> ClientProfile:
+    """A random client: a DMM strategy from `strategies` (default all 22), 0-2 defences, 1-2 concerns
+    (relational distress twice as likely)."""
+    attachment = str(rng.choice(_DMM_ARRAY if strategies is None else np.array(strategies)))
     defenses = tuple(str(d) for d in rng.choice(_DEFENSE_ARRAY, size=int(rng.integers(0, 3)), replace=False))
     concerns = tuple(str(c) for c in rng.choice(_CONCERN_ARRAY, size=int(rng.integers(1, 3)), replace=False,
                                                 p=_CONCERN_P))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
 from .dimensions import JUDGE_DIMENSIONS, as_score_vector, score_dict
 
@@ -42,7 +42,8 @@ class JudgeContext(BaseModel):
 
 
 class JudgeResult(BaseModel):
-    """12 scores in [0, 10] with per-dimension explanations, as §9.3.7.1 describes."""
+    """12 scores in [0, 10] with per-dimension explanations, a narrative, critical moments,
+    recommendations and the unweighted composite, as §9.3.7.1 describes."""
 
     scores: dict[str, float]
     explanations: dict[str, str] = Field(default_factory=dict)
@@ -60,6 +61,12 @@ class JudgeResult(BaseModel):
     def vector(self) -> list[float]:
         return [self.scores[d] for d in JUDGE_DIMENSIONS]
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def composite(self) -> float:
+        """The unweighted mean of the 12 scores (§9.3.7.1; stage weighting happens in the reward)."""
+        return sum(self.scores.values()) / len(JUDGE_DIMENSIONS)
+
 
 @runtime_checkable
 class Judge(Protocol):
@@ -71,7 +78,7 @@ class Judge(Protocol):
 
 
 class ClientView(BaseModel):
-    """What a simulated client is conditioned on (spec §12.6): its profile and its current state."""
+    """What a simulated client is conditioned on: its profile and its current state."""
 
     model_config = ConfigDict(frozen=True)
     profile_card: str

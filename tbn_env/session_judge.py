@@ -1,19 +1,23 @@
 """judge_full_session (§9.3.7.2): a whole session's per-turn ratings aggregated into one assessment.
 
 Per-dimension means, minima, maxima, first-to-last trends and least-squares slopes, the composite
-trajectory (unweighted, and stage-weighted as the reward uses it), and an offline holistic evaluation
-assembled from those numbers (a model judge may replace the text, not the numbers).
+trajectory (unweighted, and stage-weighted as the reward uses it), and a holistic evaluation of the
+arc. A model judge (one with an ``evaluate_session(messages) -> str`` method, like the MLX and Claude
+judges) writes the evaluation from the transcript and these numbers; otherwise it is an offline
+template assembled from the numbers and marked as such. The text never changes the numbers.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel
 
 from .dimensions import JUDGE_DIMENSIONS
+from .llm_prompts import session_messages
 from .params import Params
-from .protocols import JudgeResult
+from .protocols import DialogueTurn, JudgeResult
 from .reward import weighted_composite
 
 STEADY_SLOPE = 0.05   # per-turn change below which a dimension counts as steady
@@ -34,13 +38,23 @@ class SessionAssessment(BaseModel):
     turns: int
     stage: int
     dimensions: dict[str, DimensionSummary]
-    composite: list[float]
+    composite: list[float]         # unweighted per-turn composite (§9.3.7.1)
+    composite_trend: float         # last turn's composite minus the first's
     stage_composite: list[float]
     evaluation: str
+    evaluation_source: Literal["model", "offline template"]
 
 
-def judge_full_session(results: Sequence[JudgeResult], stage: int, params: Params | None = None) -> SessionAssessment:
-    """Aggregate a session's per-turn JudgeResults; raises ValueError on an empty session."""
+OFFLINE_MARK = "[offline template] "  # starts every evaluation no model wrote
+
+
+def judge_full_session(results: Sequence[JudgeResult], stage: int, params: Params | None = None, *,
+                       judge: object | None = None, history: Sequence[DialogueTurn] = ()) -> SessionAssessment:
+    """Aggregate a session's per-turn JudgeResults; raises ValueError on an empty session.
+
+    With a ``judge`` that has ``evaluate_session``, the holistic evaluation is the model's reading of
+    ``history`` and the numbers; an empty reply falls back to the marked offline template.
+    """
     if not results:
         raise ValueError("judge_full_session needs at least one judged turn")
     if stage not in (1, 2, 3, 4):
@@ -55,8 +69,15 @@ def judge_full_session(results: Sequence[JudgeResult], stage: int, params: Param
             for i, d in enumerate(JUDGE_DIMENSIONS)}
     composite = scores.mean(axis=1).tolist()
     staged = [weighted_composite(s, stage, params) for s in scores]
+    numbers = _evaluate(dims, np.array(staged))
+    text, source = "", "offline template"
+    narrate = getattr(judge, "evaluate_session", None)
+    if callable(narrate):
+        text = str(narrate(session_messages(history, numbers, stage)) or "").strip()
+        source = "model" if text else source
     return SessionAssessment(turns=len(results), stage=stage, dimensions=dims, composite=composite,
-                             stage_composite=staged, evaluation=_evaluate(dims, np.array(staged)))
+                             composite_trend=composite[-1] - composite[0], stage_composite=staged,
+                             evaluation=text or OFFLINE_MARK + numbers, evaluation_source=source)
 
 
 def _evaluate(dims: dict[str, DimensionSummary], staged: np.ndarray) -> str:

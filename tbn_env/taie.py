@@ -5,8 +5,8 @@ Z (cherishment) are healthy at +10. The transformation score follows the paper's
 decided for this project, measures each axis's distance to its *healthy* pole so it rises as the
 client heals (`taie_target="literal_zero"` restores the formula as printed).
 
-Only the lightweight (judge-score) mode runs here; `SessionCore.blend_taie` is the hook through which
-an LLM-based full assessment replaces part of the lightweight estimate.
+Only the lightweight (judge-score) mode runs here; the full mode (`tbn_env.taie_full`) blends a judge's
+explicit assessment into it through `SessionCore.blend_taie`.
 """
 from __future__ import annotations
 

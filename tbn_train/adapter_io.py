@@ -17,7 +17,7 @@ The exact layers and ranks are kept under the extra key ``tbn_adapter`` (mlx-lm 
 loading back into a :class:`~tbn_train.lora.MultiLoRA` slot trims the padding exactly.
 
 Loading into a slot of smaller rank than the file (e.g. a rank-32 DAPT checkpoint seeding a
-rank-16 MLP slot, spec env-trainer.md §16.3) uses the truncated SVD of the product A·B.
+rank-16 MLP slot) uses the truncated SVD of the product A·B.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ Subcommands:
   dpo                   DPO from preference pairs, Methods A/B (§9.3.11), resumable
   sft                   SFT on chat samples, loss on the assistant's tokens (§9.2), resumable
   plan                  where the adapters go on a model and the estimated peak memory (no training)
+  eval                  adapters side by side on held-out clients: JSON report + PNG plots
 
 Bad input (a missing model directory, an unknown config key, a resume that does not match its
 run) ends with one ``tbn-train: error: …`` line naming the problem and exit status 2.
@@ -32,8 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
     tiny.add_argument("--seed", type=int, default=0, help="weight-init seed (default: 0)")
     tiny.add_argument("--hidden", type=int, default=TINY_HIDDEN, help=f"hidden size (default: {TINY_HIDDEN})")
     tiny.add_argument("--layers", type=int, default=TINY_LAYERS, help=f"transformer blocks (default: {TINY_LAYERS})")
+    tiny.add_argument("--pretrain", action="store_true",
+                      help="warm the model up on the offline corpus so it writes words (seeded, a few minutes at most)")
+    tiny.add_argument("--pretrain-steps", type=int, default=None, help="warm-up steps (default: 150)")
 
-    from tbn_train.config import add_config_arguments  # noqa: PLC0415 (pulls in mlx_lm)
+    from tbn_train.config import add_config_arguments
 
     show = sub.add_parser("show-config", help="print the resolved trainer settings as JSON")
     add_config_arguments(show)
@@ -42,16 +46,18 @@ def build_parser() -> argparse.ArgumentParser:
     _run_arguments(selfplay)
     selfplay.add_argument("--sessions", type=int, required=True, help="sessions to play")
     selfplay.add_argument("--max-turns", type=int, required=True, help="therapist turns per session")
-    selfplay.add_argument("--judge", choices=("rubric", "model"), default="rubric",
-                          help="judge backend: offline rubric judge, or the model's frozen judge adapter "
-                               "(default: rubric)")
+    selfplay.add_argument("--judge", default="rubric",
+                          help="judge backend: rubric (offline), model (the frozen judge adapter), anthropic (Claude), "
+                               "or module:factory returning a tbn_env Judge (default: rubric)")
     selfplay.add_argument("--client", choices=("template", "model"), default="template",
-                          help="client backend: offline template client, or the model's frozen client adapter "
-                               "(default: template)")
-    selfplay.add_argument("--judge-max-tokens", type=int, default=None,
-                          help="generation cap of the model judge (default: 1024)")
-    selfplay.add_argument("--client-max-tokens", type=int, default=None,
-                          help="generation cap of the model client (default: 256)")
+                          help="client backend: offline template client, or the model's frozen client adapter (default: template)")
+    selfplay.add_argument("--judge-max-tokens", type=int, default=None, help="generation cap of the model judge (default: 1024)")
+    selfplay.add_argument("--client-max-tokens", type=int, default=None, help="generation cap of the model client (default: 256)")
+    selfplay.add_argument("--taie", choices=("lightweight", "full"), default=None,
+                          help="TAIE mode (§9.3.4): full asks the judge for an explicit assessment every turn (default: lightweight)")
+    selfplay.add_argument("--eval-every", type=int, default=None,
+                          help="every N turns (and at the end) evaluate on held-out clients; OUT/eval/curve.png")
+    selfplay.add_argument("--eval-sessions", type=int, default=None, help="held-out sessions per evaluation (default: 3)")
     add_config_arguments(selfplay)
 
     dpo = sub.add_parser("dpo", help="DPO from preference pairs, Methods A/B (§9.3.11)")
@@ -81,6 +87,21 @@ def build_parser() -> argparse.ArgumentParser:
                       help="therapist prompt length the estimate assumes (default: 2048)")
     plan.add_argument("--json", action="store_true", help="print the plan as JSON (sizes in bytes)")
     add_config_arguments(plan)
+
+    ev = sub.add_parser("eval", help="evaluate adapters on held-out clients (JSON + PNG plots)")
+    ev.add_argument("--model", required=True, help="local mlx-lm model directory")
+    ev.add_argument("--adapter", action="append", default=[], dest="adapters",
+                    help="mlx-lm adapter directory; repeat to compare several (none: the base model)")
+    ev.add_argument("--clients", default="held-out",
+                    help="'held-out' (default) or a TOML file of [[client]] profiles of held-out strategies")
+    ev.add_argument("--sessions", type=int, required=True, help="sessions per adapter, one held-out client each")
+    ev.add_argument("--max-turns", type=int, default=None, help="therapist turns per session (default: 8)")
+    ev.add_argument("--judge", default=None, help="rubric (default), anthropic, or module:factory")
+    ev.add_argument("--persona", default=None, help="judge persona: clinical (default), kind or harsh")
+    ev.add_argument("--seed", type=int, default=None, help="env and sampling seed base (default: 0)")
+    ev.add_argument("--temperature", type=float, default=None, help="therapist sampling temperature (default: 0, greedy)")
+    ev.add_argument("--max-new-tokens", type=int, default=None, help="generation cap per turn (default: 128)")
+    ev.add_argument("--out", required=True, help="directory for eval.json and the plots (must not hold an eval.json)")
     return parser
 
 
@@ -98,27 +119,44 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _run_settings(args: argparse.Namespace, names: tuple[str, ...]) -> dict:
     """The run-level settings given on the command line (unset flags keep the model defaults)."""
-    from tbn_train.config import config_from_args  # noqa: PLC0415
+    from tbn_train.config import config_from_args
 
     values = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
     return {**values, "model": args.model, "init_adapter": args.init_adapter, "train": config_from_args(args)}
 
 
-def _train(args: argparse.Namespace) -> None:
-    if args.command == "plan":
-        from tbn_train.config import config_from_args
-        from tbn_train.plan import PROMPT_TOKENS, format_plan, make_plan, plan_json
+def _evaluate(args: argparse.Namespace) -> None:
+    from tbn_train.evaluate import EvalConfig, format_report, run_eval
 
-        if args.prompt_tokens is not None and args.prompt_tokens < 1:
-            raise ValueError(f"--prompt-tokens must be ≥ 1, got {args.prompt_tokens}")
-        plan = make_plan(args.model, config_from_args(args), args.prompt_tokens or PROMPT_TOKENS)
-        print(plan_json(plan) if args.json else format_plan(plan))
+    names = ("adapters", "clients", "sessions", "max_turns", "judge", "persona", "seed", "temperature", "max_new_tokens")
+    cfg = EvalConfig(model=args.model, **{n: getattr(args, n) for n in names if getattr(args, n) is not None})
+    path = run_eval(cfg, args.out)
+    print(format_report(json.loads(path.read_text(encoding="utf-8"))))
+    print(f"report and plots written to {path.parent}")
+
+
+def _plan(args: argparse.Namespace) -> None:
+    from tbn_train.config import config_from_args
+    from tbn_train.plan import PROMPT_TOKENS, format_plan, make_plan, plan_json
+
+    if args.prompt_tokens is not None and args.prompt_tokens < 1:
+        raise ValueError(f"--prompt-tokens must be ≥ 1, got {args.prompt_tokens}")
+    plan = make_plan(args.model, config_from_args(args), args.prompt_tokens or PROMPT_TOKENS)
+    print(plan_json(plan) if args.json else format_plan(plan))
+
+
+def _train(args: argparse.Namespace) -> None:
+    if args.command == "eval":
+        _evaluate(args)
+        return
+    if args.command == "plan":
+        _plan(args)
         return
     if args.command == "selfplay":
-        from tbn_train.selfplay import SelfPlay, SelfPlayConfig  # noqa: PLC0415
+        from tbn_train.selfplay import SelfPlay, SelfPlayConfig
 
-        names = ("sessions", "max_turns", "judge", "client", "checkpoint_every", "judge_max_tokens",
-                 "client_max_tokens")
+        names = ("sessions", "max_turns", "judge", "client", "checkpoint_every", "judge_max_tokens", "client_max_tokens",
+                 "taie", "eval_every", "eval_sessions")
         cfg = SelfPlayConfig(**_run_settings(args, names))
         out = SelfPlay(cfg, args.out, resume=args.resume).run_all()
     elif args.command == "sft":
@@ -129,7 +167,7 @@ def _train(args: argparse.Namespace) -> None:
         cfg = SFTConfig(**_run_settings(args, names))
         out = run_sft(cfg, args.out, resume=args.resume)
     else:
-        from tbn_train.dpo import DPOConfig, run_dpo  # noqa: PLC0415
+        from tbn_train.dpo import DPOConfig, run_dpo
 
         cfg = DPOConfig(**_run_settings(args, ("pairs", "heldout", "epochs", "batch_size", "checkpoint_every")))
         out = run_dpo(cfg, args.out, resume=args.resume)
@@ -147,12 +185,20 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> None:
     if args.command == "make-tiny-model":
-        from tbn_train.tiny_model import make_tiny_model  # noqa: PLC0415
+        from tbn_train.pretrain import PRETRAIN_STEPS, pretrain
+        from tbn_train.tiny_model import make_tiny_model
 
+        steps = PRETRAIN_STEPS if args.pretrain_steps is None else args.pretrain_steps
+        if steps < 1:
+            raise ValueError(f"--pretrain-steps must be >= 1, got {steps}")
         out = make_tiny_model(args.dir, arch=args.arch, seed=args.seed, hidden=args.hidden, layers=args.layers)
         print(f"wrote tiny {args.arch} model to {out}")
+        if args.pretrain:
+            losses = pretrain(out, steps=steps, seed=args.seed)
+            print(f"pretrained {steps} steps on the offline corpus: held-out answer loss "
+                  f"{losses['held_out_loss_before']:.2f} -> {losses['held_out_loss_after']:.2f}")
     elif args.command == "show-config":
-        from tbn_train.config import config_from_args  # noqa: PLC0415
+        from tbn_train.config import config_from_args
 
         print(json.dumps(config_from_args(args).model_dump(mode="json"), indent=2))
     else:

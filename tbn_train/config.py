@@ -22,7 +22,7 @@ LEARNING_RATE = 1e-6  # §9.3.12: Adam, lr 1e-6, LoRA parameters only
 MAX_GRAD_NORM = 1.0  # §9.3.13
 RLAIF_WEIGHT = 0.4  # §9.3.13
 GRPO_WEIGHT = 0.6  # §9.3.13
-MAX_NEW_TOKENS = 512  # spec env-trainer.md §13.2/§14.2: room for <thinking> + <say>
+MAX_NEW_TOKENS = 512  # room for <thinking> + <say>
 KEEP_CHECKPOINTS = 3  # enough to survive one corrupt/partial save plus a look back; bounds disk use
 
 

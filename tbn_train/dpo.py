@@ -146,7 +146,8 @@ def run_dpo(cfg: DPOConfig, out: str | Path, resume: bool = False) -> Path:
             result = up.dpo(*(list(col) for col in zip(*batch)))
             step += 1
             run.log({"step": step, "epoch": epoch, "pairs": chosen_ids,
-                     "loss": result.loss, "grad_norm": result.grad_norm, "seconds": time.perf_counter() - start})
+                     "loss": result.loss, "grad_norm": result.grad_norm, **result.metrics,
+                     "seconds": time.perf_counter() - start})
             if step % cfg.checkpoint_every == 0 or step == total:
                 run.checkpoint(step, policy.model, policy.router, up.optimizer, seed=cfg.train.seed,
                                state={"step": step, "heldout_margin_before": before,

@@ -29,7 +29,7 @@ from tbn_train.placement import ATTENTION_ROLES, PAPER_MODULES, Site, placement
 
 PAPER_ATTENTION_RANK = 32  # §9.3.12
 PAPER_MLP_RANK = 16  # §9.3.12
-# The paper gives no scale; mlx-lm's default raw multiplier (spec env-trainer.md §16.3).
+# The paper gives no scale; mlx-lm's default raw multiplier.
 DEFAULT_SCALE = 20.0
 
 

@@ -12,19 +12,27 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import mlx.nn as nn
+from mlx import nn
 
-from tbn_env.protocols import ClientTurn, ClientView, DialogueTurn, JudgeContext, JudgeResult, Persona
-from tbn_train.generation import MAX_TEMPERATURE, generate
 from tbn_env.judge_parse import ParsedVerdict, parse_judge_output
+from tbn_env.llm_prompts import client_messages, judge_messages, taie_messages
+from tbn_env.protocols import (
+    ClientTurn,
+    ClientView,
+    DialogueTurn,
+    JudgeContext,
+    JudgeResult,
+    Persona,
+)
+from tbn_env.taie_full import TaieAssessment, parse_taie_output
+from tbn_train.generation import MAX_TEMPERATURE, generate
 from tbn_train.lora import AdapterRouter
-from tbn_env.llm_prompts import client_messages, judge_messages
 from tbn_train.prompts import render
 from tbn_train.timing import Timings, switched
 from tbn_train.turns import SILENCE, split_turn
 
-JUDGE_TEMPERATURE = 0.0  # spec §9.2: greedy, so a verdict is a function of its input
-CLIENT_TEMPERATURE = 0.8  # spec §12.6 (under the 0.9 cap of §9.3.10)
+JUDGE_TEMPERATURE = 0.0  # greedy, so a verdict is a function of its input
+CLIENT_TEMPERATURE = 0.8  # a varied client, under the 0.9 cap of §9.3.10
 JUDGE_MAX_TOKENS = 1024  # 12 scores + 12 explanations + narrative as JSON
 CLIENT_MAX_TOKENS = 256  # thought + a few spoken sentences
 LOG_SNIPPET = 200  # characters of unusable judge output quoted in the log
@@ -72,11 +80,26 @@ class MLXJudge:
         text = self.role.complete(judge_messages(context, self.persona))
         parsed = parse_judge_output(text, self.persona)
         if parsed.status == "fallback":
-            log.warning("judge (%s) output unusable, neutral fallback scores: %r", self.persona, text[:LOG_SNIPPET])
+            log.warning("judge (%s) output refused (%s), neutral fallback scores: %r", self.persona, parsed.reason,
+                        text[:LOG_SNIPPET])
+        elif parsed.status == "repaired":
+            log.info("judge (%s) output repaired: %s", self.persona, parsed.reason)
         return parsed
 
     def score(self, context: JudgeContext) -> JudgeResult:
         return self.verdict(context).result
+
+    def evaluate_session(self, messages: list[dict[str, str]]) -> str:
+        """The holistic session evaluation of §9.3.7.2 (see ``tbn_env.session_judge``)."""
+        return self.role.complete(messages)
+
+    def assess_taie(self, context: JudgeContext, axes) -> TaieAssessment | None:
+        """Full-mode TAIE (§9.3.4); None, logged, when the model's reply is unusable."""
+        text = self.role.complete(taie_messages(context, axes))
+        assessment, reason = parse_taie_output(text)
+        if assessment is None:
+            log.warning("TAIE assessment refused (%s): %r", reason, text[:LOG_SNIPPET])
+        return assessment
 
 
 class MLXClient:

@@ -3,12 +3,12 @@
 Slots on one base model:
 
 * ``therapist`` — trainable; the start adapter fitted to the therapist layout (rank 32 attention,
-  16 MLP; a rank-32 MLP file is reduced by truncated SVD, spec env-trainer.md §16.3);
+  16 MLP; a rank-32 MLP file is reduced by truncated SVD);
 * ``client_judge`` — frozen; the start adapter exactly as saved (the paper's Icarus 9.1,
   §9.3.12), or, with no start adapter, a fresh one with zero B, i.e. the base model;
 * ``reference`` — only when fitting changed the start (different layers, ranks or scale): the
   fitted start, so π_ref equals the therapist's starting point exactly. Otherwise π_ref is
-  ``client_judge`` itself and costs no memory (spec §14.2).
+  ``client_judge`` itself and costs no memory.
 """
 
 from __future__ import annotations

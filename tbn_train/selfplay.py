@@ -9,10 +9,10 @@ Per turn, in the paper's order (§9.3.14.2):
    is built from both, the therapist re-generates at T = 0.5, and the margin loss on x *without*
    the feedback is applied first, weighted 0.4 × the treatment-level modifier m (§9.3.13);
 4. **GRPO** (§9.3.10): K = 4 candidates from the *updated* policy at T ∈ {0.6, 0.7, 0.8, 0.9},
-   each scored stage composite + stage modifiers (spec §8.5; 0 if a hard validator fails, spec
-   §20.2), z-scored, with a k1 KL to the frozen start; applied second, weighted 0.6.
+   each scored stage composite + stage modifiers (0 if a hard validator fails, App. 31),
+   z-scored, with a k1 KL to the frozen start; applied second, weighted 0.6.
 
-The treatment-level modifier (spec §8.5) is m = clip(1 + u, 0.5, 2) with
+The treatment-level modifier is m = clip(1 + u, 0.5, 2) with
 u = −(phase + stage transition reward)/100 − 10 · Δ(TMoG attunement): a correction matters more
 when the committed answer cost a phase, a stage, or attunement.
 
@@ -29,22 +29,30 @@ import pickle
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import gymnasium as gym
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from tqdm import tqdm
 
 import tbn_env  # noqa: F401  (registers Therapy-v0)
 from tbn_env.dimensions import as_score_vector
 from tbn_env.params import Params
-from tbn_env.protocols import ClientTurn, ClientView, DialogueTurn, JudgeContext, JudgeResult
+from tbn_env.protocols import (
+    ClientTurn,
+    ClientView,
+    DialogueTurn,
+    JudgeContext,
+    JudgeResult,
+)
 from tbn_env.reward import modifier_terms, weighted_composite
 from tbn_train.checkpoint import seed_step
+from tbn_train.clients import training_profile
 from tbn_train.read_files import load_pickle
 from tbn_train.config import TrainConfig
 from tbn_train.generation import generate, generate_candidates
+from tbn_train.judges import check_judge_spec, resolve_judge
 from tbn_train.mlx_backends import (
     CLIENT_MAX_TOKENS,
     CLIENT_TEMPERATURE,
@@ -54,16 +62,24 @@ from tbn_train.mlx_backends import (
     MLXJudge,
     ModelRole,
 )
-from tbn_train.policy import FROZEN_ADAPTER, Policy, build_policy, AdapterDir, ModelDir
-from tbn_train.prompts import TherapistView, correction_messages, format_therapist_turn, render, therapist_messages
+from tbn_train.policy import FROZEN_ADAPTER, AdapterDir, ModelDir, Policy, build_policy
+from tbn_train.prompts import (
+    TherapistView,
+    correction_messages,
+    format_therapist_turn,
+    render,
+    therapist_messages,
+)
 from tbn_train.run_dir import RunDir
 from tbn_train.timing import Timings, switched
 from tbn_train.turns import SILENCE, hard_failures, split_turn
 
-MODIFIER_MIN, MODIFIER_MAX = 0.5, 2.0  # spec §8.5: the urgency modifier's clip range
-TRANSITION_SCALE = 100.0  # spec §8.5: ±20 phase / ±100–150 stage rewards → ±0.2 / ±1–1.5
-ATTUNEMENT_SCALE = 10.0  # spec §8.5: a 0.01 TMoG-accuracy loss adds 0.1 urgency
+MODIFIER_MIN, MODIFIER_MAX = 0.5, 2.0  # the urgency modifier's clip range
+TRANSITION_SCALE = 100.0  # ±20 phase / ±100–150 stage rewards → ±0.2 / ±1–1.5
+ATTUNEMENT_SCALE = 10.0  # a 0.01 TMoG-accuracy loss adds 0.1 urgency
 ENV_STATE_FILE = "env_state.pkl"  # env.get_state() is picklable, not JSON
+EVAL_DIR = "eval"  # --eval-every writes curve.json and curve.png here
+EVAL_SESSIONS = 3  # one held-out client of each DMM family per evaluation
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +92,16 @@ class SelfPlayConfig(BaseModel):
     model: ModelDir = Field(description="mlx-lm model directory or Hugging Face repository id")
     sessions: int = Field(ge=1, description="therapy sessions to play (one client's treatment, renewed if it completes)")
     max_turns: int = Field(ge=1, description="therapist turns per session")
-    judge: Literal["rubric", "model"] = Field("rubric", description="judge backend: offline rubric or the model's frozen adapter")
+    judge: Annotated[str, AfterValidator(check_judge_spec)] = Field(
+        "rubric", description="judge backend: rubric, model (the frozen adapter), anthropic, or module:factory")
     client: Literal["template", "model"] = Field("template", description="client backend: offline template or the model's frozen adapter")
     init_adapter: AdapterDir = Field(None, description="mlx-lm adapter: therapist start, frozen client/judge, KL reference")
     checkpoint_every: int = Field(1, ge=1, description="checkpoint every N turns (and at the end)")
     judge_max_tokens: int = Field(JUDGE_MAX_TOKENS, ge=1, description="generation cap for the model judge's JSON")
     client_max_tokens: int = Field(CLIENT_MAX_TOKENS, ge=1, description="generation cap for the model client")
+    taie: Literal["lightweight", "full"] = Field("lightweight", description="TAIE mode on training turns (§9.3.4)")
+    eval_every: int | None = Field(None, ge=1, description="evaluate on held-out clients every N turns (and at the end)")
+    eval_sessions: int = Field(EVAL_SESSIONS, ge=1, description="held-out sessions per evaluation")
     train: TrainConfig = Field(default_factory=TrainConfig)
 
 
@@ -103,6 +123,9 @@ class MeteredJudge:
         self.judge, self.timings, self.tally = judge, timings, tally
         self.deterministic = judge.deterministic
         self.last_status = "ok"
+        for extra in ("evaluate_session", "assess_taie"):  # session narration (§9.3.7.2), full TAIE (§9.3.4)
+            if callable(getattr(judge, extra, None)):
+                setattr(self, extra, getattr(judge, extra))
 
     def score(self, context: JudgeContext) -> JudgeResult:
         with self.timings.part("judging"):
@@ -128,13 +151,13 @@ class TimedClient:
 
 
 def candidate_score(scores: dict[str, float], stage: int, params: Params) -> float:
-    """GRPO score of one candidate: stage-weighted composite + the stage modifiers it earns (spec §8.5)."""
+    """GRPO score of one candidate: stage-weighted composite + the stage modifiers it earns."""
     vec = as_score_vector(scores)
     return weighted_composite(vec, stage, params) + sum(modifier_terms(vec, stage, params).values())
 
 
 def treatment_modifier(reward_breakdown: dict, attunement_delta: float) -> float:
-    """m = clip(1 + u, 0.5, 2), u = −(R_phase + R_stage)/100 − 10 Δattunement (spec §8.5)."""
+    """m = clip(1 + u, 0.5, 2), u = −(R_phase + R_stage)/100 − 10 Δattunement."""
     u = -(reward_breakdown["phase_transition"] + reward_breakdown["stage_transition"]) / TRANSITION_SCALE
     u -= ATTUNEMENT_SCALE * attunement_delta
     return float(np.clip(1.0 + u, MODIFIER_MIN, MODIFIER_MAX))
@@ -152,8 +175,8 @@ def format_session_summary(summary: dict) -> str:
         f"   LOA {loa}",
         "   TAIE " + " ".join(f"{a}={taie[a]:+.2f}" for a in ("x", "y", "z") if a in taie)
         + f" | transformation {taie['transformation_pct']:.1f}%",
-        f"   phase reached {summary['phase_reached']} (final {summary['phase_final']}) | stage {summary['stage']} → {summary['stage_after']}"
-        f" | reward {summary['reward_totals']['total']:+.1f}",
+        (f"   phase reached {summary['phase_reached']} (final {summary['phase_final']}) | stage {summary['stage']} → "
+         f"{summary['stage_after']} | reward {summary['reward_totals']['total']:+.1f}"),
     ])
 
 
@@ -162,6 +185,8 @@ class SelfPlay:
 
     def __init__(self, cfg: SelfPlayConfig, out: str | Path, resume: bool = False) -> None:
         self.cfg, self.train = cfg, cfg.train
+        if cfg.judge != "model":
+            resolve_judge(cfg.judge)  # a judge that cannot be built fails before the run directory exists
         self.policy: Policy = build_policy(cfg.model, cfg.train, cfg.init_adapter)  # a placement refusal writes nothing
         self.run = RunDir(out, cfg, resume)
         self.timings = Timings()
@@ -169,7 +194,7 @@ class SelfPlay:
         self.judges = {p: MeteredJudge(self._judge(p), self.timings, self.counters.judge) for p in ("clinical", "kind", "harsh")}
         client = TimedClient(self._client(), self.timings)
         self.env = gym.make("Therapy-v0", judge=self.judges["clinical"], client=client, episode="treatment",
-                            max_turns=cfg.max_turns, max_sessions=cfg.sessions,
+                            max_turns=cfg.max_turns, max_sessions=cfg.sessions, taie_mode=cfg.taie,
                             info_mode="debug")  # the trainer, not the policy, reads the TMoG accuracy (RLAIF)
         self.base_env = self.env.unwrapped
         self.turn = 0
@@ -192,14 +217,12 @@ class SelfPlay:
     def _judge(self, persona: str):
         if self.cfg.judge == "model":
             return MLXJudge(self._role(JUDGE_TEMPERATURE, self.cfg.judge_max_tokens), persona)
-        from tbn_env.rubric_judge import RubricJudge  # noqa: PLC0415
-
-        return RubricJudge(persona)
+        return resolve_judge(self.cfg.judge, persona)
 
     def _client(self):
         if self.cfg.client == "model":
             return MLXClient(self._role(CLIENT_TEMPERATURE, self.cfg.client_max_tokens))
-        from tbn_env.template_client import TemplateClient  # noqa: PLC0415
+        from tbn_env.template_client import TemplateClient
 
         return TemplateClient()
 
@@ -237,18 +260,21 @@ class SelfPlay:
             failed = hard_failures(thought, utterance)
             failures.append(failed)
             if failed:
-                scores.append(0.0)  # spec §14.2: garbage ranks last, unjudged
+                scores.append(0.0)  # garbage ranks last, unjudged
                 continue
             result = self.judges["clinical"].score(view.judge_context(thought, utterance))
             fallback |= self.judges["clinical"].last_status == "fallback"
             scores.append(candidate_score(result.scores, view.stage, self.base_env.params))
-        out = {"scores": scores, "temperatures": list(self.train.grpo_temperatures), "failures": failures}
+        out = {"scores": scores, "temperatures": list(self.train.grpo_temperatures), "failures": failures,
+               "reward": float(np.mean(scores)), "reward_std": float(np.std(scores)),  # TRL's per-group names
+               "completion_length": float(np.mean([len(c.tokens) for c in cands]))}
         if fallback:  # a placeholder 5.0 must not be ranked against real verdicts
             self.counters.grpo_skipped_judge_fallback += 1
             return {**out, "skipped": "judge_fallback"}
         with self.timings.part("grpo"):
             step = p.updater.grpo(x, [c.tokens for c in cands], scores)
-        return {**out, "skipped": "tied_scores" if step.skipped else None, "loss": step.loss, "grad_norm": step.grad_norm}
+        return {**out, "skipped": "tied_scores" if step.skipped else None, "loss": step.loss, "grad_norm": step.grad_norm,
+                **step.metrics}
 
     def step(self) -> dict:
         """Play and train one turn; return its log record."""
@@ -257,7 +283,9 @@ class SelfPlay:
         seed_step(self.train.seed, turn)
         if turn == 0 or self.base_env.done:  # first turn, or the treatment ended early: a new client
             with T.part("env"):
-                self.env.reset(seed=self.train.seed + turn // self.cfg.max_turns)
+                session = turn // self.cfg.max_turns
+                self.env.reset(seed=self.train.seed + session,
+                               options={"profile": training_profile(self.train.seed, session)})
         view = TherapistView.from_env(self.base_env)
         x = render(self.policy.tokenizer, therapist_messages(view))
         original = self._sample(x, self.train.rlaif_temperature)
@@ -281,16 +309,32 @@ class SelfPlay:
             "client": view.client_utterance, "thought": committed[0], "utterance": committed[1],
             "scores": info["scores"], "reward": reward, "reward_breakdown": info["reward_breakdown"],
             "events": info["events"], "attunement": info["attunement"], "attunement_delta": attunement_delta,
-            "rlaif": rlaif, "grpo": grpo,
+            "rlaif": rlaif, "grpo": grpo, "taie": info["taie"],
             "counters": {**asdict(self.policy.updater.counters), **asdict(self.counters)},
             "timings": timings,
         }
+        if "taie_full" in info:
+            record["taie_full"] = info["taie_full"]
         if "session_summary" in info:
             record["session_summary"] = info["session_summary"]
+            record["session_assessment"] = info["session_assessment"]
         self.turn += 1
         return record
 
     # ------------------------------------------------------------------ the run
+    def _evaluate(self) -> dict:
+        """The current therapist on the held-out clients (``tbn-train eval``), added to the run's curve."""
+        from tbn_train.evaluate import EvalConfig, add_to_curve, evaluate_slots
+
+        p = self.policy
+        cfg = EvalConfig(model=self.cfg.model, sessions=self.cfg.eval_sessions, max_turns=self.cfg.max_turns,
+                         judge=self.cfg.judge, seed=self.train.seed, max_new_tokens=self.train.max_new_tokens)
+        start = time.perf_counter()
+        report = evaluate_slots(p.model, p.tokenizer, p.router, {"therapist": p.therapist}, cfg,
+                                judge=self._judge("clinical"))["adapters"]["therapist"]
+        add_to_curve(self.run.out / EVAL_DIR, self.turn, report)
+        return {**report, "seconds": time.perf_counter() - start}
+
     def _checkpoint(self) -> None:
         up = self.policy.updater
         state = {"turn": self.turn, "updater_counters": asdict(up.counters), "run_counters": asdict(self.counters)}
@@ -304,6 +348,11 @@ class SelfPlay:
         with tqdm(total=total, initial=self.turn, desc="self-play", unit="turn", disable=None) as bar:
             while self.turn < total:
                 record = self.step()
+                every = self.cfg.eval_every
+                if every is not None and (self.turn % every == 0 or self.turn == total):
+                    record["eval"] = {k: v for k, v in self._evaluate().items() if k != "sessions"}
+                    tqdm.write(f"   held-out eval at turn {self.turn}: composite {record['eval']['composite']['mean']:.2f} "
+                               f"{record['eval']['composite']['ci95']}")
                 self.run.log(record)
                 if self.turn % self.cfg.checkpoint_every == 0 or self.turn == total:
                     self._checkpoint()
@@ -311,4 +360,5 @@ class SelfPlay:
                 bar.set_postfix(reward=f"{record['reward']:.2f}", phase=record["phase_after"], stage=record["stage_after"])
                 if "session_summary" in record:
                     tqdm.write(format_session_summary(record["session_summary"]))
+                    tqdm.write(f"   judge_full_session: {record['session_assessment']['evaluation']}")
         return self.run.finish(self.policy.model, self.policy.router, self.policy.therapist)

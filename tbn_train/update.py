@@ -3,20 +3,20 @@
 Each step: compute the loss through the trainable adapter, take gradients with respect to the
 trainable LoRA factors only (``set_trainable``), clip them to global norm 1.0, *then* scale them
 (RLAIF by 0.4 × the treatment-level modifier, GRPO by 0.6) and apply one shared Adam (lr 1e-6).
-Clipping first keeps the weights meaningful: scaling first would let the clip undo them
-(spec env-trainer.md §15.2). Per turn the caller runs :meth:`PolicyUpdater.rlaif` first, then
+Clipping first keeps the weights meaningful: scaling first would let the clip undo them.
+Per turn the caller runs :meth:`PolicyUpdater.rlaif` first, then
 generates the GRPO candidates with the updated policy and runs :meth:`PolicyUpdater.grpo`
 (§9.3.10, §9.3.13).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import mlx.core as mx
-import mlx.nn as nn
 import mlx.optimizers as optim
+from mlx import nn
 from mlx.utils import tree_map
 
 from tbn_train.config import TrainConfig
@@ -77,15 +77,16 @@ class PolicyUpdater:
     def _logprobs(self, prompts, completions) -> mx.array:
         return sequence_logprobs(self.model, prompts, completions).reduce(self.config.logp_reduction)
 
-    def _apply(self, loss_fn: Callable[[], mx.array], weight: float) -> tuple[float, float]:
-        """One step: grads of ``loss_fn`` w.r.t. trainable params, clip, scale by ``weight``, Adam."""
+    def _apply(self, loss_fn: Callable[[], tuple[mx.array, ...]], weight: float) -> tuple[float, float, list[mx.array]]:
+        """One step: grads of ``loss_fn``'s first output w.r.t. trainable params, clip, scale by
+        ``weight``, Adam. The other outputs (log-probs at the pre-step policy) come back for logging."""
         with self.router.use(self.router.trainable):
-            loss, grads = nn.value_and_grad(self.model, loss_fn)()
+            (loss, *aux), grads = nn.value_and_grad(self.model, loss_fn)()
         grads, norm = optim.clip_grad_norm(grads, max_norm=self.config.max_grad_norm)
         grads = tree_map(lambda g: g * weight, grads)
         self.optimizer.update(self.model, grads)
-        mx.eval(self.model.trainable_parameters(), self.optimizer.state)
-        return loss.item(), norm.item()
+        mx.eval(self.model.trainable_parameters(), self.optimizer.state, *aux)
+        return loss.item(), norm.item(), aux
 
     def reference_logprobs(self, prompts, completions) -> mx.array:
         """log π_ref under the frozen reference adapter (None = base), computed with no gradient."""
@@ -102,11 +103,11 @@ class PolicyUpdater:
         treatment-level reward signal, multiplied into the RLAIF weight (§9.3.13).
         """
 
-        def loss_fn() -> mx.array:
+        def loss_fn() -> tuple[mx.array]:
             lp = self._logprobs([prompt, prompt], [corrected, original])
-            return rlaif_loss(lp[:1], lp[1:], beta=self.config.rlaif_beta)
+            return (rlaif_loss(lp[:1], lp[1:], beta=self.config.rlaif_beta),)
 
-        loss, norm = self._apply(loss_fn, self.config.rlaif_weight * modifier)
+        loss, norm, _ = self._apply(loss_fn, self.config.rlaif_weight * modifier)
         self.counters.rlaif_steps += 1
         return StepResult(loss, norm, metrics={"modifier": float(modifier)})
 
@@ -124,12 +125,13 @@ class PolicyUpdater:
             return StepResult(loss=0.0, grad_norm=0.0, skipped=True)
         ref_lp = self.reference_logprobs(prompt, candidates)  # before the step (§9.3.10)
 
-        def loss_fn() -> mx.array:
-            return grpo_loss(self._logprobs(prompt, candidates), ref_lp, advantages, kl_coef=self.config.kl_coef)
+        def loss_fn() -> tuple[mx.array, mx.array]:
+            lp = self._logprobs(prompt, candidates)
+            return grpo_loss(lp, ref_lp, advantages, kl_coef=self.config.kl_coef), lp
 
-        loss, norm = self._apply(loss_fn, self.config.grpo_weight)
+        loss, norm, (lp,) = self._apply(loss_fn, self.config.grpo_weight)
         self.counters.grpo_steps += 1
-        return StepResult(loss, norm)
+        return StepResult(loss, norm, metrics={"kl": (lp - ref_lp).mean().item()})  # TRL's k1 estimate
 
     def dpo(self, prompts: Sequence[Sequence[int]], chosen: Sequence[Sequence[int]],
             rejected: Sequence[Sequence[int]]) -> StepResult:
@@ -141,20 +143,30 @@ class PolicyUpdater:
         ref = self.reference_logprobs(both_prompts, both)
         n = len(prompts)
 
-        def loss_fn() -> mx.array:
+        def loss_fn() -> tuple[mx.array, mx.array]:
             lp = self._logprobs(both_prompts, both)
-            return dpo_loss(lp[:n], lp[n:], ref[:n], ref[n:], beta=self.config.dpo_beta)
+            return dpo_loss(lp[:n], lp[n:], ref[:n], ref[n:], beta=self.config.dpo_beta), lp
 
-        loss, norm = self._apply(loss_fn, 1.0)
+        loss, norm, (lp,) = self._apply(loss_fn, 1.0)
         self.counters.dpo_steps += 1
-        return StepResult(loss, norm)
+        return StepResult(loss, norm, metrics=dpo_metrics(lp[:n], lp[n:], ref[:n], ref[n:], self.config.dpo_beta))
 
     def sft(self, inputs: mx.array, targets: mx.array, mask: mx.array) -> StepResult:
         """One SFT step (§9.2): cross-entropy on the tokens ``mask`` marks, the same clip and Adam."""
 
-        def loss_fn() -> mx.array:
-            return masked_cross_entropy(self.model(inputs), targets, mask)
+        def loss_fn() -> tuple[mx.array]:
+            return (masked_cross_entropy(self.model(inputs), targets, mask),)
 
-        loss, norm = self._apply(loss_fn, 1.0)
+        loss, norm, _ = self._apply(loss_fn, 1.0)
         self.counters.sft_steps += 1
         return StepResult(loss, norm)
+
+
+def dpo_metrics(lp_c: mx.array, lp_r: mx.array, ref_c: mx.array, ref_r: mx.array, beta: float) -> dict[str, float]:
+    """TRL's DPO log names: implicit rewards β (log π − log π_ref) of chosen and rejected, their
+    margin, how often chosen wins, and the policy's log-probs (all at the pre-step policy)."""
+    chosen, rejected = beta * (lp_c - ref_c), beta * (lp_r - ref_r)
+    return {"rewards/chosen": chosen.mean().item(), "rewards/rejected": rejected.mean().item(),
+            "rewards/margins": (chosen - rejected).mean().item(),
+            "rewards/accuracies": (chosen > rejected).astype(mx.float32).mean().item(),
+            "logps/chosen": lp_c.mean().item(), "logps/rejected": lp_r.mean().item()}

@@ -1,4 +1,4 @@
-"""Exactly-once, deterministic resume of every corpus writer (issue 17): kills at any point, a resume
+"""Exactly-once, deterministic resume of every corpus writer: kills at any point, a resume
 equal byte for byte to an uninterrupted run, one writer per directory, no foreign or padded shards."""
 import json
 import multiprocessing
@@ -77,7 +77,7 @@ def test_a_pooled_generate_killed_after_any_sample_resumes_to_the_uninterrupted_
 
 
 def test_lines_written_before_the_first_commit_are_not_written_twice(tmp_path):
-    """Issue 17 failure 1: failed before (the uncommitted first shard kept its lines: 2 x 5 records)."""
+    """Before the fix: the uncommitted first shard kept its lines: 2 x 5 records."""
     full = tmp_path / "full"
     generate(full, 8, seed=1)
     first = list(read_samples(full))[:5]
@@ -198,7 +198,7 @@ def test_resume_after_a_kill_before_the_manifest_starts_afresh(tmp_path):
 
 @pytest.mark.slow
 def test_shard_order_does_not_depend_on_the_hash_seed(tmp_path):
-    """Issue 17 failure 5: failed before (a commit spanning shards listed them in set order)."""
+    """Before the fix: a commit spanning shards listed them in set order."""
     generate(tmp_path / "sessions", 7, seed=1)
     script = ("import sys, corpus.writer as w; w.SHARD_SIZE = 3; w.COMMIT_SECONDS = 3600\n"
               "from corpus.generate import generate_counterfactuals\n"
@@ -215,7 +215,7 @@ def test_shard_order_does_not_depend_on_the_hash_seed(tmp_path):
 
 
 def test_a_fresh_run_refuses_a_directory_holding_foreign_shards(tmp_path, capsys):
-    """Issue 17 failure 4: failed before (the old shard was merged: 40 lines for 20 ids)."""
+    """Before the fix: the old shard was merged: 40 lines for 20 ids."""
     generate(tmp_path / "old", 20, seed=1)
     (tmp_path / "new").mkdir()
     (tmp_path / "new" / "sessions-00000.jsonl").write_bytes((tmp_path / "old" / "sessions-00000.jsonl").read_bytes())
@@ -226,7 +226,7 @@ def test_a_fresh_run_refuses_a_directory_holding_foreign_shards(tmp_path, capsys
 
 
 def test_a_second_writer_on_one_directory_exits_2_naming_the_holder(tmp_path, capsys):
-    """Issue 17 failure 4 (no lock): failed before (both writers ran)."""
+    """Before the fix: both writers ran."""
     out = tmp_path / "corpus"
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from tbn_train.dir_lock import lock_directory;"
                                "lock_directory(sys.argv[1]); print('held', flush=True); time.sleep(60)", str(out)],
@@ -246,7 +246,7 @@ def test_a_second_writer_on_one_directory_exits_2_naming_the_holder(tmp_path, ca
 
 
 def test_resume_never_pads_a_shard_with_nul_bytes(tmp_path, capsys):
-    """Issue 17 failure 3: failed before (a manifest length past the shard's end appended NULs)."""
+    """Before the fix: a manifest length past the shard's end appended NULs."""
     generate(tmp_path, 5, seed=0)
     manifest = json.loads((tmp_path / MANIFEST).read_text())
     shard = tmp_path / "sessions-00000.jsonl"
@@ -260,7 +260,7 @@ def test_resume_never_pads_a_shard_with_nul_bytes(tmp_path, capsys):
 
 
 def test_validate_and_stats_fail_on_repeated_ids_and_a_disagreeing_manifest(tmp_path, capsys):
-    """Issue 17 failure 1 (validate did not check ids): failed before (the doubled corpus validated)."""
+    """Before the fix: the doubled corpus validated."""
     generate(tmp_path / "ok", 4, seed=0)
     doubled = tmp_path / "doubled"
     doubled.mkdir()

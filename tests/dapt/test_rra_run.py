@@ -160,7 +160,7 @@ def test_bad_input_names_the_problem(tiny_dir, data_dir, reference_run, tmp_path
 @pytest.mark.slow
 def test_a_damaged_compressor_checkpoint_is_one_line_and_changes_nothing(reference_run, tiny_dir, data_dir, tmp_path,
                                                                           capsys):
-    """Issue 17 failure 8: failed before (a safetensors traceback)."""
+    """Before the fix: a safetensors traceback."""
     import shutil
     run = tmp_path / "run"
     shutil.copytree(reference_run, run)

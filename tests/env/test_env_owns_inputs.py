@@ -21,7 +21,7 @@ def _summary_after(actions) -> dict:
 
 
 def test_a_reused_action_buffer_does_not_change_the_session():
-    """Issue 17 failure 6: failed before (the summary read the caller's buffer: wrong, then NaN)."""
+    """Before the fix: the summary read the caller's buffer: wrong, then NaN."""
     rows = [np.full(12, v) for v in (2.0, 6.0, 9.0)]
     expected = _summary_after([r.copy() for r in rows])
     env = gym.make("Therapy-Scores-v0", max_turns=3, info_mode="debug")
@@ -49,7 +49,7 @@ class FlakyClient:
 
 
 def test_a_client_that_raises_leaves_the_env_as_it_was_and_a_retry_works():
-    """Issue 17 failure 7: failed before (turn counter and history advanced, the retry played another turn)."""
+    """Before the fix: turn counter and history advanced, the retry played another turn."""
     turns = ["I'm here with you.", "What was that like?", "Take your time."]
     reference = gym.make("Therapy-v0", max_turns=4, client=FlakyClient())
     reference.reset(seed=1)
@@ -90,7 +90,7 @@ class WrongClient:
 
 
 def test_backends_breaking_their_protocol_are_named():
-    """Issue 17 failure 7: failed before (a bare AttributeError; an empty utterance was accepted)."""
+    """Before the fix: a bare AttributeError; an empty utterance was accepted."""
     env = gym.make("Therapy-v0", judge=WrongJudge(), max_turns=3)
     env.reset(seed=0)
     assert_rejected_unchanged(env, "Hello.")
@@ -107,7 +107,7 @@ def test_backends_breaking_their_protocol_are_named():
 @pytest.mark.parametrize("action", [np.full(12, 5 + 1j), np.array(["5"] * 12), ["5.0"] * 12,
                                     np.full(12, True), [5.0] * 11 + [None]])
 def test_out_of_space_scores_are_refused(action):
-    """Issue 17 failure 9: complex and string scores failed before (converted, imaginary part dropped)."""
+    """Before the fix complex and string scores were converted (the imaginary part dropped)."""
     env = gym.make("Therapy-Scores-v0")
     env.reset(seed=0)
     assert_rejected_unchanged(env, action)
@@ -116,7 +116,7 @@ def test_out_of_space_scores_are_refused(action):
 
 
 def test_an_oversized_text_turn_is_refused_before_it_is_parsed():
-    """Issue 17 failure 9: failed before (the length was checked after stripping: 50 MB accepted)."""
+    """Before the fix: the length was checked after stripping: 50 MB accepted."""
     env = gym.make("Therapy-v0")
     env.reset(seed=0)
     for action in (" " * 50_000_000 + "Hello.", {"utterance": "Hi." + " " * 5000}):
@@ -126,7 +126,7 @@ def test_an_oversized_text_turn_is_refused_before_it_is_parsed():
 
 
 def test_control_characters_are_refused_in_turns_and_kept_out_of_render():
-    """Issue 17 failure 9: failed before (terminal escapes reached render())."""
+    """Before the fix: terminal escapes reached render()."""
     env = gym.make("Therapy-v0", render_mode="ansi", client=WrongClient(ClientTurn(
         thought="", utterance="\x1b[2J\x1b[31mI'm fine.\x07")))
     env.reset(seed=0)
@@ -145,7 +145,7 @@ class GreekClient:
 
 
 def test_the_observation_keeps_the_client_s_unicode():
-    """Issue 17 failure 10: failed before (non-Latin text folded to '?')."""
+    """Before the fix: non-Latin text folded to '?'."""
     env = gym.make("Therapy-v0", client=GreekClient())
     obs, _ = env.reset(seed=0)
     assert obs["client_utterance"] == "Δεν ξέρω. 分からない。" and env.observation_space.contains(obs)
@@ -153,7 +153,7 @@ def test_the_observation_keeps_the_client_s_unicode():
 
 @pytest.mark.parametrize("env_id", ["Therapy-v0", "Therapy-Scores-v0"])
 def test_tmog_mode_info_has_nothing_privileged(env_id):
-    """Issue 17 failure 10: failed before (hidden thought, coiling, alliance and TAIE in tmog-mode info)."""
+    """Before the fix: hidden thought, coiling, alliance and TAIE in tmog-mode info."""
     privileged = {"client_thought", "coiling", "alliance", "attunement", "taie"}
     for kwargs, shown in (({}, False), ({"info_mode": "debug"}, True), ({"observation_mode": "full"}, True)):
         env = gym.make(env_id, max_turns=2, render_mode="ansi", **kwargs)
@@ -172,7 +172,7 @@ def test_tmog_mode_info_has_nothing_privileged(env_id):
 
 
 def test_a_wrong_reset_mask_is_refused_before_any_row_resets():
-    """Issue 17 failure 9: failed before (rows partly reset, then an IndexError)."""
+    """Before the fix: rows partly reset, then an IndexError."""
     envs = gym.make_vec("Therapy-Scores-v0", num_envs=3, vectorization_mode="vector_entry_point")
     envs.reset(seed=0)
     envs.step(np.full((3, 12), 6.0))

@@ -64,7 +64,7 @@ def test_personas_order_kind_clinical_harsh():
 
 
 def test_repair_after_rupture_beats_ignoring_it():
-    rupture = dict(client="You're not listening to me. That's not what I meant at all.", rupture_pending=True)
+    rupture = {"client": "You're not listening to me. That's not what I meant at all.", "rupture_pending": True}
     repaired = RubricJudge().score(ctx("I'm sorry, I missed what you meant. Help me understand it better?", **rupture))
     ignored = RubricJudge().score(ctx("Let's look at your sleep schedule. You should try a routine.", **rupture))
     assert repaired.scores["repair"] > ignored.scores["repair"] + 3
@@ -105,5 +105,39 @@ def test_judge_full_session_by_hand():
     assert s.composite[2] == pytest.approx((11 * 8 + 2) / 12)
     assert s.stage_composite[2] == pytest.approx(weighted_composite(np.array(results[2].vector()), 1, __import__("tbn_env").Params()))
     assert "safety" in s.evaluation
+    assert s.composite_trend == pytest.approx(s.composite[2] - s.composite[0])
+    assert s.evaluation_source == "offline template" and s.evaluation.startswith("[offline template]")
     with pytest.raises(ValueError, match="at least one"):
         judge_full_session([], stage=1)
+
+
+class Narrator(RubricJudge):
+    """A judge that also narrates sessions, recording the prompt it was given."""
+
+    def __init__(self, reply):
+        super().__init__()
+        self.reply, self.prompts = reply, []
+
+    def evaluate_session(self, messages):
+        self.prompts.append(messages)
+        return self.reply
+
+
+def test_the_env_judges_the_whole_session_on_its_last_step():
+    import gymnasium as gym
+    narrator = Narrator("The session deepened steadily; the repair at turn 2 held.")
+    env = gym.make("Therapy-v0", judge=narrator, max_turns=3)
+    env.reset(seed=0)
+    infos = [env.step("That sounds heavy. I'm here with you.")[-1] for _ in range(3)]
+    assert "session_assessment" not in infos[0] and "session_assessment" not in infos[1]
+    a = infos[-1]["session_assessment"]
+    assert a["turns"] == 3 and set(a["dimensions"]) == set(JUDGE_DIMENSIONS) and len(a["composite"]) == 3
+    assert a["evaluation"] == narrator.reply and a["evaluation_source"] == "model"
+    transcript = narrator.prompts[0][1]["content"]
+    assert transcript.count("Therapist: That sounds heavy.") == 3 and "Strongest:" in transcript
+
+
+def test_a_model_that_says_nothing_leaves_the_marked_template():
+    rows = [JudgeResult(scores=dict.fromkeys(JUDGE_DIMENSIONS, 6.0))]
+    s = judge_full_session(rows, stage=2, judge=Narrator("  "))
+    assert s.evaluation_source == "offline template" and s.evaluation.startswith("[offline template]")

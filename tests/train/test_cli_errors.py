@@ -1,5 +1,5 @@
 """Damaged files and bad settings end every command with one `PROG: error: …` line, exit status 2,
-and nothing written (issue 17 failure 8: each case below printed a traceback before)."""
+and nothing written (each case below printed a traceback before)."""
 
 from __future__ import annotations
 
@@ -119,7 +119,7 @@ def test_a_read_only_run_directory_is_refused(finished_run, llama_dir, tmp_path,
 
 
 def test_a_missing_log_is_refused_not_padded_with_nul_bytes(finished_run, llama_dir, tmp_path, capsys):
-    """Issue 17 failure 3: failed before (a missing log.jsonl came back as NUL bytes, exit 0)."""
+    """Before the fix: a missing log.jsonl came back as NUL bytes, exit 0."""
     run = tmp_path / "run"
     shutil.copytree(finished_run, run)
     (run / "log.jsonl").unlink()
@@ -130,7 +130,7 @@ def test_a_missing_log_is_refused_not_padded_with_nul_bytes(finished_run, llama_
 
 
 def test_a_second_run_on_one_out_exits_2_naming_the_holder(llama_dir, tmp_path, capsys):
-    """Issue 17 failure 4: failed before (two runs on one --out both wrote every log record)."""
+    """Before the fix: two runs on one --out both wrote every log record."""
     import subprocess
     import sys
     out = tmp_path / "run"

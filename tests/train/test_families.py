@@ -4,7 +4,7 @@ Dense (llama, qwen3, gemma3_text, ministral3), fused projections (phi3), mixture
 (qwen3_moe, glm4_moe, minimax, gpt_oss), MLA + MoE (glm4_moe_lite, mistral4, deepseek_v3) and
 4-bit quantized llama and qwen3_moe: adapter placement, one self-play turn with the model's own
 client and judge (three roles on one base), one DPO step, checkpoint + resume, and the export
-loading in plain ``mlx_lm.load`` with the same logits. Before issue 11 every MoE, fused and MLA
+loading in plain ``mlx_lm.load`` with the same logits. Before generic placement every MoE, fused and MLA
 family died here with an AttributeError.
 """
 

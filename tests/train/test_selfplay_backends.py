@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 
-import tbn_train  # noqa: F401  (preload OpenBLAS before mlx)
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tbn_env.dimensions import JUDGE_DIMENSIONS
+from tbn_env.judge_parse import FALLBACK_SCORE, parse_judge_output
 from tbn_env.protocols import ClientView, DialogueTurn, JudgeResult
 from tbn_train.cli import main
 from tbn_train.config import TrainConfig
-from tbn_env.judge_parse import FALLBACK_SCORE, parse_judge_output
 from tbn_train.mlx_backends import MLXClient, MLXJudge, ModelRole
 from tbn_train.policy import FROZEN_ADAPTER, build_policy
 from tbn_train.prompts import TherapistView, correction_messages, therapist_messages
@@ -203,3 +202,30 @@ def test_init_adapter_seeds_therapist_frozen_and_reference(llama_dir, tmp_path, 
         assert mx.array_equal(logits("therapist"), original).item()
     else:  # rank-32 MLP reduced to 16 by truncated SVD: close to, not equal to, the file
         assert not mx.array_equal(logits("therapist"), original).item()
+
+
+def test_mlx_judge_reads_the_rubric_anchors_and_validates_over_the_suite(llama_dir, caplog):
+    """The tiny random judge writes no real verdict: every output is repaired or refused, with a reason, and
+    still validates; its prompt holds every anchor of the rubric data; session and TAIE calls never crash."""
+    import logging
+    import sys
+    from pathlib import Path
+
+    from tbn_env.llm_prompts import judge_messages
+    from tbn_env.rubric import load_rubric
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "env"))
+    from judge_suite import cases
+
+    policy = build_policy(llama_dir, TrainConfig(max_new_tokens=8))
+    judge = MLXJudge(ModelRole(policy.model, policy.tokenizer, policy.router, FROZEN_ADAPTER, 0.0, 16), "kind")
+    suite = cases()[::60]  # two cases: a 2.5k-token rubric prompt per call on the tiny model
+    system = judge_messages(suite[0].context, "kind")[0]["content"]
+    assert all(d.adequate in system for d in load_rubric().dimensions.values())
+    with caplog.at_level(logging.INFO, logger="tbn_train.mlx_backends"):
+        verdicts = [judge.verdict(c.context) for c in suite]
+    for v in verdicts:
+        JudgeResult.model_validate(v.result.model_dump())
+        assert v.status in ("repaired", "fallback") and v.reason and v.reason in caplog.text
+    assert isinstance(judge.evaluate_session([{"role": "user", "content": "Evaluate."}]), str)
+    assert judge.assess_taie(suite[0].context, (0.0, 0.0, 0.0)) is None and "TAIE assessment refused" in caplog.text

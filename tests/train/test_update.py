@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tbn_train  # noqa: F401  (preload OpenBLAS before mlx)
 import mlx.core as mx
 import numpy as np
 import pytest
@@ -70,6 +69,7 @@ def test_rlaif_and_grpo_losses_equal_hand_computation(setup, prompt_of):
     adv = (s - s.mean()) / (s.std() + 1e-8)
     r = up.grpo(prompt, cands, scores)
     assert r.loss == pytest.approx(np.mean(-adv * lp + 0.04 * (lp - ref)), rel=1e-5, abs=1e-6)
+    assert r.metrics["kl"] == pytest.approx(np.mean(lp - ref), rel=1e-5, abs=1e-6)  # TRL's k1 at the pre-step policy
 
 
 def test_equal_scores_skip_update_and_are_counted(setup, prompt_of):
@@ -98,8 +98,15 @@ def test_dpo_step_moves_margin(setup, prompt_of):
     chosen, rejected = [40, 41, 42, 7], [50, 51, 7]
     up = PolicyUpdater(model, router, TrainConfig(learning_rate=1e-2))
     first = up.dpo([prompt], [chosen], [rejected])
-    later = [up.dpo([prompt], [chosen], [rejected]).loss for _ in range(3)]
-    assert later[-1] < first.loss and up.counters.dpo_steps == 4
+    later = [up.dpo([prompt], [chosen], [rejected]) for _ in range(3)]
+    assert later[-1].loss < first.loss and up.counters.dpo_steps == 4
+    with router.use(None):  # the reference (config default: the base model)
+        ref_c, ref_r = (sequence_logprobs(model, prompt, [c]).mean.item() for c in (chosen, rejected))
+    m = later[-1].metrics  # TRL's names, at the pre-step policy
+    assert m["rewards/chosen"] == pytest.approx(0.1 * (m["logps/chosen"] - ref_c), rel=1e-4, abs=1e-6)
+    assert m["rewards/rejected"] == pytest.approx(0.1 * (m["logps/rejected"] - ref_r), rel=1e-4, abs=1e-6)
+    assert m["rewards/margins"] == pytest.approx(m["rewards/chosen"] - m["rewards/rejected"], abs=1e-6)
+    assert m["rewards/margins"] > first.metrics["rewards/margins"] and m["rewards/accuracies"] == 1.0
 
 
 def test_bad_input_gives_clear_errors(setup, prompt_of):
@@ -133,7 +140,7 @@ def test_batched_logprobs_equal_single(setup, prompt_of):
 @pytest.mark.parametrize("lr", [1e-6, 1e-3])
 def test_the_first_adam_step_is_the_learning_rate(lr):
     """Bias-corrected Adam (§9.3.12 as PyTorch readers know it): step 1 moves each weight by ~lr, not 3x lr."""
-    import mlx.nn as nn
+    from mlx import nn
 
     from tbn_train.config import TrainConfig
     from tbn_train.update import make_optimizer
