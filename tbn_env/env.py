@@ -9,16 +9,17 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from .buckets import BUCKET_INDEX, BUCKETS, MALADAPTIVE
-from .dimensions import JUDGE_DIMENSIONS, as_score_vector
+from .buckets import BUCKETS, MALADAPTIVE
+from .dimensions import DIM_INDEX, JUDGE_DIMENSIONS, as_score_vector
 from .graph import ClientGraph
-from .interventions import CATALOGUE, NAMES, response_scores
+from .interventions import CATALOGUE, NAMES, moment_of, response_scores
 from .kernel import CompiledGraph
 from .params import Params
 from .profiles import ClientProfile, resolve_profile
 from .protocols import Client, ClientView, DialogueTurn, Judge, JudgeContext, JudgeResult
 from .session import SessionCore, TurnResult
 from .spaces import MAX_ACTION_CHARS, observation_space, observe, text_space
+from .stance import rupture_open
 
 ACTION_MODES = ("text", "scores", "intervention")
 OBSERVATION_MODES = ("tmog", "full")
@@ -210,7 +211,8 @@ class TherapyEnv(gym.Env):
         client_rupture = bool(self.client_words and self.client_words.rupture)
         result = core.turn(scores, session_end=session_end, rupture=client_rupture)
         self.last = result
-        self.rupture = any(e["type"] == "rupture" for e in result.events)
+        self.rupture = bool(rupture_open(self.rupture, any(e["type"] == "rupture" for e in result.events),
+                                         scores[DIM_INDEX["repair"]]))
         if self.render_mode == "rgb_array":
             self._record(result)
         terminated = truncated = False
@@ -248,9 +250,7 @@ class TherapyEnv(gym.Env):
             index = int(action)
             if not 0 <= index < len(CATALOGUE):
                 raise ValueError(f"intervention index must be in [0, {len(CATALOGUE)}), got {index}")
-            fear = self.core.kernel.buckets[0, BUCKET_INDEX["fear"]]
-            stage, phase = self.core.stage, int(self.core.kernel.phase[0])
-            return response_scores(index, stage, phase, self.rupture, fear), "", NAMES[index]
+            return response_scores(index, moment_of(self.core.kernel, self.rupture))[0], "", NAMES[index]
         thought, utterance = self._parse_text(action)
         ctx = JudgeContext(client_utterance=self.client_words.utterance, therapist_thought=thought,
                            therapist_utterance=utterance, history=tuple(self.history[-HISTORY_TURNS:]),

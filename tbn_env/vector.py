@@ -18,12 +18,12 @@ from gymnasium.vector.utils import batch_space
 from .buckets import BUCKET_INDEX, BUCKETS, MALADAPTIVE
 from .dimensions import DIM_INDEX, JUDGE_DIMENSIONS, as_score_batch
 from .env import DEFAULT_MAX_SESSIONS, EPISODES, OBSERVATION_MODES, _graph
-from .interventions import CATALOGUE, response_scores
+from .interventions import CATALOGUE, moment_of, response_scores
 from .kernel import BatchKernel
 from .params import LOW_THRESHOLD, Params
 from .profiles import ClientProfile, resolve_profile
 from .spaces import observation_space
-from .stance import DEFENSE_DOMAIN, OVERWHELM_BUCKETS, StanceDetector, stance_signals
+from .stance import DEFENSE_DOMAIN, OVERWHELM_BUCKETS, StanceDetector, rupture_open, stance_signals
 
 
 class TherapyVectorEnv(gym.vector.VectorEnv):
@@ -103,7 +103,7 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
         ruptured = (low & (scores[:, DIM_INDEX["safety"]] < LOW_THRESHOLD)) | \
             (alliance_before - out.alliance >= self.params.rupture_alliance_drop)
         self._update_stances(att, out.bucket_change, ruptured)
-        self.rupture = ruptured
+        self.rupture = rupture_open(self.rupture, ruptured, scores[:, DIM_INDEX["repair"]])
         session_end = self.turn >= self.max_turns
         terminated = np.zeros(b, dtype=bool)
         truncated = np.zeros(b, dtype=bool)
@@ -139,8 +139,7 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
         a = np.asarray(actions)
         if a.shape != (self.num_envs,) or not np.issubdtype(a.dtype, np.integer):
             raise ValueError(f"intervention actions must be {self.num_envs} integers, got {a.dtype} {a.shape}")
-        fear = self.kernel.buckets[:, BUCKET_INDEX["fear"]]
-        return response_scores(a, self.kernel.stage, self.kernel.phase, self.rupture, fear)
+        return response_scores(a, moment_of(self.kernel, self.rupture))
 
     def _update_stances(self, attunement: np.ndarray, bucket_change: np.ndarray, ruptured: np.ndarray) -> None:
         k = self.kernel
