@@ -10,7 +10,7 @@ import numpy as np
 from gymnasium import spaces
 
 from .buckets import BUCKETS, MALADAPTIVE
-from .dimensions import DIM_INDEX, JUDGE_DIMENSIONS, as_score_vector
+from .dimensions import ACTION_SCALES, DIM_INDEX, JUDGE_DIMENSIONS, as_score_vector, unit_to_scores
 from .graph import ClientGraph
 from .interventions import CATALOGUE, NAMES, moment_of, response_scores
 from .kernel import CompiledGraph
@@ -54,12 +54,14 @@ class TherapyEnv(gym.Env):
       `{"thought": str, "utterance": str}` is accepted too. A Judge (default: the offline rubric
       judge) scores it.
     - `"scores"` (Therapy-Scores-v0): the 12 judge scores themselves, `Box(0, 10, (12,))`, in the
-      order of `tbn_env.JUDGE_DIMENSIONS`.
+      order of `tbn_env.JUDGE_DIMENSIONS`; with `action_scale="unit"`, `Box(-1, 1, (12,))` mapped
+      linearly to 0-10 (what stable-baselines3's policies expect).
     - `"intervention"` (Therapy-Interventions-v0): `Discrete(13)` over `tbn_env.interventions.NAMES`
       (validation, reflection, grounding, interpretation, rupture repair, boundary setting,
       psychoeducation, somatic tracking, attentive silence, challenge, meaning-making, tender
-      witnessing, reviewing the journey). A deterministic response model scores each move by how well
-      it fits the stage, the phase, a pending rupture and the client's fear.
+      witnessing, reviewing the journey). A deterministic response model (`data/interventions.toml`)
+      scores each move by how well it fits the stage and phase (§9.3.5.4), an open rupture, the
+      client's fear and the alliance.
 
     ## Observation Space
     A `Dict`. With `observation_mode="tmog"` (default) it holds what a therapist could know:
@@ -71,7 +73,7 @@ class TherapyEnv(gym.Env):
     | phase | in-session phase A-D as 0-3 (§9.3.5.1) | 0 | 3 |
     | stage | treatment stage 1-4 as 0-3 (§9.3.5.3) | 0 | 3 |
     | stance | rapport_building, personhood_assemblage, intervention (§9.3.8) | 0 | 2 |
-    | rupture | the last turn ruptured the alliance | 0 | 1 |
+    | rupture | a rupture is open (until a turn scores repair above 6.5) | 0 | 1 |
     | turn | therapist turns so far this session | 0 | max_turns |
     | session | session number in the episode | 0 | max_sessions + 1 |
 
@@ -95,7 +97,8 @@ class TherapyEnv(gym.Env):
 
     ## Arguments
     `action_mode`, `observation_mode`, `episode`, `max_turns=20`, `max_sessions=20`, `judge`,
-    `client`, `profile`, `start_stage=1`, `render_mode` ("ansi" or "rgb_array"), `params`.
+    `client`, `profile`, `start_stage=1`, `render_mode` ("ansi" or "rgb_array"), `params`,
+    `action_scale` ("score" or "unit", scores mode).
 
     ## Vectorized environment
     `gym.make_vec("Therapy-Scores-v0", num_envs=8, vectorization_mode="vector_entry_point")` steps all
@@ -114,8 +117,10 @@ class TherapyEnv(gym.Env):
     def __init__(self, action_mode: str = "text", observation_mode: str = "tmog", episode: str = "session",
                  max_turns: int = 20, max_sessions: int = DEFAULT_MAX_SESSIONS, judge: Judge | None = None,
                  client: Client | None = None, profile: str | ClientProfile | None = None, start_stage: int = 1,
-                 render_mode: str | None = None, params: Params | None = None) -> None:
+                 render_mode: str | None = None, params: Params | None = None,
+                 action_scale: str = "score") -> None:
         for name, value, allowed in (("action_mode", action_mode, ACTION_MODES),
+                                     ("action_scale", action_scale, ACTION_SCALES),
                                      ("observation_mode", observation_mode, OBSERVATION_MODES),
                                      ("episode", episode, EPISODES)):
             if value not in allowed:
@@ -125,11 +130,14 @@ class TherapyEnv(gym.Env):
                 raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
         if start_stage not in (1, 2, 3, 4):
             raise ValueError(f"start_stage must be 1-4, got {start_stage!r}")
+        if action_scale == "unit" and action_mode != "scores":
+            raise ValueError(f"action_scale='unit' applies to action_mode='scores', got action_mode={action_mode!r}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
         if profile is not None and not isinstance(profile, (str, ClientProfile)):
             raise TypeError(f"profile must be a preset name, a ClientProfile or None, got {type(profile).__name__}")
         self.action_mode, self.observation_mode, self.episode = action_mode, observation_mode, episode
+        self.action_scale = action_scale
         self.max_turns, self.max_sessions, self.start_stage = int(max_turns), int(max_sessions), start_stage
         self.profile_spec, self.render_mode = profile, render_mode
         self.params = params or Params()
@@ -146,7 +154,9 @@ class TherapyEnv(gym.Env):
         #: False when a sampled model scores or speaks: same seed, different trajectory.
         self.deterministic = all(getattr(x, "deterministic", True) for x in (judge, client))
         self.action_space = {"text": text_space(MAX_ACTION_CHARS),
-                             "scores": spaces.Box(0.0, 10.0, (len(JUDGE_DIMENSIONS),), np.float32),
+                             "scores": spaces.Box(-1.0 if action_scale == "unit" else 0.0,
+                                                  1.0 if action_scale == "unit" else 10.0,
+                                                  (len(JUDGE_DIMENSIONS),), np.float32),
                              "intervention": spaces.Discrete(len(CATALOGUE))}[action_mode]
         self.observation_space = observation_space(observation_mode, text, self.max_turns, self.max_sessions)
         self.core: SessionCore | None = None
@@ -242,7 +252,7 @@ class TherapyEnv(gym.Env):
         if self.action_mode == "scores":
             if isinstance(action, (str, bytes, dict)):
                 raise TypeError(f"a scores action is 12 numbers, got {type(action).__name__}")
-            return as_score_vector(action), "", ""
+            return as_score_vector(unit_to_scores(action) if self.action_scale == "unit" else action), "", ""
         if self.action_mode == "intervention":
             if isinstance(action, (bool, np.bool_)) or not isinstance(action, (int, np.integer)) and not (
                     isinstance(action, np.ndarray) and action.shape == () and np.issubdtype(action.dtype, np.integer)):

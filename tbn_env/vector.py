@@ -16,7 +16,7 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
 from .buckets import BUCKET_INDEX, BUCKETS, MALADAPTIVE
-from .dimensions import DIM_INDEX, JUDGE_DIMENSIONS, as_score_batch
+from .dimensions import ACTION_SCALES, DIM_INDEX, JUDGE_DIMENSIONS, as_score_batch, unit_to_scores
 from .env import DEFAULT_MAX_SESSIONS, EPISODES, OBSERVATION_MODES, _graph
 from .interventions import CATALOGUE, moment_of, response_scores
 from .kernel import BatchKernel
@@ -34,12 +34,15 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
     def __init__(self, num_envs: int = 1, action_mode: str = "scores", observation_mode: str = "tmog",
                  episode: str = "session", max_turns: int = 20, max_sessions: int = DEFAULT_MAX_SESSIONS,
                  profile: str | ClientProfile | None = None, start_stage: int = 1, params: Params | None = None,
-                 render_mode: str | None = None) -> None:
+                 render_mode: str | None = None, action_scale: str = "score") -> None:
         if action_mode not in ("scores", "intervention"):
             raise ValueError(f"the vector env runs the numeric action modes 'scores' and 'intervention', "
                              f"got {action_mode!r}; use vectorization_mode='sync' for text")
         if observation_mode not in OBSERVATION_MODES or episode not in EPISODES:
             raise ValueError(f"observation_mode must be in {OBSERVATION_MODES} and episode in {EPISODES}")
+        if action_scale not in ACTION_SCALES or (action_scale == "unit" and action_mode != "scores"):
+            raise ValueError(f"action_scale must be one of {ACTION_SCALES} ('unit' with action_mode='scores'), "
+                             f"got {action_scale!r}")
         if render_mode is not None:
             raise ValueError("the vector env does not render; use vectorization_mode='sync' with render_mode")
         if start_stage not in (1, 2, 3, 4) or num_envs < 1 or max_turns < 1 or max_sessions < 1:
@@ -55,7 +58,9 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
         self._defense = np.array([self.graph.graph.nodes[n]["domain"] == DEFENSE_DOMAIN for n in cg.nodes])
         self._nodes = [cg.nodes.index("self_disclosure"), cg.engagement]
         self._surge = [BUCKET_INDEX[b] for b in OVERWHELM_BUCKETS]
-        self.single_action_space = spaces.Box(0.0, 10.0, (len(JUDGE_DIMENSIONS),), np.float32) \
+        self.action_scale = action_scale
+        low, high = (-1.0, 1.0) if action_scale == "unit" else (0.0, 10.0)
+        self.single_action_space = spaces.Box(low, high, (len(JUDGE_DIMENSIONS),), np.float32) \
             if action_mode == "scores" else spaces.Discrete(len(CATALOGUE))
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.single_observation_space = observation_space(observation_mode, False, max_turns, max_sessions)
@@ -135,7 +140,7 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
 
     def _scores_for(self, actions) -> np.ndarray:
         if self.action_mode == "scores":
-            return as_score_batch(actions, self.num_envs)
+            return as_score_batch(unit_to_scores(actions) if self.action_scale == "unit" else actions, self.num_envs)
         a = np.asarray(actions)
         if a.shape != (self.num_envs,) or not np.issubdtype(a.dtype, np.integer):
             raise ValueError(f"intervention actions must be {self.num_envs} integers, got {a.dtype} {a.shape}")
