@@ -86,7 +86,8 @@ def _intervention(e: dict[str, Any]) -> Intervention:
         unknown = [d for d in values if d not in JUDGE_DIMENSIONS]
         if unknown or not values:
             raise ValueError(f"{where}: {k} must name judge dimensions, got {list(values)}")
-    fit = np.asarray(_need(e, "fit", where), dtype=float)
+    rows = _need(e, "fit", where)
+    fit = np.asarray(rows, dtype=float) if all(isinstance(r, list) and len(r) == 4 for r in rows) else np.zeros(0)
     if fit.shape != (4, 4) or np.abs(fit).max() > 1.0:
         raise ValueError(f"{where}: fit must be 4 stage rows of 4 phase values in [-1, 1]")
     why = tuple(_need(e, "why", where))

@@ -34,7 +34,8 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
     def __init__(self, num_envs: int = 1, action_mode: str = "scores", observation_mode: str = "tmog",
                  episode: str = "session", max_turns: int = 20, max_sessions: int = DEFAULT_MAX_SESSIONS,
                  profile: str | ClientProfile | None = None, start_stage: int = 1, params: Params | None = None,
-                 render_mode: str | None = None, action_scale: str = "score") -> None:
+                 render_mode: str | None = None, action_scale: str = "score",
+                 max_episode_steps: int | None = None) -> None:
         if action_mode not in ("scores", "intervention"):
             raise ValueError(f"the vector env runs the numeric action modes 'scores' and 'intervention', "
                              f"got {action_mode!r}; use vectorization_mode='sync' for text")
@@ -47,6 +48,9 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
             raise ValueError("the vector env does not render; use vectorization_mode='sync' with render_mode")
         if start_stage not in (1, 2, 3, 4) or num_envs < 1 or max_turns < 1 or max_sessions < 1:
             raise ValueError("need num_envs >= 1, max_turns >= 1, max_sessions >= 1 and start_stage in 1-4")
+        if max_episode_steps is not None and max_episode_steps < 1:
+            raise ValueError(f"max_episode_steps must be >= 1 or None, got {max_episode_steps!r}")
+        self.max_episode_steps = max_episode_steps  # the registered time limit, as TimeLimit applies it to one env
         self.num_envs, self.action_mode, self.observation_mode, self.episode = num_envs, action_mode, \
             observation_mode, episode
         self.max_turns, self.max_sessions, self.start_stage, self.profile_spec = max_turns, max_sessions, \
@@ -68,6 +72,7 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
         self.stances = StanceDetector(self.params, num_envs)
         self.turn = np.zeros(num_envs, dtype=int)
         self.session = np.ones(num_envs, dtype=int)
+        self.episode_steps = np.zeros(num_envs, dtype=int)
         self.rupture = np.zeros(num_envs, dtype=bool)
         self.prev_done = np.zeros(num_envs, dtype=bool)
         self.rng = np.random.default_rng()
@@ -90,6 +95,7 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
         self.stances.start_session(rows)
         self.turn[rows] = 0
         self.session[rows] = 1
+        self.episode_steps[rows] = 0
         self.rupture[rows] = False
 
     # ------------------------------------------------------------------ step
@@ -104,6 +110,7 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
         noise[low] = self.rng.standard_normal((int(low.sum()), k.cg.n))
         out = k.step(scores, noise)
         self.turn += 1
+        self.episode_steps += 1
         reward = out.total.copy()
         ruptured = (low & (scores[:, DIM_INDEX["safety"]] < LOW_THRESHOLD)) | \
             (alliance_before - out.alliance >= self.params.rupture_alliance_drop)
@@ -125,6 +132,8 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
                 truncated[rows] = ~complete & (self.session[rows] >= self.max_sessions)
                 self.session[rows] += 1
                 self.rupture[rows] = False
+        if self.max_episode_steps is not None:
+            truncated |= ~terminated & (self.episode_steps >= self.max_episode_steps)
         resetting = np.flatnonzero(self.prev_done)
         if resetting.size:  # next-step autoreset: discard this step for them and draw new clients
             self._reset_rows(resetting)

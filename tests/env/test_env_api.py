@@ -182,3 +182,23 @@ def test_get_state_set_state_resumes_the_same_trajectory():
     other.unwrapped.set_state(state)
     for a, b in zip(expected, tail(other, 9)):
         assert np.array_equal(a, b)
+
+
+def test_registered_specs_carry_a_time_limit_and_a_threshold():
+    for env_id in ("Therapy-v0", *NUMERIC_IDS):
+        assert gym.spec(env_id).max_episode_steps == tbn_env.MAX_EPISODE_STEPS == 20 * 20
+    assert gym.spec("Therapy-v0").reward_threshold is None
+    assert gym.spec("Therapy-Interventions-v0").reward_threshold == tbn_env.REWARD_THRESHOLDS["Therapy-Interventions-v0"]
+
+
+def test_the_vector_env_applies_the_time_limit_like_time_limit_does():
+    kwargs = dict(episode="treatment", max_turns=3, max_sessions=4, max_episode_steps=5)
+    single = gym.make("Therapy-Scores-v0", **kwargs)
+    single.reset(seed=0)
+    flags = [single.step(np.full(12, 5.0, np.float32))[2:4] for _ in range(5)]
+    assert flags[-1] == (False, True) and not any(any(f) for f in flags[:-1])
+    venv = gym.make_vec("Therapy-Scores-v0", num_envs=2, vectorization_mode="vector_entry_point", **kwargs)
+    venv.reset(seed=0)
+    for step in range(1, 6):
+        _, _, terminated, truncated, _ = venv.step(np.full((2, 12), 5.0, np.float32))
+        assert not terminated.any() and truncated.all() == (step == 5)
