@@ -11,11 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tbn_env.baselines import constant_policy, evaluate, oracle_policy, random_policy
 from tbn_env.buckets import BUCKET_INDEX
 from tbn_env.dimensions import DIM_INDEX
-from tbn_env.interventions import (CATALOGUE, MOMENT_RULES, NAMES, Moment, fits, load_catalogue, oracle,
-                                   response_scores)
-from tbn_env.baselines import constant_policy, evaluate, oracle_policy, random_policy
+from tbn_env.interventions import CATALOGUE, MOMENT_RULES, NAMES, Moment, fits, load_catalogue, oracle, response_scores
 from tbn_env.stance import rupture_open
 
 GAP_SHARE_MIN = 0.25   # the bar: oracle - best constant >= 25 % of oracle - random
