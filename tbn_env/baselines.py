@@ -11,7 +11,8 @@ stage 1-4, and a whole treatment from stage 1):
 Every policy is scored on the same held-out clients (drawn from `EVAL_SEED + run`) as the mean return
 of deterministic actions. A run is one training seed (for reference policies, one batch of evaluation
 clients); across runs we report the interquartile mean and a 95 % percentile-bootstrap interval, the
-conventions of rliable (Agarwal et al., 2021). It writes `baselines.json` and `learning_curves.png`.
+conventions of rliable (Agarwal et al., 2021). It writes `baselines.json`, the README's table
+(`baselines.md`) and `learning_curves.png`.
 
 Agents train on SB3's `DummyVecEnv` of single envs (`make_training_env`, the one place to switch to a
 faster vectorised env); evaluation runs on the batch kernel's vector env.
@@ -43,7 +44,7 @@ EVAL_CLIENTS = 64        # held-out clients per run
 CURVE_CLIENTS = 32       # clients per learning-curve point
 BOOTSTRAP_REPS = 2000    # percentile bootstrap resamples (rliable uses 2000 for its interval estimates)
 N_ENVS = 8               # parallel training envs (DummyVecEnv)
-DEFAULT_STEPS = 8192     # env steps per training run: a few minutes per agent on two shared cores; raise for better agents
+DEFAULT_STEPS = 8192     # env steps per training run: minutes per agent on two shared cores; raise it for better agents
 DEFAULT_SEEDS = 5        # training seeds per agent and setting
 
 
@@ -68,8 +69,9 @@ class Agent:
 
 #: Hyper-parameters, chosen for short budgets on a 20-turn episode (gamma 0.99 sees a whole session):
 #: PPO and RecurrentPPO update every 32 steps per env (256 samples, minibatches of 64: 4x the default's
-#: updates per step) with a larger step size than the default 3e-4 and a little entropy to keep exploring; DQN starts learning after 1000 steps, explores
-#: over the first 30 % and syncs its target every 500 steps; A2C keeps SB3's defaults.
+#: updates per step) with a larger step size than the default 3e-4 and a little entropy to keep
+#: exploring; DQN starts learning after 1000 steps, explores over the first 30 % and syncs its target
+#: every 500 steps; A2C keeps SB3's defaults. Observations and rewards are normalised (make_training_env).
 AGENTS: dict[str, Agent] = {
     "ppo": Agent("PPO", "stable_baselines3", "MultiInputPolicy",
                  {"n_steps": 32, "batch_size": 64, "learning_rate": 1e-3, "ent_coef": 0.01}),
@@ -273,6 +275,20 @@ def plot_curves(results: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def markdown_table(results: dict[str, Any]) -> str:
+    """The README's table: IQM [95 % CI] per policy and setting, and the oracle's lead over the best constant."""
+    agents = sorted({a for rep in results.values() for a in rep["agents"]}, key=list(AGENTS).index)
+    cell = lambda e: f"{e['iqm']:.1f} [{e['ci95'][0]:.1f}, {e['ci95'][1]:.1f}]"  # noqa: E731
+    head = ["setting", "random", "best constant", "oracle", "gap share", *[AGENTS[a].algo for a in agents]]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for setting, rep in results.items():
+        best = rep["best_constant"]
+        row = [setting, cell(rep["random"]), f"{cell(best)} `{best['action']}`", cell(rep["oracle"]),
+               f"{rep['gap_share']:.2f}", *[cell(rep["agents"][a]) if a in rep["agents"] else "–" for a in agents]]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="tbn-env-baselines", description=__doc__.split("\n\n")[0])
     parser.add_argument("--settings", default=",".join(SETTINGS), help=f"comma-separated, from {list(SETTINGS)}")
@@ -316,12 +332,15 @@ def main(argv: list[str] | None = None) -> int:
     results = run(args.settings, args.agents, args.seeds, args.steps, args.clients, args.curve_points, args.jobs)
     meta = {"env_id": ENV_ID, "seeds": args.seeds, "steps": args.steps, "clients": args.clients,
             "eval_seed": EVAL_SEED, "n_envs": N_ENVS, "hyperparameters": {a: AGENTS[a].kwargs for a in args.agents}}
-    tmp = args.out / "baselines.json.tmp"
-    tmp.write_text(json.dumps({"meta": meta, "settings": results}, indent=1))
-    tmp.replace(args.out / "baselines.json")
+    for name, text in (("baselines.json", json.dumps({"meta": meta, "settings": results}, indent=1)),
+                       ("baselines.md", markdown_table(results) + "\n")):
+        tmp = args.out / (name + ".tmp")  # whole files only: a killed run leaves the previous report intact
+        tmp.write_text(text)
+        tmp.replace(args.out / name)
     if args.agents and args.curve_points:
         plot_curves(results, args.out / "learning_curves.png")
-    print(f"wrote {args.out / 'baselines.json'}")
+    print(markdown_table(results))
+    print(f"wrote {args.out / 'baselines.json'} and baselines.md")
     return 0
 
 

@@ -24,7 +24,8 @@ from .stance import rupture_open
 ACTION_MODES = ("text", "scores", "intervention")
 OBSERVATION_MODES = ("tmog", "full")
 EPISODES = ("session", "treatment")
-DEFAULT_MAX_SESSIONS = 20  # an excellent therapist completes a stage-1 treatment in ~14 sessions (course table); room for a noisy one
+# an excellent therapist completes a stage-1 treatment in ~14 sessions (course table); room for a noisy one
+DEFAULT_MAX_SESSIONS = 20
 HISTORY_TURNS = 12      # dialogue turns a judge or client sees (the last 12 verbatim)
 SALIENT_NODES = 8       # most pathological nodes named to the client
 DOMINANT_BUCKETS = 3    # top maladaptive and adaptive reservoirs named to the client
@@ -131,7 +132,8 @@ class TherapyEnv(gym.Env):
         if start_stage not in (1, 2, 3, 4):
             raise ValueError(f"start_stage must be 1-4, got {start_stage!r}")
         if action_scale == "unit" and action_mode != "scores":
-            raise ValueError(f"action_scale='unit' applies to action_mode='scores', got action_mode={action_mode!r}")
+            raise ValueError(f"action_scale='unit' applies to action_mode='scores', "
+                             f"got action_mode={action_mode!r}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
         if profile is not None and not isinstance(profile, (str, ClientProfile)):
@@ -275,7 +277,8 @@ class TherapyEnv(gym.Env):
         if isinstance(action, dict):
             unknown = set(action) - {"thought", "utterance"}
             if unknown or "utterance" not in action:
-                raise ValueError(f"a dict action needs 'utterance' (and optionally 'thought'); got keys {sorted(action)}")
+                raise ValueError(f"a dict action needs 'utterance' (and optionally 'thought'); "
+                                 f"got keys {sorted(action)}")
             thought, utterance = action.get("thought", ""), action["utterance"]
             if not isinstance(thought, str) or not isinstance(utterance, str):
                 raise TypeError("thought and utterance must be strings")

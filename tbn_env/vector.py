@@ -89,8 +89,8 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
         return self._observation(), self._info(mask)
 
     def _reset_rows(self, rows: np.ndarray) -> None:
-        inits = [resolve_profile(self.profile_spec, self.rng).initial_state(self.rng, self.start_stage, self.graph, self.params)
-                 for _ in rows]
+        inits = [resolve_profile(self.profile_spec, self.rng).initial_state(self.rng, self.start_stage, self.graph,
+                                                                            self.params) for _ in rows]
         self.kernel.load_rows(rows, inits)
         self.stances.start_session(rows)
         self.turn[rows] = 0
