@@ -23,7 +23,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -226,26 +226,47 @@ def reference_report(setting: str, runs: int, clients: int) -> dict[str, Any]:
 
 
 def run(settings: list[str], agents: list[str], seeds: int, steps: int, clients: int, curve_points: int,
-        jobs: int = 1, log: Callable[[str], None] = lambda line: print(line, flush=True)) -> dict[str, Any]:
-    """Every setting's reference report, then every (agent, setting, seed) training run on `jobs` processes."""
-    results = {}
-    for setting in settings:
-        results[setting] = rep = reference_report(setting, seeds, clients)
-        log(f"{setting}: random {rep['random']['iqm']:.1f}  best constant {rep['best_constant']['iqm']:.1f} "
-            f"({rep['best_constant']['action']})  oracle {rep['oracle']['iqm']:.1f}  gap share {rep['gap_share']}")
-    tasks = [(a, s, seed) for s in settings for a in agents for seed in range(seeds)]
+        jobs: int = 1, log: Callable[[str], None] = lambda line: print(line, flush=True),
+        save: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Every setting's reference report and every (agent, setting, seed) training run, on `jobs` processes.
+
+    `save` receives the results so far after each finished task (a killed run keeps what it finished).
+    """
+    results: dict[str, Any] = {s: {} for s in settings}
+    scores: dict[tuple[str, str], dict[int, tuple[float, list]]] = {}
+
+    def finished() -> dict[str, Any]:
+        out = {}
+        for setting, rep in results.items():
+            if rep:
+                out[setting] = {**rep, "agents": {}}
+                for agent in agents:
+                    runs = scores.get((setting, agent), {})
+                    if runs:
+                        order = sorted(runs)
+                        out[setting]["agents"][agent] = {**summary([runs[r][0] for r in order]), "steps": steps,
+                                                         "seeds": order, "curves": [runs[r][1] for r in order]}
+        return out
+
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = {t: pool.submit(agent_run, *t, steps, clients, curve_points) for t in tasks}
-        for (agent, setting, seed), future in futures.items():
-            score, curve = future.result()
-            entry = results[setting]["agents"].setdefault(agent, {"steps": steps, "scores": [], "curves": []})
-            entry["scores"].append(score)
-            entry["curves"].append(curve)
-            log(f"{setting}: {agent} seed {seed}: {score:.1f}")
-    for rep in results.values():
-        for agent, entry in rep["agents"].items():
-            rep["agents"][agent] = {**summary(entry.pop("scores")), **entry}
-    return results
+        futures = {}
+        for s in settings:  # in the order given: a setting's reference, then its training runs
+            futures[pool.submit(reference_report, s, seeds, clients)] = ("reference", s, None)
+            futures.update({pool.submit(agent_run, a, s, seed, steps, clients, curve_points): (a, s, seed)
+                            for a in agents for seed in range(seeds)})
+        for future in as_completed(futures):
+            what, setting, seed = futures[future]
+            if what == "reference":
+                results[setting] = rep = future.result()
+                log(f"{setting}: random {rep['random']['iqm']:.1f}  best constant {rep['best_constant']['iqm']:.1f} "
+                    f"({rep['best_constant']['action']})  oracle {rep['oracle']['iqm']:.1f}  "
+                    f"gap share {rep['gap_share']}")
+            else:
+                scores.setdefault((setting, what), {})[seed] = future.result()
+                log(f"{setting}: {what} seed {seed}: {scores[(setting, what)][seed][0]:.1f}")
+            if save is not None:
+                save(finished())
+    return finished()
 
 
 def plot_curves(results: dict[str, Any], path: Path) -> None:
@@ -281,7 +302,7 @@ def markdown_table(results: dict[str, Any]) -> str:
     cell = lambda e: f"{e['iqm']:.1f} [{e['ci95'][0]:.1f}, {e['ci95'][1]:.1f}]"  # noqa: E731
     head = ["setting", "random", "best constant", "oracle", "gap share", *[AGENTS[a].algo for a in agents]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for setting, rep in results.items():
+    for setting, rep in sorted(results.items(), key=lambda item: list(SETTINGS).index(item[0])):
         best = rep["best_constant"]
         row = [setting, cell(rep["random"]), f"{cell(best)} `{best['action']}`", cell(rep["oracle"]),
                f"{rep['gap_share']:.2f}", *[cell(rep["agents"][a]) if a in rep["agents"] else "–" for a in agents]]
@@ -329,14 +350,19 @@ def _importable(module: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    results = run(args.settings, args.agents, args.seeds, args.steps, args.clients, args.curve_points, args.jobs)
     meta = {"env_id": ENV_ID, "seeds": args.seeds, "steps": args.steps, "clients": args.clients,
             "eval_seed": EVAL_SEED, "n_envs": N_ENVS, "hyperparameters": {a: AGENTS[a].kwargs for a in args.agents}}
-    for name, text in (("baselines.json", json.dumps({"meta": meta, "settings": results}, indent=1)),
-                       ("baselines.md", markdown_table(results) + "\n")):
-        tmp = args.out / (name + ".tmp")  # whole files only: a killed run leaves the previous report intact
-        tmp.write_text(text)
-        tmp.replace(args.out / name)
+
+    def save(results: dict[str, Any]) -> None:
+        for name, text in (("baselines.json", json.dumps({"meta": meta, "settings": results}, indent=1)),
+                           ("baselines.md", markdown_table(results) + "\n")):
+            tmp = args.out / (name + ".tmp")  # whole files only: a killed run leaves the last report intact
+            tmp.write_text(text)
+            tmp.replace(args.out / name)
+
+    results = run(args.settings, args.agents, args.seeds, args.steps, args.clients, args.curve_points, args.jobs,
+                  save=save)
+    save(results)
     if args.agents and args.curve_points:
         plot_curves(results, args.out / "learning_curves.png")
     print(markdown_table(results))
