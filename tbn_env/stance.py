@@ -5,6 +5,7 @@ on rupture, defensiveness >= 5 or overwhelm >= 3, and a rupture always returns t
 The first 3 turns of every session are locked. An intervention arc in progress holds the
 intervention stance through momentary wobble when there is no rupture, resistance is moderate and
 overwhelm low. The detector runs over a batch of clients (batch 1 for a single session).
+`rupture_open` keeps a rupture open until a turn repairs it, for the env and the vector env alike.
 """
 from __future__ import annotations
 
