@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel, Field
 
 API_KEY_ENV = "ANTHROPIC_API_KEY"
-DEFAULT_MODEL = "claude-sonnet-4-5"   # the paper wrote dialogue with Claude Sonnet (§6.2); configurable
+DEFAULT_MODEL = "claude-sonnet-5-5"   # the paper wrote dialogue with Claude Sonnet (§6.2); the current Sonnet (4.5 retires 2026-11-30); configurable
 
 
 class AnthropicSettings(BaseModel):

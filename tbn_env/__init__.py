@@ -19,6 +19,14 @@ __all__ = ["JUDGE_DIMENSIONS", "EDGE_TYPES", "PHASES", "STAGES", "ClientGraph", 
 
 from gymnasium.envs.registration import register, registry
 
+#: The longest episode at the default settings: a treatment of 20 sessions of 20 turns. Pass a larger
+#: `max_episode_steps` to gym.make when raising max_turns x max_sessions above it.
+MAX_EPISODE_STEPS = 400
+#: "Solved" at the default setting (a stage-1 session): 90 % of the mean return of the state-aware
+#: oracle (272.1, Interventions) and of the all-10 therapist (333.0, Scores) on held-out clients
+#: (`python -m tbn_env.baselines`); the text env's return depends on its judge, so it has none.
+REWARD_THRESHOLDS = {"Therapy-Scores-v0": 300.0, "Therapy-Interventions-v0": 245.0}
+
 
 def _register() -> None:
     """Register Therapy-v0 and its action-mode variants (idempotent, so re-imports are harmless)."""
@@ -26,7 +34,8 @@ def _register() -> None:
     for env_id, mode in variants.items():
         if env_id not in registry:
             register(id=env_id, entry_point="tbn_env.env:TherapyEnv",
-                     vector_entry_point="tbn_env.vector:TherapyVectorEnv", kwargs={"action_mode": mode})
+                     vector_entry_point="tbn_env.vector:TherapyVectorEnv", kwargs={"action_mode": mode},
+                     reward_threshold=REWARD_THRESHOLDS.get(env_id), max_episode_steps=MAX_EPISODE_STEPS)
 
 
 check_dimension_tables()   # a judge dimension added without its table entries stops here

@@ -23,6 +23,9 @@ JUDGE_DIMENSIONS: tuple[str, ...] = (
 )
 DIM_INDEX: dict[str, int] = {d: i for i, d in enumerate(JUDGE_DIMENSIONS)}
 SCORE_MIN, SCORE_MAX = 0.0, 10.0  # each dimension is scored 0-10 (§9.3.7.1)
+#: How a scores-mode action is read: "score" as the 0-10 scores, "unit" as [-1, 1] mapped linearly to
+#: 0-10 (the symmetric, normalised Box that stable-baselines3's Gaussian policies expect).
+ACTION_SCALES: tuple[str, ...] = ("score", "unit")
 
 
 def _checked(values: object, shape: tuple[int, ...]) -> np.ndarray:
@@ -75,6 +78,20 @@ def as_score_vector(scores: Sequence[float] | Mapping[str, float] | np.ndarray) 
 def as_score_batch(scores: np.ndarray, batch: int) -> np.ndarray:
     """Validate a [batch, 12] score array (the batched kernel's input); returns a new array."""
     return _checked(scores, (batch, len(JUDGE_DIMENSIONS)))
+
+
+def unit_to_scores(actions) -> np.ndarray:
+    """Map unit actions in [-1, 1] to scores in [0, 10], or raise ValueError naming what is wrong."""
+    try:
+        a = np.asarray(actions, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"unit actions must be numbers: {exc}") from None
+    if not np.isfinite(a).all():
+        raise ValueError("unit actions must be finite; found NaN or inf")
+    if a.size and np.abs(a).max() > 1.0:
+        raise ValueError(f"unit actions must lie in [-1, 1] (action_scale='unit'); got values in "
+                         f"[{a.min():g}, {a.max():g}]")
+    return SCORE_MIN + (a + 1.0) * (SCORE_MAX - SCORE_MIN) / 2.0
 
 
 def score_dict(vec: np.ndarray) -> dict[str, float]:

@@ -9,10 +9,10 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from .buckets import BUCKET_INDEX, BUCKETS, MALADAPTIVE
-from .dimensions import JUDGE_DIMENSIONS, as_score_vector
+from .buckets import BUCKETS, MALADAPTIVE
+from .dimensions import ACTION_SCALES, DIM_INDEX, JUDGE_DIMENSIONS, as_score_vector, unit_to_scores
 from .graph import ClientGraph
-from .interventions import CATALOGUE, NAMES, response_scores
+from .interventions import CATALOGUE, NAMES, moment_of, response_scores
 from .kernel import CompiledGraph
 from .params import Params
 from .profiles import ClientProfile, resolve_profile
@@ -20,6 +20,7 @@ from .protocols import Client, ClientTurn, ClientView, DialogueTurn, Judge, Judg
 from .session import SessionCore, TurnResult
 from .session_judge import judge_full_session
 from .spaces import MAX_ACTION_CHARS, observation_space, observe, printable, text_space
+from .stance import rupture_open
 
 ACTION_MODES = ("text", "scores", "intervention")
 TAIE_MODES = ("lightweight", "full")  # §9.3.4
@@ -30,7 +31,8 @@ PRIVILEGED_INFO = ("coiling", "alliance", "attunement", "taie", "client_thought"
 #: session-summary keys computed from the hidden state (the rest is what a therapist could know).
 PRIVILEGED_SUMMARY = ("coiling", "tmog_attunement", "worst_misread", "loa", "taie")
 EPISODES = ("session", "treatment")
-DEFAULT_MAX_SESSIONS = 20  # an excellent therapist completes a stage-1 treatment in ~14 sessions (course table); room for a noisy one
+# an excellent therapist completes a stage-1 treatment in ~14 sessions (course table); room for a noisy one
+DEFAULT_MAX_SESSIONS = 20
 HISTORY_TURNS = 12      # dialogue turns a judge or client sees (the last 12 verbatim)
 SALIENT_NODES = 8       # most pathological nodes named to the client
 DOMINANT_BUCKETS = 3    # top maladaptive and adaptive reservoirs named to the client
@@ -60,12 +62,14 @@ class TherapyEnv(gym.Env):
       `{"thought": str, "utterance": str}` is accepted too. A Judge (default: the offline rubric
       judge) scores it.
     - `"scores"` (Therapy-Scores-v0): the 12 judge scores themselves, `Box(0, 10, (12,))`, in the
-      order of `tbn_env.JUDGE_DIMENSIONS`.
+      order of `tbn_env.JUDGE_DIMENSIONS`; with `action_scale="unit"`, `Box(-1, 1, (12,))` mapped
+      linearly to 0-10 (what stable-baselines3's policies expect).
     - `"intervention"` (Therapy-Interventions-v0): `Discrete(13)` over `tbn_env.interventions.NAMES`
       (validation, reflection, grounding, interpretation, rupture repair, boundary setting,
       psychoeducation, somatic tracking, attentive silence, challenge, meaning-making, tender
-      witnessing, reviewing the journey). A deterministic response model scores each move by how well
-      it fits the stage, the phase, a pending rupture and the client's fear.
+      witnessing, reviewing the journey). A deterministic response model (`data/interventions.toml`)
+      scores each move by how well it fits the stage and phase (§9.3.5.4), an open rupture, the
+      client's fear and the alliance.
 
     ## Observation Space
     A `Dict`. With `observation_mode="tmog"` (default) it holds what a therapist could know:
@@ -77,7 +81,7 @@ class TherapyEnv(gym.Env):
     | phase | in-session phase A-D as 0-3 (§9.3.5.1) | 0 | 3 |
     | stage | treatment stage 1-4 as 0-3 (§9.3.5.3) | 0 | 3 |
     | stance | rapport_building, personhood_assemblage, intervention (§9.3.8) | 0 | 2 |
-    | rupture | the last turn ruptured the alliance | 0 | 1 |
+    | rupture | a rupture is open (until a turn scores repair above 6.5) | 0 | 1 |
     | turn | therapist turns so far this session | 0 | max_turns |
     | session | session number in the episode | 0 | max_sessions + 1 |
 
@@ -101,7 +105,7 @@ class TherapyEnv(gym.Env):
 
     ## Arguments
     `action_mode`, `observation_mode`, `episode`, `max_turns=20`, `max_sessions=20`, `judge`,
-    `client`, `profile`, `start_stage=1`, `render_mode` ("ansi" or "rgb_array"), `params`, `info_mode`,
+    `client`, `profile`, `start_stage=1`, `render_mode` ("ansi" or "rgb_array"), `params`, `info_mode`, `action_scale` ("score" or "unit", scores mode),
     `taie_mode` ("lightweight", or "full": every text turn the judge's explicit TAIE assessment of
     §9.3.4 is blended into the axes and returned as `info["taie_full"]`, a privileged key).
     With `observation_mode="tmog"`, `info` carries nothing a therapist could not know (no hidden
@@ -112,7 +116,7 @@ class TherapyEnv(gym.Env):
 
     ## Vectorized environment
     `gym.make_vec("Therapy-Scores-v0", num_envs=8, vectorization_mode="vector_entry_point")` steps all
-    clients in one numpy call of the batch kernel (numeric action modes).
+    clients in one call of the compiled batch kernel (numeric action modes).
 
     >>> import gymnasium as gym, tbn_env
     >>> env = gym.make("Therapy-Scores-v0")
@@ -128,8 +132,9 @@ class TherapyEnv(gym.Env):
                  max_turns: int = 20, max_sessions: int = DEFAULT_MAX_SESSIONS, judge: Judge | None = None,
                  client: Client | None = None, profile: str | ClientProfile | None = None, start_stage: int = 1,
                  render_mode: str | None = None, params: Params | None = None, info_mode: str = "default",
-                 taie_mode: str = "lightweight") -> None:
+                 taie_mode: str = "lightweight", action_scale: str = "score") -> None:
         for name, value, allowed in (("action_mode", action_mode, ACTION_MODES), ("taie_mode", taie_mode, TAIE_MODES),
+                                     ("action_scale", action_scale, ACTION_SCALES),
                                      ("observation_mode", observation_mode, OBSERVATION_MODES),
                                      ("info_mode", info_mode, INFO_MODES),
                                      ("episode", episode, EPISODES)):
@@ -140,12 +145,16 @@ class TherapyEnv(gym.Env):
                 raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
         if start_stage not in (1, 2, 3, 4):
             raise ValueError(f"start_stage must be 1-4, got {start_stage!r}")
+        if action_scale == "unit" and action_mode != "scores":
+            raise ValueError(f"action_scale='unit' applies to action_mode='scores', "
+                             f"got action_mode={action_mode!r}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
         if profile is not None and not isinstance(profile, (str, ClientProfile)):
             raise TypeError(f"profile must be a preset name, a ClientProfile or None, got {type(profile).__name__}")
         self.action_mode, self.observation_mode, self.episode = action_mode, observation_mode, episode
         self.privileged_info = observation_mode == "full" or info_mode == "debug"
+        self.action_scale = action_scale
         self.max_turns, self.max_sessions, self.start_stage = int(max_turns), int(max_sessions), start_stage
         self.profile_spec, self.render_mode = profile, render_mode
         self.params = params or Params()
@@ -165,7 +174,9 @@ class TherapyEnv(gym.Env):
         #: False when a sampled model scores or speaks: same seed, different trajectory.
         self.deterministic = all(getattr(x, "deterministic", True) for x in (judge, client))
         self.action_space = {"text": text_space(MAX_ACTION_CHARS),
-                             "scores": spaces.Box(0.0, 10.0, (len(JUDGE_DIMENSIONS),), np.float32),
+                             "scores": spaces.Box(-1.0 if action_scale == "unit" else 0.0,
+                                                  1.0 if action_scale == "unit" else 10.0,
+                                                  (len(JUDGE_DIMENSIONS),), np.float32),
                              "intervention": spaces.Discrete(len(CATALOGUE))}[action_mode]
         self.observation_space = observation_space(observation_mode, text, self.max_turns, self.max_sessions)
         self.core: SessionCore | None = None
@@ -246,7 +257,8 @@ class TherapyEnv(gym.Env):
         result = core.turn(scores, session_end=session_end, rupture=client_rupture)
         taie_full = self._assess_taie(thought, utterance) if self.taie_mode == "full" else None
         self.last = result
-        self.rupture = any(e["type"] == "rupture" for e in result.events)
+        self.rupture = bool(rupture_open(self.rupture, any(e["type"] == "rupture" for e in result.events),
+                                         scores[DIM_INDEX["repair"]]))
         if self.render_mode == "rgb_array":
             self._record(result)
         terminated = truncated = False
@@ -285,7 +297,7 @@ class TherapyEnv(gym.Env):
         if self.action_mode == "scores":
             if isinstance(action, (str, bytes, dict)):
                 raise TypeError(f"a scores action is 12 numbers, got {type(action).__name__}")
-            return as_score_vector(action), "", ""
+            return as_score_vector(unit_to_scores(action) if self.action_scale == "unit" else action), "", ""
         if self.action_mode == "intervention":
             if isinstance(action, (bool, np.bool_)) or not isinstance(action, (int, np.integer)) and not (
                     isinstance(action, np.ndarray) and action.shape == () and np.issubdtype(action.dtype, np.integer)):
@@ -293,9 +305,7 @@ class TherapyEnv(gym.Env):
             index = int(action)
             if not 0 <= index < len(CATALOGUE):
                 raise ValueError(f"intervention index must be in [0, {len(CATALOGUE)}), got {index}")
-            fear = self.core.kernel.buckets[0, BUCKET_INDEX["fear"]]
-            stage, phase = self.core.stage, int(self.core.kernel.phase[0])
-            return response_scores(index, stage, phase, self.rupture, fear), "", NAMES[index]
+            return response_scores(index, moment_of(self.core.kernel, self.rupture))[0], "", NAMES[index]
         thought, utterance = self._parse_text(action)
         ctx = JudgeContext(client_utterance=self.client_words.utterance, therapist_thought=thought,
                            therapist_utterance=utterance, history=tuple(self.history[-HISTORY_TURNS:]),
@@ -331,7 +341,8 @@ class TherapyEnv(gym.Env):
         if isinstance(action, dict):
             unknown = set(action) - {"thought", "utterance"}
             if unknown or "utterance" not in action:
-                raise ValueError(f"a dict action needs 'utterance' (and optionally 'thought'); got keys {sorted(action)}")
+                raise ValueError(f"a dict action needs 'utterance' (and optionally 'thought'); "
+                                 f"got keys {sorted(action)}")
             thought, utterance = action.get("thought", ""), action["utterance"]
             if not isinstance(thought, str) or not isinstance(utterance, str):
                 raise TypeError("thought and utterance must be strings")

@@ -1,28 +1,33 @@
 """The intervention catalogue and its deterministic response model (the "intervention" action mode).
 
-Each intervention is a clinically named move from the schools the paper draws on (§7, Table 2). The
-response model turns (intervention, stage, phase, client state) into the 12 judge scores: a fit
-q in [-1, 1] from the intervention's stage x phase appropriateness, adjusted by the moment (a rupture
-calls for repair; an overwhelmed client needs grounding, not interpretation). A fitting move lifts the
-dimensions it expresses most; a misfitting one drops the dimensions it risks most. So the best
-intervention depends on where the client is, which makes the MDP learnable by classic RL.
+Each intervention is a clinically named move from the schools the paper draws on (§7, Table 2); the
+catalogue and every rule below are data, in `data/interventions.toml`. The response model turns
+(intervention, moment) into the 12 judge scores. The moment is what a therapist reads off the client:
+stage and phase pick the cell of the guidance matrix (§9.3.5.4) and so the move's base fit; an open
+rupture, a flooded fear reservoir or a thin alliance shift it (the moment rules, after §9.3.8). The fit
+q in [-1, 1] lifts the dimensions a move expresses when positive and drops those it risks when
+negative. Each cell has its own task, and a move off the task lands as neutral (the client stalls) or
+harms, so no single move serves a whole session: the best move depends on where the client is.
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
+from importlib import resources
+from typing import Any
 
 import numpy as np
 
+from .buckets import BUCKET_INDEX
 from .dimensions import JUDGE_DIMENSIONS
 
-NEUTRAL = 5.0           # an intervention of no particular fit scores mid-scale
-MAIN_GAIN = 4.5         # a perfect fit lifts its own dimensions to 9.5; a clear misfit drops its risks to 0.5
-SPILL_GAIN = 2.0        # the other dimensions follow at under half that
-RUPTURE_REPAIR_BONUS = 1.0   # after a rupture, repair is the move (§9.3.6.2: repair is stage 2's largest bonus)
-RUPTURE_OTHER_PENALTY = -0.5  # and carrying on as if nothing happened misses it
-OVERWHELM_REGULATE_BONUS = 0.6   # an overwhelmed client needs regulation first
-OVERWHELM_DEEPEN_PENALTY = -0.7  # and is harmed by being taken deeper
-OVERWHELM_FEAR = 0.6    # fear-bucket level at or above which the client counts as overwhelmed
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+KINDS = ("plain", "regulate", "deepen", "repair")
+SIGNALS = ("rupture", "fear", "alliance")
 
 
 @dataclass(frozen=True)
@@ -31,86 +36,134 @@ class Intervention:
 
     name: str
     school: str
+    kind: str
     expresses: tuple[str, ...]
     risks: tuple[str, ...]
     fit: tuple[tuple[float, float, float, float], ...]  # [stage 1-4][phase A-D] in [-1, 1]
-    kind: str = "neutral"  # "repair" | "regulate" | "deepen" | "neutral": how the moment shifts its fit
+    why: tuple[str, ...]                                # one line per stage row
 
 
-#: Fit rows follow the guidance matrix (§9.3.5.4): containment and safety early and in core access at
-#: stage 1; depth, witnessing and repair in stage 2; interpretation and meaning-making in stage 3;
-#: review and the ending itself in stage 4.
-CATALOGUE: tuple[Intervention, ...] = (
-    Intervention("validation", "person-centred", ("validation", "attunement", "safety", "tenderness"),
-                 ("clinical_wisdom", "thoughtfulness"),
-                 ((0.8, 0.6, 0.5, 0.5), (0.5, 0.4, 0.4, 0.4), (0.3, 0.2, 0.2, 0.3), (0.3, 0.3, 0.2, 0.4))),
-    Intervention("reflection", "person-centred", ("attunement", "pacing", "validation"), ("thoughtfulness",),
-                 ((0.7, 0.7, 0.4, 0.5), (0.5, 0.5, 0.5, 0.4), (0.3, 0.3, 0.3, 0.3), (0.3, 0.4, 0.3, 0.3))),
-    Intervention("grounding", "somatic / DBT", ("safety", "pacing", "non_reactivity"), ("thoughtfulness", "artfulness"),
-                 ((0.5, 0.2, 0.9, 0.1), (0.2, 0.1, 0.5, 0.0), (0.0, -0.1, 0.2, -0.1), (0.0, -0.1, 0.3, -0.2)),
-                 kind="regulate"),
-    Intervention("interpretation", "psychodynamic", ("clinical_wisdom", "thoughtfulness", "parallel_thinking"),
-                 ("safety", "pacing", "attunement"),
-                 ((-0.9, -0.6, -0.8, -0.3), (-0.3, 0.3, 0.6, 0.3), (0.2, 0.8, 0.9, 0.7), (-0.2, 0.1, -0.5, 0.2)),
-                 kind="deepen"),
-    Intervention("rupture_repair", "relational", ("repair", "attunement", "non_reactivity", "boundaries"),
-                 ("pacing",),
-                 ((0.1, 0.1, 0.0, 0.1), (0.2, 0.2, 0.2, 0.2), (0.1, 0.1, 0.1, 0.1), (0.1, 0.2, 0.1, 0.2)),
-                 kind="repair"),
-    Intervention("boundary_setting", "relational", ("boundaries", "safety", "non_reactivity"),
-                 ("tenderness", "attunement"),
-                 ((0.2, 0.3, -0.2, 0.1), (0.2, 0.4, -0.1, 0.2), (0.1, 0.3, -0.2, 0.2), (0.2, 0.3, -0.1, 0.5))),
-    Intervention("psychoeducation", "CBT", ("clinical_wisdom", "safety"), ("tenderness", "attunement", "artfulness"),
-                 ((0.4, 0.3, -0.6, 0.3), (0.1, 0.1, -0.7, 0.2), (-0.2, -0.2, -0.8, 0.0), (-0.3, -0.2, -0.8, -0.1))),
-    Intervention("somatic_tracking", "somatic experiencing", ("pacing", "attunement", "safety"), ("thoughtfulness",),
-                 ((0.3, 0.4, 0.7, 0.2), (0.2, 0.5, 0.7, 0.3), (0.2, 0.4, 0.5, 0.2), (0.0, 0.2, 0.3, 0.1)),
-                 kind="regulate"),
-    Intervention("attentive_silence", "AEDP / presence", ("pacing", "tenderness", "parallel_thinking"),
-                 ("attunement", "safety"),
-                 ((-0.5, -0.2, 0.3, 0.2), (-0.2, 0.1, 0.8, 0.3), (0.0, 0.2, 0.7, 0.4), (0.1, 0.1, 0.5, 0.5))),
-    Intervention("challenge", "CBT / ACT", ("clinical_wisdom", "thoughtfulness", "boundaries"),
-                 ("safety", "attunement", "validation", "pacing"),
-                 ((-0.9, -0.7, -1.0, -0.6), (-0.4, 0.2, -0.6, 0.0), (0.1, 0.6, -0.2, 0.3), (-0.4, -0.2, -0.6, -0.3)),
-                 kind="deepen"),
-    Intervention("meaning_making", "existential / narrative", ("thoughtfulness", "parallel_thinking", "artfulness",
-                                                                "clinical_wisdom"), ("pacing",),
-                 ((-0.4, -0.3, -0.6, 0.2), (0.0, 0.1, -0.2, 0.7), (0.2, 0.5, 0.3, 0.9), (0.3, 0.6, 0.0, 0.8))),
-    Intervention("tender_witnessing", "AEDP", ("tenderness", "attunement", "validation", "safety"),
-                 ("clinical_wisdom",),
-                 ((0.2, 0.4, 0.6, 0.4), (0.3, 0.5, 0.9, 0.5), (0.3, 0.5, 0.7, 0.5), (0.4, 0.5, 0.6, 0.7))),
-    Intervention("reviewing_the_journey", "integrative (termination)", ("tenderness", "artfulness", "repair",
-                                                                          "thoughtfulness"), ("pacing",),
-                 ((-0.6, -0.6, -0.8, -0.4), (-0.4, -0.3, -0.6, -0.1), (-0.1, 0.1, -0.4, 0.4), (0.5, 0.9, 0.1, 0.9))),
-)
+@dataclass(frozen=True)
+class MomentRule:
+    """Shift every move's fit by its kind while `signal` is at least `at_least` (or below `below`)."""
+
+    name: str
+    signal: str
+    shift: dict[str, float]
+    why: str
+    at_least: float | None = None
+    below: float | None = None
+
+    def fires(self, value: np.ndarray) -> np.ndarray:
+        return value >= self.at_least if self.at_least is not None else value < self.below
+
+
+@dataclass(frozen=True)
+class Moment:
+    """What the response model reads off each client (scalars or equal-length arrays)."""
+
+    stage: np.ndarray      # 1-4
+    phase: np.ndarray      # 0-3 (A-D)
+    rupture: np.ndarray    # an open rupture
+    fear: np.ndarray       # the fear reservoir, 0-1
+    alliance: np.ndarray   # the alliance reading, 0-1
+
+
+def _need(entry: dict[str, Any], key: str, where: str) -> Any:
+    if key not in entry:
+        raise ValueError(f"{where}: missing field {key!r}")
+    return entry[key]
+
+
+def _intervention(e: dict[str, Any]) -> Intervention:
+    name = _need(e, "name", "intervention")
+    where = f"intervention {name!r}"
+    kind = _need(e, "kind", where)
+    if kind not in KINDS:
+        raise ValueError(f"{where}: kind must be one of {KINDS}, got {kind!r}")
+    dims = {k: tuple(_need(e, k, where)) for k in ("expresses", "risks")}
+    for k, values in dims.items():
+        unknown = [d for d in values if d not in JUDGE_DIMENSIONS]
+        if unknown or not values:
+            raise ValueError(f"{where}: {k} must name judge dimensions, got {list(values)}")
+    rows = _need(e, "fit", where)
+    fit = np.asarray(rows, dtype=float) if all(isinstance(r, list) and len(r) == 4 for r in rows) else np.zeros(0)
+    if fit.shape != (4, 4) or np.abs(fit).max() > 1.0:
+        raise ValueError(f"{where}: fit must be 4 stage rows of 4 phase values in [-1, 1]")
+    why = tuple(_need(e, "why", where))
+    if len(why) != 4:
+        raise ValueError(f"{where}: why needs one line per stage (4), got {len(why)}")
+    return Intervention(name, _need(e, "school", where), kind, dims["expresses"], dims["risks"],
+                        tuple(tuple(row) for row in fit.tolist()), why)
+
+
+def _moment_rule(e: dict[str, Any]) -> MomentRule:
+    name = _need(e, "name", "moment")
+    where = f"moment {name!r}"
+    signal = _need(e, "signal", where)
+    if signal not in SIGNALS:
+        raise ValueError(f"{where}: signal must be one of {SIGNALS}, got {signal!r}")
+    if ("at_least" in e) == ("below" in e):
+        raise ValueError(f"{where}: give exactly one of at_least or below")
+    shift = dict(_need(e, "shift", where))
+    unknown = set(shift) - set(KINDS) - {"other"}
+    if unknown:
+        raise ValueError(f"{where}: shift keys must be kinds {KINDS} or 'other', got {sorted(unknown)}")
+    return MomentRule(name, signal, shift, _need(e, "why", where), e.get("at_least"), e.get("below"))
+
+
+def load_catalogue(text: str | None = None) -> tuple[dict[str, float], tuple[Intervention, ...],
+                                                     tuple[MomentRule, ...]]:
+    """The response constants, interventions and moment rules of a catalogue file (default: the packaged one)."""
+    if text is None:
+        text = resources.files("tbn_env").joinpath("data/interventions.toml").read_text(encoding="utf-8")
+    data = tomllib.loads(text)
+    response = {k: float(_need(data.get("response", {}), k, "response")) for k in ("neutral", "main_gain",
+                                                                                     "spill_gain")}
+    catalogue = tuple(_intervention(e) for e in _need(data, "intervention", "catalogue"))
+    names = [i.name for i in catalogue]
+    if len(set(names)) != len(names):
+        raise ValueError(f"catalogue: intervention names must be unique, got {names}")
+    return response, catalogue, tuple(_moment_rule(e) for e in data.get("moment", ()))
+
+
+RESPONSE, CATALOGUE, MOMENT_RULES = load_catalogue()
 NAMES: tuple[str, ...] = tuple(i.name for i in CATALOGUE)
-
 
 # The catalogue as arrays, for the batched response model.
 FIT = np.array([i.fit for i in CATALOGUE])                                                    # [n, 4, 4]
 EXPRESSES = np.array([[d in i.expresses for d in JUDGE_DIMENSIONS] for i in CATALOGUE])      # [n, 12]
 RISKS = np.array([[d in i.risks for d in JUDGE_DIMENSIONS] for i in CATALOGUE])              # [n, 12]
-RUPTURE_SHIFT = np.array([RUPTURE_REPAIR_BONUS if i.kind == "repair" else RUPTURE_OTHER_PENALTY
-                          for i in CATALOGUE])
-OVERWHELM_SHIFT = np.array([{"regulate": OVERWHELM_REGULATE_BONUS, "deepen": OVERWHELM_DEEPEN_PENALTY}
-                            .get(i.kind, 0.0) for i in CATALOGUE])
+SHIFTS = np.array([[r.shift.get(i.kind, r.shift.get("other", 0.0)) for i in CATALOGUE]
+                   for r in MOMENT_RULES]).reshape(len(MOMENT_RULES), len(CATALOGUE))        # [rules, n]
 
 
-def fit(index: np.ndarray, stage: np.ndarray, phase: np.ndarray, rupture: np.ndarray,
-        overwhelmed: np.ndarray) -> np.ndarray:
-    """How well each move fits its client's moment, in [-1, 1] (arrays over a batch)."""
-    q = FIT[index, stage - 1, phase] + rupture * RUPTURE_SHIFT[index] + overwhelmed * OVERWHELM_SHIFT[index]
+def moment_of(kernel, rupture) -> Moment:
+    """The moment of every client in a BatchKernel, with the env's open-rupture flags."""
+    return Moment(stage=kernel.stage, phase=kernel.phase, rupture=np.asarray(rupture, dtype=float),
+                  fear=kernel.buckets[:, BUCKET_INDEX["fear"]], alliance=kernel.cg.alliance(kernel.levels))
+
+
+def fits(moment: Moment) -> np.ndarray:
+    """How well every move fits each client's moment: [batch, n] in [-1, 1]."""
+    stage, phase = np.atleast_1d(moment.stage), np.atleast_1d(moment.phase)
+    q = FIT[:, stage - 1, phase].T
+    for rule, shift in zip(MOMENT_RULES, SHIFTS):
+        q = q + rule.fires(np.atleast_1d(getattr(moment, rule.signal)))[:, None] * shift
     return np.clip(q, -1.0, 1.0)
 
 
-def response_scores(index, stage, phase, rupture, fear) -> np.ndarray:
-    """The 12 judge scores each intervention earns at its client's moment (deterministic).
+def oracle(moment: Moment) -> np.ndarray:
+    """The state-aware oracle: the best-fitting move at each client's true moment."""
+    return fits(moment).argmax(axis=1)
 
-    Arguments are scalars or equal-length arrays; the result is [12] or [batch, 12].
-    """
-    index = np.asarray(index)
+
+def response_scores(index, moment: Moment) -> np.ndarray:
+    """The 12 judge scores each client's move earns at its moment (deterministic): [batch, 12]."""
+    index = np.atleast_1d(np.asarray(index))
     if (index < 0).any() or (index >= len(CATALOGUE)).any():
         raise ValueError(f"intervention index must be in [0, {len(CATALOGUE)}), got {index}")
-    q = fit(index, np.asarray(stage), np.asarray(phase), np.asarray(rupture),
-            np.asarray(fear) >= OVERWHELM_FEAR)[..., None]
+    q = fits(moment)[np.arange(len(index)), index][:, None]
     main = np.where(q >= 0, EXPRESSES[index], RISKS[index])
-    return np.clip(NEUTRAL + np.where(main, MAIN_GAIN, SPILL_GAIN) * q, 0.0, 10.0)
+    gain = np.where(main, RESPONSE["main_gain"], RESPONSE["spill_gain"])
+    return np.clip(RESPONSE["neutral"] + gain * q, 0.0, 10.0)

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from tbn_env.dimensions import JUDGE_DIMENSIONS, SCORE_MAX, SCORE_MIN
+from tbn_env.dimensions import JUDGE_DIMENSIONS, SCORE_MAX, SCORE_MIN, as_score_vector, score_dict
 from tbn_env.protocols import JudgeResult, Persona
 
 FALLBACK_SCORE = 5.0  # the dead zone — neither helps nor harms the simulated client
@@ -51,11 +51,7 @@ class StrictVerdict(BaseModel):
     @field_validator("scores")
     @classmethod
     def _twelve_in_range(cls, v: dict[str, float]) -> dict[str, float]:
-        if set(v) != set(JUDGE_DIMENSIONS):
-            raise ValueError("scores must name exactly the 12 dimensions")
-        if any(not (SCORE_MIN <= x <= SCORE_MAX) for x in v.values()):
-            raise ValueError("scores must lie in [0, 10]")
-        return v
+        return score_dict(as_score_vector(v))  # the one score check: exactly the 12 names, finite, in [0, 10]
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ on rupture, defensiveness >= 5 or overwhelm >= 3, and a rupture always returns t
 The first 3 turns of every session are locked. An intervention arc in progress holds the
 intervention stance through momentary wobble when there is no rupture, resistance is moderate and
 overwhelm low. The detector runs over a batch of clients (batch 1 for a single session).
+`rupture_open` keeps a rupture open until a turn repairs it, for the env and the vector env alike.
 """
 from __future__ import annotations
 
@@ -13,8 +14,16 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from .params import (STANCE_ATTUNEMENT_MIN, STANCE_DEFENSIVENESS_DROP, STANCE_LOCKED_TURNS,
-                     STANCE_OVERWHELM_DROP, STANCE_RESISTANCE_MAX, STANCE_WINDOW, Params)
+from .params import (
+    HIGH_THRESHOLD,
+    STANCE_ATTUNEMENT_MIN,
+    STANCE_DEFENSIVENESS_DROP,
+    STANCE_LOCKED_TURNS,
+    STANCE_OVERWHELM_DROP,
+    STANCE_RESISTANCE_MAX,
+    STANCE_WINDOW,
+    Params,
+)
 
 STANCES: tuple[str, ...] = ("rapport_building", "personhood_assemblage", "intervention")  # §9.3.8
 ARC_STEPS: tuple[str, ...] = ("orient", "deepen", "intervene", "integrate", "anchor")  # App. 28, pipeline 13
@@ -54,6 +63,16 @@ def stance_signals(disclosure, engagement, defense_pathology, distrust, bucket_s
         defensiveness=10.0 * (0.5 * np.asarray(defense_pathology) + 0.5 * np.asarray(distrust)),
         overwhelm=np.clip(10.0 * np.asarray(bucket_surge) / params.stance_overwhelm_surge, 0.0, 10.0),
         rupture=rupture)
+
+
+def rupture_open(was_open, ruptured, repair) -> np.ndarray:
+    """Whether a rupture is open after a turn: one stays open until a turn scores repair above 6.5.
+
+    `ruptured` is this turn's rupture (the scores', an alliance drop, or the client's voiced one that
+    the turn answers); a turn scoring repair above the high gate (§9.3.1) closes it. Scalars or arrays.
+    """
+    opened = np.asarray(was_open, dtype=bool) | np.asarray(ruptured, dtype=bool)
+    return opened & (np.asarray(repair) <= HIGH_THRESHOLD)
 
 
 class StanceDetector:

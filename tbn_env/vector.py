@@ -21,14 +21,14 @@ from gymnasium.utils import seeding
 from gymnasium.vector.utils import batch_space
 
 from .buckets import BUCKET_INDEX, BUCKETS, MALADAPTIVE
-from .dimensions import DIM_INDEX, JUDGE_DIMENSIONS, as_score_batch
+from .dimensions import ACTION_SCALES, DIM_INDEX, JUDGE_DIMENSIONS, as_score_batch, unit_to_scores
 from .env import DEFAULT_MAX_SESSIONS, EPISODES, INFO_MODES, OBSERVATION_MODES, _graph
-from .interventions import CATALOGUE, response_scores
+from .interventions import CATALOGUE, moment_of, response_scores
 from .kernel import BatchKernel
 from .params import LOW_THRESHOLD, Params
 from .profiles import ClientProfile, resolve_profile
 from .spaces import observation_space
-from .stance import DEFENSE_DOMAIN, OVERWHELM_BUCKETS, StanceDetector, stance_signals
+from .stance import DEFENSE_DOMAIN, OVERWHELM_BUCKETS, StanceDetector, rupture_open, stance_signals
 
 
 class TherapyVectorEnv(gym.vector.VectorEnv):
@@ -39,7 +39,8 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
     def __init__(self, num_envs: int = 1, action_mode: str = "scores", observation_mode: str = "tmog",
                  episode: str = "session", max_turns: int = 20, max_sessions: int = DEFAULT_MAX_SESSIONS,
                  profile: str | ClientProfile | None = None, start_stage: int = 1, params: Params | None = None,
-                 render_mode: str | None = None, info_mode: str = "default",
+                 render_mode: str | None = None, info_mode: str = "default", action_scale: str = "score",
+                 max_episode_steps: int | None = None,
                  autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP) -> None:
         if action_mode not in ("scores", "intervention"):
             raise ValueError(f"the vector env runs the numeric action modes 'scores' and 'intervention', "
@@ -47,6 +48,9 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
         if observation_mode not in OBSERVATION_MODES or episode not in EPISODES or info_mode not in INFO_MODES:
             raise ValueError(f"observation_mode must be in {OBSERVATION_MODES}, episode in {EPISODES} and info_mode "
                              f"in {INFO_MODES}")
+        if action_scale not in ACTION_SCALES or (action_scale == "unit" and action_mode != "scores"):
+            raise ValueError(f"action_scale must be one of {ACTION_SCALES} ('unit' with action_mode='scores'), "
+                             f"got {action_scale!r}")
         self.privileged_info = observation_mode == "full" or info_mode == "debug"
         if render_mode is not None:
             raise ValueError("the vector env does not render; use vectorization_mode='sync' with render_mode")
@@ -60,6 +64,9 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
                              f"got {autoreset_mode!r}")
         self.autoreset_mode = modes[autoreset_mode]
         self.metadata = {**self.metadata, "autoreset_mode": self.autoreset_mode}
+        if max_episode_steps is not None and max_episode_steps < 1:
+            raise ValueError(f"max_episode_steps must be >= 1 or None, got {max_episode_steps!r}")
+        self.max_episode_steps = max_episode_steps  # the registered time limit, as TimeLimit applies it to one env
         self.num_envs, self.action_mode, self.observation_mode, self.episode = num_envs, action_mode, \
             observation_mode, episode
         self.max_turns, self.max_sessions, self.start_stage, self.profile_spec = max_turns, max_sessions, \
@@ -71,7 +78,9 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
         self._defense = np.array([self.graph.graph.nodes[n]["domain"] == DEFENSE_DOMAIN for n in cg.nodes])
         self._nodes = [cg.nodes.index("self_disclosure"), cg.engagement]
         self._surge = [BUCKET_INDEX[b] for b in OVERWHELM_BUCKETS]
-        self.single_action_space = spaces.Box(0.0, 10.0, (len(JUDGE_DIMENSIONS),), np.float32) \
+        self.action_scale = action_scale
+        low, high = (-1.0, 1.0) if action_scale == "unit" else (0.0, 10.0)
+        self.single_action_space = spaces.Box(low, high, (len(JUDGE_DIMENSIONS),), np.float32) \
             if action_mode == "scores" else spaces.Discrete(len(CATALOGUE))
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.single_observation_space = observation_space(observation_mode, False, max_turns, max_sessions)
@@ -79,6 +88,7 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
         self.stances = StanceDetector(self.params, num_envs)
         self.turn = np.zeros(num_envs, dtype=int)
         self.session = np.ones(num_envs, dtype=int)
+        self.episode_steps = np.zeros(num_envs, dtype=int)
         self.rupture = np.zeros(num_envs, dtype=bool)
         self.prev_done = np.zeros(num_envs, dtype=bool)
         # per client, as in the single env: one generator draws the clients, one the TMoG misreadings
@@ -115,6 +125,7 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
         self.stances.start_session(rows)
         self.turn[rows] = 0
         self.session[rows] = 1
+        self.episode_steps[rows] = 0
         self.rupture[rows] = False
 
     # ------------------------------------------------------------------ step
@@ -130,11 +141,12 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
             noise[i] = self.noise_rngs[i].standard_normal(k.cg.n)
         out = k.step(scores, noise)
         self.turn += 1
+        self.episode_steps += 1
         reward = out.total.copy()
         ruptured = (low & (scores[:, DIM_INDEX["safety"]] < LOW_THRESHOLD)) | \
             (alliance_before - out.alliance >= self.params.rupture_alliance_drop)
         self._update_stances(att, out.bucket_change, ruptured)
-        self.rupture = ruptured
+        self.rupture = rupture_open(self.rupture, ruptured, scores[:, DIM_INDEX["repair"]])
         session_end = self.turn >= self.max_turns
         terminated = np.zeros(b, dtype=bool)
         truncated = np.zeros(b, dtype=bool)
@@ -156,6 +168,8 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
         parts = {"reward_composite": out.composite, "reward_modifiers": out.modifiers,
                  "reward_phase_transition": out.phase_transition, "reward_stage_transition": stage_reward,
                  "reward_taie": out.taie}
+        if self.max_episode_steps is not None:
+            truncated |= ~terminated & (self.episode_steps >= self.max_episode_steps)
         if self.autoreset_mode == AutoresetMode.NEXT_STEP:
             resetting = np.flatnonzero(self.prev_done)
             if resetting.size:  # next-step autoreset: discard this step for them and draw new clients
@@ -187,12 +201,11 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
 
     def _scores_for(self, actions) -> np.ndarray:
         if self.action_mode == "scores":
-            return as_score_batch(actions, self.num_envs)
+            return as_score_batch(unit_to_scores(actions) if self.action_scale == "unit" else actions, self.num_envs)
         a = np.asarray(actions)
         if a.shape != (self.num_envs,) or not np.issubdtype(a.dtype, np.integer):
             raise ValueError(f"intervention actions must be {self.num_envs} integers, got {a.dtype} {a.shape}")
-        fear = self.kernel.buckets[:, BUCKET_INDEX["fear"]]
-        return response_scores(a, self.kernel.stage, self.kernel.phase, self.rupture, fear)
+        return response_scores(a, moment_of(self.kernel, self.rupture))
 
     def _update_stances(self, attunement: np.ndarray, bucket_change: np.ndarray, ruptured: np.ndarray) -> None:
         k = self.kernel

@@ -13,7 +13,7 @@ import gymnasium as gym
 import pytest
 
 import tbn_env  # noqa: F401
-from corpus.anthropic_api import AnthropicSettings
+from corpus.anthropic_api import DEFAULT_MODEL, AnthropicSettings
 from corpus.anthropic_env import AnthropicJudge
 from corpus.fake_anthropic import FakeMessagesAPI
 from tbn_env.dimensions import JUDGE_DIMENSIONS
@@ -89,7 +89,7 @@ def test_selfplay_runs_with_claude_as_its_judge(tiny_dirs, tmp_path, monkeypatch
     (row,) = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert set(row["scores"].values()) == {6.0} and row["counters"]["judge"]["ok"] >= 3  # env + kind + harsh
     assert row["session_assessment"]["evaluation_source"] == "model"
-    assert len(api.requests) >= 4 and all(r["model"] == "claude-sonnet-4-5" for r in api.requests)
+    assert len(api.requests) >= 4 and all(r["model"] == DEFAULT_MODEL for r in api.requests)
 
 
 def test_selfplay_with_claude_but_no_key_exits_2(tiny_dirs, tmp_path, monkeypatch, capsys):
@@ -100,3 +100,14 @@ def test_selfplay_with_claude_but_no_key_exits_2(tiny_dirs, tmp_path, monkeypatc
             "--out", str(tmp_path / "run"), "--judge", "anthropic"]
     assert main(argv) == 2
     assert "ANTHROPIC_API_KEY" in capsys.readouterr().err and not (tmp_path / "run").exists()
+
+
+def test_the_default_model_is_not_one_the_sdk_calls_deprecated():
+    """The SDK warns on a deprecated model at every request; the default must not draw that warning."""
+    import warnings
+
+    with FakeMessagesAPI(reply) as api, warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        judge = AnthropicJudge(settings=AnthropicSettings(base_url=api.base_url))
+        judge.score(cases()[0].context)
+    assert api.requests[0]["model"] == DEFAULT_MODEL

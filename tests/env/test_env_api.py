@@ -18,7 +18,38 @@ BREAKDOWN_KEYS = {"composite", "modifiers", "phase_transition", "stage_transitio
 @pytest.mark.parametrize("episode", ["session", "treatment"])
 def test_gymnasium_checker_passes(env_id, observation_mode, episode):
     env = gym.make(env_id, observation_mode=observation_mode, episode=episode, max_turns=4, max_sessions=2)
+    if env_id == "Therapy-Scores-v0":  # Box(0, 10) is not the normalised Box RL libraries expect: said, not hidden
+        with pytest.warns(UserWarning, match="symmetric and normalized"):
+            check_env(env.unwrapped, skip_render_check=True)
+    else:
+        check_env(env.unwrapped, skip_render_check=True)
+
+
+@pytest.mark.filterwarnings("error::UserWarning")
+@pytest.mark.parametrize("episode", ["session", "treatment"])
+def test_unit_action_scale_passes_the_checker_without_warnings(episode):
+    env = gym.make("Therapy-Scores-v0", action_scale="unit", episode=episode, max_turns=4, max_sessions=2)
+    assert env.action_space == gym.spaces.Box(-1.0, 1.0, (12,), np.float32)
     check_env(env.unwrapped, skip_render_check=True)
+
+
+def test_unit_actions_are_the_scores_rescaled():
+    """-1 -> 0, 0 -> 5, 1 -> 10: a unit-scale episode is the score-scale episode, step for step."""
+    unit = np.random.default_rng(0).uniform(-1, 1, (6, 12)).astype(np.float32)
+    runs = []
+    for scale, actions in (("unit", unit), ("score", 5.0 * (unit.astype(np.float64) + 1.0))):
+        env = gym.make("Therapy-Scores-v0", action_scale=scale, max_turns=6)
+        env.reset(seed=4)
+        runs.append([env.step(a)[1] for a in actions])
+    assert runs[0] == pytest.approx(runs[1], rel=1e-6)
+    venv = gym.make_vec("Therapy-Scores-v0", num_envs=2, vectorization_mode="vector_entry_point",
+                        action_scale="unit", max_turns=6)
+    venv.reset(seed=4)
+    assert venv.single_action_space.low.min() == -1.0
+    with pytest.raises(ValueError, match=r"\[-1, 1\]"):
+        venv.step(np.full((2, 12), 1.5, np.float32))
+    with pytest.raises(ValueError, match="action_scale='unit' applies to action_mode='scores'"):
+        gym.make("Therapy-Interventions-v0", action_scale="unit")
 
 
 @pytest.mark.parametrize("env_id", NUMERIC_IDS)
@@ -151,3 +182,24 @@ def test_get_state_set_state_resumes_the_same_trajectory():
     other.unwrapped.set_state(state)
     for a, b in zip(expected, tail(other, 9)):
         assert np.array_equal(a, b)
+
+
+def test_registered_specs_carry_a_time_limit_and_a_threshold():
+    for env_id in ("Therapy-v0", *NUMERIC_IDS):
+        assert gym.spec(env_id).max_episode_steps == tbn_env.MAX_EPISODE_STEPS == 20 * 20
+    assert gym.spec("Therapy-v0").reward_threshold is None
+    for env_id, threshold in tbn_env.REWARD_THRESHOLDS.items():
+        assert gym.spec(env_id).reward_threshold == threshold
+
+
+def test_the_vector_env_applies_the_time_limit_like_time_limit_does():
+    kwargs = dict(episode="treatment", max_turns=3, max_sessions=4, max_episode_steps=5)
+    single = gym.make("Therapy-Scores-v0", **kwargs)
+    single.reset(seed=0)
+    flags = [single.step(np.full(12, 5.0, np.float32))[2:4] for _ in range(5)]
+    assert flags[-1] == (False, True) and not any(any(f) for f in flags[:-1])
+    venv = gym.make_vec("Therapy-Scores-v0", num_envs=2, vectorization_mode="vector_entry_point", **kwargs)
+    venv.reset(seed=0)
+    for step in range(1, 6):
+        _, _, terminated, truncated, _ = venv.step(np.full((2, 12), 5.0, np.float32))
+        assert not terminated.any() and truncated.all() == (step == 5)
