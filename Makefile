@@ -56,21 +56,17 @@ test-fast: lint sysdeps
 
 DEMO_DIR ?= runs/demo
 
-# The main job on the embedded default, end to end and offline: an offline corpus is cut into the
-# DAPT curriculum, a tiny local model (built offline) gets a few Rolling Recap steps, and the DAPT
-# adapter warm-starts the therapist in self-play, scored by the offline rubric judge against the
-# template client. A few minutes on CPU.
+# The whole training chain, end to end and offline (examples/pipeline.toml): an offline corpus and its
+# counterfactuals, cut into the DAPT curriculum, a few Rolling Recap steps on a tiny local model (built
+# offline), SFT on the chat export, DPO on Method A pairs and self-play, each adapter warm-starting the
+# next; rerunning continues a killed run. Then the DAPT start adapter and the self-play therapist are
+# evaluated side by side on held-out clients, and the environment's own demo runs. A few minutes on CPU.
 demo: $(STAMP) sysdeps
 	$(PY) -m tbn_train.cli make-tiny-model $(DEMO_DIR)/tiny-model
-	rm -rf $(DEMO_DIR)/corpus $(DEMO_DIR)/dapt $(DEMO_DIR)/dapt-run $(DEMO_DIR)/selfplay $(DEMO_DIR)/eval
-	$(PY) -m corpus.cli generate --n 2 --out $(DEMO_DIR)/corpus
-	$(PY) -m dapt.cli preprocess --corpus $(DEMO_DIR)/corpus --out $(DEMO_DIR)/dapt --tokenizer $(DEMO_DIR)/tiny-model
-	$(PY) -m dapt.cli train --model $(DEMO_DIR)/tiny-model --data $(DEMO_DIR)/dapt --out $(DEMO_DIR)/dapt-run \
-	    --max-steps 4 --window-tokens 512 --recap-max-tokens 24
-	$(PY) -m tbn_train.cli selfplay --model $(DEMO_DIR)/tiny-model --init-adapter $(DEMO_DIR)/dapt-run/adapter \
-	    --sessions 2 --max-turns 3 --max-new-tokens 24 --out $(DEMO_DIR)/selfplay
-	$(PY) -m tbn_train.cli eval --model $(DEMO_DIR)/tiny-model --adapter $(DEMO_DIR)/dapt-run/adapter \
-	    --adapter $(DEMO_DIR)/selfplay/therapist --sessions 2 --max-turns 3 --max-new-tokens 24 --out $(DEMO_DIR)/eval
+	rm -rf $(DEMO_DIR)/pipeline $(DEMO_DIR)/eval
+	$(PY) -m tbn_train.pipeline run --config examples/pipeline.toml --model $(DEMO_DIR)/tiny-model --out $(DEMO_DIR)/pipeline
+	$(PY) -m tbn_train.cli eval --model $(DEMO_DIR)/tiny-model --adapter $(DEMO_DIR)/pipeline/rra/adapter \
+	    --adapter $(DEMO_DIR)/pipeline/selfplay/therapist --sessions 2 --max-turns 3 --max-new-tokens 24 --out $(DEMO_DIR)/eval
 	$(PY) -m tbn_env.demo --max-turns 6
 
 bench: $(STAMP) sysdeps

@@ -66,6 +66,16 @@ def main(argv: list[str] | None = None) -> int:
     sc.add_argument("--stage", type=int, choices=(1, 2, 3, 4))
     ex = sub.add_parser("export-schema", help="write the JSON Schemas of every record type")
     ex.add_argument("directory")
+    pairs = sub.add_parser("pairs", help="DPO preference pairs from counterfactuals, Method A or B (§9.3.11)")
+    pairs.add_argument("--corpus", required=True, help="the session corpus the counterfactuals were cut from")
+    pairs.add_argument("--counterfactuals", required=True, help="a `tbn-corpus counterfactuals` directory")
+    pairs.add_argument("--method", required=True, choices=("A", "B"),
+                       help="A: dialogue prompts (DAPT corpus); B: RRA, ADWC and UHD curriculum prompts")
+    pairs.add_argument("--out", required=True, help="pairs JSONL; held-out pairs go beside it to NAME.heldout.jsonl")
+    sft = sub.add_parser("export-sft", help="sessions and counterfactuals as mlx-lm chat samples for SFT")
+    sft.add_argument("--corpus", required=True, help="a session corpus directory")
+    sft.add_argument("--counterfactuals", help="a `tbn-corpus counterfactuals` directory cut from --corpus")
+    sft.add_argument("--out", required=True, help="output directory: train.jsonl and valid.jsonl (mlx-lm layout)")
     args = parser.parse_args(argv)
     try:
         return _run(args)
@@ -162,6 +172,14 @@ def _run(args: argparse.Namespace) -> int:
         p = participants(args.seed, args.index, args.stage)
         print(json.dumps({"client": p.client.model_dump(), "therapist": p.therapist.model_dump(),
                           "context": p.context.model_dump()}, indent=2))
+        return 0
+    if args.command == "pairs":
+        from .pairs import write_pairs
+        print(write_pairs(args.corpus, args.counterfactuals, args.method, args.out).summary())
+        return 0
+    if args.command == "export-sft":
+        from .sft import export_sft
+        print(export_sft(args.corpus, args.out, args.counterfactuals).summary())
         return 0
     from .schema import export_json_schema
     for path in export_json_schema(args.directory):

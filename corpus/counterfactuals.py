@@ -43,9 +43,8 @@ class Moment:
 
     def prompt(self) -> str:
         """The pipeline's prompt template filled for this moment."""
-        c = self.session.client
-        client = f"{c.name}, {c.age}, DMM {c.attachment}, concerns: {', '.join(c.presenting_concerns)}"
-        return pipelines()[self.pipeline]["prompt"].format(stage=self.session.context.stage, client=client,
+        return pipelines()[self.pipeline]["prompt"].format(stage=self.session.context.stage,
+                                                           client=self.session.client.summary(),
                                                            context=self.excerpt())
 
     def sample(self, branches: tuple[Branch, ...], rationale: str, generation: GenerationInfo) -> CounterfactualSample:

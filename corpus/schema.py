@@ -75,6 +75,10 @@ class ClientProfile(_Record):
             raise ValueError(f"personality and salience values must lie in [0, 1]: {bad}")
         return v
 
+    def summary(self) -> str:
+        """One line a prompt or a sample header shows: name, age, DMM strategy, presenting concerns."""
+        return f"{self.name}, {self.age}, DMM {self.attachment}, concerns: {', '.join(self.presenting_concerns)}"
+
 
 class TherapistProfile(_Record):
     """A synthetic therapist on the five dimensions of App. 27."""

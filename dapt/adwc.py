@@ -1,6 +1,7 @@
 """ADWC, the Alternating Direction Window Curriculum (§8.3, App. 29.2).
 
-For every window length k (in turns), the windows sweep forward when k is odd (starts 0, 1, 2, ...,
+Each window opens with the session header and its `<FAC:…>` anchors (App. 29.3), then the direction
+header. For every window length k (in turns), the windows sweep forward when k is odd (starts 0, 1, 2, ...,
 turns oldest first, numbered [T+0], [T+1], ...) and backward when k is even (starts ..., 2, 1, 0,
 turns newest first, [T-0] the latest). Window edges may cut into the first and last turn's text:
 mid-utterance cuts are intended, so the model learns to pick up a thought already under way.
@@ -14,7 +15,7 @@ import numpy as np
 from corpus.schema import Session
 
 from .dfr import check_targets
-from .markers import FORWARD_HEADER, REVERSE_HEADER, Piece, turn_pieces
+from .markers import FORWARD_HEADER, REVERSE_HEADER, Piece, session_header, turn_pieces
 
 MAX_WINDOW = 8          # choice: longest window in turns: the sweep is quadratic in it (§8.3 combinatorics)
 EDGE_CUT_SHARE = 0.5    # choice: share of windows whose first and last turn are cut mid-text
@@ -60,7 +61,7 @@ def windows(session: Session, targets: frozenset[str] | None = None, max_window:
             if k > 1 and rng.random() < EDGE_CUT_SHARE:
                 blocks[0] = _cut(blocks[0], rng, head=True)
                 blocks[-1] = _cut(blocks[-1], rng, head=False)
-            pieces = [Piece((FORWARD_HEADER if fwd else REVERSE_HEADER) + "\n", False)]
+            pieces = [Piece(session_header(session) + (FORWARD_HEADER if fwd else REVERSE_HEADER) + "\n", False)]
             for b in blocks:
                 pieces += b
             out.append(Window(k, s, fwd, tuple(order), tuple(pieces)))

@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--targets", help=f"components the loss trains on, comma-separated from {','.join(COMPONENTS)}")
     pre.add_argument("--seed", type=int, default=0, help="seed of the ADWC edge cuts")
     pre.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    pre.add_argument("--counterfactuals", help="a `tbn-corpus counterfactuals` directory: its samples join DFR (§7)")
     st = sub.add_parser("stats", help="samples by strategy and length cluster")
     st.add_argument("directory")
     tr = sub.add_parser("train", help="Rolling Recap training (§8.2) into an mlx-lm adapter")
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             from .preprocess import preprocess
             targets = frozenset(args.targets.split(",")) if args.targets else None
             n = preprocess(args.corpus, args.out, tuple(s for s in args.strategies.split(",") if s), args.tokenizer,
-                           targets, args.seed, args.resume, progress=True)
+                           targets, args.seed, args.resume, progress=True, counterfactuals_dir=args.counterfactuals)
             print(f"wrote {n} samples to {args.out}")
         elif args.command == "stats":
             from .preprocess import stats

@@ -4,15 +4,17 @@ Decomposition splits a session into turn-level 5-tuples, sub-turn components and
 sections of Mᵀ and the GCO / OMO blocks of Θᵀ); factorization labels it with multiclass (stage,
 attachment, phase), multilabel (defences, focus areas, issues, strengths) and text-span factors;
 recomposition rebuilds full sessions (exactly: decompose then recompose is the identity), windows of
-varying length, or a short-to-long curriculum. A mask spec chooses which components the loss trains.
+varying length, or a short-to-long curriculum. Counterfactual samples go through the same steps
+(§7): their context turns decompose like a session's, and they recompose into one sample each.
+A mask spec chooses which components the loss trains.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from corpus.schema import Session
+from corpus.schema import CounterfactualSample, Session
 
-from .markers import COMPONENTS, Piece, session_header, turn_pieces
+from .markers import COMPONENTS, Piece, branch_pieces, counterfactual_header, session_header, turn_pieces
 
 WINDOW_LENGTHS = (2, 4, 8)   # choice: turns per window: short, medium and long contexts from one session
 
@@ -30,8 +32,25 @@ class Units:
 def decompose(session: Session) -> Units:
     data = session.model_dump(mode="json")
     turns = tuple(data.pop("turns"))
+    return Units(data, turns, *_turn_units(session.turns))
+
+
+def decompose_counterfactual(sample: CounterfactualSample) -> Units:
+    """A counterfactual's units: its context turns as a session's, the rest (branches, rationale) as meta."""
+    data = sample.model_dump(mode="json")
+    turns = tuple(data.pop("context_turns"))
+    return Units(data, turns, *_turn_units(sample.context_turns))
+
+
+def recompose_counterfactual(units: Units) -> CounterfactualSample:
+    """The counterfactual the units came from."""
+    return CounterfactualSample.model_validate({**units.meta, "context_turns": list(units.turns)})
+
+
+def _turn_units(turns) -> tuple[tuple, tuple]:
+    """The SUB_TURN components and SEGMENT pieces of some turns."""
     components, segments = [], []
-    for t in session.turns:
+    for t in turns:
         for name in COMPONENTS:
             value = getattr(t, name)
             components.append((t.index, name, value if isinstance(value, str) else value.model_dump_json()))
@@ -40,7 +59,7 @@ def decompose(session: Session) -> Units:
         segments += [(t.index, f"defense:{d}", d) for d in m.active_defenses]
         segments += [(t.index, f"issue:{i.label}", i.evidence) for i in m.probable_issues]
         segments += [(t.index, f"focus:{f}", f) for f in m.working_focus_areas]
-    return Units(data, turns, tuple(components), tuple(segments))
+    return tuple(components), tuple(segments)
 
 
 def recompose(units: Units) -> Session:
@@ -88,3 +107,14 @@ def windowed(session: Session, targets: frozenset[str] | None = None,
                 pieces += turn_pieces(t, f"[TURN {t.index}]", targets)
             out.append((k, start, pieces))
     return out
+
+
+def counterfactual(sample: CounterfactualSample, targets: frozenset[str] | None = None) -> list[Piece]:
+    """A counterfactual recomposed like a session (§7): header, context turns, every branch, the rationale."""
+    check_targets(targets)
+    pieces = [Piece(counterfactual_header(sample), False)]
+    for t in sample.context_turns:
+        pieces += turn_pieces(t, f"[TURN {t.index}]", targets)
+    for b in sample.branches:
+        pieces += branch_pieces(b, targets)
+    return pieces + [Piece(f"<RATIONALE>{sample.rationale}</RATIONALE>\n", False)]

@@ -2,7 +2,11 @@
 
 Session headers carry the stage, session number and attachment; turns are `[TURN i]` blocks; each
 5-tuple component sits in its own tags; DFR factor anchors are `<FAC:NAME>…</FAC:NAME>`; ADWC windows
-open with the paper's direction header and number turns `[T+i]` forward or `[T-i]` backward.
+open with the session header and the paper's direction header and number turns `[T+i]` forward or
+`[T-i]` backward; UHD headers add the client profile summary as `[CLIENT …]` (App. 29.3). A
+counterfactual (§7, App. 28) opens with `[COUNTERFACTUAL pipeline=… stage=…]`, then its context turns,
+each branch as `[BRANCH label]` with the therapist's thought and words, the client's response and the
+`<OUTCOME>`, and the `<RATIONALE>`.
 A rendered sample is a list of (text, trainable) pieces, so any component can be the loss target.
 """
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from corpus.schema import Session, Turn
+from corpus.schema import Branch, CounterfactualSample, Session, Turn
 
 FORWARD_HEADER = "[ADWC: FORWARD TEMPORAL ORDER]"   # App. 29.2
 REVERSE_HEADER = "[ADWC: REVERSE TEMPORAL ORDER]"   # App. 29.2
@@ -18,9 +22,11 @@ COMPONENTS: tuple[str, ...] = ("client_thought", "client_utterance", "therapist_
                                "therapist_utterance")  # the 5-tuple in the paper's order (§7.3)
 TAGS = {"client_thought": "CLIENT_COT", "client_utterance": "CLIENT_UTT", "therapist_model": "TMOC",
         "therapist_thought": "THER_COT", "therapist_utterance": "THER_UTT"}
-FACTORS: tuple[str, ...] = ("STAGE", "ATTACH", "PHASE", "DEFENSE", "FOCUS", "ISSUE", "STRENGTH", "MODALITY")
-MARKER = re.compile(r"\[SESSION [^\]]*\]|\[TURN \d+\]|\[T[+-]\d+\]|\[ADWC: (FORWARD|REVERSE) TEMPORAL ORDER\]|"
-                    r"</?(CLIENT_COT|CLIENT_UTT|TMOC|THER_COT|GCO|OMO|THER_UTT)>|</?FAC:[A-Z]+>")
+FACTORS: tuple[str, ...] = ("STAGE", "ATTACH", "PHASE", "DEFENSE", "FOCUS", "ISSUE", "STRENGTH", "MODALITY",
+                            "PIPELINE")
+MARKER = re.compile(r"\[SESSION [^\]]*\]|\[CLIENT [^\]]*\]|\[COUNTERFACTUAL [^\]]*\]|\[BRANCH [^\]]*\]|"
+                    r"\[TURN \d+\]|\[T[+-]\d+\]|\[ADWC: (FORWARD|REVERSE) TEMPORAL ORDER\]|"
+                    r"</?(CLIENT_COT|CLIENT_UTT|TMOC|THER_COT|GCO|OMO|THER_UTT|OUTCOME|RATIONALE)>|</?FAC:[A-Z]+>")
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,27 @@ def session_header(session: Session) -> str:
                        factor("STRENGTH", ",".join(f.strengths)), factor("MODALITY", ",".join(f.modalities))])
     return f"[SESSION stage={session.context.stage} n={session.context.session_number} " \
            f"attach={session.client.attachment}]\n{anchors}\n"
+
+
+def client_line(session: Session) -> str:
+    """The client profile summary line of UHD headers (App. 29.3)."""
+    return f"[CLIENT {session.client.summary().replace(']', ')')}]\n"
+
+
+def counterfactual_header(sample: CounterfactualSample) -> str:
+    return (f"[COUNTERFACTUAL pipeline={sample.pipeline} stage={sample.stage}]\n"
+            f"{factor('STAGE', str(sample.stage))}{factor('PIPELINE', sample.pipeline)}\n")
+
+
+def branch_pieces(branch: Branch, targets: frozenset[str] | None) -> list[Piece]:
+    """A branch as a therapist turn (thought, words) and the client's answer; trainable like those components."""
+    def trains(name: str) -> bool:
+        return targets is None or name in targets
+    return [Piece(f"[BRANCH {branch.label.replace(']', ')')}]\n", False),
+            Piece(f"<THER_COT>{branch.therapist_thought}</THER_COT>\n", trains("therapist_thought")),
+            Piece(f"<THER_UTT>{branch.therapist_utterance}</THER_UTT>\n", trains("therapist_utterance")),
+            Piece(f"<CLIENT_UTT>{branch.client_response}</CLIENT_UTT>\n", trains("client_utterance")),
+            Piece(f"<OUTCOME>{branch.outcome}</OUTCOME>\n", False)]
 
 
 def component_text(turn: Turn, name: str) -> str:

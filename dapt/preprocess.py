@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from corpus.schema import Session
+from corpus.schema import CounterfactualSample, Session
 from corpus.writer import CorpusWriter, audit, read_samples
 
 from . import adwc, dfr, uhd
@@ -51,15 +51,18 @@ def samples_of(session: Session, strategies: tuple[str, ...], targets, seed: int
 
 def preprocess(corpus_dir: str | Path, out: str | Path, strategies: tuple[str, ...] = STRATEGIES,
                tokenizer_dir: str | Path | None = None, targets: frozenset[str] | None = DEFAULT_TARGETS,
-               seed: int = 0, resume: bool = False, progress: bool = False) -> int:
-    """Write the samples of every session in `corpus_dir` to `out`; return how many were written."""
+               seed: int = 0, resume: bool = False, progress: bool = False,
+               counterfactuals_dir: str | Path | None = None) -> int:
+    """Write the samples of every session in `corpus_dir` (and, given, every counterfactual through DFR,
+    strategy "dfr", §7) to `out`; return how many were written."""
     unknown = set(strategies) - set(STRATEGIES)
     if unknown or not strategies:
         raise ValueError(f"strategies must be some of {STRATEGIES}, got {strategies}")
     count = TokenCounter(tokenizer_dir)
     writer = CorpusWriter(out, prefix="samples", resume=resume,
                           config={"corpus": str(corpus_dir), "strategies": list(strategies),
-                                  "targets": sorted(targets) if targets else None, "seed": seed})
+                                  "targets": sorted(targets) if targets else None, "seed": seed,
+                                  **({"counterfactuals": str(counterfactuals_dir)} if counterfactuals_dir else {})})
     lengths: dict[str, int] = {}
     lines = read_samples(corpus_dir)
     if progress:
@@ -79,6 +82,16 @@ def preprocess(corpus_dir: str | Path, out: str | Path, strategies: tuple[str, .
                     continue
                 writer.write(_Sample(sid, session.session_id, strategy, text, spans, n, cluster_of(n)), sid)
                 written += 1
+        if counterfactuals_dir is not None and "dfr" in strategies:
+            for _, _, line in read_samples(counterfactuals_dir, prefix="counterfactuals"):
+                sample = CounterfactualSample.model_validate_json(line)
+                sid = f"{sample.sample_id}/cf"
+                text, spans = encode(dfr.counterfactual(sample, targets))
+                check_sample(sid, text, spans)
+                lengths[sid] = n = count(text)
+                if sid not in writer.done:
+                    writer.write(_Sample(sid, sample.session_ref, "dfr", text, spans, n, cluster_of(n)), sid)
+                    written += 1
     tmp = Path(out) / "curriculum.json.tmp"
     tmp.write_text(json.dumps(curriculum_order(lengths)), encoding="utf-8")
     os.replace(tmp, Path(out) / "curriculum.json")

@@ -5,6 +5,7 @@ Subcommands:
   show-config           print the resolved trainer settings as JSON (file + flag overrides)
   selfplay              RLAIF + GRPO self-play over Therapy-v0 (§9.3.9–§9.3.14), resumable
   dpo                   DPO from preference pairs, Methods A/B (§9.3.11), resumable
+  sft                   SFT on chat samples, loss on the assistant's tokens (§9.2), resumable
   plan                  where the adapters go on a model and the estimated peak memory (no training)
   eval                  adapters side by side on held-out clients: JSON report + PNG plots
 
@@ -64,11 +65,26 @@ def build_parser() -> argparse.ArgumentParser:
     dpo.add_argument("--pairs", required=True, help="JSONL of {prompt, chosen, rejected} preference pairs")
     dpo.add_argument("--epochs", type=int, default=None, help="passes over the pairs (default: 1)")
     dpo.add_argument("--batch-size", type=int, default=None, help="pairs per optimizer step (default: 1)")
+    dpo.add_argument("--heldout", default=None,
+                     help="held-out pairs JSONL: the chosen-minus-rejected margin before and after")
     add_config_arguments(dpo)
 
-    plan = sub.add_parser("plan", help="adapter placement, trainable parameters and peak memory of a model (no training)")
-    plan.add_argument("--model", required=True, help="mlx-lm model directory (config.json is enough) or Hugging Face repository id")
-    plan.add_argument("--prompt-tokens", type=int, default=None, help="therapist prompt length the estimate assumes (default: 2048)")
+    sft = sub.add_parser("sft", help="SFT on chat samples, loss on the assistant's tokens only (§9.2)")
+    _run_arguments(sft)
+    sft.add_argument("--data", required=True,
+                     help="chat JSONL {messages}, or an mlx-lm data directory (train.jsonl, valid.jsonl)")
+    sft.add_argument("--valid", default=None,
+                     help="held-out chat JSONL (default: DATA/valid.jsonl if --data is a directory)")
+    sft.add_argument("--epochs", type=int, default=None, help="passes over the samples (default: 1)")
+    sft.add_argument("--batch-size", type=int, default=None, help="samples per optimizer step (default: 1)")
+    sft.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
+    add_config_arguments(sft)
+    plan = sub.add_parser("plan",
+                          help="adapter placement, trainable parameters and peak memory of a model (no training)")
+    plan.add_argument("--model", required=True,
+                      help="mlx-lm model directory (config.json is enough) or Hugging Face repository id")
+    plan.add_argument("--prompt-tokens", type=int, default=None,
+                      help="therapist prompt length the estimate assumes (default: 2048)")
     plan.add_argument("--json", action="store_true", help="print the plan as JSON (sizes in bytes)")
     add_config_arguments(plan)
 
@@ -91,12 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags shared by the training subcommands."""
-    parser.add_argument("--model", required=True, help="mlx-lm model directory or Hugging Face repository id (e.g. mlx-community/Qwen3-8B-4bit)")
+    parser.add_argument("--model", required=True,
+                        help="mlx-lm model directory or Hugging Face repository id (e.g. mlx-community/Qwen3-8B-4bit)")
     parser.add_argument("--out", required=True, help="run directory: run.json, log.jsonl, checkpoints/, therapist/")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--init-adapter", default=None,
                         help="mlx-lm adapter: the therapist's start, the frozen client/judge adapter and the reference")
-    parser.add_argument("--checkpoint-every", type=int, default=None, help="checkpoint every N turns/steps (default: 1)")
+    parser.add_argument("--checkpoint-every", type=int, default=None,
+                        help="checkpoint every N turns/steps (default: 1)")
 
 
 def _run_settings(args: argparse.Namespace, names: tuple[str, ...]) -> dict:
@@ -141,10 +159,17 @@ def _train(args: argparse.Namespace) -> None:
                  "taie", "eval_every", "eval_sessions")
         cfg = SelfPlayConfig(**_run_settings(args, names))
         out = SelfPlay(cfg, args.out, resume=args.resume).run_all()
+    elif args.command == "sft":
+        from tbn_train.sft import SFTConfig, data_files, run_sft  # noqa: PLC0415
+
+        args.data, args.valid = data_files(args.data, args.valid)
+        names = ("data", "valid", "epochs", "batch_size", "max_steps", "checkpoint_every")
+        cfg = SFTConfig(**_run_settings(args, names))
+        out = run_sft(cfg, args.out, resume=args.resume)
     else:
         from tbn_train.dpo import DPOConfig, run_dpo
 
-        cfg = DPOConfig(**_run_settings(args, ("pairs", "epochs", "batch_size", "checkpoint_every")))
+        cfg = DPOConfig(**_run_settings(args, ("pairs", "heldout", "epochs", "batch_size", "checkpoint_every")))
         out = run_dpo(cfg, args.out, resume=args.resume)
     print(f"therapist adapter (mlx-lm format) written to {out}")
 

@@ -1,12 +1,14 @@
 """DPO from preference pairs — Methods A and B of §9.3.11 — on the self-play machinery.
 
-Method A (pairs from plain RRA windows) and Method B (the same pairs under the full curriculum's
-contexts) differ only in where the pairs come from; the trainer reads
-one JSONL of ``{"prompt", "chosen", "rejected"}`` records. ``prompt`` is a string (one user
-message) or a list of chat messages; it is rendered with the tokenizer's chat template, and each
-completion ends with EOS so the stop decision is trained too. The reference is the frozen starting
-adapter (:mod:`tbn_train.policy`), β = 0.1. Batches follow a per-epoch permutation
-derived from (seed, epoch), so a resumed run replays exactly the same order.
+Method A (pairs from the DAPT corpus) and Method B (the same preferences under the full
+curriculum's contexts) differ only in where the pairs come from (``tbn-corpus pairs``,
+:mod:`corpus.pairs`); the trainer reads one JSONL of ``{"prompt", "chosen", "rejected"}`` records.
+``prompt`` is a string (one user message) or a list of chat messages; it is rendered with the
+tokenizer's chat template, and each completion ends with EOS so the stop decision is trained too.
+The reference is the frozen starting adapter (:mod:`tbn_train.policy`), β = 0.1 (the DPO paper's
+default). Batches follow a per-epoch permutation derived from (seed, epoch), so a resumed run
+replays exactly the same order. With ``--heldout`` the mean chosen-minus-rejected log-prob margin
+on held-out pairs is measured before the first and after the last step (``summary.json``).
 """
 
 from __future__ import annotations
@@ -20,10 +22,15 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from tqdm import tqdm
 
+from tbn_train.atomic import write_json
+from tbn_train.cli_errors import error_message
 from tbn_train.config import TrainConfig
+from tbn_train.logprobs import sequence_logprobs
 from tbn_train.policy import AdapterDir, ModelDir, build_policy
 from tbn_train.prompts import render
 from tbn_train.run_dir import RunDir
+
+SUMMARY_FILE = "summary.json"   # held-out evidence of a finished run (also written by tbn_train.sft)
 
 
 class ChatMessage(BaseModel):
@@ -65,8 +72,12 @@ def read_pairs(path: str | Path) -> list[PreferencePair]:
             continue
         try:
             pairs.append(PreferencePair.model_validate(json.loads(line)))
-        except (json.JSONDecodeError, ValidationError) as exc:
-            raise ValueError(f"{path}:{n}: not a preference pair {{prompt, chosen, rejected}}: {exc}") from None
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}:{n}: not JSON ({exc.msg}); one {{prompt, chosen, rejected}} object per line"
+                             ) from None
+        except ValidationError as exc:
+            raise ValueError(f"{path}:{n}: not a preference pair {{prompt, chosen, rejected}}: "
+                             f"{error_message(exc)}") from None
     if not pairs:
         raise ValueError(f"{path} holds no preference pairs")
     return pairs
@@ -80,7 +91,9 @@ class DPOConfig(BaseModel):
     model: ModelDir = Field(description="mlx-lm model directory or Hugging Face repository id")
     pairs: str = Field(description="preference pairs JSONL {prompt, chosen, rejected}")
     init_adapter: AdapterDir = Field(None, description="mlx-lm adapter: therapist start and DPO reference")
-    epochs: int = Field(1, ge=1, description="passes over the pairs (1)")
+    heldout: str | None = Field(None, description="held-out pairs JSONL: its chosen-minus-rejected margin is "
+                                                  "measured before and after (summary.json)")
+    epochs: int = Field(1, ge=1, description="passes over the pairs (default 1)")
     batch_size: int = Field(1, ge=1, description="pairs per optimizer step")
     checkpoint_every: int = Field(1, ge=1, description="checkpoint every N steps (and at the end)")
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -94,17 +107,33 @@ def _encode(tokenizer, pair: PreferencePair) -> tuple[list[int], list[int], list
     return prompt, chosen, rejected
 
 
+def margin(policy, encoded: list[tuple[list[int], list[int], list[int]]]) -> float:
+    """Mean over pairs of log π(chosen | x) − log π(rejected | x) under the trainable adapter (no gradient)."""
+    if not encoded:
+        raise ValueError("no pairs to measure a margin on")
+    how = policy.updater.config.logp_reduction
+    total = 0.0
+    with policy.router.use(policy.therapist):
+        for prompt, chosen, rejected in encoded:
+            lp = sequence_logprobs(policy.model, [prompt, prompt], [chosen, rejected]).reduce(how)
+            total += (lp[0] - lp[1]).item()
+    return total / len(encoded)
+
+
 def run_dpo(cfg: DPOConfig, out: str | Path, resume: bool = False) -> Path:
     """Train the therapist adapter with DPO; return the saved adapter directory."""
     pairs = read_pairs(cfg.pairs)
+    heldout_pairs = read_pairs(cfg.heldout) if cfg.heldout else []
     policy = build_policy(cfg.model, cfg.train, cfg.init_adapter)  # a placement refusal writes nothing
     run = RunDir(out, cfg, resume)
     up = policy.updater
     encoded = [_encode(policy.tokenizer, p) for p in pairs]
+    heldout = [_encode(policy.tokenizer, p) for p in heldout_pairs]
     per_epoch = -(-len(encoded) // cfg.batch_size)
     total = cfg.epochs * per_epoch
     ck = run.restore(policy.model, policy.router, up.optimizer)
     step = ck.state["step"] if ck else 0
+    before = ck.state.get("heldout_margin_before") if ck else (margin(policy, heldout) if heldout else None)
     if ck:
         up.counters.__dict__.update(ck.state["updater_counters"])
     with tqdm(total=total, initial=step, desc="dpo", unit="step", disable=None) as bar:
@@ -121,7 +150,11 @@ def run_dpo(cfg: DPOConfig, out: str | Path, resume: bool = False) -> Path:
                      "seconds": time.perf_counter() - start})
             if step % cfg.checkpoint_every == 0 or step == total:
                 run.checkpoint(step, policy.model, policy.router, up.optimizer, seed=cfg.train.seed,
-                               state={"step": step, "updater_counters": asdict(up.counters)}, keep=cfg.train.keep_checkpoints)
+                               state={"step": step, "heldout_margin_before": before,
+                                      "updater_counters": asdict(up.counters)}, keep=cfg.train.keep_checkpoints)
             bar.update(1)
             bar.set_postfix(loss=f"{result.loss:.4f}")
+    write_json(Path(out) / SUMMARY_FILE, {"steps": total, "train_pairs": len(encoded), "heldout_pairs": len(heldout),
+                                          "heldout_margin_before": before,
+                                          "heldout_margin_after": margin(policy, heldout) if heldout else None})
     return run.finish(policy.model, policy.router, policy.therapist)

@@ -4,6 +4,7 @@
 * GRPO (§9.3.10): (1/K) Σ_k [−A_k log π(y_k|x) + λ_KL (log π(y_k|x) − log π_ref(y_k|x))] with
   z-scored advantages A_k = (s_k − s̄)/(σ_s + ε).
 * DPO: −log σ(β ((π_c − ref_c) − (π_r − ref_r))).
+* SFT (§9.2): token-mean cross-entropy on the assistant's tokens only (the one loss here on logits).
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def rlaif_loss(lp_corrected: mx.array, lp_original: mx.array, beta: float = RLAI
     return _softplus_neg(beta * (lp_corrected - lp_original)).mean()
 
 
-def zscore_advantages(scores: mx.array, eps: float = GRPO_EPS, tie_tolerance: float = SCORE_TIE_TOLERANCE) -> mx.array | None:
+def zscore_advantages(scores: mx.array, eps: float = GRPO_EPS,
+                      tie_tolerance: float = SCORE_TIE_TOLERANCE) -> mx.array | None:
     """A_k = (s_k − mean)/(std + ε) with the population std (§9.3.10).
 
     Returns None when all scores are equal within ``tie_tolerance``: such a group carries no
@@ -69,3 +71,11 @@ def dpo_loss(
     _same_shape(lp_chosen=lp_chosen, lp_rejected=lp_rejected, ref_chosen=ref_chosen, ref_rejected=ref_rejected)
     margin = (lp_chosen - mx.stop_gradient(ref_chosen)) - (lp_rejected - mx.stop_gradient(ref_rejected))
     return _softplus_neg(beta * margin).mean()
+
+
+def masked_cross_entropy(logits: mx.array, targets: mx.array, mask: mx.array) -> mx.array:
+    """SFT: mean next-token cross-entropy over the positions where ``mask`` is 1 (the assistant's tokens)."""
+    _same_shape(targets=targets, mask=mask)
+    logp = logits.astype(mx.float32)
+    token = mx.logsumexp(logp, axis=-1) - mx.take_along_axis(logp, targets[..., None], axis=-1).squeeze(-1)
+    return (token * mask).sum() / mx.maximum(mask.sum(), 1.0)

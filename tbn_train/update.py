@@ -22,7 +22,7 @@ from mlx.utils import tree_map
 from tbn_train.config import TrainConfig
 from tbn_train.logprobs import sequence_logprobs
 from tbn_train.lora import AdapterRouter
-from tbn_train.losses import dpo_loss, grpo_loss, rlaif_loss, zscore_advantages
+from tbn_train.losses import dpo_loss, grpo_loss, masked_cross_entropy, rlaif_loss, zscore_advantages
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ class UpdateCounters:
     grpo_steps: int = 0
     grpo_skipped_ties: int = 0
     dpo_steps: int = 0
+    sft_steps: int = 0
 
 
 def adam(learning_rate: float) -> optim.Adam:
@@ -62,11 +63,13 @@ def make_optimizer(config: TrainConfig) -> optim.Adam:
 class PolicyUpdater:
     """Applies RLAIF / GRPO / DPO steps to ``router.trainable`` with one shared optimizer."""
 
-    def __init__(self, model: nn.Module, router: AdapterRouter, config: TrainConfig, optimizer: optim.Optimizer | None = None):
+    def __init__(self, model: nn.Module, router: AdapterRouter, config: TrainConfig,
+                 optimizer: optim.Optimizer | None = None):
         if router.trainable is None:
             raise ValueError("no trainable adapter: call set_trainable(model, router, name) first")
         if config.reference_adapter is not None and config.reference_adapter not in router.specs:
-            raise KeyError(f"reference adapter {config.reference_adapter!r} is not loaded; known: {sorted(router.specs)}")
+            raise KeyError(f"reference adapter {config.reference_adapter!r} is not loaded; "
+                           f"known: {sorted(router.specs)}")
         self.model, self.router, self.config = model, router, config
         self.optimizer = optimizer or make_optimizer(config)
         self.counters = UpdateCounters()
@@ -92,7 +95,8 @@ class PolicyUpdater:
         mx.eval(lp)
         return lp
 
-    def rlaif(self, prompt: Sequence[int], original: Sequence[int], corrected: Sequence[int], modifier: float = 1.0) -> StepResult:
+    def rlaif(self, prompt: Sequence[int], original: Sequence[int], corrected: Sequence[int],
+              modifier: float = 1.0) -> StepResult:
         """Step 1 of a turn (§9.3.9): push π toward the corrected response, away from the original.
 
         ``prompt`` excludes the judges' feedback (distillation); ``modifier`` is the turn's
@@ -129,10 +133,12 @@ class PolicyUpdater:
         self.counters.grpo_steps += 1
         return StepResult(loss, norm, metrics={"kl": (lp - ref_lp).mean().item()})  # TRL's k1 estimate
 
-    def dpo(self, prompts: Sequence[Sequence[int]], chosen: Sequence[Sequence[int]], rejected: Sequence[Sequence[int]]) -> StepResult:
+    def dpo(self, prompts: Sequence[Sequence[int]], chosen: Sequence[Sequence[int]],
+            rejected: Sequence[Sequence[int]]) -> StepResult:
         """One DPO step over a batch of preference pairs, reference = the frozen reference adapter."""
         if not len(prompts) == len(chosen) == len(rejected):
-            raise ValueError(f"DPO batch sizes differ: {len(prompts)} prompts, {len(chosen)} chosen, {len(rejected)} rejected")
+            raise ValueError(f"DPO batch sizes differ: {len(prompts)} prompts, {len(chosen)} chosen, "
+                             f"{len(rejected)} rejected")
         both_prompts, both = list(prompts) * 2, list(chosen) + list(rejected)
         ref = self.reference_logprobs(both_prompts, both)
         n = len(prompts)
@@ -144,6 +150,16 @@ class PolicyUpdater:
         loss, norm, (lp,) = self._apply(loss_fn, 1.0)
         self.counters.dpo_steps += 1
         return StepResult(loss, norm, metrics=dpo_metrics(lp[:n], lp[n:], ref[:n], ref[n:], self.config.dpo_beta))
+
+    def sft(self, inputs: mx.array, targets: mx.array, mask: mx.array) -> StepResult:
+        """One SFT step (§9.2): cross-entropy on the tokens ``mask`` marks, the same clip and Adam."""
+
+        def loss_fn() -> tuple[mx.array]:
+            return (masked_cross_entropy(self.model(inputs), targets, mask),)
+
+        loss, norm, _ = self._apply(loss_fn, 1.0)
+        self.counters.sft_steps += 1
+        return StepResult(loss, norm)
 
 
 def dpo_metrics(lp_c: mx.array, lp_r: mx.array, ref_c: mx.array, ref_r: mx.array, beta: float) -> dict[str, float]:

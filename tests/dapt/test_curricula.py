@@ -6,10 +6,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from corpus.generate import generate, offline_session
+from corpus.counterfactuals import Moment, offline_counterfactual
+from corpus.generate import generate, generate_counterfactuals, offline_session
+from corpus.schema import PIPELINES
+from corpus.writer import read_samples
 from dapt import adwc, dfr, uhd
 from dapt.clusters import CLUSTER_BOUNDS, TokenCounter, cluster_of, curriculum_order
-from dapt.markers import FORWARD_HEADER, MARKER, REVERSE_HEADER, to_text
+from dapt.markers import FORWARD_HEADER, MARKER, REVERSE_HEADER, session_header, to_text
 from dapt.preprocess import encode, preprocess, stats
 
 sessions = st.builds(offline_session, st.integers(0, 10_000), st.integers(0, 500), st.sampled_from([None, 1, 2, 3]))
@@ -29,6 +32,8 @@ def test_uhd_yields_n_prefixes_each_a_prefix_of_the_next(session):
     assert len(prefixes) == len(session.turns)
     assert all(b.startswith(a) and len(b) > len(a) for a, b in zip(prefixes, prefixes[1:]))
     assert all(p.count("[TURN ") == i + 1 for i, p in enumerate(prefixes))
+    assert all(p.startswith(session_header(session) + f"[CLIENT {session.client.name}, {session.client.age}, DMM ")
+               for p in prefixes)   # App. 29.3: the client profile summary in the UHD header
 
 
 @settings(max_examples=25)
@@ -39,7 +44,7 @@ def test_adwc_directions_alternate_and_every_turn_appears_as_expected(session, s
     for w in ws:
         assert w.forward == (w.k % 2 == 1)
         text = to_text(list(w.pieces))
-        assert text.startswith(FORWARD_HEADER if w.forward else REVERSE_HEADER)
+        assert text.startswith(session_header(session) + (FORWARD_HEADER if w.forward else REVERSE_HEADER))
         marks = re.findall(r"\[T([+-])(\d+)\]", text)
         assert [int(i) for _, i in marks] == list(range(w.k)) and {s for s, _ in marks} == {"+" if w.forward else "-"}
         assert list(w.turns) == (sorted(w.turns) if w.forward else sorted(w.turns, reverse=True))
@@ -106,6 +111,41 @@ def test_token_counter_uses_a_model_tokenizer(tmp_path):
     assert TokenCounter(tmp_path)("hello there, friend") == 4  # hello there , friend
     with pytest.raises(ValueError, match="tokenizer.json"):
         TokenCounter(tmp_path / "missing")
+
+
+moments = st.builds(lambda session, j, pos: Moment(f"{session.session_id}-cf{j}", session, PIPELINES[j],
+                                                   pos % len(session.turns)),
+                    sessions, st.integers(0, len(PIPELINES) - 1), st.integers(0, 1000))
+
+
+@given(moments)
+def test_counterfactuals_decompose_recompose_exactly_and_render_every_branch(moment):
+    sample = offline_counterfactual(moment)
+    units = dfr.decompose_counterfactual(sample)
+    assert dfr.recompose_counterfactual(units) == sample
+    assert len(units.components) == 5 * len(sample.context_turns)
+    text, spans = encode(dfr.counterfactual(sample))
+    assert text.startswith(f"[COUNTERFACTUAL pipeline={sample.pipeline} stage={sample.stage}]\n<FAC:STAGE>")
+    assert all(f"<THER_UTT>{b.therapist_utterance}</THER_UTT>" in text for b in sample.branches)
+    assert text.count("[BRANCH ") == len(sample.branches) and text.count("[TURN ") == len(sample.context_turns)
+    assert all(MARKER.fullmatch(m.group(0)) for m in MARKER.finditer(text))
+    _, only_said = encode(dfr.counterfactual(sample, frozenset({"therapist_utterance"})))
+    assert [text[a:b] for a, b in only_said][-len(sample.branches):] == [
+        f"<THER_UTT>{b.therapist_utterance}</THER_UTT>\n" for b in sample.branches]
+
+
+def test_preprocess_takes_counterfactuals_through_dfr(tmp_path):
+    generate(tmp_path / "corpus", 3, seed=4)
+    generate_counterfactuals(tmp_path / "corpus", tmp_path / "cf", per_session=2)
+    plain = preprocess(tmp_path / "corpus", tmp_path / "plain", ("dfr",))
+    n = preprocess(tmp_path / "corpus", tmp_path / "out", ("dfr",), counterfactuals_dir=tmp_path / "cf")
+    assert n == plain + 6
+    cf = [json.loads(line) for _, _, line in read_samples(tmp_path / "out", prefix="samples")
+          if json.loads(line)["id"].endswith("/cf")]
+    assert len(cf) == 6 and all(s["strategy"] == "dfr" and s["text"].startswith("[COUNTERFACTUAL ") for s in cf)
+    assert len(json.loads((tmp_path / "out" / "curriculum.json").read_text())) == n
+    assert preprocess(tmp_path / "corpus", tmp_path / "out", ("dfr",), resume=True,
+                      counterfactuals_dir=tmp_path / "cf") == 0
 
 
 def test_out_of_range_spans_and_oversized_samples_are_refused():

@@ -1,0 +1,176 @@
+"""SFT on chat samples (§9.2): loss on the assistant's tokens only, on the shared trainer machinery.
+
+§9.3.11 has the RL trainer share loading, LoRA slots, optimizer and checkpoints with SFT, so this
+is the DPO trainer with another loss: :func:`~tbn_train.policy.build_policy` (``--init-adapter``
+warm-starts the trainable slot), :meth:`~tbn_train.update.PolicyUpdater.sft` (the same clip and
+bias-corrected Adam), :class:`~tbn_train.run_dir.RunDir` (resumable, ``OUT/therapist`` in mlx-lm
+format at the end).
+
+Data is mlx-lm's chat JSONL, ``{"messages": [{"role", "content"}, …]}`` (``tbn-corpus export-sft``
+writes it). Each sample is rendered with the model's own chat template; the tokens of every
+assistant message (its template closing included, so the stop is learned) train, everything else
+is masked. The mask is found by rendering the conversation up to each assistant message, so a
+template that does not render conversations prefix-wise is refused rather than masked wrongly.
+With a held-out file the token-mean loss on it is logged before the first and after the last step.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import mlx.core as mx
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from tqdm import tqdm
+
+from tbn_train.atomic import write_json
+from tbn_train.cli_errors import error_message
+from tbn_train.config import TrainConfig
+from tbn_train.dpo import SUMMARY_FILE, ChatMessage
+from tbn_train.losses import masked_cross_entropy
+from tbn_train.policy import AdapterDir, ModelDir, build_policy
+from tbn_train.run_dir import RunDir
+
+TRAIN_FILE, VALID_FILE = "train.jsonl", "valid.jsonl"   # mlx-lm's data directory layout
+
+
+class ChatSample(BaseModel):
+    """One chat sample; it must hold an assistant message to train on."""
+
+    model_config = ConfigDict(extra="ignore")
+    messages: list[ChatMessage] = Field(min_length=1)
+
+    def plain(self) -> list[dict[str, str]]:
+        return [m.model_dump() for m in self.messages]
+
+
+def read_chats(path: str | Path) -> list[list[dict[str, str]]]:
+    """Parse a chat JSONL file; a bad line is refused with its file and line number."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"chat samples file not found: {path}")
+    chats = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            sample = ChatSample.model_validate(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}:{n}: not JSON ({exc.msg}); one {{\"messages\": [...]}} object per line") from None
+        except ValidationError as exc:
+            raise ValueError(f"{path}:{n}: not a chat sample {{\"messages\": [...]}}: {error_message(exc)}") from None
+        if not any(m.role == "assistant" for m in sample.messages):
+            raise ValueError(f"{path}:{n}: no assistant message, so nothing to train on; "
+                             "every sample needs at least one {\"role\": \"assistant\"} turn")
+        chats.append(sample.plain())
+    if not chats:
+        raise ValueError(f"{path} holds no chat samples")
+    return chats
+
+
+def data_files(data: str | Path, valid: str | Path | None = None) -> tuple[str, str | None]:
+    """(train file, held-out file or None) from a JSONL file or an mlx-lm data directory."""
+    data = Path(data)
+    if data.is_dir():
+        train = data / TRAIN_FILE
+        if valid is None and (data / VALID_FILE).is_file():
+            valid = data / VALID_FILE
+        data = train
+    return str(data), None if valid is None else str(valid)
+
+
+def encode_chat(tokenizer, messages: list[dict[str, str]]) -> tuple[list[int], list[float]]:
+    """Token ids of the whole conversation and a 0/1 mask marking the assistant messages' tokens."""
+    ids = [int(t) for t in tokenizer.apply_chat_template(messages)]
+    mask = [0.0] * len(ids)
+    for i, m in enumerate(messages):
+        if m["role"] != "assistant":
+            continue
+        before = [int(t) for t in tokenizer.apply_chat_template(messages[:i], add_generation_prompt=True)]
+        through = [int(t) for t in tokenizer.apply_chat_template(messages[: i + 1])]
+        if ids[: len(through)] != through or through[: len(before)] != before:
+            raise ValueError("the model's chat template does not render conversations prefix-wise, so the "
+                             "assistant tokens cannot be located; use a model whose template does")
+        mask[len(before): len(through)] = [1.0] * (len(through) - len(before))
+    return ids, mask
+
+
+def batch_arrays(samples: list[tuple[list[int], list[float]]]) -> tuple[mx.array, mx.array, mx.array]:
+    """Right-padded (inputs, targets, mask) for next-token prediction; padding is masked."""
+    width = max(len(ids) for ids, _ in samples)
+    ids = mx.array([s + [0] * (width - len(s)) for s, _ in samples])
+    mask = mx.array([m + [0.0] * (width - len(m)) for _, m in samples])
+    return ids[:, :-1], ids[:, 1:], mask[:, 1:]
+
+
+def heldout_loss(policy, encoded: list[tuple[list[int], list[float]]]) -> float:
+    """Token-mean SFT loss of the trainable adapter over ``encoded`` (no gradient)."""
+    total, tokens = 0.0, 0.0
+    with policy.router.use(policy.therapist):
+        for sample in encoded:
+            inputs, targets, mask = batch_arrays([sample])
+            n = mask.sum().item()
+            total += masked_cross_entropy(policy.model(inputs), targets, mask).item() * n
+            tokens += n
+    return total / max(tokens, 1.0)
+
+
+class SFTConfig(BaseModel):
+    """Everything an SFT run depends on (stored in run.json; a resume must match it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: ModelDir = Field(description="local mlx-lm model directory")
+    data: str = Field(description="chat JSONL {messages} to train on")
+    valid: str | None = Field(None, description="held-out chat JSONL: its loss is logged before and after")
+    init_adapter: AdapterDir = Field(None, description="mlx-lm adapter the trainable slot starts from")
+    epochs: int = Field(1, ge=1, description="passes over the samples")
+    batch_size: int = Field(1, ge=1, description="samples per optimizer step")
+    max_steps: int | None = Field(None, ge=1, description="stop after this many steps")
+    checkpoint_every: int = Field(1, ge=1, description="checkpoint every N steps (and at the end)")
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+
+def run_sft(cfg: SFTConfig, out: str | Path, resume: bool = False) -> Path:
+    """Train the therapist adapter on the chat samples; return the saved adapter directory."""
+    chats = read_chats(cfg.data)
+    valid_chats = read_chats(cfg.valid) if cfg.valid else []
+    policy = build_policy(cfg.model, cfg.train, cfg.init_adapter)
+    encoded = [encode_chat(policy.tokenizer, c) for c in chats]
+    valid = [encode_chat(policy.tokenizer, c) for c in valid_chats]
+    run = RunDir(out, cfg, resume)
+    up = policy.updater
+    per_epoch = -(-len(encoded) // cfg.batch_size)
+    total = min(cfg.epochs * per_epoch, cfg.max_steps or cfg.epochs * per_epoch)
+    ck = run.restore(policy.model, policy.router, up.optimizer)
+    step = ck.state["step"] if ck else 0
+    before = ck.state["heldout_before"] if ck else (heldout_loss(policy, valid) if valid else None)
+    if ck:
+        up.counters.__dict__.update(ck.state["updater_counters"])
+    elif valid:
+        run.log({"kind": "heldout", "step": 0, "loss": before})
+    with tqdm(total=total, initial=step, desc="sft", unit="step", disable=None) as bar:
+        while step < total:
+            epoch, index = divmod(step, per_epoch)
+            order = np.random.default_rng([cfg.train.seed, epoch]).permutation(len(encoded))
+            picked = [int(i) for i in order[index * cfg.batch_size:(index + 1) * cfg.batch_size]]
+            start = time.perf_counter()
+            result = up.sft(*batch_arrays([encoded[i] for i in picked]))
+            step += 1
+            run.log({"kind": "step", "step": step, "epoch": epoch, "samples": picked, "loss": result.loss,
+                     "grad_norm": result.grad_norm, "seconds": time.perf_counter() - start})
+            if step % cfg.checkpoint_every == 0 or step == total:
+                run.checkpoint(step, policy.model, policy.router, up.optimizer, seed=cfg.train.seed,
+                               state={"step": step, "heldout_before": before,
+                                      "updater_counters": asdict(up.counters)},
+                               keep=cfg.train.keep_checkpoints)
+            bar.update(1)
+            bar.set_postfix(loss=f"{result.loss:.4f}")
+    after = heldout_loss(policy, valid) if valid else None
+    summary = {"steps": total, "train_samples": len(encoded), "heldout_samples": len(valid),
+               "heldout_loss_before": before, "heldout_loss_after": after}
+    write_json(Path(out) / SUMMARY_FILE, summary)
+    return run.finish(policy.model, policy.router, policy.therapist)
