@@ -12,12 +12,12 @@ from __future__ import annotations
 import mlx.core as mx
 
 # The paper gives no β (§9.3.9); 2.0 with length-normalised log-probs is the SimPO-shaped
-# default of spec env-trainer.md §13.2 (use 0.1 with summed log-probs).
+# default of  (use 0.1 with summed log-probs).
 RLAIF_BETA = 2.0
 GRPO_EPS = 1e-8  # §9.3.10
-# The paper names λ_KL but gives no value (§9.3.10); 0.04 is DeepSeekMath's, spec §14.2.
+# The paper names λ_KL but gives no value (§9.3.10); 0.04 is DeepSeekMath's
 GRPO_KL_COEF = 0.04
-DPO_BETA = 0.1  # spec §17: the DPO paper's default
+DPO_BETA = 0.1  # the DPO paper's default
 # Judge scores live on a 0–10 scale (§9.3.7.1): spreads below this are float noise, and a group
 # that "differs" only by noise would be blown up to unit-variance advantages by the z-score.
 SCORE_TIE_TOLERANCE = 1e-6

@@ -1,4 +1,4 @@
-"""Message Batches mode with the real SDK against the local fake API (issue 5: bulk runs)."""
+"""Message Batches mode with the real SDK against the local fake API (bulk runs)."""
 import asyncio
 import json
 

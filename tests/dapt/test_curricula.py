@@ -1,4 +1,4 @@
-"""DFR, UHD, ADWC and the length curriculum: property tests on random sessions (issue 6)."""
+"""DFR, UHD, ADWC and the length curriculum: property tests on random sessions."""
 import json
 import re
 
@@ -149,7 +149,7 @@ def test_preprocess_takes_counterfactuals_through_dfr(tmp_path):
 
 
 def test_out_of_range_spans_and_oversized_samples_are_refused():
-    """Issue 17 failure 9: failed before (spans past the text were clamped; a 20 MB sample was tokenized)."""
+    """Before the fix: spans past the text were clamped; a 20 MB sample was tokenized."""
     from dapt.windows import MAX_SAMPLE_CHARS, tokenize
     for spans in ([[0, 50]], [[5, 3]], [[4, 8], [2, 6]], [[-1, 2]]):
         with pytest.raises(ValueError, match="trainable span"):

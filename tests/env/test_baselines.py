@@ -1,4 +1,4 @@
-"""`python -m tbn_env.baselines`: the statistics, the report and bad input (issue 14)."""
+"""`python -m tbn_env.baselines`: the statistics, the report and bad input."""
 import json
 import subprocess
 import sys

@@ -1,4 +1,4 @@
-"""Therapy-v0 through Gymnasium: registration, checkers, spaces, info contract, episodes (issue 3)."""
+"""Therapy-v0 through Gymnasium: registration, checkers, spaces, info contract, episodes."""
 import gymnasium as gym
 import numpy as np
 import pytest

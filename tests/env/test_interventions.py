@@ -1,7 +1,7 @@
-"""Therapy-Interventions-v0's response model: the state decides, so no constant action can win (issue 14).
+"""Therapy-Interventions-v0's response model: the state decides, so no constant action can win.
 
 The reference policies run on the batch kernel's vector env over the same sampled clients. Before
-issue 14 the constant `validation` matched or beat the oracle at stages 1-3 (gap shares -0.07, 0.03,
+this model the constant `validation` matched or beat the oracle at stages 1-3 (gap shares -0.07, 0.03,
 0.00), so `test_the_oracle_beats_every_constant_action` failed there.
 """
 from __future__ import annotations
