@@ -15,7 +15,7 @@ from stable_baselines3.common.vec_env import VecMonitor
 import tbn_env  # noqa: F401
 from tbn_env.sb3 import make_vec_env
 
-STEPS = 32_768   # environment steps per run
+STEPS = 8_192    # environment steps per run (PPO updates included)
 N_STEPS = 256    # PPO rollout length per env
 
 
