@@ -13,21 +13,20 @@ on held-out pairs is measured before the first and after the last step (``summar
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tqdm import tqdm
 
 from tbn_train.atomic import write_json
-from tbn_train.cli_errors import error_message
 from tbn_train.config import TrainConfig
 from tbn_train.logprobs import sequence_logprobs
 from tbn_train.policy import AdapterDir, ModelDir, build_policy
 from tbn_train.prompts import render
+from tbn_train.read_files import read_jsonl
 from tbn_train.run_dir import RunDir
 
 SUMMARY_FILE = "summary.json"   # held-out evidence of a finished run (also written by tbn_train.sft)
@@ -63,21 +62,7 @@ class PreferencePair(BaseModel):
 
 def read_pairs(path: str | Path) -> list[PreferencePair]:
     """Parse a pairs JSONL file; errors name the file and line."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"preference pairs file not found: {path}")
-    pairs = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            pairs.append(PreferencePair.model_validate(json.loads(line)))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}:{n}: not JSON ({exc.msg}); one {{prompt, chosen, rejected}} object per line"
-                             ) from None
-        except ValidationError as exc:
-            raise ValueError(f"{path}:{n}: not a preference pair {{prompt, chosen, rejected}}: "
-                             f"{error_message(exc)}") from None
+    pairs = read_jsonl(path, PreferencePair, "preference pairs", "a preference pair", "{prompt, chosen, rejected}")
     if not pairs:
         raise ValueError(f"{path} holds no preference pairs")
     return pairs

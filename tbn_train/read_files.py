@@ -10,7 +10,10 @@ from __future__ import annotations
 import json
 import pickle
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+M = TypeVar("M")
 
 
 class DamagedFile(ValueError):
@@ -40,6 +43,37 @@ def load_json(path: str | Path, what: str) -> Any:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise _damaged(path, what, exc) from None
+
+
+def read_jsonl(path: str | Path, model: type[M], kind: str, what: str, shape: str,
+               check: Callable[[M], str | None] | None = None) -> list[M]:
+    """Every non-blank line of a JSONL file validated as ``model``; a bad line is refused naming file and line.
+
+    ``kind`` names the file in "not found" ("preference pairs"), ``what`` one record ("a preference pair")
+    and ``shape`` its expected form ("{prompt, chosen, rejected}"); ``check`` returns a further problem of a
+    valid record, or None.
+    """
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    from tbn_train.cli_errors import error_message  # noqa: PLC0415
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{kind} file not found: {path}")
+    records = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(model.model_validate(json.loads(line)))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}:{n}: not JSON ({exc.msg}); one {shape} object per line") from None
+        except ValidationError as exc:
+            raise ValueError(f"{path}:{n}: not {what} {shape}: {error_message(exc)}") from None
+        problem = check(records[-1]) if check else None
+        if problem:
+            raise ValueError(f"{path}:{n}: {problem}")
+    return records
 
 
 def load_pickle(path: str | Path, what: str) -> Any:

@@ -16,21 +16,20 @@ With a held-out file the token-mean loss on it is logged before the first and af
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 import mlx.core as mx
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from tqdm import tqdm
 
 from tbn_train.atomic import write_json
-from tbn_train.cli_errors import error_message
 from tbn_train.config import TrainConfig
 from tbn_train.dpo import SUMMARY_FILE, ChatMessage
 from tbn_train.losses import masked_cross_entropy
+from tbn_train.read_files import read_jsonl
 from tbn_train.policy import AdapterDir, ModelDir, build_policy
 from tbn_train.run_dir import RunDir
 
@@ -47,25 +46,17 @@ class ChatSample(BaseModel):
         return [m.model_dump() for m in self.messages]
 
 
+def _trainable(sample: ChatSample) -> str | None:
+    if not any(m.role == "assistant" for m in sample.messages):
+        return ('no assistant message, so nothing to train on; every sample needs at least one '
+                '{"role": "assistant"} turn')
+    return None
+
+
 def read_chats(path: str | Path) -> list[list[dict[str, str]]]:
     """Parse a chat JSONL file; a bad line is refused with its file and line number."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"chat samples file not found: {path}")
-    chats = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            sample = ChatSample.model_validate(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}:{n}: not JSON ({exc.msg}); one {{\"messages\": [...]}} object per line") from None
-        except ValidationError as exc:
-            raise ValueError(f"{path}:{n}: not a chat sample {{\"messages\": [...]}}: {error_message(exc)}") from None
-        if not any(m.role == "assistant" for m in sample.messages):
-            raise ValueError(f"{path}:{n}: no assistant message, so nothing to train on; "
-                             "every sample needs at least one {\"role\": \"assistant\"} turn")
-        chats.append(sample.plain())
+    samples = read_jsonl(path, ChatSample, "chat samples", "a chat sample", '{"messages": [...]}', _trainable)
+    chats = [sample.plain() for sample in samples]
     if not chats:
         raise ValueError(f"{path} holds no chat samples")
     return chats
