@@ -10,7 +10,7 @@ import numpy as np
 from gymnasium import spaces
 
 from .buckets import BUCKETS, MALADAPTIVE
-from .dimensions import ACTION_SCALES, DIM_INDEX, JUDGE_DIMENSIONS, as_score_vector, unit_to_scores
+from .dimensions import ACTION_SCALES, JUDGE_DIMENSIONS, as_score_vector, unit_to_scores
 from .graph import ClientGraph
 from .interventions import CATALOGUE, NAMES, moment_of, response_scores
 from .kernel import CompiledGraph
@@ -18,19 +18,14 @@ from .params import Params
 from .profiles import ClientProfile, resolve_profile
 from .protocols import Client, ClientTurn, ClientView, DialogueTurn, Judge, JudgeContext, JudgeResult
 from .session import SessionCore, TurnResult
+from .session_batch import EPISODES
 from .session_judge import judge_full_session
-from .spaces import MAX_ACTION_CHARS, observation_space, observe, printable, text_space
-from .stance import rupture_open
+from .spaces import MAX_ACTION_CHARS, observation_space, printable, row_of, text_space
 
 ACTION_MODES = ("text", "scores", "intervention")
 TAIE_MODES = ("lightweight", "full")  # §9.3.4
 OBSERVATION_MODES = ("tmog", "full")
 INFO_MODES = ("default", "debug")
-#: `info` keys that reveal the client's hidden state: only with observation_mode="full" or info_mode="debug".
-PRIVILEGED_INFO = ("coiling", "alliance", "attunement", "taie", "client_thought")
-#: session-summary keys computed from the hidden state (the rest is what a therapist could know).
-PRIVILEGED_SUMMARY = ("coiling", "tmog_attunement", "worst_misread", "loa", "taie")
-EPISODES = ("session", "treatment")
 # an excellent therapist completes a stage-1 treatment in ~14 sessions (course table); room for a noisy one
 DEFAULT_MAX_SESSIONS = 20
 HISTORY_TURNS = 12      # dialogue turns a judge or client sees (the last 12 verbatim)
@@ -193,11 +188,10 @@ class TherapyEnv(gym.Env):
         init = self.profile.initial_state(self.np_random, stage, self.graph, self.params)
         seed = int(self.np_random.integers(2**63))
         if self.core is None:
-            self.core = SessionCore(init, self.params, seed=seed, graph=self.graph, compiled=self.compiled)
+            self.core = SessionCore(init, self.params, seed=seed, graph=self.graph, compiled=self.compiled,
+                                    episode=self.episode, max_turns=self.max_turns, max_sessions=self.max_sessions)
         else:
             self.core.restart(init, seed)
-        self.session_index = 1
-        self.rupture = False
         self.done = False
         self.history: list[DialogueTurn] = []
         self.trace: list[dict[str, float]] = []
@@ -208,7 +202,7 @@ class TherapyEnv(gym.Env):
         return self._observation(), self._info()
 
     # ------------------------------------------------------------------ checkpointing
-    _FIELDS = ("profile", "session_index", "rupture", "done", "history", "trace", "last", "last_judge",
+    _FIELDS = ("profile", "done", "history", "trace", "last", "last_judge",
                "session_judged", "client_words")
 
     def get_state(self) -> dict[str, Any]:
@@ -251,25 +245,13 @@ class TherapyEnv(gym.Env):
 
     def _step(self, action):
         scores, thought, utterance = self._scores_for(action)
-        core = self.core
-        session_end = core.turn_in_session + 1 >= self.max_turns
-        client_rupture = bool(self.client_words and self.client_words.rupture)
-        result = core.turn(scores, session_end=session_end, rupture=client_rupture)
+        result = self.core.turn(scores, rupture=bool(self.client_words and self.client_words.rupture))
+        session_end, step = result.session_end, result.step
         taie_full = self._assess_taie(thought, utterance) if self.taie_mode == "full" else None
         self.last = result
-        self.rupture = bool(rupture_open(self.rupture, any(e["type"] == "rupture" for e in result.events),
-                                         scores[DIM_INDEX["repair"]]))
         if self.render_mode == "rgb_array":
             self._record(result)
-        terminated = truncated = False
-        if session_end:
-            if self.episode == "session" or result.treatment_complete:
-                terminated = True
-            elif self.session_index >= self.max_sessions:
-                truncated = True
-            else:
-                self.session_index += 1
-                self.rupture = False
+        terminated, truncated = bool(step.terminated[0]), bool(step.truncated[0])
         self.done = terminated or truncated
         assessment = None
         if self.action_mode == "text":
@@ -283,7 +265,7 @@ class TherapyEnv(gym.Env):
                 self.history.clear()
             if not self.done:
                 self.client_words = self._client_speaks()
-        info = self._info(result)
+        info = self._info(step)
         if assessment is not None:
             info["session_assessment"] = assessment.model_dump()
         if self.taie_mode == "full" and self.privileged_info:   # axes of the hidden state: privileged like "taie"
@@ -305,7 +287,7 @@ class TherapyEnv(gym.Env):
             index = int(action)
             if not 0 <= index < len(CATALOGUE):
                 raise ValueError(f"intervention index must be in [0, {len(CATALOGUE)}), got {index}")
-            return response_scores(index, moment_of(self.core.kernel, self.rupture))[0], "", NAMES[index]
+            return response_scores(index, moment_of(self.core.kernel, self.core.batch.rupture))[0], "", NAMES[index]
         thought, utterance = self._parse_text(action)
         ctx = JudgeContext(client_utterance=self.client_words.utterance, therapist_thought=thought,
                            therapist_utterance=utterance, history=tuple(self.history[-HISTORY_TURNS:]),
@@ -383,34 +365,29 @@ class TherapyEnv(gym.Env):
         return words
 
     # ------------------------------------------------------------------ observation, info, render
-    def _observation(self) -> dict:
-        utterance = self.client_words.utterance if self.client_words is not None else None
-        return observe(self.core, self.observation_mode, self.rupture, self.session_index, utterance)
+    @property
+    def session_index(self) -> int:
+        """The session's number in the episode."""
+        return self.core.session
 
-    def _info(self, result: TurnResult | None = None) -> dict[str, Any]:
-        core = self.core
-        readings = (core.coiling(), core.alliance(), core.attunement(), core.taie()) if result is None else \
-            (result.coiling, result.alliance, result.attunement, result.taie)
-        info: dict[str, Any] = {
-            "phase": core.phase, "stage": core.stage, "stance": core.stance.name, "guidance": core.guidance,
-            "coiling": readings[0], "alliance": readings[1], "attunement": readings[2], "taie": readings[3],
-            "session": self.session_index, "turn": core.turn_in_session, "profile": self.profile.name,
-        }
-        if result is None:
-            info.update(scores=None, events=[], reward_breakdown=None)
-        else:
-            info.update(scores=result.scores, events=result.events, reward_breakdown=result.reward.as_dict())
-            if result.session_end:
-                info["session_summary"] = result.session_summary if self.privileged_info else \
-                    {k: v for k, v in result.session_summary.items() if k not in PRIVILEGED_SUMMARY}
-                info["treatment_complete"] = result.treatment_complete
+    @property
+    def rupture(self) -> bool:
+        """A rupture is open (until a turn scores repair above 6.5)."""
+        return self.core.rupture_open
+
+    def _observation(self) -> dict:
+        obs = row_of(self.core.batch.observation(self.observation_mode), 0)
         if self.client_words is not None:
-            info["client_thought"] = self.client_words.thought
-        if self.last_judge is not None and result is not None:
+            obs["client_utterance"] = printable(self.client_words.utterance)
+        return obs
+
+    def _info(self, step=None) -> dict[str, Any]:
+        """Row 0 of the batch's info (the vector env's, by construction), plus what text mode adds."""
+        info = self.core.info(self.privileged_info, step, self.profile.name)
+        if self.client_words is not None and self.privileged_info:
+            info["client_thought"] = self.client_words.thought   # the client's mind is privileged
+        if self.last_judge is not None and step is not None:
             info["judge"] = self.last_judge.model_dump()
-        if not self.privileged_info:
-            for key in PRIVILEGED_INFO:
-                info.pop(key, None)
         return info
 
     def _record(self, r: TurnResult) -> None:

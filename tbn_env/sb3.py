@@ -19,12 +19,18 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
+from .session_batch import REWARD_PARTS
 from .vector import TherapyVectorEnv
 
-#: Per-step `info` keys copied into SB3's per-env info dicts (the vector env's batched readings; `coiling`
-#: only where the vector env reveals it, with observation_mode="full" or info_mode="debug").
-INFO_KEYS = ("stage", "phase", "stance", "coiling", "maladaptive_mean", "adaptive_mean", "reward_composite",
-             "reward_modifiers", "reward_phase_transition", "reward_stage_transition", "reward_taie")
+#: Per-step `info` keys copied into SB3's per-env info dicts (a lean subset of the single env's `info`: SB3
+#: steps at the batch's speed; `coiling` only with observation_mode="full" or info_mode="debug").
+INFO_KEYS = ("stage", "phase", "stance", "coiling")
+
+
+def _columns(info: dict[str, Any]) -> dict[str, np.ndarray]:
+    parts = info["reward_breakdown"]
+    return {**{key: info[key] for key in INFO_KEYS if key in info},
+            **{f"reward_{key}": parts[key] for key in REWARD_PARTS}}
 
 
 class TherapyVecEnv(VecEnv):
@@ -54,8 +60,11 @@ class TherapyVecEnv(VecEnv):
             actions = actions.reshape(self.num_envs).astype(np.int64)
         obs, reward, terminated, truncated, info = self.vector.step(actions)
         done = terminated | truncated
-        keys = [key for key in INFO_KEYS if key in info]
-        infos: list[dict[str, Any]] = [{key: info[key][i].item() for key in keys} for i in range(self.num_envs)]
+        columns = _columns(info)
+        if done.any():   # a finished client's info is its last step's, as DummyVecEnv reports it
+            columns = {key: np.where(done, final, columns[key]) for key, final in _columns(info["final_info"]).items()}
+        values = [(key, column.tolist()) for key, column in columns.items()]
+        infos: list[dict[str, Any]] = [{key: column[i] for key, column in values} for i in range(self.num_envs)]
         for i in np.flatnonzero(done):
             infos[i]["terminal_observation"] = info["final_obs"][i]
             infos[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])

@@ -15,7 +15,7 @@ from gymnasium import spaces
 from .buckets import BUCKETS
 from .graph import NODE_COUNT
 from .loa import LOA_DIMENSIONS
-from .session import SessionCore
+from .kernel import BatchKernel
 from .stance import STANCES
 
 TEXT_CHARSET = frozenset(string.ascii_letters + string.digits + string.punctuation + " \n\t"
@@ -79,24 +79,22 @@ def observation_space(mode: str, text: bool, max_turns: int, max_sessions: int) 
     return spaces.Dict(fields)
 
 
-def observe(core: SessionCore, mode: str, rupture: bool, session_index: int, utterance: str | None) -> dict:
-    """Build one observation from the session core."""
-    k = core.kernel
-    obs = {
-        "tmog": k.tmog[0].astype(np.float32),
-        "buckets": k.buckets[0].astype(np.float32),
-        "phase": int(k.phase[0]),
-        "stage": int(k.stage[0]) - 1,
-        "stance": int(core.stance.stance[0]),
-        "rupture": int(rupture),
-        "turn": core.turn_in_session,
-        "session": session_index,
-    }
+def observe_batch(kernel: BatchKernel, stance: np.ndarray, rupture: np.ndarray, turn: np.ndarray,
+                  session: np.ndarray, mode: str) -> dict[str, np.ndarray]:
+    """Every client's observation, one array per key (a single env reads row 0 with `row_of`)."""
+    k, cg = kernel, kernel.cg
+    obs = {"tmog": k.tmog.astype(np.float32), "buckets": k.buckets.astype(np.float32),
+           "phase": k.phase.copy(), "stage": k.stage - 1, "stance": stance.copy(),
+           "rupture": rupture.astype(np.int64), "turn": turn.copy(), "session": session.copy()}
     if mode == "full":
-        obs["levels"] = k.levels[0].astype(np.float32)
-        obs["loa"] = k.loa[0].astype(np.float32)
-        obs["taie"] = np.append(k.taie[0], k.transformation[0]).astype(np.float32)
-        obs["readings"] = np.array([core.coiling(), core.alliance(), core.attunement()], np.float32)
-    if utterance is not None:
-        obs["client_utterance"] = printable(utterance)
+        path = cg.pathology(k.levels)
+        obs.update(levels=k.levels.astype(np.float32), loa=k.loa.astype(np.float32),
+                   taie=np.column_stack([k.taie, k.transformation]).astype(np.float32),
+                   readings=np.column_stack([cg.coiling(k.levels, path), cg.alliance(k.levels, path),
+                                             1.0 - np.abs(k.tmog - k.levels).mean(axis=1) / 10.0]).astype(np.float32))
     return obs
+
+
+def row_of(obs: dict[str, np.ndarray], i: int) -> dict:
+    """Row i of a batched observation: arrays for Box keys, Python ints for Discrete ones."""
+    return {key: value[i].item() if value.ndim == 1 else value[i] for key, value in obs.items()}

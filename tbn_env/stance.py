@@ -53,26 +53,34 @@ class StanceSignals:
 
 def stance_signals(disclosure, engagement, defense_pathology, distrust, bucket_surge, attunement, rupture,
                    params: Params) -> StanceSignals:
-    """Read the openness signals of §9.3.8 off the client's state (graph mode); scalars or arrays.
-
-    Defensiveness blends the defence domain's pathology (slow, structural) with the distrust bucket
-    (moves within a session); overwhelm scales this turn's rise in fear + shame + helplessness.
-    """
+    """Read the openness signals of §9.3.8 off the client's state (graph mode); scalars or arrays."""
     return StanceSignals(
         attunement=attunement, self_disclosure=disclosure, engagement=engagement,
-        defensiveness=10.0 * (0.5 * np.asarray(defense_pathology) + 0.5 * np.asarray(distrust)),
-        overwhelm=np.clip(10.0 * np.asarray(bucket_surge) / params.stance_overwhelm_surge, 0.0, 10.0),
+        defensiveness=defensiveness(np.asarray(defense_pathology, dtype=np.float64), np.asarray(distrust, np.float64)),
+        overwhelm=overwhelm(np.asarray(bucket_surge, dtype=np.float64), params.stance_overwhelm_surge),
         rupture=rupture)
 
 
-def rupture_open(was_open, ruptured, repair) -> np.ndarray:
+@njit(cache=True)
+def defensiveness(defense_pathology, distrust):
+    """The defence domain's pathology (slow, structural) blended with the distrust bucket (moves within a session)."""
+    return 10.0 * (0.5 * defense_pathology + 0.5 * distrust)
+
+
+@njit(cache=True)
+def overwhelm(bucket_surge, surge_at_ten):
+    """This turn's rise in fear + shame + helplessness on a 0-10 scale."""
+    return np.minimum(np.maximum(10.0 * bucket_surge / surge_at_ten, 0.0), 10.0)
+
+
+@njit(cache=True)
+def rupture_open(was_open, ruptured, repair):
     """Whether a rupture is open after a turn: one stays open until a turn scores repair above 6.5.
 
     `ruptured` is this turn's rupture (the scores', an alliance drop, or the client's voiced one that
-    the turn answers); a turn scoring repair above the high gate (§9.3.1) closes it. Scalars or arrays.
+    the turn answers); a turn scoring repair above the high gate (§9.3.1) closes it.
     """
-    opened = np.asarray(was_open, dtype=bool) | np.asarray(ruptured, dtype=bool)
-    return opened & (np.asarray(repair) <= HIGH_THRESHOLD)
+    return (was_open or ruptured) and repair <= HIGH_THRESHOLD
 
 
 class StanceDetector:

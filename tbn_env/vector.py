@@ -20,15 +20,13 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.utils import seeding
 from gymnasium.vector.utils import batch_space
 
-from .buckets import BUCKET_INDEX, BUCKETS, MALADAPTIVE
-from .dimensions import ACTION_SCALES, DIM_INDEX, JUDGE_DIMENSIONS, as_score_batch, unit_to_scores
+from .dimensions import ACTION_SCALES, JUDGE_DIMENSIONS, as_score_batch, unit_to_scores
 from .env import DEFAULT_MAX_SESSIONS, EPISODES, INFO_MODES, OBSERVATION_MODES, _graph
 from .interventions import CATALOGUE, moment_of, response_scores
-from .kernel import BatchKernel
-from .params import LOW_THRESHOLD, Params
+from .params import Params
 from .profiles import ClientProfile, resolve_profile
-from .spaces import observation_space
-from .stance import DEFENSE_DOMAIN, OVERWHELM_BUCKETS, StanceDetector, rupture_open, stance_signals
+from .session_batch import SessionBatch, overlay, restrict
+from .spaces import observation_space, row_of
 
 
 class TherapyVectorEnv(gym.vector.VectorEnv):
@@ -73,11 +71,9 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
             start_stage, profile
         self.params = params or Params()
         self.graph, compiled = _graph(self.params)
-        self.kernel = BatchKernel(num_envs, self.params, self.graph, compiled)
-        cg = self.kernel.cg
-        self._defense = np.array([self.graph.graph.nodes[n]["domain"] == DEFENSE_DOMAIN for n in cg.nodes])
-        self._nodes = [cg.nodes.index("self_disclosure"), cg.engagement]
-        self._surge = [BUCKET_INDEX[b] for b in OVERWHELM_BUCKETS]
+        self.batch = SessionBatch(num_envs, self.params, self.graph, compiled, episode=episode, max_turns=max_turns,
+                                  max_sessions=max_sessions)
+        self.kernel = self.batch.kernel
         self.action_scale = action_scale
         low, high = (-1.0, 1.0) if action_scale == "unit" else (0.0, 10.0)
         self.single_action_space = spaces.Box(low, high, (len(JUDGE_DIMENSIONS),), np.float32) \
@@ -85,15 +81,16 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.single_observation_space = observation_space(observation_mode, False, max_turns, max_sessions)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
-        self.stances = StanceDetector(self.params, num_envs)
-        self.turn = np.zeros(num_envs, dtype=int)
-        self.session = np.ones(num_envs, dtype=int)
         self.episode_steps = np.zeros(num_envs, dtype=int)
-        self.rupture = np.zeros(num_envs, dtype=bool)
         self.prev_done = np.zeros(num_envs, dtype=bool)
-        # per client, as in the single env: one generator draws the clients, one the TMoG misreadings
+        self.profiles = np.full(num_envs, "", dtype=object)
+        # per client, as in the single env: one generator draws the clients (and seeds the TMoG misreadings)
         self.client_rngs = [seeding.np_random()[0] for _ in range(num_envs)]
-        self.noise_rngs = [np.random.default_rng() for _ in range(num_envs)]
+
+    @property
+    def rupture(self) -> np.ndarray:
+        """Which clients have a rupture open."""
+        return self.batch.rupture
 
     # ------------------------------------------------------------------ reset
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -102,9 +99,10 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
             else self._mask(options["reset_mask"])
         if seed is not None:
             self.client_rngs = [seeding.np_random(seed + i)[0] for i in range(self.num_envs)]
-        self._reset_rows(np.flatnonzero(mask))
+        rows = np.flatnonzero(mask)
+        self._reset_rows(rows)
         self.prev_done[mask] = False
-        return self._observation(), self._info(mask)
+        return self._observation(), restrict(self._reset_info(), mask)
 
     def _mask(self, reset_mask) -> np.ndarray:
         """`reset_mask` as num_envs booleans, checked before any row is reset."""
@@ -115,87 +113,43 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
         return mask.copy()
 
     def _reset_rows(self, rows: np.ndarray) -> None:
-        inits = []
+        inits, seeds = [], []
         for i in rows.tolist():  # the single env's draw order: profile, initial state, the core's noise seed
             rng = self.client_rngs[i]
-            inits.append(resolve_profile(self.profile_spec, rng).initial_state(rng, self.start_stage, self.graph,
-                                                                                self.params))
-            self.noise_rngs[i] = np.random.default_rng(int(rng.integers(2**63)))
-        self.kernel.load_rows(rows, inits)
-        self.stances.start_session(rows)
-        self.turn[rows] = 0
-        self.session[rows] = 1
+            profile = resolve_profile(self.profile_spec, rng)
+            inits.append(profile.initial_state(rng, self.start_stage, self.graph, self.params))
+            seeds.append(int(rng.integers(2**63)))
+            self.profiles[i] = profile.name
+        self.batch.load_rows(rows, inits, seeds)
         self.episode_steps[rows] = 0
-        self.rupture[rows] = False
 
     # ------------------------------------------------------------------ step
     def step(self, actions):
         """Step every client; rows whose episode ended last step are reset instead."""
-        scores = self._scores_for(actions)
-        k, b = self.kernel, self.num_envs
-        alliance_before = k.cg.alliance(k.levels)
-        att = scores[:, DIM_INDEX["attunement"]]
-        noise = np.zeros((b, k.cg.n))
-        low = att < LOW_THRESHOLD
-        for i in np.flatnonzero(low):
-            noise[i] = self.noise_rngs[i].standard_normal(k.cg.n)
-        out = k.step(scores, noise)
-        self.turn += 1
+        step = self.batch.step(self._scores_for(actions))
         self.episode_steps += 1
-        reward = out.total.copy()
-        ruptured = (low & (scores[:, DIM_INDEX["safety"]] < LOW_THRESHOLD)) | \
-            (alliance_before - out.alliance >= self.params.rupture_alliance_drop)
-        self._update_stances(att, out.bucket_change, ruptured)
-        self.rupture = rupture_open(self.rupture, ruptured, scores[:, DIM_INDEX["repair"]])
-        session_end = self.turn >= self.max_turns
-        terminated = np.zeros(b, dtype=bool)
-        truncated = np.zeros(b, dtype=bool)
-        stage_reward = np.zeros(b)
-        if session_end.any():
-            rows = np.flatnonzero(session_end)
-            _, stage_reward[rows], complete = k.end_session(rows)
-            reward[rows] += stage_reward[rows]
-            self.stances.start_session(rows)
-            self.turn[rows] = 0
-            if self.episode == "session":
-                terminated[rows] = True
-            else:
-                terminated[rows] = complete
-                truncated[rows] = ~complete & (self.session[rows] >= self.max_sessions)
-                going_on = rows[~(terminated[rows] | truncated[rows])]  # as the single env: a finished
-                self.session[going_on] += 1                             # episode keeps its last view
-                self.rupture[going_on] = False
-        parts = {"reward_composite": out.composite, "reward_modifiers": out.modifiers,
-                 "reward_phase_transition": out.phase_transition, "reward_stage_transition": stage_reward,
-                 "reward_taie": out.taie}
+        reward, terminated, truncated = step.reward, step.terminated, step.truncated
         if self.max_episode_steps is not None:
             truncated |= ~terminated & (self.episode_steps >= self.max_episode_steps)
+        info = self.batch.info(self.profiles.copy(), self.privileged_info, step)
         if self.autoreset_mode == AutoresetMode.NEXT_STEP:
-            resetting = np.flatnonzero(self.prev_done)
-            if resetting.size:  # next-step autoreset: discard this step for them and draw new clients
-                self._reset_rows(resetting)
-                reward[resetting] = 0.0
-                for value in parts.values():
-                    value[resetting] = 0.0
-                terminated[resetting] = truncated[resetting] = False
+            rows = np.flatnonzero(self.prev_done)
+            if rows.size:  # next-step autoreset: discard this step for them and draw new clients
+                self._reset_rows(rows)
+                reward[rows] = 0.0
+                terminated[rows] = truncated[rows] = False
+                info = overlay(info, rows, self._reset_info())
             self.prev_done = terminated | truncated
-        every = np.ones(b, dtype=bool)
-        info = self._info(every)
-        for key, value in parts.items():  # the parts add up to the reward
-            info[key], info[f"_{key}"] = value, every
         done = terminated | truncated
         if self.autoreset_mode == AutoresetMode.SAME_STEP and done.any():
             rows = np.flatnonzero(done)
             last_obs = self._observation()
-            final_obs = np.full(b, None, dtype=object)
-            for i in rows:
-                final_obs[i] = {key: value[i] for key, value in last_obs.items()}
-            final_info = {key: (value.copy() if key.startswith("_") else value) for key, value in info.items()}
-            for key in final_info:
-                if key.startswith("_"):
-                    final_info[key] &= done
+            final_obs = np.full(self.num_envs, None, dtype=object)
+            for i in rows.tolist():
+                final_obs[i] = row_of(last_obs, i)
+            final_info = restrict(info, done)
             self._reset_rows(rows)
-            info.update(self._info(every))  # the new clients' readings
+            info = overlay(info, rows, self._reset_info())
             info.update(final_obs=final_obs, _final_obs=done.copy(), final_info=final_info, _final_info=done.copy())
         return self._observation(), reward, terminated, truncated, info
 
@@ -205,41 +159,11 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
         a = np.asarray(actions)
         if a.shape != (self.num_envs,) or not np.issubdtype(a.dtype, np.integer):
             raise ValueError(f"intervention actions must be {self.num_envs} integers, got {a.dtype} {a.shape}")
-        return response_scores(a, moment_of(self.kernel, self.rupture))
-
-    def _update_stances(self, attunement: np.ndarray, bucket_change: np.ndarray, ruptured: np.ndarray) -> None:
-        k = self.kernel
-        defense = k.pathology_now[:, self._defense].mean(axis=1)
-        surge = np.maximum(bucket_change[:, self._surge], 0.0).sum(axis=1)
-        self.stances.update_batch(stance_signals(k.levels[:, self._nodes[0]], k.levels[:, self._nodes[1]], defense,
-                                                 k.buckets[:, BUCKET_INDEX["distrust"]], surge, attunement,
-                                                 ruptured, self.params))
+        return response_scores(a, moment_of(self.kernel, self.batch.rupture))
 
     # ------------------------------------------------------------------ observation and info
     def _observation(self) -> dict[str, np.ndarray]:
-        k = self.kernel
-        obs = {"tmog": k.tmog.astype(np.float32), "buckets": k.buckets.astype(np.float32),
-               "phase": k.phase.copy(), "stage": k.stage - 1,
-               "stance": self.stances.stance.copy(),
-               "rupture": self.rupture.astype(np.int64), "turn": self.turn.copy(), "session": self.session.copy()}
-        if self.observation_mode == "full":
-            path = k.cg.pathology(k.levels)
-            obs.update(levels=k.levels.astype(np.float32), loa=k.loa.astype(np.float32),
-                       taie=np.column_stack([k.taie, k.transformation]).astype(np.float32),
-                       readings=np.column_stack([k.cg.coiling(k.levels, path), k.cg.alliance(k.levels, path),
-                                                 1.0 - np.abs(k.tmog - k.levels).mean(axis=1) / 10.0]
-                                                ).astype(np.float32))
-        return obs
+        return self.batch.observation(self.observation_mode)
 
-    def _info(self, mask: np.ndarray) -> dict[str, np.ndarray]:
-        k = self.kernel
-        mal = len(MALADAPTIVE)
-        values = {"stage": k.stage.copy(), "phase": k.phase.copy(), "stance": self.stances.stance.copy(),
-                  **({"coiling": k.cg.coiling(k.levels)} if self.privileged_info else {}),
-                  "maladaptive_mean": k.buckets[:, :mal].mean(axis=1),
-                  "adaptive_mean": k.buckets[:, mal:len(BUCKETS)].mean(axis=1)}
-        info: dict[str, np.ndarray] = {}
-        for key, value in values.items():
-            info[key] = value
-            info[f"_{key}"] = mask.copy()
-        return info
+    def _reset_info(self) -> dict[str, Any]:
+        return self.batch.info(self.profiles.copy(), self.privileged_info)

@@ -10,6 +10,7 @@ from tbn_env.profiles import PRESETS, ClientProfile
 NUMERIC_IDS = ("Therapy-Scores-v0", "Therapy-Interventions-v0")
 INFO_KEYS = {"scores", "phase", "stage", "stance", "guidance", "coiling", "alliance", "attunement", "taie",
              "events", "reward_breakdown"}
+STEP_ONLY_KEYS = {"scores", "reward_breakdown"}   # what a turn produced: absent from a reset's info
 BREAKDOWN_KEYS = {"composite", "modifiers", "phase_transition", "stage_transition", "taie", "total"}
 
 
@@ -70,11 +71,16 @@ def test_registered_both_ways_and_through_make_vec():
         assert reward.shape == (3,)
 
 
+def _nones(info: dict) -> list[str]:
+    return [k for k, v in info.items() if v is None or isinstance(v, dict) and _nones(v)]
+
+
 @pytest.mark.parametrize("env_id", NUMERIC_IDS)
 def test_info_contract_and_reward_breakdown(env_id):
     env = gym.make(env_id, max_turns=6, info_mode="debug")
     _, info = env.reset(seed=3)
-    assert INFO_KEYS <= set(info)
+    assert INFO_KEYS - STEP_ONLY_KEYS <= set(info) and not STEP_ONLY_KEYS & set(info)
+    assert not _nones(info)   # torchrl reads reset infos into specs: no None values
     for _ in range(6):
         _, reward, terminated, truncated, info = env.step(env.action_space.sample())
         assert INFO_KEYS <= set(info) and BREAKDOWN_KEYS <= set(info["reward_breakdown"])

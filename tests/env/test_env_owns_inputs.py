@@ -176,13 +176,13 @@ def test_a_wrong_reset_mask_is_refused_before_any_row_resets():
     envs = gym.make_vec("Therapy-Scores-v0", num_envs=3, vectorization_mode="vector_entry_point")
     envs.reset(seed=0)
     envs.step(np.full((3, 12), 6.0))
-    levels, turn = envs.unwrapped.kernel.levels.copy(), envs.unwrapped.turn.copy()
+    levels, turn = envs.unwrapped.kernel.levels.copy(), envs.unwrapped.batch.turn.copy()
     for mask in ([True, False, True, True, True], [1, 0, 1], [[True, False, True]]):
         with pytest.raises(ValueError, match="reset_mask must be 3 booleans"):
             envs.reset(options={"reset_mask": mask})
-    assert np.array_equal(envs.unwrapped.kernel.levels, levels) and np.array_equal(envs.unwrapped.turn, turn)
+    assert np.array_equal(envs.unwrapped.kernel.levels, levels) and np.array_equal(envs.unwrapped.batch.turn, turn)
     envs.reset(options={"reset_mask": np.array([False, True, False])})
-    assert list(envs.unwrapped.turn) == [1, 0, 1]
+    assert list(envs.unwrapped.batch.turn) == [1, 0, 1]
 
 
 @pytest.mark.parametrize("bad", [{"loa_rate": float("nan")}, {"taie_rate": float("inf")}, {"b_ref": -0.1},

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import tbn_env  # noqa: F401
+from tbn_env.session_batch import unbatch
 from tbn_env.vector import TherapyVectorEnv
 
 sb3 = pytest.importorskip("stable_baselines3")
@@ -59,13 +60,17 @@ def test_seed_gives_client_i_the_seed_plus_i_client_of_sb3_and_of_sync_mode():
 def test_reward_parts_add_up_to_the_reward_through_stage_changes_and_resets(mode):
     env = TherapyVectorEnv(4, episode="treatment", max_turns=5, max_sessions=3, start_stage=3, autoreset_mode=mode)
     env.reset(seed=0)
-    parts = ("reward_composite", "reward_modifiers", "reward_phase_transition", "reward_stage_transition",
-             "reward_taie")
+    parts = ("composite", "modifiers", "phase_transition", "stage_transition", "taie")
     stage_terms = 0.0
     for _ in range(40):
         _, reward, _, _, info = env.step(np.full((4, 12), 1.0, dtype=np.float32))  # harm: stage 3 is lost
-        np.testing.assert_allclose(sum(info[p] for p in parts), reward, atol=1e-9)
-        stage_terms += np.abs(info["reward_stage_transition"]).sum()
+        for i in range(4):   # a row that autoreset shows its reset info; the step it ended is in final_info
+            row = unbatch(info, i)
+            if "reward_breakdown" not in row and info.get("_final_info", np.zeros(4, bool))[i]:
+                row = unbatch(info["final_info"], i)
+            breakdown = row.get("reward_breakdown", dict.fromkeys(parts, 0.0))   # a next-step reset: reward 0
+            assert sum(breakdown[p] for p in parts) == pytest.approx(reward[i], abs=1e-9)
+            stage_terms += abs(breakdown["stage_transition"])
         assert "stance" in info
     assert stage_terms > 0  # a stage was lost on the way, and its -150 was counted
 
@@ -76,7 +81,7 @@ def test_same_step_autoreset_is_declared_and_reports_the_final_observation():
     env.reset(seed=1)
     _, _, terminated, _, info = env.step(np.full((2, 12), 7.0, dtype=np.float32))
     assert terminated.all() and info["_final_obs"].all() and set(info["final_obs"][0]) == set(env.single_observation_space)
-    assert info["_final_info"].all() and "reward_composite" in info["final_info"]
+    assert info["_final_info"].all() and "reward_breakdown" in info["final_info"]
 
 
 def test_an_unknown_autoreset_mode_is_refused():

@@ -1,0 +1,67 @@
+"""The session layer's per-turn bookkeeping, compiled: one call after the kernel's turn for every client.
+
+The rupture rule, the stance signals and update (§9.3.8), the open-rupture flag and the per-session
+accumulators behind the session summary (§9.3.14.2). Called by `SessionBatch.step`; the formulas are
+the ones `tbn_env.stance` defines.
+"""
+from __future__ import annotations
+
+from numba import njit
+
+from .stance import _update, defensiveness, overwhelm, rupture_open
+
+# columns of SessionBatch.event_counts (the order of session_batch.EVENT_TYPES)
+PHASE_FORWARD, PHASE_REGRESSION, TAIE_GROWTH, TAIE_REGRESSION, RUPTURE, STANCE = range(6)
+
+
+@njit(cache=True)
+def account(scores, att_i, safety_i, repair_i, low_gate, alliance, alliance_now, rupture_drop, client_rupture,
+            levels, disclosure_i, engagement_i, path, defense_idx, buckets, distrust_i, bucket_change, surge_idx,
+            surge_at_ten,
+            stance, stance_turn, turns_in_stance, arc_step, att_window, res_window, disclosure_min, engagement_min,
+            defensiveness_max, min_dwell, arc_steps, arc_resistance_max, arc_overwhelm_max,
+            rupture, turn, total_turns, score_sum, score_min, score_max, phase, phase_max, reward_totals,
+            composite, modifiers, phase_transition, taie, phase_move, loa_growth, loa_regression, event_counts,
+            sig_att, sig_disclosure, sig_engagement, sig_defensiveness, sig_overwhelm, ruptured, stance_before):
+    """Everything after the kernel's turn, in place; `ruptured` and `stance_before` are outputs, `sig_*` scratch."""
+    b, d = scores.shape
+    for i in range(b):
+        turn[i] += 1
+        total_turns[i] += 1
+        low = scores[i, att_i] < low_gate
+        ruptured[i] = (low and scores[i, safety_i] < low_gate) or alliance[i] - alliance_now[i] >= rupture_drop \
+            or client_rupture[i]
+        alliance[i] = alliance_now[i]
+        defense = 0.0
+        for j in defense_idx:
+            defense += path[i, j]
+        surge = 0.0
+        for j in surge_idx:
+            surge += max(bucket_change[i, j], 0.0)
+        sig_att[i] = scores[i, att_i]
+        sig_disclosure[i] = levels[i, disclosure_i]
+        sig_engagement[i] = levels[i, engagement_i]
+        sig_defensiveness[i] = defensiveness(defense / len(defense_idx), buckets[i, distrust_i])
+        sig_overwhelm[i] = overwhelm(surge, surge_at_ten)
+        stance_before[i] = stance[i]
+    _update(stance, stance_turn, turns_in_stance, arc_step, att_window, res_window, sig_att, sig_disclosure,
+            sig_engagement, sig_defensiveness, sig_overwhelm, ruptured, disclosure_min, engagement_min,
+            defensiveness_max, min_dwell, arc_steps, arc_resistance_max, arc_overwhelm_max)
+    for i in range(b):
+        rupture[i] = rupture_open(rupture[i], ruptured[i], scores[i, repair_i])
+        for j in range(d):
+            score_sum[i, j] += scores[i, j]
+            score_min[i, j] = min(score_min[i, j], scores[i, j])
+            score_max[i, j] = max(score_max[i, j], scores[i, j])
+        phase_max[i] = max(phase_max[i], phase[i])
+        reward_totals[i, 0] += composite[i]
+        reward_totals[i, 1] += modifiers[i]
+        reward_totals[i, 2] += phase_transition[i]
+        reward_totals[i, 4] += taie[i]
+        event_counts[i, PHASE_FORWARD] += phase_move[i] > 0
+        event_counts[i, PHASE_REGRESSION] += phase_move[i] < 0
+        for k in range(loa_growth.shape[1]):
+            event_counts[i, TAIE_GROWTH] += loa_growth[i, k] > 0
+            event_counts[i, TAIE_REGRESSION] += loa_regression[i, k] < 0
+        event_counts[i, RUPTURE] += ruptured[i]
+        event_counts[i, STANCE] += stance[i] != stance_before[i]

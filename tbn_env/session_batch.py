@@ -1,0 +1,445 @@
+"""SessionBatch: the one definition of a therapy turn for any number of clients (§9.3.14.2).
+
+The compiled kernel moves the client's state; around it this layer runs what both environments
+share: the TMoG misreading draw, the rupture rule, the adaptive stance (§9.3.8), the open-rupture
+flag, session and episode ends, the per-session accumulators behind the session summary, the
+observation and the `info` of a step. `TherapyEnv` is a batch of one (it reads row 0 of the same
+arrays); `TherapyVectorEnv` is a batch of N. Info is built in gymnasium's vector form (a dict of
+arrays, each key with a `_key` mask) and `unbatch` reads one row of it, so the single env's `info`
+is by construction a row of the vector env's.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .compiled_session import account
+from .buckets import BUCKET_INDEX, BUCKETS, MALADAPTIVE
+from .dimensions import DIM_INDEX, JUDGE_DIMENSIONS
+from .graph import PHASES, ClientGraph
+from .guidance import guidance
+from .kernel import DIRECTION_NAMES, BatchKernel, BatchTurn, CompiledGraph
+from .loa import LOA_DIMENSIONS
+from .params import LOW_THRESHOLD, Params
+from .reward import stage_modifiers
+from .stance import DEFENSE_DOMAIN, OVERWHELM_BUCKETS, STANCES, StanceDetector
+from .spaces import observe_batch
+from .state import InitialState
+from .tmog import TMoG
+
+EPISODES = ("session", "treatment")
+EVENT_TYPES = ("phase_forward", "phase_regression", "taie_growth", "taie_regression", "rupture", "stance",
+               "stage_forward", "stage_regression")
+REWARD_PARTS = ("composite", "modifiers", "phase_transition", "stage_transition", "taie")
+#: `info` keys that reveal the client's hidden state: only with observation_mode="full" or info_mode="debug".
+PRIVILEGED_INFO = frozenset({"coiling", "alliance", "attunement", "taie", "client_thought"})
+#: session-summary keys computed from the hidden state (the rest is what a therapist could know).
+PRIVILEGED_SUMMARY = ("coiling", "tmog_attunement", "worst_misread", "loa", "taie")
+_PHASE_NAMES = np.array(PHASES, dtype=object)
+_STANCE_NAMES = np.array(STANCES, dtype=object)
+_DIRECTIONS = np.array([DIRECTION_NAMES[d] for d in (-1, 0, 1)], dtype=object)   # indexed by direction + 1
+_GUIDANCE = np.array([[guidance(s, p) for p in PHASES] for s in (1, 2, 3, 4)], dtype=object)
+
+
+@dataclass
+class BatchStep:
+    """What one batched turn produced, before the environment's autoreset."""
+
+    turn: BatchTurn
+    scores: np.ndarray           # [B, 12] the validated scores
+    ruptured: np.ndarray         # a rupture this turn (scores, alliance drop or the client's voice)
+    stance_before: np.ndarray    # the stance the turn was taken in
+    stance_after: np.ndarray     # the stance after the turn's update (before any session restart)
+    session_end: np.ndarray
+    phase_after: np.ndarray      # the phase the turn reached (before any session restart)
+    stage_before: np.ndarray
+    stage_move: np.ndarray
+    stage_reward: np.ndarray
+    complete: np.ndarray         # treatment complete (a stage-4 session reached integration)
+    terminated: np.ndarray
+    truncated: np.ndarray
+    summary: dict[str, Any] | None   # the closed sessions' summaries in vector form (mask: session_end)
+
+    @property
+    def parts(self) -> dict[str, np.ndarray]:
+        t = self.turn
+        return {"composite": t.composite, "modifiers": t.modifiers, "phase_transition": t.phase_transition,
+                "stage_transition": self.stage_reward, "taie": t.taie}
+
+    @property
+    def reward(self) -> np.ndarray:
+        t = self.turn   # summed in REWARD_PARTS order, as RewardBreakdown.total sums them
+        return t.composite + t.modifiers + t.phase_transition + self.stage_reward + t.taie
+
+    @property
+    def done(self) -> np.ndarray:
+        return self.terminated | self.truncated
+
+    def has_events(self, i: int) -> bool:
+        t = self.turn
+        return bool(t.phase_move[i] or self.ruptured[i] or self.stance_after[i] != self.stance_before[i]
+                    or self.stage_move[i] or (t.loa_growth[i] > 0).any() or (t.loa_regression[i] < 0).any())
+
+    def events(self, i: int) -> list[dict[str, Any]]:
+        """Row i's events in the order they happened: phase, LOA thresholds, rupture, stance, stage."""
+        t, events = self.turn, []
+        move = int(t.phase_move[i])
+        if move:
+            to = int(self.phase_after[i])
+            events.append({"type": "phase_forward" if move > 0 else "phase_regression",
+                           "from": PHASES[to - move], "to": PHASES[to]})
+        for k, dim in enumerate(LOA_DIMENSIONS):
+            if t.loa_growth[i, k] > 0:
+                events.append({"type": "taie_growth", "dimension": dim, "threshold": float(t.loa_growth[i, k])})
+            if t.loa_regression[i, k] < 0:
+                events.append({"type": "taie_regression", "dimension": dim,
+                               "threshold": float(t.loa_regression[i, k])})
+        if self.ruptured[i]:
+            events.append({"type": "rupture"})
+        if self.stance_after[i] != self.stance_before[i]:
+            events.append({"type": "stance", "from": STANCES[self.stance_before[i]],
+                           "to": STANCES[self.stance_after[i]]})
+        if self.stage_move[i]:
+            before = int(self.stage_before[i])
+            events.append({"type": "stage_forward" if self.stage_move[i] > 0 else "stage_regression",
+                           "from": before, "to": before + int(self.stage_move[i])})
+        return events
+
+
+class SessionBatch:
+    """`batch` clients in treatment: the full TBN state and the turn, session and episode bookkeeping.
+
+    `episode="session"` ends an episode with its session; `"treatment"` runs sessions until a
+    stage-4 session reaches integration (terminated) or `max_sessions` have been held (truncated).
+    A session closes after `max_turns` turns, or where the caller says (`step(session_end=...)`).
+    """
+
+    def __init__(self, batch: int, params: Params | None = None, graph: ClientGraph | None = None,
+                 compiled: CompiledGraph | None = None, *, episode: str = "treatment", max_turns: int | None = None,
+                 max_sessions: int | None = None) -> None:
+        if episode not in EPISODES:
+            raise ValueError(f"episode must be one of {EPISODES}, got {episode!r}")
+        self.params = params or Params()
+        self.kernel = k = BatchKernel(batch, self.params, graph, compiled)
+        self.batch, self.cg, self.episode = batch, k.cg, episode
+        self.max_turns, self.max_sessions = max_turns, max_sessions
+        self._defense = np.flatnonzero([k.graph.graph.nodes[n]["domain"] == DEFENSE_DOMAIN for n in self.cg.nodes])
+        self._disclosure = self.cg.nodes.index("self_disclosure")
+        self._surge = np.array([BUCKET_INDEX[b] for b in OVERWHELM_BUCKETS])
+        self._distrust = BUCKET_INDEX["distrust"]
+        self.modifiers = [(m.name, m.value) for m in stage_modifiers(self.params)]
+        self._modifier_columns = [(name, np.full(batch, value)) for name, value in self.modifiers]
+        self.stances = StanceDetector(self.params, batch)
+        self.noise_rngs = [np.random.default_rng() for _ in range(batch)]
+        self.rupture = np.zeros(batch, dtype=bool)        # a rupture is open (until a turn repairs it)
+        self.turn = np.zeros(batch, dtype=np.int64)       # therapist turns so far this session
+        self.session = np.ones(batch, dtype=np.int64)     # the session's number in the episode
+        self.total_turns = np.zeros(batch, dtype=np.int64)
+        self.alliance = np.zeros(batch)                   # after the last turn: a rupture is a drop from it
+        self.taie_direction = np.zeros(batch, dtype=np.int64)
+        # per session, for its summary (§9.3.14.2)
+        d = len(JUDGE_DIMENSIONS)
+        self.score_sum, self.score_min, self.score_max = np.zeros((batch, d)), np.zeros((batch, d)), \
+            np.zeros((batch, d))
+        self.phase_max = np.zeros(batch, dtype=np.int64)
+        self.reward_totals = np.zeros((batch, len(REWARD_PARTS)))
+        self.event_counts = np.zeros((batch, len(EVENT_TYPES)), dtype=np.int64)
+
+    # ------------------------------------------------------------------ clients in and out
+    def load_rows(self, rows: np.ndarray, inits: list[InitialState], seeds: list[int]) -> None:
+        """Start new clients in `rows` at session 1; `seeds` seed each row's TMoG misreading draws."""
+        rows = np.asarray(rows, dtype=np.int64)
+        self.kernel.load_rows(rows, inits)
+        for i, seed in zip(rows.tolist(), seeds):
+            self.noise_rngs[i] = np.random.default_rng(seed)
+        self.alliance[rows] = self.cg.alliance(self.kernel.levels[rows])
+        self.rupture[rows] = False
+        self.session[rows] = 1
+        self.total_turns[rows] = 0
+        self._start_session(rows)
+
+    def _start_session(self, rows: np.ndarray) -> None:
+        self.stances.start_session(rows)
+        self.turn[rows] = 0
+        self.taie_direction[rows] = 0
+        self.score_sum[rows] = 0.0
+        self.score_min[rows] = np.inf
+        self.score_max[rows] = -np.inf
+        self.phase_max[rows] = 0
+        self.reward_totals[rows] = 0.0
+        self.event_counts[rows] = 0
+
+    _STATE = ("rupture", "turn", "session", "total_turns", "alliance", "taie_direction", "score_sum", "score_min",
+              "score_max", "phase_max", "reward_totals", "event_counts")
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything that changes turn to turn, as copies (for checkpoints and rollbacks)."""
+        return {"kernel": self.kernel.state_dict(),
+                "stance": {k: np.copy(v) for k, v in vars(self.stances).items() if isinstance(v, np.ndarray)},
+                "rngs": [r.bit_generator.state for r in self.noise_rngs],
+                **{k: getattr(self, k).copy() for k in self._STATE}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore `state_dict()` output exactly, so a resumed run continues the same trajectory."""
+        self.kernel.load_state_dict(state["kernel"])
+        for k, v in state["stance"].items():
+            setattr(self.stances, k, np.copy(v))
+        for rng, s in zip(self.noise_rngs, state["rngs"]):
+            rng.bit_generator.state = s
+        for k in self._STATE:
+            setattr(self, k, np.array(state[k], dtype=getattr(self, k).dtype))
+
+    # ------------------------------------------------------------------ the turn
+    def step(self, scores: np.ndarray, *, client_rupture: np.ndarray | None = None,
+             session_end: np.ndarray | None = None) -> BatchStep:
+        """One turn of validated scores [B, 12] for every client (§9.3.14.2 steps 2-9).
+
+        `client_rupture` marks ruptures a client backend voiced; `session_end` closes sessions
+        early (default: after `max_turns` turns).
+        """
+        k, b, p, st = self.kernel, self.batch, self.params, self.stances
+        if session_end is None:
+            if self.max_turns is None:
+                raise ValueError("this SessionBatch has no max_turns: say where sessions end (session_end=...)")
+            session_end = self.turn + 1 >= self.max_turns
+        session_end = np.asarray(session_end, dtype=bool)
+        low = scores[:, DIM_INDEX["attunement"]] < LOW_THRESHOLD
+        noise = np.zeros((b, self.cg.n))
+        for i in np.flatnonzero(low).tolist():
+            noise[i] = self.noise_rngs[i].standard_normal(self.cg.n)
+        out = k.step(scores, noise)
+        self.taie_direction[:] = out.taie_direction
+        ruptured, stance_before = np.empty(b, dtype=np.bool_), np.empty(b, dtype=np.int64)
+        account(scores, DIM_INDEX["attunement"], DIM_INDEX["safety"], DIM_INDEX["repair"], LOW_THRESHOLD,
+                self.alliance, out.alliance, p.rupture_alliance_drop,
+                np.zeros(b, np.bool_) if client_rupture is None else np.asarray(client_rupture, np.bool_),
+                k.levels, self._disclosure, self.cg.engagement, k.pathology_now, self._defense, k.buckets,
+                self._distrust, out.bucket_change, self._surge, p.stance_overwhelm_surge,
+                st.stance, st.turn, st.turns_in_stance, st.arc_step, st.attunement, st.resistance,
+                p.stance_disclosure_min, p.stance_engagement_min, p.stance_defensiveness_max, p.stance_min_dwell,
+                p.stance_arc_steps, p.stance_arc_resistance_max, p.stance_arc_overwhelm_max,
+                self.rupture, self.turn, self.total_turns, self.score_sum, self.score_min, self.score_max, k.phase,
+                self.phase_max, self.reward_totals, out.composite, out.modifiers, out.phase_transition, out.taie,
+                out.phase_move, out.loa_growth, out.loa_regression, self.event_counts,
+                *(np.empty(b) for _ in range(5)), ruptured, stance_before)
+        step = BatchStep(out, scores, ruptured, stance_before, st.stance.copy(), session_end, k.phase.copy(),
+                         k.stage.copy(), np.zeros(b, dtype=np.int64), np.zeros(b), np.zeros(b, dtype=bool),
+                         np.zeros(b, dtype=bool), np.zeros(b, dtype=bool), None)
+        if step.session_end.any():
+            self._close_sessions(step)
+        return step
+
+    def _close_sessions(self, step: BatchStep) -> None:
+        """Summaries, the stage assessment and decay (§9.3.5.3), then the episode's end or the next session."""
+        rows = np.flatnonzero(step.session_end)
+        summary = self._summary_before(rows)
+        move, reward, complete = self.kernel.end_session(rows)
+        step.stage_move[rows], step.stage_reward[rows], step.complete[rows] = move, reward, complete
+        self.reward_totals[rows, 3] = reward
+        self.event_counts[rows, 6] += move > 0
+        self.event_counts[rows, 7] += move < 0
+        totals, counts = self.reward_totals[rows], self.event_counts[rows]
+        summary.update(stage_after=self.kernel.stage[rows].copy(),
+                       reward_totals={**{name: totals[:, j] for j, name in enumerate(REWARD_PARTS)},
+                                      "total": totals.sum(axis=1)},
+                       event_counts={name: (counts[:, j], counts[:, j] > 0) for j, name in enumerate(EVENT_TYPES)})
+        step.summary = _scatter(summary, rows, self.batch)
+        if self.episode == "session":
+            step.terminated[rows] = True
+        else:
+            step.terminated[rows] = complete
+            if self.max_sessions is not None:
+                step.truncated[rows] = ~complete & (self.session[rows] >= self.max_sessions)
+        going_on = rows[~step.done[rows]]   # a finished episode keeps its last view
+        self.session[going_on] += 1
+        self.rupture[going_on] = False
+        self._start_session(rows)
+
+    def _summary_before(self, rows: np.ndarray) -> dict[str, Any]:
+        """The closing sessions' summaries (§9.3.14.2) as far as they are read before the stage assessment."""
+        k = self.kernel
+        levels, buckets = k.levels[rows], k.buckets[rows]
+        path = self.cg.pathology(levels)
+        taie = k.taie[rows]
+        turns = self.turn[rows]
+        means = self.score_sum[rows] / turns[:, None]
+        mal = len(MALADAPTIVE)
+        worst = np.full(len(rows), None, dtype=object)
+        for j, i in enumerate(rows.tolist()):
+            worst[j] = [{"node": node, "error": err}
+                        for node, err in TMoG(k.tmog[i], self.params).worst_misread(k.levels[i], self.cg.nodes)]
+        tree = {
+            "session": self.session[rows].copy(), "turns": turns.copy(),
+            "coiling": self.cg.coiling(levels, path),
+            "tmog_attunement": 1.0 - np.abs(k.tmog[rows] - levels).mean(axis=1) / 10.0,
+            "worst_misread": worst,
+            "buckets": {name: buckets[:, j] for j, name in enumerate(BUCKETS)},
+            "maladaptive_mean": buckets[:, :mal].mean(axis=1), "adaptive_mean": buckets[:, mal:].mean(axis=1),
+            "loa": {name: k.loa[rows, j] for j, name in enumerate(LOA_DIMENSIONS)},
+            "taie": {"x": taie[:, 0], "y": taie[:, 1], "z": taie[:, 2], "transformation": k.transformation[rows],
+                     "direction": _DIRECTIONS[self.taie_direction[rows] + 1],
+                     "transformation_pct": 100.0 * k.transformation[rows]},
+            "phase_reached": _PHASE_NAMES[self.phase_max[rows]], "phase_final": _PHASE_NAMES[k.phase[rows]],
+            "stage": k.stage[rows].copy(), "total_turns": self.total_turns[rows].copy(),
+            "dimensions": {d: {"mean": means[:, j], "min": self.score_min[rows, j], "max": self.score_max[rows, j]}
+                           for j, d in enumerate(JUDGE_DIMENSIONS)},
+        }
+        return tree
+
+    # ------------------------------------------------------------------ readings
+    def readings(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Coiling, alliance and TMoG accuracy of every client now."""
+        k = self.kernel
+        path = self.cg.pathology(k.levels)
+        return (self.cg.coiling(k.levels, path), self.cg.alliance(k.levels, path),
+                1.0 - np.abs(k.tmog - k.levels).mean(axis=1) / 10.0)
+
+    def info(self, profiles: np.ndarray, privileged: bool, step: BatchStep | None = None,
+             row: int | None = None) -> dict[str, Any]:
+        """The step's `info` in gymnasium's vector form; `step=None` for a reset.
+
+        With `row=i`, row i alone as one environment's info: what `unbatch(info(...), i)` gives, built directly.
+        """
+        n = self.batch
+        tree = self._info_tree(profiles, privileged, step, range(n) if row is None else (row,))
+        summary = None if step is None or step.summary is None else step.summary if privileged else \
+            {key: v for key, v in step.summary.items() if key.lstrip("_") not in PRIVILEGED_SUMMARY}
+        if row is not None:
+            info = tree_row(tree, row)
+            if summary is not None and step.session_end[row]:
+                info.update(session_summary=unbatch(summary, row), treatment_complete=bool(step.complete[row]))
+            return info
+        info = vector_form(tree, np.ones(n, dtype=bool))
+        if summary is not None:
+            info.update(session_summary=summary, _session_summary=step.session_end.copy(),
+                        treatment_complete=step.complete.copy(), _treatment_complete=step.session_end.copy())
+        return info
+
+    def _info_tree(self, profiles: np.ndarray, privileged: bool, step: BatchStep | None, rows) -> dict[str, Any]:
+        """Per-row arrays (a `(values, mask)` leaf where only some rows have the key); events for `rows` only."""
+        k = self.kernel
+        if step is None:
+            coiling, alliance, attunement = self.readings()
+            direction = self.taie_direction
+        else:
+            t = step.turn
+            coiling, alliance, attunement, direction = t.coiling, t.alliance, t.tmog_accuracy, t.taie_direction
+        events = np.empty(self.batch, dtype=object)
+        for i in rows:
+            events[i] = step.events(i) if step is not None and step.has_events(i) else []
+        tree: dict[str, Any] = {
+            "phase": _PHASE_NAMES[k.phase], "stage": k.stage.copy(), "stance": _STANCE_NAMES[self.stances.stance],
+            "guidance": _GUIDANCE[k.stage - 1, k.phase], "session": self.session.copy(), "turn": self.turn.copy(),
+            "profile": profiles, "events": events,
+        }
+        if privileged:   # the hidden state's readings (PRIVILEGED_INFO)
+            tree.update(coiling=coiling, alliance=alliance, attunement=attunement,
+                        taie={**dict(zip("xyz", k.taie.T.copy())),
+                              "transformation": k.transformation.copy(), "direction": _DIRECTIONS[direction + 1]})
+        if step is not None:
+            t = step.turn
+            tree.update(scores=dict(zip(JUDGE_DIMENSIONS, step.scores.T)), reward_breakdown={
+                **step.parts, "total": step.reward,
+                "terms": {"modifiers": {name: (values, fired) for (name, values), fired
+                                        in zip(self._modifier_columns, t.modifier_fired.T)},
+                          "taie": {"transformation": t.taie_transformation_reward,
+                                   "direction": t.taie_direction_reward, "loa_events": t.loa_event_reward}}})
+        return tree
+
+    def observation(self, mode: str) -> dict[str, np.ndarray]:
+        """Every client's observation; `mode="full"` adds the privileged truth."""
+        return observe_batch(self.kernel, self.stances.stance, self.rupture, self.turn, self.session, mode)
+
+
+def _scatter(tree: dict[str, Any], rows: np.ndarray, n: int) -> dict[str, Any]:
+    """Per-row values for `rows` spread into arrays over the whole batch, in vector form (mask: rows)."""
+    mask = np.zeros(n, dtype=bool)
+    mask[rows] = True
+
+    def spread(value):
+        if isinstance(value, dict):
+            return {k: spread(v) for k, v in value.items()}
+        if isinstance(value, tuple):
+            return tuple(spread(v) for v in value)
+        full = np.full(n, None, dtype=object) if value.dtype == object else np.zeros((n, *value.shape[1:]),
+                                                                                     value.dtype)
+        full[rows] = value
+        return full
+    return vector_form(spread(tree), mask)
+
+
+def vector_form(tree: dict[str, Any], mask: np.ndarray) -> dict[str, Any]:
+    """A nested dict of per-row arrays with gymnasium's `_key` masks; a `(values, mask)` leaf has its own mask."""
+    info: dict[str, Any] = {}
+    for key, value in tree.items():
+        if key.startswith("_"):
+            info[key] = value
+            continue
+        if isinstance(value, tuple):
+            value, own = value
+            info[key], info[f"_{key}"] = value, own & mask
+            continue
+        info[key] = vector_form(value, mask) if isinstance(value, dict) else value
+        info[f"_{key}"] = mask.copy()
+    return info
+
+
+def tree_row(tree: dict[str, Any], i: int) -> dict[str, Any]:
+    """Row i of an info tree of per-row arrays and `(values, mask)` leaves, with plain Python numbers."""
+    row: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            row[key] = tree_row(value, i)
+        elif not isinstance(value, tuple):
+            row[key] = _item(value[i])
+        elif value[1][i]:
+            row[key] = _item(value[0][i])
+    return row
+
+
+def _item(x):
+    return x.item() if isinstance(x, np.generic) else x
+
+
+def unbatch(info: dict[str, Any], i: int) -> dict[str, Any]:
+    """Row i of a vector-form info, as one environment's info (plain Python numbers)."""
+    row: dict[str, Any] = {}
+    for key, value in info.items():
+        mask = info.get(f"_{key}")
+        if key.startswith("_") or mask is not None and not mask[i]:
+            continue
+        if isinstance(value, dict):
+            row[key] = unbatch(value, i)
+        else:
+            row[key] = _item(value[i])
+    return row
+
+
+def restrict(info: dict[str, Any], rows: np.ndarray) -> dict[str, Any]:
+    """The vector-form info with only `rows` (a boolean mask) present, e.g. `final_info` of the rows that ended."""
+    return {key: restrict(value, rows) if isinstance(value, dict) else value & rows if key.startswith("_") else value
+            for key, value in info.items()}
+
+
+def overlay(info: dict[str, Any], rows: np.ndarray, other: dict[str, Any]) -> dict[str, Any]:
+    """`info` whose `rows` (indices) are replaced by those of `other`, e.g. a reset's info after an autoreset."""
+    out = dict(info)
+    for key in info.keys() - other.keys():
+        if key.startswith("_"):
+            out[key] = info[key].copy()
+            out[key][rows] = False
+    for key, value in other.items():
+        if key.startswith("_"):
+            continue
+        mask = out[f"_{key}"].copy() if f"_{key}" in out else np.zeros(len(other[f"_{key}"]), dtype=bool)
+        mask[rows] = other[f"_{key}"][rows]
+        if isinstance(value, dict):
+            out[key] = overlay(info.get(key, {}), rows, value)
+        else:
+            array = info[key].copy() if key in info else value.copy()
+            array[rows] = value[rows]
+            out[key] = array
+        out[f"_{key}"] = mask
+    return out
