@@ -25,7 +25,7 @@ from .spaces import MAX_ACTION_CHARS, observation_space, printable, row_of, text
 ACTION_MODES = ("text", "scores", "intervention")
 TAIE_MODES = ("lightweight", "full")  # §9.3.4
 OBSERVATION_MODES = ("tmog", "full")
-INFO_MODES = ("default", "debug")
+INFO_MODES = ("default", "debug", "numeric")
 # an excellent therapist completes a stage-1 treatment in ~14 sessions (course table); room for a noisy one
 DEFAULT_MAX_SESSIONS = 20
 HISTORY_TURNS = 12      # dialogue turns a judge or client sees (the last 12 verbatim)
@@ -104,7 +104,10 @@ class TherapyEnv(gym.Env):
     `taie_mode` ("lightweight", or "full": every text turn the judge's explicit TAIE assessment of
     §9.3.4 is blended into the axes and returned as `info["taie_full"]`, a privileged key).
     With `observation_mode="tmog"`, `info` carries nothing a therapist could not know (no hidden
-    thought, coiling, alliance, TMoG accuracy or TAIE) unless `info_mode="debug"`.
+    thought, coiling, alliance, TMoG accuracy or TAIE) unless `info_mode="debug"`. `info_mode="numeric"`
+    holds only numbers beside the observation's keys (the turn's `scores`, `reward_<part>` for each reward
+    term, and the privileged readings where allowed), with the same keys at reset and step: for libraries
+    that make a tensor of every info key (torchrl: `GymWrapper(env, categorical_action_encoding=True)`).
 
     The last step of each session adds `info["session_assessment"]`, the whole session judged
     (§9.3.7.2, `tbn_env.session_judge.judge_full_session`).
@@ -140,6 +143,9 @@ class TherapyEnv(gym.Env):
                 raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
         if start_stage not in (1, 2, 3, 4):
             raise ValueError(f"start_stage must be 1-4, got {start_stage!r}")
+        if info_mode == "numeric" and action_mode == "text":
+            raise ValueError("info_mode='numeric' (numbers only, for torchrl) applies to the numeric action modes, "
+                             "got action_mode='text'")
         if action_scale == "unit" and action_mode != "scores":
             raise ValueError(f"action_scale='unit' applies to action_mode='scores', "
                              f"got action_mode={action_mode!r}")
@@ -149,6 +155,7 @@ class TherapyEnv(gym.Env):
             raise TypeError(f"profile must be a preset name, a ClientProfile or None, got {type(profile).__name__}")
         self.action_mode, self.observation_mode, self.episode = action_mode, observation_mode, episode
         self.privileged_info = observation_mode == "full" or info_mode == "debug"
+        self.numeric_info = info_mode == "numeric"
         self.action_scale = action_scale
         self.max_turns, self.max_sessions, self.start_stage = int(max_turns), int(max_sessions), start_stage
         self.profile_spec, self.render_mode = profile, render_mode
@@ -383,7 +390,7 @@ class TherapyEnv(gym.Env):
 
     def _info(self, step=None) -> dict[str, Any]:
         """Row 0 of the batch's info (the vector env's, by construction), plus what text mode adds."""
-        info = self.core.info(self.privileged_info, step, self.profile.name)
+        info = self.core.info(self.privileged_info, step, self.profile.name, self.numeric_info)
         if self.client_words is not None and self.privileged_info:
             info["client_thought"] = self.client_words.thought   # the client's mind is privileged
         if self.last_judge is not None and step is not None:

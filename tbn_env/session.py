@@ -150,10 +150,11 @@ class SessionCore:
         return {"x": x, "y": y, "z": z, "transformation": float(self.kernel.transformation[0]),
                 "direction": DIRECTION_NAMES[int(self.batch.taie_direction[0])]}
 
-    def info(self, privileged: bool, step: BatchStep | None = None, profile: str = "") -> dict[str, Any]:
+    def info(self, privileged: bool, step: BatchStep | None = None, profile: str = "",
+             numeric: bool = False) -> dict[str, Any]:
         """The env's `info` for this client: row 0 of the batch's vector-form info."""
         profiles = _NO_PROFILE if not profile else np.array([profile], dtype=object)
-        return self.batch.info(profiles, privileged, step, row=0)
+        return self.batch.info(profiles, privileged, step, row=0, numeric=numeric)
 
     # ---------------------------------------------------------------- the turn
     def turn(self, scores, *, session_end: bool | None = None, rupture: bool = False) -> TurnResult:

@@ -297,24 +297,30 @@ class SessionBatch:
                 1.0 - np.abs(k.tmog - k.levels).mean(axis=1) / 10.0)
 
     def info(self, profiles: np.ndarray, privileged: bool, step: BatchStep | None = None,
-             row: int | None = None) -> dict[str, Any]:
+             row: int | None = None, numeric: bool = False) -> dict[str, Any]:
         """The step's `info` in gymnasium's vector form; `step=None` for a reset.
 
         With `row=i`, row i alone as one environment's info: what `unbatch(info(...), i)` gives, built directly.
+        `numeric=True` keeps numbers only (phase and stance as indices; no text, events or session summary),
+        for libraries that turn every info key into a tensor (torchrl).
         """
         n = self.batch
-        tree = self._info_tree(profiles, privileged, step, range(n) if row is None else (row,))
-        summary = None if step is None or step.summary is None else step.summary if privileged else \
+        tree = self._numeric_tree(privileged, step) if numeric else \
+            self._info_tree(profiles, privileged, step, range(n) if row is None else (row,))
+        summary = None if step is None or step.summary is None or numeric else step.summary if privileged else \
             {key: v for key, v in step.summary.items() if key.lstrip("_") not in PRIVILEGED_SUMMARY}
         if row is not None:
             info = tree_row(tree, row)
-            if summary is not None and step.session_end[row]:
-                info.update(session_summary=unbatch(summary, row), treatment_complete=bool(step.complete[row]))
+            if step is not None and step.session_end[row] and not numeric:
+                info["treatment_complete"] = bool(step.complete[row])
+                if summary is not None:
+                    info["session_summary"] = unbatch(summary, row)
             return info
         info = vector_form(tree, np.ones(n, dtype=bool))
         if summary is not None:
-            info.update(session_summary=summary, _session_summary=step.session_end.copy(),
-                        treatment_complete=step.complete.copy(), _treatment_complete=step.session_end.copy())
+            info.update(session_summary=summary, _session_summary=step.session_end.copy())
+        if step is not None and step.summary is not None and not numeric:
+            info.update(treatment_complete=step.complete.copy(), _treatment_complete=step.session_end.copy())
         return info
 
     def _info_tree(self, profiles: np.ndarray, privileged: bool, step: BatchStep | None, rows) -> dict[str, Any]:
@@ -346,6 +352,19 @@ class SessionBatch:
                                         in zip(self._modifier_columns, t.modifier_fired.T)},
                           "taie": {"transformation": t.taie_transformation_reward,
                                    "direction": t.taie_direction_reward, "loa_events": t.loa_event_reward}}})
+        return tree
+
+    def _numeric_tree(self, privileged: bool, step: BatchStep | None) -> dict[str, np.ndarray]:
+        """What the observation does not hold, as flat numbers with the same keys at a reset and a step (a
+        reset's turn values are 0): torchrl writes info keys beside the observation's."""
+        b = self.batch
+        tree = {"scores": np.zeros((b, len(JUDGE_DIMENSIONS))) if step is None else step.scores.copy()}
+        for key, value in ({} if step is None else step.parts).items():
+            tree[f"reward_{key}"] = value.copy()
+        if step is None:
+            tree.update({f"reward_{key}": np.zeros(b) for key in REWARD_PARTS})
+        if privileged:
+            tree.update(zip(("coiling", "alliance", "attunement"), self.readings()))
         return tree
 
     def observation(self, mode: str) -> dict[str, np.ndarray]:

@@ -50,6 +50,7 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
             raise ValueError(f"action_scale must be one of {ACTION_SCALES} ('unit' with action_mode='scores'), "
                              f"got {action_scale!r}")
         self.privileged_info = observation_mode == "full" or info_mode == "debug"
+        self.numeric_info = info_mode == "numeric"   # numbers only, for torchrl
         if render_mode is not None:
             raise ValueError("the vector env does not render; use vectorization_mode='sync' with render_mode")
         if start_stage not in (1, 2, 3, 4) or num_envs < 1 or max_turns < 1 or max_sessions < 1:
@@ -131,7 +132,7 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
         reward, terminated, truncated = step.reward, step.terminated, step.truncated
         if self.max_episode_steps is not None:
             truncated |= ~terminated & (self.episode_steps >= self.max_episode_steps)
-        info = self.batch.info(self.profiles.copy(), self.privileged_info, step)
+        info = self.batch.info(self.profiles.copy(), self.privileged_info, step, numeric=self.numeric_info)
         if self.autoreset_mode == AutoresetMode.NEXT_STEP:
             rows = np.flatnonzero(self.prev_done)
             if rows.size:  # next-step autoreset: discard this step for them and draw new clients
@@ -166,4 +167,4 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
         return self.batch.observation(self.observation_mode)
 
     def _reset_info(self) -> dict[str, Any]:
-        return self.batch.info(self.profiles.copy(), self.privileged_info)
+        return self.batch.info(self.profiles.copy(), self.privileged_info, numeric=self.numeric_info)

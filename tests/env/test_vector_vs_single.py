@@ -39,7 +39,7 @@ def assert_same_info(a: dict, b: dict, n: int, where: str) -> None:
 
 @settings(max_examples=5, deadline=None)
 @given(seed=st.integers(0, 10_000), start_stage=st.integers(1, 4), episode=st.sampled_from(["session", "treatment"]),
-       info_mode=st.sampled_from(["default", "debug"]))
+       info_mode=st.sampled_from(["default", "debug", "numeric"]))
 @pytest.mark.parametrize("autoreset", MODES)
 @pytest.mark.parametrize("env_id", ["Therapy-Scores-v0", "Therapy-Interventions-v0"])
 def test_sync_and_native_vector_envs_agree_step_for_step(env_id, autoreset, seed, start_stage, episode, info_mode):
