@@ -16,6 +16,9 @@ OUT_COLUMNS = ("composite", "modifiers", "phase_transition", "taie", "taie_trans
                "taie_direction_reward", "loa_event_reward", "phase_move", "phase_composite", "coiling",
                "alliance", "balance", "tmog_accuracy", "tmog_accuracy_delta", "taie_direction")
 N_OUT = len(OUT_COLUMNS)
+#: `turn`'s arguments that hold one row per client: the first N_CLIENT_INPUTS and the last N_CLIENT_OUTPUTS.
+#: Any run of rows can be stepped on its own, so threads may share a batch.
+N_CLIENT_INPUTS, N_CLIENT_OUTPUTS = 22, 6
 
 
 @njit(cache=True, inline="always")
@@ -45,7 +48,7 @@ def _distance(x, y, z, literal_zero):
     return abs(x) / 10.0 + abs(y - 10.0) / 20.0 + abs(z - 10.0) / 20.0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def turn(scores, noise,
          levels, tmog, buckets, loa, armed_up, armed_down, taie, x_pole, taie_first_sum, taie_recent, taie_count,
          transformation, stage, phase, turns_in_phase, balance_entry, coiling_entry, reached_core,

@@ -77,10 +77,11 @@ class BatchStep:
     def done(self) -> np.ndarray:
         return self.terminated | self.truncated
 
-    def has_events(self, i: int) -> bool:
+    def event_mask(self) -> np.ndarray:
+        """Which rows had any event this turn."""
         t = self.turn
-        return bool(t.phase_move[i] or self.ruptured[i] or self.stance_after[i] != self.stance_before[i]
-                    or self.stage_move[i] or (t.loa_growth[i] > 0).any() or (t.loa_regression[i] < 0).any())
+        return (t.phase_move != 0) | self.ruptured | (self.stance_after != self.stance_before) | \
+            (self.stage_move != 0) | (t.loa_growth > 0).any(axis=1) | (t.loa_regression < 0).any(axis=1)
 
     def events(self, i: int) -> list[dict[str, Any]]:
         """Row i's events in the order they happened: phase, LOA thresholds, rupture, stance, stage."""
@@ -333,8 +334,9 @@ class SessionBatch:
             t = step.turn
             coiling, alliance, attunement, direction = t.coiling, t.alliance, t.tmog_accuracy, t.taie_direction
         events = np.empty(self.batch, dtype=object)
+        happened = np.zeros(self.batch, dtype=bool) if step is None else step.event_mask()
         for i in rows:
-            events[i] = step.events(i) if step is not None and step.has_events(i) else []
+            events[i] = step.events(i) if happened[i] else []
         tree: dict[str, Any] = {
             "phase": _PHASE_NAMES[k.phase], "stage": k.stage.copy(), "stance": _STANCE_NAMES[self.stances.stance],
             "guidance": _GUIDANCE[k.stage - 1, k.phase], "session": self.session.copy(), "turn": self.turn.copy(),

@@ -96,3 +96,25 @@ def test_stage_transitions_agree_over_a_whole_course():
         assert_same_state(ref, ker, 0)
         stages.append(ref.stage)
     assert max(stages) >= 3 and stages[-1] < max(stages)
+
+
+def test_a_batch_split_over_threads_equals_each_client_stepped_alone():
+    """Large batches are stepped by several threads, each on its own rows: the same bits as batch 1."""
+    from tbn_env.kernel import MIN_CLIENTS_PER_THREAD
+    b = 2 * MIN_CLIENTS_PER_THREAD + 3   # two threads' worth and an uneven split
+    rng = np.random.default_rng(7)
+    inits = [draw_client(seed, 1 + seed % 4)[1] for seed in range(b)]
+    big = BatchKernel(b, compiled=COMPILED, graph=GRAPH)
+    big.load_rows(np.arange(b), inits)
+    alone = [BatchKernel(1, compiled=COMPILED, graph=GRAPH) for _ in range(b)]
+    for k, init in zip(alone, inits):
+        k.load(0, init)
+    for _ in range(5):
+        scores, noise = rng.uniform(0, 10, (b, 12)), rng.standard_normal((b, len(GRAPH.nodes)))
+        out = big.step(scores, noise)
+        for i, k in enumerate(alone):
+            one = k.step(scores[i:i + 1], noise[i:i + 1])
+            assert one.composite[0] == out.composite[i] and one.phase_move[0] == out.phase_move[i]
+    for i, k in enumerate(alone):
+        for key, value in k.snapshot(0).items():
+            np.testing.assert_array_equal(big.snapshot(i)[key], value, err_msg=f"row {i} {key}")
