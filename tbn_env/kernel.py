@@ -29,7 +29,7 @@ from .phase_shift import (FORWARD_THRESHOLDS, REGRESS_2_ADAPTIVE_BELOW, REGRESS_
                           REGRESSION_THRESHOLDS, STAGE1_ADAPTIVE_MIN, STAGE2_ADAPTIVE_MIN, STAGE2_COILING_MAX,
                           STAGE2_MALADAPTIVE_MAX, STAGE3_COILING_MAX)
 from .reward import stage_modifiers, stage_weights
-from .state import InitialState
+from .state import InitialBatch, InitialState
 from .taie import AXIS_DIMENSION, AXIS_MAX, AXIS_MIN, DEGENERATE_DISTANCE, distance
 
 DIRECTION_NAMES = {-1: "toward_zero", 0: "stable", 1: "away_from_zero"}
@@ -132,8 +132,11 @@ class CompiledGraph:
         self.supp_src, self.supp_dst, self.supp_k = self._edge_list(supp)
 
     def modulation(self, bq_scale: np.ndarray) -> np.ndarray:
-        """[16, N] table, row 4 (stage - 1) + phase: phase weight x BQ resistance 1/(1 + BQ) (§9.3.1.2 step 2)."""
-        return (self.phase_w[None, :, :] / (1.0 + self.bq[:, None, :] * bq_scale)).reshape(16, self.n)
+        """[16, N] table (or [B, 16, N] for [B, N] scales), row 4 (stage - 1) + phase: phase weight x BQ
+        resistance 1/(1 + BQ) (§9.3.1.2 step 2)."""
+        scale = np.asarray(bq_scale)[..., None, None, :]
+        table = self.phase_w[None, :, :] / (1.0 + self.bq[:, None, :] * scale)
+        return table.reshape(*scale.shape[:-3], 16, self.n)
 
     @staticmethod
     def _edge_list(edges: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -148,13 +151,15 @@ class CompiledGraph:
         path += self.path_offset
         return np.abs(path, out=path)
 
+    # weighted sums as row-wise reductions, not matrix products: a client's reading has the same bits in a
+    # batch of any size (BLAS rounds differently by shape), so a vector env and its single envs agree exactly
     def coiling(self, levels: np.ndarray, path: np.ndarray | None = None) -> np.ndarray:
         path = self.pathology(levels) if path is None else path
-        return path @ self.weight / self.weight.sum()
+        return (path * self.weight).sum(axis=-1) / self.weight.sum()
 
     def alliance(self, levels: np.ndarray, path: np.ndarray | None = None) -> np.ndarray:
         path = self.pathology(levels) if path is None else path
-        return 1.0 - path @ self.alliance_weight / self.alliance_weight.sum()
+        return 1.0 - (path * self.alliance_weight).sum(axis=-1) / self.alliance_weight.sum()
 
 
 @dataclass
@@ -261,24 +266,25 @@ class BatchKernel:
         """Put a freshly drawn client into row i, at the start of its first session."""
         self.load_rows(np.array([i]), [init])
 
-    def load_rows(self, rows: np.ndarray, inits: list[InitialState]) -> None:
-        """Put freshly drawn clients into `rows` (distinct), writing all of them before the batched bookkeeping."""
+    def load_rows(self, rows: np.ndarray, inits: list[InitialState] | InitialBatch) -> None:
+        """Put freshly drawn clients into `rows` (distinct), all of them checked before any row is written."""
+        rows = np.asarray(rows, dtype=np.int64)
         if len(rows) != len(inits) or len(set(rows.tolist())) != len(rows):
             raise ValueError(f"need one initial state per distinct row, got {len(inits)} states for rows {rows.tolist()}")
-        for init in inits:
-            init.validate(self.cg.n)
+        if not isinstance(inits, InitialBatch):
+            inits = InitialBatch.stack([init.validate(self.cg.n) for init in inits])
+        init = inits.validate(self.cg.n)
         th = self.loa_th
-        for i, init in zip(rows.tolist(), inits):
-            self.levels[i] = init.levels
-            self.modulation[i] = self.cg.modulation(init.bq_scale)
-            self.tmog[i] = init.tmog
-            self.buckets[i] = init.buckets
-            self.bucket_session_start[i] = init.buckets
-            self.loa[i] = init.loa
-            self.taie[i] = init.taie
-            self.x_pole[i] = init.x_pole
-            self.stage[i] = init.stage
-            self.sessions_completed[i] = init.sessions_completed
+        self.levels[rows] = init.levels
+        self.modulation[rows] = self.cg.modulation(init.bq_scale)
+        self.tmog[rows] = init.tmog
+        self.buckets[rows] = init.buckets
+        self.bucket_session_start[rows] = init.buckets
+        self.loa[rows] = init.loa
+        self.taie[rows] = init.taie
+        self.x_pole[rows] = init.x_pole
+        self.stage[rows] = init.stage
+        self.sessions_completed[rows] = init.sessions_completed
         self.armed_up[rows] = self.loa[rows][:, :, None] < th
         self.armed_down[rows] = self.loa[rows][:, :, None] > -th
         self.taie_first_sum[rows] = 0.0
@@ -319,7 +325,7 @@ class BatchKernel:
 
     def balance(self) -> np.ndarray:
         """adaptive mean - maladaptive mean per client."""
-        return self.buckets @ self.balance_vec
+        return (self.buckets * self.balance_vec).sum(axis=-1)   # row-wise: the same bits at any batch size
 
     def _start_session(self, rows: np.ndarray) -> None:
         self.phase[rows] = 0

@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from .buckets import BUCKET_INDEX
 from .graph import ClientGraph
 from .params import Params
-from .state import InitialState, sample_initial_state, with_taie
+from .state import InitialBatch, InitialState, state_draws, states_from_uniforms
+from .taie import AXIS_MAX, AXIS_MIN
 
 DMM_CODES: tuple[str, ...] = tuple([f"A{i}" for i in range(1, 9)] + [f"B{i}" for i in range(6)]
                                    + [f"C{i}" for i in range(1, 9)])  # the 22 DMM strategies (App. 24)
@@ -112,19 +113,31 @@ class ClientProfile(BaseModel):
 
     def initial_state(self, rng: np.random.Generator, stage: int, graph: ClientGraph,
                       params: Params | None = None) -> InitialState:
-        """Draw this client's starting state at `stage`, tilted by the profile."""
-        shift, bq = _tilt(graph.nodes, self.attachment, self.defenses, self.presenting_concerns)
-        state = sample_initial_state(rng, stage, graph, params, pathology_shift=shift, bq_scale=bq)
-        buckets = state.buckets.copy()
-        for concern in self.presenting_concerns:
+        """Draw this client's starting state at `stage`, tilted by the profile (one block from `rng`)."""
+        return initial_states([self], rng.random((1, state_draws(len(graph.nodes)))), stage, graph, params).row(0)
+
+
+def initial_states(profiles: list[ClientProfile], u: np.ndarray, stage: int, graph: ClientGraph,
+                   params: Params | None = None) -> InitialBatch:
+    """Starting states at `stage` for `profiles`, one row of `u` ([B, state_draws(N)] uniforms) each.
+
+    A profile tilts node pathology and BQ, fills its concerns' reservoirs and sets the TAIE X prior of
+    its DMM family (Type A rigid, Type C porous); the last uniform of each row draws that prior.
+    """
+    tilts = [_tilt(graph.nodes, p.attachment, p.defenses, p.presenting_concerns) for p in profiles]
+    state = states_from_uniforms(u, stage, graph, params, np.stack([t[0] for t in tilts]),
+                                 np.stack([t[1] for t in tilts]))
+    buckets = state.buckets
+    for i, profile in enumerate(profiles):
+        for concern in profile.presenting_concerns:
             b = BUCKET_INDEX[CONCERNS[concern][1]]
-            buckets[b] = min(1.0, buckets[b] + CONCERN_BUCKET)
-        lo, hi = TYPE_X_PRIOR[self.family]
-        x = rng.uniform(lo, hi)
-        pole = -1.0 if self.family == "A" else 1.0 if self.family == "C" else (1.0 if x >= 0 else -1.0)
-        taie = state.taie.copy()
-        taie[0] = x
-        return with_taie(replace(state, buckets=buckets), taie, pole)
+            buckets[i, b] = min(1.0, buckets[i, b] + CONCERN_BUCKET)
+    prior = np.array([TYPE_X_PRIOR[p.family] for p in profiles])
+    x = prior[:, 0] + (prior[:, 1] - prior[:, 0]) * u[:, -1]
+    family = np.array([p.family for p in profiles])
+    pole = np.where(family == "A", -1.0, np.where(family == "C", 1.0, np.where(x >= 0, 1.0, -1.0)))
+    state.taie[:, 0] = np.clip(x, AXIS_MIN, AXIS_MAX)
+    return replace(state, x_pole=pole)
 
 
 @lru_cache(maxsize=4096)
@@ -173,20 +186,36 @@ PRESETS: dict[str, ClientProfile] = {p.name: p for p in (
 _DMM_ARRAY = np.array(DMM_CODES)
 _DEFENSE_ARRAY = np.array(DEFENSES)
 _CONCERN_ARRAY = np.array(list(CONCERNS))
-_CONCERN_P = np.array([2.0 if c == "relational_distress" else 1.0 for c in CONCERNS])
-_CONCERN_P /= _CONCERN_P.sum()
+_CONCERN_WEIGHT = np.array([2.0 if c == "relational_distress" else 1.0 for c in CONCERNS])
+
+
+def profile_draws() -> int:
+    """Uniform numbers one sampled profile takes: strategy, defence count and keys, concern count and keys."""
+    return 3 + len(DEFENSES) + len(CONCERNS)
+
+
+def profiles_from_uniforms(u: np.ndarray, strategies: tuple[str, ...] | None = None) -> list[ClientProfile]:
+    """One random client per row of `u` ([B, profile_draws()] uniforms): a DMM strategy from `strategies`
+    (default all 22), 0-2 defences, 1-2 concerns (relational distress twice as likely)."""
+    codes = _DMM_ARRAY if strategies is None else np.array(strategies)
+    n_def = len(DEFENSES)
+    attachment = codes[(u[:, 0] * len(codes)).astype(int)]
+    defense_count = (u[:, 1] * 3).astype(int)
+    defense_order = np.argsort(-u[:, 2:2 + n_def], axis=1, kind="stable")
+    concern_count = 1 + (u[:, 2 + n_def] * 2).astype(int)
+    # weighted draws without replacement: the largest keys u^(1/w) (Efraimidis and Spirakis)
+    concern_order = np.argsort(-u[:, 3 + n_def:] ** (1.0 / _CONCERN_WEIGHT), axis=1, kind="stable")
+    # drawn from the known catalogues, so valid by construction: skip pydantic's validation
+    return [ClientProfile.model_construct(
+        name="sampled", attachment=str(attachment[i]), profile_card="",
+        defenses=tuple(str(d) for d in _DEFENSE_ARRAY[defense_order[i, :defense_count[i]]]),
+        presenting_concerns=tuple(str(c) for c in _CONCERN_ARRAY[concern_order[i, :concern_count[i]]]))
+        for i in range(len(u))]
 
 
 def sample_profile(rng: np.random.Generator, strategies: tuple[str, ...] | None = None) -> ClientProfile:
-    """A random client: a DMM strategy from `strategies` (default all 22), 0-2 defences, 1-2 concerns
-    (relational distress twice as likely)."""
-    attachment = str(rng.choice(_DMM_ARRAY if strategies is None else np.array(strategies)))
-    defenses = tuple(str(d) for d in rng.choice(_DEFENSE_ARRAY, size=int(rng.integers(0, 3)), replace=False))
-    concerns = tuple(str(c) for c in rng.choice(_CONCERN_ARRAY, size=int(rng.integers(1, 3)), replace=False,
-                                                p=_CONCERN_P))
-    # drawn from the known catalogues, so valid by construction: skip pydantic's validation
-    return ClientProfile.model_construct(name="sampled", attachment=attachment, defenses=defenses,
-                                         presenting_concerns=concerns, profile_card="")
+    """A random client (`profiles_from_uniforms` for one row drawn from `rng`)."""
+    return profiles_from_uniforms(rng.random((1, profile_draws())), strategies)[0]
 
 
 def resolve_profile(profile: str | ClientProfile | None, rng: np.random.Generator) -> ClientProfile:

@@ -26,7 +26,7 @@ from .params import LOW_THRESHOLD, Params
 from .reward import stage_modifiers
 from .stance import DEFENSE_DOMAIN, OVERWHELM_BUCKETS, STANCES, StanceDetector
 from .spaces import observe_batch
-from .state import InitialState
+from .state import InitialBatch, InitialState
 from .tmog import TMoG
 
 EPISODES = ("session", "treatment")
@@ -149,7 +149,7 @@ class SessionBatch:
         self.event_counts = np.zeros((batch, len(EVENT_TYPES)), dtype=np.int64)
 
     # ------------------------------------------------------------------ clients in and out
-    def load_rows(self, rows: np.ndarray, inits: list[InitialState], seeds: list[int]) -> None:
+    def load_rows(self, rows: np.ndarray, inits: list[InitialState] | InitialBatch, seeds: list[int]) -> None:
         """Start new clients in `rows` at session 1; `seeds` seed each row's TMoG misreading draws."""
         rows = np.asarray(rows, dtype=np.int64)
         self.kernel.load_rows(rows, inits)

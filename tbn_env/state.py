@@ -6,7 +6,7 @@ criteria of stage s (§9.3.5.3), so `start_stage` can begin a client mid-treatme
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -40,68 +40,130 @@ class InitialState:
 
     def validate(self, n_nodes: int) -> "InitialState":
         """Raise ValueError naming the first field with a wrong shape or value; return self."""
-        checks = (("levels", self.levels, (n_nodes,), LEVEL_MIN, LEVEL_MAX),
-                  ("buckets", self.buckets, (16,), 0.0, 1.0),
-                  ("loa", self.loa, (len(LOA_DIMENSIONS),), LOA_MIN, LOA_MAX),
-                  ("taie", self.taie, (3,), AXIS_MIN, AXIS_MAX),
-                  ("tmog", self.tmog, (n_nodes,), LEVEL_MIN, LEVEL_MAX),
-                  ("bq_scale", self.bq_scale, (n_nodes,), 0.0, BQ_SCALE_MAX))
         if self.stage not in (1, 2, 3, 4):
             raise ValueError(f"stage must be 1-4, got {self.stage!r}")
         if not isinstance(self.sessions_completed, (int, np.integer)) or self.sessions_completed < 0:
             raise ValueError(f"sessions_completed must be a whole number >= 0, got {self.sessions_completed!r}")
-        for name, arr, shape, lo, hi in checks:
-            arr = np.asarray(arr)
+        for name, *_ in _FIELDS:
+            arr = np.asarray(getattr(self, name))
+            shape = _shape(name, n_nodes)
             if arr.shape != shape:
                 raise ValueError(f"initial {name} must have shape {shape}, got {arr.shape}")
+        InitialBatch.stack([self]).validate(n_nodes)
+        return self
+
+
+#: The per-client arrays of a starting state, with their bounds.
+_FIELDS = (("levels", LEVEL_MIN, LEVEL_MAX), ("buckets", 0.0, 1.0), ("loa", LOA_MIN, LOA_MAX),
+           ("taie", AXIS_MIN, AXIS_MAX), ("tmog", LEVEL_MIN, LEVEL_MAX), ("bq_scale", 0.0, BQ_SCALE_MAX))
+
+
+def _shape(name: str, n_nodes: int) -> tuple[int]:
+    return {"buckets": (16,), "loa": (len(LOA_DIMENSIONS),), "taie": (3,)}.get(name, (n_nodes,))
+
+
+@dataclass(frozen=True)
+class InitialBatch:
+    """Starting states of several clients, one row each (what `BatchKernel.load_rows` takes at once)."""
+
+    stage: np.ndarray               # [B]
+    levels: np.ndarray              # [B, 142]
+    buckets: np.ndarray             # [B, 16]
+    loa: np.ndarray                 # [B, 7]
+    taie: np.ndarray                # [B, 3]
+    x_pole: np.ndarray              # [B]
+    tmog: np.ndarray                # [B, 142]
+    bq_scale: np.ndarray            # [B, 142]
+    sessions_completed: np.ndarray  # [B]
+
+    def __len__(self) -> int:
+        return len(self.stage)
+
+    @classmethod
+    def stack(cls, states: list[InitialState]) -> "InitialBatch":
+        return cls(*(np.stack([np.asarray(getattr(st, f.name)) for st in states]) for f in fields(cls)))
+
+    def row(self, i: int) -> InitialState:
+        return InitialState(int(self.stage[i]), self.levels[i], self.buckets[i], self.loa[i], self.taie[i],
+                            float(self.x_pole[i]), self.tmog[i], self.bq_scale[i], int(self.sessions_completed[i]))
+
+    def validate(self, n_nodes: int) -> "InitialBatch":
+        """Raise ValueError naming the first field with a wrong shape or value; return self."""
+        if not np.isin(self.stage, (1, 2, 3, 4)).all():
+            raise ValueError(f"stage must be 1-4, got {sorted(set(self.stage.tolist()))}")
+        if (self.sessions_completed < 0).any():
+            raise ValueError("sessions_completed must be a whole number >= 0")
+        for name, lo, hi in _FIELDS:
+            arr = getattr(self, name)
+            if arr.shape[1:] != _shape(name, n_nodes):
+                raise ValueError(f"initial {name} must have shape {_shape(name, n_nodes)}, got {arr.shape[1:]}")
             if not np.isfinite(arr).all() or (arr < lo).any() or (arr > hi).any():
                 raise ValueError(f"initial {name} must be finite and within [{lo}, {hi}]")
         return self
 
 
 def taie_from_levels(graph: ClientGraph, levels: np.ndarray) -> np.ndarray:
-    """Axis positions implied by node pathology and TAIE loadings (x: signed by pole; y, z: health)."""
+    """Axis positions implied by node pathology and TAIE loadings (x: signed by pole; y, z: health).
+
+    `levels` is one client's [N] or a batch [B, N]; the axes come back [3] or [B, 3].
+    """
     p = graph.pathologies(levels)
     load = graph.node_table["taie"]
-    x = 10.0 * (load[:, 0] @ p) / np.abs(load[:, 0]).sum()
-    y = 10.0 * (np.abs(load[:, 1]) @ (1.0 - 2.0 * p)) / np.abs(load[:, 1]).sum()
-    z = 10.0 * (np.abs(load[:, 2]) @ (1.0 - 2.0 * p)) / np.abs(load[:, 2]).sum()
-    return np.clip(np.array([x, y, z]), AXIS_MIN, AXIS_MAX)
+    health = 1.0 - 2.0 * p   # row-wise sums (not matrix products): the same bits in a batch of any size
+    x = 10.0 * (p * load[:, 0]).sum(axis=-1) / np.abs(load[:, 0]).sum()
+    y = 10.0 * (health * np.abs(load[:, 1])).sum(axis=-1) / np.abs(load[:, 1]).sum()
+    z = 10.0 * (health * np.abs(load[:, 2])).sum(axis=-1) / np.abs(load[:, 2]).sum()
+    return np.clip(np.stack([x, y, z], axis=-1), AXIS_MIN, AXIS_MAX)
+
+
+def state_draws(n_nodes: int) -> int:
+    """Uniform numbers one client's starting state takes: pathology, bucket jitter, LOA, TMoG noise
+    (Box-Muller pairs), and one for a profile's TAIE X prior."""
+    return n_nodes + len(MALADAPTIVE) + len(ADAPTIVE) + len(LOA_DIMENSIONS) + 2 * ((n_nodes + 1) // 2) + 1
+
+
+def states_from_uniforms(u: np.ndarray, stage: int, graph: ClientGraph, params: Params | None = None,
+                         pathology_shift: np.ndarray | None = None,
+                         bq_scale: np.ndarray | None = None) -> InitialBatch:
+    """Clients entering treatment at `stage` (1-4), one per row of `u` ([B, state_draws(N)] uniforms in [0, 1)).
+
+    Each client's randomness is one block drawn from its own generator, so a batch of clients and the
+    same clients drawn one by one are the same clients. `pathology_shift` ([B, N], added before clipping
+    to [0, 1]) and `bq_scale` ([B, N] BQ multipliers) let a profile tilt the draw.
+    """
+    params = params or Params()
+    if stage not in (1, 2, 3, 4):
+        raise ValueError(f"stage must be 1-4, got {stage!r}")
+    b, n = len(u), len(graph.nodes)
+    if u.shape != (b, state_draws(n)):
+        raise ValueError(f"need [clients, {state_draws(n)}] uniforms, got {u.shape}")
+    cut = np.cumsum([n, len(MALADAPTIVE), len(ADAPTIVE), len(LOA_DIMENSIONS), 2 * ((n + 1) // 2)])
+    u_path, u_mal, u_ada, u_loa, u_noise = np.split(u[:, :-1], cut[:-1], axis=1)
+    lo, hi = params.init_pathology[stage - 1]
+    p = lo + (hi - lo) * u_path
+    if pathology_shift is not None:
+        p = np.clip(p + pathology_shift, 0.0, 1.0)
+    levels = graph.levels_from_pathology(p)
+    jitter = params.init_bucket_jitter
+    buckets = np.concatenate([params.init_maladaptive[stage - 1] + jitter * (2.0 * u_mal - 1.0),
+                              params.init_adaptive[stage - 1] + jitter * (2.0 * u_ada - 1.0)], axis=1).clip(0.0, 1.0)
+    loa_lo, loa_hi = params.init_loa[stage - 1]
+    loa = loa_lo + (loa_hi - loa_lo) * u_loa
+    taie = taie_from_levels(graph, levels)
+    radius = np.sqrt(-2.0 * np.log1p(-u_noise[:, 0::2]))   # Box-Muller: standard normals from uniform pairs
+    angle = 2.0 * np.pi * u_noise[:, 1::2]
+    normal = np.concatenate([radius * np.cos(angle), radius * np.sin(angle)], axis=1)[:, :n]
+    tmog = np.clip(levels + params.tmog_sigma_by_stage[stage - 1] * normal, LEVEL_MIN, LEVEL_MAX)
+    return InitialBatch(np.full(b, stage), levels, buckets, loa, taie, np.where(taie[:, 0] >= 0, 1.0, -1.0), tmog,
+                        np.ones((b, n)) if bq_scale is None else np.asarray(bq_scale, dtype=np.float64),
+                        np.full(b, params.init_sessions_completed[stage - 1]))
 
 
 def sample_initial_state(rng: np.random.Generator, stage: int, graph: ClientGraph,
                          params: Params | None = None,
                          pathology_shift: np.ndarray | None = None,
                          bq_scale: np.ndarray | None = None) -> InitialState:
-    """Draw a client entering treatment at `stage` (1-4).
-
-    `pathology_shift` (per node, added before clipping to [0, 1]) and `bq_scale` (per-node BQ
-    multiplier) let a profile tilt the draw, e.g. a DMM Type A client toward entrenched
-    intellectualisation.
-    """
-    params = params or Params()
-    if stage not in (1, 2, 3, 4):
-        raise ValueError(f"stage must be 1-4, got {stage!r}")
-    n = len(graph.nodes)
-    lo, hi = params.init_pathology[stage - 1]
-    p = rng.uniform(lo, hi, size=n)
-    if pathology_shift is not None:
-        p = np.clip(p + pathology_shift, 0.0, 1.0)
-    levels = graph.levels_from_pathology(p)
-    jitter = params.init_bucket_jitter
-    buckets = np.concatenate([
-        params.init_maladaptive[stage - 1] + rng.uniform(-jitter, jitter, len(MALADAPTIVE)),
-        params.init_adaptive[stage - 1] + rng.uniform(-jitter, jitter, len(ADAPTIVE)),
-    ]).clip(0.0, 1.0)
-    loa = rng.uniform(*params.init_loa[stage - 1], size=len(LOA_DIMENSIONS))
-    taie = taie_from_levels(graph, levels)
-    x_pole = 1.0 if taie[0] >= 0 else -1.0
-    tmog = np.clip(levels + rng.normal(0.0, params.tmog_sigma_by_stage[stage - 1], size=n), LEVEL_MIN, LEVEL_MAX)
-    return InitialState(stage, levels, buckets, loa, taie, x_pole, tmog, bq_scale,
-                        params.init_sessions_completed[stage - 1])
-
-
-def with_taie(state: InitialState, taie: np.ndarray, x_pole: float) -> InitialState:
-    """The same client with TAIE axes set by a profile prior (e.g. DMM Type A -> rigid X)."""
-    return replace(state, taie=np.clip(np.asarray(taie, dtype=np.float64), AXIS_MIN, AXIS_MAX),
-                   x_pole=1.0 if x_pole >= 0 else -1.0)
+    """Draw one client entering treatment at `stage` (1-4): `states_from_uniforms` for a batch of one."""
+    u = rng.random((1, state_draws(len(graph.nodes))))
+    return states_from_uniforms(u, stage, graph, params, None if pathology_shift is None else pathology_shift[None],
+                                None if bq_scale is None else bq_scale[None]).row(0)

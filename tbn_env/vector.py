@@ -24,7 +24,8 @@ from .dimensions import ACTION_SCALES, JUDGE_DIMENSIONS, as_score_batch, unit_to
 from .env import DEFAULT_MAX_SESSIONS, EPISODES, INFO_MODES, OBSERVATION_MODES, _graph
 from .interventions import CATALOGUE, moment_of, response_scores
 from .params import Params
-from .profiles import ClientProfile, resolve_profile
+from .profiles import ClientProfile, initial_states, profile_draws, profiles_from_uniforms, resolve_profile
+from .state import state_draws
 from .session_batch import SessionBatch, overlay, restrict
 from .spaces import observation_space, row_of
 
@@ -114,14 +115,22 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
         return mask.copy()
 
     def _reset_rows(self, rows: np.ndarray) -> None:
-        inits, seeds = [], []
-        for i in rows.tolist():  # the single env's draw order: profile, initial state, the core's noise seed
+        """New clients for `rows`, each drawn from its own generator in the single env's order (profile,
+        starting state, the TMoG noise seed), all transformed at once."""
+        sampled = self.profile_spec is None
+        u_profile = np.empty((len(rows), profile_draws()))
+        u_state = np.empty((len(rows), state_draws(self.kernel.cg.n)))
+        seeds = []
+        for j, i in enumerate(rows.tolist()):
             rng = self.client_rngs[i]
-            profile = resolve_profile(self.profile_spec, rng)
-            inits.append(profile.initial_state(rng, self.start_stage, self.graph, self.params))
+            if sampled:
+                rng.random(out=u_profile[j])
+            rng.random(out=u_state[j])
             seeds.append(int(rng.integers(2**63)))
-            self.profiles[i] = profile.name
-        self.batch.load_rows(rows, inits, seeds)
+        profiles = profiles_from_uniforms(u_profile) if sampled else \
+            [resolve_profile(self.profile_spec, self.client_rngs[0])] * len(rows)
+        self.profiles[rows] = [p.name for p in profiles]
+        self.batch.load_rows(rows, initial_states(profiles, u_state, self.start_stage, self.graph, self.params), seeds)
         self.episode_steps[rows] = 0
 
     # ------------------------------------------------------------------ step

@@ -1,0 +1,52 @@
+"""Clients are drawn from one block of uniforms each, so a batch and the same clients one by one agree."""
+import numpy as np
+import pytest
+
+from tbn_env import ClientGraph
+from tbn_env.profiles import DEFENSES, initial_states, profile_draws, profiles_from_uniforms, sample_profile
+from tbn_env.state import InitialBatch, state_draws, states_from_uniforms
+
+GRAPH = ClientGraph.default()
+N = len(GRAPH.nodes)
+
+
+def test_a_batch_of_clients_is_the_same_clients_drawn_one_by_one():
+    rngs = [np.random.default_rng(s) for s in range(6)]
+    u_profile = np.stack([r.random(profile_draws()) for r in rngs])
+    u_state = np.stack([r.random(state_draws(N)) for r in rngs])
+    batch = initial_states(profiles_from_uniforms(u_profile), u_state, 2, GRAPH)
+    for i in range(6):
+        rng = np.random.default_rng(i)
+        one = sample_profile(rng).initial_state(rng, 2, GRAPH)
+        row = batch.row(i)
+        for field in ("levels", "buckets", "loa", "taie", "tmog", "bq_scale"):
+            np.testing.assert_array_equal(getattr(row, field), getattr(one, field), err_msg=field)
+        assert row.x_pole == one.x_pole and row.stage == one.stage == 2
+
+
+def test_the_tmog_misreading_at_reset_is_normal_with_the_stage_sigma():
+    u = np.random.default_rng(0).random((400, state_draws(N)))
+    states = states_from_uniforms(u, 4, GRAPH)   # stage 4: sigma 1.0
+    middle = (states.levels > 3) & (states.levels < 7)   # 3 sigma from either clip
+    z = (states.tmog - states.levels)[middle]
+    assert middle.sum() > 2000 and abs(z.mean()) < 0.05 and abs(z.std() - 1.0) < 0.05
+
+
+def test_sampled_profiles_follow_the_catalogue_weights():
+    profiles = profiles_from_uniforms(np.random.default_rng(1).random((6000, profile_draws())))
+    concerns = [c for p in profiles for c in p.presenting_concerns]
+    counts = {c: concerns.count(c) for c in set(concerns)}
+    assert max(counts, key=counts.get) == "relational_distress"   # weighted twice (§7)
+    assert all(len(p.defenses) in (0, 1, 2) and set(p.defenses) <= set(DEFENSES) for p in profiles)
+    assert {len(p.defenses) for p in profiles} == {0, 1, 2} and {len(p.presenting_concerns) for p in profiles} == {1, 2}
+    assert len({p.attachment for p in profiles}) == 22
+
+
+def test_a_batch_with_a_bad_value_is_refused_naming_the_field():
+    states = states_from_uniforms(np.random.default_rng(2).random((3, state_draws(N))), 1, GRAPH)
+    states.buckets[1, 0] = 1.5
+    with pytest.raises(ValueError, match="initial buckets"):
+        states.validate(N)
+    with pytest.raises(ValueError, match="uniforms"):
+        states_from_uniforms(np.zeros((2, 5)), 1, GRAPH)
+    assert isinstance(InitialBatch.stack([states.row(0)]), InitialBatch)
