@@ -140,11 +140,16 @@ def initial_states(profiles: list[ClientProfile], u: np.ndarray, stage: int, gra
     return replace(state, x_pole=pole)
 
 
+@lru_cache(maxsize=4)
+def _node_index(nodes: tuple[str, ...]) -> dict[str, int]:
+    return {n: i for i, n in enumerate(nodes)}
+
+
 @lru_cache(maxsize=4096)
 def _tilt(nodes: tuple[str, ...], attachment: str, defenses: tuple[str, ...],
           concerns: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """The profile's per-node pathology shift and BQ multiplier (read-only arrays, cached per profile)."""
-    index = {n: i for i, n in enumerate(nodes)}
+    index = _node_index(nodes)
     family, number = attachment[0], int(attachment[1:])
     shift, bq = np.full(len(nodes), SECURE_RELIEF if family == "B" else 0.0), np.ones(len(nodes))
     for node in TYPE_NODES[family]:
@@ -184,8 +189,6 @@ PRESETS: dict[str, ClientProfile] = {p.name: p for p in (
 
 
 _DMM_ARRAY = np.array(DMM_CODES)
-_DEFENSE_ARRAY = np.array(DEFENSES)
-_CONCERN_ARRAY = np.array(list(CONCERNS))
 _CONCERN_WEIGHT = np.array([2.0 if c == "relational_distress" else 1.0 for c in CONCERNS])
 
 
@@ -205,12 +208,14 @@ def profiles_from_uniforms(u: np.ndarray, strategies: tuple[str, ...] | None = N
     concern_count = 1 + (u[:, 2 + n_def] * 2).astype(int)
     # weighted draws without replacement: the largest keys u^(1/w) (Efraimidis and Spirakis)
     concern_order = np.argsort(-u[:, 3 + n_def:] ** (1.0 / _CONCERN_WEIGHT), axis=1, kind="stable")
+    concern_names = tuple(CONCERNS)
     # drawn from the known catalogues, so valid by construction: skip pydantic's validation
     return [ClientProfile.model_construct(
-        name="sampled", attachment=str(attachment[i]), profile_card="",
-        defenses=tuple(str(d) for d in _DEFENSE_ARRAY[defense_order[i, :defense_count[i]]]),
-        presenting_concerns=tuple(str(c) for c in _CONCERN_ARRAY[concern_order[i, :concern_count[i]]]))
-        for i in range(len(u))]
+        name="sampled", attachment=code, profile_card="", defenses=tuple(DEFENSES[j] for j in d_order[:d_count]),
+        presenting_concerns=tuple(concern_names[j] for j in c_order[:c_count]))
+        for code, d_count, d_order, c_count, c_order in zip(attachment.tolist(), defense_count.tolist(),
+                                                            defense_order.tolist(), concern_count.tolist(),
+                                                            concern_order.tolist())]
 
 
 def sample_profile(rng: np.random.Generator, strategies: tuple[str, ...] | None = None) -> ClientProfile:

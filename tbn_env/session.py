@@ -93,7 +93,7 @@ class SessionCore:
     @property
     def rng(self) -> np.random.Generator:
         """The generator of the TMoG misreading draws."""
-        return self.batch.noise_rngs[0]
+        return self.batch.noise_rng(0)
 
     @property
     def session(self) -> int:

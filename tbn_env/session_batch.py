@@ -133,7 +133,8 @@ class SessionBatch:
         self.modifiers = [(m.name, m.value) for m in stage_modifiers(self.params)]
         self._modifier_columns = [(name, np.full(batch, value)) for name, value in self.modifiers]
         self.stances = StanceDetector(self.params, batch)
-        self.noise_rngs = [np.random.default_rng() for _ in range(batch)]
+        # per client, the TMoG misreading draws: a seed until the first misattuned turn needs the generator
+        self._noise: list[np.random.Generator | int | None] = [None] * batch
         self.rupture = np.zeros(batch, dtype=bool)        # a rupture is open (until a turn repairs it)
         self.turn = np.zeros(batch, dtype=np.int64)       # therapist turns so far this session
         self.session = np.ones(batch, dtype=np.int64)     # the session's number in the episode
@@ -154,7 +155,7 @@ class SessionBatch:
         rows = np.asarray(rows, dtype=np.int64)
         self.kernel.load_rows(rows, inits)
         for i, seed in zip(rows.tolist(), seeds):
-            self.noise_rngs[i] = np.random.default_rng(seed)
+            self._noise[i] = seed
         self.alliance[rows] = self.cg.alliance(self.kernel.levels[rows])
         self.rupture[rows] = False
         self.session[rows] = 1
@@ -172,6 +173,13 @@ class SessionBatch:
         self.reward_totals[rows] = 0.0
         self.event_counts[rows] = 0
 
+    def noise_rng(self, i: int) -> np.random.Generator:
+        """Client i's generator of TMoG misreadings (made from its seed when first needed)."""
+        rng = self._noise[i]
+        if not isinstance(rng, np.random.Generator):
+            rng = self._noise[i] = np.random.default_rng(rng)
+        return rng
+
     _STATE = ("rupture", "turn", "session", "total_turns", "alliance", "taie_direction", "score_sum", "score_min",
               "score_max", "phase_max", "reward_totals", "event_counts")
 
@@ -179,7 +187,7 @@ class SessionBatch:
         """Everything that changes turn to turn, as copies (for checkpoints and rollbacks)."""
         return {"kernel": self.kernel.state_dict(),
                 "stance": {k: np.copy(v) for k, v in vars(self.stances).items() if isinstance(v, np.ndarray)},
-                "rngs": [r.bit_generator.state for r in self.noise_rngs],
+                "rngs": [r.bit_generator.state if isinstance(r, np.random.Generator) else r for r in self._noise],
                 **{k: getattr(self, k).copy() for k in self._STATE}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -187,8 +195,11 @@ class SessionBatch:
         self.kernel.load_state_dict(state["kernel"])
         for k, v in state["stance"].items():
             setattr(self.stances, k, np.copy(v))
-        for rng, s in zip(self.noise_rngs, state["rngs"]):
-            rng.bit_generator.state = s
+        for i, saved in enumerate(state["rngs"]):
+            self._noise[i] = saved
+            if isinstance(saved, dict):   # a generator's state, not a seed
+                self._noise[i] = np.random.default_rng()
+                self._noise[i].bit_generator.state = saved
         for k in self._STATE:
             setattr(self, k, np.array(state[k], dtype=getattr(self, k).dtype))
 
@@ -209,7 +220,7 @@ class SessionBatch:
         low = scores[:, DIM_INDEX["attunement"]] < LOW_THRESHOLD
         noise = np.zeros((b, self.cg.n))
         for i in np.flatnonzero(low).tolist():
-            noise[i] = self.noise_rngs[i].standard_normal(self.cg.n)
+            noise[i] = self.noise_rng(i).standard_normal(self.cg.n)
         out = k.step(scores, noise)
         self.taie_direction[:] = out.taie_direction
         ruptured, stance_before = np.empty(b, dtype=np.bool_), np.empty(b, dtype=np.int64)
