@@ -1,9 +1,15 @@
 """tbn_env core speed: the compiled kernel against the reference, side by side in one run.
 
-Measured in a default process (no thread settings): the compiled turn is one thread of numba code
-and calls no BLAS. Prints a markdown table of rates and ratios, and the compile time of the turn.
+Measured in a default process (no thread settings): the compiled turn calls no BLAS; a batch of at
+least 2 x 128 clients is split over a thread per core (`tbn_env.kernel.MIN_CLIENTS_PER_THREAD`).
+Prints a markdown table of rates and ratios, and the first-use time of the env with an empty numba
+cache (compiling) and with the cache it wrote (loading).
 Run: .venv/bin/python bench/bench_env_core.py
 """
+import os
+import subprocess
+import sys
+import tempfile
 import time
 
 import numpy as np
@@ -22,6 +28,18 @@ def rate(step, n: int) -> float:
             step()
         best = min(best, time.perf_counter() - t)
     return n / best
+
+
+FIRST_STEP = ("import time; t = time.perf_counter(); import numpy as np, gymnasium as gym, tbn_env; "
+              "e = gym.make('Therapy-Scores-v0'); e.reset(seed=0); e.step(np.full(12, 5.0, np.float32)); "
+              "print(time.perf_counter() - t)")
+
+
+def first_use_seconds(cache: str) -> float:
+    """Seconds from `import tbn_env` to the first step in a fresh process using numba cache dir `cache`."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+    out = subprocess.run([sys.executable, "-c", FIRST_STEP], env=env, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -48,6 +66,10 @@ def main() -> None:
     print(f"| reference (networkx walk), 1 client | {ref_rate:,.0f} | 1.0 |")
     print(f"| compiled kernel, batch 1 | {one_rate:,.0f} | {one_rate / ref_rate:.1f} |")
     print(f"| compiled kernel, batch 1024 | {batch_rate:,.0f} | {batch_rate / ref_rate:.0f} |")
+    with tempfile.TemporaryDirectory() as cache:
+        cold, warm = first_use_seconds(cache), first_use_seconds(cache)
+    print(f"\nFirst step in a fresh process: {cold:.1f} s with an empty numba cache (compiling), "
+          f"{warm:.1f} s with the cache it wrote.")
 
 
 if __name__ == "__main__":

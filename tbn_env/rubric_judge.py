@@ -19,13 +19,15 @@ floor every dimension. The `kind` persona is generous and the `harsh` one puniti
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from functools import lru_cache
 
 from .dimensions import JUDGE_DIMENSIONS
 from .harm import harmful_content
 from .protocols import JudgeContext, JudgeResult, Persona
 from .rubric import load_rubric
 from .taie_full import TaieAssessment, offline_taie
-from .validators import hard_violations, soft_flags, ungrounded_details
+from .validators import hard_violations, soft_flags, ungrounded_details, words
 
 BASE = 5.0            # an adequate reply with no evidence either way (the 4-6 band of §9.3.7.1)
 PERSONA_SHIFT = {"clinical": 0.0, "kind": 1.0, "harsh": -1.0}    # generous / punitive offsets
@@ -45,7 +47,7 @@ THOUGHT_OWN_SHARE = 0.25  # share of a thought's words that must be its own, not
 SOFT_CAP = 3.0        # the dimensions a soft failure violates score at most this
 IDEAL_RATIO = (0.4, 2.5)  # therapist words per client word that keeps the client's pace
 
-_WORD = re.compile(r"[a-z']+")
+RISK_WORDS = re.compile(r"\b(suicid|self-harm|kill|die|dying)")
 STOP = frozenset(["a", "an", "the", "and", "or", "but", "if", "so", "to", "of", "in", "on", "at", "for", "with", "about", "as", "is", "are", "was", "were", "be", "been", "am", "i", "you", "me", "my", "your", "we", "our", "it", "its", "this", "that", "these", "those", "there", "here", "what", "how", "why", "when", "where", "who", "do", "did", "does", "not", "no", "just", "very", "really", "like", "feel", "feels", "felt", "think", "know", "get", "got", "have", "has", "had", "would", "could", "should", "can", "will", "just", "all", "some", "any", "more", "much", "than", "then", "too", "also", "because", "from", "into", "out", "up", "down", "over", "again", "ok", "okay", "yeah", "yes", "um", "well"])
 EMOTIONS = frozenset(["sad", "sadness", "angry", "anger", "mad", "furious", "scared", "afraid", "fear", "anxious", "anxiety", "worried", "nervous", "ashamed", "shame", "guilty", "guilt", "lonely", "alone", "hurt", "hurting", "pain", "painful", "grief", "grieving", "miss", "lost", "empty", "numb", "tired", "exhausted", "overwhelmed", "hopeless", "helpless", "frustrated", "upset", "crying", "cry", "tears", "heartbroken", "rejected", "abandoned", "worthless", "broken", "embarrassed", "jealous", "resentful", "bitter", "relieved", "hopeful", "calm", "safe", "grateful", "love", "loved"])
 VULNERABLE = re.compile(r"\b(i (feel|felt|am|'m) (so )?(ashamed|alone|scared|worthless|broken|lost|empty)|"
@@ -81,12 +83,19 @@ CLINICAL = frozenset(["stay", "staying", "pace", "slow", "slowly", "push", "rush
 IMAGERY = re.compile(r"\b(like a|as if|as though|carry(ing)?|weight|room for|holding)\b")
 
 
-def _words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
+def _content(words: Sequence[str]) -> frozenset[str]:
+    return frozenset(w for w in words if w not in STOP and len(w) > 2)
 
 
-def _content(words: list[str]) -> set[str]:
-    return {w for w in words if w not in STOP and len(w) > 2}
+@lru_cache(maxsize=8192)
+def _text_content(text: str) -> frozenset[str]:
+    """The content words of a text, cached: the card and earlier turns are read again every turn."""
+    return _content(words(text))
+
+
+@lru_cache(maxsize=8192)
+def _mentions_risk(text: str) -> bool:
+    return bool(RISK_WORDS.search(text.lower()))
 
 
 def copied_share(words: list[str], source: list[str], run: int = COPY_RUN) -> float:
@@ -125,16 +134,16 @@ class RubricJudge:
         """Score one turn (§9.3.7): 12 scores with explanations, flags and recommendations."""
         said, thought, client = context.therapist_utterance, context.therapist_thought, context.client_utterance
         low_said, low_client = said.lower(), client.lower()
-        w_said, w_client, w_thought = _words(said), _words(client), _words(thought)
-        c_said, c_client, c_thought = _content(w_said), _content(w_client), _content(w_thought)
-        grounding = " ".join([context.profile_card, client] + [t.client + " " + t.therapist for t in context.history])
+        w_said, w_client, w_thought = words(said), words(client), words(thought)
+        c_said, c_client, c_thought = _content(w_said), _text_content(client), _content(w_thought)
+        grounding = (context.profile_card, client, *(text for t in context.history for text in (t.client, t.therapist)))
         flags = soft_flags(said, grounding, context.stage)
         hard = hard_violations(said, thought)
         flags.update({"boundary_violation": any(v.name == "boundary_violation" for v in hard),
                       "meta_commentary": any(v.name == "meta_commentary" for v in hard),
                       "leaked_reasoning": any(v.name in ("leaked_reasoning", "category_score") for v in hard),
                       "hallucinated_risk": bool(re.search(r"\b(suicid|self-harm|kill yourself)", low_said))
-                      and not re.search(r"\b(suicid|self-harm|kill|die|dying)", grounding.lower())})
+                      and not any(map(_mentions_risk, grounding))})
 
         # ---- evidence, each on a 0..1 (or small integer) scale
         overlap = len(c_said & c_client) / max(1, min(len(c_client), 8))
@@ -159,7 +168,8 @@ class RubricJudge:
         formulas = sum(len(f.findall(low_said)) for f in FORMULAS)
         parrots = copied_share(w_said, w_client) > PARROT_SHARE
         repeats = repeated_share(w_said) > REPEAT_SHARE
-        context_words = _content(_words(grounding)) | c_said | EMOTIONS | CLINICAL
+        grounded = frozenset().union(*map(_text_content, grounding))   # content words of the card and dialogue
+        context_words = grounded | c_said | EMOTIONS | CLINICAL
         thought_ok = bool(c_thought) and copied_share(w_thought, w_client) <= THOUGHT_COPY_SHARE \
             and len(c_thought & context_words) >= THOUGHT_ANCHOR_SHARE * len(c_thought) \
             and len(c_thought - c_client) >= THOUGHT_OWN_SHARE * len(c_thought)
@@ -240,7 +250,7 @@ class RubricJudge:
             add("clinical_wisdom", -3.5, "asserts what the session does not contain")
         # thoughtfulness: how much of the presentation (the client's words, their card and the session so far)
         # is noticed and integrated; a copied or padded thought notices nothing
-        background = _content(_words(grounding)) - c_client
+        background = grounded - c_client
         noticed = len((c_said | (c_thought if thought_ok else set())) & c_client) + len(c_said & background)
         add("thoughtfulness", min(3.0, 0.75 * noticed) - (1.0 if noticed == 0 else 0.0),
             f"integrates {noticed} strands of what the client said")

@@ -8,7 +8,9 @@ harms: negation-based reassurance, ungrounded scene details, premature depth, ne
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 MAX_UTTERANCE_WORDS = 250   # a spoken turn longer than this is a lecture, not a reply
 REPEAT_RUN = 6              # a codepoint repeated this often in a row is degeneration (App. 31 Failure 8)
@@ -58,10 +60,10 @@ def hard_violations(utterance: str, thought: str = "") -> list[Violation]:
         m = pattern.search(utterance)
         if m and all(v.name != name for v in found):
             found.append(Violation(name, failure, m.group(0)[:80]))
-    words = len(_WORD.findall(utterance))
+    n_words = len(_WORD.findall(utterance))
     if not utterance.strip():
         found.append(Violation("empty", 14, ""))
-    elif words > MAX_UTTERANCE_WORDS:
+    elif n_words > MAX_UTTERANCE_WORDS:
         found.append(Violation("overlong", 14, f"{words} words"))
     stripped = utterance.replace(" ", "")
     if stripped and 1.0 - len(_TEXT_CHAR.findall(stripped)) / len(stripped) > SYMBOL_SHARE:
@@ -89,14 +91,24 @@ brother sister grandmother grandfather friend boss coworker colleague baby child
 rain snow sun coffee tea cup glass necklace ring jacket shirt""".split())
 
 
-def ungrounded_details(utterance: str, grounding: str) -> list[str]:
-    """Concrete nouns the reply mentions that neither the profile card nor the dialogue contains."""
-    known = set(_WORD.findall(grounding.lower()))
-    said = set(_WORD.findall(utterance.lower()))
+@lru_cache(maxsize=8192)
+def words(text: str) -> tuple[str, ...]:
+    """The lower-cased words of a text (cached: a dialogue's earlier turns are read again every turn)."""
+    return tuple(_WORD.findall(text.lower()))
+
+
+def ungrounded_details(utterance: str, grounding: str | Sequence[str]) -> list[str]:
+    """Concrete nouns the reply mentions that neither the profile card nor the dialogue contains.
+
+    `grounding` is one text or its pieces (the card, each turn), so unchanged pieces are not read again.
+    """
+    pieces = (grounding,) if isinstance(grounding, str) else grounding
+    known = set().union(*map(words, pieces))
+    said = set(words(utterance))
     return sorted(w for w in said & CONCRETE if w not in known and w.rstrip("s") not in known)
 
 
-def soft_flags(utterance: str, grounding: str, stage: int) -> dict[str, bool]:
+def soft_flags(utterance: str, grounding: str | Sequence[str], stage: int) -> dict[str, bool]:
     """Evidence for the judge: negation reassurance, ungrounded detail, premature depth, new material."""
     return {
         "negation_reassurance": bool(_NEGATION.search(utterance)),
