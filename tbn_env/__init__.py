@@ -1,7 +1,8 @@
 """tbn_env: the Teaching-by-Negation therapy MDP (§9.3) — ClientGraph, trackers, detectors, reward.
 
-`SessionCore` runs one client turn by turn from 12 judge scores; `BatchKernel` runs many at once;
-`ReferenceCore` is the slow, readable definition both are tested against.
+`SessionCore` runs one client turn by turn from 12 judge scores; `SessionBatch` runs many at once (the
+turn both environments share) on the compiled `BatchKernel`; `ReferenceCore` is the slow, readable
+definition the kernel is tested against.
 """
 from .dimensions import JUDGE_DIMENSIONS
 from .dimension_tables import check_dimension_tables
@@ -11,10 +12,11 @@ from .params import Params
 from .reference import ReferenceCore
 from .reward import RewardBreakdown
 from .session import SessionCore, TurnResult
+from .session_batch import SessionBatch
 from .state import InitialState, sample_initial_state
 
 __all__ = ["JUDGE_DIMENSIONS", "EDGE_TYPES", "PHASES", "STAGES", "ClientGraph", "BatchKernel", "CompiledGraph",
-           "Params", "ReferenceCore", "RewardBreakdown", "SessionCore", "TurnResult", "InitialState",
+           "Params", "ReferenceCore", "RewardBreakdown", "SessionCore", "SessionBatch", "TurnResult", "InitialState",
            "sample_initial_state"]
 
 from gymnasium.envs.registration import register, registry

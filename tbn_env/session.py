@@ -20,7 +20,7 @@ from .kernel import DIRECTION_NAMES, CompiledGraph
 from .loa import LOA_DIMENSIONS
 from .params import Params
 from .reward import RewardBreakdown
-from .session_batch import BatchStep, SessionBatch, unbatch
+from .session_batch import BatchStep, SessionBatch
 from .state import InitialState, sample_initial_state
 from .taie import AXES
 
@@ -188,7 +188,7 @@ class SessionCore:
         if step.session_end[0]:
             result.session_end = True
             result.treatment_complete = bool(step.complete[0])
-            result.session_summary = unbatch(step.summary, 0)
+            result.session_summary = step.summary_of(0)
         return result
 
     def blend_taie(self, estimate) -> None:

@@ -60,7 +60,18 @@ class BatchStep:
     complete: np.ndarray         # treatment complete (a stage-4 session reached integration)
     terminated: np.ndarray
     truncated: np.ndarray
-    summary: dict[str, Any] | None   # the closed sessions' summaries in vector form (mask: session_end)
+    summary_rows: dict[str, Any] | None = None   # the closed sessions' summaries, one row per closed session
+
+    def summary(self, privileged: bool = True) -> dict[str, Any] | None:
+        """The closed sessions' summaries in vector form (mask: session_end); None if no session closed."""
+        if self.summary_rows is None:
+            return None
+        return _scatter(_public(self.summary_rows, privileged), np.flatnonzero(self.session_end), len(self.session_end))
+
+    def summary_of(self, i: int, privileged: bool = True) -> dict[str, Any]:
+        """Row i's summary of the session it closed, as plain Python values."""
+        j = int(np.flatnonzero(np.flatnonzero(self.session_end) == i)[0])
+        return tree_row(_public(self.summary_rows, privileged), j)
 
     @property
     def parts(self) -> dict[str, np.ndarray]:
@@ -238,7 +249,7 @@ class SessionBatch:
                 *(np.empty(b) for _ in range(5)), ruptured, stance_before)
         step = BatchStep(out, scores, ruptured, stance_before, st.stance.copy(), session_end, k.phase.copy(),
                          k.stage.copy(), np.zeros(b, dtype=np.int64), np.zeros(b), np.zeros(b, dtype=bool),
-                         np.zeros(b, dtype=bool), np.zeros(b, dtype=bool), None)
+                         np.zeros(b, dtype=bool), np.zeros(b, dtype=bool))
         if step.session_end.any():
             self._close_sessions(step)
         return step
@@ -257,7 +268,7 @@ class SessionBatch:
                        reward_totals={**{name: totals[:, j] for j, name in enumerate(REWARD_PARTS)},
                                       "total": totals.sum(axis=1)},
                        event_counts={name: (counts[:, j], counts[:, j] > 0) for j, name in enumerate(EVENT_TYPES)})
-        step.summary = _scatter(summary, rows, self.batch)
+        step.summary_rows = summary
         if self.episode == "session":
             step.terminated[rows] = True
         else:
@@ -319,19 +330,18 @@ class SessionBatch:
         n = self.batch
         tree = self._numeric_tree(privileged, step) if numeric else \
             self._info_tree(profiles, privileged, step, range(n) if row is None else (row,))
-        summary = None if step is None or step.summary is None or numeric else step.summary if privileged else \
-            {key: v for key, v in step.summary.items() if key.lstrip("_") not in PRIVILEGED_SUMMARY}
+        summarised = step is not None and step.summary_rows is not None and not numeric
         if row is not None:
             info = tree_row(tree, row)
             if step is not None and step.session_end[row] and not numeric:
                 info["treatment_complete"] = bool(step.complete[row])
-                if summary is not None:
-                    info["session_summary"] = unbatch(summary, row)
+                if summarised:
+                    info["session_summary"] = step.summary_of(row, privileged)
             return info
         info = vector_form(tree, np.ones(n, dtype=bool))
-        if summary is not None:
-            info.update(session_summary=summary, _session_summary=step.session_end.copy())
-        if step is not None and step.summary is not None and not numeric:
+        if summarised:
+            info.update(session_summary=step.summary(privileged), _session_summary=step.session_end.copy())
+        if step is not None and step.summary_rows is not None and not numeric:
             info.update(treatment_complete=step.complete.copy(), _treatment_complete=step.session_end.copy())
         return info
 
@@ -425,14 +435,19 @@ def tree_row(tree: dict[str, Any], i: int) -> dict[str, Any]:
         if isinstance(value, dict):
             row[key] = tree_row(value, i)
         elif not isinstance(value, tuple):
-            row[key] = _item(value[i])
+            row[key] = _item(value, i)
         elif value[1][i]:
-            row[key] = _item(value[0][i])
+            row[key] = _item(value[0], i)
     return row
 
 
-def _item(x):
-    return x.item() if isinstance(x, np.generic) else x
+def _item(values: np.ndarray, i: int):
+    """values[i] as a plain Python value (a row of a 2-D array stays an array)."""
+    return values.item(i) if values.ndim == 1 else values[i]
+
+
+def _public(summary: dict[str, Any], privileged: bool) -> dict[str, Any]:
+    return summary if privileged else {k: v for k, v in summary.items() if k not in PRIVILEGED_SUMMARY}
 
 
 def unbatch(info: dict[str, Any], i: int) -> dict[str, Any]:
@@ -445,7 +460,7 @@ def unbatch(info: dict[str, Any], i: int) -> dict[str, Any]:
         if isinstance(value, dict):
             row[key] = unbatch(value, i)
         else:
-            row[key] = _item(value[i])
+            row[key] = _item(value, i)
     return row
 
 
