@@ -193,12 +193,13 @@ class TherapyEnv(gym.Env):
             raise ValueError(f"start_stage must be 1-4, got {stage!r}")
         self.profile = resolve_profile(options.get("profile", self.profile_spec), self.np_random)
         init = self.profile.initial_state(self.np_random, stage, self.graph, self.params)
-        seed = int(self.np_random.integers(2**63))
+        seed, signal_seed = (int(x) for x in self.np_random.integers(2**63, size=2))
         if self.core is None:
-            self.core = SessionCore(init, self.params, seed=seed, graph=self.graph, compiled=self.compiled,
-                                    episode=self.episode, max_turns=self.max_turns, max_sessions=self.max_sessions)
+            self.core = SessionCore(init, self.params, seed=seed, signal_seed=signal_seed, graph=self.graph,
+                                    compiled=self.compiled, episode=self.episode, max_turns=self.max_turns,
+                                    max_sessions=self.max_sessions)
         else:
-            self.core.restart(init, seed)
+            self.core.restart(init, seed, signal_seed)
         self.done = False
         self.history: list[DialogueTurn] = []
         self.trace: list[dict[str, float]] = []

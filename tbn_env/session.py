@@ -58,17 +58,23 @@ class SessionCore:
     """
 
     def __init__(self, init: InitialState, params: Params | None = None, *, seed: int | None = None,
+                 signal_seed: int | None = None,
                  graph: ClientGraph | None = None, compiled: CompiledGraph | None = None, episode: str = "treatment",
                  max_turns: int | None = None, max_sessions: int | None = None) -> None:
         self.params = params or Params()
         self.batch = SessionBatch(1, self.params, graph, compiled, episode=episode, max_turns=max_turns,
                                   max_sessions=max_sessions)
         self.kernel, self.cg, self.stance = self.batch.kernel, self.batch.cg, self.batch.stances
-        self.restart(init, seed)
+        self.restart(init, seed, signal_seed)
 
-    def restart(self, init: InitialState, seed: int | None = None) -> None:
-        """Begin treatment with a new client, reusing the compiled tables (an env reset)."""
-        self.batch.load_rows(np.zeros(1, dtype=np.int64), [init], [seed])
+    def restart(self, init: InitialState, seed: int | None = None, signal_seed: int | None = None) -> None:
+        """Begin treatment with a new client, reusing the compiled tables (an env reset).
+
+        `seed` seeds the TMoG misreadings, `signal_seed` the signals the client shows (default: from `seed`).
+        """
+        if signal_seed is None and seed is not None:
+            signal_seed = int(np.random.default_rng([seed, 1]).integers(2**63))
+        self.batch.load_rows(np.zeros(1, dtype=np.int64), [init], [seed], [signal_seed])
 
     @classmethod
     def sample(cls, stage: int = 1, seed: int | None = None, params: Params | None = None,

@@ -25,6 +25,7 @@ from .loa import LOA_DIMENSIONS
 from .params import LOW_THRESHOLD, Params
 from .reward import stage_modifiers
 from .stance import DEFENSE_DOMAIN, OVERWHELM_BUCKETS, STANCES, StanceDetector
+from .signals import Signals
 from .spaces import observe_batch
 from .state import InitialBatch, InitialState
 from .tmog import TMoG
@@ -136,6 +137,7 @@ class SessionBatch:
         self.params = params or Params()
         self.kernel = k = BatchKernel(batch, self.params, graph, compiled)
         self.batch, self.cg, self.episode = batch, k.cg, episode
+        self._rows = np.arange(batch)
         self.max_turns, self.max_sessions = max_turns, max_sessions
         self._defense = np.flatnonzero([k.graph.graph.nodes[n]["domain"] == DEFENSE_DOMAIN for n in self.cg.nodes])
         self._disclosure = self.cg.nodes.index("self_disclosure")
@@ -144,6 +146,7 @@ class SessionBatch:
         self.modifiers = [(m.name, m.value) for m in stage_modifiers(self.params)]
         self._modifier_columns = [(name, np.full(batch, value)) for name, value in self.modifiers]
         self.stances = StanceDetector(self.params, batch)
+        self.signals = Signals(batch)
         # per client, the TMoG misreading draws: a seed until the first misattuned turn needs the generator
         self._noise: list[np.random.Generator | int | None] = [None] * batch
         self.rupture = np.zeros(batch, dtype=bool)        # a rupture is open (until a turn repairs it)
@@ -161,10 +164,14 @@ class SessionBatch:
         self.event_counts = np.zeros((batch, len(EVENT_TYPES)), dtype=np.int64)
 
     # ------------------------------------------------------------------ clients in and out
-    def load_rows(self, rows: np.ndarray, inits: list[InitialState] | InitialBatch, seeds: list[int]) -> None:
-        """Start new clients in `rows` at session 1; `seeds` seed each row's TMoG misreading draws."""
+    def load_rows(self, rows: np.ndarray, inits: list[InitialState] | InitialBatch, seeds: list[int],
+                  signal_seeds: list[int]) -> None:
+        """Start new clients in `rows` at session 1; `seeds` seed each row's TMoG misreading draws and
+        `signal_seeds` the signals it shows (`tbn_env.signals`)."""
         rows = np.asarray(rows, dtype=np.int64)
         self.kernel.load_rows(rows, inits)
+        self.signals.start(rows, signal_seeds)
+        self.signals.express(rows, self.kernel.phase, self.kernel.buckets, np.zeros(self.batch, dtype=bool))
         for i, seed in zip(rows.tolist(), seeds):
             self._noise[i] = seed
         self.alliance[rows] = self.cg.alliance(self.kernel.levels[rows])
@@ -199,6 +206,7 @@ class SessionBatch:
         return {"kernel": self.kernel.state_dict(),
                 "stance": {k: np.copy(v) for k, v in vars(self.stances).items() if isinstance(v, np.ndarray)},
                 "rngs": [r.bit_generator.state if isinstance(r, np.random.Generator) else r for r in self._noise],
+                "signals": self.signals.state_dict(),
                 **{k: getattr(self, k).copy() for k in self._STATE}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -206,6 +214,7 @@ class SessionBatch:
         self.kernel.load_state_dict(state["kernel"])
         for k, v in state["stance"].items():
             setattr(self.stances, k, np.copy(v))
+        self.signals.load_state_dict(state["signals"])
         for i, saved in enumerate(state["rngs"]):
             self._noise[i] = saved
             if isinstance(saved, dict):   # a generator's state, not a seed
@@ -252,6 +261,7 @@ class SessionBatch:
                          np.zeros(b, dtype=bool), np.zeros(b, dtype=bool))
         if step.session_end.any():
             self._close_sessions(step)
+        self.signals.express(self._rows, k.phase, k.buckets, ruptured)
         return step
 
     def _close_sessions(self, step: BatchStep) -> None:
@@ -392,7 +402,8 @@ class SessionBatch:
 
     def observation(self, mode: str) -> dict[str, np.ndarray]:
         """Every client's observation; `mode="full"` adds the privileged truth."""
-        return observe_batch(self.kernel, self.stances.stance, self.rupture, self.turn, self.session, mode)
+        return observe_batch(self.kernel, self.stances.stance, self.rupture, self.turn, self.session, mode,
+                             self.signals)
 
 
 def _scatter(tree: dict[str, Any], rows: np.ndarray, n: int) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from .buckets import BUCKETS
 from .graph import NODE_COUNT
 from .loa import LOA_DIMENSIONS
 from .kernel import BatchKernel
+from .signals import AFFECTS, AROUSAL_LEVELS, Signals
 from .stance import STANCES
 
 TEXT_CHARSET = frozenset(string.ascii_letters + string.digits + string.punctuation + " \n\t"
@@ -54,12 +55,13 @@ def printable(text: str, max_length: int | None = MAX_UTTERANCE_CHARS) -> str:
 
 
 def observation_space(mode: str, text: bool, max_turns: int, max_sessions: int) -> spaces.Dict:
-    """"tmog": what a therapist could know; "full": the true state as well (privileged)."""
+    """"tmog": what a therapist could know (the TMoG and the client's signals); "full": the true state as well."""
     box = lambda lo, hi, n: spaces.Box(lo, hi, (n,), np.float32)  # noqa: E731
     fields: dict[str, spaces.Space] = {
         "tmog": box(0.0, 10.0, NODE_COUNT),
-        "buckets": box(0.0, 1.0, len(BUCKETS)),
-        "phase": spaces.Discrete(4),
+        "affect": spaces.Discrete(len(AFFECTS)),
+        "arousal": spaces.Discrete(AROUSAL_LEVELS),
+        "rupture_cue": spaces.Discrete(2),
         "stage": spaces.Discrete(4),
         "stance": spaces.Discrete(len(STANCES)),
         "rupture": spaces.Discrete(2),
@@ -68,6 +70,8 @@ def observation_space(mode: str, text: bool, max_turns: int, max_sessions: int) 
     }
     if mode == "full":
         fields.update({
+            "buckets": box(0.0, 1.0, len(BUCKETS)),
+            "phase": spaces.Discrete(4),
             "levels": box(0.0, 10.0, NODE_COUNT),
             "loa": box(-10.0, 10.0, len(LOA_DIMENSIONS)),
             "taie": spaces.Box(np.array([-10, -10, -10, 0], np.float32), np.array([10, 10, 10, 1], np.float32),
@@ -80,16 +84,19 @@ def observation_space(mode: str, text: bool, max_turns: int, max_sessions: int) 
 
 
 def observe_batch(kernel: BatchKernel, stance: np.ndarray, rupture: np.ndarray, turn: np.ndarray,
-                  session: np.ndarray, mode: str) -> dict[str, np.ndarray]:
-    """Every client's observation, one array per key (a single env reads row 0 with `row_of`)."""
+                  session: np.ndarray, mode: str, signals: Signals) -> dict[str, np.ndarray]:
+    """Every client's observation, one array per key (a single env reads row 0 with `row_of`).
+
+    "tmog": the therapist's model and what the client shows (`signals`); "full" adds the true state.
+    """
     k, cg = kernel, kernel.cg
-    obs = {"tmog": k.tmog.astype(np.float32), "buckets": k.buckets.astype(np.float32),
-           "phase": k.phase.copy(), "stage": k.stage - 1, "stance": stance.copy(),
+    obs = {"tmog": k.tmog.astype(np.float32), "affect": signals.affect.copy(), "arousal": signals.arousal.copy(),
+           "rupture_cue": signals.rupture_cue.copy(), "stage": k.stage - 1, "stance": stance.copy(),
            "rupture": rupture.astype(np.int64), "turn": turn.copy(), "session": session.copy()}
     if mode == "full":
         path = cg.pathology(k.levels)
-        obs.update(levels=k.levels.astype(np.float32), loa=k.loa.astype(np.float32),
-                   taie=np.column_stack([k.taie, k.transformation]).astype(np.float32),
+        obs.update(buckets=k.buckets.astype(np.float32), phase=k.phase.copy(), levels=k.levels.astype(np.float32),
+                   loa=k.loa.astype(np.float32), taie=np.column_stack([k.taie, k.transformation]).astype(np.float32),
                    readings=np.column_stack([cg.coiling(k.levels, path), cg.alliance(k.levels, path),
                                              1.0 - np.abs(k.tmog - k.levels).mean(axis=1) / 10.0]).astype(np.float32))
     return obs

@@ -116,7 +116,7 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
 
     def _reset_rows(self, rows: np.ndarray) -> None:
         """New clients for `rows`, each drawn from its own generator in the single env's order (profile,
-        starting state, the TMoG noise seed), all transformed at once."""
+        starting state, the seeds of its TMoG misreadings and of its signals), all transformed at once."""
         sampled = self.profile_spec is None
         u_profile = np.empty((len(rows), profile_draws()))
         u_state = np.empty((len(rows), state_draws(self.kernel.cg.n)))
@@ -126,11 +126,12 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
             if sampled:
                 rng.random(out=u_profile[j])
             rng.random(out=u_state[j])
-            seeds.append(int(rng.integers(2**63)))
+            seeds.append([int(x) for x in rng.integers(2**63, size=2)])   # TMoG misreadings, signals
         profiles = profiles_from_uniforms(u_profile) if sampled else \
             [resolve_profile(self.profile_spec, self.client_rngs[0])] * len(rows)
         self.profiles[rows] = [p.name for p in profiles]
-        self.batch.load_rows(rows, initial_states(profiles, u_state, self.start_stage, self.graph, self.params), seeds)
+        inits = initial_states(profiles, u_state, self.start_stage, self.graph, self.params)
+        self.batch.load_rows(rows, inits, [s[0] for s in seeds], [s[1] for s in seeds])
         self.episode_steps[rows] = 0
 
     # ------------------------------------------------------------------ step
