@@ -3,7 +3,8 @@
 SB3 steps its vectorised envs through `VecEnv`; `DummyVecEnv` and `SubprocVecEnv` step single envs one
 by one. `TherapyVecEnv` hands SB3 the whole batch at once: one call of the compiled batch kernel per
 step, same-step autoreset with `terminal_observation` and `TimeLimit.truncated` in the infos, as SB3
-expects, and the usual `seed` / `get_attr` / `set_attr` / `env_method`. `VecNormalize` and `VecMonitor`
+expects (each info holds the step's reward terms `reward_<term>`, from the numeric info), and the usual
+`seed` / `get_attr` / `set_attr` / `env_method`. `VecNormalize` and `VecMonitor`
 wrap it like any VecEnv::
 
     from tbn_env.sb3 import make_vec_env
@@ -19,25 +20,22 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
-from .session_batch import REWARD_PARTS
 from .vector import TherapyVectorEnv
 
-#: Per-step `info` keys copied into SB3's per-env info dicts (a lean subset of the single env's `info`: SB3
-#: steps at the batch's speed; `coiling` only with observation_mode="full" or info_mode="debug").
-INFO_KEYS = ("stage", "phase", "stance", "coiling")
-
-
 def _columns(info: dict[str, Any]) -> dict[str, np.ndarray]:
-    parts = info["reward_breakdown"]
-    return {**{key: info[key] for key in INFO_KEYS if key in info},
-            **{f"reward_{key}": parts[key] for key in REWARD_PARTS}}
+    """The numeric info's per-client values (`info_mode="numeric"`), each key but the scores."""
+    return {key: value for key, value in info.items() if not key.startswith("_") and key != "scores"}
 
 
 class TherapyVecEnv(VecEnv):
     """SB3's VecEnv interface over one `TherapyVectorEnv` of `num_envs` clients (numeric action modes)."""
 
     def __init__(self, num_envs: int, **env_kwargs: Any) -> None:
-        self.vector = TherapyVectorEnv(num_envs, autoreset_mode=AutoresetMode.SAME_STEP, **env_kwargs)
+        if "info_mode" in env_kwargs:
+            raise ValueError("TherapyVecEnv reports the numeric info (the reward terms; the hidden readings with "
+                             "observation_mode='full'): drop info_mode")
+        self.vector = TherapyVectorEnv(num_envs, autoreset_mode=AutoresetMode.SAME_STEP, info_mode="numeric",
+                                       **env_kwargs)
         super().__init__(num_envs, self.vector.single_observation_space, self.vector.single_action_space)
         self._actions: np.ndarray | None = None
 

@@ -88,3 +88,18 @@ def test_same_step_autoreset_is_declared_and_reports_the_final_observation():
 def test_an_unknown_autoreset_mode_is_refused():
     with pytest.raises(ValueError, match="autoreset_mode"):
         TherapyVectorEnv(2, autoreset_mode="disabled")
+
+
+def test_sb3_infos_carry_the_reward_terms_of_the_step_also_for_a_finished_client():
+    from tbn_env.sb3 import make_vec_env
+    env = make_vec_env("Therapy-Scores-v0", n_envs=3, seed=5, max_turns=2)
+    env.reset()
+    for _ in range(4):   # two 2-turn sessions: every client finishes twice
+        env.step_async(np.full((3, 12), 8.0, np.float32))
+        _, reward, done, infos = env.step_wait()
+        for r, info in zip(reward, infos):
+            terms = [v for k, v in info.items() if k.startswith("reward_")]
+            assert len(terms) == 5 and sum(terms) == pytest.approx(r, abs=1e-4)
+    assert done.all() and "terminal_observation" in infos[0]
+    with pytest.raises(ValueError, match="info_mode"):
+        make_vec_env("Therapy-Scores-v0", n_envs=2, info_mode="debug")
