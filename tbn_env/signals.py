@@ -18,6 +18,7 @@ draws in a few calls per step and a client's signals do not depend on the batch 
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from .buckets import BUCKET_INDEX
 
@@ -53,15 +54,8 @@ class Signals:
         for i in rows[self._used[rows] >= SIGNAL_BLOCK].tolist():
             self._block[i] = self._rngs[i].random((SIGNAL_BLOCK, _DRAWS))
             self._used[i] = 0
-        u = self._block[rows, self._used[rows]]
-        self._used[rows] += 1
-        miss = (1.0 - AFFECT_READ_ACCURACY) / 2.0
-        offset = np.where(u[:, 0] < miss, -1, np.where(u[:, 0] < 2 * miss, 1, 0))
-        self.affect[rows] = np.clip(phase[rows] + offset, 0, len(AFFECTS) - 1)
-        normal = np.sqrt(-2.0 * np.log1p(-u[:, 1])) * np.cos(2.0 * np.pi * u[:, 2])
-        noisy = buckets[rows, BUCKET_INDEX["fear"]] + AROUSAL_NOISE * normal
-        self.arousal[rows] = np.clip(np.floor(noisy * AROUSAL_LEVELS), 0, AROUSAL_LEVELS - 1).astype(np.int64)
-        self.rupture_cue[rows] = ruptured[rows]
+        _express(rows, self._block, self._used, phase, buckets, BUCKET_INDEX["fear"], ruptured, self.affect,
+                 self.arousal, self.rupture_cue)
 
     _STATE = ("affect", "arousal", "rupture_cue", "_block", "_used")
 
@@ -76,3 +70,18 @@ class Signals:
             if saved is not None:
                 self._rngs[i] = np.random.default_rng()
                 self._rngs[i].bit_generator.state = saved
+
+
+@njit(cache=True)
+def _express(rows, block, used, phase, buckets, fear, ruptured, affect, arousal, rupture_cue):
+    """The signals of `rows` from the next turn of their blocks (in place)."""
+    miss = (1.0 - AFFECT_READ_ACCURACY) / 2.0
+    for i in rows:
+        u = block[i, used[i]]
+        used[i] += 1
+        offset = -1 if u[0] < miss else 1 if u[0] < 2.0 * miss else 0
+        affect[i] = min(max(phase[i] + offset, 0), len(AFFECTS) - 1)
+        normal = np.sqrt(-2.0 * np.log1p(-u[1])) * np.cos(2.0 * np.pi * u[2])   # Box-Muller
+        noisy = buckets[i, fear] + AROUSAL_NOISE * normal
+        arousal[i] = min(max(int(np.floor(noisy * AROUSAL_LEVELS)), 0), AROUSAL_LEVELS - 1)
+        rupture_cue[i] = ruptured[i]
