@@ -1,4 +1,4 @@
-"""DFR's text-span factors (§29.1.2): assessment insights, framework references, intervention markers.
+"""DFR's text-span factors (App. 29.1.2): assessment insights, framework references, intervention markers.
 
 Where each kind lives in a 5-tuple turn (our reading; the paper names the three kinds only):
 

@@ -1,4 +1,4 @@
-"""Text-span factor anchors (§29.1.2): pure insertions, and each kind exactly where it belongs."""
+"""Text-span factor anchors (App. 29.1.2): pure insertions, and each kind exactly where it belongs."""
 import json
 import re
 
