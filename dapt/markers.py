@@ -43,7 +43,7 @@ class Piece:
 def factor(name: str, value: str) -> str:
     if name not in FACTORS:
         raise ValueError(f"unknown factor {name!r}; factors are {FACTORS}")
-    return f"<FAC:{name}>{value}</FAC:{name}>"
+    return text_spans.wrap(name, value)
 
 
 def session_header(session: Session) -> str:

@@ -28,6 +28,7 @@ _ROMAN = re.compile(r"[IVX]+")
 
 
 def wrap(kind: str, text: str) -> str:
+    """The anchor format of every DFR factor, session-level or text-span: ``<FAC:KIND>text</FAC:KIND>``."""
     return f"<FAC:{kind}>{text}</FAC:{kind}>"
 
 
