@@ -11,7 +11,8 @@ Where each kind lives in a 5-tuple turn (our reading; the paper names the three 
 * ``INTERVENTION``: the intervention itself, the therapist's words Uᵀ of a turn or a branch.
 
 An anchor wraps its span as ``<FAC:KIND>…</FAC:KIND>`` and is a pure insertion: removing the anchors
-(:func:`strip`) gives back the text exactly. Inside Mᵀ, which is rendered as JSON, the anchors sit
+(:func:`strip`) gives back the text exactly (as long as the corpus text itself holds no such anchor,
+which no backend is asked to write). Inside Mᵀ, which is rendered as JSON, the anchors sit
 inside the JSON strings, so the block stays valid JSON.
 """
 from __future__ import annotations
