@@ -2,7 +2,9 @@
 
 Decomposition splits a session into turn-level 5-tuples, sub-turn components and segments (the
 sections of Mᵀ and the GCO / OMO blocks of Θᵀ); factorization labels it with multiclass (stage,
-attachment, phase), multilabel (defences, focus areas, issues, strengths) and text-span factors;
+attachment, phase), multilabel (defences, focus areas, issues, strengths) and text-span factors
+(assessment insights, framework references, intervention markers: `dapt.text_spans`), the last also
+as segments and as `<FAC:…>` anchors around their spans in every rendered turn;
 recomposition rebuilds full sessions (exactly: decompose then recompose is the identity), windows of
 varying length, or a short-to-long curriculum. Counterfactual samples go through the same steps
 (§7): their context turns decompose like a session's, and they recompose into one sample each.
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from corpus.schema import CounterfactualSample, Session
 
 from .markers import COMPONENTS, Piece, branch_pieces, counterfactual_header, session_header, turn_pieces
+from .text_spans import SPAN_FACTORS, mark_frameworks, turn_spans
 
 WINDOW_LENGTHS = (2, 4, 8)   # choice: turns per window: short, medium and long contexts from one session
 
@@ -59,6 +62,7 @@ def _turn_units(turns) -> tuple[tuple, tuple]:
         segments += [(t.index, f"defense:{d}", d) for d in m.active_defenses]
         segments += [(t.index, f"issue:{i.label}", i.evidence) for i in m.probable_issues]
         segments += [(t.index, f"focus:{f}", f) for f in m.working_focus_areas]
+        segments += [(t.index, kind.lower(), text) for kind, texts in turn_spans(t).items() for text in texts]
     return tuple(components), tuple(segments)
 
 
@@ -73,8 +77,7 @@ def factors(session: Session) -> dict[str, object]:
     return {"multiclass": {"stage": f.stage, "attachment": f.attachment, "phases": list(f.phases)},
             "multilabel": {"defenses": list(f.defenses), "focus_areas": list(f.focus_areas), "issues": list(f.issues),
                            "strengths": list(f.strengths), "modalities": list(f.modalities)},
-            "text_spans": {"insights": [i.evidence for t in session.turns for i in t.therapist_model.probable_issues],
-                           "frameworks": [t.therapist_thought.omo for t in session.turns]}}
+            "text_spans": {kind: [s for t in session.turns for s in turn_spans(t)[kind]] for kind in SPAN_FACTORS}}
 
 
 def check_targets(targets: frozenset[str] | None) -> frozenset[str] | None:
@@ -117,4 +120,4 @@ def counterfactual(sample: CounterfactualSample, targets: frozenset[str] | None 
         pieces += turn_pieces(t, f"[TURN {t.index}]", targets)
     for b in sample.branches:
         pieces += branch_pieces(b, targets)
-    return pieces + [Piece(f"<RATIONALE>{sample.rationale}</RATIONALE>\n", False)]
+    return pieces + [Piece(f"<RATIONALE>{mark_frameworks(sample.rationale)}</RATIONALE>\n", False)]

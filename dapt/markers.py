@@ -1,7 +1,8 @@
 """The marker grammar shared by every DAPT sample (UHD's hierarchical markers, App. 29.3).
 
 Session headers carry the stage, session number and attachment; turns are `[TURN i]` blocks; each
-5-tuple component sits in its own tags; DFR factor anchors are `<FAC:NAME>…</FAC:NAME>`; ADWC windows
+5-tuple component sits in its own tags; DFR factor anchors are `<FAC:NAME>…</FAC:NAME>`, the session-level
+ones in the header and the text-span ones around their spans inside the turns (`dapt.text_spans`); ADWC windows
 open with the session header and the paper's direction header and number turns `[T+i]` forward or
 `[T-i]` backward; UHD headers add the client profile summary as `[CLIENT …]` (App. 29.3). A
 counterfactual (§7, App. 28) opens with `[COUNTERFACTUAL pipeline=… stage=…]`, then its context turns,
@@ -15,6 +16,8 @@ import re
 from dataclasses import dataclass
 
 from corpus.schema import Branch, CounterfactualSample, Session, Turn
+
+from . import text_spans
 
 FORWARD_HEADER = "[ADWC: FORWARD TEMPORAL ORDER]"   # App. 29.2
 REVERSE_HEADER = "[ADWC: REVERSE TEMPORAL ORDER]"   # App. 29.2
@@ -40,7 +43,7 @@ class Piece:
 def factor(name: str, value: str) -> str:
     if name not in FACTORS:
         raise ValueError(f"unknown factor {name!r}; factors are {FACTORS}")
-    return f"<FAC:{name}>{value}</FAC:{name}>"
+    return text_spans.wrap(name, value)
 
 
 def session_header(session: Session) -> str:
@@ -68,19 +71,27 @@ def branch_pieces(branch: Branch, targets: frozenset[str] | None) -> list[Piece]
     def trains(name: str) -> bool:
         return targets is None or name in targets
     return [Piece(f"[BRANCH {branch.label.replace(']', ')')}]\n", False),
-            Piece(f"<THER_COT>{branch.therapist_thought}</THER_COT>\n", trains("therapist_thought")),
-            Piece(f"<THER_UTT>{branch.therapist_utterance}</THER_UTT>\n", trains("therapist_utterance")),
+            Piece(f"<THER_COT>{text_spans.mark_frameworks(branch.therapist_thought)}</THER_COT>\n",
+                  trains("therapist_thought")),
+            Piece(f"<THER_UTT>{text_spans.intervention(branch.therapist_utterance)}</THER_UTT>\n",
+                  trains("therapist_utterance")),
             Piece(f"<CLIENT_UTT>{branch.client_response}</CLIENT_UTT>\n", trains("client_utterance")),
             Piece(f"<OUTCOME>{branch.outcome}</OUTCOME>\n", False)]
 
 
 def component_text(turn: Turn, name: str) -> str:
-    """One component of a turn as tagged text (Θᵀ keeps its GCO and OMO sub-blocks)."""
+    """One component of a turn as tagged text with its text-span anchors (Θᵀ keeps its GCO and OMO sub-blocks)."""
     tag = TAGS[name]
     if name == "therapist_thought":
-        body = f"<GCO>{turn.therapist_thought.gco}</GCO><OMO>{turn.therapist_thought.omo}</OMO>"
+        t = turn.therapist_thought
+        body = f"<GCO>{text_spans.mark_frameworks(t.gco)}</GCO><OMO>{text_spans.mark_frameworks(t.omo)}</OMO>"
     elif name == "therapist_model":
-        body = turn.therapist_model.model_dump_json()
+        m = turn.therapist_model
+        body = m.model_copy(update={
+            "stage_assessment": text_spans.insight(m.stage_assessment),
+            "modality_insights": tuple(text_spans.insight(s) for s in m.modality_insights)}).model_dump_json()
+    elif name == "therapist_utterance":
+        body = text_spans.intervention(turn.therapist_utterance)
     else:
         body = getattr(turn, name)
     return f"<{tag}>{body}</{tag}>"

@@ -9,8 +9,11 @@ format at the end).
 Data is mlx-lm's chat JSONL, ``{"messages": [{"role", "content"}, …]}`` (``tbn-corpus export-sft``
 writes it). Each sample is rendered with the model's own chat template; the tokens of every
 assistant message (its template closing included, so the stop is learned) train, everything else
-is masked. The mask is found by rendering the conversation up to each assistant message, so a
-template that does not render conversations prefix-wise is refused rather than masked wrongly.
+is masked. The mask is found by rendering the conversation up to each assistant message. A
+template that rewrites earlier assistant turns (Qwen3 strips their ``<think>``) trains each
+assistant message as its own sample after the prompt the template would give at inference
+(:func:`encode_chat`); one that cannot even render an answer after its own generation prompt is
+refused rather than masked wrongly.
 With a held-out file the token-mean loss on it is logged before the first and after the last step.
 """
 
@@ -73,23 +76,40 @@ def data_files(data: str | Path, valid: str | Path | None = None) -> tuple[str, 
     return str(data), None if valid is None else str(valid)
 
 
-def encode_chat(tokenizer, messages: list[dict[str, str]]) -> tuple[list[int], list[float]]:
-    """Token ids of the whole conversation and a 0/1 mask marking the assistant messages' tokens."""
-    ids = [int(t) for t in tokenizer.apply_chat_template(messages)]
-    mask = [0.0] * len(ids)
+Encoded = tuple[list[int], list[float]]   # token ids and their 0/1 loss mask
+
+
+def encode_chat(tokenizer, messages: list[dict[str, str]]) -> list[Encoded]:
+    """The training samples of one conversation: token ids and a 0/1 mask marking assistant tokens.
+
+    A template that renders the conversation prefix-wise gives one sample, every assistant message
+    masked in place. A template that rewrites earlier assistant turns once the conversation moves on
+    (Qwen3's drops their ``<think>`` blocks) gives one sample per assistant message: the conversation
+    up to it rendered as the template renders a prompt at inference, then that message, the only
+    trained tokens, so each answer keeps its own thinking.
+    """
+    def render(msgs: list[dict[str, str]], generation_prompt: bool = False) -> list[int]:
+        return [int(t) for t in tokenizer.apply_chat_template(msgs, add_generation_prompt=generation_prompt)]
+
+    turns = []   # (prompt, prompt + answer) per assistant message
     for i, m in enumerate(messages):
-        if m["role"] != "assistant":
-            continue
-        before = [int(t) for t in tokenizer.apply_chat_template(messages[:i], add_generation_prompt=True)]
-        through = [int(t) for t in tokenizer.apply_chat_template(messages[: i + 1])]
-        if ids[: len(through)] != through or through[: len(before)] != before:
-            raise ValueError("the model's chat template does not render conversations prefix-wise, so the "
-                             "assistant tokens cannot be located; use a model whose template does")
-        mask[len(before): len(through)] = [1.0] * (len(through) - len(before))
-    return ids, mask
+        if m["role"] == "assistant":
+            before, through = render(messages[:i], True), render(messages[: i + 1])
+            if through[: len(before)] != before:
+                raise ValueError("the model's chat template does not render an assistant message after its own "
+                                 "generation prompt, so the assistant tokens cannot be located; use a model whose "
+                                 "template does")
+            turns.append((before, through))
+    ids = render(messages)
+    if all(ids[: len(through)] == through for _, through in turns):
+        mask = [0.0] * len(ids)
+        for before, through in turns:
+            mask[len(before): len(through)] = [1.0] * (len(through) - len(before))
+        return [(ids, mask)]
+    return [(through, [0.0] * len(before) + [1.0] * (len(through) - len(before))) for before, through in turns]
 
 
-def batch_arrays(samples: list[tuple[list[int], list[float]]]) -> tuple[mx.array, mx.array, mx.array]:
+def batch_arrays(samples: list[Encoded]) -> tuple[mx.array, mx.array, mx.array]:
     """Right-padded (inputs, targets, mask) for next-token prediction; padding is masked."""
     width = max(len(ids) for ids, _ in samples)
     ids = mx.array([s + [0] * (width - len(s)) for s, _ in samples])
@@ -97,7 +117,7 @@ def batch_arrays(samples: list[tuple[list[int], list[float]]]) -> tuple[mx.array
     return ids[:, :-1], ids[:, 1:], mask[:, 1:]
 
 
-def heldout_loss(policy, encoded: list[tuple[list[int], list[float]]]) -> float:
+def heldout_loss(policy, encoded: list[Encoded]) -> float:
     """Token-mean SFT loss of the trainable adapter over ``encoded`` (no gradient)."""
     total, tokens = 0.0, 0.0
     with policy.router.use(policy.therapist):
@@ -130,8 +150,8 @@ def run_sft(cfg: SFTConfig, out: str | Path, resume: bool = False) -> Path:
     chats = read_chats(cfg.data)
     valid_chats = read_chats(cfg.valid) if cfg.valid else []
     policy = build_policy(cfg.model, cfg.train, cfg.init_adapter)
-    encoded = [encode_chat(policy.tokenizer, c) for c in chats]
-    valid = [encode_chat(policy.tokenizer, c) for c in valid_chats]
+    encoded = [sample for c in chats for sample in encode_chat(policy.tokenizer, c)]
+    valid = [sample for c in valid_chats for sample in encode_chat(policy.tokenizer, c)]
     run = RunDir(out, cfg, resume)
     up = policy.updater
     per_epoch = -(-len(encoded) // cfg.batch_size)

@@ -126,12 +126,14 @@ def test_counterfactuals_decompose_recompose_exactly_and_render_every_branch(mom
     assert len(units.components) == 5 * len(sample.context_turns)
     text, spans = encode(dfr.counterfactual(sample))
     assert text.startswith(f"[COUNTERFACTUAL pipeline={sample.pipeline} stage={sample.stage}]\n<FAC:STAGE>")
-    assert all(f"<THER_UTT>{b.therapist_utterance}</THER_UTT>" in text for b in sample.branches)
+    assert all(f"<THER_UTT><FAC:INTERVENTION>{b.therapist_utterance}</FAC:INTERVENTION></THER_UTT>" in text
+               for b in sample.branches)
     assert text.count("[BRANCH ") == len(sample.branches) and text.count("[TURN ") == len(sample.context_turns)
     assert all(MARKER.fullmatch(m.group(0)) for m in MARKER.finditer(text))
     _, only_said = encode(dfr.counterfactual(sample, frozenset({"therapist_utterance"})))
     assert [text[a:b] for a, b in only_said][-len(sample.branches):] == [
-        f"<THER_UTT>{b.therapist_utterance}</THER_UTT>\n" for b in sample.branches]
+        f"<THER_UTT><FAC:INTERVENTION>{b.therapist_utterance}</FAC:INTERVENTION></THER_UTT>\n"
+        for b in sample.branches]
 
 
 def test_preprocess_takes_counterfactuals_through_dfr(tmp_path):

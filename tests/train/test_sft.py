@@ -34,11 +34,96 @@ def write_chats(path, chats) -> str:
     return str(path)
 
 
+# Qwen3's template logic over the tiny tokenizer's role tokens: an assistant message before the last
+# user message loses its <think>…</think> block; after it, the reasoning is kept.
+QWEN3_LIKE_TEMPLATE = (
+    "{%- set ns = namespace(last_query_index=messages|length - 1) %}"
+    "{%- for m in messages %}{%- if m.role == 'user' %}{%- set ns.last_query_index = loop.index0 %}{%- endif %}"
+    "{%- endfor %}"
+    "{%- for m in messages %}"
+    "{%- if m.role != 'assistant' %}{{- '<|' + m.role + '|>\\n' + m.content + '<|end|>\\n' }}"
+    "{%- else %}"
+    "{%- set content = m.content %}{%- set reasoning = '' %}"
+    "{%- if '</think>' in content %}"
+    "{%- set reasoning = content.split('</think>')[0].rstrip('\\n').split('<think>')[-1].lstrip('\\n') %}"
+    "{%- set content = content.split('</think>')[-1].lstrip('\\n') %}{%- endif %}"
+    "{%- if loop.index0 > ns.last_query_index and (loop.last or reasoning) %}"
+    "{{- '<|assistant|>\\n<think>\\n' + reasoning.strip('\\n') + '\\n</think>\\n\\n' + content.lstrip('\\n') }}"
+    "{%- else %}{{- '<|assistant|>\\n' + content }}{%- endif %}"
+    "{{- '<|end|>\\n' }}"
+    "{%- endif %}{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|assistant|>\\n' }}{%- endif %}")
+
+
+@pytest.fixture(scope="module")
+def qwen3_like_dir(llama_dir, tmp_path_factory):
+    """The tiny llama with a Qwen3-like chat template (everything else, tokenizer included, unchanged)."""
+    import shutil
+
+    out = tmp_path_factory.mktemp("qwen3-like") / "model"
+    shutil.copytree(llama_dir, out)
+    config = json.loads((out / "tokenizer_config.json").read_text())
+    (out / "tokenizer_config.json").write_text(json.dumps({**config, "chat_template": QWEN3_LIKE_TEMPLATE}))
+    return out
+
+
+def three_turns() -> list[dict[str, str]]:
+    messages = [{"role": "system", "content": "You are a psychotherapist in session."}]
+    for k, line in enumerate(CLIENT_LINES[:3]):
+        messages += [{"role": "user", "content": line},
+                     {"role": "assistant", "content": f"<think>Thought {k}: stay with her.</think>\nAnswer {k}."}]
+    return messages
+
+
+def test_a_template_that_strips_earlier_thinking_trains_each_answer_after_its_inference_prompt(qwen3_like_dir):
+    """Before: refused ("does not render conversations prefix-wise"). Now one sample per assistant message."""
+    from mlx_lm import load
+
+    _, tok = load(str(qwen3_like_dir))
+    messages = three_turns()
+    whole = tok.decode(tok.apply_chat_template(messages))
+    assert "Thought 2" in whole and "Thought 0" not in whole   # the template does strip earlier thinking
+    samples = encode_chat(tok, messages)
+    assert len(samples) == 3
+    for k, (ids, mask) in enumerate(samples):
+        n_prompt = mask.index(1.0)
+        assert set(mask[:n_prompt]) == {0.0} and set(mask[n_prompt:]) == {1.0}   # the answer, and only it, trains
+        prompt_at_inference = tok.apply_chat_template(messages[:2 * k + 2], add_generation_prompt=True)
+        assert ids[:n_prompt] == [int(t) for t in prompt_at_inference]
+        assert tok.decode(ids[n_prompt:]) == f"<think>\nThought {k}: stay with her.\n</think>\n\nAnswer {k}.<|end|>\n"
+        assert all(f"Thought {j}" not in tok.decode(ids[:n_prompt]) for j in range(3))   # earlier thinking stripped
+
+
+def test_a_template_that_cannot_render_an_answer_after_its_own_prompt_is_refused(qwen3_like_dir, tmp_path):
+    """A generation prompt the assistant turn does not start with leaves no place for the mask: refused."""
+    import shutil
+
+    from mlx_lm import load
+
+    odd = tmp_path / "odd"
+    shutil.copytree(qwen3_like_dir, odd)
+    config = json.loads((odd / "tokenizer_config.json").read_text())
+    template = config["chat_template"].replace("{{- '<|assistant|>\\n' }}{%- endif %}",
+                                               "{{- '<|assistant|>\\nSure: ' }}{%- endif %}")
+    (odd / "tokenizer_config.json").write_text(json.dumps({**config, "chat_template": template}))
+    _, tok = load(str(odd))
+    with pytest.raises(ValueError, match="does not render an assistant message after its own generation prompt"):
+        encode_chat(tok, [{"role": "user", "content": "Hi."}, {"role": "assistant", "content": "No think here."}])
+
+
+def test_sft_trains_on_a_qwen3_like_template(qwen3_like_dir, tmp_path):
+    cfg = SFTConfig(model=str(qwen3_like_dir), data=write_chats(tmp_path / "train.jsonl", [three_turns()]),
+                    max_steps=3, train=TrainConfig(**SMALL))
+    run_sft(cfg, tmp_path / "run")
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["train_samples"] == 3 and summary["steps"] == 3   # one conversation, three answers
+
+
 def test_only_assistant_tokens_are_trained(llama_dir):
     """The mask covers exactly the assistant messages (and their closing); every other position gets zero gradient."""
     policy = build_policy(llama_dir, TrainConfig(**SMALL))
     messages = chat("I could not sleep again.", turns=2)
-    ids, mask = encode_chat(policy.tokenizer, messages)
+    [(ids, mask)] = encode_chat(policy.tokenizer, messages)   # prefix-wise template: one sample
     trained = policy.tokenizer.decode([t for t, m in zip(ids, mask) if m])
     assert trained == 2 * "<think>Stay with her.</think>\nTake your time.<|end|>\n"
     inputs, targets, m = batch_arrays([(ids, mask)])
@@ -62,7 +147,7 @@ def test_sft_lowers_heldout_loss_and_its_adapter_loads_in_mlx_lm(llama_dir, tmp_
     assert summary["heldout_loss_after"] < 0.8 * summary["heldout_loss_before"]
     model, tok = load(str(llama_dir), adapter_path=str(adapter))
     base, _ = load(str(llama_dir))
-    ids = mx.array([encode_chat(tok, chat("I am tired."))[0]])
+    ids = mx.array([encode_chat(tok, chat("I am tired."))[0][0]])
     assert not mx.allclose(model(ids), base(ids)).item()   # the trained adapter is what mlx-lm applies
 
 
