@@ -18,7 +18,7 @@ from .params import Params
 from .profiles import ClientProfile, resolve_profile
 from .protocols import Client, ClientTurn, ClientView, DialogueTurn, Judge, JudgeContext, JudgeResult
 from .session import SessionCore, TurnResult
-from .session_batch import EPISODES
+from .session_batch import EPISODES, BatchStep
 from .session_judge import judge_full_session
 from .spaces import MAX_ACTION_CHARS, observation_space, printable, row_of, text_space
 
@@ -203,7 +203,7 @@ class TherapyEnv(gym.Env):
         self.done = False
         self.history: list[DialogueTurn] = []
         self.trace: list[dict[str, float]] = []
-        self.last: TurnResult | None = None
+        self.last: BatchStep | None = None   # the last turn as the batch recorded it
         self.last_judge: JudgeResult | None = None
         self.session_judged: list[JudgeResult] = []
         self.client_words = self._client_speaks() if self.action_mode == "text" else None
@@ -253,12 +253,12 @@ class TherapyEnv(gym.Env):
 
     def _step(self, action):
         scores, thought, utterance = self._scores_for(action)
-        result = self.core.turn(scores, rupture=bool(self.client_words and self.client_words.rupture))
-        session_end, step = result.session_end, result.step
+        step = self.core.step(scores, rupture=bool(self.client_words and self.client_words.rupture))
+        session_end = bool(step.session_end[0])
         taie_full = self._assess_taie(thought, utterance) if self.taie_mode == "full" else None
-        self.last = result
+        self.last = step
         if self.render_mode == "rgb_array":
-            self._record(result)
+            self._record(self.core.result(step))
         terminated, truncated = bool(step.terminated[0]), bool(step.truncated[0])
         self.done = terminated or truncated
         assessment = None
@@ -267,7 +267,7 @@ class TherapyEnv(gym.Env):
                                              therapist_thought=thought))
             self.session_judged.append(self.last_judge)
             if session_end:  # §9.3.7.2: the whole session judged at its end
-                assessment = judge_full_session(self.session_judged, result.session_summary["stage"], self.params,
+                assessment = judge_full_session(self.session_judged, step.summary_of(0)["stage"], self.params,
                                                 judge=self.judge, history=self.history)
                 self.session_judged = []
                 self.history.clear()
@@ -280,7 +280,7 @@ class TherapyEnv(gym.Env):
             info["taie_full"] = taie_full.model_dump() if taie_full is not None else None
         if self.render_mode == "ansi":
             info["render"] = self.render()
-        return self._observation(), float(result.reward.total), terminated, truncated, info
+        return self._observation(), float(step.reward[0]), terminated, truncated, info
 
     def _scores_for(self, action) -> tuple[np.ndarray, str, str]:
         """The 12 scores for this action by action mode, with the therapist's thought and words."""
@@ -412,7 +412,8 @@ class TherapyEnv(gym.Env):
         if self.render_mode == "rgb_array":
             from .render import plot_trace
             return plot_trace(self.trace)
-        core, r = self.core, self.last
+        core = self.core
+        r = None if self.last is None else core.result(self.last)
         turn = self.max_turns if r is not None and r.session_end else core.turn_in_session  # the turn just played
         head = (f"session {self.session_index} turn {turn}/{self.max_turns} | stage {core.stage} "
                 f"phase {core.phase} | stance {core.stance.name}")

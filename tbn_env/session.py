@@ -170,11 +170,18 @@ class SessionCore:
         report a rupture it voiced (the stance detector also infers ruptures from the scores).
         `session_end=None` closes the session after `max_turns` turns.
         """
+        return self.result(self.step(scores, session_end=session_end, rupture=rupture))
+
+    def step(self, scores, *, session_end: bool | None = None, rupture: bool = False) -> BatchStep:
+        """`turn` as the batch records it, without the TurnResult (the environment's lean path)."""
         vec = as_score_vector(scores)
         if session_end is None and self.batch.max_turns is None:
             session_end = False
-        step = self.batch.step(vec[None, :], client_rupture=np.array([bool(rupture)]),
+        return self.batch.step(vec[None, :], client_rupture=np.array([bool(rupture)]),
                                session_end=None if session_end is None else np.array([bool(session_end)]))
+
+    def result(self, step: BatchStep) -> TurnResult:
+        """The TurnResult of the step just taken: its terms and events, and the client's readings now."""
         out = step.turn
         fired = out.modifier_fired[0]
         breakdown = RewardBreakdown(
@@ -190,7 +197,7 @@ class SessionCore:
         result = TurnResult(breakdown, step.events(0), self.phase, self.stage, self.stance.name,
                             float(out.coiling[0]), float(out.alliance[0]), float(out.tmog_accuracy[0]),
                             float(out.tmog_accuracy_delta[0]), float(out.phase_composite[0]), taie,
-                            scores=score_dict(vec), step=step)
+                            scores=score_dict(step.scores[0]), step=step)
         if step.session_end[0]:
             result.session_end = True
             result.treatment_complete = bool(step.complete[0])
