@@ -28,7 +28,7 @@ from .stance import DEFENSE_DOMAIN, OVERWHELM_BUCKETS, STANCES, StanceDetector
 from .signals import Signals
 from .spaces import observe_batch
 from .state import InitialBatch, InitialState
-from .tmog import TMoG
+from .tmog import worst_misreads
 
 EPISODES = ("session", "treatment")
 EVENT_TYPES = ("phase_forward", "phase_regression", "taie_growth", "taie_regression", "rupture", "stance",
@@ -300,9 +300,8 @@ class SessionBatch:
         means = self.score_sum[rows] / turns[:, None]
         mal = len(MALADAPTIVE)
         worst = np.full(len(rows), None, dtype=object)
-        for j, i in enumerate(rows.tolist()):
-            worst[j] = [{"node": node, "error": err}
-                        for node, err in TMoG(k.tmog[i], self.params).worst_misread(k.levels[i], self.cg.nodes)]
+        for j, misread in enumerate(worst_misreads(k.tmog[rows], levels, self.cg.nodes, self.params.tmog_worst_k)):
+            worst[j] = [{"node": node, "error": err} for node, err in misread]
         tree = {
             "session": self.session[rows].copy(), "turns": turns.copy(),
             "coiling": self.cg.coiling(levels, path),

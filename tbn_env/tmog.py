@@ -50,6 +50,13 @@ class TMoG:
 
     def worst_misread(self, actual: np.ndarray, nodes: tuple[str, ...]) -> list[tuple[str, float]]:
         """The k nodes where the estimate is furthest from the truth, with the signed error."""
-        err = self.estimate - actual
-        order = np.argsort(-np.abs(err), kind="stable")[: self.params.tmog_worst_k]
-        return [(nodes[i], float(err[i])) for i in order]
+        return worst_misreads(self.estimate[None], actual[None], nodes, self.params.tmog_worst_k)[0]
+
+
+def worst_misreads(estimate: np.ndarray, actual: np.ndarray, nodes: tuple[str, ...],
+                   k: int) -> list[list[tuple[str, float]]]:
+    """Per client ([B, N] estimates and truths), the k nodes misread most, with the signed error."""
+    err = estimate - actual
+    order = np.argsort(-np.abs(err), axis=1, kind="stable")[:, :k]
+    picked = np.take_along_axis(err, order, axis=1)
+    return [[(nodes[j], e) for j, e in zip(o, p)] for o, p in zip(order.tolist(), picked.tolist())]
