@@ -20,6 +20,7 @@ import json
 import sys
 
 from tbn_train.cli_errors import USER_ERRORS, report
+from tbn_train.distributed import DISTRIBUTED_TIMEOUT, STOPPED_EXIT, QuietStop, RankLost, World
 from tbn_train.tiny_model import ARCHITECTURES, TINY_HIDDEN, TINY_LAYERS
 
 
@@ -58,6 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     selfplay.add_argument("--eval-every", type=int, default=None,
                           help="every N turns (and at the end) evaluate on held-out clients; OUT/eval/curve.png")
     selfplay.add_argument("--eval-sessions", type=int, default=None, help="held-out sessions per evaluation (default: 3)")
+    selfplay.add_argument("--clients", type=int, default=None,
+                          help="clients this process plays side by side, their gradients pooled into one step per turn (default: 1)")
+    selfplay.add_argument("--distributed", action="store_true",
+                          help="join the ranks mlx.launch started: each plays its own --clients, gradients are pooled "
+                               "with all_sum, rank 0 writes --out (README: Several Macs)")
+    selfplay.add_argument("--distributed-timeout", type=float, default=None,
+                          help=f"seconds a rank waits for the others at a step before giving up (default: {DISTRIBUTED_TIMEOUT:.0f})")
     add_config_arguments(selfplay)
 
     dpo = sub.add_parser("dpo", help="DPO from preference pairs, Methods A/B (§9.3.11)")
@@ -145,6 +153,16 @@ def _plan(args: argparse.Namespace) -> None:
     print(plan_json(plan) if args.json else format_plan(plan))
 
 
+def _world(args: argparse.Namespace) -> World:
+    """The data-parallel group (--distributed) or this process alone."""
+    timeout = DISTRIBUTED_TIMEOUT if args.distributed_timeout is None else args.distributed_timeout
+    if not args.distributed:
+        if args.distributed_timeout is not None:
+            raise ValueError("--distributed-timeout needs --distributed")
+        return World()
+    return World.join(timeout)
+
+
 def _train(args: argparse.Namespace) -> None:
     if args.command == "eval":
         _evaluate(args)
@@ -156,9 +174,12 @@ def _train(args: argparse.Namespace) -> None:
         from tbn_train.selfplay import SelfPlay, SelfPlayConfig
 
         names = ("sessions", "max_turns", "judge", "client", "checkpoint_every", "judge_max_tokens", "client_max_tokens",
-                 "taie", "eval_every", "eval_sessions")
-        cfg = SelfPlayConfig(**_run_settings(args, names))
-        out = SelfPlay(cfg, args.out, resume=args.resume).run_all()
+                 "taie", "eval_every", "eval_sessions", "clients")
+        world = _world(args)
+        cfg = SelfPlayConfig(**_run_settings(args, names), ranks=world.size)
+        out = SelfPlay(cfg, args.out, resume=args.resume, world=world).run_all()
+        if out is None:  # a rank other than 0: rank 0 wrote the adapter
+            return
     elif args.command == "sft":
         from tbn_train.sft import SFTConfig, data_files, run_sft  # noqa: PLC0415
 
@@ -178,8 +199,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         _run(args)
+    except QuietStop:  # rank 0 prints the error another rank hit
+        return 2
     except USER_ERRORS as exc:
         return report("tbn-train", exc)
+    except RankLost as exc:
+        report("tbn-train", exc)
+        return STOPPED_EXIT
     return 0
 
 
