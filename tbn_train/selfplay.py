@@ -24,6 +24,7 @@ judge fallbacks, timings by part); each session end prints the §9.3.14.2 summar
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import pickle
@@ -37,6 +38,7 @@ from typing import Annotated, Literal
 
 import gymnasium as gym
 import mlx.core as mx
+from mlx.utils import tree_flatten
 import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from tqdm import tqdm
@@ -461,16 +463,22 @@ class SelfPlay:
         return {**report, "seconds": time.perf_counter() - start}
 
     def _checkpoint(self) -> None:
-        """Every client's counters and env state go to rank 0, which writes the checkpoint."""
+        """Every client's counters and env state go to rank 0, which writes the checkpoint; with several
+        ranks it also records each rank's adapter digest and refuses to go on if they differ."""
         up = self.policy.updater
         mine = [(slot.index, asdict(slot.counters), pickle.dumps(slot.base_env.get_state())) for slot in self.slots]
+        state = {"turn": self.turn, "updater_counters": asdict(up.counters)}
         if self.world.size > 1:
-            mine = [c for blob in self.world.gather_bytes(pickle.dumps(mine), f"the checkpoint of turn {self.turn}")
-                    for c in pickle.loads(blob)]
+            blobs = self.world.gather_bytes(pickle.dumps((adapter_digest(up.model), mine)), f"the checkpoint of turn {self.turn}")
+            every = [pickle.loads(blob) for blob in blobs]
+            mine = [c for _, clients in every for c in clients]
+            state["adapter_digests"] = [digest for digest, _ in every]
         if self.world.rank != 0:
             return
-        counters = mine[0][1] if self.clients == 1 else [c for _, c, _ in mine]
-        state = {"turn": self.turn, "updater_counters": asdict(up.counters), "run_counters": counters}
+        if len(set(state.get("adapter_digests", ()))) > 1:
+            raise RuntimeError(f"the ranks hold different adapters at turn {self.turn} ({state['adapter_digests']}): "
+                               f"their updates diverged; resume from the last checkpoint")
+        state["run_counters"] = mine[0][1] if self.clients == 1 else [c for _, c, _ in mine]
         files = {env_state_file(index, self.clients): env for index, _, env in mine}
         self.run.checkpoint(self.turn, self.policy.model, self.policy.router, up.optimizer, seed=self.train.seed,
                             state=state, files=files, keep=self.train.keep_checkpoints)
@@ -509,6 +517,15 @@ class SelfPlay:
         if not writer:
             return None
         return self.run.finish(self.policy.model, self.policy.router, self.policy.therapist)
+
+
+def adapter_digest(model) -> str:
+    """SHA-256 of the trainable parameters' bytes, in a fixed key order (equal on ranks that agree bit for bit)."""
+    h = hashlib.sha256()
+    for key, value in sorted(tree_flatten(model.trainable_parameters())):
+        h.update(key.encode("utf-8"))
+        h.update(np.array(value.astype(mx.float32)).tobytes())  # exact for float16 and bfloat16 too
+    return h.hexdigest()
 
 
 def env_state_file(client: int, clients: int) -> str:
