@@ -186,3 +186,32 @@ def test_adapter_digest_sees_one_changed_value(setup):
     (key, value), *_ = tree_flatten(model.trainable_parameters())
     model.update(tree_unflatten([(key, value + (mx.arange(value.size).reshape(value.shape) == 0) * 1e-3)]))
     assert adapter_digest(model) != before
+
+
+@pytest.mark.slow
+def test_a_hung_rank_makes_the_other_give_up_after_the_timeout(llama_dir, tmp_path):
+    """Rank 1 stopped (SIGSTOP) keeps its connection open: only rank 0's watchdog can end the wait."""
+    out, pids, err_file = tmp_path / "hung", tmp_path / "pids", tmp_path / "stderr"
+    pids.mkdir()
+    env = {**os.environ, "MLX_DISABLE_COMPILE": "1", "HF_HUB_OFFLINE": "1", "TBN_TEST_PID_DIR": str(pids)}
+    cmd = [str(LAUNCHER), "-n", "2", "--backend", "ring", "--starting-port", str(free_port()), "--python", sys.executable,
+           str(ENTRY), *selfplay_args(llama_dir, out), "--distributed", "--distributed-timeout", "5"]
+    latest = out / CHECKPOINTS / "latest.json"
+    with open(err_file, "w") as err:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err)
+    rank1 = None
+    try:
+        while proc.poll() is None and not latest.is_file():
+            time.sleep(0.05)
+        rank1 = int((pids / "rank-1.pid").read_text())
+        os.kill(rank1, signal.SIGSTOP)
+        deadline = time.monotonic() + LAUNCH_TIMEOUT
+        while not error_lines(err_file.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        if rank1 is not None:
+            os.kill(rank1, signal.SIGKILL)  # a stopped process ignores the launcher's SIGTERM
+        proc.communicate(timeout=LAUNCH_TIMEOUT)
+    lines = error_lines(err_file.read_text())
+    assert len(lines) == 1 and lines[0].startswith("tbn-train: error: rank 0 waited 5 s for the other ranks"), lines
+    assert "--resume" in lines[0]
