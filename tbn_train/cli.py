@@ -3,14 +3,16 @@
 Subcommands:
   make-tiny-model DIR   build an offline tiny mlx-lm model (tests, demo, bench)
   show-config           print the resolved trainer settings as JSON (file + flag overrides)
-  selfplay              RLAIF + GRPO self-play over Therapy-v0 (§9.3.9–§9.3.14), resumable
+  selfplay              RLAIF + GRPO self-play over Therapy-v0 (§9.3.9–§9.3.14), resumable; --clients N
+                        pools N clients per turn, --distributed the ranks mlx.launch started
   dpo                   DPO from preference pairs, Methods A/B (§9.3.11), resumable
   sft                   SFT on chat samples, loss on the assistant's tokens (§9.2), resumable
   plan                  where the adapters go on a model and the estimated peak memory (no training)
   eval                  adapters side by side on held-out clients: JSON report + PNG plots
 
 Bad input (a missing model directory, an unknown config key, a resume that does not match its
-run) ends with one ``tbn-train: error: …`` line naming the problem and exit status 2.
+run) ends with one ``tbn-train: error: …`` line naming the problem and exit status 2; a distributed
+rank stopped because another one failed ends with one such line and exit status 3.
 """
 
 from __future__ import annotations

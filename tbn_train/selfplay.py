@@ -20,6 +20,11 @@ Every turn is one JSONL record (scores, reward breakdown, losses, phase/stage, a
 judge fallbacks, timings by part); each session end prints the §9.3.14.2 summary; checkpoints
 (adapter, Adam, env state, counters, log offset) make ``--resume`` exact. Determinism comes from
 :func:`~tbn_train.checkpoint.seed_step` at the start of every turn.
+
+Several clients per turn (``--clients N`` in one process, × R ranks with ``--distributed``): each
+plays its own turn, then one RLAIF step and one GRPO step pool their gradients
+(:func:`~tbn_train.distributed.pooled_gradient`); each client's phases are seeded by (turn, client,
+phase), so a client plays the same whichever rank or process holds it.
 """
 
 from __future__ import annotations
