@@ -205,7 +205,7 @@ def pooled_gradient(parts: Sequence[Gradient | None], template: dict, world: Wor
     weight_sum, count, all_ties = (float(v) for v in total[-3:].tolist())
     if count == 0:
         return None, int(all_ties)
-    mean = total[:-3] / weight_sum
+    mean = total[:-3] / weight_sum if weight_sum else total[:-3]  # all weights 0 (a weight set to 0): Σ wᵢgᵢ = 0
     grads, offset = [], 0
     for key, value in flat:
         grads.append((key, mean[offset:offset + value.size].reshape(value.shape).astype(value.dtype)))

@@ -215,3 +215,8 @@ def test_a_hung_rank_makes_the_other_give_up_after_the_timeout(llama_dir, tmp_pa
     lines = error_lines(err_file.read_text())
     assert len(lines) == 1 and lines[0].startswith("tbn-train: error: rank 0 waited 5 s for the other ranks"), lines
     assert "--resume" in lines[0]
+
+
+def test_zero_weights_pool_to_a_zero_step_not_nan():
+    pooled, _ = pooled_gradient([_part(1.0, 0.0), _part(2.0, 0.0)], {"w": mx.zeros((2, 3))}, World(), clients=2, what="test")
+    assert pooled.weight == 0.0 and not mx.any(pooled.grads["w"]).item()
