@@ -10,7 +10,8 @@ processes (no thread settings):
 3. the bare all-reduce of this adapter's gradient vector (2 ranks, after a barrier), per step.
 
 Client-turns per minute come from the runs' logs, the first (warm-up) turn left out; a 2-rank step
-lasts as long as its slower rank. "sync" is the time a rank spends pooling (the all-reduce plus
+lasts as long as its slower rank. CPU seconds per client-turn (all processes of a run, start included)
+show what the ranks cost apart from competing for this machine's cores. "sync" is the time a rank spends pooling (the all-reduce plus
 waiting for the slower rank). On paper, the same step on R Mac Studios over Thunderbolt 5, from the
 trainable parameter count ``tbn-train plan`` gives for real models and the constants below.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -44,8 +46,8 @@ PAPER_MODELS = ("Qwen3-8B-4bit", "Qwen3-30B-A3B-4bit")
 LAUNCHER = Path(sys.executable).with_name("mlx.launch")
 
 
-def selfplay(model: Path, out: Path, turns: int, tokens: int, ranks: int) -> list[dict]:
-    """One run through the CLI; its log records."""
+def selfplay(model: Path, out: Path, turns: int, tokens: int, ranks: int) -> tuple[list[dict], float]:
+    """One run through the CLI; its log records and the CPU seconds all its processes used (start included)."""
     args = ["selfplay", "--model", str(model), "--sessions", "1", "--max-turns", str(turns + 1), "--out", str(out),
             "--max-new-tokens", str(tokens), "--seed", "0"]
     if ranks == 1:
@@ -53,19 +55,25 @@ def selfplay(model: Path, out: Path, turns: int, tokens: int, ranks: int) -> lis
     else:
         cmd = [str(LAUNCHER), "-n", str(ranks), "--backend", "ring", "--python", sys.executable,
                "-m", "tbn_train.cli", *args, "--distributed"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()], cpu
 
 
-def throughput(records: list[dict]) -> dict:
-    """Client-turns per minute over the turns after the first, a step lasting as long as its slowest rank."""
+def throughput(run: tuple[list[dict], float]) -> dict:
+    """Client-turns per minute over the turns after the first, a step lasting as long as its slowest rank;
+    CPU seconds per client-turn over the whole run (start and warm-up included)."""
+    records, cpu = run
     turns = sorted({r["turn"] for r in records})[1:]
     steps = [[r for r in records if r["turn"] == t] for t in turns]
     wall = sum(max(r["timings"]["total"] for r in step) for step in steps)
     clients = sum(len(step) for step in steps)
     timed = [r for step in steps for r in step]
     sync = sum(r["timings"].get("sync", 0.0) for r in timed) / sum(r["timings"]["total"] for r in timed)
-    return {"client_turns_per_min": 60 * clients / wall, "step_s": wall / len(steps), "sync_share": sync}
+    return {"client_turns_per_min": 60 * clients / wall, "step_s": wall / len(steps), "sync_share": sync,
+            "cpu_per_client_turn": cpu / len(records)}
 
 
 def probe(params: int) -> None:
@@ -133,12 +141,14 @@ def main() -> int:
         two = throughput(selfplay(model, Path(tmp) / "two", args.turns, args.tokens, 2))
         params = sum(a.size for a in load_arrays(Path(tmp) / "two" / "therapist" / "adapters.safetensors", "adapter").values())
         reduce_s = measured_allreduce(params)
-    rows = ["| setting | client-turns / min | step (s) | sync share of the step |", "|---|---|---|---|",
-            f"| 1 process, 1 client | {one['client_turns_per_min']:.1f} | {one['step_s']:.2f} | {one['sync_share']:.1%} |",
-            f"| 2 ranks (ring, 127.0.0.1), 1 client each | {two['client_turns_per_min']:.1f} | {two['step_s']:.2f} "
-            f"| {two['sync_share']:.1%} |"]
+    rows = ["| setting | client-turns / min | step (s) | sync share of the step | CPU s per client-turn (whole run) |",
+            "|---|---|---|---|---|"]
+    for name, r in (("1 process, 1 client", one), ("2 ranks (ring, 127.0.0.1), 1 client each", two)):
+        rows.append(f"| {name} | {r['client_turns_per_min']:.1f} | {r['step_s']:.2f} | {r['sync_share']:.1%} "
+                    f"| {r['cpu_per_client_turn']:.1f} |")
     print("\n".join(rows))
-    print(f"\nscaling 2 ranks / 1 process: {two['client_turns_per_min'] / one['client_turns_per_min']:.2f}×")
+    print(f"\nscaling 2 ranks / 1 process: {two['client_turns_per_min'] / one['client_turns_per_min']:.2f}× in client-turns "
+          f"per minute, {one['cpu_per_client_turn'] / two['cpu_per_client_turn']:.2f}× in client-turns per CPU second")
     print(f"bare all-reduce of the adapter's gradient ({params:,} float32, 2 ranks): {reduce_s * 1e3:.2f} ms; "
           f"{REDUCES_PER_TURN} per step = {REDUCES_PER_TURN * reduce_s / two['step_s']:.2%} of the 2-rank step")
     print("\non paper, R Mac Studios over Thunderbolt 5 (turn assumed", f"{REAL_TURN_S:.0f} s):")

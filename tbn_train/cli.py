@@ -7,6 +7,7 @@ Subcommands:
                         pools N clients per turn, --distributed the ranks mlx.launch started
   dpo                   DPO from preference pairs, Methods A/B (§9.3.11), resumable
   sft                   SFT on chat samples, loss on the assistant's tokens (§9.2), resumable
+                        (selfplay, dpo, sft: --distributed splits the work over mlx.launch's ranks)
   plan                  where the adapters go on a model and the estimated peak memory (no training)
   eval                  adapters side by side on held-out clients: JSON report + PNG plots
 
@@ -63,11 +64,6 @@ def build_parser() -> argparse.ArgumentParser:
     selfplay.add_argument("--eval-sessions", type=int, default=None, help="held-out sessions per evaluation (default: 3)")
     selfplay.add_argument("--clients", type=int, default=None,
                           help="clients this process plays side by side, their gradients pooled into one step per turn (default: 1)")
-    selfplay.add_argument("--distributed", action="store_true",
-                          help="join the ranks mlx.launch started: each plays its own --clients, gradients are pooled "
-                               "with all_sum, rank 0 writes --out (README: Several Macs)")
-    selfplay.add_argument("--distributed-timeout", type=float, default=None,
-                          help=f"seconds a rank waits for the others at a step before giving up (default: {DISTRIBUTED_TIMEOUT:.0f})")
     add_config_arguments(selfplay)
 
     dpo = sub.add_parser("dpo", help="DPO from preference pairs, Methods A/B (§9.3.11)")
@@ -125,6 +121,12 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="mlx-lm adapter: the therapist's start, the frozen client/judge adapter and the reference")
     parser.add_argument("--checkpoint-every", type=int, default=None,
                         help="checkpoint every N turns/steps (default: 1)")
+    parser.add_argument("--distributed", action="store_true",
+                        help="join the ranks mlx.launch started: each plays its own clients (selfplay) or takes its share "
+                             "of each batch (sft, dpo); gradients pooled with all_sum; rank 0 writes --out "
+                             "(README: Several Macs)")
+    parser.add_argument("--distributed-timeout", type=float, default=None,
+                        help=f"seconds a rank waits for the others at a step before giving up (default: {DISTRIBUTED_TIMEOUT:.0f})")
 
 
 def _run_settings(args: argparse.Namespace, names: tuple[str, ...]) -> dict:
@@ -180,20 +182,23 @@ def _train(args: argparse.Namespace) -> None:
         world = _world(args)
         cfg = SelfPlayConfig(**_run_settings(args, names), ranks=world.size)
         out = SelfPlay(cfg, args.out, resume=args.resume, world=world).run_all()
-        if out is None:  # a rank other than 0: rank 0 wrote the adapter
-            return
     elif args.command == "sft":
         from tbn_train.sft import SFTConfig, data_files, run_sft  # noqa: PLC0415
 
         args.data, args.valid = data_files(args.data, args.valid)
         names = ("data", "valid", "epochs", "batch_size", "max_steps", "checkpoint_every")
-        cfg = SFTConfig(**_run_settings(args, names))
-        out = run_sft(cfg, args.out, resume=args.resume)
+        world = _world(args)
+        cfg = SFTConfig(**_run_settings(args, names), ranks=world.size)
+        out = run_sft(cfg, args.out, resume=args.resume, world=world)
     else:
         from tbn_train.dpo import DPOConfig, run_dpo
 
-        cfg = DPOConfig(**_run_settings(args, ("pairs", "heldout", "epochs", "batch_size", "checkpoint_every")))
-        out = run_dpo(cfg, args.out, resume=args.resume)
+        world = _world(args)
+        cfg = DPOConfig(**_run_settings(args, ("pairs", "heldout", "epochs", "batch_size", "checkpoint_every")),
+                        ranks=world.size)
+        out = run_dpo(cfg, args.out, resume=args.resume, world=world)
+    if out is None:  # a rank other than 0: rank 0 wrote the adapter
+        return
     print(f"therapist adapter (mlx-lm format) written to {out}")
 
 

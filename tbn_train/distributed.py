@@ -15,26 +15,33 @@ that died shows up sooner as a lost connection (:class:`RankLost`). Either way n
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import shutil
 import signal
 import sys
+import tarfile
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import mlx.core as mx
 import numpy as np
 from mlx.utils import tree_flatten, tree_unflatten
 
-from tbn_train.run_dir import plain_json
-from tbn_train.update import Gradient
+from tbn_train.checkpoint import Checkpoint, load_checkpoint
+from tbn_train.run_dir import RunDir, plain_json
+from tbn_train.update import Gradient, PolicyUpdater
 
 DISTRIBUTED_TIMEOUT = 1800.0  # seconds a rank waits at a collective: above the slowest turn + held-out eval of an 8B model
 WATCHDOG_TICK = 0.5  # seconds between the watchdog's looks at the clock
 STOPPED_EXIT = 3  # exit status of a rank stopped because another rank failed (2 stays "bad input")
+RESUME_COPY = "checkpoint"  # where a rank other than 0 unpacks the checkpoint rank 0 sends it
 
 T = TypeVar("T")
 
@@ -211,3 +218,72 @@ def pooled_gradient(parts: Sequence[Gradient | None], template: dict, world: Wor
         grads.append((key, mean[offset:offset + value.size].reshape(value.shape).astype(value.dtype)))
         offset += value.size
     return Pooled(tree_unflatten(grads), weight_sum / count, int(count)), int(all_ties)
+
+
+def batch_step(updater: PolicyUpdater, world: World, part: Gradient | None, share: float, what: str) -> float:
+    """One optimizer step on a batch split over the ranks; return the pre-clip norm.
+
+    ``part`` is the gradient of this rank's share of the batch (None: an empty share) under a mean loss,
+    ``share`` what that mean is over (pairs for DPO, target tokens for SFT): pooled with those
+    weights it is the gradient of the whole batch's mean loss, then the usual clip and Adam (weight 1).
+    """
+    weighted = None if part is None else Gradient(part.loss, part.grads, share, part.aux)
+    pooled, _ = pooled_gradient([weighted], updater.model.trainable_parameters(), world, world.size, what)
+    norm = updater.apply(pooled.grads, 1.0)
+    mx.eval(updater.model.trainable_parameters(), updater.optimizer.state)
+    return norm.item()
+
+
+def weighted_means(world: World, share: float, values: dict[str, float], what: str) -> dict[str, float]:
+    """Every rank's ``values`` averaged with weights ``share`` (on every rank): a batch's mean from its shares'."""
+    every = world.gather_json([share, values], what)
+    total = sum(w for w, _ in every)
+    keys = next(v for w, v in every if w)  # a batch is never empty: some rank has a share
+    return {k: sum(w * v[k] for w, v in every if w) / total for k in keys}
+
+
+def check_ranks(ranks: int, world: World) -> None:
+    """Refuse a run set for another number of ranks than joined (``ranks`` is a run setting: a resume keeps it)."""
+    if ranks != world.size:
+        raise ValueError(f"the run is set for {ranks} ranks but {world.size} joined; start it with "
+                         f"mlx.launch -n {ranks} … --distributed")
+
+
+def start_ranks(world: World, settings, resume: bool, build: Callable[[], T]) -> T:
+    """Check that every rank got the same settings, then ``build()`` (the policy, encoded data) on every rank.
+
+    A failure on any rank stops all, rank 0 printing the one line; nothing is written yet.
+    """
+    world.together("the settings check", lambda: world.check_same_settings({**settings.model_dump(mode="json"),
+                                                                            "resume": resume}))
+    return world.together("the start", build)
+
+
+def open_run_dir(world: World, settings, out, resume: bool, policy) -> tuple[RunDir | None, Checkpoint | None]:
+    """Rank 0 opens the run directory and loads its latest checkpoint; the other ranks receive that
+    checkpoint from it (no shared disk needed) into a temporary copy: :func:`drop_copy` it once read."""
+    p = policy
+    run = world.together("the run directory", lambda: RunDir(out, settings, resume) if world.rank == 0 else None)
+    ck = world.together("the checkpoint", lambda: run.restore(p.model, p.router, p.updater.optimizer) if run else None)
+    if world.size == 1:
+        return run, ck
+    payload = world.broadcast_bytes(_pack(ck.path) if ck is not None else b"", "the resume")
+    if world.rank == 0 or not payload:
+        return run, ck
+    where = Path(tempfile.mkdtemp(prefix="tbn-resume-")) / RESUME_COPY
+    with tarfile.open(fileobj=io.BytesIO(payload), mode="r") as tar:
+        tar.extractall(where, filter="data")
+    return run, load_checkpoint(where, p.model, p.router, p.updater.optimizer)
+
+
+def drop_copy(ck: Checkpoint | None) -> None:
+    """Remove a checkpoint copy :func:`open_run_dir` received from rank 0 (rank 0's own checkpoint stays)."""
+    if ck is not None and ck.path.name == RESUME_COPY:
+        shutil.rmtree(ck.path.parent, ignore_errors=True)
+
+
+def _pack(path: Path) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        tar.add(path, arcname=".")
+    return buf.getvalue()

@@ -30,12 +30,8 @@ phase), so a client plays the same whichever rank or process holds it.
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import pickle
-import shutil
-import tarfile
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -59,11 +55,11 @@ from tbn_env.protocols import (
     JudgeResult,
 )
 from tbn_env.reward import modifier_terms, weighted_composite
-from tbn_train.checkpoint import load_checkpoint, seed_step
+from tbn_train.checkpoint import seed_step
 from tbn_train.clients import training_profile
 from tbn_train.read_files import load_pickle
 from tbn_train.config import TrainConfig
-from tbn_train.distributed import World, pooled_gradient
+from tbn_train.distributed import World, check_ranks, drop_copy, open_run_dir, pooled_gradient, start_ranks
 from tbn_train.generation import generate, generate_candidates
 from tbn_train.judges import check_judge_spec, resolve_judge
 from tbn_train.mlx_backends import (
@@ -83,7 +79,6 @@ from tbn_train.prompts import (
     render,
     therapist_messages,
 )
-from tbn_train.run_dir import RunDir
 from tbn_train.timing import Timings, switched
 from tbn_train.turns import SILENCE, hard_failures, split_turn
 from tbn_train.update import Gradient, grpo_metrics
@@ -94,7 +89,6 @@ ATTUNEMENT_SCALE = 10.0  # a 0.01 TMoG-accuracy loss adds 0.1 urgency
 ENV_STATE_FILE = "env_state.pkl"  # env.get_state() is picklable, not JSON
 EVAL_DIR = "eval"  # --eval-every writes curve.json and curve.png here
 EVAL_SESSIONS = 3  # one held-out client of each DMM family per evaluation
-RESUME_COPY = "checkpoint"  # where a rank other than 0 unpacks the checkpoint rank 0 sends it
 
 log = logging.getLogger(__name__)
 
@@ -231,19 +225,14 @@ class SelfPlay:
     def __init__(self, cfg: SelfPlayConfig, out: str | Path, resume: bool = False, world: World | None = None) -> None:
         self.cfg, self.train = cfg, cfg.train
         self.world = world = world or World()
-        if cfg.ranks != world.size:
-            raise ValueError(f"the run is set for {cfg.ranks} ranks but {world.size} joined; start it with "
-                             f"mlx.launch -n {cfg.ranks} … --distributed")
-        world.together("the settings check", lambda: world.check_same_settings({**cfg.model_dump(mode="json"),
-                                                                                "resume": resume}))
-        self.policy: Policy = world.together("the start", lambda: self._build_policy())  # a refusal writes nothing
-        self.run = world.together("the run directory", lambda: RunDir(out, cfg, resume) if world.rank == 0 else None)
+        check_ranks(cfg.ranks, world)
+        self.policy: Policy = start_ranks(world, cfg, resume, self._build_policy)  # a refusal writes nothing
+        self.run, ck = open_run_dir(world, cfg, out, resume, self.policy)
         self.timings = Timings()
         self.clients = cfg.clients * world.size  # over all ranks
         self.slots = [ClientSlot(self, world.rank * cfg.clients + i) for i in range(cfg.clients)]
         self.turn = 0
         up = self.policy.updater
-        ck = self._restore(world.together("the checkpoint", lambda: self._read_checkpoint()))
         if ck is not None:
             self.turn = ck.state["turn"]
             up.counters.__dict__.update(ck.state["updater_counters"])
@@ -251,32 +240,12 @@ class SelfPlay:
             for slot in self.slots:
                 counters = saved if self.clients == 1 else saved[slot.index]
                 slot.restore(counters, ck.path / env_state_file(slot.index, self.clients), self.train.seed)
-            if ck.path.name == RESUME_COPY:  # another rank's copy of rank 0's checkpoint
-                shutil.rmtree(ck.path.parent, ignore_errors=True)
+            drop_copy(ck)
 
     def _build_policy(self) -> Policy:
         if self.cfg.judge != "model":
             resolve_judge(self.cfg.judge)  # a judge that cannot be built fails before the run directory exists
         return build_policy(self.cfg.model, self.cfg.train, self.cfg.init_adapter)
-
-    def _read_checkpoint(self):
-        """Rank 0: lock the run directory and load its latest checkpoint (None for a fresh run)."""
-        if self.world.rank != 0:
-            return None
-        p = self.policy
-        return self.run.restore(p.model, p.router, p.updater.optimizer)
-
-    def _restore(self, ck):
-        """The other ranks load the checkpoint rank 0 sends them (as a tar of its directory)."""
-        if self.world.size == 1:
-            return ck
-        payload = self.world.broadcast_bytes(pack_directory(ck.path) if ck is not None else b"", "the resume")
-        if self.world.rank == 0 or not payload:
-            return ck
-        where = Path(tempfile.mkdtemp(prefix="tbn-resume-")) / RESUME_COPY
-        unpack_directory(payload, where)
-        p = self.policy
-        return load_checkpoint(where, p.model, p.router, p.updater.optimizer)
 
     # ------------------------------------------------------------------ backends
     def _role(self, temperature: float, max_tokens: int) -> ModelRole:
@@ -537,15 +506,3 @@ def env_state_file(client: int, clients: int) -> str:
     """A client's env state in a checkpoint (one client: the name single-client runs always used)."""
     return ENV_STATE_FILE if clients == 1 else f"env_state-{client}.pkl"
 
-
-def pack_directory(path: Path) -> bytes:
-    """A checkpoint directory as tar bytes (rank 0 sends it to the others on resume)."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        tar.add(path, arcname=".")
-    return buf.getvalue()
-
-
-def unpack_directory(payload: bytes, where: Path) -> None:
-    with tarfile.open(fileobj=io.BytesIO(payload), mode="r") as tar:
-        tar.extractall(where, filter="data")

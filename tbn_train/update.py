@@ -182,27 +182,42 @@ class PolicyUpdater:
         if not len(prompts) == len(chosen) == len(rejected):
             raise ValueError(f"DPO batch sizes differ: {len(prompts)} prompts, {len(chosen)} chosen, "
                              f"{len(rejected)} rejected")
+        part = self.dpo_gradient(prompts, chosen, rejected)
+        n = len(prompts)
+        norm = self.apply(part.grads, part.weight)
+        mx.eval(self.model.trainable_parameters(), self.optimizer.state, *part.aux)
+        self.counters.dpo_steps += 1
+        lp, ref = part.aux
+        return StepResult(part.loss.item(), norm.item(), metrics=dpo_metrics(lp[:n], lp[n:], ref[:n], ref[n:], self.config.dpo_beta))
+
+    def dpo_gradient(self, prompts: Sequence[Sequence[int]], chosen: Sequence[Sequence[int]],
+                     rejected: Sequence[Sequence[int]]) -> Gradient:
+        """:meth:`dpo`'s gradients (weight 1) without the update; ``aux`` = (log π, log π_ref), chosen then rejected."""
         both_prompts, both = list(prompts) * 2, list(chosen) + list(rejected)
         ref = self.reference_logprobs(both_prompts, both)
         n = len(prompts)
 
-        def loss_fn() -> tuple[mx.array, mx.array]:
+        def loss_fn() -> tuple[mx.array, mx.array, mx.array]:
             lp = self._logprobs(both_prompts, both)
-            return dpo_loss(lp[:n], lp[n:], ref[:n], ref[n:], beta=self.config.dpo_beta), lp
+            return dpo_loss(lp[:n], lp[n:], ref[:n], ref[n:], beta=self.config.dpo_beta), lp, ref
 
-        loss, norm, (lp,) = self._apply(loss_fn, 1.0)
-        self.counters.dpo_steps += 1
-        return StepResult(loss, norm, metrics=dpo_metrics(lp[:n], lp[n:], ref[:n], ref[n:], self.config.dpo_beta))
+        return self.gradient(loss_fn, 1.0)
 
     def sft(self, inputs: mx.array, targets: mx.array, mask: mx.array) -> StepResult:
         """One SFT step (§9.2): cross-entropy on the tokens ``mask`` marks, the same clip and Adam."""
+        loss, norm, _ = self._apply(self._sft_loss(inputs, targets, mask), 1.0)
+        self.counters.sft_steps += 1
+        return StepResult(loss, norm)
 
+    def _sft_loss(self, inputs, targets, mask) -> Callable[[], tuple[mx.array]]:
         def loss_fn() -> tuple[mx.array]:
             return (masked_cross_entropy(self.model(inputs), targets, mask),)
 
-        loss, norm, _ = self._apply(loss_fn, 1.0)
-        self.counters.sft_steps += 1
-        return StepResult(loss, norm)
+        return loss_fn
+
+    def sft_gradient(self, inputs: mx.array, targets: mx.array, mask: mx.array) -> Gradient:
+        """:meth:`sft`'s gradients (weight 1) without the update."""
+        return self.gradient(self._sft_loss(inputs, targets, mask), 1.0)
 
 
 def dpo_metrics(lp_c: mx.array, lp_r: mx.array, ref_c: mx.array, ref_r: mx.array, beta: float) -> dict[str, float]:

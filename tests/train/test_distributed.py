@@ -71,10 +71,10 @@ def error_lines(err: str) -> list[str]:
     return [line for line in err.splitlines() if line.startswith("tbn-train: error:")]
 
 
-def records(out: Path) -> list[dict]:
+def records(out: Path, timing: str = "timings") -> list[dict]:
     rows = [json.loads(line) for line in (out / LOG_FILE).read_text().splitlines()]
     for row in rows:
-        row.pop("timings")
+        row.pop(timing)
     return rows
 
 
@@ -220,3 +220,37 @@ def test_a_hung_rank_makes_the_other_give_up_after_the_timeout(llama_dir, tmp_pa
 def test_zero_weights_pool_to_a_zero_step_not_nan():
     pooled, _ = pooled_gradient([_part(1.0, 0.0), _part(2.0, 0.0)], {"w": mx.zeros((2, 3))}, World(), clients=2, what="test")
     assert pooled.weight == 0.0 and not mx.any(pooled.grads["w"]).item()
+
+
+PAIRS = [{"prompt": f"I feel {w}.", "chosen": "<think>Stay.</think>\nThat sounds heavy. Tell me more.",
+          "rejected": "<think>Fix it.</think>\nJust stop worrying."} for w in ("stuck", "tired", "alone", "angry")]
+CHATS = [{"messages": [{"role": "user", "content": f"I feel {w}."},
+                       {"role": "assistant", "content": "<think>Stay with her.</think>\nTake your time" + "." * (i + 1)}]}
+         for i, w in enumerate(("stuck", "tired", "alone", "angry"))]
+
+
+def batch_args(kind: str, model_dir, out: Path, data: Path) -> list[str]:
+    data.write_text("".join(json.dumps(r) + "\n" for r in (PAIRS if kind == "dpo" else CHATS)))
+    flag = "--pairs" if kind == "dpo" else "--data"
+    return [kind, "--model", str(model_dir), flag, str(data), "--out", str(out), "--batch-size", "2", "--seed", "1",
+            "--learning-rate", "1e-3"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["dpo", "sft"])
+def test_two_ranks_splitting_each_batch_equal_one_process(kind, llama_dir, tmp_path):
+    """Each rank takes half of every batch; the pooled step is the whole batch's step (pairs / tokens weighted)."""
+    _, err = finish(launch(batch_args(kind, llama_dir, tmp_path / "ranks", tmp_path / "data.jsonl")))
+    assert (tmp_path / "ranks" / FINAL_ADAPTER).is_dir(), err[-3000:]
+    assert main(batch_args(kind, llama_dir, tmp_path / "one", tmp_path / "data.jsonl")) == 0
+    ranks, one = records(tmp_path / "ranks", "seconds"), records(tmp_path / "one", "seconds")
+    assert len(ranks) == len(one) == 2
+    for a, b in zip(ranks, one, strict=True):
+        assert a.keys() == b.keys()
+        for key, value in a.items():
+            assert value == (pytest.approx(b[key], rel=1e-4, abs=1e-6) if isinstance(value, float) else b[key]), key
+    mine = load_arrays(tmp_path / "ranks" / FINAL_ADAPTER / "adapters.safetensors", "adapter")
+    theirs = load_arrays(tmp_path / "one" / FINAL_ADAPTER / "adapters.safetensors", "adapter")
+    for key in mine:
+        np.testing.assert_allclose(np.array(mine[key]), np.array(theirs[key]), rtol=1e-4, atol=1e-6)
+    assert any(not np.array_equal(np.array(v), 0) for k, v in mine.items() if "lora_b" in k)  # it did train
