@@ -222,6 +222,7 @@ def test_zero_weights_pool_to_a_zero_step_not_nan():
     assert pooled.weight == 0.0 and not mx.any(pooled.grads["w"]).item()
 
 
+BATCH_LR = 1e-3  # large enough that two steps move the adapter visibly
 PAIRS = [{"prompt": f"I feel {w}.", "chosen": "<think>Stay.</think>\nThat sounds heavy. Tell me more.",
           "rejected": "<think>Fix it.</think>\nJust stop worrying."} for w in ("stuck", "tired", "alone", "angry")]
 CHATS = [{"messages": [{"role": "user", "content": f"I feel {w}."},
@@ -233,7 +234,7 @@ def batch_args(kind: str, model_dir, out: Path, data: Path) -> list[str]:
     data.write_text("".join(json.dumps(r) + "\n" for r in (PAIRS if kind == "dpo" else CHATS)))
     flag = "--pairs" if kind == "dpo" else "--data"
     return [kind, "--model", str(model_dir), flag, str(data), "--out", str(out), "--batch-size", "2", "--seed", "1",
-            "--learning-rate", "1e-3"]
+            "--learning-rate", str(BATCH_LR)]
 
 
 @pytest.mark.slow
@@ -251,6 +252,6 @@ def test_two_ranks_splitting_each_batch_equal_one_process(kind, llama_dir, tmp_p
             assert value == (pytest.approx(b[key], rel=1e-4, abs=1e-6) if isinstance(value, float) else b[key]), key
     mine = load_arrays(tmp_path / "ranks" / FINAL_ADAPTER / "adapters.safetensors", "adapter")
     theirs = load_arrays(tmp_path / "one" / FINAL_ADAPTER / "adapters.safetensors", "adapter")
-    for key in mine:
-        np.testing.assert_allclose(np.array(mine[key]), np.array(theirs[key]), rtol=1e-4, atol=1e-6)
+    for key in mine:  # Adam divides by √v: a near-zero gradient's rounding moves its weight by up to ~lr · 1e-3
+        np.testing.assert_allclose(np.array(mine[key]), np.array(theirs[key]), rtol=1e-4, atol=BATCH_LR * 1e-2)
     assert any(not np.array_equal(np.array(v), 0) for k, v in mine.items() if "lora_b" in k)  # it did train
