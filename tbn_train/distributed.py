@@ -35,6 +35,7 @@ import numpy as np
 from mlx.utils import tree_flatten, tree_unflatten
 
 from tbn_train.checkpoint import Checkpoint, load_checkpoint
+from tbn_train.cli_errors import USER_ERRORS, error_message
 from tbn_train.run_dir import RunDir, plain_json
 from tbn_train.update import Gradient, PolicyUpdater
 
@@ -148,14 +149,14 @@ class World:
             if error is not None:
                 raise error
             return result
-        from tbn_train.cli_errors import error_message
-
         reports = self.gather_json(None if error is None else error_message(error), what)
         failed = [(r, m) for r, m in enumerate(reports) if m is not None]
         if not failed:
             return result
         if error is not None and failed[0][0] == self.rank:
-            raise error if self.rank == 0 else QuietStop(str(error)) from error
+            if self.rank == 0 or not isinstance(error, USER_ERRORS):
+                raise error  # rank 0 prints the line; a bug keeps its traceback wherever it happened
+            raise QuietStop(str(error)) from error
         rank, message = failed[0]
         if self.rank == 0:
             raise ValueError(f"rank {rank}: {message}")
