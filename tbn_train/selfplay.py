@@ -39,8 +39,8 @@ from typing import Annotated, Literal
 
 import gymnasium as gym
 import mlx.core as mx
-from mlx.utils import tree_flatten
 import numpy as np
+from mlx.utils import tree_flatten
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from tqdm import tqdm
 
