@@ -255,3 +255,12 @@ def test_two_ranks_splitting_each_batch_equal_one_process(kind, llama_dir, tmp_p
     for key in mine:  # Adam divides by √v: a near-zero gradient's rounding moves its weight by up to ~lr · 1e-3
         np.testing.assert_allclose(np.array(mine[key]), np.array(theirs[key]), rtol=1e-4, atol=BATCH_LR * 1e-2)
     assert any(not np.array_equal(np.array(v), 0) for k, v in mine.items() if "lora_b" in k)  # it did train
+
+
+@pytest.mark.slow
+def test_a_two_rank_run_resumed_by_one_process_is_refused_in_one_line(two_ranks, llama_dir, capsys):
+    before = (two_ranks / LOG_FILE).read_bytes()
+    assert main([*selfplay_args(llama_dir, two_ranks), "--resume"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "ranks: run has 2, now 1" in err[0], err
+    assert (two_ranks / LOG_FILE).read_bytes() == before  # nothing touched
