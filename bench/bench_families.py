@@ -74,7 +74,7 @@ def turn_parts(model_dir, out, tokens: int) -> dict[str, float]:
     sp = SelfPlay(cfg, out)
     parts = sp.step()["timings"]
     p = sp.policy
-    x = render(p.tokenizer, therapist_messages(TherapistView.from_env(sp.base_env)))
+    x = render(p.tokenizer, therapist_messages(TherapistView.from_env(sp.slots[0].base_env)))
     with p.router.use(p.therapist):
         cands = [(c.tokens + [5] * tokens)[:tokens] for c in generate_candidates(p.model, p.tokenizer, x, GRPO_TEMPERATURES,
                                                                                   max_tokens=tokens)]

@@ -42,9 +42,11 @@ OPTIMIZER_FILE = "optimizer.safetensors"
 STATE_FILE = "state.json"
 
 
-def seed_step(seed: int, step: int) -> None:
-    """Seed MLX's sampler deterministically from (run seed, step) — resumable by construction."""
-    mx.random.seed(int(np.random.SeedSequence([seed, step]).generate_state(1)[0]))
+def seed_step(seed: int, step: int, *more: int) -> None:
+    """Seed MLX's sampler deterministically from (run seed, step, *more) — resumable by construction.
+
+    ``more`` names a stream within the step (e.g. one client's phase of a turn)."""
+    mx.random.seed(int(np.random.SeedSequence([seed, step, *more]).generate_state(1)[0]))
 
 
 @dataclass(frozen=True)

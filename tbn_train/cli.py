@@ -3,14 +3,17 @@
 Subcommands:
   make-tiny-model DIR   build an offline tiny mlx-lm model (tests, demo, bench)
   show-config           print the resolved trainer settings as JSON (file + flag overrides)
-  selfplay              RLAIF + GRPO self-play over Therapy-v0 (§9.3.9–§9.3.14), resumable
+  selfplay              RLAIF + GRPO self-play over Therapy-v0 (§9.3.9–§9.3.14), resumable; --clients N
+                        pools N clients per turn, --distributed the ranks mlx.launch started
   dpo                   DPO from preference pairs, Methods A/B (§9.3.11), resumable
   sft                   SFT on chat samples, loss on the assistant's tokens (§9.2), resumable
+                        (selfplay, dpo, sft: --distributed splits the work over mlx.launch's ranks)
   plan                  where the adapters go on a model and the estimated peak memory (no training)
   eval                  adapters side by side on held-out clients: JSON report + PNG plots
 
 Bad input (a missing model directory, an unknown config key, a resume that does not match its
-run) ends with one ``tbn-train: error: …`` line naming the problem and exit status 2.
+run) ends with one ``tbn-train: error: …`` line naming the problem and exit status 2; a distributed
+rank stopped because another one failed ends with one such line and exit status 3.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import json
 import sys
 
 from tbn_train.cli_errors import USER_ERRORS, report
+from tbn_train.distributed import DISTRIBUTED_TIMEOUT, STOPPED_EXIT, QuietStop, RankLost, World
 from tbn_train.tiny_model import ARCHITECTURES, TINY_HIDDEN, TINY_LAYERS
 
 
@@ -58,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     selfplay.add_argument("--eval-every", type=int, default=None,
                           help="every N turns (and at the end) evaluate on held-out clients; OUT/eval/curve.png")
     selfplay.add_argument("--eval-sessions", type=int, default=None, help="held-out sessions per evaluation (default: 3)")
+    selfplay.add_argument("--clients", type=int, default=None,
+                          help="clients this process plays side by side, their gradients pooled into one step per turn (default: 1)")
     add_config_arguments(selfplay)
 
     dpo = sub.add_parser("dpo", help="DPO from preference pairs, Methods A/B (§9.3.11)")
@@ -115,6 +121,12 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="mlx-lm adapter: the therapist's start, the frozen client/judge adapter and the reference")
     parser.add_argument("--checkpoint-every", type=int, default=None,
                         help="checkpoint every N turns/steps (default: 1)")
+    parser.add_argument("--distributed", action="store_true",
+                        help="join the ranks mlx.launch started: each plays its own clients (selfplay) or takes its share "
+                             "of each batch (sft, dpo); gradients pooled with all_sum; rank 0 writes --out "
+                             "(README: Several Macs)")
+    parser.add_argument("--distributed-timeout", type=float, default=None,
+                        help=f"seconds a rank waits for the others at a step before giving up (default: {DISTRIBUTED_TIMEOUT:.0f})")
 
 
 def _run_settings(args: argparse.Namespace, names: tuple[str, ...]) -> dict:
@@ -145,6 +157,16 @@ def _plan(args: argparse.Namespace) -> None:
     print(plan_json(plan) if args.json else format_plan(plan))
 
 
+def _world(args: argparse.Namespace) -> World:
+    """The data-parallel group (--distributed) or this process alone."""
+    timeout = DISTRIBUTED_TIMEOUT if args.distributed_timeout is None else args.distributed_timeout
+    if not args.distributed:
+        if args.distributed_timeout is not None:
+            raise ValueError("--distributed-timeout needs --distributed")
+        return World()
+    return World.join(timeout)
+
+
 def _train(args: argparse.Namespace) -> None:
     if args.command == "eval":
         _evaluate(args)
@@ -156,21 +178,27 @@ def _train(args: argparse.Namespace) -> None:
         from tbn_train.selfplay import SelfPlay, SelfPlayConfig
 
         names = ("sessions", "max_turns", "judge", "client", "checkpoint_every", "judge_max_tokens", "client_max_tokens",
-                 "taie", "eval_every", "eval_sessions")
-        cfg = SelfPlayConfig(**_run_settings(args, names))
-        out = SelfPlay(cfg, args.out, resume=args.resume).run_all()
+                 "taie", "eval_every", "eval_sessions", "clients")
+        world = _world(args)
+        cfg = SelfPlayConfig(**_run_settings(args, names), ranks=world.size)
+        out = SelfPlay(cfg, args.out, resume=args.resume, world=world).run_all()
     elif args.command == "sft":
         from tbn_train.sft import SFTConfig, data_files, run_sft  # noqa: PLC0415
 
         args.data, args.valid = data_files(args.data, args.valid)
         names = ("data", "valid", "epochs", "batch_size", "max_steps", "checkpoint_every")
-        cfg = SFTConfig(**_run_settings(args, names))
-        out = run_sft(cfg, args.out, resume=args.resume)
+        world = _world(args)
+        cfg = SFTConfig(**_run_settings(args, names), ranks=world.size)
+        out = run_sft(cfg, args.out, resume=args.resume, world=world)
     else:
         from tbn_train.dpo import DPOConfig, run_dpo
 
-        cfg = DPOConfig(**_run_settings(args, ("pairs", "heldout", "epochs", "batch_size", "checkpoint_every")))
-        out = run_dpo(cfg, args.out, resume=args.resume)
+        world = _world(args)
+        cfg = DPOConfig(**_run_settings(args, ("pairs", "heldout", "epochs", "batch_size", "checkpoint_every")),
+                        ranks=world.size)
+        out = run_dpo(cfg, args.out, resume=args.resume, world=world)
+    if out is None:  # a rank other than 0: rank 0 wrote the adapter
+        return
     print(f"therapist adapter (mlx-lm format) written to {out}")
 
 
@@ -178,8 +206,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         _run(args)
+    except QuietStop:  # rank 0 prints the error another rank hit
+        return 2
     except USER_ERRORS as exc:
         return report("tbn-train", exc)
+    except RankLost as exc:
+        report("tbn-train", exc)
+        return STOPPED_EXIT
     return 0
 
 

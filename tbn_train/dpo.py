@@ -23,11 +23,12 @@ from tqdm import tqdm
 
 from tbn_train.atomic import write_json
 from tbn_train.config import TrainConfig
+from tbn_train.distributed import World, batch_step, check_ranks, drop_copy, open_run_dir, start_ranks, weighted_means
 from tbn_train.logprobs import sequence_logprobs
 from tbn_train.policy import AdapterDir, ModelDir, build_policy
 from tbn_train.prompts import render
 from tbn_train.read_files import read_jsonl
-from tbn_train.run_dir import RunDir
+from tbn_train.update import dpo_metrics
 
 SUMMARY_FILE = "summary.json"   # held-out evidence of a finished run (also written by tbn_train.sft)
 
@@ -81,6 +82,7 @@ class DPOConfig(BaseModel):
     epochs: int = Field(1, ge=1, description="passes over the pairs (default 1)")
     batch_size: int = Field(1, ge=1, description="pairs per optimizer step")
     checkpoint_every: int = Field(1, ge=1, description="checkpoint every N steps (and at the end)")
+    ranks: int = Field(1, ge=1, description="processes of the data-parallel group (--distributed: mlx.launch -n R)")
     train: TrainConfig = Field(default_factory=TrainConfig)
 
 
@@ -105,41 +107,72 @@ def margin(policy, encoded: list[tuple[list[int], list[int], list[int]]]) -> flo
     return total / len(encoded)
 
 
-def run_dpo(cfg: DPOConfig, out: str | Path, resume: bool = False) -> Path:
-    """Train the therapist adapter with DPO; return the saved adapter directory."""
-    pairs = read_pairs(cfg.pairs)
-    heldout_pairs = read_pairs(cfg.heldout) if cfg.heldout else []
-    policy = build_policy(cfg.model, cfg.train, cfg.init_adapter)  # a placement refusal writes nothing
-    run = RunDir(out, cfg, resume)
+def run_dpo(cfg: DPOConfig, out: str | Path, resume: bool = False, world: World | None = None) -> Path | None:
+    """Train the therapist adapter with DPO; return the saved adapter directory (None on ranks other than 0).
+
+    With a :class:`World` of R ranks each batch is split over them (rank r takes every R-th pair), the
+    pair-weighted gradients are pooled into the whole batch's step, and rank 0 writes the run.
+    """
+    world = world or World()
+    check_ranks(cfg.ranks, world)
+    def build():
+        pairs = read_pairs(cfg.pairs)
+        heldout_pairs = read_pairs(cfg.heldout) if cfg.heldout else []
+        policy = build_policy(cfg.model, cfg.train, cfg.init_adapter)  # a placement refusal writes nothing
+        return (policy, [_encode(policy.tokenizer, p) for p in pairs],
+                [_encode(policy.tokenizer, p) for p in heldout_pairs])
+
+    policy, encoded, heldout = start_ranks(world, cfg, resume, build)
+    run, ck = open_run_dir(world, cfg, out, resume, policy)
+    drop_copy(ck)
+    writer = world.rank == 0
     up = policy.updater
-    encoded = [_encode(policy.tokenizer, p) for p in pairs]
-    heldout = [_encode(policy.tokenizer, p) for p in heldout_pairs]
     per_epoch = -(-len(encoded) // cfg.batch_size)
     total = cfg.epochs * per_epoch
-    ck = run.restore(policy.model, policy.router, up.optimizer)
     step = ck.state["step"] if ck else 0
-    before = ck.state.get("heldout_margin_before") if ck else (margin(policy, heldout) if heldout else None)
+    before = ck.state.get("heldout_margin_before") if ck else (margin(policy, heldout) if heldout and writer else None)
     if ck:
         up.counters.__dict__.update(ck.state["updater_counters"])
-    with tqdm(total=total, initial=step, desc="dpo", unit="step", disable=None) as bar:
+    with tqdm(total=total, initial=step, desc="dpo", unit="step", disable=None if writer else True) as bar:
         while step < total:
             epoch, index = divmod(step, per_epoch)
             order = np.random.default_rng([cfg.train.seed, epoch]).permutation(len(encoded))
             chosen_ids = [int(i) for i in order[index * cfg.batch_size:(index + 1) * cfg.batch_size]]
             batch = [encoded[i] for i in chosen_ids]
             start = time.perf_counter()
-            result = up.dpo(*(list(col) for col in zip(*batch)))
+            if world.size == 1:
+                result = up.dpo(*(list(col) for col in zip(*batch)))
+                loss, norm, metrics = result.loss, result.grad_norm, result.metrics
+            else:
+                loss, norm, metrics = _shared_dpo_step(up, world, batch[world.rank::world.size], step)
             step += 1
-            run.log({"step": step, "epoch": epoch, "pairs": chosen_ids,
-                     "loss": result.loss, "grad_norm": result.grad_norm, **result.metrics,
-                     "seconds": time.perf_counter() - start})
-            if step % cfg.checkpoint_every == 0 or step == total:
+            if writer:
+                run.log({"step": step, "epoch": epoch, "pairs": chosen_ids, "loss": loss, "grad_norm": norm, **metrics,
+                         "seconds": time.perf_counter() - start})
+            if writer and (step % cfg.checkpoint_every == 0 or step == total):
                 run.checkpoint(step, policy.model, policy.router, up.optimizer, seed=cfg.train.seed,
                                state={"step": step, "heldout_margin_before": before,
                                       "updater_counters": asdict(up.counters)}, keep=cfg.train.keep_checkpoints)
             bar.update(1)
-            bar.set_postfix(loss=f"{result.loss:.4f}")
+            bar.set_postfix(loss=f"{loss:.4f}")
+    if not writer:
+        return None
     write_json(Path(out) / SUMMARY_FILE, {"steps": total, "train_pairs": len(encoded), "heldout_pairs": len(heldout),
                                           "heldout_margin_before": before,
                                           "heldout_margin_after": margin(policy, heldout) if heldout else None})
     return run.finish(policy.model, policy.router, policy.therapist)
+
+
+def _shared_dpo_step(up, world: World, mine: list, step: int) -> tuple[float, float, dict[str, float]]:
+    """This rank's pairs of a batch split over the ranks: one pooled step; the batch's loss and metrics."""
+    what = f"DPO step {step + 1}"
+    part = up.dpo_gradient(*(list(col) for col in zip(*mine))) if mine else None
+    norm = batch_step(up, world, part, float(len(mine)), what)
+    up.counters.dpo_steps += 1
+    values = {}
+    if part is not None:
+        n = len(mine)
+        lp, ref = part.aux
+        values = {"loss": part.loss.item(), **dpo_metrics(lp[:n], lp[n:], ref[:n], ref[n:], up.config.dpo_beta)}
+    means = weighted_means(world, float(len(mine)), values, what)
+    return means.pop("loss"), norm, means

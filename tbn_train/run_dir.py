@@ -91,7 +91,7 @@ class RunDir:
 
     def log(self, record: Mapping[str, Any]) -> None:
         """Append one record durably."""
-        self._log.write((json.dumps(record, sort_keys=True, default=_plain) + "\n").encode("utf-8"))
+        self._log.write((json.dumps(record, sort_keys=True, default=plain_json) + "\n").encode("utf-8"))
         self._log.flush()
         os.fsync(self._log.fileno())
 
@@ -110,7 +110,7 @@ class RunDir:
             unlock_directory(self.out)
 
 
-def _plain(value: Any) -> Any:
+def plain_json(value: Any) -> Any:
     """JSON for numpy scalars and arrays that turn up in env info."""
     if hasattr(value, "tolist"):
         return value.tolist()

@@ -20,10 +20,16 @@ Every turn is one JSONL record (scores, reward breakdown, losses, phase/stage, a
 judge fallbacks, timings by part); each session end prints the §9.3.14.2 summary; checkpoints
 (adapter, Adam, env state, counters, log offset) make ``--resume`` exact. Determinism comes from
 :func:`~tbn_train.checkpoint.seed_step` at the start of every turn.
+
+Several clients per turn (``--clients N`` in one process, × R ranks with ``--distributed``): each
+plays its own turn, then one RLAIF step and one GRPO step pool their gradients
+(:func:`~tbn_train.distributed.pooled_gradient`); each client's phases are seeded by (turn, client,
+phase), so a client plays the same whichever rank or process holds it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import pickle
 import time
@@ -32,7 +38,9 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import gymnasium as gym
+import mlx.core as mx
 import numpy as np
+from mlx.utils import tree_flatten
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from tqdm import tqdm
 
@@ -51,6 +59,7 @@ from tbn_train.checkpoint import seed_step
 from tbn_train.clients import training_profile
 from tbn_train.read_files import load_pickle
 from tbn_train.config import TrainConfig
+from tbn_train.distributed import World, check_ranks, drop_copy, open_run_dir, pooled_gradient, start_ranks
 from tbn_train.generation import generate, generate_candidates
 from tbn_train.judges import check_judge_spec, resolve_judge
 from tbn_train.mlx_backends import (
@@ -70,9 +79,9 @@ from tbn_train.prompts import (
     render,
     therapist_messages,
 )
-from tbn_train.run_dir import RunDir
 from tbn_train.timing import Timings, switched
 from tbn_train.turns import SILENCE, hard_failures, split_turn
+from tbn_train.update import Gradient, grpo_metrics
 
 MODIFIER_MIN, MODIFIER_MAX = 0.5, 2.0  # the urgency modifier's clip range
 TRANSITION_SCALE = 100.0  # ±20 phase / ±100–150 stage rewards → ±0.2 / ±1–1.5
@@ -102,6 +111,8 @@ class SelfPlayConfig(BaseModel):
     taie: Literal["lightweight", "full"] = Field("lightweight", description="TAIE mode on training turns (§9.3.4)")
     eval_every: int | None = Field(None, ge=1, description="evaluate on held-out clients every N turns (and at the end)")
     eval_sessions: int = Field(EVAL_SESSIONS, ge=1, description="held-out sessions per evaluation")
+    clients: int = Field(1, ge=1, description="clients each process plays side by side; their gradients are pooled into one step")
+    ranks: int = Field(1, ge=1, description="processes of the data-parallel group (--distributed: mlx.launch -n R)")
     train: TrainConfig = Field(default_factory=TrainConfig)
 
 
@@ -180,34 +191,61 @@ def format_session_summary(summary: dict) -> str:
     ])
 
 
-class SelfPlay:
-    """A self-play run: policy, environment, judges, and the per-turn training loop."""
+class ClientSlot:
+    """One client the run plays side by side with the others: its env, judges and counters."""
 
-    def __init__(self, cfg: SelfPlayConfig, out: str | Path, resume: bool = False) -> None:
-        self.cfg, self.train = cfg, cfg.train
-        if cfg.judge != "model":
-            resolve_judge(cfg.judge)  # a judge that cannot be built fails before the run directory exists
-        self.policy: Policy = build_policy(cfg.model, cfg.train, cfg.init_adapter)  # a placement refusal writes nothing
-        self.run = RunDir(out, cfg, resume)
-        self.timings = Timings()
+    def __init__(self, sp: SelfPlay, index: int) -> None:
+        self.index = index  # the client's number over all ranks: rank × clients + local position
         self.counters = RunCounters()
-        self.judges = {p: MeteredJudge(self._judge(p), self.timings, self.counters.judge) for p in ("clinical", "kind", "harsh")}
-        client = TimedClient(self._client(), self.timings)
+        self.judges = {p: MeteredJudge(sp._judge(p), sp.timings, self.counters.judge) for p in ("clinical", "kind", "harsh")}
+        client = TimedClient(sp._client(), sp.timings)
+        cfg = sp.cfg
         self.env = gym.make("Therapy-v0", judge=self.judges["clinical"], client=client, episode="treatment",
                             max_turns=cfg.max_turns, max_sessions=cfg.sessions, taie_mode=cfg.taie,
                             info_mode="debug")  # the trainer, not the policy, reads the TMoG accuracy (RLAIF)
         self.base_env = self.env.unwrapped
+
+    def restore(self, counters: dict, env_state: Path, seed: int) -> None:
+        self.counters = RunCounters(**counters)
+        for judge in self.judges.values():
+            judge.tally = self.counters.judge
+        self.env.reset(seed=seed)  # the wrappers insist on a reset before set_state
+        self.base_env.set_state(load_pickle(env_state, "env state"))
+
+
+class SelfPlay:
+    """A self-play run: policy, the clients' environments and judges, and the per-turn training loop.
+
+    ``cfg.clients`` clients play side by side in this process; with a :class:`World` of R ranks
+    (``--distributed``) every rank plays its own ``cfg.clients``, and each turn's RLAIF and GRPO
+    steps pool all R × clients gradients (:func:`~tbn_train.distributed.pooled_gradient`). Rank 0
+    alone writes the run directory; the others send it their records and env states.
+    """
+
+    def __init__(self, cfg: SelfPlayConfig, out: str | Path, resume: bool = False, world: World | None = None) -> None:
+        self.cfg, self.train = cfg, cfg.train
+        self.world = world = world or World()
+        check_ranks(cfg.ranks, world)
+        self.policy: Policy = start_ranks(world, cfg, resume, self._build_policy)  # a refusal writes nothing
+        self.run, ck = open_run_dir(world, cfg, out, resume, self.policy)
+        self.timings = Timings()
+        self.clients = cfg.clients * world.size  # over all ranks
+        self.slots = [ClientSlot(self, world.rank * cfg.clients + i) for i in range(cfg.clients)]
         self.turn = 0
         up = self.policy.updater
-        ck = self.run.restore(self.policy.model, self.policy.router, up.optimizer)
         if ck is not None:
             self.turn = ck.state["turn"]
             up.counters.__dict__.update(ck.state["updater_counters"])
-            self.counters = RunCounters(**ck.state["run_counters"])
-            for judge in self.judges.values():
-                judge.tally = self.counters.judge
-            self.env.reset(seed=self.train.seed)  # the wrappers insist on a reset before set_state
-            self.base_env.set_state(load_pickle(ck.path / ENV_STATE_FILE, "env state"))
+            saved = ck.state["run_counters"]
+            for slot in self.slots:
+                counters = saved if self.clients == 1 else saved[slot.index]
+                slot.restore(counters, ck.path / env_state_file(slot.index, self.clients), self.train.seed)
+            drop_copy(ck)
+
+    def _build_policy(self) -> Policy:
+        if self.cfg.judge != "model":
+            resolve_judge(self.cfg.judge)  # a judge that cannot be built fails before the run directory exists
+        return build_policy(self.cfg.model, self.cfg.train, self.cfg.init_adapter)
 
     # ------------------------------------------------------------------ backends
     def _role(self, temperature: float, max_tokens: int) -> ModelRole:
@@ -232,26 +270,29 @@ class SelfPlay:
         with self.timings.part("generation"), switched(p.router, p.therapist, self.timings):
             return generate(p.model, p.tokenizer, prompt, temperature=temperature, max_tokens=self.train.max_new_tokens)
 
-    def _rlaif(self, view: TherapistView, x: list[int], original, committed: str, modifier: float) -> dict:
+    def _rlaif(self, slot: ClientSlot, view: TherapistView, x: list[int], original, committed: str,
+               modifier: float) -> tuple[dict, Gradient | None]:
+        judges, counters = slot.judges, slot.counters
         ctx = view.judge_context(*committed)
-        kind, harsh = self.judges["kind"].score(ctx), self.judges["harsh"].score(ctx)
+        kind, harsh = judges["kind"].score(ctx), judges["harsh"].score(ctx)
         out = {"modifier": modifier, "kind_mean": float(np.mean(kind.vector())), "harsh_mean": float(np.mean(harsh.vector()))}
-        if self.judges["kind"].last_status == self.judges["harsh"].last_status == "fallback":
-            self.counters.rlaif_skipped_judge_fallback += 1
-            return {**out, "skipped": "judge_fallback"}
+        if judges["kind"].last_status == judges["harsh"].last_status == "fallback":
+            counters.rlaif_skipped_judge_fallback += 1
+            return {**out, "skipped": "judge_fallback"}, None
         messages = correction_messages(view, format_therapist_turn(*committed), kind, harsh)
         corrected = self._sample(render(self.policy.tokenizer, messages), self.train.correction_temperature)
         failures = hard_failures(*split_turn(corrected.text))
         out["corrected"] = corrected.text
         if failures:
-            self.counters.rlaif_skipped_invalid_correction += 1
-            return {**out, "skipped": "invalid_correction", "failures": failures}
+            counters.rlaif_skipped_invalid_correction += 1
+            return {**out, "skipped": "invalid_correction", "failures": failures}, None
         with self.timings.part("rlaif"):
-            step = self.policy.updater.rlaif(x, original.tokens, corrected.tokens, modifier=modifier)
-        return {**out, "skipped": None, "loss": step.loss, "grad_norm": step.grad_norm}
+            part = self.policy.updater.rlaif_gradient(x, original.tokens, corrected.tokens, modifier=modifier)
+            mx.eval(part.loss, part.grads)
+        return {**out, "skipped": None, "loss": part.loss.item()}, part
 
-    def _grpo(self, view: TherapistView, x: list[int]) -> dict:
-        p = self.policy
+    def _grpo(self, slot: ClientSlot, view: TherapistView, x: list[int]) -> tuple[dict, Gradient | None]:
+        p, clinical = self.policy, slot.judges["clinical"]
         with self.timings.part("generation"), switched(p.router, p.therapist, self.timings):
             cands = generate_candidates(p.model, p.tokenizer, x, self.train.grpo_temperatures, max_tokens=self.train.max_new_tokens)
         scores, failures, fallback = [], [], False
@@ -262,63 +303,123 @@ class SelfPlay:
             if failed:
                 scores.append(0.0)  # garbage ranks last, unjudged
                 continue
-            result = self.judges["clinical"].score(view.judge_context(thought, utterance))
-            fallback |= self.judges["clinical"].last_status == "fallback"
-            scores.append(candidate_score(result.scores, view.stage, self.base_env.params))
+            result = clinical.score(view.judge_context(thought, utterance))
+            fallback |= clinical.last_status == "fallback"
+            scores.append(candidate_score(result.scores, view.stage, slot.base_env.params))
         out = {"scores": scores, "temperatures": list(self.train.grpo_temperatures), "failures": failures,
                "reward": float(np.mean(scores)), "reward_std": float(np.std(scores)),  # TRL's per-group names
                "completion_length": float(np.mean([len(c.tokens) for c in cands]))}
         if fallback:  # a placeholder 5.0 must not be ranked against real verdicts
-            self.counters.grpo_skipped_judge_fallback += 1
-            return {**out, "skipped": "judge_fallback"}
+            slot.counters.grpo_skipped_judge_fallback += 1
+            return {**out, "skipped": "judge_fallback"}, None
         with self.timings.part("grpo"):
-            step = p.updater.grpo(x, [c.tokens for c in cands], scores)
-        return {**out, "skipped": "tied_scores" if step.skipped else None, "loss": step.loss, "grad_norm": step.grad_norm,
-                **step.metrics}
+            part = p.updater.grpo_gradient(x, [c.tokens for c in cands], scores)
+            if part is None:
+                return {**out, "skipped": "tied_scores", "loss": 0.0, "grad_norm": 0.0}, None
+            mx.eval(part.loss, part.grads, *part.aux)
+        return {**out, "skipped": None, "loss": part.loss.item(), **grpo_metrics(part)}, part
 
-    def step(self) -> dict:
-        """Play and train one turn; return its log record."""
-        turn, T = self.turn, self.timings
-        start = time.perf_counter()
-        seed_step(self.train.seed, turn)
-        if turn == 0 or self.base_env.done:  # first turn, or the treatment ended early: a new client
+    def _pooled_step(self, kind: str, parts: list[Gradient | None], outs: list[dict], ties: int = 0) -> None:
+        """One optimizer step from every client's ``kind`` gradient (pooled over the ranks); the
+        step's pre-clip norm goes into each contributing client's record."""
+        up = self.policy.updater
+        with self.timings.part("sync"):
+            pooled, ties = pooled_gradient(parts, up.model.trainable_parameters(), self.world, self.clients,
+                                           f"the {kind} step of turn {self.turn}", ties)
+        up.counters.grpo_skipped_ties += ties
+        if pooled is None:
+            return
+        with self.timings.part(kind):
+            norm = up.apply(pooled.grads, pooled.weight)
+            mx.eval(up.model.trainable_parameters(), up.optimizer.state)
+        if kind == "rlaif":
+            up.counters.rlaif_steps += 1
+        else:
+            up.counters.grpo_steps += 1
+        for out, part in zip(outs, parts):
+            if part is not None:
+                out["grad_norm"] = norm.item()
+
+    def _seed(self, slot: ClientSlot, phase: int) -> None:
+        """MLX's sampler for one client's phase of the turn: with one client the turn's seed (phase 0
+        only, as always); with several, its own stream per (turn, client, phase), whatever the
+        rank or the order the clients play in."""
+        if self.clients == 1:
+            if phase == 0:
+                seed_step(self.train.seed, self.turn)
+        else:
+            seed_step(self.train.seed, self.turn, slot.index, phase)
+
+    def _play(self, slot: ClientSlot) -> dict:
+        """The turn up to its RLAIF gradient: answer, env step, judges, correction."""
+        turn, T, env = self.turn, self.timings, slot.env
+        self._seed(slot, 0)
+        if turn == 0 or slot.base_env.done:  # first turn, or the treatment ended early: a new client
             with T.part("env"):
-                session = turn // self.cfg.max_turns
-                self.env.reset(seed=self.train.seed + session,
-                               options={"profile": training_profile(self.train.seed, session)})
-        view = TherapistView.from_env(self.base_env)
+                number = (turn // self.cfg.max_turns) * self.clients + slot.index  # disjoint over clients and ranks
+                env.reset(seed=self.train.seed + number, options={"profile": training_profile(self.train.seed, number)})
+        view = TherapistView.from_env(slot.base_env)
         x = render(self.policy.tokenizer, therapist_messages(view))
         original = self._sample(x, self.train.rlaif_temperature)
         thought, utterance = split_turn(original.text)
         if not utterance:
-            self.counters.empty_utterances += 1
+            slot.counters.empty_utterances += 1
         committed = (thought, utterance or SILENCE)
-        attunement_before = self.base_env.core.attunement()
+        attunement_before = slot.base_env.core.attunement()
         with T.part("env"):
-            _, reward, _, _, info = self.env.step({"thought": committed[0], "utterance": committed[1]})
+            _, reward, _, _, info = env.step({"thought": committed[0], "utterance": committed[1]})
         attunement_delta = info["attunement"] - attunement_before
-        rlaif = self._rlaif(view, x, original, committed, treatment_modifier(info["reward_breakdown"], attunement_delta))
-        grpo = self._grpo(view, x)
-        timings = T.take()
+        modifier = treatment_modifier(info["reward_breakdown"], attunement_delta)
+        rlaif, part = self._rlaif(slot, view, x, original, committed, modifier)
+        return {"view": view, "x": x, "committed": committed, "reward": reward, "info": info,
+                "attunement_delta": attunement_delta, "rlaif": rlaif, "rlaif_part": part}
+
+    def turn_records(self) -> list[dict]:
+        """Play and train one turn of every local client (RLAIF then GRPO, each one pooled step); their log records."""
+        start = time.perf_counter()
+        played = [self._play(slot) for slot in self.slots]
+        self._pooled_step("rlaif", [t["rlaif_part"] for t in played], [t["rlaif"] for t in played])
+        grpo, parts, ties = [], [], 0
+        for slot, t in zip(self.slots, played):
+            self._seed(slot, 1)
+            out, part = self._grpo(slot, t["view"], t["x"])
+            grpo.append(out)
+            parts.append(part)
+            ties += out["skipped"] == "tied_scores"
+        self._pooled_step("grpo", parts, grpo, ties)
+        timings = self.timings.take()
         timings["total"] = time.perf_counter() - start
         timings["overhead"] = timings["total"] - sum(v for k, v in timings.items() if k != "total")
+        records = [self._record(slot, t, g, timings) for slot, t, g in zip(self.slots, played, grpo)]
+        self.turn += 1
+        return records
+
+    def step(self) -> dict:
+        """Play and train one turn of a one-client run; return its log record."""
+        if len(self.slots) != 1:
+            raise ValueError(f"step() plays one client; this run has {len(self.slots)} per rank (use turn_records())")
+        return self.turn_records()[0]
+
+    def _record(self, slot: ClientSlot, t: dict, grpo: dict, timings: dict) -> dict:
+        turn, view, info, committed = self.turn, t["view"], t["info"], t["committed"]
         record = {
             "turn": turn, "session": turn // self.cfg.max_turns + 1, "turn_in_session": turn % self.cfg.max_turns + 1,
             "stage": view.stage, "phase": view.phase, "stance": view.stance,
             "stage_after": info["stage"], "phase_after": info["phase"],
             "client": view.client_utterance, "thought": committed[0], "utterance": committed[1],
-            "scores": info["scores"], "reward": reward, "reward_breakdown": info["reward_breakdown"],
-            "events": info["events"], "attunement": info["attunement"], "attunement_delta": attunement_delta,
-            "rlaif": rlaif, "grpo": grpo, "taie": info["taie"],
-            "counters": {**asdict(self.policy.updater.counters), **asdict(self.counters)},
+            "scores": info["scores"], "reward": t["reward"], "reward_breakdown": info["reward_breakdown"],
+            "events": info["events"], "attunement": info["attunement"], "attunement_delta": t["attunement_delta"],
+            "rlaif": t["rlaif"], "grpo": grpo, "taie": info["taie"],
+            "counters": {**asdict(self.policy.updater.counters), **asdict(slot.counters)},
             "timings": timings,
         }
+        if self.clients > 1:
+            record["client_index"] = slot.index
         if "taie_full" in info:
             record["taie_full"] = info["taie_full"]
         if "session_summary" in info:
             record["session_summary"] = info["session_summary"]
             record["session_assessment"] = info["session_assessment"]
-        self.turn += 1
         return record
 
     # ------------------------------------------------------------------ the run
@@ -336,29 +437,72 @@ class SelfPlay:
         return {**report, "seconds": time.perf_counter() - start}
 
     def _checkpoint(self) -> None:
+        """Every client's counters and env state go to rank 0, which writes the checkpoint; with several
+        ranks it also records each rank's adapter digest and refuses to go on if they differ."""
         up = self.policy.updater
-        state = {"turn": self.turn, "updater_counters": asdict(up.counters), "run_counters": asdict(self.counters)}
-        env_state = pickle.dumps(self.base_env.get_state())
+        mine = [(slot.index, asdict(slot.counters), pickle.dumps(slot.base_env.get_state())) for slot in self.slots]
+        state = {"turn": self.turn, "updater_counters": asdict(up.counters)}
+        if self.world.size > 1:
+            blobs = self.world.gather_bytes(pickle.dumps((adapter_digest(up.model), mine)), f"the checkpoint of turn {self.turn}")
+            every = [pickle.loads(blob) for blob in blobs]
+            mine = [c for _, clients in every for c in clients]
+            state["adapter_digests"] = [digest for digest, _ in every]
+        if self.world.rank != 0:
+            return
+        if len(set(state.get("adapter_digests", ()))) > 1:
+            raise RuntimeError(f"the ranks hold different adapters at turn {self.turn} ({state['adapter_digests']}): "
+                               f"their updates diverged; resume from the last checkpoint")
+        state["run_counters"] = mine[0][1] if self.clients == 1 else [c for _, c, _ in mine]
+        files = {env_state_file(index, self.clients): env for index, _, env in mine}
         self.run.checkpoint(self.turn, self.policy.model, self.policy.router, up.optimizer, seed=self.train.seed,
-                            state=state, files={ENV_STATE_FILE: env_state}, keep=self.train.keep_checkpoints)
+                            state=state, files=files, keep=self.train.keep_checkpoints)
 
-    def run_all(self) -> Path:
-        """Play the remaining turns; return the saved therapist adapter directory."""
+    def _gathered(self, records: list[dict]) -> list[dict]:
+        """Every rank's records of the turn on rank 0, in client order (an empty list elsewhere)."""
+        if self.world.size == 1:
+            return records
+        every = self.world.gather_json(records, f"the log of turn {self.turn - 1}")
+        return [r for rank in every for r in rank] if self.world.rank == 0 else []
+
+    def run_all(self) -> Path | None:
+        """Play the remaining turns; return the saved therapist adapter directory (None on ranks other than 0)."""
         total = self.cfg.sessions * self.cfg.max_turns
-        with tqdm(total=total, initial=self.turn, desc="self-play", unit="turn", disable=None) as bar:
+        writer = self.world.rank == 0
+        with tqdm(total=total, initial=self.turn, desc="self-play", unit="turn", disable=None if writer else True) as bar:
             while self.turn < total:
-                record = self.step()
+                records = self._gathered(self.turn_records())
                 every = self.cfg.eval_every
-                if every is not None and (self.turn % every == 0 or self.turn == total):
-                    record["eval"] = {k: v for k, v in self._evaluate().items() if k != "sessions"}
-                    tqdm.write(f"   held-out eval at turn {self.turn}: composite {record['eval']['composite']['mean']:.2f} "
-                               f"{record['eval']['composite']['ci95']}")
-                self.run.log(record)
+                if writer and every is not None and (self.turn % every == 0 or self.turn == total):
+                    records[0]["eval"] = {k: v for k, v in self._evaluate().items() if k != "sessions"}
+                    tqdm.write(f"   held-out eval at turn {self.turn}: composite {records[0]['eval']['composite']['mean']:.2f} "
+                               f"{records[0]['eval']['composite']['ci95']}")
+                for record in records:
+                    self.run.log(record)
                 if self.turn % self.cfg.checkpoint_every == 0 or self.turn == total:
                     self._checkpoint()
                 bar.update(1)
-                bar.set_postfix(reward=f"{record['reward']:.2f}", phase=record["phase_after"], stage=record["stage_after"])
-                if "session_summary" in record:
-                    tqdm.write(format_session_summary(record["session_summary"]))
-                    tqdm.write(f"   judge_full_session: {record['session_assessment']['evaluation']}")
+                if records:
+                    bar.set_postfix(reward=f"{np.mean([r['reward'] for r in records]):.2f}",
+                                    phase=records[0]["phase_after"], stage=records[0]["stage_after"])
+                for record in records:
+                    if "session_summary" in record:
+                        tqdm.write(format_session_summary(record["session_summary"]))
+                        tqdm.write(f"   judge_full_session: {record['session_assessment']['evaluation']}")
+        if not writer:
+            return None
         return self.run.finish(self.policy.model, self.policy.router, self.policy.therapist)
+
+
+def adapter_digest(model) -> str:
+    """SHA-256 of the trainable parameters' bytes, in a fixed key order (equal on ranks that agree bit for bit)."""
+    h = hashlib.sha256()
+    for key, value in sorted(tree_flatten(model.trainable_parameters())):
+        h.update(key.encode("utf-8"))
+        h.update(np.array(value.astype(mx.float32)).tobytes())  # exact for float16 and bfloat16 too
+    return h.hexdigest()
+
+
+def env_state_file(client: int, clients: int) -> str:
+    """A client's env state in a checkpoint (one client: the name single-client runs always used)."""
+    return ENV_STATE_FILE if clients == 1 else f"env_state-{client}.pkl"
+

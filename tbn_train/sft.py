@@ -30,11 +30,11 @@ from tqdm import tqdm
 
 from tbn_train.atomic import write_json
 from tbn_train.config import TrainConfig
+from tbn_train.distributed import World, batch_step, check_ranks, drop_copy, open_run_dir, start_ranks, weighted_means
 from tbn_train.dpo import SUMMARY_FILE, ChatMessage
 from tbn_train.losses import masked_cross_entropy
 from tbn_train.read_files import read_jsonl
 from tbn_train.policy import AdapterDir, ModelDir, build_policy
-from tbn_train.run_dir import RunDir
 
 TRAIN_FILE, VALID_FILE = "train.jsonl", "valid.jsonl"   # mlx-lm's data directory layout
 
@@ -142,46 +142,78 @@ class SFTConfig(BaseModel):
     batch_size: int = Field(1, ge=1, description="samples per optimizer step")
     max_steps: int | None = Field(None, ge=1, description="stop after this many steps")
     checkpoint_every: int = Field(1, ge=1, description="checkpoint every N steps (and at the end)")
+    ranks: int = Field(1, ge=1, description="processes of the data-parallel group (--distributed: mlx.launch -n R)")
     train: TrainConfig = Field(default_factory=TrainConfig)
 
 
-def run_sft(cfg: SFTConfig, out: str | Path, resume: bool = False) -> Path:
-    """Train the therapist adapter on the chat samples; return the saved adapter directory."""
-    chats = read_chats(cfg.data)
-    valid_chats = read_chats(cfg.valid) if cfg.valid else []
-    policy = build_policy(cfg.model, cfg.train, cfg.init_adapter)
-    encoded = [sample for c in chats for sample in encode_chat(policy.tokenizer, c)]
-    valid = [sample for c in valid_chats for sample in encode_chat(policy.tokenizer, c)]
-    run = RunDir(out, cfg, resume)
+def run_sft(cfg: SFTConfig, out: str | Path, resume: bool = False, world: World | None = None) -> Path | None:
+    """Train the therapist adapter on the chat samples; return the saved adapter directory (None on ranks other than 0).
+
+    With a :class:`World` of R ranks each batch is split over them (rank r takes every R-th sample), the
+    token-weighted gradients are pooled into the whole batch's step, and rank 0 writes the run.
+    """
+    world = world or World()
+    check_ranks(cfg.ranks, world)
+
+    def build():
+        chats = read_chats(cfg.data)
+        valid_chats = read_chats(cfg.valid) if cfg.valid else []
+        policy = build_policy(cfg.model, cfg.train, cfg.init_adapter)
+        return (policy, [sample for c in chats for sample in encode_chat(policy.tokenizer, c)],
+                [sample for c in valid_chats for sample in encode_chat(policy.tokenizer, c)])
+
+    policy, encoded, valid = start_ranks(world, cfg, resume, build)
+    run, ck = open_run_dir(world, cfg, out, resume, policy)
+    drop_copy(ck)
+    writer = world.rank == 0
     up = policy.updater
     per_epoch = -(-len(encoded) // cfg.batch_size)
     total = min(cfg.epochs * per_epoch, cfg.max_steps or cfg.epochs * per_epoch)
-    ck = run.restore(policy.model, policy.router, up.optimizer)
     step = ck.state["step"] if ck else 0
-    before = ck.state["heldout_before"] if ck else (heldout_loss(policy, valid) if valid else None)
+    before = ck.state["heldout_before"] if ck else (heldout_loss(policy, valid) if valid and writer else None)
     if ck:
         up.counters.__dict__.update(ck.state["updater_counters"])
-    elif valid:
+    elif valid and writer:
         run.log({"kind": "heldout", "step": 0, "loss": before})
-    with tqdm(total=total, initial=step, desc="sft", unit="step", disable=None) as bar:
+    with tqdm(total=total, initial=step, desc="sft", unit="step", disable=None if writer else True) as bar:
         while step < total:
             epoch, index = divmod(step, per_epoch)
             order = np.random.default_rng([cfg.train.seed, epoch]).permutation(len(encoded))
             picked = [int(i) for i in order[index * cfg.batch_size:(index + 1) * cfg.batch_size]]
             start = time.perf_counter()
-            result = up.sft(*batch_arrays([encoded[i] for i in picked]))
+            if world.size == 1:
+                result = up.sft(*batch_arrays([encoded[i] for i in picked]))
+                loss, norm = result.loss, result.grad_norm
+            else:
+                loss, norm = _shared_sft_step(up, world, [encoded[i] for i in picked[world.rank::world.size]], step)
             step += 1
-            run.log({"kind": "step", "step": step, "epoch": epoch, "samples": picked, "loss": result.loss,
-                     "grad_norm": result.grad_norm, "seconds": time.perf_counter() - start})
-            if step % cfg.checkpoint_every == 0 or step == total:
+            if writer:
+                run.log({"kind": "step", "step": step, "epoch": epoch, "samples": picked, "loss": loss,
+                         "grad_norm": norm, "seconds": time.perf_counter() - start})
+            if writer and (step % cfg.checkpoint_every == 0 or step == total):
                 run.checkpoint(step, policy.model, policy.router, up.optimizer, seed=cfg.train.seed,
                                state={"step": step, "heldout_before": before,
                                       "updater_counters": asdict(up.counters)},
                                keep=cfg.train.keep_checkpoints)
             bar.update(1)
-            bar.set_postfix(loss=f"{result.loss:.4f}")
+            bar.set_postfix(loss=f"{loss:.4f}")
+    if not writer:
+        return None
     after = heldout_loss(policy, valid) if valid else None
     summary = {"steps": total, "train_samples": len(encoded), "heldout_samples": len(valid),
                "heldout_loss_before": before, "heldout_loss_after": after}
     write_json(Path(out) / SUMMARY_FILE, summary)
     return run.finish(policy.model, policy.router, policy.therapist)
+
+
+def _shared_sft_step(up, world: World, mine: list, step: int) -> tuple[float, float]:
+    """This rank's samples of a batch split over the ranks: one pooled step; the batch's token-mean loss."""
+    what = f"SFT step {step + 1}"
+    part, tokens = None, 0.0
+    if mine:
+        inputs, targets, mask = batch_arrays(mine)
+        part, tokens = up.sft_gradient(inputs, targets, mask), mask.sum().item()
+    norm = batch_step(up, world, part, tokens, what)
+    up.counters.sft_steps += 1
+    means = weighted_means(world, tokens, {"loss": part.loss.item()} if part is not None else {}, what)
+    return means["loss"], norm

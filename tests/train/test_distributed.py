@@ -1,0 +1,266 @@
+"""Data-parallel self-play: real ``mlx.launch --backend ring`` ranks on 127.0.0.1 against one process.
+
+The reference for a 2-rank run is one process playing the same two clients side by side
+(``--clients 2``): the same seeds, the same pooled step per turn. Both run through the CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import tbn_train  # noqa: F401  (preload OpenBLAS before mlx)
+import mlx.core as mx
+import numpy as np
+import pytest
+from mlx.utils import tree_flatten, tree_unflatten
+
+from tbn_train.cli import main
+from tbn_train.distributed import World, pooled_gradient
+from tbn_train.read_files import load_arrays
+from tbn_train.run_dir import CHECKPOINTS, FINAL_ADAPTER, LOG_FILE
+from tbn_train.selfplay import adapter_digest
+from tbn_train.update import Gradient
+
+MAX_NEW_TOKENS = 8  # the tiny model's turns stay short: two ranks share this machine's cores
+SESSIONS, TURNS = 1, 3  # three pooled turns: room to kill a rank after the first checkpoint
+LAUNCH_TIMEOUT = 600  # seconds a whole launch may take on a loaded 2-core machine before the test fails
+ENTRY = Path(__file__).with_name("launch_rank.py")
+LAUNCHER = Path(sys.executable).with_name("mlx.launch")
+
+
+def selfplay_args(model_dir, out, *extra) -> list[str]:
+    return ["selfplay", "--model", str(model_dir), "--sessions", str(SESSIONS), "--max-turns", str(TURNS),
+            "--out", str(out), "--max-new-tokens", str(MAX_NEW_TOKENS), "--seed", "5", *extra]
+
+
+def free_port() -> int:
+    """A base port with its successor free too (the ring takes one port per rank)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        try:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", port + 1))
+            return port
+        except OSError:
+            continue
+
+
+def launch(args: list[str], env_extra: dict | None = None) -> subprocess.Popen:
+    """Two ranks of ``tbn-train`` (through tests/train/launch_rank.py) on the ring backend, 127.0.0.1."""
+    env = {**os.environ, "MLX_DISABLE_COMPILE": "1", "HF_HUB_OFFLINE": "1", **(env_extra or {})}
+    cmd = [str(LAUNCHER), "-n", "2", "--backend", "ring", "--starting-port", str(free_port()),
+           "--python", sys.executable, str(ENTRY), *args, "--distributed"]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(proc: subprocess.Popen) -> tuple[str, str]:
+    out, err = proc.communicate(timeout=LAUNCH_TIMEOUT)
+    return out, err
+
+
+def error_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("tbn-train: error:")]
+
+
+def records(out: Path, timing: str = "timings") -> list[dict]:
+    rows = [json.loads(line) for line in (out / LOG_FILE).read_text().splitlines()]
+    for row in rows:
+        row.pop(timing)
+    return rows
+
+
+def adapter_bytes(out: Path) -> bytes:
+    return (out / FINAL_ADAPTER / "adapters.safetensors").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def two_ranks(llama_dir, tmp_path_factory):
+    """An uninterrupted 2-rank run."""
+    out = tmp_path_factory.mktemp("distributed") / "ranks"
+    _, err = finish(launch(selfplay_args(llama_dir, out)))
+    assert (out / FINAL_ADAPTER).is_dir(), err[-3000:]
+    return out
+
+
+# ---------------------------------------------------------------------- pooling (one process)
+def _part(value: float, weight: float) -> Gradient:
+    return Gradient(mx.array(0.0), {"w": mx.full((2, 3), value)}, weight, [])
+
+
+def test_pooled_gradient_is_the_weight_averaged_mean_with_the_mean_weight():
+    template = {"w": mx.zeros((2, 3))}
+    pooled, ties = pooled_gradient([_part(1.0, 0.2), None, _part(4.0, 0.6)], template, World(), clients=3,
+                                   what="test", ties=1)
+    assert mx.allclose(pooled.grads["w"], mx.full((2, 3), (0.2 * 1.0 + 0.6 * 4.0) / 0.8)).item()
+    assert pooled.weight == pytest.approx(0.4) and pooled.clients == 2 and ties == 1
+    assert pooled_gradient([None, None], template, World(), clients=2, what="test", ties=2) == (None, 2)
+
+
+def test_one_client_keeps_its_own_gradient_untouched():
+    part = _part(3.0, 0.7)
+    pooled, _ = pooled_gradient([part], {"w": mx.zeros((2, 3))}, World(), clients=1, what="test")
+    assert pooled.grads is part.grads and pooled.weight == 0.7
+
+
+def test_distributed_timeout_without_distributed_is_one_line(llama_dir, tmp_path, capsys):
+    assert main(selfplay_args(llama_dir, tmp_path / "run", "--distributed-timeout", "5")) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "tbn-train: error: --distributed-timeout needs --distributed"
+    assert not (tmp_path / "run").exists()
+
+
+# ---------------------------------------------------------------------- real ranks
+@pytest.mark.slow
+def test_two_ranks_equal_one_process_pooling_the_same_two_clients(two_ranks, llama_dir, tmp_path):
+    assert main(selfplay_args(llama_dir, tmp_path / "one", "--clients", "2")) == 0
+    ranks, one = records(two_ranks), records(tmp_path / "one")
+    assert [(r["turn"], r["client_index"]) for r in ranks] == [(t, c) for t in range(TURNS) for c in (0, 1)]
+    assert ranks[0]["client"] != ranks[1]["client"] or ranks[0]["utterance"] != ranks[1]["utterance"]  # two clients
+    for a, b in zip(ranks, one, strict=True):
+        assert a.keys() == b.keys()
+        assert a["reward"] == pytest.approx(b["reward"]) and a["utterance"] == b["utterance"]
+        for step in ("rlaif", "grpo"):
+            for key in ("loss", "grad_norm"):
+                assert (key in a[step]) == (key in b[step])
+                if key in a[step]:
+                    assert a[step][key] == pytest.approx(b[step][key], rel=1e-5, abs=1e-7)
+    mine = load_arrays(two_ranks / FINAL_ADAPTER / "adapters.safetensors", "adapter")
+    theirs = load_arrays(tmp_path / "one" / FINAL_ADAPTER / "adapters.safetensors", "adapter")
+    assert mine.keys() == theirs.keys()
+    for key in mine:
+        np.testing.assert_allclose(np.array(mine[key]), np.array(theirs[key]), rtol=1e-5, atol=1e-7)
+    # every checkpoint recorded both ranks' adapters, and they were the same bits
+    state = json.loads((two_ranks / CHECKPOINTS / f"step-{TURNS:08d}" / "state.json").read_text())["state"]
+    assert len(state["adapter_digests"]) == 2 and len(set(state["adapter_digests"])) == 1
+    run = json.loads((two_ranks / "run.json").read_text())
+    assert run["ranks"] == 2 and run["clients"] == 1
+
+
+@pytest.mark.slow
+def test_ranks_started_with_different_settings_are_refused_in_one_line(llama_dir, tmp_path):
+    proc = launch(selfplay_args(llama_dir, tmp_path / "run"), {"TBN_TEST_RANK1_ARGS": "--max-new-tokens 9"})
+    _, err = finish(proc)
+    lines = error_lines(err)
+    assert len(lines) == 1, err[-3000:]
+    assert "different settings" in lines[0] and "max_new_tokens" in lines[0]
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+@pytest.mark.slow
+def test_killed_rank_stops_the_other_and_resume_finishes_the_uninterrupted_run(two_ranks, llama_dir, tmp_path):
+    out, pids = tmp_path / "killed", tmp_path / "pids"
+    pids.mkdir()
+    proc = launch(selfplay_args(llama_dir, out), {"TBN_TEST_PID_DIR": str(pids)})
+    latest = out / CHECKPOINTS / "latest.json"
+    try:
+        while proc.poll() is None and not (latest.is_file() and json.loads(latest.read_text())["step"] >= 1):
+            time.sleep(0.05)
+        os.kill(int((pids / "rank-1.pid").read_text()), signal.SIGKILL)
+        _, err = finish(proc)  # the launcher returns: rank 0 did not hang waiting for rank 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    stopped = [line for line in error_lines(err) if "rank 0" in line]
+    assert len(stopped) == 1 and "--resume" in stopped[0], err[-3000:]
+    assert not (out / FINAL_ADAPTER).exists()
+    assert len(records(out)) < 2 * TURNS  # really interrupted
+
+    _, err = finish(launch([*selfplay_args(llama_dir, out), "--resume"]))
+    assert (out / FINAL_ADAPTER).is_dir(), err[-3000:]
+    assert records(out) == records(two_ranks)  # every record exactly once, the same as uninterrupted
+    assert adapter_bytes(out) == adapter_bytes(two_ranks)
+
+
+def test_adapter_digest_sees_one_changed_value(setup):
+    model, _, _ = setup
+    before = adapter_digest(model)
+    (key, value), *_ = tree_flatten(model.trainable_parameters())
+    model.update(tree_unflatten([(key, value + (mx.arange(value.size).reshape(value.shape) == 0) * 1e-3)]))
+    assert adapter_digest(model) != before
+
+
+@pytest.mark.slow
+def test_a_hung_rank_makes_the_other_give_up_after_the_timeout(llama_dir, tmp_path):
+    """Rank 1 stopped (SIGSTOP) keeps its connection open: only rank 0's watchdog can end the wait."""
+    out, pids, err_file = tmp_path / "hung", tmp_path / "pids", tmp_path / "stderr"
+    pids.mkdir()
+    env = {**os.environ, "MLX_DISABLE_COMPILE": "1", "HF_HUB_OFFLINE": "1", "TBN_TEST_PID_DIR": str(pids)}
+    cmd = [str(LAUNCHER), "-n", "2", "--backend", "ring", "--starting-port", str(free_port()), "--python", sys.executable,
+           str(ENTRY), *selfplay_args(llama_dir, out), "--distributed", "--distributed-timeout", "5"]
+    latest = out / CHECKPOINTS / "latest.json"
+    with open(err_file, "w") as err:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err)
+    rank1 = None
+    try:
+        while proc.poll() is None and not latest.is_file():
+            time.sleep(0.05)
+        rank1 = int((pids / "rank-1.pid").read_text())
+        os.kill(rank1, signal.SIGSTOP)
+        deadline = time.monotonic() + LAUNCH_TIMEOUT
+        while not error_lines(err_file.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        if rank1 is not None:
+            os.kill(rank1, signal.SIGKILL)  # a stopped process ignores the launcher's SIGTERM
+        proc.communicate(timeout=LAUNCH_TIMEOUT)
+    lines = error_lines(err_file.read_text())
+    assert len(lines) == 1 and lines[0].startswith("tbn-train: error: rank 0 waited 5 s for the other ranks"), lines
+    assert "--resume" in lines[0]
+
+
+def test_zero_weights_pool_to_a_zero_step_not_nan():
+    pooled, _ = pooled_gradient([_part(1.0, 0.0), _part(2.0, 0.0)], {"w": mx.zeros((2, 3))}, World(), clients=2, what="test")
+    assert pooled.weight == 0.0 and not mx.any(pooled.grads["w"]).item()
+
+
+BATCH_LR = 1e-3  # large enough that two steps move the adapter visibly
+PAIRS = [{"prompt": f"I feel {w}.", "chosen": "<think>Stay.</think>\nThat sounds heavy. Tell me more.",
+          "rejected": "<think>Fix it.</think>\nJust stop worrying."} for w in ("stuck", "tired", "alone", "angry")]
+CHATS = [{"messages": [{"role": "user", "content": f"I feel {w}."},
+                       {"role": "assistant", "content": "<think>Stay with her.</think>\nTake your time" + "." * (i + 1)}]}
+         for i, w in enumerate(("stuck", "tired", "alone", "angry"))]
+
+
+def batch_args(kind: str, model_dir, out: Path, data: Path) -> list[str]:
+    data.write_text("".join(json.dumps(r) + "\n" for r in (PAIRS if kind == "dpo" else CHATS)))
+    flag = "--pairs" if kind == "dpo" else "--data"
+    return [kind, "--model", str(model_dir), flag, str(data), "--out", str(out), "--batch-size", "2", "--seed", "1",
+            "--learning-rate", str(BATCH_LR)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["dpo", "sft"])
+def test_two_ranks_splitting_each_batch_equal_one_process(kind, llama_dir, tmp_path):
+    """Each rank takes half of every batch; the pooled step is the whole batch's step (pairs / tokens weighted)."""
+    _, err = finish(launch(batch_args(kind, llama_dir, tmp_path / "ranks", tmp_path / "data.jsonl")))
+    assert (tmp_path / "ranks" / FINAL_ADAPTER).is_dir(), err[-3000:]
+    assert main(batch_args(kind, llama_dir, tmp_path / "one", tmp_path / "data.jsonl")) == 0
+    ranks, one = records(tmp_path / "ranks", "seconds"), records(tmp_path / "one", "seconds")
+    assert len(ranks) == len(one) == 2
+    for a, b in zip(ranks, one, strict=True):
+        assert a.keys() == b.keys()
+        for key, value in a.items():
+            assert value == (pytest.approx(b[key], rel=1e-4, abs=1e-6) if isinstance(value, float) else b[key]), key
+    mine = load_arrays(tmp_path / "ranks" / FINAL_ADAPTER / "adapters.safetensors", "adapter")
+    theirs = load_arrays(tmp_path / "one" / FINAL_ADAPTER / "adapters.safetensors", "adapter")
+    for key in mine:  # Adam divides by √v: a near-zero gradient's rounding moves its weight by up to ~lr · 1e-3
+        np.testing.assert_allclose(np.array(mine[key]), np.array(theirs[key]), rtol=1e-4, atol=BATCH_LR * 1e-2)
+    assert any(not np.array_equal(np.array(v), 0) for k, v in mine.items() if "lora_b" in k)  # it did train
+
+
+@pytest.mark.slow
+def test_a_two_rank_run_resumed_by_one_process_is_refused_in_one_line(two_ranks, llama_dir, capsys):
+    before = (two_ranks / LOG_FILE).read_bytes()
+    assert main([*selfplay_args(llama_dir, two_ranks), "--resume"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "ranks: run has 2, now 1" in err[0], err
+    assert (two_ranks / LOG_FILE).read_bytes() == before  # nothing touched
