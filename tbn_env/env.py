@@ -19,7 +19,8 @@ from .profiles import ClientProfile, resolve_profile
 from .protocols import Client, ClientTurn, ClientView, DialogueTurn, Judge, JudgeContext, JudgeResult
 from .session import SessionCore, TurnResult
 from .session_judge import judge_full_session
-from .spaces import MAX_ACTION_CHARS, observation_space, observe, printable, text_space
+from .signals import Signals, express, signal_rng
+from .spaces import MAX_ACTION_CHARS, first_row, observation_space, observe_batch, printable, text_space
 from .stance import rupture_open
 
 ACTION_MODES = ("text", "scores", "intervention")
@@ -196,6 +197,8 @@ class TherapyEnv(gym.Env):
             self.core = SessionCore(init, self.params, seed=seed, graph=self.graph, compiled=self.compiled)
         else:
             self.core.restart(init, seed)
+        self.signal_rng = signal_rng(self.np_random)
+        self.signals = express(Signals.empty(1), 0, self.core.kernel, False, [self.signal_rng])
         self.session_index = 1
         self.rupture = False
         self.done = False
@@ -209,7 +212,7 @@ class TherapyEnv(gym.Env):
 
     # ------------------------------------------------------------------ checkpointing
     _FIELDS = ("profile", "session_index", "rupture", "done", "history", "trace", "last", "last_judge",
-               "session_judged", "client_words")
+               "session_judged", "client_words", "signals", "signal_rng")
 
     def get_state(self) -> dict[str, Any]:
         """The episode's full state as picklable values: the client, the dialogue and every RNG.
@@ -238,13 +241,14 @@ class TherapyEnv(gym.Env):
             raise RuntimeError("call reset() before step(), and again after an episode ends")
         if self.action_mode != "text":   # no backend to fail after the checks in _scores_for
             return self._step(action)
-        core, rng = self.core.state_dict(), copy.deepcopy(self.np_random.bit_generator.state)
+        core, rngs = self.core.state_dict(), [copy.deepcopy(g.bit_generator.state)
+                                              for g in (self.np_random, self.signal_rng)]
         fields = {k: copy.copy(getattr(self, k)) for k in self._FIELDS}   # lists copied, their items immutable
         try:
             return self._step(action)
         except BaseException:   # e.g. a model client timing out: put everything back, so a retry is safe
             self.core.load_state_dict(core)
-            self.np_random.bit_generator.state = rng
+            self.np_random.bit_generator.state, self.signal_rng.bit_generator.state = rngs
             for k, v in fields.items():
                 setattr(self, k, v)
             raise
@@ -257,8 +261,8 @@ class TherapyEnv(gym.Env):
         result = core.turn(scores, session_end=session_end, rupture=client_rupture)
         taie_full = self._assess_taie(thought, utterance) if self.taie_mode == "full" else None
         self.last = result
-        self.rupture = bool(rupture_open(self.rupture, any(e["type"] == "rupture" for e in result.events),
-                                         scores[DIM_INDEX["repair"]]))
+        ruptured = any(e["type"] == "rupture" for e in result.events)
+        self.rupture = bool(rupture_open(self.rupture, ruptured, scores[DIM_INDEX["repair"]]))
         if self.render_mode == "rgb_array":
             self._record(result)
         terminated = truncated = False
@@ -271,6 +275,7 @@ class TherapyEnv(gym.Env):
                 self.session_index += 1
                 self.rupture = False
         self.done = terminated or truncated
+        self.signals = express(self.signals, 0, core.kernel, ruptured, [self.signal_rng])
         assessment = None
         if self.action_mode == "text":
             self.history.append(DialogueTurn(client=self.client_words.utterance, therapist=utterance,
@@ -384,8 +389,13 @@ class TherapyEnv(gym.Env):
 
     # ------------------------------------------------------------------ observation, info, render
     def _observation(self) -> dict:
-        utterance = self.client_words.utterance if self.client_words is not None else None
-        return observe(self.core, self.observation_mode, self.rupture, self.session_index, utterance)
+        core = self.core
+        obs = first_row(observe_batch(core.kernel, core.stance.stance, [self.rupture], [core.turn_in_session],
+                                      [self.session_index], self.observation_mode, self.signals),
+                        self.observation_space)
+        if self.client_words is not None:
+            obs["client_utterance"] = printable(self.client_words.utterance)
+        return obs
 
     def _info(self, result: TurnResult | None = None) -> dict[str, Any]:
         core = self.core

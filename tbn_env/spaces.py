@@ -15,7 +15,7 @@ from gymnasium import spaces
 from .buckets import BUCKETS
 from .graph import NODE_COUNT
 from .loa import LOA_DIMENSIONS
-from .session import SessionCore
+from .signals import AFFECTS, AROUSAL_LEVELS, Signals
 from .stance import STANCES
 
 TEXT_CHARSET = frozenset(string.ascii_letters + string.digits + string.punctuation + " \n\t"
@@ -54,12 +54,13 @@ def printable(text: str, max_length: int | None = MAX_UTTERANCE_CHARS) -> str:
 
 
 def observation_space(mode: str, text: bool, max_turns: int, max_sessions: int) -> spaces.Dict:
-    """"tmog": what a therapist could know; "full": the true state as well (privileged)."""
+    """"tmog": what a therapist could know (the TMoG and the client's signals); "full": the true state as well."""
     box = lambda lo, hi, n: spaces.Box(lo, hi, (n,), np.float32)  # noqa: E731
     fields: dict[str, spaces.Space] = {
         "tmog": box(0.0, 10.0, NODE_COUNT),
-        "buckets": box(0.0, 1.0, len(BUCKETS)),
-        "phase": spaces.Discrete(4),
+        "affect": spaces.Discrete(len(AFFECTS)),
+        "arousal": spaces.Discrete(AROUSAL_LEVELS),
+        "rupture_cue": spaces.Discrete(2),
         "stage": spaces.Discrete(4),
         "stance": spaces.Discrete(len(STANCES)),
         "rupture": spaces.Discrete(2),
@@ -68,6 +69,8 @@ def observation_space(mode: str, text: bool, max_turns: int, max_sessions: int) 
     }
     if mode == "full":
         fields.update({
+            "buckets": box(0.0, 1.0, len(BUCKETS)),
+            "phase": spaces.Discrete(4),
             "levels": box(0.0, 10.0, NODE_COUNT),
             "loa": box(-10.0, 10.0, len(LOA_DIMENSIONS)),
             "taie": spaces.Box(np.array([-10, -10, -10, 0], np.float32), np.array([10, 10, 10, 1], np.float32),
@@ -79,24 +82,38 @@ def observation_space(mode: str, text: bool, max_turns: int, max_sessions: int) 
     return spaces.Dict(fields)
 
 
-def observe(core: SessionCore, mode: str, rupture: bool, session_index: int, utterance: str | None) -> dict:
-    """Build one observation from the session core."""
-    k = core.kernel
+def observe_batch(kernel, stance: np.ndarray, rupture: np.ndarray, turn: np.ndarray, session: np.ndarray,
+                  mode: str, signals: Signals) -> dict[str, np.ndarray]:
+    """The observation of every client in a BatchKernel: one array per key, a row per client.
+
+    The one definition of what each observation mode shows, for TherapyEnv (a batch of one) and
+    TherapyVectorEnv alike. `rupture` is each client's open-rupture flag, `turn` its therapist turns
+    this session, `session` its session number, `signals` what it showed after the last turn.
+    """
+    k = kernel
     obs = {
-        "tmog": k.tmog[0].astype(np.float32),
-        "buckets": k.buckets[0].astype(np.float32),
-        "phase": int(k.phase[0]),
-        "stage": int(k.stage[0]) - 1,
-        "stance": int(core.stance.stance[0]),
-        "rupture": int(rupture),
-        "turn": core.turn_in_session,
-        "session": session_index,
+        "tmog": k.tmog.astype(np.float32),
+        "affect": signals.affect.copy(),
+        "arousal": signals.arousal.copy(),
+        "rupture_cue": signals.rupture_cue.copy(),
+        "stage": (k.stage - 1).astype(np.int64),
+        "stance": np.asarray(stance, dtype=np.int64).copy(),
+        "rupture": np.asarray(rupture).astype(np.int64),
+        "turn": np.asarray(turn, dtype=np.int64).copy(),
+        "session": np.asarray(session, dtype=np.int64).copy(),
     }
     if mode == "full":
-        obs["levels"] = k.levels[0].astype(np.float32)
-        obs["loa"] = k.loa[0].astype(np.float32)
-        obs["taie"] = np.append(k.taie[0], k.transformation[0]).astype(np.float32)
-        obs["readings"] = np.array([core.coiling(), core.alliance(), core.attunement()], np.float32)
-    if utterance is not None:
-        obs["client_utterance"] = printable(utterance)
+        path = k.cg.pathology(k.levels)
+        obs.update(buckets=k.buckets.astype(np.float32), phase=k.phase.astype(np.int64),
+                   levels=k.levels.astype(np.float32), loa=k.loa.astype(np.float32),
+                   taie=np.column_stack([k.taie, k.transformation]).astype(np.float32),
+                   readings=np.column_stack([k.cg.coiling(k.levels, path), k.cg.alliance(k.levels, path),
+                                             1.0 - np.abs(k.tmog - k.levels).mean(axis=1) / 10.0]
+                                            ).astype(np.float32))
     return obs
+
+
+def first_row(obs: dict[str, np.ndarray], space: spaces.Dict) -> dict:
+    """Row 0 of a batched observation as one env's: an int for a Discrete key, an array for a Box."""
+    return {key: int(value[0]) if isinstance(space[key], spaces.Discrete) else value[0]
+            for key, value in obs.items()}

@@ -27,7 +27,8 @@ from .interventions import CATALOGUE, moment_of, response_scores
 from .kernel import BatchKernel
 from .params import LOW_THRESHOLD, Params
 from .profiles import ClientProfile, resolve_profile
-from .spaces import observation_space
+from .signals import Signals, express, signal_rng
+from .spaces import observation_space, observe_batch
 from .stance import DEFENSE_DOMAIN, OVERWHELM_BUCKETS, StanceDetector, rupture_open, stance_signals
 
 
@@ -94,6 +95,8 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
         # per client, as in the single env: one generator draws the clients, one the TMoG misreadings
         self.client_rngs = [seeding.np_random()[0] for _ in range(num_envs)]
         self.noise_rngs = [np.random.default_rng() for _ in range(num_envs)]
+        self.signal_rngs = [np.random.default_rng() for _ in range(num_envs)]
+        self.signals = Signals.empty(num_envs)
 
     # ------------------------------------------------------------------ reset
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -116,17 +119,19 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
 
     def _reset_rows(self, rows: np.ndarray) -> None:
         inits = []
-        for i in rows.tolist():  # the single env's draw order: profile, initial state, the core's noise seed
+        for i in rows.tolist():  # the single env's draw order: profile, initial state, noise seed, signal seed
             rng = self.client_rngs[i]
             inits.append(resolve_profile(self.profile_spec, rng).initial_state(rng, self.start_stage, self.graph,
                                                                                 self.params))
             self.noise_rngs[i] = np.random.default_rng(int(rng.integers(2**63)))
+            self.signal_rngs[i] = signal_rng(rng)
         self.kernel.load_rows(rows, inits)
         self.stances.start_session(rows)
         self.turn[rows] = 0
         self.session[rows] = 1
         self.episode_steps[rows] = 0
         self.rupture[rows] = False
+        self.signals = express(self.signals, rows, self.kernel, False, self.signal_rngs)
 
     # ------------------------------------------------------------------ step
     def step(self, actions):
@@ -165,6 +170,7 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
                 going_on = rows[~(terminated[rows] | truncated[rows])]  # as the single env: a finished
                 self.session[going_on] += 1                             # episode keeps its last view
                 self.rupture[going_on] = False
+        self.signals = express(self.signals, np.arange(b), k, ruptured, self.signal_rngs)
         parts = {"reward_composite": out.composite, "reward_modifiers": out.modifiers,
                  "reward_phase_transition": out.phase_transition, "reward_stage_transition": stage_reward,
                  "reward_taie": out.taie}
@@ -217,19 +223,8 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
 
     # ------------------------------------------------------------------ observation and info
     def _observation(self) -> dict[str, np.ndarray]:
-        k = self.kernel
-        obs = {"tmog": k.tmog.astype(np.float32), "buckets": k.buckets.astype(np.float32),
-               "phase": k.phase.copy(), "stage": k.stage - 1,
-               "stance": self.stances.stance.copy(),
-               "rupture": self.rupture.astype(np.int64), "turn": self.turn.copy(), "session": self.session.copy()}
-        if self.observation_mode == "full":
-            path = k.cg.pathology(k.levels)
-            obs.update(levels=k.levels.astype(np.float32), loa=k.loa.astype(np.float32),
-                       taie=np.column_stack([k.taie, k.transformation]).astype(np.float32),
-                       readings=np.column_stack([k.cg.coiling(k.levels, path), k.cg.alliance(k.levels, path),
-                                                 1.0 - np.abs(k.tmog - k.levels).mean(axis=1) / 10.0]
-                                                ).astype(np.float32))
-        return obs
+        return observe_batch(self.kernel, self.stances.stance, self.rupture, self.turn, self.session,
+                             self.observation_mode, self.signals)
 
     def _info(self, mask: np.ndarray) -> dict[str, np.ndarray]:
         k = self.kernel

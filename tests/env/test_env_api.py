@@ -142,7 +142,7 @@ def test_seeded_episodes_are_bit_identical(env_id):
         out = [obs["tmog"]]
         for _ in range(15):
             obs, r, *_ = env.step(env.action_space.sample())
-            out += [obs["tmog"], obs["buckets"], np.array([r])]
+            out += [obs["tmog"], np.array([r, obs["affect"], obs["arousal"], obs["rupture_cue"]])]
         return out
     for a, b in zip(run(), run()):
         assert np.array_equal(a, b)
@@ -169,7 +169,7 @@ def test_get_state_set_state_resumes_the_same_trajectory():
         out = []
         for i in range(n):
             obs, r, *_ = env.step(i % 13)
-            out += [obs["tmog"], obs["buckets"], np.array([r, obs["stance"], obs["phase"]])]
+            out += [obs["tmog"], np.array([r, obs["stance"], obs["affect"], obs["arousal"], obs["rupture_cue"]])]
         return out
 
     env = gym.make("Therapy-Interventions-v0", episode="treatment", max_turns=4, max_sessions=5)

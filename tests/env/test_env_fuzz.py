@@ -13,8 +13,8 @@ from .strategies import assert_rejected_unchanged
 
 def check_invariants(obs, reward, info):
     assert np.isfinite(reward)
-    assert ((obs["tmog"] >= 0) & (obs["tmog"] <= 10)).all() and ((obs["buckets"] >= 0) & (obs["buckets"] <= 1)).all()
-    assert 0 <= obs["phase"] <= 3 and 0 <= obs["stage"] <= 3
+    assert ((obs["tmog"] >= 0) & (obs["tmog"] <= 10)).all()
+    assert 0 <= obs["affect"] <= 3 and 0 <= obs["arousal"] <= 4 and obs["rupture_cue"] in (0, 1) and 0 <= obs["stage"] <= 3
     assert info["reward_breakdown"]["total"] == pytest.approx(reward)
     assert 0 <= info["coiling"] <= 1 and 0 <= info["alliance"] <= 1 and 0 <= info["attunement"] <= 1
     assert 0 <= info["taie"]["transformation"] <= 1
