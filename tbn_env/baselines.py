@@ -166,12 +166,13 @@ def reference_runs(setting: str, runs: int, clients: int) -> dict[str, np.ndarra
 
 # ------------------------------------------------------------------ training
 def make_training_env(setting: str, seed: int, n_envs: int = N_ENVS):
-    """The training env: SB3's DummyVecEnv of `n_envs` single envs seeded from `seed`, with observations
-    (the Box fields: TMoG levels 0-10, buckets 0-1) and rewards (returns in the hundreds) normalised by
-    running statistics, as the RL Zoo does for such envs."""
-    from stable_baselines3.common.env_util import make_vec_env
-    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
-    env = make_vec_env(ENV_ID, n_envs=n_envs, seed=seed, env_kwargs=SETTINGS[setting], vec_env_cls=DummyVecEnv)
+    """The training env: the native batch of `n_envs` clients (`tbn_env.sb3`, one kernel call per step)
+    seeded from `seed`, with observations (the Box fields: TMoG levels 0-10) and rewards (returns in the
+    hundreds) normalised by running statistics, as the RL Zoo does for such envs."""
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from .sb3 import make_vec_env
+    env = make_vec_env(ENV_ID, n_envs=n_envs, seed=seed, **SETTINGS[setting])
     boxes = [k for k, space in env.observation_space.spaces.items() if isinstance(space, gym.spaces.Box)]
     return VecNormalize(env, norm_obs_keys=boxes)
 

@@ -69,6 +69,7 @@ def test_a_client_that_raises_leaves_the_env_as_it_was_and_a_retry_works():
     for (obs_a, r_a), (obs_b, r_b) in zip(got, expected):
         assert r_a == r_b and obs_a["client_utterance"] == obs_b["client_utterance"]
         assert np.array_equal(obs_a["tmog"], obs_b["tmog"])
+        assert (obs_a["affect"], obs_a["arousal"]) == (obs_b["affect"], obs_b["arousal"])  # the signal draws too
 
 
 class WrongJudge:
