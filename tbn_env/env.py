@@ -73,22 +73,28 @@ class TherapyEnv(gym.Env):
       client's fear and the alliance.
 
     ## Observation Space
-    A `Dict`. With `observation_mode="tmog"` (default) it holds what a therapist could know:
+    A `Dict`. With `observation_mode="tmog"` (default) it holds what a therapist could know: its own
+    model of the client and what the client shows, never the client's true state (`tbn_env.signals`):
 
     | key | meaning | min | max |
     |---|---|---|---|
     | tmog | the therapist's model of the 142 node levels (TMoG, §9.3.14.1) | 0 | 10 |
-    | buckets | the 16 affective reservoirs, maladaptive then adaptive (§9.3.2) | 0 | 1 |
-    | phase | in-session phase A-D as 0-3 (§9.3.5.1) | 0 | 3 |
+    | affect | the affect the client expresses: guarded, emerging, intense, settled; the category of its phase A-D (§9.3.5.1) 3 turns in 5, else a neighbouring one | 0 | 3 |
+    | arousal | the visible arousal: the fear reservoir misread by a little noise, in 5 levels (3+ is overwhelm) | 0 | 4 |
+    | rupture_cue | the client showed a rupture this turn | 0 | 1 |
     | stage | treatment stage 1-4 as 0-3 (§9.3.5.3) | 0 | 3 |
     | stance | rapport_building, personhood_assemblage, intervention (§9.3.8) | 0 | 2 |
     | rupture | a rupture is open (until a turn scores repair above 6.5) | 0 | 1 |
     | turn | therapist turns so far this session | 0 | max_turns |
     | session | session number in the episode | 0 | max_sessions + 1 |
 
-    `"full"` adds the privileged truth: `levels` (142), `loa` (7, -10..10), `taie` (x, y, z in
+    One turn's affect is a weak clue to the phase; the readings of the session so far are a strong one,
+    so a policy with memory can know more than one with the last observation alone.
+    `"full"` adds the privileged truth: `buckets` (the 16 affective reservoirs, maladaptive then
+    adaptive, 0..1, §9.3.2), `phase` (0-3), `levels` (142), `loa` (7, -10..10), `taie` (x, y, z in
     -10..10 and the transformation score in 0..1) and `readings` (coiling, alliance, TMoG accuracy).
-    Text mode adds `client_utterance`.
+    Text mode adds `client_utterance`. `info` keeps the phase, stage, stance and guidance cell for
+    logging and evaluation; a policy that reads them uses privileged information.
 
     ## Rewards
     The stage-weighted composite of the 12 scores, plus the stage's modifiers, phase transitions
