@@ -14,8 +14,11 @@ clients); across runs we report the interquartile mean and a 95 % percentile-boo
 conventions of rliable (Agarwal et al., 2021). It writes `baselines.json`, the README's table
 (`baselines.md`) and `learning_curves.png`.
 
-Agents train on SB3's `DummyVecEnv` of single envs (`make_training_env`, the one place to switch to a
-faster vectorised env); evaluation runs on the batch kernel's vector env.
+Agents see the default therapist's view (no true phase or buckets: `tbn_env.signals`), train on the
+native batch of 64 clients (`tbn_env.sb3`, in `make_training_env`) for their budget in `AGENTS` (or
+`--steps`), on every setting or only the `--train` pairs; evaluation runs on the batch kernel's vector
+env. Learning-curve points score the run's own held-out clients, so an agent trained for n steps is
+compared with a longer-trained one at n steps on the same clients (`equal_budget`).
 """
 from __future__ import annotations
 
@@ -75,13 +78,13 @@ class Agent:
 #: SB3's defaults. Budgets: PPO's reaches its plateau at the default setting; RecurrentPPO's is a fifth of
 #: it (its LSTM makes a step ~6x dearer), so PPO's learning curve has a point at the same budget.
 AGENTS: dict[str, Agent] = {
-    "ppo": Agent("PPO", "stable_baselines3", "MultiInputPolicy", 500_000,
+    "ppo": Agent("PPO", "stable_baselines3", "MultiInputPolicy", 300_000,
                  {"n_steps": 64, "batch_size": 512, "learning_rate": 3e-4, "ent_coef": 0.01}),
     "a2c": Agent("A2C", "stable_baselines3", "MultiInputPolicy", 200_000),
     "dqn": Agent("DQN", "stable_baselines3", "MultiInputPolicy", 200_000,
                  {"learning_starts": 1000, "exploration_fraction": 0.3, "target_update_interval": 2000,
                   "train_freq": 1, "learning_rate": 1e-3}),
-    "recurrent_ppo": Agent("RecurrentPPO", "sb3_contrib", "MultiInputLstmPolicy", 100_000,
+    "recurrent_ppo": Agent("RecurrentPPO", "sb3_contrib", "MultiInputLstmPolicy", 50_000,
                            {"n_steps": 64, "batch_size": 512, "learning_rate": 1e-3, "ent_coef": 0.01,
                             "policy_kwargs": {"lstm_hidden_size": 64}}),
 }
@@ -372,7 +375,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=None,
                         help="env steps per training run for every agent (default: each agent's budget in AGENTS)")
     parser.add_argument("--clients", type=int, default=EVAL_CLIENTS, help="held-out clients per run")
-    parser.add_argument("--curve-points", type=int, default=5, help="learning-curve evaluations per run")
+    parser.add_argument("--curve-points", type=int, default=6, help="learning-curve evaluations per run")
     parser.add_argument("--jobs", type=int, default=1, help="training runs in parallel (processes)")
     parser.add_argument("--out", type=Path, default=Path("runs/baselines"), help="folder for the JSON and PNG")
     args = parser.parse_args(argv)
