@@ -11,6 +11,7 @@ import pytest
 
 import tbn_env  # noqa: F401
 from tbn_env.baselines import oracle_policy
+from tbn_env.buckets import BUCKET_INDEX
 from tbn_env.interventions import NAMES
 from tbn_env.signals import AFFECT_READ_ACCURACY, AFFECTS, AROUSAL_LEVELS
 
@@ -41,7 +42,7 @@ def played(turns: int = 20, clients: int = 48, stage: int = 4, seed: int = 3):
     obs, _ = env.reset(seed=seed)
     rows = []
     for _ in range(turns):
-        rows.append((obs["phase"], obs["affect"], obs["arousal"], obs["buckets"][:, 1], obs["turn"]))
+        rows.append((obs["phase"], obs["affect"], obs["arousal"], obs["buckets"][:, BUCKET_INDEX["fear"]], obs["turn"]))
         obs, *_ = env.step(oracle_policy(env.unwrapped, obs, None))
     return [np.stack(x, axis=1) for x in zip(*rows)]  # each [clients, turns]
 
