@@ -237,16 +237,17 @@ def reference_report(setting: str, runs: int, clients: int) -> dict[str, Any]:
 
 
 def equal_budget(agents: dict[str, Any]) -> list[dict[str, Any]]:
-    """Agents compared at the same budget: each agent's final score against every agent trained longer whose
-    learning curve has a point at that budget (the same held-out clients, so the runs pair up by seed)."""
+    """Agents compared at the same budget: each agent's learning-curve point at its own budget against the
+    point at that budget of every agent trained longer. Both points are taken the same way (at the same
+    number of updates, on the same held-out clients), so the runs pair up by seed."""
     out = []
     for short, a in agents.items():
         for long, b in agents.items():
-            if long == short or b["seeds"] != a["seeds"]:
+            if long == short or b["seeds"] != a["seeds"] or b["steps"] <= a["steps"]:
                 continue
-            at = [dict(curve).get(a["steps"]) for curve in b["curves"]]
-            if b["steps"] > a["steps"] and None not in at:
-                out.append({"steps": a["steps"], short: summary(a["runs"]), long: summary(at)})
+            points = [[dict(curve).get(a["steps"]) for curve in x["curves"]] for x in (a, b)]
+            if None not in points[0] + points[1]:
+                out.append({"steps": a["steps"], short: summary(points[0]), long: summary(points[1])})
     return out
 
 
@@ -360,8 +361,8 @@ def markdown_table(results: dict[str, Any]) -> str:
         lines.append("| " + " | ".join(row) + " |")
     pairs = [(setting, e) for setting, rep in ordered for e in rep.get("equal_budget", [])]
     if pairs:
-        lines += ["", "| setting | budget (env steps) | agent | its score | agent trained longer, at this budget | "
-                      "its score |", "|---|---|---|---|---|---|"]
+        lines += ["", "| setting | budget (env steps) | agent | its score there | agent trained longer | "
+                      "its score there |", "|---|---|---|---|---|---|"]
         for setting, e in pairs:
             short, long = (k for k in e if k != "steps")
             lines.append(f"| {setting} | {e['steps']:,} | {AGENTS[short].algo} | {_cell(e[short])} | "

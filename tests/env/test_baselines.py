@@ -42,12 +42,13 @@ def test_agents_train_only_on_the_pairs_asked_for(tmp_path):
     assert "stage3 | " in (tmp_path / "baselines.md").read_text()   # its reference row is in the table
 
 
-def test_equal_budget_pairs_an_agent_with_the_longer_run_curve_point_at_its_budget():
-    short = {"steps": 100, "seeds": [0, 1], **baselines.summary([5.0, 7.0]), "curves": [[], []]}
+def test_equal_budget_pairs_the_curve_points_at_the_shorter_budget():
+    short = {"steps": 100, "seeds": [0, 1], **baselines.summary([5.0, 7.0]),
+             "curves": [[[50, 1.0], [100, 4.5]], [[50, 2.0], [100, 6.5]]]}
     long = {"steps": 500, "seeds": [0, 1], **baselines.summary([9.0, 9.0]),
             "curves": [[[100, 3.0], [500, 9.0]], [[100, 4.0], [500, 9.0]]]}
     [pair] = baselines.equal_budget({"recurrent_ppo": short, "ppo": long})
-    assert pair["steps"] == 100 and pair["recurrent_ppo"]["runs"] == [5.0, 7.0] and pair["ppo"]["runs"] == [3.0, 4.0]
+    assert pair["steps"] == 100 and pair["recurrent_ppo"]["runs"] == [4.5, 6.5] and pair["ppo"]["runs"] == [3.0, 4.0]
     assert baselines.equal_budget({"recurrent_ppo": short, "ppo": {**long, "curves": [[[500, 9.0]]] * 2}}) == []
 
 
