@@ -4,7 +4,7 @@ oracle (interventions) or the all-10 therapist (scores).
 
 Needs the `sb3` extra: pip install torch==2.13.0 && pip install -e .[sb3]
 
-    python examples/ppo_interventions.py --start-stage 4 --steps 20000
+    python examples/ppo_interventions.py --start-stage 4 --steps 50000
     python examples/ppo_interventions.py --scores --steps 20000   # Box(-1, 1) actions, action_scale="unit"
 """
 import argparse
@@ -46,7 +46,7 @@ def scores_mode(steps: int, stage: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=20_000, help="PPO environment steps")
+    parser.add_argument("--steps", type=int, default=50_000, help="PPO environment steps")
     parser.add_argument("--start-stage", type=int, default=4, choices=[1, 2, 3, 4])
     parser.add_argument("--scores", action="store_true", help="Therapy-Scores-v0 with action_scale='unit'")
     args = parser.parse_args()

@@ -14,8 +14,11 @@ clients); across runs we report the interquartile mean and a 95 % percentile-boo
 conventions of rliable (Agarwal et al., 2021). It writes `baselines.json`, the README's table
 (`baselines.md`) and `learning_curves.png`.
 
-Agents train on SB3's `DummyVecEnv` of single envs (`make_training_env`, the one place to switch to a
-faster vectorised env); evaluation runs on the batch kernel's vector env.
+Agents see the default therapist's view (no true phase or buckets: `tbn_env.signals`), train on the
+native batch of 64 clients (`tbn_env.sb3`, in `make_training_env`) for their budget in `AGENTS` (or
+`--steps`), on every setting or only the `--train` pairs; evaluation runs on the batch kernel's vector
+env. Learning-curve points score the run's own held-out clients, so an agent trained for n steps is
+compared with a longer-trained one at n steps on the same clients (`equal_budget`).
 """
 from __future__ import annotations
 
@@ -41,10 +44,8 @@ SETTINGS: dict[str, dict[str, Any]] = {
 }
 EVAL_SEED = 10_000       # evaluation clients come from seeds 10_000 + run: never the training envs' seeds
 EVAL_CLIENTS = 64        # held-out clients per run
-CURVE_CLIENTS = 32       # clients per learning-curve point
 BOOTSTRAP_REPS = 2000    # percentile bootstrap resamples (rliable uses 2000 for its interval estimates)
-N_ENVS = 8               # parallel training envs (DummyVecEnv)
-DEFAULT_STEPS = 8192     # env steps per training run: minutes per agent on two shared cores; raise it for better agents
+N_ENVS = 64              # clients per training batch (the native batch: one kernel call steps them all)
 DEFAULT_SEEDS = 5        # training seeds per agent and setting
 
 
@@ -55,6 +56,7 @@ class Agent:
     algo: str          # class name in stable_baselines3 / sb3_contrib
     module: str
     policy: str
+    steps: int         # the default training budget in env steps (`--steps` overrides it)
     kwargs: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -67,20 +69,25 @@ class Agent:
         return cls(self.policy, env, seed=seed, device="cpu", verbose=0, **self.kwargs)
 
 
-#: Hyper-parameters, chosen for short budgets on a 20-turn episode (gamma 0.99 sees a whole session):
-#: PPO and RecurrentPPO update every 32 steps per env (256 samples, minibatches of 64: 4x the default's
-#: updates per step) with a larger step size than the default 3e-4 and a little entropy to keep
-#: exploring; DQN starts learning after 1000 steps, explores over the first 30 % and syncs its target
-#: every 500 steps; A2C keeps SB3's defaults. Observations and rewards are normalised (make_training_env).
+#: Hyper-parameters and budgets (each reason in docs/decisions.md). Training runs on the native batch of
+#: N_ENVS = 64 clients; gamma 0.99 sees a whole 20-turn session. PPO: a rollout of 64 steps per client
+#: (4,096 samples, three sessions a client), minibatches of 512, SB3's step size 3e-4 and a little entropy
+#: to keep exploring; its 300,000 steps reach 90 % of the oracle at the default setting (one seed, tuning).
+#: RecurrentPPO: PPO's settings with a 64-unit LSTM (256 units took 3x the time), so the two differ only
+#: by memory (with 1e-3 for RecurrentPPO alone, the step size made the whole of an apparent memory gain);
+#: its budget is a sixth of PPO's (an LSTM step costs ~6x), where PPO's first curve point sits. DQN trains
+#: on every batch of 64 transitions, explores over the first 30 % and syncs its target every 2,000 steps;
+#: A2C keeps SB3's defaults.
 AGENTS: dict[str, Agent] = {
-    "ppo": Agent("PPO", "stable_baselines3", "MultiInputPolicy",
-                 {"n_steps": 32, "batch_size": 64, "learning_rate": 1e-3, "ent_coef": 0.01}),
-    "a2c": Agent("A2C", "stable_baselines3", "MultiInputPolicy"),
-    "dqn": Agent("DQN", "stable_baselines3", "MultiInputPolicy",
-                 {"learning_starts": 1000, "exploration_fraction": 0.3, "target_update_interval": 500,
-                  "learning_rate": 1e-3}),
-    "recurrent_ppo": Agent("RecurrentPPO", "sb3_contrib", "MultiInputLstmPolicy",
-                           {"n_steps": 32, "batch_size": 64, "learning_rate": 1e-3, "ent_coef": 0.01}),
+    "ppo": Agent("PPO", "stable_baselines3", "MultiInputPolicy", 300_000,
+                 {"n_steps": 64, "batch_size": 512, "learning_rate": 3e-4, "ent_coef": 0.01}),
+    "a2c": Agent("A2C", "stable_baselines3", "MultiInputPolicy", 200_000),
+    "dqn": Agent("DQN", "stable_baselines3", "MultiInputPolicy", 200_000,
+                 {"learning_starts": 1000, "exploration_fraction": 0.3, "target_update_interval": 2000,
+                  "train_freq": 1, "learning_rate": 1e-3}),
+    "recurrent_ppo": Agent("RecurrentPPO", "sb3_contrib", "MultiInputLstmPolicy", 50_000,
+                           {"n_steps": 64, "batch_size": 512, "learning_rate": 3e-4, "ent_coef": 0.01,
+                            "policy_kwargs": {"lstm_hidden_size": 64}}),
 }
 
 Policy = Callable[[Any, dict, np.ndarray], np.ndarray]  # (vector env, observation, episode starts) -> actions
@@ -166,19 +173,24 @@ def reference_runs(setting: str, runs: int, clients: int) -> dict[str, np.ndarra
 
 # ------------------------------------------------------------------ training
 def make_training_env(setting: str, seed: int, n_envs: int = N_ENVS):
-    """The training env: SB3's DummyVecEnv of `n_envs` single envs seeded from `seed`, with observations
-    (the Box fields: TMoG levels 0-10, buckets 0-1) and rewards (returns in the hundreds) normalised by
-    running statistics, as the RL Zoo does for such envs."""
-    from stable_baselines3.common.env_util import make_vec_env
-    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
-    env = make_vec_env(ENV_ID, n_envs=n_envs, seed=seed, env_kwargs=SETTINGS[setting], vec_env_cls=DummyVecEnv)
+    """The training env: the native batch of `n_envs` clients (`tbn_env.sb3`, one kernel call per step)
+    seeded from `seed`, with observations (the Box fields: TMoG levels 0-10) and rewards (returns in the
+    hundreds) normalised by running statistics, as the RL Zoo does for such envs."""
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from .sb3 import make_vec_env
+    env = make_vec_env(ENV_ID, n_envs=n_envs, seed=seed, **SETTINGS[setting])
     boxes = [k for k, space in env.observation_space.spaces.items() if isinstance(space, gym.spaces.Box)]
     return VecNormalize(env, norm_obs_keys=boxes)
 
 
-def train(agent: str, setting: str, seed: int, steps: int, curve_points: int = 0
+def train(agent: str, setting: str, seed: int, steps: int, curve_points: int = 0, clients: int = EVAL_CLIENTS
           ) -> tuple[Any, list[tuple[int, float]]]:
-    """Train one agent on one setting; returns the model and its learning curve [(env steps, mean return)]."""
+    """Train one agent on one setting; returns the model and its learning curve [(env steps, mean return)].
+
+    Curve points are `curve_points` evenly spaced budgets, each scored on the run's held-out clients (from
+    EVAL_SEED + seed), so a point at n steps compares with any agent trained for n steps on the same clients.
+    """
     import torch
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.logger import Logger
@@ -193,9 +205,8 @@ def train(agent: str, setting: str, seed: int, steps: int, curve_points: int = 0
     class Curve(BaseCallback):
         def _on_step(self) -> bool:
             while marks and self.num_timesteps >= marks[0]:
-                marks.pop(0)
-                curve.append((self.num_timesteps, float(evaluate(setting, agent_policy(self.model, spec.recurrent),
-                                                                 CURVE_CLIENTS, EVAL_SEED - 1).mean())))
+                curve.append((marks.pop(0), float(evaluate(setting, agent_policy(self.model, spec.recurrent),
+                                                           clients, EVAL_SEED + seed).mean())))
             return True
 
     model.learn(total_timesteps=steps, callback=Curve())
@@ -205,7 +216,7 @@ def train(agent: str, setting: str, seed: int, steps: int, curve_points: int = 0
 def agent_run(agent: str, setting: str, seed: int, steps: int, clients: int, curve_points: int
               ) -> tuple[float, list[tuple[int, float]]]:
     """One training seed: its mean held-out return (clients from EVAL_SEED + seed) and its learning curve."""
-    model, curve = train(agent, setting, seed, steps, curve_points)
+    model, curve = train(agent, setting, seed, steps, curve_points, clients)
     score = evaluate(setting, agent_policy(model, AGENTS[agent].recurrent), clients, EVAL_SEED + seed).mean()
     return float(score), curve
 
@@ -225,10 +236,33 @@ def reference_report(setting: str, runs: int, clients: int) -> dict[str, Any]:
     return report
 
 
-def run(settings: list[str], agents: list[str], seeds: int, steps: int, clients: int, curve_points: int,
+def equal_budget(agents: dict[str, Any]) -> list[dict[str, Any]]:
+    """Agents compared at the same budget: each agent's learning-curve point at its own budget against the
+    point at that budget of every agent trained longer. Both points are taken the same way (at the same
+    number of updates, on the same held-out clients), so the runs pair up by seed."""
+    out = []
+    for short, a in agents.items():
+        for long, b in agents.items():
+            if long == short or b["seeds"] != a["seeds"] or b["steps"] <= a["steps"]:
+                continue
+            points = [[dict(curve).get(a["steps"]) for curve in x["curves"]] for x in (a, b)]
+            if None not in points[0] + points[1]:
+                out.append({"steps": a["steps"], short: summary(points[0]), long: summary(points[1])})
+    return out
+
+
+def versus(reference: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+    """An agent's IQM as a share of the oracle's, and whether its interval lies above the best constant's."""
+    return {"oracle_share": round(entry["iqm"] / reference["oracle"]["iqm"], 3),
+            "beats_best_constant": entry["ci95"][0] > reference["best_constant"]["ci95"][1]}
+
+
+def run(settings: list[str], agents: list[str], seeds: int, steps: dict[str, int], clients: int, curve_points: int,
         jobs: int = 1, log: Callable[[str], None] = lambda line: print(line, flush=True),
-        save: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Every setting's reference report and every (agent, setting, seed) training run, on `jobs` processes.
+        save: Callable[[dict[str, Any]], None] | None = None,
+        train_only: set[tuple[str, str]] | None = None) -> dict[str, Any]:
+    """Every setting's reference report and every (agent, setting, seed) training run of `steps[agent]` env
+    steps (only the (agent, setting) pairs in `train_only`, if given), on `jobs` processes.
 
     `save` receives the results so far after each finished task (a killed run keeps what it finished).
     """
@@ -244,16 +278,18 @@ def run(settings: list[str], agents: list[str], seeds: int, steps: int, clients:
                     runs = scores.get((setting, agent), {})
                     if runs:
                         order = sorted(runs)
-                        out[setting]["agents"][agent] = {**summary([runs[r][0] for r in order]), "steps": steps,
+                        entry = summary([runs[r][0] for r in order])
+                        out[setting]["agents"][agent] = {**entry, **versus(rep, entry), "steps": steps[agent],
                                                          "seeds": order, "curves": [runs[r][1] for r in order]}
+                out[setting]["equal_budget"] = equal_budget(out[setting]["agents"])
         return out
 
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         futures = {}
         for s in settings:  # in the order given: a setting's reference, then its training runs
             futures[pool.submit(reference_report, s, seeds, clients)] = ("reference", s, None)
-            futures.update({pool.submit(agent_run, a, s, seed, steps, clients, curve_points): (a, s, seed)
-                            for a in agents for seed in range(seeds)})
+            futures.update({pool.submit(agent_run, a, s, seed, steps[a], clients, curve_points): (a, s, seed)
+                            for a in agents for seed in range(seeds) if train_only is None or (a, s) in train_only})
         for future in as_completed(futures):
             what, setting, seed = futures[future]
             if what == "reference":
@@ -270,13 +306,16 @@ def run(settings: list[str], agents: list[str], seeds: int, steps: int, clients:
 
 
 def plot_curves(results: dict[str, Any], path: Path) -> None:
-    """One panel per setting: each agent's IQM learning curve against random, best constant and oracle."""
+    """One panel per setting an agent trained on: each agent's IQM learning curve against random, best
+    constant and oracle."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
-    fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 3.6), squeeze=False)
-    for ax, (setting, rep) in zip(axes[0], results.items()):
+    panels = {setting: rep for setting, rep in results.items() if rep["agents"]} or results
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 3.8), squeeze=False)
+    for ax, (setting, rep) in zip(axes[0], panels.items()):
         for name, style in (("oracle", "k-"), ("best_constant", "k--"), ("random", "k:")):
             label = name if name != "best_constant" else f"best constant ({rep['best_constant']['action']})"
             ax.axhline(rep[name]["iqm"], color="k", linestyle=style[1:], linewidth=1, label=label)
@@ -290,23 +329,44 @@ def plot_curves(results: dict[str, Any], path: Path) -> None:
         ax.set_title(setting)
         ax.set_xlabel("training env steps")
         ax.set_ylabel("mean return (IQM over seeds)")
-    axes[0][0].legend(fontsize=7, loc="best")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1000:.0f}k"))
+        ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
+def _cell(e: dict[str, Any]) -> str:
+    return f"{e['iqm']:.1f} [{e['ci95'][0]:.1f}, {e['ci95'][1]:.1f}]"
+
+
 def markdown_table(results: dict[str, Any]) -> str:
-    """The README's table: IQM [95 % CI] per policy and setting, and the oracle's lead over the best constant."""
+    """The README's table: IQM [95 % CI] per policy and setting, the oracle's lead over the best constant, and
+    each agent's share of the oracle (in bold where its interval lies wholly above the best constant's);
+    then the agents compared at equal budgets."""
+    ordered = sorted(results.items(), key=lambda item: list(SETTINGS).index(item[0]))
     agents = sorted({a for rep in results.values() for a in rep["agents"]}, key=list(AGENTS).index)
-    cell = lambda e: f"{e['iqm']:.1f} [{e['ci95'][0]:.1f}, {e['ci95'][1]:.1f}]"  # noqa: E731
-    head = ["setting", "random", "best constant", "oracle", "gap share", *[AGENTS[a].algo for a in agents]]
+    budget = {a: next(rep["agents"][a]["steps"] for rep in results.values() if a in rep["agents"]) for a in agents}
+
+    def agent_cell(e: dict[str, Any]) -> str:  # bold: the whole interval above the best constant's
+        text = f"{_cell(e)} ({100 * e['oracle_share']:.0f} %)"
+        return f"**{text}**" if e["beats_best_constant"] else text
+    head = ["setting", "random", "best constant", "oracle", "gap share",
+            *[f"{AGENTS[a].algo} {budget[a]:,} steps" for a in agents]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for setting, rep in sorted(results.items(), key=lambda item: list(SETTINGS).index(item[0])):
+    for setting, rep in ordered:
         best = rep["best_constant"]
-        row = [setting, cell(rep["random"]), f"{cell(best)} `{best['action']}`", cell(rep["oracle"]),
-               f"{rep['gap_share']:.2f}", *[cell(rep["agents"][a]) if a in rep["agents"] else "–" for a in agents]]
+        row = [setting, _cell(rep["random"]), f"{_cell(best)} `{best['action']}`", _cell(rep["oracle"]),
+               f"{rep['gap_share']:.2f}", *[agent_cell(rep["agents"][a]) if a in rep["agents"] else "–" for a in agents]]
         lines.append("| " + " | ".join(row) + " |")
+    pairs = [(setting, e) for setting, rep in ordered for e in rep.get("equal_budget", [])]
+    if pairs:
+        lines += ["", "| setting | budget (env steps) | agent | its score there | agent trained longer | "
+                      "its score there |", "|---|---|---|---|---|---|"]
+        for setting, e in pairs:
+            short, long = (k for k in e if k != "steps")
+            lines.append(f"| {setting} | {e['steps']:,} | {AGENTS[short].algo} | {_cell(e[short])} | "
+                         f"{AGENTS[long].algo} | {_cell(e[long])} |")
     return "\n".join(lines)
 
 
@@ -315,10 +375,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--settings", default=",".join(SETTINGS), help=f"comma-separated, from {list(SETTINGS)}")
     parser.add_argument("--agents", default=",".join(AGENTS),
                         help=f"comma-separated, from {list(AGENTS)}; empty for reference policies only")
+    parser.add_argument("--train", default="", metavar="AGENT:SETTING,...",
+                        help="train only these agent-setting pairs (default: every agent on every setting)")
     parser.add_argument("--seeds", type=int, default=DEFAULT_SEEDS, help="training seeds (runs) per agent")
-    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="env steps per training run")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="env steps per training run for every agent (default: each agent's budget in AGENTS)")
     parser.add_argument("--clients", type=int, default=EVAL_CLIENTS, help="held-out clients per run")
-    parser.add_argument("--curve-points", type=int, default=5, help="learning-curve evaluations per run")
+    parser.add_argument("--curve-points", type=int, default=6, help="learning-curve evaluations per run")
     parser.add_argument("--jobs", type=int, default=1, help="training runs in parallel (processes)")
     parser.add_argument("--out", type=Path, default=Path("runs/baselines"), help="folder for the JSON and PNG")
     args = parser.parse_args(argv)
@@ -330,8 +393,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error(f"{name}: unknown {unknown}; choose from {list(known)}")
     if not args.settings:
         parser.error("--settings: name at least one setting")
+    pairs = [tuple(p.split(":", 1)) for p in args.train.split(",") if p]
+    bad = [":".join(p) for p in pairs if len(p) != 2 or p[0] not in args.agents or p[1] not in args.settings]
+    if bad:
+        parser.error(f"--train: {bad} are not AGENT:SETTING pairs of --agents and --settings")
+    args.train = set(pairs) or None
     for name in ("seeds", "steps", "clients", "jobs"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
     if args.curve_points < 0:
         parser.error(f"--curve-points must be >= 0, got {args.curve_points}")
@@ -350,7 +418,8 @@ def _importable(module: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    meta = {"env_id": ENV_ID, "seeds": args.seeds, "steps": args.steps, "clients": args.clients,
+    steps = {a: args.steps or AGENTS[a].steps for a in args.agents}
+    meta = {"env_id": ENV_ID, "seeds": args.seeds, "steps": steps, "clients": args.clients,
             "eval_seed": EVAL_SEED, "n_envs": N_ENVS, "hyperparameters": {a: AGENTS[a].kwargs for a in args.agents}}
 
     def save(results: dict[str, Any]) -> None:
@@ -360,8 +429,8 @@ def main(argv: list[str] | None = None) -> int:
             tmp.write_text(text)
             tmp.replace(args.out / name)
 
-    results = run(args.settings, args.agents, args.seeds, args.steps, args.clients, args.curve_points, args.jobs,
-                  save=save)
+    results = run(args.settings, args.agents, args.seeds, steps, args.clients, args.curve_points, args.jobs,
+                  save=save, train_only=args.train)
     save(results)
     if args.agents and args.curve_points:
         plot_curves(results, args.out / "learning_curves.png")
