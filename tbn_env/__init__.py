@@ -25,7 +25,7 @@ from gymnasium.envs.registration import register, registry
 #: `max_episode_steps` to gym.make when raising max_turns x max_sessions above it.
 MAX_EPISODE_STEPS = 400
 #: "Solved" at the default setting (a stage-1 session): 90 % of the mean return of the state-aware
-#: oracle (272.1, Interventions) and of the all-10 therapist (333.0, Scores) on held-out clients
+#: oracle (272.7, Interventions) and of the all-10 therapist (333.0, Scores) on held-out clients
 #: (`python -m tbn_env.baselines`); the text env's return depends on its judge, so it has none.
 REWARD_THRESHOLDS = {"Therapy-Scores-v0": 300.0, "Therapy-Interventions-v0": 245.0}
 
