@@ -277,6 +277,17 @@ def open_run_dir(world: World, settings, out, resume: bool, policy) -> tuple[Run
     return run, load_checkpoint(where, p.model, p.router, p.updater.optimizer)
 
 
+def begin_run(world: World, settings, out, resume: bool, build: Callable[[], tuple]) -> tuple[tuple, RunDir | None,
+                                                                                         Checkpoint | None]:
+    """A batch trainer's start (SFT, DPO) on every rank: the rank count, the same settings, ``build()`` (the
+    policy first), rank 0's run directory and its checkpoint, already read into the model."""
+    check_ranks(settings.ranks, world)
+    built = start_ranks(world, settings, resume, build)
+    run, ck = open_run_dir(world, settings, out, resume, built[0])
+    drop_copy(ck)
+    return built, run, ck
+
+
 def drop_copy(ck: Checkpoint | None) -> None:
     """Remove a checkpoint copy :func:`open_run_dir` received from rank 0 (rank 0's own checkpoint stays)."""
     if ck is not None and ck.path.name == RESUME_COPY:

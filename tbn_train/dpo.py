@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from tbn_train.atomic import write_json
 from tbn_train.config import TrainConfig
-from tbn_train.distributed import World, batch_step, check_ranks, drop_copy, open_run_dir, start_ranks, weighted_means
+from tbn_train.distributed import World, batch_step, begin_run, weighted_means
 from tbn_train.logprobs import sequence_logprobs
 from tbn_train.policy import AdapterDir, ModelDir, build_policy
 from tbn_train.prompts import render
@@ -114,7 +114,7 @@ def run_dpo(cfg: DPOConfig, out: str | Path, resume: bool = False, world: World 
     pair-weighted gradients are pooled into the whole batch's step, and rank 0 writes the run.
     """
     world = world or World()
-    check_ranks(cfg.ranks, world)
+
     def build():
         pairs = read_pairs(cfg.pairs)
         heldout_pairs = read_pairs(cfg.heldout) if cfg.heldout else []
@@ -122,9 +122,7 @@ def run_dpo(cfg: DPOConfig, out: str | Path, resume: bool = False, world: World 
         return (policy, [_encode(policy.tokenizer, p) for p in pairs],
                 [_encode(policy.tokenizer, p) for p in heldout_pairs])
 
-    policy, encoded, heldout = start_ranks(world, cfg, resume, build)
-    run, ck = open_run_dir(world, cfg, out, resume, policy)
-    drop_copy(ck)
+    (policy, encoded, heldout), run, ck = begin_run(world, cfg, out, resume, build)
     writer = world.rank == 0
     up = policy.updater
     per_epoch = -(-len(encoded) // cfg.batch_size)

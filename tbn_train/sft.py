@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from tbn_train.atomic import write_json
 from tbn_train.config import TrainConfig
-from tbn_train.distributed import World, batch_step, check_ranks, drop_copy, open_run_dir, start_ranks, weighted_means
+from tbn_train.distributed import World, batch_step, begin_run, weighted_means
 from tbn_train.dpo import SUMMARY_FILE, ChatMessage
 from tbn_train.losses import masked_cross_entropy
 from tbn_train.read_files import read_jsonl
@@ -153,7 +153,6 @@ def run_sft(cfg: SFTConfig, out: str | Path, resume: bool = False, world: World 
     token-weighted gradients are pooled into the whole batch's step, and rank 0 writes the run.
     """
     world = world or World()
-    check_ranks(cfg.ranks, world)
 
     def build():
         chats = read_chats(cfg.data)
@@ -162,9 +161,7 @@ def run_sft(cfg: SFTConfig, out: str | Path, resume: bool = False, world: World 
         return (policy, [sample for c in chats for sample in encode_chat(policy.tokenizer, c)],
                 [sample for c in valid_chats for sample in encode_chat(policy.tokenizer, c)])
 
-    policy, encoded, valid = start_ranks(world, cfg, resume, build)
-    run, ck = open_run_dir(world, cfg, out, resume, policy)
-    drop_copy(ck)
+    (policy, encoded, valid), run, ck = begin_run(world, cfg, out, resume, build)
     writer = world.rank == 0
     up = policy.updater
     per_epoch = -(-len(encoded) // cfg.batch_size)
