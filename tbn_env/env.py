@@ -15,7 +15,8 @@ from .graph import ClientGraph
 from .interventions import CATALOGUE, NAMES, moment_of, response_scores
 from .kernel import CompiledGraph
 from .params import Params
-from .profiles import ClientProfile, resolve_profile
+from .profiles import ClientProfile, initial_states, resolve_profile
+from .state import state_draws
 from .protocols import Client, ClientTurn, ClientView, DialogueTurn, Judge, JudgeContext, JudgeResult
 from .session import SessionCore, TurnResult
 from .session_batch import EPISODES, BatchStep
@@ -192,7 +193,8 @@ class TherapyEnv(gym.Env):
         if stage not in (1, 2, 3, 4):
             raise ValueError(f"start_stage must be 1-4, got {stage!r}")
         self.profile = resolve_profile(options.get("profile", self.profile_spec), self.np_random)
-        init = self.profile.initial_state(self.np_random, stage, self.graph, self.params)
+        init = initial_states([self.profile], self.np_random.random((1, state_draws(self.compiled.n))), stage,
+                              self.graph, self.params)   # the vector env's draw, for a batch of one
         seed, signal_seed = (int(x) for x in self.np_random.integers(2**63, size=2))
         if self.core is None:
             self.core = SessionCore(init, self.params, seed=seed, signal_seed=signal_seed, graph=self.graph,

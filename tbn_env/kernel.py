@@ -272,7 +272,7 @@ class BatchKernel:
         if len(rows) != len(inits) or len(set(rows.tolist())) != len(rows):
             raise ValueError(f"need one initial state per distinct row, got {len(inits)} states for rows {rows.tolist()}")
         if not isinstance(inits, InitialBatch):
-            inits = InitialBatch.stack([init.validate(self.cg.n) for init in inits])
+            inits = InitialBatch.stack([init.check_shapes(self.cg.n) for init in inits])
         init = inits.validate(self.cg.n)
         th = self.loa_th
         self.levels[rows] = init.levels

@@ -21,7 +21,7 @@ from .loa import LOA_DIMENSIONS
 from .params import Params
 from .reward import RewardBreakdown
 from .session_batch import BatchStep, SessionBatch
-from .state import InitialState, sample_initial_state
+from .state import InitialBatch, InitialState, sample_initial_state
 from .taie import AXES
 
 TAIE_FULL_MODE_WEIGHT = 0.5  # an LLM assessment and the running estimate count equally
@@ -57,7 +57,7 @@ class SessionCore:
     `max_turns` the caller closes each session (`turn(..., session_end=True)`).
     """
 
-    def __init__(self, init: InitialState, params: Params | None = None, *, seed: int | None = None,
+    def __init__(self, init: InitialState | InitialBatch, params: Params | None = None, *, seed: int | None = None,
                  signal_seed: int | None = None,
                  graph: ClientGraph | None = None, compiled: CompiledGraph | None = None, episode: str = "treatment",
                  max_turns: int | None = None, max_sessions: int | None = None) -> None:
@@ -67,14 +67,15 @@ class SessionCore:
         self.kernel, self.cg, self.stance = self.batch.kernel, self.batch.cg, self.batch.stances
         self.restart(init, seed, signal_seed)
 
-    def restart(self, init: InitialState, seed: int | None = None, signal_seed: int | None = None) -> None:
+    def restart(self, init: InitialState | InitialBatch, seed: int | None = None, signal_seed: int | None = None) -> None:
         """Begin treatment with a new client, reusing the compiled tables (an env reset).
 
         `seed` seeds the TMoG misreadings, `signal_seed` the signals the client shows (default: from `seed`).
         """
         if signal_seed is None and seed is not None:
             signal_seed = int(np.random.default_rng([seed, 1]).integers(2**63))
-        self.batch.load_rows(np.zeros(1, dtype=np.int64), [init], [seed], [signal_seed])
+        self.batch.load_rows(np.zeros(1, dtype=np.int64), init if isinstance(init, InitialBatch) else [init], [seed],
+                             [signal_seed])
 
     @classmethod
     def sample(cls, stage: int = 1, seed: int | None = None, params: Params | None = None,

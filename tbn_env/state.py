@@ -40,6 +40,11 @@ class InitialState:
 
     def validate(self, n_nodes: int) -> "InitialState":
         """Raise ValueError naming the first field with a wrong shape or value; return self."""
+        InitialBatch.stack([self.check_shapes(n_nodes)]).validate(n_nodes)
+        return self
+
+    def check_shapes(self, n_nodes: int) -> "InitialState":
+        """Raise ValueError naming the first field of a wrong type or shape (`validate` checks the values too)."""
         if self.stage not in (1, 2, 3, 4):
             raise ValueError(f"stage must be 1-4, got {self.stage!r}")
         if not isinstance(self.sessions_completed, (int, np.integer)) or self.sessions_completed < 0:
@@ -49,7 +54,6 @@ class InitialState:
             shape = _shape(name, n_nodes)
             if arr.shape != shape:
                 raise ValueError(f"initial {name} must have shape {shape}, got {arr.shape}")
-        InitialBatch.stack([self]).validate(n_nodes)
         return self
 
 
@@ -89,7 +93,7 @@ class InitialBatch:
 
     def validate(self, n_nodes: int) -> "InitialBatch":
         """Raise ValueError naming the first field with a wrong shape or value; return self."""
-        if not np.isin(self.stage, (1, 2, 3, 4)).all():
+        if not ((self.stage >= 1) & (self.stage <= 4)).all():
             raise ValueError(f"stage must be 1-4, got {sorted(set(self.stage.tolist()))}")
         if (self.sessions_completed < 0).any():
             raise ValueError("sessions_completed must be a whole number >= 0")
