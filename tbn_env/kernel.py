@@ -39,17 +39,17 @@ MIN_CLIENTS_PER_THREAD = 128
 
 
 @lru_cache(maxsize=1)
-def _threads() -> ThreadPoolExecutor | None:
-    """One pool per process, a thread per core (the compiled turn releases the GIL); None on one core."""
+def _threads() -> tuple[ThreadPoolExecutor | None, int]:
+    """One pool per process with a thread per core (the compiled turn releases the GIL), and the core count."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return ThreadPoolExecutor(cores, thread_name_prefix="tbn-turn") if cores > 1 else None
+    return (ThreadPoolExecutor(cores, thread_name_prefix="tbn-turn") if cores > 1 else None), cores
 
 
 def _step_rows(args: tuple) -> None:
     """`turn(*args)`, split over threads by rows when the batch is large enough to gain from it."""
-    pool, b = _threads(), len(args[0])
-    chunks = 0 if pool is None else min(pool._max_workers, b // MIN_CLIENTS_PER_THREAD)
-    if chunks < 2:
+    (pool, cores), b = _threads(), len(args[0])
+    chunks = min(cores, b // MIN_CLIENTS_PER_THREAD)
+    if pool is None or chunks < 2:
         turn(*args)
         return
     edges = np.linspace(0, b, chunks + 1).astype(int)
