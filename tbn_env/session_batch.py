@@ -34,8 +34,6 @@ EPISODES = ("session", "treatment")
 EVENT_TYPES = ("phase_forward", "phase_regression", "taie_growth", "taie_regression", "rupture", "stance",
                "stage_forward", "stage_regression")
 REWARD_PARTS = ("composite", "modifiers", "phase_transition", "stage_transition", "taie")
-#: `info` keys that reveal the client's hidden state: only with observation_mode="full" or info_mode="debug".
-PRIVILEGED_INFO = frozenset({"coiling", "alliance", "attunement", "taie", "client_thought"})
 #: session-summary keys computed from the hidden state (the rest is what a therapist could know).
 PRIVILEGED_SUMMARY = ("coiling", "tmog_attunement", "worst_misread", "loa", "taie")
 _PHASE_NAMES = np.array(PHASES, dtype=object)
@@ -372,7 +370,7 @@ class SessionBatch:
             "guidance": _GUIDANCE[k.stage - 1, k.phase], "session": self.session.copy(), "turn": self.turn.copy(),
             "profile": profiles, "events": events,
         }
-        if privileged:   # the hidden state's readings (PRIVILEGED_INFO)
+        if privileged:   # the hidden state's readings (the env adds the client's thought in text mode)
             tree.update(coiling=coiling, alliance=alliance, attunement=attunement,
                         taie={**dict(zip("xyz", k.taie.T.copy())),
                               "transformation": k.transformation.copy(), "direction": _DIRECTIONS[direction + 1]})

@@ -51,16 +51,6 @@ class StanceSignals:
         return 0.5 * np.asarray(self.defensiveness) + 0.5 * (10.0 - np.asarray(self.engagement))
 
 
-def stance_signals(disclosure, engagement, defense_pathology, distrust, bucket_surge, attunement, rupture,
-                   params: Params) -> StanceSignals:
-    """Read the openness signals of §9.3.8 off the client's state (graph mode); scalars or arrays."""
-    return StanceSignals(
-        attunement=attunement, self_disclosure=disclosure, engagement=engagement,
-        defensiveness=defensiveness(np.asarray(defense_pathology, dtype=np.float64), np.asarray(distrust, np.float64)),
-        overwhelm=overwhelm(np.asarray(bucket_surge, dtype=np.float64), params.stance_overwhelm_surge),
-        rupture=rupture)
-
-
 @njit(cache=True)
 def defensiveness(defense_pathology, distrust):
     """The defence domain's pathology (slow, structural) blended with the distrust bucket (moves within a session)."""
