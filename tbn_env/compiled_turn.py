@@ -52,7 +52,7 @@ def _distance(x, y, z, literal_zero):
 def turn(scores, noise,
          levels, tmog, buckets, loa, armed_up, armed_down, taie, x_pole, taie_first_sum, taie_recent, taie_count,
          transformation, stage, phase, turns_in_phase, balance_entry, coiling_entry, reached_core,
-         reached_integration, modulation,
+         reached_integration, bq_scale, bq, phase_w,
          bucket_op, fo_ptr, fo_idx, fo_val, literal, graph_units,
          supp_src, supp_dst, supp_k,
          path_slope, path_offset, imp_sign, is_bip, pole_side, weight, alliance_weight, engagement_idx,
@@ -198,9 +198,8 @@ def turn(scores, noise,
         for e in range(supp_src.shape[0]):
             raw[supp_dst[e]] *= 1.0 - supp_k[e] * path[supp_src[e]]
         engagement = max(engagement_floor, lv[engagement_idx] / 10.0)
-        cell = st * 4 + ph
-        for n in range(n_nodes):
-            delta = raw[n] * modulation[b, cell, n] * engagement
+        for n in range(n_nodes):  # phase weight x BQ resistance 1 / (1 + BQ x the profile's scale) (§9.3.1.2)
+            delta = raw[n] * (phase_w[ph, n] / (1.0 + bq[st, n] * bq_scale[b, n])) * engagement
             first[n] = _apply_improvement(lv[n], delta, imp_sign[n], is_bip[n], pole_side[n])
             u[n] = _improvement(lv[n], first[n], imp_sign[n], is_bip[n])
             prop[n] = 0.0

@@ -131,13 +131,6 @@ class CompiledGraph:
         self.comp_src, self.comp_dst, self.comp_coef = self._edge_list(comp)
         self.supp_src, self.supp_dst, self.supp_k = self._edge_list(supp)
 
-    def modulation(self, bq_scale: np.ndarray) -> np.ndarray:
-        """[16, N] table (or [B, 16, N] for [B, N] scales), row 4 (stage - 1) + phase: phase weight x BQ
-        resistance 1/(1 + BQ) (§9.3.1.2 step 2)."""
-        scale = np.asarray(bq_scale)[..., None, None, :]
-        table = self.phase_w[None, :, :] / (1.0 + self.bq[:, None, :] * scale)
-        return table.reshape(*scale.shape[:-3], 16, self.n)
-
     @staticmethod
     def _edge_list(edges: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(sources, targets, coefficients) of a short list of edges."""
@@ -234,7 +227,7 @@ class BatchKernel:
         self.mod_value = np.array([mod.value for mod in self.modifiers])
         self.fwd = np.array([FORWARD_THRESHOLDS[s] + (np.inf,) for s in (1, 2, 3, 4)])  # [4, 4]: D cannot advance
         self.reg = np.array([REGRESSION_THRESHOLDS[s] for s in (1, 2, 3, 4)])
-        self.modulation = np.zeros((batch, 16, n))  # per client: its BQ may be scaled by its profile
+        self.bq_scale = np.ones((batch, n))  # per client: its profile may scale its nodes' BQ
         # state
         self.levels = np.zeros((batch, n))
         self.tmog = np.zeros((batch, n))
@@ -276,7 +269,7 @@ class BatchKernel:
         init = inits.validate(self.cg.n)
         th = self.loa_th
         self.levels[rows] = init.levels
-        self.modulation[rows] = self.cg.modulation(init.bq_scale)
+        self.bq_scale[rows] = init.bq_scale
         self.tmog[rows] = init.tmog
         self.buckets[rows] = init.buckets
         self.bucket_session_start[rows] = init.buckets
@@ -296,7 +289,7 @@ class BatchKernel:
         self.reached_core_in_stage[rows] = False
         self._start_session(rows)
 
-    STATE = ("modulation", "levels", "tmog", "buckets", "bucket_session_start", "loa", "armed_up", "armed_down",
+    STATE = ("bq_scale", "levels", "tmog", "buckets", "bucket_session_start", "loa", "armed_up", "armed_down",
              "taie", "x_pole", "taie_first_sum", "taie_recent", "taie_count", "transformation", "stage", "phase",
              "turns_in_phase", "balance_entry", "coiling_entry", "reached_core", "reached_core_in_stage",
              "reached_integration", "sessions_completed", "slipping_sessions", "qualifying_sessions")
@@ -375,7 +368,7 @@ class BatchKernel:
              self.levels, self.tmog, self.buckets, self.loa, self.armed_up, self.armed_down, self.taie, self.x_pole,
              self.taie_first_sum, self.taie_recent, self.taie_count, self.transformation, self.stage, self.phase,
              self.turns_in_phase, self.balance_entry, self.coiling_entry, self.reached_core,
-             self.reached_integration, self.modulation,
+             self.reached_integration, self.bq_scale, cg.bq, cg.phase_w,
              self.bucket_op, self.fo_ptr, self.fo_idx, self.fo_val, p.sensitivity_mode == "literal", p.graph_intensity_scale,
              cg.supp_src, cg.supp_dst, cg.supp_k,
              cg.path_slope, cg.path_offset, cg.imp_sign, cg.is_bip, cg.pole_side, cg.weight, cg.alliance_weight,
