@@ -16,7 +16,7 @@ from .interventions import CATALOGUE, NAMES, moment_of, response_scores
 from .kernel import CompiledGraph
 from .params import Params
 from .profiles import ClientProfile, initial_states, resolve_profile
-from .state import state_draws
+from .state import state_draws, stream_seeds
 from .protocols import Client, ClientTurn, ClientView, DialogueTurn, Judge, JudgeContext, JudgeResult
 from .session import SessionCore, TurnResult
 from .session_batch import EPISODES, BatchStep
@@ -195,7 +195,7 @@ class TherapyEnv(gym.Env):
         self.profile = resolve_profile(options.get("profile", self.profile_spec), self.np_random)
         init = initial_states([self.profile], self.np_random.random((1, state_draws(self.compiled.n))), stage,
                               self.graph, self.params)   # the vector env's draw, for a batch of one
-        seed, signal_seed = (int(x) for x in self.np_random.integers(2**63, size=2))
+        seed, signal_seed = stream_seeds(self.np_random)
         if self.core is None:
             self.core = SessionCore(init, self.params, seed=seed, signal_seed=signal_seed, graph=self.graph,
                                     compiled=self.compiled, episode=self.episode, max_turns=self.max_turns,

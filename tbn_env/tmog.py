@@ -8,6 +8,7 @@ Its accuracy, 1 - mean |TMoG - actual| on levels normalised to [0, 1], stays in 
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from .dimensions import DIM_INDEX
 from .graph import LEVEL_MAX, LEVEL_MIN
@@ -55,8 +56,31 @@ class TMoG:
 
 def worst_misreads(estimate: np.ndarray, actual: np.ndarray, nodes: tuple[str, ...],
                    k: int) -> list[list[tuple[str, float]]]:
-    """Per client ([B, N] estimates and truths), the k nodes misread most, with the signed error."""
-    err = estimate - actual
-    order = np.argsort(-np.abs(err), axis=1, kind="stable")[:, :k]
+    """Per client ([B, N] estimates and truths), the k nodes misread most, with the signed error
+    (the largest |error| first; of equal errors, the earlier node)."""
+    err = np.ascontiguousarray(estimate - actual)
+    order = _largest(err, min(k, err.shape[1]))
     picked = np.take_along_axis(err, order, axis=1)
     return [[(nodes[j], e) for j, e in zip(o, p)] for o, p in zip(order.tolist(), picked.tolist())]
+
+
+@njit(cache=True)
+def _largest(err, k):
+    """Per row, the indices of the k largest |err| in decreasing order, ties to the lower index (a stable
+    argsort's order): one pass over the row keeping the k best in order, not a sort."""
+    b, n = err.shape
+    out = np.empty((b, k), dtype=np.int64)
+    best = np.empty(k)
+    for i in range(b):
+        kept = 0
+        for j in range(n):
+            a = abs(err[i, j])
+            if kept == k and a <= best[k - 1]:
+                continue   # not above the k-th: an equal error keeps the earlier node
+            r = min(kept, k - 1)
+            while r > 0 and a > best[r - 1]:   # shift the smaller ones down one place
+                best[r], out[i, r] = best[r - 1], out[i, r - 1]
+                r -= 1
+            best[r], out[i, r] = a, j
+            kept = min(kept + 1, k)
+    return out

@@ -25,7 +25,7 @@ from .env import DEFAULT_MAX_SESSIONS, EPISODES, INFO_MODES, OBSERVATION_MODES, 
 from .interventions import CATALOGUE, moment_of, response_scores
 from .params import Params
 from .profiles import ClientProfile, initial_states, profile_draws, profiles_from_uniforms, resolve_profile
-from .state import state_draws
+from .state import state_draws, stream_seeds
 from .session_batch import SessionBatch, overlay, restrict
 from .spaces import observation_space, row_of
 
@@ -126,7 +126,7 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
             if sampled:
                 rng.random(out=u_profile[j])
             rng.random(out=u_state[j])
-            seeds.append([int(x) for x in rng.integers(2**63, size=2)])   # TMoG misreadings, signals
+            seeds.append(stream_seeds(rng))
         profiles = profiles_from_uniforms(u_profile) if sampled else \
             [resolve_profile(self.profile_spec, self.client_rngs[0])] * len(rows)
         self.profiles[rows] = [p.name for p in profiles]

@@ -12,7 +12,7 @@ from tbn_env.loa import LOA_DIMENSIONS, LoaTracker
 from tbn_env.phase_shift import (FORWARD_THRESHOLDS, REGRESSION_THRESHOLDS, PhaseShiftDetector, StageMeasures,
                                  phase_composite, stage_advances, stage_slips)
 from tbn_env.taie import TaieAssessor, distance
-from tbn_env.tmog import TMoG, accuracy
+from tbn_env.tmog import TMoG, accuracy, worst_misreads
 
 P = Params()
 
@@ -138,6 +138,18 @@ def test_worst_misread_nodes():
     actual = np.full(5, 5.0)
     t = TMoG(np.array([5.0, 9.0, 5.0, 1.5, 5.2]), Params(tmog_worst_k=2))
     assert [n for n, _ in t.worst_misread(actual, ("a", "b", "c", "d", "e"))] == ["b", "d"]
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(1, 9), st.integers(0, 2))
+def test_worst_misreads_are_a_stable_sort_by_error_size(seed, k, decimals):
+    """Largest |error| first and, of equal errors (rounded draws tie often), the earlier node: a stable sort."""
+    rng = np.random.default_rng(seed)
+    estimate, actual = np.round(rng.uniform(0, 10, (2, 6, 8)), decimals)
+    nodes = tuple("abcdefgh")
+    err = estimate - actual
+    order = np.argsort(-np.abs(err), axis=1, kind="stable")[:, :k]
+    assert worst_misreads(estimate, actual, nodes, k) == [[(nodes[j], err[i, j]) for j in row]
+                                                           for i, row in enumerate(order)]
 
 
 # ---------------------------------------------------------------- PhaseShift and stages
