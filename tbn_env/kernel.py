@@ -47,7 +47,11 @@ def _threads() -> tuple[ThreadPoolExecutor | None, int]:
 
 def _step_rows(args: tuple) -> None:
     """`turn(*args)`, split over threads by rows when the batch is large enough to gain from it."""
-    (pool, cores), b = _threads(), len(args[0])
+    b = len(args[0])
+    if b < 2 * MIN_CLIENTS_PER_THREAD:
+        turn(*args)
+        return
+    pool, cores = _threads()
     chunks = min(cores, b // MIN_CLIENTS_PER_THREAD)
     if pool is None or chunks < 2:
         turn(*args)
@@ -253,6 +257,7 @@ class BatchKernel:
         self.sessions_completed = np.zeros(batch, dtype=int)
         self.slipping_sessions = np.zeros(batch, dtype=int)
         self.qualifying_sessions = np.zeros(batch, dtype=int)
+        self._tables = self._turn_tables()
 
     # ------------------------------------------------------------------ state in and out
     def load(self, i: int, init: InitialState) -> None:
@@ -359,34 +364,16 @@ class BatchKernel:
     # ------------------------------------------------------------------ one turn
     def step(self, scores: np.ndarray, noise: np.ndarray) -> BatchTurn:
         """Advance every client by one turn of validated scores [B, 12]; `noise` is the TMoG draw [B, N]."""
-        p, cg, b = self.params, self.cg, self.batch
+        b = self.batch
         out, fired = np.empty((b, N_OUT)), np.empty((b, len(self.mod_value)), dtype=np.bool_)
         growth, regression = np.empty(self.loa.shape), np.empty(self.loa.shape)
         bucket_change, path = np.empty(self.buckets.shape), np.empty(self.levels.shape)
-        literal_zero = p.taie_target == "literal_zero"
         _step_rows((np.ascontiguousarray(scores, dtype=np.float64), np.ascontiguousarray(noise, dtype=np.float64),
-             self.levels, self.tmog, self.buckets, self.loa, self.armed_up, self.armed_down, self.taie, self.x_pole,
-             self.taie_first_sum, self.taie_recent, self.taie_count, self.transformation, self.stage, self.phase,
-             self.turns_in_phase, self.balance_entry, self.coiling_entry, self.reached_core,
-             self.reached_integration, self.bq_scale, cg.bq, cg.phase_w,
-             self.bucket_op, self.fo_ptr, self.fo_idx, self.fo_val, p.sensitivity_mode == "literal", p.graph_intensity_scale,
-             cg.supp_src, cg.supp_dst, cg.supp_k,
-             cg.path_slope, cg.path_offset, cg.imp_sign, cg.is_bip, cg.pole_side, cg.weight, cg.alliance_weight,
-             cg.engagement, p.engagement_floor,
-             cg.lin_src, cg.lin_dst, cg.lin_coef, cg.cond_src, cg.cond_dst, cg.cond_coef, cg.n_factored,
-             cg.cond_factor, cg.prereq_theta, cg.comp_src, cg.comp_dst, cg.comp_coef,
-             BUCKET_HEALTH_SIGN, self.balance_vec,
-             self.loa_op, self.loa_bias, self.loa_th, p.loa_hysteresis, p.loa_growth_reward, p.loa_regression_reward,
-             self.axis_dims, p.taie_rate, literal_zero,
-             p.taie_stable_eps_literal if literal_zero else p.taie_stable_eps,
-             p.taie_bar_window, p.taie_transform_reward, p.taie_toward_reward, p.taie_away_reward,
-             DEGENERATE_DISTANCE,
-             self.attunement, LOW_THRESHOLD, p.tmog_eta_base, p.tmog_eta_slope, p.tmog_eta_max, p.tmog_noise_sigma,
-             self.fwd, self.reg, p.c_dwell_turns, p.b_ref, p.c_ref, p.shift_room_floor, PHASE_BUCKET_WEIGHT,
-             PHASE_COILING_WEIGHT, ALLIANCE_SCALE_BASE, ALLIANCE_SCALE_SLOPE, PROTECTIVE_ALLIANCE,
-             self.stage_w, self.mod_avg, self.mod_threshold, self.mod_below, self.mod_stage, self.mod_value,
-             PHASE_FORWARD_REWARD, PHASE_REGRESSION_REWARD,
-             out, fired, growth, regression, bucket_change, path))
+                    self.levels, self.tmog, self.buckets, self.loa, self.armed_up, self.armed_down, self.taie,
+                    self.x_pole, self.taie_first_sum, self.taie_recent, self.taie_count, self.transformation,
+                    self.stage, self.phase, self.turns_in_phase, self.balance_entry, self.coiling_entry,
+                    self.reached_core, self.reached_integration, self.bq_scale,
+                    *self._tables, out, fired, growth, regression, bucket_change, path))
         self.pathology_now = path  # valid until the next step
         col = dict(zip(OUT_COLUMNS, out.T))
         return BatchTurn(col["composite"], col["modifiers"], fired, col["phase_transition"], col["taie"],
@@ -394,6 +381,28 @@ class BatchKernel:
                          growth, regression, col["phase_move"].astype(np.int64), col["phase_composite"],
                          col["coiling"], col["alliance"], col["balance"], col["tmog_accuracy"],
                          col["tmog_accuracy_delta"], col["taie_direction"].astype(np.int64), bucket_change)
+
+    def _turn_tables(self) -> tuple:
+        """The compiled turn's arguments that do not change from turn to turn: graph tables and parameters."""
+        p, cg = self.params, self.cg
+        literal_zero = p.taie_target == "literal_zero"
+        return (cg.bq, cg.phase_w, self.bucket_op, self.fo_ptr, self.fo_idx, self.fo_val,
+                p.sensitivity_mode == "literal", p.graph_intensity_scale, cg.supp_src, cg.supp_dst, cg.supp_k,
+                cg.path_slope, cg.path_offset, cg.imp_sign, cg.is_bip, cg.pole_side, cg.weight, cg.alliance_weight,
+                cg.engagement, p.engagement_floor,
+                cg.lin_src, cg.lin_dst, cg.lin_coef, cg.cond_src, cg.cond_dst, cg.cond_coef, cg.n_factored,
+                cg.cond_factor, cg.prereq_theta, cg.comp_src, cg.comp_dst, cg.comp_coef,
+                BUCKET_HEALTH_SIGN, self.balance_vec,
+                self.loa_op, self.loa_bias, self.loa_th, p.loa_hysteresis, p.loa_growth_reward,
+                p.loa_regression_reward, self.axis_dims, p.taie_rate, literal_zero,
+                p.taie_stable_eps_literal if literal_zero else p.taie_stable_eps,
+                p.taie_bar_window, p.taie_transform_reward, p.taie_toward_reward, p.taie_away_reward,
+                DEGENERATE_DISTANCE,
+                self.attunement, LOW_THRESHOLD, p.tmog_eta_base, p.tmog_eta_slope, p.tmog_eta_max,
+                p.tmog_noise_sigma, self.fwd, self.reg, p.c_dwell_turns, p.b_ref, p.c_ref, p.shift_room_floor,
+                PHASE_BUCKET_WEIGHT, PHASE_COILING_WEIGHT, ALLIANCE_SCALE_BASE, ALLIANCE_SCALE_SLOPE,
+                PROTECTIVE_ALLIANCE, self.stage_w, self.mod_avg, self.mod_threshold, self.mod_below,
+                self.mod_stage, self.mod_value, PHASE_FORWARD_REWARD, PHASE_REGRESSION_REWARD)
 
     # ------------------------------------------------------------------ session boundary
     def end_session(self, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -36,6 +36,9 @@ EVENT_TYPES = ("phase_forward", "phase_regression", "taie_growth", "taie_regress
 REWARD_PARTS = ("composite", "modifiers", "phase_transition", "stage_transition", "taie")
 #: session-summary keys computed from the hidden state (the rest is what a therapist could know).
 PRIVILEGED_SUMMARY = ("coiling", "tmog_attunement", "worst_misread", "loa", "taie")
+#: Turns of TMoG misreading draws a client's generator hands out at once: one call per eight misattuned turns
+#: instead of one per turn, for 9 KB per client (a block is the same numbers the turns would draw one by one).
+NOISE_BLOCK = 8
 _PHASE_NAMES = np.array(PHASES, dtype=object)
 _STANCE_NAMES = np.array(STANCES, dtype=object)
 _DIRECTIONS = np.array([DIRECTION_NAMES[d] for d in (-1, 0, 1)], dtype=object)   # indexed by direction + 1
@@ -145,8 +148,12 @@ class SessionBatch:
         self._modifier_columns = [(name, np.full(batch, value)) for name, value in self.modifiers]
         self.stances = StanceDetector(self.params, batch)
         self.signals = Signals(batch)
-        # per client, the TMoG misreading draws: a seed until the first misattuned turn needs the generator
+        # per client, the TMoG misreading draws: a seed until the first misattuned turn needs the generator,
+        # which then hands out NOISE_BLOCK turns of draws at a time
         self._noise: list[np.random.Generator | int | None] = [None] * batch
+        self._noise_block = np.zeros((batch, NOISE_BLOCK, self.cg.n))
+        self._noise_used = np.full(batch, NOISE_BLOCK, dtype=np.int64)   # turns of the block already spent
+        self._noise_now = np.zeros((batch, self.cg.n))   # this turn's draws (read for misattuned rows only)
         self.rupture = np.zeros(batch, dtype=bool)        # a rupture is open (until a turn repairs it)
         self.turn = np.zeros(batch, dtype=np.int64)       # therapist turns so far this session
         self.session = np.ones(batch, dtype=np.int64)     # the session's number in the episode
@@ -172,6 +179,7 @@ class SessionBatch:
         self.signals.express(rows, self.kernel.phase, self.kernel.buckets, np.zeros(self.batch, dtype=bool))
         for i, seed in zip(rows.tolist(), seeds):
             self._noise[i] = seed
+        self._noise_used[rows] = NOISE_BLOCK
         self.alliance[rows] = self.cg.alliance(self.kernel.levels[rows])
         self.rupture[rows] = False
         self.session[rows] = 1
@@ -196,8 +204,19 @@ class SessionBatch:
             rng = self._noise[i] = np.random.default_rng(rng)
         return rng
 
+    def _misreadings(self, scores: np.ndarray) -> np.ndarray:
+        """This turn's TMoG misreading draws for the misattuned rows (§9.3.14.1), each from its client's blocks."""
+        low = np.flatnonzero(scores[:, DIM_INDEX["attunement"]] < LOW_THRESHOLD)
+        used = self._noise_used
+        for i in low[used[low] >= NOISE_BLOCK].tolist():
+            self._noise_block[i] = self.noise_rng(i).standard_normal((NOISE_BLOCK, self.cg.n))
+            used[i] = 0
+        self._noise_now[low] = self._noise_block[low, used[low]]
+        used[low] += 1
+        return self._noise_now
+
     _STATE = ("rupture", "turn", "session", "total_turns", "alliance", "taie_direction", "score_sum", "score_min",
-              "score_max", "phase_max", "reward_totals", "event_counts")
+              "score_max", "phase_max", "reward_totals", "event_counts", "_noise_block", "_noise_used")
 
     def state_dict(self) -> dict[str, Any]:
         """Everything that changes turn to turn, as copies (for checkpoints and rollbacks)."""
@@ -235,11 +254,7 @@ class SessionBatch:
                 raise ValueError("this SessionBatch has no max_turns: say where sessions end (session_end=...)")
             session_end = self.turn + 1 >= self.max_turns
         session_end = np.asarray(session_end, dtype=bool)
-        low = scores[:, DIM_INDEX["attunement"]] < LOW_THRESHOLD
-        noise = np.zeros((b, self.cg.n))
-        for i in np.flatnonzero(low).tolist():
-            noise[i] = self.noise_rng(i).standard_normal(self.cg.n)
-        out = k.step(scores, noise)
+        out = k.step(scores, self._misreadings(scores))
         self.taie_direction[:] = out.taie_direction
         ruptured, stance_before = np.empty(b, dtype=np.bool_), np.empty(b, dtype=np.int64)
         account(scores, DIM_INDEX["attunement"], DIM_INDEX["safety"], DIM_INDEX["repair"], LOW_THRESHOLD,
