@@ -289,7 +289,8 @@ class TherapyEnv(gym.Env):
         if self.action_mode == "scores":
             if isinstance(action, (str, bytes, dict)):
                 raise TypeError(f"a scores action is 12 numbers, got {type(action).__name__}")
-            return as_score_vector(unit_to_scores(action) if self.action_scale == "unit" else action), "", ""
+            # checked once, by the session's step
+            return unit_to_scores(action) if self.action_scale == "unit" else action, "", ""
         if self.action_mode == "intervention":
             if isinstance(action, (bool, np.bool_)) or not isinstance(action, (int, np.integer)) and not (
                     isinstance(action, np.ndarray) and action.shape == () and np.issubdtype(action.dtype, np.integer)):

@@ -207,6 +207,8 @@ class SessionBatch:
     def _misreadings(self, scores: np.ndarray) -> np.ndarray:
         """This turn's TMoG misreading draws for the misattuned rows (§9.3.14.1), each from its client's blocks."""
         low = np.flatnonzero(scores[:, DIM_INDEX["attunement"]] < LOW_THRESHOLD)
+        if not low.size:
+            return self._noise_now
         used = self._noise_used
         for i in low[used[low] >= NOISE_BLOCK].tolist():
             self._noise_block[i] = self.noise_rng(i).standard_normal((NOISE_BLOCK, self.cg.n))
@@ -345,30 +347,32 @@ class SessionBatch:
              row: int | None = None, numeric: bool = False) -> dict[str, Any]:
         """The step's `info` in gymnasium's vector form; `step=None` for a reset.
 
-        With `row=i`, row i alone as one environment's info: what `unbatch(info(...), i)` gives, built directly.
+        With `row=i`, row i alone as one environment's info: what `unbatch(info(...), i)` gives, built directly
+        from the same key list (`_info_tree` in row form).
         `numeric=True` keeps numbers only (phase and stance as indices; no text, events or session summary),
         for libraries that turn every info key into a tensor (torchrl).
         """
-        n = self.batch
-        tree = self._numeric_tree(privileged, step) if numeric else \
-            self._info_tree(profiles, privileged, step, range(n) if row is None else (row,))
+        form = _Vector() if row is None else _Row(row)
+        tree = self._numeric_tree(privileged, step, form) if numeric else \
+            self._info_tree(profiles, privileged, step, form)
         summarised = step is not None and step.summary_rows is not None and not numeric
         if row is not None:
-            info = tree_row(tree, row)
             if step is not None and step.session_end[row] and not numeric:
-                info["treatment_complete"] = bool(step.complete[row])
+                tree["treatment_complete"] = bool(step.complete[row])
                 if summarised:
-                    info["session_summary"] = step.summary_of(row, privileged)
-            return info
-        info = vector_form(tree, np.ones(n, dtype=bool))
+                    tree["session_summary"] = step.summary_of(row, privileged)
+            return tree
+        info = vector_form(tree, np.ones(self.batch, dtype=bool))
         if summarised:
             info.update(session_summary=step.summary(privileged), _session_summary=step.session_end.copy())
         if step is not None and step.summary_rows is not None and not numeric:
             info.update(treatment_complete=step.complete.copy(), _treatment_complete=step.session_end.copy())
         return info
 
-    def _info_tree(self, profiles: np.ndarray, privileged: bool, step: BatchStep | None, rows) -> dict[str, Any]:
-        """Per-row arrays (a `(values, mask)` leaf where only some rows have the key); events for `rows` only."""
+    def _info_tree(self, profiles: np.ndarray, privileged: bool, step: BatchStep | None,
+                   form: _Vector | _Row) -> dict[str, Any]:
+        """The info's keys, each once; `form` gives the values as per-row arrays (a `(values, mask)` leaf where
+        only some rows have the key) or as one row's Python values."""
         k = self.kernel
         if step is None:
             coiling, alliance, attunement = self.readings()
@@ -376,46 +380,100 @@ class SessionBatch:
         else:
             t = step.turn
             coiling, alliance, attunement, direction = t.coiling, t.alliance, t.tmog_accuracy, t.taie_direction
-        events = np.empty(self.batch, dtype=object)
-        happened = np.zeros(self.batch, dtype=bool) if step is None else step.event_mask()
-        for i in rows:
-            events[i] = step.events(i) if happened[i] else []
         tree: dict[str, Any] = {
-            "phase": _PHASE_NAMES[k.phase], "stage": k.stage.copy(), "stance": _STANCE_NAMES[self.stances.stance],
-            "guidance": _GUIDANCE[k.stage - 1, k.phase], "session": self.session.copy(), "turn": self.turn.copy(),
-            "profile": profiles, "events": events,
+            "phase": form.pick(_PHASE_NAMES, k.phase), "stage": form.one(k.stage),
+            "stance": form.pick(_STANCE_NAMES, self.stances.stance),
+            "guidance": form.pick(_GUIDANCE, k.stage - 1, k.phase), "session": form.one(self.session),
+            "turn": form.one(self.turn), "profile": form.one(profiles), "events": form.events(step, self.batch),
         }
         if privileged:   # the hidden state's readings (the env adds the client's thought in text mode)
-            tree.update(coiling=coiling, alliance=alliance, attunement=attunement,
-                        taie={**dict(zip("xyz", k.taie.T.copy())),
-                              "transformation": k.transformation.copy(), "direction": _DIRECTIONS[direction + 1]})
+            tree.update(coiling=form.one(coiling), alliance=form.one(alliance), attunement=form.one(attunement),
+                        taie={**form.columns("xyz", k.taie), "transformation": form.one(k.transformation),
+                              "direction": form.pick(_DIRECTIONS, direction + 1)})
         if step is not None:
             t = step.turn
-            tree.update(scores=dict(zip(JUDGE_DIMENSIONS, step.scores.T)), reward_breakdown={
-                **step.parts, "total": step.reward,
-                "terms": {"modifiers": {name: (values, fired) for (name, values), fired
-                                        in zip(self._modifier_columns, t.modifier_fired.T)},
-                          "taie": {"transformation": t.taie_transformation_reward,
-                                   "direction": t.taie_direction_reward, "loa_events": t.loa_event_reward}}})
+            parts = step.parts
+            tree.update(scores=form.columns(JUDGE_DIMENSIONS, step.scores), reward_breakdown={
+                **{name: form.one(value) for name, value in parts.items()}, "total": form.one(step.reward),
+                "terms": {"modifiers": form.some(self._modifier_columns, t.modifier_fired),
+                          "taie": {"transformation": form.one(t.taie_transformation_reward),
+                                   "direction": form.one(t.taie_direction_reward),
+                                   "loa_events": form.one(t.loa_event_reward)}}})
         return tree
 
-    def _numeric_tree(self, privileged: bool, step: BatchStep | None) -> dict[str, np.ndarray]:
+    def _numeric_tree(self, privileged: bool, step: BatchStep | None, form: _Vector | _Row) -> dict[str, Any]:
         """What the observation does not hold, as flat numbers with the same keys at a reset and a step (a
         reset's turn values are 0): torchrl writes info keys beside the observation's."""
         b = self.batch
-        tree = {"scores": np.zeros((b, len(JUDGE_DIMENSIONS))) if step is None else step.scores.copy()}
+        tree = {"scores": form.row(np.zeros((b, len(JUDGE_DIMENSIONS))) if step is None else step.scores)}
         for key, value in ({} if step is None else step.parts).items():
-            tree[f"reward_{key}"] = value.copy()
+            tree[f"reward_{key}"] = form.one(value)
         if step is None:
-            tree.update({f"reward_{key}": np.zeros(b) for key in REWARD_PARTS})
+            tree.update({f"reward_{key}": form.one(np.zeros(b)) for key in REWARD_PARTS})
         if privileged:
-            tree.update(zip(("coiling", "alliance", "attunement"), self.readings()))
+            tree.update(zip(("coiling", "alliance", "attunement"), map(form.one, self.readings())))
         return tree
 
     def observation(self, mode: str) -> dict[str, np.ndarray]:
         """Every client's observation; `mode="full"` adds the privileged truth."""
         return observe_batch(self.kernel, self.stances.stance, self.rupture, self.turn, self.session, mode,
                              self.signals)
+
+
+class _Vector:
+    """Info values for the whole batch: per-row arrays (copies: the info outlives the step), and
+    `(values, mask)` where only some rows have a key."""
+
+    @staticmethod
+    def one(values: np.ndarray) -> np.ndarray:
+        return values.copy()
+
+    row = one
+
+    @staticmethod
+    def pick(names: np.ndarray, *index: np.ndarray) -> np.ndarray:
+        return names[index]
+
+    @staticmethod
+    def columns(names, matrix: np.ndarray) -> dict[str, np.ndarray]:
+        return dict(zip(names, matrix.T.copy()))
+
+    @staticmethod
+    def some(columns: list[tuple[str, np.ndarray]], present: np.ndarray) -> dict[str, tuple]:
+        return {name: (values, fired) for (name, values), fired in zip(columns, present.T)}
+
+    @staticmethod
+    def events(step: BatchStep | None, n: int) -> np.ndarray:
+        events = np.empty(n, dtype=object)
+        happened = np.zeros(n, dtype=bool) if step is None else step.event_mask()
+        for i in range(n):
+            events[i] = step.events(i) if happened[i] else []
+        return events
+
+
+class _Row:
+    """Info values for row i alone, as plain Python values (what `unbatch` reads from the vector form)."""
+
+    def __init__(self, i: int) -> None:
+        self.i = i
+
+    def one(self, values: np.ndarray):
+        return values.item(self.i)
+
+    def row(self, values: np.ndarray) -> np.ndarray:
+        return values[self.i].copy()
+
+    def pick(self, names: np.ndarray, *index: np.ndarray):
+        return names[tuple(int(x[self.i]) for x in index)]
+
+    def columns(self, names, matrix: np.ndarray) -> dict[str, float]:
+        return dict(zip(names, matrix[self.i].tolist()))
+
+    def some(self, columns: list[tuple[str, np.ndarray]], present: np.ndarray) -> dict[str, float]:
+        return {name: values.item(self.i) for (name, values), fired in zip(columns, present[self.i]) if fired}
+
+    def events(self, step: BatchStep | None, n: int) -> list[dict[str, Any]]:
+        return [] if step is None else step.events(self.i)
 
 
 def _scatter(tree: dict[str, Any], rows: np.ndarray, n: int) -> dict[str, Any]:
