@@ -124,9 +124,7 @@ def initial_states(profiles: list[ClientProfile], u: np.ndarray, stage: int, gra
     A profile tilts node pathology and BQ, fills its concerns' reservoirs and sets the TAIE X prior of
     its DMM family (Type A rigid, Type C porous); the last uniform of each row draws that prior.
     """
-    tilts = [_tilt(graph.nodes, p.attachment, p.defenses, p.presenting_concerns) for p in profiles]
-    state = states_from_uniforms(u, stage, graph, params, np.stack([t[0] for t in tilts]),
-                                 np.stack([t[1] for t in tilts]))
+    state = states_from_uniforms(u, stage, graph, params, *_tilts(graph.nodes, profiles))
     buckets = state.buckets
     for i, profile in enumerate(profiles):
         for concern in profile.presenting_concerns:
@@ -145,23 +143,34 @@ def _node_index(nodes: tuple[str, ...]) -> dict[str, int]:
     return {n: i for i, n in enumerate(nodes)}
 
 
-@lru_cache(maxsize=4096)
-def _tilt(nodes: tuple[str, ...], attachment: str, defenses: tuple[str, ...],
-          concerns: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """The profile's per-node pathology shift and BQ multiplier (read-only arrays, cached per profile)."""
+@lru_cache(maxsize=len(DMM_CODES))
+def _strategy_tilt(nodes: tuple[str, ...], attachment: str) -> tuple[np.ndarray, np.ndarray]:
+    """A DMM strategy's per-node pathology shift and BQ multiplier (read-only, one per strategy)."""
     index = _node_index(nodes)
     family, number = attachment[0], int(attachment[1:])
     shift, bq = np.full(len(nodes), SECURE_RELIEF if family == "B" else 0.0), np.ones(len(nodes))
     for node in TYPE_NODES[family]:
         shift[index[node]] += STRATEGY_SHIFT
         bq[index[node]] *= STRATEGY_BQ + HIGHER_NUMBER_BQ * number
-    for node in defenses:
-        shift[index[node]] += DEFENSE_SHIFT
-        bq[index[node]] *= DEFENSE_BQ
-    for concern in concerns:
-        for node in CONCERNS[concern][0]:
-            shift[index[node]] += CONCERN_SHIFT
     shift.flags.writeable = bq.flags.writeable = False
+    return shift, bq
+
+
+def _tilts(nodes: tuple[str, ...], profiles: list[ClientProfile]) -> tuple[np.ndarray, np.ndarray]:
+    """Each profile's per-node pathology shift and BQ multiplier ([B, N] each): its strategy's, then each
+    defence's and each concern's in turn (one update per list position, so the sums are formed in that order)."""
+    index = _node_index(nodes)
+    strategy = [_strategy_tilt(nodes, p.attachment) for p in profiles]
+    shift, bq = np.array([t[0] for t in strategy]), np.array([t[1] for t in strategy])
+    for position in range(max((len(p.defenses) for p in profiles), default=0)):
+        rows, cols = zip(*((i, index[p.defenses[position]]) for i, p in enumerate(profiles)
+                           if len(p.defenses) > position))
+        shift[rows, cols] += DEFENSE_SHIFT
+        bq[rows, cols] *= DEFENSE_BQ
+    for position in range(max((len(p.presenting_concerns) for p in profiles), default=0)):
+        rows, cols = zip(*((i, index[node]) for i, p in enumerate(profiles) if len(p.presenting_concerns) > position
+                           for node in CONCERNS[p.presenting_concerns[position]][0]))
+        shift[rows, cols] += CONCERN_SHIFT   # a concern's nodes are distinct: one update per (row, node)
     return shift, bq
 
 

@@ -444,11 +444,8 @@ class _Vector:
 
     @staticmethod
     def events(step: BatchStep | None, n: int) -> np.ndarray:
-        events = np.empty(n, dtype=object)
-        happened = np.zeros(n, dtype=bool) if step is None else step.event_mask()
-        for i in range(n):
-            events[i] = step.events(i) if happened[i] else []
-        return events
+        happened = [False] * n if step is None else step.event_mask().tolist()
+        return np.fromiter((step.events(i) if h else [] for i, h in enumerate(happened)), dtype=object, count=n)
 
 
 class _Row:

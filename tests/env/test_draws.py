@@ -50,3 +50,36 @@ def test_a_batch_with_a_bad_value_is_refused_naming_the_field():
     with pytest.raises(ValueError, match="uniforms"):
         states_from_uniforms(np.zeros((2, 5)), 1, GRAPH)
     assert isinstance(InitialBatch.stack([states.row(0)]), InitialBatch)
+
+
+def _tilt_one_by_one(profile):
+    """A profile's tilt as its definition reads: strategy, then each defence, then each concern's nodes."""
+    from tbn_env.profiles import (CONCERN_SHIFT, CONCERNS, DEFENSE_BQ, DEFENSE_SHIFT, HIGHER_NUMBER_BQ,
+                                  SECURE_RELIEF, STRATEGY_BQ, STRATEGY_SHIFT, TYPE_NODES)
+    index = {n: i for i, n in enumerate(GRAPH.nodes)}
+    family, number = profile.attachment[0], int(profile.attachment[1:])
+    shift, bq = np.full(N, SECURE_RELIEF if family == "B" else 0.0), np.ones(N)
+    for node in TYPE_NODES[family]:
+        shift[index[node]] += STRATEGY_SHIFT
+        bq[index[node]] *= STRATEGY_BQ + HIGHER_NUMBER_BQ * number
+    for node in profile.defenses:
+        shift[index[node]] += DEFENSE_SHIFT
+        bq[index[node]] *= DEFENSE_BQ
+    for concern in profile.presenting_concerns:
+        for node in CONCERNS[concern][0]:
+            shift[index[node]] += CONCERN_SHIFT
+    return shift, bq
+
+
+def test_batched_profile_tilts_equal_each_profile_tilted_alone():
+    """Sampled clients, the presets and a hand-made profile repeating a defence and sharing concern nodes."""
+    from tbn_env.profiles import PRESETS, ClientProfile, _tilts
+    odd = ClientProfile(name="odd", attachment="C7", defenses=("splitting", "splitting", "denial"),
+                        presenting_concerns=("anger", "abandonment", "loneliness"))
+    profiles = [*profiles_from_uniforms(np.random.default_rng(2).random((300, profile_draws()))),
+                *PRESETS.values(), odd]
+    shift, bq = _tilts(GRAPH.nodes, profiles)
+    for i, profile in enumerate(profiles):
+        one_shift, one_bq = _tilt_one_by_one(profile)
+        np.testing.assert_array_equal(shift[i], one_shift, err_msg=profile.name)
+        np.testing.assert_array_equal(bq[i], one_bq, err_msg=profile.name)
