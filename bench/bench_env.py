@@ -1,7 +1,10 @@
 """Therapy-v0 step rates through gym.make for each action mode, against CartPole-v1 in the same run.
 
-Prints a markdown table: steps/s and the share of CartPole's rate. Measured in a default process:
-no thread settings, as a user's script runs.
+Prints a markdown table: steps/s and the share of CartPole's rate, with the actions drawn by
+`action_space.sample()` inside the loop (a random agent's loop) and drawn beforehand (the env's own cost:
+gymnasium's Box sample alone takes longer than a Therapy step's compiled turn). A do-nothing env with
+Therapy-Scores-v0's spaces, returning a stored observation and info, shows the floor set by gymnasium itself.
+Measured in a default process: no thread settings, as a user's script runs.
 Run: .venv/bin/python bench/bench_env.py
 """
 import time
@@ -13,22 +16,60 @@ import tbn_env  # noqa: F401
 
 STEPS = 4000   # per timing window
 REPEATS = 3    # best of 3 windows
+EPISODE = 20   # the floor env's episode: a Therapy session's turns
 TEXT_TURN = ("<think>She is bracing; name it gently, no interpretation yet.</think>"
              "It sounds like part of you is still on guard here, and that makes sense. We can go slowly.")
 
 
-def rate(env_id: str, action, steps: int = STEPS, **kwargs) -> float:
-    """Best-of-REPEATS steps per second, resetting when an episode ends (resets count as overhead)."""
+class Floor(gym.Env):
+    """Therapy-Scores-v0's spaces and one stored step's observation and info (copied per step), nothing else."""
+
+    def __init__(self) -> None:
+        therapy = gym.make("Therapy-Scores-v0")
+        self.observation_space, self.action_space = therapy.observation_space, therapy.action_space
+        self._reset = therapy.reset(seed=0)
+        self._step = therapy.step(therapy.action_space.sample())
+        self.turn = 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.turn = 0
+        return _fresh(self._reset[0]), _fresh(self._reset[1])
+
+    def step(self, action):
+        self.turn += 1
+        obs, reward, _, _, info = self._step
+        return _fresh(obs), reward, False, self.turn >= EPISODE, _fresh(info)
+
+
+def _fresh(tree: dict) -> dict:
+    """A copy of an observation or info with new containers and arrays (gymnasium checks none is shared)."""
+    return {k: _fresh(v) if isinstance(v, dict) else v.copy() if isinstance(v, (np.ndarray, list)) else v
+            for k, v in tree.items()}
+
+
+def rate(env_id: str, action, steps: int = STEPS, drawn_before: bool = False, **kwargs) -> float:
+    """Best-of-REPEATS steps per second, resetting when an episode ends (resets count as overhead).
+
+    `action(env)` gives each step's action; `drawn_before` draws them all before the clock starts."""
     env = gym.make(env_id, **kwargs)
     env.reset(seed=0)
     env.action_space.seed(0)
     best = float("inf")
     for _ in range(REPEATS):
-        t = time.perf_counter()
-        for _ in range(steps):
-            _, _, terminated, truncated, _ = env.step(action(env))
-            if terminated or truncated:
-                env.reset()
+        if drawn_before:
+            actions = [action(env) for _ in range(steps)]
+            t = time.perf_counter()
+            for a in actions:
+                _, _, terminated, truncated, _ = env.step(a)
+                if terminated or truncated:
+                    env.reset()
+        else:
+            t = time.perf_counter()
+            for _ in range(steps):
+                _, _, terminated, truncated, _ = env.step(action(env))
+                if terminated or truncated:
+                    env.reset()
         best = min(best, time.perf_counter() - t)
     return steps / best
 
@@ -45,16 +86,25 @@ def vector_rate(num_envs: int = 1024, steps: int = 63) -> float:
 
 
 def main() -> None:
-    cartpole = rate("CartPole-v1", lambda e: e.action_space.sample(), steps=4 * STEPS)
-    rows = [("CartPole-v1 (yardstick)", cartpole),
-            ("Therapy-Scores-v0", rate("Therapy-Scores-v0", lambda e: e.action_space.sample())),
-            ("Therapy-Interventions-v0", rate("Therapy-Interventions-v0", lambda e: e.action_space.sample())),
-            ("Therapy-v0 (text, rubric judge, template client)", rate("Therapy-v0", lambda e: TEXT_TURN, steps=1000)),
-            ("Therapy-Scores-v0 x1024, vector_entry_point, with autoresets (client-steps/s)", vector_rate())]
-    print("| env | steps/s | share of CartPole |")
-    print("|---|---:|---:|")
-    for name, r in rows:
-        print(f"| {name} | {r:,.0f} | {r / cartpole:.1%} |")
+    gym.register("TherapyFloor-v0", entry_point=Floor)
+    sample = lambda e: e.action_space.sample()  # noqa: E731
+    rows = [(name, rate(env_id, action, steps, **kw), rate(env_id, action, steps, drawn_before=True, **kw))
+            for name, env_id, action, steps, kw in (
+                ("CartPole-v1 (yardstick)", "CartPole-v1", sample, 4 * STEPS, {}),
+                ("floor: Therapy-Scores-v0's spaces, a stored step, nothing else", "TherapyFloor-v0", sample,
+                 4 * STEPS, {}),
+                ("Therapy-Scores-v0", "Therapy-Scores-v0", sample, STEPS, {}),
+                ("Therapy-Interventions-v0", "Therapy-Interventions-v0", sample, STEPS, {}),
+                ("Therapy-v0 (text, rubric judge, template client)", "Therapy-v0", lambda e: TEXT_TURN, 1000, {}))]
+    cartpole, cartpole_before = rows[0][1:]
+    print("| env | steps/s, `sample()` in the loop | share of CartPole | steps/s, actions drawn before | "
+          "share of CartPole |")
+    print("|---|---:|---:|---:|---:|")
+    for name, r, before in rows:
+        print(f"| {name} | {r:,.0f} | {r / cartpole:.1%} | {before:,.0f} | {before / cartpole_before:.1%} |")
+    vector = vector_rate()
+    print(f"| Therapy-Scores-v0 x1024, vector_entry_point, with autoresets (client-steps/s) | {vector:,.0f} | "
+          f"{vector / cartpole:.1%} | | |")
 
 
 if __name__ == "__main__":
