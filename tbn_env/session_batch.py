@@ -461,7 +461,7 @@ class _Row:
         return values[self.i].copy()
 
     def pick(self, names: np.ndarray, *index: np.ndarray):
-        return names[tuple(int(x[self.i]) for x in index)]
+        return names[tuple([x.item(self.i) for x in index])]
 
     def columns(self, names, matrix: np.ndarray) -> dict[str, float]:
         return dict(zip(names, matrix[self.i].tolist()))
