@@ -64,7 +64,7 @@ def hard_violations(utterance: str, thought: str = "") -> list[Violation]:
     if not utterance.strip():
         found.append(Violation("empty", 14, ""))
     elif n_words > MAX_UTTERANCE_WORDS:
-        found.append(Violation("overlong", 14, f"{words} words"))
+        found.append(Violation("overlong", 14, f"{n_words} words"))
     stripped = utterance.replace(" ", "")
     if stripped and 1.0 - len(_TEXT_CHAR.findall(stripped)) / len(stripped) > SYMBOL_SHARE:
         found.append(Violation("garbled", 8, utterance[:40]))
