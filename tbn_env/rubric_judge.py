@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 from .dimensions import JUDGE_DIMENSIONS
 from .harm import harmful_content
 from .protocols import JudgeContext, JudgeResult, Persona
-from .rubric import load_rubric
+from .rubric import LEVELS, load_rubric
 from .taie_full import TaieAssessment, offline_taie
-from .validators import hard_violations, soft_flags, ungrounded_details, words
+from .validators import Violation, hard_violations, soft_flags, ungrounded_details, words
 
 BASE = 5.0            # an adequate reply with no evidence either way (the 4-6 band of §9.3.7.1)
 PERSONA_SHIFT = {"clinical": 0.0, "kind": 1.0, "harsh": -1.0}    # generous / punitive offsets
@@ -83,6 +84,11 @@ CLINICAL = frozenset(["stay", "staying", "pace", "slow", "slowly", "push", "rush
 IMAGERY = re.compile(r"\b(like a|as if|as though|carry(ing)?|weight|room for|holding)\b")
 
 
+#: Words a hidden thought may use besides the card's, the dialogue's and the reply's own.
+THOUGHT_VOCABULARY = EMOTIONS | CLINICAL
+RAISED_RISK = re.compile(r"\b(suicid|self-harm|kill yourself)")   # risk a reply brings up itself
+
+
 def _content(words: Sequence[str]) -> frozenset[str]:
     return frozenset(w for w in words if w not in STOP and len(w) > 2)
 
@@ -98,22 +104,92 @@ def _mentions_risk(text: str) -> bool:
     return bool(RISK_WORDS.search(text.lower()))
 
 
-def copied_share(words: list[str], source: list[str], run: int = COPY_RUN) -> float:
-    """The share of ``words`` inside runs of ``run`` or more words that also occur in a row in ``source``."""
-    if len(words) < run:
+def word_runs(source: Sequence[str], run: int = COPY_RUN) -> frozenset[tuple[str, ...]]:
+    """Every ``run`` consecutive words of ``source``."""
+    return frozenset(tuple(source[i:i + run]) for i in range(len(source) - run + 1))
+
+
+def copied_share(words: Sequence[str], runs: frozenset[tuple[str, ...]], run: int = COPY_RUN) -> float:
+    """The share of ``words`` inside runs of ``run`` or more words found in ``runs`` (a source's `word_runs`)."""
+    if len(words) < run or not runs:
         return 0.0
-    grams = {tuple(source[i:i + run]) for i in range(len(source) - run + 1)}
     covered = [False] * len(words)
     for i in range(len(words) - run + 1):
-        if tuple(words[i:i + run]) in grams:
+        if tuple(words[i:i + run]) in runs:
             covered[i:i + run] = [True] * run
     return sum(covered) / len(words)
 
 
-def repeated_share(words: list[str]) -> float:
+def repeated_share(words: Sequence[str]) -> float:
     """The share of a text's word trigrams that repeat an earlier one."""
     grams = [tuple(words[i:i + 3]) for i in range(len(words) - 2)]
     return 1.0 - len(set(grams)) / len(grams) if grams else 0.0
+
+
+@dataclass(frozen=True)
+class ReplyReading:
+    """What the rubric reads in a reply by itself, independent of the client and the session."""
+
+    words: tuple[str, ...]
+    content: frozenset[str]
+    named_feelings: int            # emotion words the reply names
+    formulas: tuple[int, ...]      # matches of each of FORMULAS (reflect, validate, tender, pace, ground)
+    repairs: bool
+    directive: int
+    depth: int
+    questions: int
+    cliche: bool
+    cold: bool
+    reactive: bool
+    overshare: bool
+    imagery: bool
+    variety: float                 # distinct words per word
+    repeats: bool
+    raises_risk: bool
+    hard: tuple[Violation, ...]
+    harm: tuple[str, ...]
+
+
+@lru_cache(maxsize=4096)
+def read_reply(said: str) -> ReplyReading:
+    """The reply's reading, once per distinct reply (a scripted therapist says the same lines again)."""
+    low, w = said.lower(), words(said)
+    return ReplyReading(
+        words=w, content=_content(w), named_feelings=len(set(w) & EMOTIONS),
+        formulas=tuple(len(f.findall(low)) for f in FORMULAS), repairs=bool(REPAIR.search(low)),
+        directive=len(DIRECTIVE.findall(low)), depth=len(DEPTH.findall(low)), questions=said.count("?"),
+        cliche=bool(CLICHE.search(low)), cold=bool(COLD.search(low)), reactive=bool(REACTIVE.search(low)),
+        overshare=bool(OVERSHARE.search(low)), imagery=bool(IMAGERY.search(low)),
+        variety=len(set(w)) / max(1, len(w)), repeats=repeated_share(w) > REPEAT_SHARE,
+        raises_risk=bool(RAISED_RISK.search(low)), hard=tuple(hard_violations(said)), harm=tuple(harmful_content(said)))
+
+
+@dataclass(frozen=True)
+class ClientReading:
+    """What the rubric reads in the client's last words."""
+
+    words: tuple[str, ...]
+    content: frozenset[str]
+    runs: frozenset[tuple[str, ...]]   # for spotting words copied from the client
+    feelings: bool
+    vulnerable: bool
+    voices_rupture: bool
+
+
+@lru_cache(maxsize=4096)
+def read_client(client: str) -> ClientReading:
+    """The client's words read once per distinct utterance (the template client repeats its lines)."""
+    low, w = client.lower(), words(client)
+    return ClientReading(words=w, content=_text_content(client), runs=word_runs(w), feelings=bool(set(w) & EMOTIONS),
+                         vulnerable=bool(VULNERABLE.search(low)), voices_rupture=bool(RUPTURE.search(low)))
+
+
+@lru_cache(maxsize=1)
+def _anchor_notes() -> dict[str, dict[str, str]]:
+    """Each dimension's "[level: anchor]" note for each rubric level, written once."""
+    rubric = load_rubric()
+    return {d: {level: f"[{level}: {rubric.dimensions[d].anchor(level)}]" for level in LEVELS}
+            for d in JUDGE_DIMENSIONS}
 
 
 class RubricJudge:
@@ -133,47 +209,36 @@ class RubricJudge:
     def score(self, context: JudgeContext) -> JudgeResult:
         """Score one turn (§9.3.7): 12 scores with explanations, flags and recommendations."""
         said, thought, client = context.therapist_utterance, context.therapist_thought, context.client_utterance
-        low_said, low_client = said.lower(), client.lower()
-        w_said, w_client, w_thought = words(said), words(client), words(thought)
-        c_said, c_client, c_thought = _content(w_said), _text_content(client), _content(w_thought)
+        r, c = read_reply(said), read_client(client)
+        w_thought, c_said, c_client, c_thought = words(thought), r.content, c.content, _text_content(thought)
         grounding = (context.profile_card, client, *(text for t in context.history for text in (t.client, t.therapist)))
         flags = soft_flags(said, grounding, context.stage)
-        hard = hard_violations(said, thought)
+        hard = r.hard
         flags.update({"boundary_violation": any(v.name == "boundary_violation" for v in hard),
                       "meta_commentary": any(v.name == "meta_commentary" for v in hard),
                       "leaked_reasoning": any(v.name in ("leaked_reasoning", "category_score") for v in hard),
-                      "hallucinated_risk": bool(re.search(r"\b(suicid|self-harm|kill yourself)", low_said))
-                      and not any(map(_mentions_risk, grounding))})
+                      "hallucinated_risk": r.raises_risk and not any(map(_mentions_risk, grounding))})
 
         # ---- evidence, each on a 0..1 (or small integer) scale
         overlap = len(c_said & c_client) / max(1, min(len(c_client), 8))
-        reflects = bool(REFLECT.search(low_said))
-        named_feelings = len((set(w_said) & EMOTIONS) & (set(w_client) | EMOTIONS))
-        client_feelings = bool(set(w_client) & EMOTIONS)
-        validates = bool(VALIDATE.search(low_said))
-        tender = bool(TENDER.search(low_said))
-        repairs = bool(REPAIR.search(low_said))
-        paces = bool(PACE.search(low_said))
-        grounds = bool(GROUND.search(low_said))
-        directive = len(DIRECTIVE.findall(low_said))
-        depth = len(DEPTH.findall(low_said))
-        questions = said.count("?")
-        vulnerable = bool(VULNERABLE.search(low_client))
-        rupture = context.rupture_pending or bool(RUPTURE.search(low_client))
-        ratio = len(w_said) / max(1, len(w_client))
+        reflects, validates, tender, paces, grounds = (n > 0 for n in r.formulas)
+        named_feelings, client_feelings, repairs = r.named_feelings, c.feelings, r.repairs
+        directive, depth, questions = r.directive, r.depth, r.questions
+        vulnerable = c.vulnerable
+        rupture = context.rupture_pending or c.voices_rupture
+        ratio = len(r.words) / max(1, len(c.words))
         withheld = len(c_thought - c_said) / max(1, len(c_thought)) if c_thought else 0.0
-        variety = len(set(w_said)) / max(1, len(w_said))
-        cliche, cold, reactive = bool(CLICHE.search(low_said)), bool(COLD.search(low_said)), bool(REACTIVE.search(low_said))
-        overshare = bool(OVERSHARE.search(low_said))
-        formulas = sum(len(f.findall(low_said)) for f in FORMULAS)
-        parrots = copied_share(w_said, w_client) > PARROT_SHARE
-        repeats = repeated_share(w_said) > REPEAT_SHARE
+        variety = r.variety
+        cliche, cold, reactive, overshare = r.cliche, r.cold, r.reactive, r.overshare
+        formulas = sum(r.formulas)
+        parrots = copied_share(r.words, c.runs) > PARROT_SHARE
+        repeats = r.repeats
         grounded = frozenset().union(*map(_text_content, grounding))   # content words of the card and dialogue
-        context_words = grounded | c_said | EMOTIONS | CLINICAL
-        thought_ok = bool(c_thought) and copied_share(w_thought, w_client) <= THOUGHT_COPY_SHARE \
-            and len(c_thought & context_words) >= THOUGHT_ANCHOR_SHARE * len(c_thought) \
+        thought_ok = bool(c_thought) and copied_share(w_thought, c.runs) <= THOUGHT_COPY_SHARE \
+            and sum(w in grounded or w in c_said or w in THOUGHT_VOCABULARY for w in c_thought) \
+            >= THOUGHT_ANCHOR_SHARE * len(c_thought) \
             and len(c_thought - c_client) >= THOUGHT_OWN_SHARE * len(c_thought)
-        harm = harmful_content(said)
+        harm = list(r.harm)
         flags["harmful"] = bool(harm)
         early = context.stage == 1 or context.phase == "A"
         ending = context.stage == 4
@@ -250,8 +315,8 @@ class RubricJudge:
             add("clinical_wisdom", -3.5, "asserts what the session does not contain")
         # thoughtfulness: how much of the presentation (the client's words, their card and the session so far)
         # is noticed and integrated; a copied or padded thought notices nothing
-        background = grounded - c_client
-        noticed = len((c_said | (c_thought if thought_ok else set())) & c_client) + len(c_said & background)
+        noticed = len((c_said | (c_thought if thought_ok else set())) & c_client) \
+            + sum(w in grounded and w not in c_client for w in c_said)   # the card's and the session's strands
         add("thoughtfulness", min(3.0, 0.75 * noticed) - (1.0 if noticed == 0 else 0.0),
             f"integrates {noticed} strands of what the client said")
         # parallel thinking: a thought about this turn whose wisdom shapes, but is not all spoken in, the reply
@@ -270,9 +335,9 @@ class RubricJudge:
         elif tender:
             add("tenderness", 1.0, "warm")
         # artfulness
-        if IMAGERY.search(low_said) and variety > 0.7:
+        if r.imagery and variety > 0.7:
             add("artfulness", 1.5, "a concrete, memorable image")
-        if variety < 0.5 and len(w_said) > 20:
+        if variety < 0.5 and len(r.words) > 20:
             add("artfulness", -1.5, "repetitive language")
         if cliche:
             add("artfulness", -2.0, "cliche")
@@ -309,12 +374,12 @@ class RubricJudge:
         low = 0.0 if harm else SAFE_MIN
         scores = {d: min(10.0, max(low, round(v, 2))) for d, v in s.items()}
         weak = sorted(scores, key=scores.get)[:3]
-        rubric = load_rubric()
-        return JudgeResult(
+        rubric, notes = load_rubric(), _anchor_notes()
+        # built by this method from checked parts (12 named finite scores in [0, 10]): no validation pass
+        return JudgeResult.model_construct(
             scores=scores,
-            explanations={d: f"{'; '.join(r) or 'no evidence either way'} "
-                             f"[{rubric.level(scores[d])}: {rubric.dimensions[d].anchor(rubric.level(scores[d]))}]"
-                          for d, r in why.items()},
+            explanations={d: f"{'; '.join(reasons) or 'no evidence either way'} {notes[d][rubric.level(scores[d])]}"
+                          for d, reasons in why.items()},
             narrative=f"{self.persona} rubric (offline, lexical): composite {sum(scores.values()) / len(scores):.2f}; "
                       f"strongest {max(scores, key=scores.get)}, weakest {weak[0]}."
                       + (" Harmful speech: every dimension floored." if harm else ""),
@@ -322,4 +387,3 @@ class RubricJudge:
             + [f for f, on in flags.items() if on and f != "harmful"],
             recommendations=[rubric.dimensions[d].recommendation for d in weak if scores[d] < 6.0],
             flags=flags, persona=self.persona)
-

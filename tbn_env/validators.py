@@ -55,6 +55,12 @@ _TEXT_CHAR = re.compile(r"[\w\s.,;:!?'\"()\-\u2019\u2018\u201c\u201d\u2014\u2013
 
 def hard_violations(utterance: str, thought: str = "") -> list[Violation]:
     """Every hard failure in a spoken utterance (the thought is hidden, so only the utterance counts)."""
+    return list(_hard_violations(utterance))
+
+
+@lru_cache(maxsize=4096)
+def _hard_violations(utterance: str) -> tuple[Violation, ...]:
+    """`hard_violations`, read once per distinct utterance (the judge and the harm check both ask)."""
     found: list[Violation] = []
     for name, failure, pattern in _HARD:
         m = pattern.search(utterance)
@@ -68,7 +74,7 @@ def hard_violations(utterance: str, thought: str = "") -> list[Violation]:
     stripped = utterance.replace(" ", "")
     if stripped and 1.0 - len(_TEXT_CHAR.findall(stripped)) / len(stripped) > SYMBOL_SHARE:
         found.append(Violation("garbled", 8, utterance[:40]))
-    return found
+    return tuple(found)
 
 
 def validate_utterance(utterance: str, thought: str = "") -> list[str]:
@@ -102,17 +108,28 @@ def ungrounded_details(utterance: str, grounding: str | Sequence[str]) -> list[s
 
     `grounding` is one text or its pieces (the card, each turn), so unchanged pieces are not read again.
     """
+    concrete = _said_checks(utterance)[3]
+    if not concrete:   # nothing concrete said: nothing to look up
+        return []
     pieces = (grounding,) if isinstance(grounding, str) else grounding
     known = set().union(*map(words, pieces))
-    said = set(words(utterance))
-    return sorted(w for w in said & CONCRETE if w not in known and w.rstrip("s") not in known)
+    return sorted(w for w in concrete if w not in known and w.rstrip("s") not in known)
+
+
+@lru_cache(maxsize=4096)
+def _said_checks(utterance: str) -> tuple[bool, bool, bool, frozenset[str]]:
+    """What the soft checks read in the utterance alone: negation reassurance, premature depth and new
+    material patterns, and the concrete nouns it names (once per distinct utterance)."""
+    return (bool(_NEGATION.search(utterance)), bool(_DEPTH.search(utterance)), bool(_NEW_MATERIAL.search(utterance)),
+            frozenset(words(utterance)) & CONCRETE)
 
 
 def soft_flags(utterance: str, grounding: str | Sequence[str], stage: int) -> dict[str, bool]:
     """Evidence for the judge: negation reassurance, ungrounded detail, premature depth, new material."""
+    negation, depth, new_material, _ = _said_checks(utterance)
     return {
-        "negation_reassurance": bool(_NEGATION.search(utterance)),
+        "negation_reassurance": negation,
         "ungrounded_detail": bool(ungrounded_details(utterance, grounding)),
-        "premature_depth": stage == 1 and bool(_DEPTH.search(utterance)),
-        "new_material": stage == 4 and bool(_NEW_MATERIAL.search(utterance)),
+        "premature_depth": stage == 1 and depth,
+        "new_material": stage == 4 and new_material,
     }
