@@ -242,8 +242,9 @@ class TherapyEnv(gym.Env):
             raise RuntimeError("call reset() before step(), and again after an episode ends")
         if self.action_mode != "text":   # no backend to fail after the checks in _scores_for
             return self._step(action)
-        core, rng = self.core.state_dict(), copy.deepcopy(self.np_random.bit_generator.state)
-        fields = {k: copy.copy(getattr(self, k)) for k in self._FIELDS}   # lists copied, their items immutable
+        # the step replaces the other fields and appends to the lists (items immutable): the lists are copied
+        fields = {k: v.copy() if isinstance(v, list) else v for k in self._FIELDS for v in (getattr(self, k),)}
+        core, rng = self.core.state_dict(), self.np_random.bit_generator.state   # the getter builds a new dict
         try:
             return self._step(action)
         except BaseException:   # e.g. a model client timing out: put everything back, so a retry is safe
@@ -265,8 +266,8 @@ class TherapyEnv(gym.Env):
         self.done = terminated or truncated
         assessment = None
         if self.action_mode == "text":
-            self.history.append(DialogueTurn(client=self.client_words.utterance, therapist=utterance,
-                                             therapist_thought=thought))
+            self.history.append(DialogueTurn.model_construct(   # strings checked by _parse_text and _client_speaks
+                client=self.client_words.utterance, therapist=utterance, therapist_thought=thought))
             self.session_judged.append(self.last_judge)
             if session_end:  # §9.3.7.2: the whole session judged at its end
                 assessment = judge_full_session(self.session_judged, step.summary_of(0)["stage"], self.params,
@@ -299,25 +300,26 @@ class TherapyEnv(gym.Env):
                 raise ValueError(f"intervention index must be in [0, {len(CATALOGUE)}), got {index}")
             return response_scores(index, moment_of(self.core.kernel, self.core.batch.rupture))[0], "", NAMES[index]
         thought, utterance = self._parse_text(action)
-        ctx = JudgeContext(client_utterance=self.client_words.utterance, therapist_thought=thought,
-                           therapist_utterance=utterance, history=tuple(self.history[-HISTORY_TURNS:]),
-                           stage=self.core.stage, phase=self.core.phase, stance=self.core.stance.name,
-                           guidance=self.core.guidance, profile_card=self.profile.card(),
-                           rupture_pending=self.rupture or self.client_words.rupture)
-        verdict = self.judge.score(ctx)
+        verdict = self.judge.score(self._judge_context(thought, utterance,
+                                                       rupture_pending=self.rupture or self.client_words.rupture))
         if not isinstance(verdict, JudgeResult):
             raise TypeError(f"the judge breaks the tbn_env Judge protocol: score() returned a "
                             f"{type(verdict).__name__}, not a JudgeResult")
         self.last_judge = verdict
         return as_score_vector(verdict.scores), thought, utterance
 
+    def _judge_context(self, thought: str, utterance: str, rupture_pending: bool = False) -> JudgeContext:
+        """What the judge sees of this turn; every field comes checked from the env (no validation pass)."""
+        core = self.core
+        return JudgeContext.model_construct(
+            client_utterance=self.client_words.utterance, therapist_thought=thought, therapist_utterance=utterance,
+            history=tuple(self.history[-HISTORY_TURNS:]), stage=core.stage, phase=core.phase,
+            stance=core.stance.name, guidance=core.guidance, profile_card=self.profile.card(),
+            rupture_pending=bool(rupture_pending))
+
     def _assess_taie(self, thought: str, utterance: str):
         """Full-mode TAIE (§9.3.4): the judge's explicit axes, blended into the running estimate."""
-        ctx = JudgeContext(client_utterance=self.client_words.utterance, therapist_thought=thought,
-                           therapist_utterance=utterance, history=tuple(self.history[-HISTORY_TURNS:]),
-                           stage=self.core.stage, phase=self.core.phase, stance=self.core.stance.name,
-                           guidance=self.core.guidance, profile_card=self.profile.card())
-        assessment = self.judge.assess_taie(ctx, self.core.kernel.taie[0].copy())
+        assessment = self.judge.assess_taie(self._judge_context(thought, utterance), self.core.kernel.taie[0].copy())
         if assessment is not None:
             self.core.blend_taie(assessment.axes())
         return assessment
@@ -358,13 +360,13 @@ class TherapyEnv(gym.Env):
         mal = np.argsort(-buckets[:len(MALADAPTIVE)], kind="stable")[:DOMINANT_BUCKETS]
         ada = len(MALADAPTIVE) + np.argsort(-buckets[len(MALADAPTIVE):], kind="stable")[:DOMINANT_BUCKETS]
         worst = np.argsort(-self.compiled.pathology(k.levels)[0], kind="stable")[:SALIENT_NODES]
-        view = ClientView(
+        view = ClientView.model_construct(   # every field checked where it comes from: no validation pass
             profile_card=self.profile.card(), attachment=self.profile.attachment, defenses=self.profile.defenses,
             presenting_concerns=self.profile.presenting_concerns, stage=core.stage, phase=core.phase,
             turn=core.turn_in_session, session=self.session_index,
             dominant_maladaptive=tuple(BUCKETS[i] for i in mal), dominant_adaptive=tuple(BUCKETS[i] for i in ada),
             salient_nodes=tuple(self.compiled.nodes[i] for i in worst),
-            last_scores=self.last_judge.scores if self.last_judge and core.turn_in_session else {},
+            last_scores=dict(self.last_judge.scores) if self.last_judge and core.turn_in_session else {},
             ruptured=self.rupture)
         words = self.client.respond(view, tuple(self.history[-HISTORY_TURNS:]), self.np_random)
         if not isinstance(words, ClientTurn):
