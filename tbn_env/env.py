@@ -22,6 +22,7 @@ from .session import SessionCore, TurnResult
 from .session_batch import EPISODES, BatchStep
 from .session_judge import judge_full_session
 from .spaces import MAX_ACTION_CHARS, observation_space, printable, row_of, text_space
+from .turn_format import parse_therapist_turn
 
 ACTION_MODES = ("text", "scores", "intervention")
 TAIE_MODES = ("lightweight", "full")  # §9.3.4
@@ -266,8 +267,8 @@ class TherapyEnv(gym.Env):
         self.done = terminated or truncated
         assessment = None
         if self.action_mode == "text":
-            self.history.append(DialogueTurn.model_construct(   # strings checked by _parse_text and _client_speaks
-                client=self.client_words.utterance, therapist=utterance, therapist_thought=thought))
+            self.history.append(DialogueTurn(client=self.client_words.utterance, therapist=utterance,
+                                             therapist_thought=thought))
             self.session_judged.append(self.last_judge)
             if session_end:  # §9.3.7.2: the whole session judged at its end
                 assessment = judge_full_session(self.session_judged, step.summary_of(0)["stage"], self.params,
@@ -285,7 +286,7 @@ class TherapyEnv(gym.Env):
             info["render"] = self.render()
         return self._observation(), float(step.reward[0]), terminated, truncated, info
 
-    def _scores_for(self, action) -> tuple[np.ndarray, str, str]:
+    def _scores_for(self, action) -> tuple[np.ndarray | dict[str, float], str, str]:
         """The 12 scores for this action by action mode, with the therapist's thought and words."""
         if self.action_mode == "scores":
             if isinstance(action, (str, bytes, dict)):
@@ -306,16 +307,16 @@ class TherapyEnv(gym.Env):
             raise TypeError(f"the judge breaks the tbn_env Judge protocol: score() returned a "
                             f"{type(verdict).__name__}, not a JudgeResult")
         self.last_judge = verdict
-        return as_score_vector(verdict.scores), thought, utterance
+        return verdict.scores, thought, utterance   # checked once, by core.step, before anything changes
 
     def _judge_context(self, thought: str, utterance: str, rupture_pending: bool = False) -> JudgeContext:
-        """What the judge sees of this turn; every field comes checked from the env (no validation pass)."""
+        """What the judge sees of this turn (§9.3.7: the triad, the recent dialogue, stage and phase)."""
         core = self.core
-        return JudgeContext.model_construct(
+        return JudgeContext(
             client_utterance=self.client_words.utterance, therapist_thought=thought, therapist_utterance=utterance,
             history=tuple(self.history[-HISTORY_TURNS:]), stage=core.stage, phase=core.phase,
             stance=core.stance.name, guidance=core.guidance, profile_card=self.profile.card(),
-            rupture_pending=bool(rupture_pending))
+            rupture_pending=rupture_pending)
 
     def _assess_taie(self, thought: str, utterance: str):
         """Full-mode TAIE (§9.3.4): the judge's explicit axes, blended into the running estimate."""
@@ -325,7 +326,6 @@ class TherapyEnv(gym.Env):
         return assessment
 
     def _parse_text(self, action) -> tuple[str, str]:
-        from .turn_format import parse_therapist_turn
         raw = [action] if isinstance(action, str) else [v for v in action.values() if isinstance(v, str)] \
             if isinstance(action, dict) else []
         if sum(map(len, raw)) > MAX_ACTION_CHARS:   # before any stripping or parsing
@@ -356,17 +356,17 @@ class TherapyEnv(gym.Env):
     def _client_speaks(self):
         """The client's next words, conditioned on the state after the therapist's turn."""
         core, k = self.core, self.core.kernel
-        buckets = k.buckets[0]
-        mal = np.argsort(-buckets[:len(MALADAPTIVE)], kind="stable")[:DOMINANT_BUCKETS]
-        ada = len(MALADAPTIVE) + np.argsort(-buckets[len(MALADAPTIVE):], kind="stable")[:DOMINANT_BUCKETS]
+        level = k.buckets[0].tolist()   # 16 reservoirs: a stable sort in Python beats two numpy calls
+        mal = sorted(range(len(MALADAPTIVE)), key=lambda i: -level[i])[:DOMINANT_BUCKETS]
+        ada = sorted(range(len(MALADAPTIVE), len(BUCKETS)), key=lambda i: -level[i])[:DOMINANT_BUCKETS]
         worst = np.argsort(-self.compiled.pathology(k.levels)[0], kind="stable")[:SALIENT_NODES]
-        view = ClientView.model_construct(   # every field checked where it comes from: no validation pass
+        view = ClientView(
             profile_card=self.profile.card(), attachment=self.profile.attachment, defenses=self.profile.defenses,
             presenting_concerns=self.profile.presenting_concerns, stage=core.stage, phase=core.phase,
             turn=core.turn_in_session, session=self.session_index,
             dominant_maladaptive=tuple(BUCKETS[i] for i in mal), dominant_adaptive=tuple(BUCKETS[i] for i in ada),
             salient_nodes=tuple(self.compiled.nodes[i] for i in worst),
-            last_scores=dict(self.last_judge.scores) if self.last_judge and core.turn_in_session else {},
+            last_scores=self.last_judge.scores if self.last_judge and core.turn_in_session else {},
             ruptured=self.rupture)
         words = self.client.respond(view, tuple(self.history[-HISTORY_TURNS:]), self.np_random)
         if not isinstance(words, ClientTurn):

@@ -26,7 +26,7 @@ from functools import lru_cache
 from .dimensions import JUDGE_DIMENSIONS
 from .harm import harmful_content
 from .protocols import JudgeContext, JudgeResult, Persona
-from .rubric import LEVELS, load_rubric
+from .rubric import load_rubric
 from .taie_full import TaieAssessment, offline_taie
 from .validators import Violation, hard_violations, soft_flags, ungrounded_details, words
 
@@ -111,7 +111,7 @@ def word_runs(source: Sequence[str], run: int = COPY_RUN) -> frozenset[tuple[str
 
 def copied_share(words: Sequence[str], runs: frozenset[tuple[str, ...]], run: int = COPY_RUN) -> float:
     """The share of ``words`` inside runs of ``run`` or more words found in ``runs`` (a source's `word_runs`)."""
-    if len(words) < run or not runs:
+    if len(words) < run or runs.isdisjoint(_text_runs(words)):   # nothing copied: the common case, in one call
         return 0.0
     covered = [False] * len(words)
     for i in range(len(words) - run + 1):
@@ -124,6 +124,11 @@ def repeated_share(words: Sequence[str]) -> float:
     """The share of a text's word trigrams that repeat an earlier one."""
     grams = [tuple(words[i:i + 3]) for i in range(len(words) - 2)]
     return 1.0 - len(set(grams)) / len(grams) if grams else 0.0
+
+
+@lru_cache(maxsize=4096)
+def _text_runs(words: tuple[str, ...]) -> frozenset[tuple[str, ...]]:
+    return word_runs(words)
 
 
 @dataclass(frozen=True)
@@ -184,12 +189,12 @@ def read_client(client: str) -> ClientReading:
                          vulnerable=bool(VULNERABLE.search(low)), voices_rupture=bool(RUPTURE.search(low)))
 
 
-@lru_cache(maxsize=1)
-def _anchor_notes() -> dict[str, dict[str, str]]:
-    """Each dimension's "[level: anchor]" note for each rubric level, written once."""
+@lru_cache(maxsize=4096)
+def _anchor_note(dim: str, score: float) -> str:
+    """The "[level: anchor]" note of a dimension's score (scores have two decimals: few distinct notes)."""
     rubric = load_rubric()
-    return {d: {level: f"[{level}: {rubric.dimensions[d].anchor(level)}]" for level in LEVELS}
-            for d in JUDGE_DIMENSIONS}
+    level = rubric.level(score)
+    return f"[{level}: {rubric.dimensions[dim].anchor(level)}]"
 
 
 class RubricJudge:
@@ -211,7 +216,9 @@ class RubricJudge:
         said, thought, client = context.therapist_utterance, context.therapist_thought, context.client_utterance
         r, c = read_reply(said), read_client(client)
         w_thought, c_said, c_client, c_thought = words(thought), r.content, c.content, _text_content(thought)
-        grounding = (context.profile_card, client, *(text for t in context.history for text in (t.client, t.therapist)))
+        grounding = [context.profile_card, client]
+        for t in context.history:
+            grounding += (t.client, t.therapist)
         flags = soft_flags(said, grounding, context.stage)
         hard = r.hard
         flags.update({"boundary_violation": any(v.name == "boundary_violation" for v in hard),
@@ -374,11 +381,11 @@ class RubricJudge:
         low = 0.0 if harm else SAFE_MIN
         scores = {d: min(10.0, max(low, round(v, 2))) for d, v in s.items()}
         weak = sorted(scores, key=scores.get)[:3]
-        rubric, notes = load_rubric(), _anchor_notes()
+        rubric = load_rubric()
         # built by this method from checked parts (12 named finite scores in [0, 10]): no validation pass
         return JudgeResult.model_construct(
             scores=scores,
-            explanations={d: f"{'; '.join(reasons) or 'no evidence either way'} {notes[d][rubric.level(scores[d])]}"
+            explanations={d: f"{'; '.join(reasons) or 'no evidence either way'} {_anchor_note(d, scores[d])}"
                           for d, reasons in why.items()},
             narrative=f"{self.persona} rubric (offline, lexical): composite {sum(scores.values()) / len(scores):.2f}; "
                       f"strongest {max(scores, key=scores.get)}, weakest {weak[0]}."

@@ -83,13 +83,13 @@ class TemplateClient:
         thought = pick(HIDDEN).format(node=node)
         if view.turn == 0 and not history:
             concern = view.presenting_concerns[0] if view.presenting_concerns else "relational_distress"
-            return ClientTurn.model_construct(thought=thought, utterance=f"{pick(OPENING)} {CONCERN_LINE[concern]}")
+            return ClientTurn(thought=thought, utterance=f"{pick(OPENING)} {CONCERN_LINE[concern]}")
         scores = view.last_scores
         misattuned = bool(scores) and (scores.get("attunement", 10) < LOW_THRESHOLD
                                        or scores.get("safety", 10) < LOW_THRESHOLD)
         if view.ruptured or misattuned:
             inhibitory = int(view.attachment[1:]) % 2 == 1
-            return ClientTurn.model_construct(thought="That landed wrong. " + thought,
+            return ClientTurn(thought="That landed wrong. " + thought,
                               utterance=pick(WITHDRAW if inhibitory else PROTEST), rupture=True)
         family = view.attachment[0]
         if view.phase == "A":
@@ -105,4 +105,4 @@ class TemplateClient:
         if view.phase in "AB" and view.defenses and rng.random() < DEFENSE_CHANCE:
             parts.append(DEFENSE_LINE[pick(view.defenses)])
         parts.append(pick(FAMILY_TAIL[family]))
-        return ClientTurn.model_construct(thought=thought, utterance=" ".join(p for p in parts if p))
+        return ClientTurn(thought=thought, utterance=" ".join(p for p in parts if p))
