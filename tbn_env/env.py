@@ -365,7 +365,7 @@ class TherapyEnv(gym.Env):
             presenting_concerns=self.profile.presenting_concerns, stage=core.stage, phase=core.phase,
             turn=core.turn_in_session, session=self.session_index,
             dominant_maladaptive=tuple(BUCKETS[i] for i in mal), dominant_adaptive=tuple(BUCKETS[i] for i in ada),
-            salient_nodes=tuple(self.compiled.nodes[i] for i in worst),
+            salient_nodes=tuple(self.compiled.nodes[i] for i in worst.tolist()),
             last_scores=self.last_judge.scores if self.last_judge and core.turn_in_session else {},
             ruptured=self.rupture)
         words = self.client.respond(view, tuple(self.history[-HISTORY_TURNS:]), self.np_random)

@@ -102,6 +102,7 @@ class ClientProfile(BaseModel):
         """Odd-numbered strategies inhibit (withdraw, false repair); even ones excite (protest) (App. 24)."""
         return int(self.attachment[1:]) % 2 == 1
 
+    @lru_cache(maxsize=256)   # frozen, so hashable: composed once, read by the judge and the client every turn
     def card(self) -> str:
         """The profile card a judge and a client read (its own text, or one composed from the fields)."""
         if self.profile_card:
