@@ -213,184 +213,213 @@ class RubricJudge:
 
     def score(self, context: JudgeContext) -> JudgeResult:
         """Score one turn (§9.3.7): 12 scores with explanations, flags and recommendations."""
-        said, thought, client = context.therapist_utterance, context.therapist_thought, context.client_utterance
-        r, c = read_reply(said), read_client(client)
-        w_thought, c_said, c_client, c_thought = words(thought), r.content, c.content, _text_content(thought)
-        grounding = [context.profile_card, client]
+        said, thought = context.therapist_utterance, context.therapist_thought
+        grounding = [context.profile_card, context.client_utterance]
         for t in context.history:
             grounding += (t.client, t.therapist)
-        flags = soft_flags(said, grounding, context.stage)
-        hard = r.hard
-        flags.update({"boundary_violation": any(v.name == "boundary_violation" for v in hard),
-                      "meta_commentary": any(v.name == "meta_commentary" for v in hard),
-                      "leaked_reasoning": any(v.name in ("leaked_reasoning", "category_score") for v in hard),
-                      "hallucinated_risk": r.raises_risk and not any(map(_mentions_risk, grounding))})
-
-        # ---- evidence, each on a 0..1 (or small integer) scale
-        overlap = len(c_said & c_client) / max(1, min(len(c_client), 8))
-        reflects, validates, tender, paces, grounds = (n > 0 for n in r.formulas)
-        named_feelings, client_feelings, repairs = r.named_feelings, c.feelings, r.repairs
-        directive, depth, questions = r.directive, r.depth, r.questions
-        vulnerable = c.vulnerable
-        rupture = context.rupture_pending or c.voices_rupture
-        ratio = len(r.words) / max(1, len(c.words))
-        withheld = len(c_thought - c_said) / max(1, len(c_thought)) if c_thought else 0.0
-        variety = r.variety
-        cliche, cold, reactive, overshare = r.cliche, r.cold, r.reactive, r.overshare
-        formulas = sum(r.formulas)
-        parrots = copied_share(r.words, c.runs) > PARROT_SHARE
-        repeats = r.repeats
+        soft = soft_flags(said, grounding, context.stage)
         grounded = frozenset().union(*map(_text_content, grounding))   # content words of the card and dialogue
-        thought_ok = bool(c_thought) and copied_share(w_thought, c.runs) <= THOUGHT_COPY_SHARE \
-            and sum(w in grounded or w in c_said or w in THOUGHT_VOCABULARY for w in c_thought) \
-            >= THOUGHT_ANCHOR_SHARE * len(c_thought) \
-            and len(c_thought - c_client) >= THOUGHT_OWN_SHARE * len(c_thought)
-        harm = list(r.harm)
-        flags["harmful"] = bool(harm)
-        early = context.stage == 1 or context.phase == "A"
-        ending = context.stage == 4
+        v = _verdict(self.persona, said, thought, context.client_utterance, context.stage, context.phase,
+                     context.rupture_pending, tuple(soft.items()),
+                     tuple(ungrounded_details(said, grounding)) if soft["ungrounded_detail"] else (),
+                     read_reply(said).raises_risk and not any(map(_mentions_risk, grounding)),
+                     grounded & (read_reply(said).content | _text_content(thought)))
+        return JudgeResult.model_construct(   # fresh containers: the verdict is shared by equal turns
+            scores=dict(v.scores), explanations=dict(v.explanations), narrative=v.narrative,
+            critical_moments=list(v.critical_moments), recommendations=list(v.recommendations), flags=dict(v.flags),
+            persona=self.persona)
 
-        k = PENALTY_SCALE[self.persona]
-        padded_thought = False
-        s = dict.fromkeys(JUDGE_DIMENSIONS, BASE + PERSONA_SHIFT[self.persona])
-        why: dict[str, list[str]] = {d: [] for d in JUDGE_DIMENSIONS}
 
-        def add(dim: str, amount: float, reason: str) -> None:
-            s[dim] += amount if amount > 0 else k * amount
-            why[dim].append(reason)
+@dataclass(frozen=True)
+class _Verdict:
+    scores: dict[str, float]
+    explanations: dict[str, str]
+    narrative: str
+    critical_moments: tuple[str, ...]
+    recommendations: tuple[str, ...]
+    flags: dict[str, bool]
 
-        # attunement: catching the bid and the feeling
-        if reflects or overlap >= 0.25:
-            add("attunement", 1.5 + min(1.5, 2 * overlap), "reflects the client's own words")
-        if named_feelings:
-            add("attunement", 1.0, "names the feeling")
-        if client_feelings and not named_feelings and not reflects:
-            add("attunement", -1.5, "answers content, not affect")
-        if directive:
-            add("attunement", -1.0 * directive, "moves to advice")
-        # pacing
-        if paces:
-            add("pacing", 2.0, "offers a slower pace")
-        if questions > 1:
-            add("pacing", -1.0 * (questions - 1), "several questions at once")
-        if not IDEAL_RATIO[0] <= ratio <= IDEAL_RATIO[1]:
-            add("pacing", -1.5, "length out of step with the client")
-        if early and depth:
-            add("pacing", -1.5, "rushes to interpretation early")
-        # safety
-        if grounds or paces:
-            add("safety", 1.5, "grounds and steadies")
-        if validates or tender:
-            add("safety", 1.0, "warm and non-threatening")
-        if directive or flags["premature_depth"]:
-            add("safety", -2.0, "pushes the client")
-        # non-reactivity
-        if reactive:
-            add("non_reactivity", -4.0, "reacts instead of staying regulated")
-        elif rupture and not directive:
-            add("non_reactivity", 2.0, "stays steady under pressure")
-        else:
-            add("non_reactivity", 1.0, "calm register")
-        # validation
-        if validates:
-            add("validation", 2.5, "validates the experience")
-        if flags["negation_reassurance"]:
-            add("validation", -3.0, "negation-based reassurance plants the idea it denies")
-        if cliche:
-            add("validation", -1.5, "formulaic reassurance")
-        # boundaries
-        if cold:
-            add("boundaries", -2.5, "rigid or cold")
-        elif overshare:
-            add("boundaries", -2.5, "therapist over-discloses")
-        else:
-            add("boundaries", 1.5, "clear and kind frame")
-        # repair
-        if rupture:
-            add("repair", 3.5 if repairs else -3.0, "repairs the rupture" if repairs else "ignores the rupture")
-        elif validates or tender:
-            add("repair", 1.0, "maintains relational care")
-        # clinical wisdom: stage-fitting depth, no advice-giving
-        if depth:
-            add("clinical_wisdom", (-2.0 if early else 2.0) if not ending else -1.5,
-                "interpretation too early" if early else "new excavation at termination" if ending else "timely depth")
-        if directive:
-            add("clinical_wisdom", -1.5, "advice instead of exploration")
-        if reflects and validates:
-            add("clinical_wisdom", 1.0, "reflects and validates before moving")
-        if flags["hallucinated_risk"] or flags["ungrounded_detail"]:
-            add("clinical_wisdom", -3.5, "asserts what the session does not contain")
-        # thoughtfulness: how much of the presentation (the client's words, their card and the session so far)
-        # is noticed and integrated; a copied or padded thought notices nothing
-        noticed = len((c_said | (c_thought if thought_ok else set())) & c_client) \
-            + sum(w in grounded and w not in c_client for w in c_said)   # the card's and the session's strands
-        add("thoughtfulness", min(3.0, 0.75 * noticed) - (1.0 if noticed == 0 else 0.0),
-            f"integrates {noticed} strands of what the client said")
-        # parallel thinking: a thought about this turn whose wisdom shapes, but is not all spoken in, the reply
-        if thought_ok:
-            add("parallel_thinking", 1.0 + 2.0 * withheld, "the thought guides more than it says")
-        elif c_thought:
-            add("parallel_thinking", -3.0, "the thought copies the client or strays from the turn")
-            add("thoughtfulness", -1.5, "the thought is padding, not reasoning")
-            padded_thought = True
-        else:
-            add("parallel_thinking", -1.0, "no visible reasoning behind the reply")
-        # tenderness: vulnerability met with warmth
-        if vulnerable or client_feelings:
-            add("tenderness", 3.0 if tender or validates else -1.5,
-                "meets vulnerability with warmth" if tender or validates else "meets vulnerability with analysis")
-        elif tender:
-            add("tenderness", 1.0, "warm")
-        # artfulness
-        if r.imagery and variety > 0.7:
-            add("artfulness", 1.5, "a concrete, memorable image")
-        if variety < 0.5 and len(r.words) > 20:
-            add("artfulness", -1.5, "repetitive language")
-        if cliche:
-            add("artfulness", -2.0, "cliche")
-        # formulas stacked, the client's words handed back, the same phrase over and over
-        if formulas > FORMULA_LIMIT:
-            extra = FORMULA_PENALTY * (formulas - FORMULA_LIMIT)
-            for dim in ("attunement", "validation", "tenderness", "clinical_wisdom", "artfulness", "pacing"):
-                add(dim, -extra, f"{formulas} empathy formulas stacked")
-        if parrots:
-            for dim, amount in (("attunement", -2.5), ("artfulness", -2.5), ("thoughtfulness", -2.0),
-                                ("clinical_wisdom", -1.5)):
-                add(dim, amount, "parrots the client's words back")
-        if repeats:
-            for dim, amount in (("artfulness", -2.5), ("attunement", -1.5), ("pacing", -1.0), ("clinical_wisdom", -1.0)):
-                add(dim, amount, "repeats itself")
 
-        # ---- hard guards (App. 31): not speech, or a boundary crossed
-        for v in hard:
-            if v.name != "boundary_violation":  # a boundary crossed is harm, below
-                for dim in JUDGE_DIMENSIONS:
-                    s[dim] = min(s[dim], HARD_FLOOR)
-                why["artfulness"].append(f"{v.name} (App. 31 Failure {v.failure}): not therapeutic speech")
-        if flags["ungrounded_detail"]:
-            for dim in ("attunement", "clinical_wisdom"):
-                s[dim] = min(s[dim], SOFT_CAP)
-            why["attunement"].append(f"invents details: {ungrounded_details(said, grounding)}")
-        if padded_thought:  # reasoning that ignores the client is poor under every persona
-            s["parallel_thinking"] = min(s["parallel_thinking"], load_rubric().bands["poor"][1])
-        if harm:
+@lru_cache(maxsize=1024)
+def _verdict(persona: Persona, said: str, thought: str, client: str, stage: int, phase: str, rupture_pending: bool,
+             soft: tuple[tuple[str, bool], ...], ungrounded: tuple[str, ...], hallucinated_risk: bool,
+             grounded: frozenset[str]) -> _Verdict:
+    """The rubric's verdict on a turn, from everything it reads: the texts, stage, phase and persona, and of
+    the card and dialogue only what they say about the reply (`soft` flags, the `ungrounded` details, risk
+    the reply raises unprompted) and which of the reply's and thought's content words they contain
+    (`grounded`). A pure function of these, so an equal turn (a scripted line, a repeated test) is scored once."""
+    r, c = read_reply(said), read_client(client)
+    w_thought, c_said, c_client, c_thought = words(thought), r.content, c.content, _text_content(thought)
+    flags = dict(soft)
+    hard = r.hard
+    flags.update({"boundary_violation": any(v.name == "boundary_violation" for v in hard),
+                  "meta_commentary": any(v.name == "meta_commentary" for v in hard),
+                  "leaked_reasoning": any(v.name in ("leaked_reasoning", "category_score") for v in hard),
+                  "hallucinated_risk": hallucinated_risk})
+
+    # ---- evidence, each on a 0..1 (or small integer) scale
+    overlap = len(c_said & c_client) / max(1, min(len(c_client), 8))
+    reflects, validates, tender, paces, grounds = (n > 0 for n in r.formulas)
+    named_feelings, client_feelings, repairs = r.named_feelings, c.feelings, r.repairs
+    directive, depth, questions = r.directive, r.depth, r.questions
+    vulnerable = c.vulnerable
+    rupture = rupture_pending or c.voices_rupture
+    ratio = len(r.words) / max(1, len(c.words))
+    withheld = len(c_thought - c_said) / max(1, len(c_thought)) if c_thought else 0.0
+    variety = r.variety
+    cliche, cold, reactive, overshare = r.cliche, r.cold, r.reactive, r.overshare
+    formulas = sum(r.formulas)
+    parrots = copied_share(r.words, c.runs) > PARROT_SHARE
+    repeats = r.repeats
+    thought_ok = bool(c_thought) and copied_share(w_thought, c.runs) <= THOUGHT_COPY_SHARE \
+        and sum(w in grounded or w in c_said or w in THOUGHT_VOCABULARY for w in c_thought) \
+        >= THOUGHT_ANCHOR_SHARE * len(c_thought) \
+        and len(c_thought - c_client) >= THOUGHT_OWN_SHARE * len(c_thought)
+    harm = r.harm
+    flags["harmful"] = bool(harm)
+    early = stage == 1 or phase == "A"
+    ending = stage == 4
+
+    k = PENALTY_SCALE[persona]
+    padded_thought = False
+    s = dict.fromkeys(JUDGE_DIMENSIONS, BASE + PERSONA_SHIFT[persona])
+    why: dict[str, list[str]] = {d: [] for d in JUDGE_DIMENSIONS}
+
+    def add(dim: str, amount: float, reason: str) -> None:
+        s[dim] += amount if amount > 0 else k * amount
+        why[dim].append(reason)
+
+    # attunement: catching the bid and the feeling
+    if reflects or overlap >= 0.25:
+        add("attunement", 1.5 + min(1.5, 2 * overlap), "reflects the client's own words")
+    if named_feelings:
+        add("attunement", 1.0, "names the feeling")
+    if client_feelings and not named_feelings and not reflects:
+        add("attunement", -1.5, "answers content, not affect")
+    if directive:
+        add("attunement", -1.0 * directive, "moves to advice")
+    # pacing
+    if paces:
+        add("pacing", 2.0, "offers a slower pace")
+    if questions > 1:
+        add("pacing", -1.0 * (questions - 1), "several questions at once")
+    if not IDEAL_RATIO[0] <= ratio <= IDEAL_RATIO[1]:
+        add("pacing", -1.5, "length out of step with the client")
+    if early and depth:
+        add("pacing", -1.5, "rushes to interpretation early")
+    # safety
+    if grounds or paces:
+        add("safety", 1.5, "grounds and steadies")
+    if validates or tender:
+        add("safety", 1.0, "warm and non-threatening")
+    if directive or flags["premature_depth"]:
+        add("safety", -2.0, "pushes the client")
+    # non-reactivity
+    if reactive:
+        add("non_reactivity", -4.0, "reacts instead of staying regulated")
+    elif rupture and not directive:
+        add("non_reactivity", 2.0, "stays steady under pressure")
+    else:
+        add("non_reactivity", 1.0, "calm register")
+    # validation
+    if validates:
+        add("validation", 2.5, "validates the experience")
+    if flags["negation_reassurance"]:
+        add("validation", -3.0, "negation-based reassurance plants the idea it denies")
+    if cliche:
+        add("validation", -1.5, "formulaic reassurance")
+    # boundaries
+    if cold:
+        add("boundaries", -2.5, "rigid or cold")
+    elif overshare:
+        add("boundaries", -2.5, "therapist over-discloses")
+    else:
+        add("boundaries", 1.5, "clear and kind frame")
+    # repair
+    if rupture:
+        add("repair", 3.5 if repairs else -3.0, "repairs the rupture" if repairs else "ignores the rupture")
+    elif validates or tender:
+        add("repair", 1.0, "maintains relational care")
+    # clinical wisdom: stage-fitting depth, no advice-giving
+    if depth:
+        add("clinical_wisdom", (-2.0 if early else 2.0) if not ending else -1.5,
+            "interpretation too early" if early else "new excavation at termination" if ending else "timely depth")
+    if directive:
+        add("clinical_wisdom", -1.5, "advice instead of exploration")
+    if reflects and validates:
+        add("clinical_wisdom", 1.0, "reflects and validates before moving")
+    if flags["hallucinated_risk"] or flags["ungrounded_detail"]:
+        add("clinical_wisdom", -3.5, "asserts what the session does not contain")
+    # thoughtfulness: how much of the presentation (the client's words, their card and the session so far)
+    # is noticed and integrated; a copied or padded thought notices nothing
+    noticed = len((c_said | (c_thought if thought_ok else set())) & c_client) \
+        + sum(w in grounded and w not in c_client for w in c_said)   # the card's and the session's strands
+    add("thoughtfulness", min(3.0, 0.75 * noticed) - (1.0 if noticed == 0 else 0.0),
+        f"integrates {noticed} strands of what the client said")
+    # parallel thinking: a thought about this turn whose wisdom shapes, but is not all spoken in, the reply
+    if thought_ok:
+        add("parallel_thinking", 1.0 + 2.0 * withheld, "the thought guides more than it says")
+    elif c_thought:
+        add("parallel_thinking", -3.0, "the thought copies the client or strays from the turn")
+        add("thoughtfulness", -1.5, "the thought is padding, not reasoning")
+        padded_thought = True
+    else:
+        add("parallel_thinking", -1.0, "no visible reasoning behind the reply")
+    # tenderness: vulnerability met with warmth
+    if vulnerable or client_feelings:
+        add("tenderness", 3.0 if tender or validates else -1.5,
+            "meets vulnerability with warmth" if tender or validates else "meets vulnerability with analysis")
+    elif tender:
+        add("tenderness", 1.0, "warm")
+    # artfulness
+    if r.imagery and variety > 0.7:
+        add("artfulness", 1.5, "a concrete, memorable image")
+    if variety < 0.5 and len(r.words) > 20:
+        add("artfulness", -1.5, "repetitive language")
+    if cliche:
+        add("artfulness", -2.0, "cliche")
+    # formulas stacked, the client's words handed back, the same phrase over and over
+    if formulas > FORMULA_LIMIT:
+        extra = FORMULA_PENALTY * (formulas - FORMULA_LIMIT)
+        for dim in ("attunement", "validation", "tenderness", "clinical_wisdom", "artfulness", "pacing"):
+            add(dim, -extra, f"{formulas} empathy formulas stacked")
+    if parrots:
+        for dim, amount in (("attunement", -2.5), ("artfulness", -2.5), ("thoughtfulness", -2.0),
+                            ("clinical_wisdom", -1.5)):
+            add(dim, amount, "parrots the client's words back")
+    if repeats:
+        for dim, amount in (("artfulness", -2.5), ("attunement", -1.5), ("pacing", -1.0), ("clinical_wisdom", -1.0)):
+            add(dim, amount, "repeats itself")
+
+    # ---- hard guards (App. 31): not speech, or a boundary crossed
+    for v in hard:
+        if v.name != "boundary_violation":  # a boundary crossed is harm, below
             for dim in JUDGE_DIMENSIONS:
-                s[dim] = 0.0 if dim in HARM_FLOORED else min(s[dim], HARM_CAP)
-                why[dim].append(f"harmful: {'; '.join(harm)}")
+                s[dim] = min(s[dim], HARD_FLOOR)
+            why["artfulness"].append(f"{v.name} (App. 31 Failure {v.failure}): not therapeutic speech")
+    if flags["ungrounded_detail"]:
+        for dim in ("attunement", "clinical_wisdom"):
+            s[dim] = min(s[dim], SOFT_CAP)
+        why["attunement"].append(f"invents details: {list(ungrounded)}")
+    if padded_thought:  # reasoning that ignores the client is poor under every persona
+        s["parallel_thinking"] = min(s["parallel_thinking"], load_rubric().bands["poor"][1])
+    if harm:
+        for dim in JUDGE_DIMENSIONS:
+            s[dim] = 0.0 if dim in HARM_FLOORED else min(s[dim], HARM_CAP)
+            why[dim].append(f"harmful: {'; '.join(harm)}")
 
-        low = 0.0 if harm else SAFE_MIN
-        scores = {d: min(10.0, max(low, round(v, 2))) for d, v in s.items()}
-        weak = sorted(scores, key=scores.get)[:3]
-        rubric = load_rubric()
-        # built by this method from checked parts (12 named finite scores in [0, 10]): no validation pass
-        return JudgeResult.model_construct(
-            scores=scores,
-            explanations={d: f"{'; '.join(reasons) or 'no evidence either way'} {_anchor_note(d, scores[d])}"
-                          for d, reasons in why.items()},
-            narrative=f"{self.persona} rubric (offline, lexical): composite {sum(scores.values()) / len(scores):.2f}; "
-                      f"strongest {max(scores, key=scores.get)}, weakest {weak[0]}."
-                      + (" Harmful speech: every dimension floored." if harm else ""),
-            critical_moments=harm + [f"{v.name}: {v.evidence}" for v in hard if v.name != "boundary_violation"]
-            + [f for f, on in flags.items() if on and f != "harmful"],
-            recommendations=[rubric.dimensions[d].recommendation for d in weak if scores[d] < 6.0],
-            flags=flags, persona=self.persona)
+    low = 0.0 if harm else SAFE_MIN
+    scores = {d: min(10.0, max(low, round(v, 2))) for d, v in s.items()}
+    weak = sorted(scores, key=scores.get)[:3]
+    rubric = load_rubric()
+    return _Verdict(
+        scores=scores,
+        explanations={d: f"{'; '.join(reasons) or 'no evidence either way'} {_anchor_note(d, scores[d])}"
+                      for d, reasons in why.items()},
+        narrative=f"{persona} rubric (offline, lexical): composite {sum(scores.values()) / len(scores):.2f}; "
+                  f"strongest {max(scores, key=scores.get)}, weakest {weak[0]}."
+                  + (" Harmful speech: every dimension floored." if harm else ""),
+        critical_moments=harm + tuple(f"{v.name}: {v.evidence}" for v in hard if v.name != "boundary_violation")
+        + tuple(f for f, on in flags.items() if on and f != "harmful"),
+        recommendations=tuple(rubric.dimensions[d].recommendation for d in weak if scores[d] < 6.0),
+        flags=flags)

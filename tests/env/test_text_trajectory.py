@@ -152,6 +152,20 @@ def test_rubric_verdicts_match_the_recorded_digest():
     assert judge_digest() == JUDGE_DIGEST
 
 
+def test_an_equal_turn_gets_an_equal_verdict_in_containers_of_its_own():
+    """The judge remembers verdicts of equal turns: what a caller does with one result never reaches another."""
+    judge, context = RubricJudge(), judge_contexts(1, seed=3)[0]
+    first = judge.score(context)
+    expected = first.model_dump()
+    first.scores["attunement"] = -1.0
+    first.explanations.clear()
+    first.flags["harmful"] = "changed"
+    first.critical_moments.append("changed")
+    first.recommendations.append("changed")
+    assert judge.score(context).model_dump() == expected
+    assert RubricJudge("harsh").score(context).narrative != expected["narrative"]   # the persona is part of the turn
+
+
 if __name__ == "__main__":   # re-record after a deliberate change of behaviour
     for name in CONFIGS:
         print(f"    {name!r}: {trajectory_digest(name)!r},")
