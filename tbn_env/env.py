@@ -210,6 +210,7 @@ class TherapyEnv(gym.Env):
         self.last_judge: JudgeResult | None = None
         self.session_judged: list[JudgeResult] = []
         self.client_words = self._client_speaks() if self.action_mode == "text" else None
+        self._replay = None   # text mode's rollback: the session's first snapshot and its turns since
         return self._observation(), self._info()
 
     # ------------------------------------------------------------------ checkpointing
@@ -235,6 +236,7 @@ class TherapyEnv(gym.Env):
         self.np_random.bit_generator.state = copy.deepcopy(state["np_random"])
         for k, v in state["fields"].items():
             setattr(self, k, copy.deepcopy(v))
+        self._replay = None
 
     # ------------------------------------------------------------------ step
     def step(self, action):
@@ -243,17 +245,31 @@ class TherapyEnv(gym.Env):
             raise RuntimeError("call reset() before step(), and again after an episode ends")
         if self.action_mode != "text":   # no backend to fail after the checks in _scores_for
             return self._step(action)
-        # the step replaces the other fields and appends to the lists (items immutable): the lists are copied
+        # The core is put back from the session's first snapshot and a replay of the session's turns: one
+        # snapshot per session, not per turn. The step replaces the other fields and appends to the lists.
+        if self._replay is None:
+            self._replay = (self.core.state_dict(), [])
         fields = {k: v.copy() if isinstance(v, list) else v for k in self._FIELDS for v in (getattr(self, k),)}
-        core, rng = self.core.state_dict(), self.np_random.bit_generator.state   # the getter builds a new dict
+        rng = self.np_random.bit_generator.state   # the getter builds a new dict
+        rupture, self._taie_axes = bool(self.client_words and self.client_words.rupture), None
         try:
-            return self._step(action)
+            out = self._step(action)
         except BaseException:   # e.g. a model client timing out: put everything back, so a retry is safe
-            self.core.load_state_dict(core)
+            snapshot, turns = self._replay
+            self.core.load_state_dict(snapshot)
+            for scores, voiced, axes in turns:
+                self.core.step(scores, rupture=voiced)
+                if axes is not None:
+                    self.core.blend_taie(axes)
             self.np_random.bit_generator.state = rng
             for k, v in fields.items():
                 setattr(self, k, v)
             raise
+        if self.last.session_end[0]:
+            self._replay = None   # the next session starts from a new snapshot
+        else:
+            self._replay[1].append((self.last.scores[0].copy(), rupture, self._taie_axes))
+        return out
 
     def _step(self, action):
         scores, thought, utterance = self._scores_for(action)
@@ -322,7 +338,8 @@ class TherapyEnv(gym.Env):
         """Full-mode TAIE (§9.3.4): the judge's explicit axes, blended into the running estimate."""
         assessment = self.judge.assess_taie(self._judge_context(thought, utterance), self.core.kernel.taie[0].copy())
         if assessment is not None:
-            self.core.blend_taie(assessment.axes())
+            self._taie_axes = assessment.axes()
+            self.core.blend_taie(self._taie_axes)
         return assessment
 
     def _parse_text(self, action) -> tuple[str, str]:

@@ -111,10 +111,12 @@ def _same(a, b) -> bool:
     return a == b
 
 
+@pytest.mark.parametrize("at", [2, 5])
 @pytest.mark.parametrize("where", ["score", "assess_taie", "evaluate_session", "client"])
-def test_a_backend_failing_at_a_session_end_leaves_everything_as_it_was(where):
-    """A failure on the turn that closes a session (history cleared, session judged, client speaks in the
-    next session) puts back every part of the state, and the retried episode is the one never interrupted."""
+def test_a_backend_failing_mid_treatment_leaves_everything_as_it_was(where, at):
+    """A failure on the turn that closes session 1 (history cleared, session judged, the client speaking in
+    session 2), or on the last turn of session 2 after two turns of it, puts back every part of the state,
+    and the retried episode is the one never interrupted."""
     def make():
         judge, client = FlakyJudge(), FlakyClient()
         env = gym.make("Therapy-v0", judge=judge, client=client, episode="treatment", max_turns=3,
@@ -122,22 +124,23 @@ def test_a_backend_failing_at_a_session_end_leaves_everything_as_it_was(where):
         env.reset(seed=6)
         return env, judge, client
 
-    turns = ["I'm here with you.", "What was that like?", "Take your time.", "It sounds like that hurt."]
+    turns = ["I'm here with you.", "What was that like?", "Take your time.", "It sounds like that hurt.",
+             "Mm. Say more?", "That makes sense.", "We can go slowly."]
     reference, *_ = make()
     expected = [reference.step(t) for t in turns]
     env, judge, client = make()
-    got = [env.step(t) for t in turns[:2]]
+    got = [env.step(t) for t in turns[:at]]
     before = env.unwrapped.get_state()
     if where == "client":
         client.failing = True
     else:
         judge.failing = where
     with pytest.raises(TimeoutError):
-        env.unwrapped.step(turns[2])
+        env.unwrapped.step(turns[at])
     assert _same(env.unwrapped.get_state(), before)
     judge.failing, client.failing = None, False
-    got += [env.step(t) for t in turns[2:]]
-    assert "session_assessment" in got[2][4]
+    got += [env.step(t) for t in turns[at:]]
+    assert "session_assessment" in got[2][4] and "session_assessment" in got[5][4]
     for (obs_a, r_a, *_, info_a), (obs_b, r_b, *_, info_b) in zip(got, expected):
         assert r_a == r_b and obs_a["client_utterance"] == obs_b["client_utterance"]
         assert np.array_equal(obs_a["tmog"], obs_b["tmog"]) and info_a.keys() == info_b.keys()
