@@ -218,7 +218,7 @@ class RubricJudge:
         for t in context.history:
             grounding += (t.client, t.therapist)
         soft = soft_flags(said, grounding, context.stage)
-        grounded = frozenset().union(*map(_text_content, grounding))   # content words of the card and dialogue
+        grounded = frozenset().union(*map(_text_content, set(grounding)))   # content words of the card and dialogue
         v = _verdict(self.persona, said, thought, context.client_utterance, context.stage, context.phase,
                      context.rupture_pending, tuple(soft.items()),
                      tuple(ungrounded_details(said, grounding)) if soft["ungrounded_detail"] else (),
