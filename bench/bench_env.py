@@ -4,6 +4,7 @@ Prints a markdown table: steps/s and the share of CartPole's rate. Measured in a
 no thread settings, as a user's script runs.
 Run: .venv/bin/python bench/bench_env.py
 """
+import itertools
 import time
 
 import gymnasium as gym
@@ -15,6 +16,14 @@ STEPS = 4000   # per timing window
 REPEATS = 3    # best of 3 windows
 TEXT_TURN = ("<think>She is bracing; name it gently, no interpretation yet.</think>"
              "It sounds like part of you is still on guard here, and that makes sense. We can go slowly.")
+
+
+_TURN_NUMBERS = itertools.count()
+
+
+def new_reply(env) -> str:
+    """TEXT_TURN with a new last sentence each step: a reply the judge has never read (as a policy's would be)."""
+    return f"{TEXT_TURN} That was turn {next(_TURN_NUMBERS)}."
 
 
 def rate(env_id: str, action, steps: int = STEPS, **kwargs) -> float:
@@ -50,6 +59,7 @@ def main() -> None:
             ("Therapy-Scores-v0", rate("Therapy-Scores-v0", lambda e: e.action_space.sample())),
             ("Therapy-Interventions-v0", rate("Therapy-Interventions-v0", lambda e: e.action_space.sample())),
             ("Therapy-v0 (text, rubric judge, template client)", rate("Therapy-v0", lambda e: TEXT_TURN, steps=1000)),
+            ("Therapy-v0 (text, a new reply every step)", rate("Therapy-v0", new_reply, steps=1000)),
             ("Therapy-Scores-v0 x1024, vector_entry_point, with autoresets (client-steps/s)", vector_rate())]
     print("| env | steps/s | share of CartPole |")
     print("|---|---:|---:|")
