@@ -28,7 +28,7 @@ from .harm import harmful_content
 from .protocols import JudgeContext, JudgeResult, Persona
 from .rubric import load_rubric
 from .taie_full import TaieAssessment, offline_taie
-from .validators import Violation, hard_violations, soft_flags, ungrounded_details, words
+from .validators import TEXTS_REMEMBERED, Violation, hard_violations, soft_flags, ungrounded_details, words
 
 BASE = 5.0            # an adequate reply with no evidence either way (the 4-6 band of §9.3.7.1)
 PERSONA_SHIFT = {"clinical": 0.0, "kind": 1.0, "harsh": -1.0}    # generous / punitive offsets
@@ -47,6 +47,7 @@ THOUGHT_ANCHOR_SHARE = 0.4  # share of a thought's words that must concern the c
 THOUGHT_OWN_SHARE = 0.25  # share of a thought's words that must be its own, not the client's
 SOFT_CAP = 3.0        # the dimensions a soft failure violates score at most this
 IDEAL_RATIO = (0.4, 2.5)  # therapist words per client word that keeps the client's pace
+VERDICTS_REMEMBERED = 1024  # verdicts of equal turns kept: ~2 KB each, so at most a few MB
 
 RISK_WORDS = re.compile(r"\b(suicid|self-harm|kill|die|dying)")
 STOP = frozenset(["a", "an", "the", "and", "or", "but", "if", "so", "to", "of", "in", "on", "at", "for", "with", "about", "as", "is", "are", "was", "were", "be", "been", "am", "i", "you", "me", "my", "your", "we", "our", "it", "its", "this", "that", "these", "those", "there", "here", "what", "how", "why", "when", "where", "who", "do", "did", "does", "not", "no", "just", "very", "really", "like", "feel", "feels", "felt", "think", "know", "get", "got", "have", "has", "had", "would", "could", "should", "can", "will", "just", "all", "some", "any", "more", "much", "than", "then", "too", "also", "because", "from", "into", "out", "up", "down", "over", "again", "ok", "okay", "yeah", "yes", "um", "well"])
@@ -126,7 +127,7 @@ def repeated_share(words: Sequence[str]) -> float:
     return 1.0 - len(set(grams)) / len(grams) if grams else 0.0
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=TEXTS_REMEMBERED)
 def _text_runs(words: tuple[str, ...]) -> frozenset[tuple[str, ...]]:
     return word_runs(words)
 
@@ -155,7 +156,7 @@ class ReplyReading:
     harm: tuple[str, ...]
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=TEXTS_REMEMBERED)
 def read_reply(said: str) -> ReplyReading:
     """The reply's reading, once per distinct reply (a scripted therapist says the same lines again)."""
     low, w = said.lower(), words(said)
@@ -181,7 +182,7 @@ class ClientReading:
     voices_rupture: bool
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=TEXTS_REMEMBERED)
 def read_client(client: str) -> ClientReading:
     """The client's words read once per distinct utterance (the template client repeats its lines)."""
     low, w = client.lower(), words(client)
@@ -189,7 +190,7 @@ def read_client(client: str) -> ClientReading:
                          vulnerable=bool(VULNERABLE.search(low)), voices_rupture=bool(RUPTURE.search(low)))
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=TEXTS_REMEMBERED)
 def _anchor_note(dim: str, score: float) -> str:
     """The "[level: anchor]" note of a dimension's score (scores have two decimals: few distinct notes)."""
     rubric = load_rubric()
@@ -240,7 +241,7 @@ class _Verdict:
     flags: dict[str, bool]
 
 
-@lru_cache(maxsize=1024)
+@lru_cache(maxsize=VERDICTS_REMEMBERED)
 def _verdict(persona: Persona, said: str, thought: str, client: str, stage: int, phase: str, rupture_pending: bool,
              soft: tuple[tuple[str, bool], ...], ungrounded: tuple[str, ...], hallucinated_risk: bool,
              grounded: frozenset[str]) -> _Verdict:

@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from .validators import TEXTS_REMEMBERED
+
 _THINK = re.compile(r"\A\s*<(think|thinking)>(.*?)</\1>(.*)\Z", re.S)
 _SAY = re.compile(r"<say>(.*?)</say>", re.S)
 _TAG = re.compile(r"</?(think|thinking|say)>")
@@ -33,7 +35,7 @@ def parse_therapist_turn(text: str) -> TherapistTurn:
     return _parse(text)
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=TEXTS_REMEMBERED)
 def _parse(text: str) -> TherapistTurn:
     """`parse_therapist_turn`, once per distinct text (a scripted therapist repeats its lines)."""
     problems: list[str] = []

@@ -15,6 +15,7 @@ from functools import lru_cache
 MAX_UTTERANCE_WORDS = 250   # a spoken turn longer than this is a lecture, not a reply
 REPEAT_RUN = 6              # a codepoint repeated this often in a row is degeneration (App. 31 Failure 8)
 SYMBOL_SHARE = 0.3          # above this share of non-text characters the output is garbled
+TEXTS_REMEMBERED = 1024     # distinct texts whose readings are kept (checks, parses): every scripted line, bounded memory
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def hard_violations(utterance: str, thought: str = "") -> list[Violation]:
     return list(_hard_violations(utterance))
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=TEXTS_REMEMBERED)
 def _hard_violations(utterance: str) -> tuple[Violation, ...]:
     """`hard_violations`, read once per distinct utterance (the judge and the harm check both ask)."""
     found: list[Violation] = []
@@ -116,7 +117,7 @@ def ungrounded_details(utterance: str, grounding: str | Sequence[str]) -> list[s
     return sorted(w for w in concrete if w not in known and w.rstrip("s") not in known)
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=TEXTS_REMEMBERED)
 def _said_checks(utterance: str) -> tuple[bool, bool, bool, frozenset[str]]:
     """What the soft checks read in the utterance alone: negation reassurance, premature depth and new
     material patterns, and the concrete nouns it names (once per distinct utterance)."""
