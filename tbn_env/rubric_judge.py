@@ -105,14 +105,15 @@ def _mentions_risk(text: str) -> bool:
     return bool(RISK_WORDS.search(text.lower()))
 
 
-def word_runs(source: Sequence[str], run: int = COPY_RUN) -> frozenset[tuple[str, ...]]:
-    """Every ``run`` consecutive words of ``source``."""
-    return frozenset(tuple(source[i:i + run]) for i in range(len(source) - run + 1))
+@lru_cache(maxsize=TEXTS_REMEMBERED)
+def word_runs(words: tuple[str, ...], run: int = COPY_RUN) -> frozenset[tuple[str, ...]]:
+    """Every ``run`` consecutive words of a text (cached: the client's and a thought's are looked up again)."""
+    return frozenset(tuple(words[i:i + run]) for i in range(len(words) - run + 1))
 
 
-def copied_share(words: Sequence[str], runs: frozenset[tuple[str, ...]], run: int = COPY_RUN) -> float:
+def copied_share(words: tuple[str, ...], runs: frozenset[tuple[str, ...]], run: int = COPY_RUN) -> float:
     """The share of ``words`` inside runs of ``run`` or more words found in ``runs`` (a source's `word_runs`)."""
-    if len(words) < run or runs.isdisjoint(_text_runs(words)):   # nothing copied: the common case, in one call
+    if len(words) < run or runs.isdisjoint(word_runs(words, run)):   # nothing copied: the common case, in one call
         return 0.0
     covered = [False] * len(words)
     for i in range(len(words) - run + 1):
@@ -125,11 +126,6 @@ def repeated_share(words: Sequence[str]) -> float:
     """The share of a text's word trigrams that repeat an earlier one."""
     grams = [tuple(words[i:i + 3]) for i in range(len(words) - 2)]
     return 1.0 - len(set(grams)) / len(grams) if grams else 0.0
-
-
-@lru_cache(maxsize=TEXTS_REMEMBERED)
-def _text_runs(words: tuple[str, ...]) -> frozenset[tuple[str, ...]]:
-    return word_runs(words)
 
 
 @dataclass(frozen=True)
@@ -190,9 +186,9 @@ def read_client(client: str) -> ClientReading:
                          vulnerable=bool(VULNERABLE.search(low)), voices_rupture=bool(RUPTURE.search(low)))
 
 
-@lru_cache(maxsize=TEXTS_REMEMBERED)
+@lru_cache(maxsize=None)   # bounded: 12 dimensions x 1001 scores (two decimals in 0-10)
 def _anchor_note(dim: str, score: float) -> str:
-    """The "[level: anchor]" note of a dimension's score (scores have two decimals: few distinct notes)."""
+    """The "[level: anchor]" note of a dimension's score."""
     rubric = load_rubric()
     level = rubric.level(score)
     return f"[{level}: {rubric.dimensions[dim].anchor(level)}]"
@@ -215,6 +211,7 @@ class RubricJudge:
     def score(self, context: JudgeContext) -> JudgeResult:
         """Score one turn (§9.3.7): 12 scores with explanations, flags and recommendations."""
         said, thought = context.therapist_utterance, context.therapist_thought
+        reply = read_reply(said)
         grounding = [context.profile_card, context.client_utterance]
         for t in context.history:
             grounding += (t.client, t.therapist)
@@ -223,8 +220,8 @@ class RubricJudge:
         v = _verdict(self.persona, said, thought, context.client_utterance, context.stage, context.phase,
                      context.rupture_pending, tuple(soft.items()),
                      tuple(ungrounded_details(said, grounding)) if soft["ungrounded_detail"] else (),
-                     read_reply(said).raises_risk and not any(map(_mentions_risk, grounding)),
-                     grounded & (read_reply(said).content | _text_content(thought)))
+                     reply.raises_risk and not any(map(_mentions_risk, grounding)),
+                     grounded & (reply.content | _text_content(thought)))
         return JudgeResult.model_construct(   # fresh containers: the verdict is shared by equal turns
             scores=dict(v.scores), explanations=dict(v.explanations), narrative=v.narrative,
             critical_moments=list(v.critical_moments), recommendations=list(v.recommendations), flags=dict(v.flags),
