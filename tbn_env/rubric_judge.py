@@ -230,6 +230,8 @@ class RubricJudge:
 
 @dataclass(frozen=True)
 class _Verdict:
+    """A JudgeResult's fields, shared by equal turns (each result gets copies)."""
+
     scores: dict[str, float]
     explanations: dict[str, str]
     narrative: str
