@@ -51,7 +51,7 @@ _HARD: tuple[tuple[str, int, re.Pattern], ...] = (
         "[\u0400-\u04ff\u0590-\u06ff\u0900-\u0dff\u0e00-\u0e7f\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]")),
 )
 _WORD = re.compile(r"[A-Za-z']+")
-_TEXT_CHAR = re.compile(r"[\w\s.,;:!?'\"()\-\u2019\u2018\u201c\u201d\u2014\u2013\u2026]")
+_NON_TEXT_CHAR = re.compile(r"[^\w\s.,;:!?'\"()\-\u2019\u2018\u201c\u201d\u2014\u2013\u2026]")   # usually none: found fast
 
 
 def hard_violations(utterance: str, thought: str = "") -> list[Violation]:
@@ -73,7 +73,7 @@ def _hard_violations(utterance: str) -> tuple[Violation, ...]:
     elif n_words > MAX_UTTERANCE_WORDS:
         found.append(Violation("overlong", 14, f"{n_words} words"))
     stripped = utterance.replace(" ", "")
-    if stripped and 1.0 - len(_TEXT_CHAR.findall(stripped)) / len(stripped) > SYMBOL_SHARE:
+    if stripped and 1.0 - (len(stripped) - len(_NON_TEXT_CHAR.findall(stripped))) / len(stripped) > SYMBOL_SHARE:
         found.append(Violation("garbled", 8, utterance[:40]))
     return tuple(found)
 
