@@ -287,7 +287,8 @@ class TherapyEnv(gym.Env):
                                              therapist_thought=thought))
             self.session_judged.append(self.last_judge)
             if session_end:  # §9.3.7.2: the whole session judged at its end
-                assessment = judge_full_session(self.session_judged, step.summary_of(0)["stage"], self.params,
+                # the session's stage: it moves only after the session closes
+                assessment = judge_full_session(self.session_judged, int(step.stage_before[0]), self.params,
                                                 judge=self.judge, history=self.history)
                 self.session_judged = []
                 self.history.clear()
