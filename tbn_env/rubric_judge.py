@@ -15,6 +15,10 @@ other dimension below the lowest score a non-harmful reply can get, so harm rank
 the reply contains. Hard failures of App. 31 (meta-commentary, leaked reasoning, garbled output)
 floor every dimension. The `kind` persona is generous and the `harsh` one punitive (§9.3.9);
 `clinical` is the plain rubric.
+
+A reply's reading and a client line's (`read_reply`, `read_client`) are made once per distinct text, and
+a verdict once per distinct turn (`_verdict`, a pure function of what it reads): the env's text steps
+repeat the template client's lines, and a scripted therapist repeats its own.
 """
 from __future__ import annotations
 
