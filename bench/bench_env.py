@@ -7,6 +7,7 @@ Therapy-Scores-v0's spaces, returning a stored observation and info, shows the f
 Measured in a default process: no thread settings, as a user's script runs.
 Run: .venv/bin/python bench/bench_env.py
 """
+import itertools
 import time
 
 import gymnasium as gym
@@ -19,6 +20,13 @@ REPEATS = 3    # best of 3 windows
 EPISODE = 20   # the floor env's episode: a Therapy session's turns
 TEXT_TURN = ("<think>She is bracing; name it gently, no interpretation yet.</think>"
              "It sounds like part of you is still on guard here, and that makes sense. We can go slowly.")
+
+_TURN_NUMBERS = itertools.count()
+
+
+def new_reply(env) -> str:
+    """TEXT_TURN with a new last sentence each step: a reply the judge has never read (as a policy's would be)."""
+    return f"{TEXT_TURN} That was turn {next(_TURN_NUMBERS)}."
 
 
 class Floor(gym.Env):
@@ -95,7 +103,9 @@ def main() -> None:
                  4 * STEPS, {}),
                 ("Therapy-Scores-v0", "Therapy-Scores-v0", sample, STEPS, {}),
                 ("Therapy-Interventions-v0", "Therapy-Interventions-v0", sample, STEPS, {}),
-                ("Therapy-v0 (text, rubric judge, template client)", "Therapy-v0", lambda e: TEXT_TURN, 1000, {}))]
+                ("Therapy-v0 (text, rubric judge, template client), one fixed reply", "Therapy-v0",
+                 lambda e: TEXT_TURN, 1000, {}),
+                ("Therapy-v0 (text), a new reply every step", "Therapy-v0", new_reply, 1000, {}))]
     cartpole, cartpole_before = rows[0][1:]
     print("| env | steps/s, `sample()` in the loop | share of CartPole | steps/s, actions drawn before | "
           "share of CartPole |")

@@ -10,7 +10,7 @@ import numpy as np
 from gymnasium import spaces
 
 from .buckets import BUCKETS, MALADAPTIVE
-from .dimensions import ACTION_SCALES, JUDGE_DIMENSIONS, as_score_vector, unit_to_scores
+from .dimensions import ACTION_SCALES, JUDGE_DIMENSIONS, unit_to_scores
 from .graph import ClientGraph
 from .interventions import CATALOGUE, NAMES, moment_of, response_scores
 from .kernel import CompiledGraph
@@ -22,6 +22,7 @@ from .session import SessionCore, TurnResult
 from .session_batch import EPISODES, BatchStep
 from .session_judge import judge_full_session
 from .spaces import MAX_ACTION_CHARS, observation_space, printable, row_of, text_space
+from .turn_format import parse_therapist_turn
 
 ACTION_MODES = ("text", "scores", "intervention")
 TAIE_MODES = ("lightweight", "full")  # §9.3.4
@@ -209,6 +210,7 @@ class TherapyEnv(gym.Env):
         self.last_judge: JudgeResult | None = None
         self.session_judged: list[JudgeResult] = []
         self.client_words = self._client_speaks() if self.action_mode == "text" else None
+        self._replay = None   # text mode's rollback: the session's first snapshot and its turns since
         return self._observation(), self._info()
 
     # ------------------------------------------------------------------ checkpointing
@@ -234,6 +236,7 @@ class TherapyEnv(gym.Env):
         self.np_random.bit_generator.state = copy.deepcopy(state["np_random"])
         for k, v in state["fields"].items():
             setattr(self, k, copy.deepcopy(v))
+        self._replay = None
 
     # ------------------------------------------------------------------ step
     def step(self, action):
@@ -242,16 +245,31 @@ class TherapyEnv(gym.Env):
             raise RuntimeError("call reset() before step(), and again after an episode ends")
         if self.action_mode != "text":   # no backend to fail after the checks in _scores_for
             return self._step(action)
-        core, rng = self.core.state_dict(), copy.deepcopy(self.np_random.bit_generator.state)
-        fields = {k: copy.copy(getattr(self, k)) for k in self._FIELDS}   # lists copied, their items immutable
+        # The core is put back from the session's first snapshot and a replay of the session's turns: one
+        # snapshot per session, not per turn. The step replaces the other fields and appends to the lists.
+        if self._replay is None:
+            self._replay = (self.core.state_dict(), [])
+        fields = {k: v.copy() if isinstance(v, list) else v for k in self._FIELDS for v in (getattr(self, k),)}
+        rng = self.np_random.bit_generator.state   # the getter builds a new dict
+        rupture, self._taie_axes = bool(self.client_words and self.client_words.rupture), None
         try:
-            return self._step(action)
+            out = self._step(action)
         except BaseException:   # e.g. a model client timing out: put everything back, so a retry is safe
-            self.core.load_state_dict(core)
+            snapshot, turns = self._replay
+            self.core.load_state_dict(snapshot)
+            for scores, voiced, axes in turns:
+                self.core.step(scores, rupture=voiced)
+                if axes is not None:
+                    self.core.blend_taie(axes)
             self.np_random.bit_generator.state = rng
             for k, v in fields.items():
                 setattr(self, k, v)
             raise
+        if self.last.session_end[0]:
+            self._replay = None   # the next session starts from a new snapshot
+        else:
+            self._replay[1].append((self.last.scores[0].copy(), rupture, self._taie_axes))
+        return out
 
     def _step(self, action):
         scores, thought, utterance = self._scores_for(action)
@@ -269,7 +287,8 @@ class TherapyEnv(gym.Env):
                                              therapist_thought=thought))
             self.session_judged.append(self.last_judge)
             if session_end:  # §9.3.7.2: the whole session judged at its end
-                assessment = judge_full_session(self.session_judged, step.summary_of(0)["stage"], self.params,
+                # the session's stage: it moves only after the session closes
+                assessment = judge_full_session(self.session_judged, int(step.stage_before[0]), self.params,
                                                 judge=self.judge, history=self.history)
                 self.session_judged = []
                 self.history.clear()
@@ -284,7 +303,7 @@ class TherapyEnv(gym.Env):
             info["render"] = self.render()
         return self._observation(), float(step.reward[0]), terminated, truncated, info
 
-    def _scores_for(self, action) -> tuple[np.ndarray, str, str]:
+    def _scores_for(self, action) -> tuple[np.ndarray | dict[str, float], str, str]:
         """The 12 scores for this action by action mode, with the therapist's thought and words."""
         if self.action_mode == "scores":
             if isinstance(action, (str, bytes, dict)):
@@ -300,31 +319,32 @@ class TherapyEnv(gym.Env):
                 raise ValueError(f"intervention index must be in [0, {len(CATALOGUE)}), got {index}")
             return response_scores(index, moment_of(self.core.kernel, self.core.batch.rupture))[0], "", NAMES[index]
         thought, utterance = self._parse_text(action)
-        ctx = JudgeContext(client_utterance=self.client_words.utterance, therapist_thought=thought,
-                           therapist_utterance=utterance, history=tuple(self.history[-HISTORY_TURNS:]),
-                           stage=self.core.stage, phase=self.core.phase, stance=self.core.stance.name,
-                           guidance=self.core.guidance, profile_card=self.profile.card(),
-                           rupture_pending=self.rupture or self.client_words.rupture)
-        verdict = self.judge.score(ctx)
+        verdict = self.judge.score(self._judge_context(thought, utterance,
+                                                       rupture_pending=self.rupture or self.client_words.rupture))
         if not isinstance(verdict, JudgeResult):
             raise TypeError(f"the judge breaks the tbn_env Judge protocol: score() returned a "
                             f"{type(verdict).__name__}, not a JudgeResult")
         self.last_judge = verdict
-        return as_score_vector(verdict.scores), thought, utterance
+        return verdict.scores, thought, utterance   # checked once, by core.step, before anything changes
+
+    def _judge_context(self, thought: str, utterance: str, rupture_pending: bool = False) -> JudgeContext:
+        """What the judge sees of this turn (§9.3.7: the triad, the recent dialogue, stage and phase)."""
+        core = self.core
+        return JudgeContext(
+            client_utterance=self.client_words.utterance, therapist_thought=thought, therapist_utterance=utterance,
+            history=tuple(self.history[-HISTORY_TURNS:]), stage=core.stage, phase=core.phase,
+            stance=core.stance.name, guidance=core.guidance, profile_card=self.profile.card(),
+            rupture_pending=rupture_pending)
 
     def _assess_taie(self, thought: str, utterance: str):
         """Full-mode TAIE (§9.3.4): the judge's explicit axes, blended into the running estimate."""
-        ctx = JudgeContext(client_utterance=self.client_words.utterance, therapist_thought=thought,
-                           therapist_utterance=utterance, history=tuple(self.history[-HISTORY_TURNS:]),
-                           stage=self.core.stage, phase=self.core.phase, stance=self.core.stance.name,
-                           guidance=self.core.guidance, profile_card=self.profile.card())
-        assessment = self.judge.assess_taie(ctx, self.core.kernel.taie[0].copy())
+        assessment = self.judge.assess_taie(self._judge_context(thought, utterance), self.core.kernel.taie[0].copy())
         if assessment is not None:
-            self.core.blend_taie(assessment.axes())
+            self._taie_axes = assessment.axes()
+            self.core.blend_taie(self._taie_axes)
         return assessment
 
     def _parse_text(self, action) -> tuple[str, str]:
-        from .turn_format import parse_therapist_turn
         raw = [action] if isinstance(action, str) else [v for v in action.values() if isinstance(v, str)] \
             if isinstance(action, dict) else []
         if sum(map(len, raw)) > MAX_ACTION_CHARS:   # before any stripping or parsing
@@ -355,16 +375,16 @@ class TherapyEnv(gym.Env):
     def _client_speaks(self):
         """The client's next words, conditioned on the state after the therapist's turn."""
         core, k = self.core, self.core.kernel
-        buckets = k.buckets[0]
-        mal = np.argsort(-buckets[:len(MALADAPTIVE)], kind="stable")[:DOMINANT_BUCKETS]
-        ada = len(MALADAPTIVE) + np.argsort(-buckets[len(MALADAPTIVE):], kind="stable")[:DOMINANT_BUCKETS]
+        level = k.buckets[0].tolist()   # 16 reservoirs: a stable sort in Python beats two numpy calls
+        mal = sorted(range(len(MALADAPTIVE)), key=lambda i: -level[i])[:DOMINANT_BUCKETS]
+        ada = sorted(range(len(MALADAPTIVE), len(BUCKETS)), key=lambda i: -level[i])[:DOMINANT_BUCKETS]
         worst = np.argsort(-self.compiled.pathology(k.levels)[0], kind="stable")[:SALIENT_NODES]
         view = ClientView(
             profile_card=self.profile.card(), attachment=self.profile.attachment, defenses=self.profile.defenses,
             presenting_concerns=self.profile.presenting_concerns, stage=core.stage, phase=core.phase,
             turn=core.turn_in_session, session=self.session_index,
             dominant_maladaptive=tuple(BUCKETS[i] for i in mal), dominant_adaptive=tuple(BUCKETS[i] for i in ada),
-            salient_nodes=tuple(self.compiled.nodes[i] for i in worst),
+            salient_nodes=tuple(self.compiled.nodes[i] for i in worst.tolist()),
             last_scores=self.last_judge.scores if self.last_judge and core.turn_in_session else {},
             ruptured=self.rupture)
         words = self.client.respond(view, tuple(self.history[-HISTORY_TURNS:]), self.np_random)

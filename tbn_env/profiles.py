@@ -39,6 +39,7 @@ STRATEGY_BQ = 1.15          # the nodes a strategy relies on resist change 15 % 
 CONCERN_SHIFT = 0.10        # pathology added to the nodes of each presenting concern
 CONCERN_BUCKET = 0.10       # and to its reservoir
 HIGHER_NUMBER_BQ = 0.02     # higher DMM numbers are more compulsive/coercive: +2 % BQ per step
+CARDS_REMEMBERED = 256      # clients whose card text is kept: one per env of a large batch of single envs
 
 #: Presenting concern -> (graph nodes it loads, maladaptive bucket it fills). Relational distress
 #: dominates the corpus's concern weighting (§7), so it leads the list.
@@ -102,6 +103,7 @@ class ClientProfile(BaseModel):
         """Odd-numbered strategies inhibit (withdraw, false repair); even ones excite (protest) (App. 24)."""
         return int(self.attachment[1:]) % 2 == 1
 
+    @lru_cache(maxsize=CARDS_REMEMBERED)   # frozen, so hashable: composed once, read every turn
     def card(self) -> str:
         """The profile card a judge and a client read (its own text, or one composed from the fields)."""
         if self.profile_card:

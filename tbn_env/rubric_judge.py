@@ -15,11 +15,16 @@ other dimension below the lowest score a non-harmful reply can get, so harm rank
 the reply contains. Hard failures of App. 31 (meta-commentary, leaked reasoning, garbled output)
 floor every dimension. The `kind` persona is generous and the `harsh` one punitive (§9.3.9);
 `clinical` is the plain rubric.
+
+A reply's reading and a client line's (`read_reply`, `read_client`) are made once per distinct text, and
+a verdict once per distinct turn (`_verdict`, a pure function of what it reads): the env's text steps
+repeat the template client's lines, and a scripted therapist repeats its own.
 """
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 from .dimensions import JUDGE_DIMENSIONS
@@ -27,7 +32,7 @@ from .harm import harmful_content
 from .protocols import JudgeContext, JudgeResult, Persona
 from .rubric import load_rubric
 from .taie_full import TaieAssessment, offline_taie
-from .validators import hard_violations, soft_flags, ungrounded_details, words
+from .validators import TEXTS_REMEMBERED, Violation, hard_violations, soft_flags, ungrounded_details, words
 
 BASE = 5.0            # an adequate reply with no evidence either way (the 4-6 band of §9.3.7.1)
 PERSONA_SHIFT = {"clinical": 0.0, "kind": 1.0, "harsh": -1.0}    # generous / punitive offsets
@@ -46,6 +51,7 @@ THOUGHT_ANCHOR_SHARE = 0.4  # share of a thought's words that must concern the c
 THOUGHT_OWN_SHARE = 0.25  # share of a thought's words that must be its own, not the client's
 SOFT_CAP = 3.0        # the dimensions a soft failure violates score at most this
 IDEAL_RATIO = (0.4, 2.5)  # therapist words per client word that keeps the client's pace
+VERDICTS_REMEMBERED = 1024  # verdicts of equal turns kept: ~2 KB each, so at most a few MB
 
 RISK_WORDS = re.compile(r"\b(suicid|self-harm|kill|die|dying)")
 STOP = frozenset(["a", "an", "the", "and", "or", "but", "if", "so", "to", "of", "in", "on", "at", "for", "with", "about", "as", "is", "are", "was", "were", "be", "been", "am", "i", "you", "me", "my", "your", "we", "our", "it", "its", "this", "that", "these", "those", "there", "here", "what", "how", "why", "when", "where", "who", "do", "did", "does", "not", "no", "just", "very", "really", "like", "feel", "feels", "felt", "think", "know", "get", "got", "have", "has", "had", "would", "could", "should", "can", "will", "just", "all", "some", "any", "more", "much", "than", "then", "too", "also", "because", "from", "into", "out", "up", "down", "over", "again", "ok", "okay", "yeah", "yes", "um", "well"])
@@ -83,6 +89,11 @@ CLINICAL = frozenset(["stay", "staying", "pace", "slow", "slowly", "push", "rush
 IMAGERY = re.compile(r"\b(like a|as if|as though|carry(ing)?|weight|room for|holding)\b")
 
 
+#: Words a hidden thought may use besides the card's, the dialogue's and the reply's own.
+THOUGHT_VOCABULARY = EMOTIONS | CLINICAL
+RAISED_RISK = re.compile(r"\b(suicid|self-harm|kill yourself)")   # risk a reply brings up itself
+
+
 def _content(words: Sequence[str]) -> frozenset[str]:
     return frozenset(w for w in words if w not in STOP and len(w) > 2)
 
@@ -98,22 +109,93 @@ def _mentions_risk(text: str) -> bool:
     return bool(RISK_WORDS.search(text.lower()))
 
 
-def copied_share(words: list[str], source: list[str], run: int = COPY_RUN) -> float:
-    """The share of ``words`` inside runs of ``run`` or more words that also occur in a row in ``source``."""
-    if len(words) < run:
+@lru_cache(maxsize=TEXTS_REMEMBERED)
+def word_runs(words: tuple[str, ...], run: int = COPY_RUN) -> frozenset[tuple[str, ...]]:
+    """Every ``run`` consecutive words of a text (cached: the client's and a thought's are looked up again)."""
+    return frozenset(tuple(words[i:i + run]) for i in range(len(words) - run + 1))
+
+
+def copied_share(words: tuple[str, ...], runs: frozenset[tuple[str, ...]], run: int = COPY_RUN) -> float:
+    """The share of ``words`` inside runs of ``run`` or more words found in ``runs`` (a source's `word_runs`)."""
+    if len(words) < run or runs.isdisjoint(word_runs(words, run)):   # nothing copied: the common case, in one call
         return 0.0
-    grams = {tuple(source[i:i + run]) for i in range(len(source) - run + 1)}
     covered = [False] * len(words)
     for i in range(len(words) - run + 1):
-        if tuple(words[i:i + run]) in grams:
+        if tuple(words[i:i + run]) in runs:
             covered[i:i + run] = [True] * run
     return sum(covered) / len(words)
 
 
-def repeated_share(words: list[str]) -> float:
+def repeated_share(words: Sequence[str]) -> float:
     """The share of a text's word trigrams that repeat an earlier one."""
     grams = [tuple(words[i:i + 3]) for i in range(len(words) - 2)]
     return 1.0 - len(set(grams)) / len(grams) if grams else 0.0
+
+
+@dataclass(frozen=True)
+class ReplyReading:
+    """What the rubric reads in a reply by itself, independent of the client and the session."""
+
+    words: tuple[str, ...]
+    content: frozenset[str]
+    named_feelings: int            # emotion words the reply names
+    formulas: tuple[int, ...]      # matches of each of FORMULAS (reflect, validate, tender, pace, ground)
+    repairs: bool
+    directive: int
+    depth: int
+    questions: int
+    cliche: bool
+    cold: bool
+    reactive: bool
+    overshare: bool
+    imagery: bool
+    variety: float                 # distinct words per word
+    repeats: bool
+    raises_risk: bool
+    hard: tuple[Violation, ...]
+    harm: tuple[str, ...]
+
+
+@lru_cache(maxsize=TEXTS_REMEMBERED)
+def read_reply(said: str) -> ReplyReading:
+    """The reply's reading, once per distinct reply (a scripted therapist says the same lines again)."""
+    low, w = said.lower(), words(said)
+    return ReplyReading(
+        words=w, content=_content(w), named_feelings=len(set(w) & EMOTIONS),
+        formulas=tuple(len(f.findall(low)) for f in FORMULAS), repairs=bool(REPAIR.search(low)),
+        directive=len(DIRECTIVE.findall(low)), depth=len(DEPTH.findall(low)), questions=said.count("?"),
+        cliche=bool(CLICHE.search(low)), cold=bool(COLD.search(low)), reactive=bool(REACTIVE.search(low)),
+        overshare=bool(OVERSHARE.search(low)), imagery=bool(IMAGERY.search(low)),
+        variety=len(set(w)) / max(1, len(w)), repeats=repeated_share(w) > REPEAT_SHARE,
+        raises_risk=bool(RAISED_RISK.search(low)), hard=tuple(hard_violations(said)), harm=tuple(harmful_content(said)))
+
+
+@dataclass(frozen=True)
+class ClientReading:
+    """What the rubric reads in the client's last words."""
+
+    words: tuple[str, ...]
+    content: frozenset[str]
+    runs: frozenset[tuple[str, ...]]   # for spotting words copied from the client
+    feelings: bool
+    vulnerable: bool
+    voices_rupture: bool
+
+
+@lru_cache(maxsize=TEXTS_REMEMBERED)
+def read_client(client: str) -> ClientReading:
+    """The client's words read once per distinct utterance (the template client repeats its lines)."""
+    low, w = client.lower(), words(client)
+    return ClientReading(words=w, content=_text_content(client), runs=word_runs(w), feelings=bool(set(w) & EMOTIONS),
+                         vulnerable=bool(VULNERABLE.search(low)), voices_rupture=bool(RUPTURE.search(low)))
+
+
+@lru_cache(maxsize=None)   # bounded: 12 dimensions x 1001 scores (two decimals in 0-10)
+def _anchor_note(dim: str, score: float) -> str:
+    """The "[level: anchor]" note of a dimension's score."""
+    rubric = load_rubric()
+    level = rubric.level(score)
+    return f"[{level}: {rubric.dimensions[dim].anchor(level)}]"
 
 
 class RubricJudge:
@@ -132,194 +214,216 @@ class RubricJudge:
 
     def score(self, context: JudgeContext) -> JudgeResult:
         """Score one turn (§9.3.7): 12 scores with explanations, flags and recommendations."""
-        said, thought, client = context.therapist_utterance, context.therapist_thought, context.client_utterance
-        low_said, low_client = said.lower(), client.lower()
-        w_said, w_client, w_thought = words(said), words(client), words(thought)
-        c_said, c_client, c_thought = _content(w_said), _text_content(client), _content(w_thought)
-        grounding = (context.profile_card, client, *(text for t in context.history for text in (t.client, t.therapist)))
-        flags = soft_flags(said, grounding, context.stage)
-        hard = hard_violations(said, thought)
-        flags.update({"boundary_violation": any(v.name == "boundary_violation" for v in hard),
-                      "meta_commentary": any(v.name == "meta_commentary" for v in hard),
-                      "leaked_reasoning": any(v.name in ("leaked_reasoning", "category_score") for v in hard),
-                      "hallucinated_risk": bool(re.search(r"\b(suicid|self-harm|kill yourself)", low_said))
-                      and not any(map(_mentions_risk, grounding))})
+        said, thought = context.therapist_utterance, context.therapist_thought
+        reply = read_reply(said)
+        grounding = [context.profile_card, context.client_utterance]
+        for t in context.history:
+            grounding += (t.client, t.therapist)
+        soft = soft_flags(said, grounding, context.stage)
+        grounded = frozenset().union(*map(_text_content, set(grounding)))   # content words of the card and dialogue
+        v = _verdict(self.persona, said, thought, context.client_utterance, context.stage, context.phase,
+                     context.rupture_pending, tuple(soft.items()),
+                     tuple(ungrounded_details(said, grounding)) if soft["ungrounded_detail"] else (),
+                     reply.raises_risk and not any(map(_mentions_risk, grounding)),
+                     grounded & (reply.content | _text_content(thought)))
+        return JudgeResult.model_construct(   # fresh containers: the verdict is shared by equal turns
+            scores=dict(v.scores), explanations=dict(v.explanations), narrative=v.narrative,
+            critical_moments=list(v.critical_moments), recommendations=list(v.recommendations), flags=dict(v.flags),
+            persona=self.persona)
 
-        # ---- evidence, each on a 0..1 (or small integer) scale
-        overlap = len(c_said & c_client) / max(1, min(len(c_client), 8))
-        reflects = bool(REFLECT.search(low_said))
-        named_feelings = len((set(w_said) & EMOTIONS) & (set(w_client) | EMOTIONS))
-        client_feelings = bool(set(w_client) & EMOTIONS)
-        validates = bool(VALIDATE.search(low_said))
-        tender = bool(TENDER.search(low_said))
-        repairs = bool(REPAIR.search(low_said))
-        paces = bool(PACE.search(low_said))
-        grounds = bool(GROUND.search(low_said))
-        directive = len(DIRECTIVE.findall(low_said))
-        depth = len(DEPTH.findall(low_said))
-        questions = said.count("?")
-        vulnerable = bool(VULNERABLE.search(low_client))
-        rupture = context.rupture_pending or bool(RUPTURE.search(low_client))
-        ratio = len(w_said) / max(1, len(w_client))
-        withheld = len(c_thought - c_said) / max(1, len(c_thought)) if c_thought else 0.0
-        variety = len(set(w_said)) / max(1, len(w_said))
-        cliche, cold, reactive = bool(CLICHE.search(low_said)), bool(COLD.search(low_said)), bool(REACTIVE.search(low_said))
-        overshare = bool(OVERSHARE.search(low_said))
-        formulas = sum(len(f.findall(low_said)) for f in FORMULAS)
-        parrots = copied_share(w_said, w_client) > PARROT_SHARE
-        repeats = repeated_share(w_said) > REPEAT_SHARE
-        grounded = frozenset().union(*map(_text_content, grounding))   # content words of the card and dialogue
-        context_words = grounded | c_said | EMOTIONS | CLINICAL
-        thought_ok = bool(c_thought) and copied_share(w_thought, w_client) <= THOUGHT_COPY_SHARE \
-            and len(c_thought & context_words) >= THOUGHT_ANCHOR_SHARE * len(c_thought) \
-            and len(c_thought - c_client) >= THOUGHT_OWN_SHARE * len(c_thought)
-        harm = harmful_content(said)
-        flags["harmful"] = bool(harm)
-        early = context.stage == 1 or context.phase == "A"
-        ending = context.stage == 4
 
-        k = PENALTY_SCALE[self.persona]
-        padded_thought = False
-        s = dict.fromkeys(JUDGE_DIMENSIONS, BASE + PERSONA_SHIFT[self.persona])
-        why: dict[str, list[str]] = {d: [] for d in JUDGE_DIMENSIONS}
+@dataclass(frozen=True)
+class _Verdict:
+    """A JudgeResult's fields, shared by equal turns (each result gets copies)."""
 
-        def add(dim: str, amount: float, reason: str) -> None:
-            s[dim] += amount if amount > 0 else k * amount
-            why[dim].append(reason)
+    scores: dict[str, float]
+    explanations: dict[str, str]
+    narrative: str
+    critical_moments: tuple[str, ...]
+    recommendations: tuple[str, ...]
+    flags: dict[str, bool]
 
-        # attunement: catching the bid and the feeling
-        if reflects or overlap >= 0.25:
-            add("attunement", 1.5 + min(1.5, 2 * overlap), "reflects the client's own words")
-        if named_feelings:
-            add("attunement", 1.0, "names the feeling")
-        if client_feelings and not named_feelings and not reflects:
-            add("attunement", -1.5, "answers content, not affect")
-        if directive:
-            add("attunement", -1.0 * directive, "moves to advice")
-        # pacing
-        if paces:
-            add("pacing", 2.0, "offers a slower pace")
-        if questions > 1:
-            add("pacing", -1.0 * (questions - 1), "several questions at once")
-        if not IDEAL_RATIO[0] <= ratio <= IDEAL_RATIO[1]:
-            add("pacing", -1.5, "length out of step with the client")
-        if early and depth:
-            add("pacing", -1.5, "rushes to interpretation early")
-        # safety
-        if grounds or paces:
-            add("safety", 1.5, "grounds and steadies")
-        if validates or tender:
-            add("safety", 1.0, "warm and non-threatening")
-        if directive or flags["premature_depth"]:
-            add("safety", -2.0, "pushes the client")
-        # non-reactivity
-        if reactive:
-            add("non_reactivity", -4.0, "reacts instead of staying regulated")
-        elif rupture and not directive:
-            add("non_reactivity", 2.0, "stays steady under pressure")
-        else:
-            add("non_reactivity", 1.0, "calm register")
-        # validation
-        if validates:
-            add("validation", 2.5, "validates the experience")
-        if flags["negation_reassurance"]:
-            add("validation", -3.0, "negation-based reassurance plants the idea it denies")
-        if cliche:
-            add("validation", -1.5, "formulaic reassurance")
-        # boundaries
-        if cold:
-            add("boundaries", -2.5, "rigid or cold")
-        elif overshare:
-            add("boundaries", -2.5, "therapist over-discloses")
-        else:
-            add("boundaries", 1.5, "clear and kind frame")
-        # repair
-        if rupture:
-            add("repair", 3.5 if repairs else -3.0, "repairs the rupture" if repairs else "ignores the rupture")
-        elif validates or tender:
-            add("repair", 1.0, "maintains relational care")
-        # clinical wisdom: stage-fitting depth, no advice-giving
-        if depth:
-            add("clinical_wisdom", (-2.0 if early else 2.0) if not ending else -1.5,
-                "interpretation too early" if early else "new excavation at termination" if ending else "timely depth")
-        if directive:
-            add("clinical_wisdom", -1.5, "advice instead of exploration")
-        if reflects and validates:
-            add("clinical_wisdom", 1.0, "reflects and validates before moving")
-        if flags["hallucinated_risk"] or flags["ungrounded_detail"]:
-            add("clinical_wisdom", -3.5, "asserts what the session does not contain")
-        # thoughtfulness: how much of the presentation (the client's words, their card and the session so far)
-        # is noticed and integrated; a copied or padded thought notices nothing
-        background = grounded - c_client
-        noticed = len((c_said | (c_thought if thought_ok else set())) & c_client) + len(c_said & background)
-        add("thoughtfulness", min(3.0, 0.75 * noticed) - (1.0 if noticed == 0 else 0.0),
-            f"integrates {noticed} strands of what the client said")
-        # parallel thinking: a thought about this turn whose wisdom shapes, but is not all spoken in, the reply
-        if thought_ok:
-            add("parallel_thinking", 1.0 + 2.0 * withheld, "the thought guides more than it says")
-        elif c_thought:
-            add("parallel_thinking", -3.0, "the thought copies the client or strays from the turn")
-            add("thoughtfulness", -1.5, "the thought is padding, not reasoning")
-            padded_thought = True
-        else:
-            add("parallel_thinking", -1.0, "no visible reasoning behind the reply")
-        # tenderness: vulnerability met with warmth
-        if vulnerable or client_feelings:
-            add("tenderness", 3.0 if tender or validates else -1.5,
-                "meets vulnerability with warmth" if tender or validates else "meets vulnerability with analysis")
-        elif tender:
-            add("tenderness", 1.0, "warm")
-        # artfulness
-        if IMAGERY.search(low_said) and variety > 0.7:
-            add("artfulness", 1.5, "a concrete, memorable image")
-        if variety < 0.5 and len(w_said) > 20:
-            add("artfulness", -1.5, "repetitive language")
-        if cliche:
-            add("artfulness", -2.0, "cliche")
-        # formulas stacked, the client's words handed back, the same phrase over and over
-        if formulas > FORMULA_LIMIT:
-            extra = FORMULA_PENALTY * (formulas - FORMULA_LIMIT)
-            for dim in ("attunement", "validation", "tenderness", "clinical_wisdom", "artfulness", "pacing"):
-                add(dim, -extra, f"{formulas} empathy formulas stacked")
-        if parrots:
-            for dim, amount in (("attunement", -2.5), ("artfulness", -2.5), ("thoughtfulness", -2.0),
-                                ("clinical_wisdom", -1.5)):
-                add(dim, amount, "parrots the client's words back")
-        if repeats:
-            for dim, amount in (("artfulness", -2.5), ("attunement", -1.5), ("pacing", -1.0), ("clinical_wisdom", -1.0)):
-                add(dim, amount, "repeats itself")
 
-        # ---- hard guards (App. 31): not speech, or a boundary crossed
-        for v in hard:
-            if v.name != "boundary_violation":  # a boundary crossed is harm, below
-                for dim in JUDGE_DIMENSIONS:
-                    s[dim] = min(s[dim], HARD_FLOOR)
-                why["artfulness"].append(f"{v.name} (App. 31 Failure {v.failure}): not therapeutic speech")
-        if flags["ungrounded_detail"]:
-            for dim in ("attunement", "clinical_wisdom"):
-                s[dim] = min(s[dim], SOFT_CAP)
-            why["attunement"].append(f"invents details: {ungrounded_details(said, grounding)}")
-        if padded_thought:  # reasoning that ignores the client is poor under every persona
-            s["parallel_thinking"] = min(s["parallel_thinking"], load_rubric().bands["poor"][1])
-        if harm:
+@lru_cache(maxsize=VERDICTS_REMEMBERED)
+def _verdict(persona: Persona, said: str, thought: str, client: str, stage: int, phase: str, rupture_pending: bool,
+             soft: tuple[tuple[str, bool], ...], ungrounded: tuple[str, ...], hallucinated_risk: bool,
+             grounded: frozenset[str]) -> _Verdict:
+    """The rubric's verdict on a turn, from everything it reads: the texts, stage, phase and persona, and of
+    the card and dialogue only what they say about the reply (`soft` flags, the `ungrounded` details, risk
+    the reply raises unprompted) and which of the reply's and thought's content words they contain
+    (`grounded`). A pure function of these, so an equal turn (a scripted line, a repeated test) is scored once."""
+    r, c = read_reply(said), read_client(client)
+    w_thought, c_said, c_client, c_thought = words(thought), r.content, c.content, _text_content(thought)
+    flags = dict(soft)
+    hard = r.hard
+    flags.update({"boundary_violation": any(v.name == "boundary_violation" for v in hard),
+                  "meta_commentary": any(v.name == "meta_commentary" for v in hard),
+                  "leaked_reasoning": any(v.name in ("leaked_reasoning", "category_score") for v in hard),
+                  "hallucinated_risk": hallucinated_risk})
+
+    # ---- evidence, each on a 0..1 (or small integer) scale
+    overlap = len(c_said & c_client) / max(1, min(len(c_client), 8))
+    reflects, validates, tender, paces, grounds = (n > 0 for n in r.formulas)
+    named_feelings, client_feelings, repairs = r.named_feelings, c.feelings, r.repairs
+    directive, depth, questions = r.directive, r.depth, r.questions
+    vulnerable = c.vulnerable
+    rupture = rupture_pending or c.voices_rupture
+    ratio = len(r.words) / max(1, len(c.words))
+    withheld = len(c_thought - c_said) / max(1, len(c_thought)) if c_thought else 0.0
+    variety = r.variety
+    cliche, cold, reactive, overshare = r.cliche, r.cold, r.reactive, r.overshare
+    formulas = sum(r.formulas)
+    parrots = copied_share(r.words, c.runs) > PARROT_SHARE
+    repeats = r.repeats
+    thought_ok = bool(c_thought) and copied_share(w_thought, c.runs) <= THOUGHT_COPY_SHARE \
+        and sum(w in grounded or w in c_said or w in THOUGHT_VOCABULARY for w in c_thought) \
+        >= THOUGHT_ANCHOR_SHARE * len(c_thought) \
+        and len(c_thought - c_client) >= THOUGHT_OWN_SHARE * len(c_thought)
+    harm = r.harm
+    flags["harmful"] = bool(harm)
+    early = stage == 1 or phase == "A"
+    ending = stage == 4
+
+    k = PENALTY_SCALE[persona]
+    padded_thought = False
+    s = dict.fromkeys(JUDGE_DIMENSIONS, BASE + PERSONA_SHIFT[persona])
+    why: dict[str, list[str]] = {d: [] for d in JUDGE_DIMENSIONS}
+
+    def add(dim: str, amount: float, reason: str) -> None:
+        s[dim] += amount if amount > 0 else k * amount
+        why[dim].append(reason)
+
+    # attunement: catching the bid and the feeling
+    if reflects or overlap >= 0.25:
+        add("attunement", 1.5 + min(1.5, 2 * overlap), "reflects the client's own words")
+    if named_feelings:
+        add("attunement", 1.0, "names the feeling")
+    if client_feelings and not named_feelings and not reflects:
+        add("attunement", -1.5, "answers content, not affect")
+    if directive:
+        add("attunement", -1.0 * directive, "moves to advice")
+    # pacing
+    if paces:
+        add("pacing", 2.0, "offers a slower pace")
+    if questions > 1:
+        add("pacing", -1.0 * (questions - 1), "several questions at once")
+    if not IDEAL_RATIO[0] <= ratio <= IDEAL_RATIO[1]:
+        add("pacing", -1.5, "length out of step with the client")
+    if early and depth:
+        add("pacing", -1.5, "rushes to interpretation early")
+    # safety
+    if grounds or paces:
+        add("safety", 1.5, "grounds and steadies")
+    if validates or tender:
+        add("safety", 1.0, "warm and non-threatening")
+    if directive or flags["premature_depth"]:
+        add("safety", -2.0, "pushes the client")
+    # non-reactivity
+    if reactive:
+        add("non_reactivity", -4.0, "reacts instead of staying regulated")
+    elif rupture and not directive:
+        add("non_reactivity", 2.0, "stays steady under pressure")
+    else:
+        add("non_reactivity", 1.0, "calm register")
+    # validation
+    if validates:
+        add("validation", 2.5, "validates the experience")
+    if flags["negation_reassurance"]:
+        add("validation", -3.0, "negation-based reassurance plants the idea it denies")
+    if cliche:
+        add("validation", -1.5, "formulaic reassurance")
+    # boundaries
+    if cold:
+        add("boundaries", -2.5, "rigid or cold")
+    elif overshare:
+        add("boundaries", -2.5, "therapist over-discloses")
+    else:
+        add("boundaries", 1.5, "clear and kind frame")
+    # repair
+    if rupture:
+        add("repair", 3.5 if repairs else -3.0, "repairs the rupture" if repairs else "ignores the rupture")
+    elif validates or tender:
+        add("repair", 1.0, "maintains relational care")
+    # clinical wisdom: stage-fitting depth, no advice-giving
+    if depth:
+        add("clinical_wisdom", (-2.0 if early else 2.0) if not ending else -1.5,
+            "interpretation too early" if early else "new excavation at termination" if ending else "timely depth")
+    if directive:
+        add("clinical_wisdom", -1.5, "advice instead of exploration")
+    if reflects and validates:
+        add("clinical_wisdom", 1.0, "reflects and validates before moving")
+    if flags["hallucinated_risk"] or flags["ungrounded_detail"]:
+        add("clinical_wisdom", -3.5, "asserts what the session does not contain")
+    # thoughtfulness: how much of the presentation (the client's words, their card and the session so far)
+    # is noticed and integrated; a copied or padded thought notices nothing
+    noticed = len((c_said | (c_thought if thought_ok else set())) & c_client) \
+        + sum(w in grounded and w not in c_client for w in c_said)   # the card's and the session's strands
+    add("thoughtfulness", min(3.0, 0.75 * noticed) - (1.0 if noticed == 0 else 0.0),
+        f"integrates {noticed} strands of what the client said")
+    # parallel thinking: a thought about this turn whose wisdom shapes, but is not all spoken in, the reply
+    if thought_ok:
+        add("parallel_thinking", 1.0 + 2.0 * withheld, "the thought guides more than it says")
+    elif c_thought:
+        add("parallel_thinking", -3.0, "the thought copies the client or strays from the turn")
+        add("thoughtfulness", -1.5, "the thought is padding, not reasoning")
+        padded_thought = True
+    else:
+        add("parallel_thinking", -1.0, "no visible reasoning behind the reply")
+    # tenderness: vulnerability met with warmth
+    if vulnerable or client_feelings:
+        add("tenderness", 3.0 if tender or validates else -1.5,
+            "meets vulnerability with warmth" if tender or validates else "meets vulnerability with analysis")
+    elif tender:
+        add("tenderness", 1.0, "warm")
+    # artfulness
+    if r.imagery and variety > 0.7:
+        add("artfulness", 1.5, "a concrete, memorable image")
+    if variety < 0.5 and len(r.words) > 20:
+        add("artfulness", -1.5, "repetitive language")
+    if cliche:
+        add("artfulness", -2.0, "cliche")
+    # formulas stacked, the client's words handed back, the same phrase over and over
+    if formulas > FORMULA_LIMIT:
+        extra = FORMULA_PENALTY * (formulas - FORMULA_LIMIT)
+        for dim in ("attunement", "validation", "tenderness", "clinical_wisdom", "artfulness", "pacing"):
+            add(dim, -extra, f"{formulas} empathy formulas stacked")
+    if parrots:
+        for dim, amount in (("attunement", -2.5), ("artfulness", -2.5), ("thoughtfulness", -2.0),
+                            ("clinical_wisdom", -1.5)):
+            add(dim, amount, "parrots the client's words back")
+    if repeats:
+        for dim, amount in (("artfulness", -2.5), ("attunement", -1.5), ("pacing", -1.0), ("clinical_wisdom", -1.0)):
+            add(dim, amount, "repeats itself")
+
+    # ---- hard guards (App. 31): not speech, or a boundary crossed
+    for v in hard:
+        if v.name != "boundary_violation":  # a boundary crossed is harm, below
             for dim in JUDGE_DIMENSIONS:
-                s[dim] = 0.0 if dim in HARM_FLOORED else min(s[dim], HARM_CAP)
-                why[dim].append(f"harmful: {'; '.join(harm)}")
+                s[dim] = min(s[dim], HARD_FLOOR)
+            why["artfulness"].append(f"{v.name} (App. 31 Failure {v.failure}): not therapeutic speech")
+    if flags["ungrounded_detail"]:
+        for dim in ("attunement", "clinical_wisdom"):
+            s[dim] = min(s[dim], SOFT_CAP)
+        why["attunement"].append(f"invents details: {list(ungrounded)}")
+    if padded_thought:  # reasoning that ignores the client is poor under every persona
+        s["parallel_thinking"] = min(s["parallel_thinking"], load_rubric().bands["poor"][1])
+    if harm:
+        for dim in JUDGE_DIMENSIONS:
+            s[dim] = 0.0 if dim in HARM_FLOORED else min(s[dim], HARM_CAP)
+            why[dim].append(f"harmful: {'; '.join(harm)}")
 
-        low = 0.0 if harm else SAFE_MIN
-        scores = {d: min(10.0, max(low, round(v, 2))) for d, v in s.items()}
-        weak = sorted(scores, key=scores.get)[:3]
-        rubric = load_rubric()
-        return JudgeResult(
-            scores=scores,
-            explanations={d: f"{'; '.join(r) or 'no evidence either way'} "
-                             f"[{rubric.level(scores[d])}: {rubric.dimensions[d].anchor(rubric.level(scores[d]))}]"
-                          for d, r in why.items()},
-            narrative=f"{self.persona} rubric (offline, lexical): composite {sum(scores.values()) / len(scores):.2f}; "
-                      f"strongest {max(scores, key=scores.get)}, weakest {weak[0]}."
-                      + (" Harmful speech: every dimension floored." if harm else ""),
-            critical_moments=harm + [f"{v.name}: {v.evidence}" for v in hard if v.name != "boundary_violation"]
-            + [f for f, on in flags.items() if on and f != "harmful"],
-            recommendations=[rubric.dimensions[d].recommendation for d in weak if scores[d] < 6.0],
-            flags=flags, persona=self.persona)
-
+    low = 0.0 if harm else SAFE_MIN
+    scores = {d: min(10.0, max(low, round(v, 2))) for d, v in s.items()}
+    weak = sorted(scores, key=scores.get)[:3]
+    rubric = load_rubric()
+    return _Verdict(
+        scores=scores,
+        explanations={d: f"{'; '.join(reasons) or 'no evidence either way'} {_anchor_note(d, scores[d])}"
+                      for d, reasons in why.items()},
+        narrative=f"{persona} rubric (offline, lexical): composite {sum(scores.values()) / len(scores):.2f}; "
+                  f"strongest {max(scores, key=scores.get)}, weakest {weak[0]}."
+                  + (" Harmful speech: every dimension floored." if harm else ""),
+        critical_moments=harm + tuple(f"{v.name}: {v.evidence}" for v in hard if v.name != "boundary_violation")
+        + tuple(f for f, on in flags.items() if on and f != "harmful"),
+        recommendations=tuple(rubric.dimensions[d].recommendation for d in weak if scores[d] < 6.0),
+        flags=flags)

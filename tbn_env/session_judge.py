@@ -63,10 +63,11 @@ def judge_full_session(results: Sequence[JudgeResult], stage: int, params: Param
     scores = np.array([r.vector() for r in results])
     turns = np.arange(len(results), dtype=float)
     slopes = np.polyfit(turns, scores, 1)[0] if len(results) > 1 else np.zeros(len(JUDGE_DIMENSIONS))
-    dims = {d: DimensionSummary(mean=float(scores[:, i].mean()), min=float(scores[:, i].min()),
-                                max=float(scores[:, i].max()), trend=float(scores[-1, i] - scores[0, i]),
-                                slope=float(slopes[i]))
-            for i, d in enumerate(JUDGE_DIMENSIONS)}
+    by_dim = np.ascontiguousarray(scores.T)   # one row per dimension: each mean sums the same numbers in the same order
+    dims = {d: DimensionSummary(mean=mean, min=low, max=high, trend=trend, slope=slope)
+            for d, mean, low, high, trend, slope in zip(JUDGE_DIMENSIONS, by_dim.mean(axis=1).tolist(),
+                                                       by_dim.min(axis=1).tolist(), by_dim.max(axis=1).tolist(),
+                                                       (scores[-1] - scores[0]).tolist(), np.asarray(slopes).tolist())}
     composite = scores.mean(axis=1).tolist()
     staged = [weighted_composite(s, stage, params) for s in scores]
     numbers = _evaluate(dims, np.array(staged))

@@ -51,6 +51,8 @@ def text_space(max_length: int) -> spaces.Text:
 def printable(text: str, max_length: int | None = MAX_UTTERANCE_CHARS) -> str:
     """`text` cut to `max_length` (None: uncut) with control characters removed; any other Unicode is kept."""
     text = text if max_length is None else text[:max_length]
+    if text.isprintable():   # the common case, in one C call (newline and tab fall to the check below)
+        return text
     return text if all(map(_printable_char, text)) else "".join(filter(_printable_char, text))
 
 

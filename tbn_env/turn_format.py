@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
+
+from .validators import TEXTS_REMEMBERED
 
 _THINK = re.compile(r"\A\s*<(think|thinking)>(.*?)</\1>(.*)\Z", re.S)
 _SAY = re.compile(r"<say>(.*?)</say>", re.S)
@@ -29,6 +32,12 @@ def parse_therapist_turn(text: str) -> TherapistTurn:
     """Split a generated turn into (thought, utterance), reporting format problems."""
     if not isinstance(text, str):
         raise TypeError(f"a therapist turn is text, got {type(text).__name__}")
+    return _parse(text)
+
+
+@lru_cache(maxsize=TEXTS_REMEMBERED)
+def _parse(text: str) -> TherapistTurn:
+    """`parse_therapist_turn`, once per distinct text (a scripted therapist repeats its lines)."""
     problems: list[str] = []
     thought, rest = "", text
     m = _THINK.match(text)

@@ -15,6 +15,7 @@ from functools import lru_cache
 MAX_UTTERANCE_WORDS = 250   # a spoken turn longer than this is a lecture, not a reply
 REPEAT_RUN = 6              # a codepoint repeated this often in a row is degeneration (App. 31 Failure 8)
 SYMBOL_SHARE = 0.3          # above this share of non-text characters the output is garbled
+TEXTS_REMEMBERED = 1024     # distinct texts whose readings are kept (checks, parses): every scripted line, bounded memory
 
 
 @dataclass(frozen=True)
@@ -50,11 +51,17 @@ _HARD: tuple[tuple[str, int, re.Pattern], ...] = (
         "[\u0400-\u04ff\u0590-\u06ff\u0900-\u0dff\u0e00-\u0e7f\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]")),
 )
 _WORD = re.compile(r"[A-Za-z']+")
-_TEXT_CHAR = re.compile(r"[\w\s.,;:!?'\"()\-\u2019\u2018\u201c\u201d\u2014\u2013\u2026]")
+_NON_TEXT_CHAR = re.compile(r"[^\w\s.,;:!?'\"()\-\u2019\u2018\u201c\u201d\u2014\u2013\u2026]")   # usually none: found fast
 
 
 def hard_violations(utterance: str, thought: str = "") -> list[Violation]:
     """Every hard failure in a spoken utterance (the thought is hidden, so only the utterance counts)."""
+    return list(_hard_violations(utterance))
+
+
+@lru_cache(maxsize=TEXTS_REMEMBERED)
+def _hard_violations(utterance: str) -> tuple[Violation, ...]:
+    """`hard_violations`, read once per distinct utterance (the judge and the harm check both ask)."""
     found: list[Violation] = []
     for name, failure, pattern in _HARD:
         m = pattern.search(utterance)
@@ -64,11 +71,11 @@ def hard_violations(utterance: str, thought: str = "") -> list[Violation]:
     if not utterance.strip():
         found.append(Violation("empty", 14, ""))
     elif n_words > MAX_UTTERANCE_WORDS:
-        found.append(Violation("overlong", 14, f"{words} words"))
+        found.append(Violation("overlong", 14, f"{n_words} words"))
     stripped = utterance.replace(" ", "")
-    if stripped and 1.0 - len(_TEXT_CHAR.findall(stripped)) / len(stripped) > SYMBOL_SHARE:
+    if stripped and 1.0 - (len(stripped) - len(_NON_TEXT_CHAR.findall(stripped))) / len(stripped) > SYMBOL_SHARE:
         found.append(Violation("garbled", 8, utterance[:40]))
-    return found
+    return tuple(found)
 
 
 def validate_utterance(utterance: str, thought: str = "") -> list[str]:
@@ -102,17 +109,28 @@ def ungrounded_details(utterance: str, grounding: str | Sequence[str]) -> list[s
 
     `grounding` is one text or its pieces (the card, each turn), so unchanged pieces are not read again.
     """
+    concrete = _said_checks(utterance)[3]
+    if not concrete:   # nothing concrete said: nothing to look up
+        return []
     pieces = (grounding,) if isinstance(grounding, str) else grounding
     known = set().union(*map(words, pieces))
-    said = set(words(utterance))
-    return sorted(w for w in said & CONCRETE if w not in known and w.rstrip("s") not in known)
+    return sorted(w for w in concrete if w not in known and w.rstrip("s") not in known)
+
+
+@lru_cache(maxsize=TEXTS_REMEMBERED)
+def _said_checks(utterance: str) -> tuple[bool, bool, bool, frozenset[str]]:
+    """What the soft checks read in the utterance alone: negation reassurance, premature depth and new
+    material patterns, and the concrete nouns it names (once per distinct utterance)."""
+    return (bool(_NEGATION.search(utterance)), bool(_DEPTH.search(utterance)), bool(_NEW_MATERIAL.search(utterance)),
+            frozenset(words(utterance)) & CONCRETE)
 
 
 def soft_flags(utterance: str, grounding: str | Sequence[str], stage: int) -> dict[str, bool]:
     """Evidence for the judge: negation reassurance, ungrounded detail, premature depth, new material."""
+    negation, depth, new_material, _ = _said_checks(utterance)
     return {
-        "negation_reassurance": bool(_NEGATION.search(utterance)),
+        "negation_reassurance": negation,
         "ungrounded_detail": bool(ungrounded_details(utterance, grounding)),
-        "premature_depth": stage == 1 and bool(_DEPTH.search(utterance)),
-        "new_material": stage == 4 and bool(_NEW_MATERIAL.search(utterance)),
+        "premature_depth": stage == 1 and depth,
+        "new_material": stage == 4 and new_material,
     }

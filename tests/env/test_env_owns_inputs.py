@@ -1,5 +1,7 @@
 """The env owns its inputs: copies actions, survives a failing backend, refuses
 out-of-space input in one clear error, and shows a tmog-mode agent nothing privileged."""
+import dataclasses
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -7,6 +9,7 @@ import pytest
 import tbn_env
 from tbn_env.params import Params
 from tbn_env.protocols import ClientTurn, JudgeResult
+from tbn_env.rubric_judge import RubricJudge
 from tbn_env.template_client import TemplateClient
 
 from .strategies import assert_rejected_unchanged, env_state
@@ -70,6 +73,78 @@ def test_a_client_that_raises_leaves_the_env_as_it_was_and_a_retry_works():
         assert r_a == r_b and obs_a["client_utterance"] == obs_b["client_utterance"]
         assert np.array_equal(obs_a["tmog"], obs_b["tmog"])
         assert (obs_a["affect"], obs_a["arousal"]) == (obs_b["affect"], obs_b["arousal"])  # the signal draws too
+
+
+class FlakyJudge:
+    """The rubric judge, with a session narrator, failing at one of its three calls while `failing` names it."""
+
+    deterministic = True
+
+    def __init__(self):
+        self.inner, self.failing = RubricJudge(), None
+
+    def _call(self, name, *args):
+        if self.failing == name:
+            raise TimeoutError(f"the model server did not answer {name}")
+        return getattr(self.inner, name)(*args) if name != "evaluate_session" else "A steady session."
+
+    def score(self, context):
+        return self._call("score", context)
+
+    def assess_taie(self, context, axes):
+        return self._call("assess_taie", context, axes)
+
+    def evaluate_session(self, messages):
+        return self._call("evaluate_session", messages)
+
+
+def _same(a, b) -> bool:
+    """Deep equality of get_state() output (arrays by value)."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(map(_same, a, b))
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and a.dtype == b.dtype and np.array_equal(a, b)
+    if dataclasses.is_dataclass(a):   # the last BatchStep: records of arrays
+        return type(a) is type(b) and _same(vars(a), vars(b))
+    return a == b
+
+
+@pytest.mark.parametrize("at", [2, 5])
+@pytest.mark.parametrize("where", ["score", "assess_taie", "evaluate_session", "client"])
+def test_a_backend_failing_mid_treatment_leaves_everything_as_it_was(where, at):
+    """A failure on the turn that closes session 1 (history cleared, session judged, the client speaking in
+    session 2), or on the last turn of session 2 after two turns of it, puts back every part of the state,
+    and the retried episode is the one never interrupted."""
+    def make():
+        judge, client = FlakyJudge(), FlakyClient()
+        env = gym.make("Therapy-v0", judge=judge, client=client, episode="treatment", max_turns=3,
+                       max_sessions=3, taie_mode="full", info_mode="debug")
+        env.reset(seed=6)
+        return env, judge, client
+
+    turns = ["I'm here with you.", "What was that like?", "Take your time.", "It sounds like that hurt.",
+             "Mm. Say more?", "That makes sense.", "We can go slowly."]
+    reference, *_ = make()
+    expected = [reference.step(t) for t in turns]
+    env, judge, client = make()
+    got = [env.step(t) for t in turns[:at]]
+    before = env.unwrapped.get_state()
+    if where == "client":
+        client.failing = True
+    else:
+        judge.failing = where
+    with pytest.raises(TimeoutError):
+        env.unwrapped.step(turns[at])
+    assert _same(env.unwrapped.get_state(), before)
+    judge.failing, client.failing = None, False
+    got += [env.step(t) for t in turns[at:]]
+    assert "session_assessment" in got[2][4] and "session_assessment" in got[5][4]
+    for (obs_a, r_a, *_, info_a), (obs_b, r_b, *_, info_b) in zip(got, expected):
+        assert r_a == r_b and obs_a["client_utterance"] == obs_b["client_utterance"]
+        assert np.array_equal(obs_a["tmog"], obs_b["tmog"]) and info_a.keys() == info_b.keys()
+        assert all(_same(info_a[k], info_b[k]) for k in info_a)
 
 
 class WrongJudge:

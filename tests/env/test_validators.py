@@ -29,6 +29,12 @@ def test_hard_failures_are_named(text, name):
     assert all(v.failure is not None for v in hard_violations(text))
 
 
+def test_an_overlong_turn_names_its_word_count():
+    """Before the fix the evidence was the repr of a function, a memory address that changed run to run."""
+    (overlong,) = [v for v in hard_violations("word " * 300) if v.name == "overlong"]
+    assert overlong.evidence == "300 words"
+
+
 @pytest.mark.parametrize("text", [
     "It sounds like you feel so alone. That makes sense, and I'm here with you.",
     "What was that like for you?",
