@@ -21,6 +21,7 @@ from .protocols import Client, ClientTurn, ClientView, DialogueTurn, Judge, Judg
 from .session import SessionCore, TurnResult
 from .session_batch import EPISODES, BatchStep
 from .session_judge import judge_full_session
+from .tmog import largest_first
 from .spaces import MAX_ACTION_CHARS, observation_space, printable, row_of, text_space
 from .turn_format import parse_therapist_turn
 
@@ -378,7 +379,7 @@ class TherapyEnv(gym.Env):
         level = k.buckets[0].tolist()   # 16 reservoirs: a stable sort in Python beats two numpy calls
         mal = sorted(range(len(MALADAPTIVE)), key=lambda i: -level[i])[:DOMINANT_BUCKETS]
         ada = sorted(range(len(MALADAPTIVE), len(BUCKETS)), key=lambda i: -level[i])[:DOMINANT_BUCKETS]
-        worst = np.argsort(-self.compiled.pathology(k.levels)[0], kind="stable")[:SALIENT_NODES]
+        worst = largest_first(self.compiled.pathology(k.levels), SALIENT_NODES)[0]
         view = ClientView(
             profile_card=self.profile.card(), attachment=self.profile.attachment, defenses=self.profile.defenses,
             presenting_concerns=self.profile.presenting_concerns, stage=core.stage, phase=core.phase,

@@ -59,15 +59,15 @@ def worst_misreads(estimate: np.ndarray, actual: np.ndarray, nodes: tuple[str, .
     """Per client ([B, N] estimates and truths), the k nodes misread most, with the signed error
     (the largest |error| first; of equal errors, the earlier node)."""
     err = np.ascontiguousarray(estimate - actual)
-    order = _largest(err, min(k, err.shape[1]))
+    order = largest_first(err, min(k, err.shape[1]))
     picked = np.take_along_axis(err, order, axis=1)
     return [[(nodes[j], e) for j, e in zip(o, p)] for o, p in zip(order.tolist(), picked.tolist())]
 
 
 @njit(cache=True)
-def _largest(err, k):
-    """Per row, the indices of the k largest |err| in decreasing order, ties to the lower index (a stable
-    argsort's order): one pass over the row keeping the k best in order, not a sort."""
+def largest_first(err, k):
+    """Per row of `err` ([B, N]), the indices of the k largest |err| in decreasing order, ties to the lower
+    index (a stable argsort's order): one pass over the row keeping the k best in order, not a sort."""
     b, n = err.shape
     out = np.empty((b, k), dtype=np.int64)
     best = np.empty(k)
