@@ -199,6 +199,7 @@ PRESETS: dict[str, ClientProfile] = {p.name: p for p in (
 )}
 
 
+MAX_DEFENSES, MAX_CONCERNS = 2, 2   # a sampled client shows 0-2 defences and 1-2 concerns
 _DMM_ARRAY = np.array(DMM_CODES)
 _CONCERN_WEIGHT = np.array([2.0 if c == "relational_distress" else 1.0 for c in CONCERNS])
 
@@ -214,11 +215,11 @@ def profiles_from_uniforms(u: np.ndarray, strategies: tuple[str, ...] | None = N
     codes = _DMM_ARRAY if strategies is None else np.array(strategies)
     n_def = len(DEFENSES)
     attachment = codes[(u[:, 0] * len(codes)).astype(int)]
-    defense_count = (u[:, 1] * 3).astype(int)
-    defense_order = np.argsort(-u[:, 2:2 + n_def], axis=1, kind="stable")
-    concern_count = 1 + (u[:, 2 + n_def] * 2).astype(int)
+    defense_count = (u[:, 1] * (MAX_DEFENSES + 1)).astype(int)
+    defense_order = np.argsort(-u[:, 2:2 + n_def], axis=1, kind="stable")[:, :MAX_DEFENSES]
+    concern_count = 1 + (u[:, 2 + n_def] * MAX_CONCERNS).astype(int)
     # weighted draws without replacement: the largest keys u^(1/w) (Efraimidis and Spirakis)
-    concern_order = np.argsort(-u[:, 3 + n_def:] ** (1.0 / _CONCERN_WEIGHT), axis=1, kind="stable")
+    concern_order = np.argsort(-u[:, 3 + n_def:] ** (1.0 / _CONCERN_WEIGHT), axis=1, kind="stable")[:, :MAX_CONCERNS]
     concern_names = tuple(CONCERNS)
     # drawn from the known catalogues, so valid by construction: skip pydantic's validation
     return [ClientProfile.model_construct(
