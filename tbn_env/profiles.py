@@ -7,7 +7,7 @@ clients for reproducible experiments; `sample_profile` draws one from a seed.
 """
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -119,22 +119,58 @@ class ClientProfile(BaseModel):
         return initial_states([self], rng.random((1, state_draws(len(graph.nodes)))), stage, graph, params).row(0)
 
 
-def initial_states(profiles: list[ClientProfile], u: np.ndarray, stage: int, graph: ClientGraph,
+@dataclass(frozen=True)
+class ProfileBatch:
+    """Clients' profiles as index arrays, so starting states for many clients are drawn at once.
+
+    `strategy` indexes DMM_CODES; `defenses` and `concerns` ([B, K]) index DEFENSES and CONCERNS in the
+    profile's own order, -1 past its last one.
+    """
+
+    strategy: np.ndarray
+    defenses: np.ndarray
+    concerns: np.ndarray
+
+    @classmethod
+    def of(cls, profiles: list[ClientProfile]) -> ProfileBatch:
+        """The index arrays of these profiles."""
+        def padded(lists: list[list[int]]) -> np.ndarray:
+            out = np.full((len(lists), max(map(len, lists), default=0)), -1, dtype=np.int64)
+            for i, row in enumerate(lists):
+                out[i, :len(row)] = row
+            return out
+        return cls(np.array([_STRATEGY_INDEX[p.attachment] for p in profiles], dtype=np.int64),
+                   padded([[_DEFENSE_INDEX[d] for d in p.defenses] for p in profiles]),
+                   padded([[_CONCERN_INDEX[c] for c in p.presenting_concerns] for p in profiles]))
+
+    def __len__(self) -> int:
+        return len(self.strategy)
+
+    def profiles(self, name: str = "sampled") -> list[ClientProfile]:
+        """As ClientProfiles (drawn from the known catalogues, so valid by construction: no validation pass)."""
+        concern_names = tuple(CONCERNS)
+        return [ClientProfile.model_construct(
+            name=name, attachment=DMM_CODES[code], profile_card="", defenses=tuple(DEFENSES[j] for j in d if j >= 0),
+            presenting_concerns=tuple(concern_names[j] for j in c if j >= 0))
+            for code, d, c in zip(self.strategy.tolist(), self.defenses.tolist(), self.concerns.tolist())]
+
+
+def initial_states(profiles: list[ClientProfile] | ProfileBatch, u: np.ndarray, stage: int, graph: ClientGraph,
                    params: Params | None = None) -> InitialBatch:
     """Starting states at `stage` for `profiles`, one row of `u` ([B, state_draws(N)] uniforms) each.
 
     A profile tilts node pathology and BQ, fills its concerns' reservoirs and sets the TAIE X prior of
     its DMM family (Type A rigid, Type C porous); the last uniform of each row draws that prior.
     """
-    state = states_from_uniforms(u, stage, graph, params, *_tilts(graph.nodes, profiles))
+    batch = profiles if isinstance(profiles, ProfileBatch) else ProfileBatch.of(profiles)
+    state = states_from_uniforms(u, stage, graph, params, *_tilts(graph.nodes, batch))
     buckets = state.buckets
-    for i, profile in enumerate(profiles):
-        for concern in profile.presenting_concerns:
-            b = BUCKET_INDEX[CONCERNS[concern][1]]
-            buckets[i, b] = min(1.0, buckets[i, b] + CONCERN_BUCKET)
-    prior = np.array([TYPE_X_PRIOR[p.family] for p in profiles])
-    x = prior[:, 0] + (prior[:, 1] - prior[:, 0]) * u[:, -1]
-    family = np.array([p.family for p in profiles])
+    for position in range(batch.concerns.shape[1]):   # each concern in turn, as the profile lists them
+        rows = np.flatnonzero(batch.concerns[:, position] >= 0)
+        b = _CONCERN_BUCKET[batch.concerns[rows, position]]
+        buckets[rows, b] = np.minimum(1.0, buckets[rows, b] + CONCERN_BUCKET)
+    family = _FAMILY[batch.strategy]
+    x = _PRIOR_LOW[batch.strategy] + (_PRIOR_HIGH[batch.strategy] - _PRIOR_LOW[batch.strategy]) * u[:, -1]
     pole = np.where(family == "A", -1.0, np.where(family == "C", 1.0, np.where(x >= 0, 1.0, -1.0)))
     state.taie[:, 0] = np.clip(x, AXIS_MIN, AXIS_MAX)
     return replace(state, x_pole=pole)
@@ -158,21 +194,24 @@ def _strategy_tilt(nodes: tuple[str, ...], attachment: str) -> tuple[np.ndarray,
     return shift, bq
 
 
-def _tilts(nodes: tuple[str, ...], profiles: list[ClientProfile]) -> tuple[np.ndarray, np.ndarray]:
+def _tilts(nodes: tuple[str, ...], batch: ProfileBatch) -> tuple[np.ndarray, np.ndarray]:
     """Each profile's per-node pathology shift and BQ multiplier ([B, N] each): its strategy's, then each
     defence's and each concern's in turn (one update per list position, so the sums are formed in that order)."""
     index = _node_index(nodes)
-    strategy = [_strategy_tilt(nodes, p.attachment) for p in profiles]
-    shift, bq = np.array([t[0] for t in strategy]), np.array([t[1] for t in strategy])
-    for position in range(max((len(p.defenses) for p in profiles), default=0)):
-        rows, cols = zip(*((i, index[p.defenses[position]]) for i, p in enumerate(profiles)
-                           if len(p.defenses) > position))
+    tilts = [_strategy_tilt(nodes, code) for code in DMM_CODES]
+    shift = np.array([t[0] for t in tilts])[batch.strategy]
+    bq = np.array([t[1] for t in tilts])[batch.strategy]
+    defense_nodes = np.array([index[d] for d in DEFENSES])
+    for position in range(batch.defenses.shape[1]):
+        rows = np.flatnonzero(batch.defenses[:, position] >= 0)
+        cols = defense_nodes[batch.defenses[rows, position]]
         shift[rows, cols] += DEFENSE_SHIFT
         bq[rows, cols] *= DEFENSE_BQ
-    for position in range(max((len(p.presenting_concerns) for p in profiles), default=0)):
-        rows, cols = zip(*((i, index[node]) for i, p in enumerate(profiles) if len(p.presenting_concerns) > position
-                           for node in CONCERNS[p.presenting_concerns[position]][0]))
-        shift[rows, cols] += CONCERN_SHIFT   # a concern's nodes are distinct: one update per (row, node)
+    for position in range(batch.concerns.shape[1]):
+        for j, (concern_nodes, _) in enumerate(CONCERNS.values()):
+            rows = np.flatnonzero(batch.concerns[:, position] == j)
+            # a concern's nodes are distinct: one update per (row, node)
+            shift[np.ix_(rows, [index[node] for node in concern_nodes])] += CONCERN_SHIFT
     return shift, bq
 
 
@@ -200,7 +239,12 @@ PRESETS: dict[str, ClientProfile] = {p.name: p for p in (
 
 
 MAX_DEFENSES, MAX_CONCERNS = 2, 2   # a sampled client shows 0-2 defences and 1-2 concerns
-_DMM_ARRAY = np.array(DMM_CODES)
+_STRATEGY_INDEX = {code: i for i, code in enumerate(DMM_CODES)}
+_DEFENSE_INDEX = {d: i for i, d in enumerate(DEFENSES)}
+_CONCERN_INDEX = {c: i for i, c in enumerate(CONCERNS)}
+_CONCERN_BUCKET = np.array([BUCKET_INDEX[bucket] for _, bucket in CONCERNS.values()])
+_FAMILY = np.array([code[0] for code in DMM_CODES])
+_PRIOR_LOW, _PRIOR_HIGH = (np.array([TYPE_X_PRIOR[code[0]][k] for code in DMM_CODES]) for k in (0, 1))
 _CONCERN_WEIGHT = np.array([2.0 if c == "relational_distress" else 1.0 for c in CONCERNS])
 
 
@@ -209,30 +253,26 @@ def profile_draws() -> int:
     return 3 + len(DEFENSES) + len(CONCERNS)
 
 
-def profiles_from_uniforms(u: np.ndarray, strategies: tuple[str, ...] | None = None) -> list[ClientProfile]:
+def profiles_from_uniforms(u: np.ndarray, strategies: tuple[str, ...] | None = None) -> ProfileBatch:
     """One random client per row of `u` ([B, profile_draws()] uniforms): a DMM strategy from `strategies`
     (default all 22), 0-2 defences, 1-2 concerns (relational distress twice as likely)."""
-    codes = _DMM_ARRAY if strategies is None else np.array(strategies)
+    codes = np.arange(len(DMM_CODES)) if strategies is None else \
+        np.array([_STRATEGY_INDEX[code] for code in strategies], dtype=np.int64)
     n_def = len(DEFENSES)
-    attachment = codes[(u[:, 0] * len(codes)).astype(int)]
+    strategy = codes[(u[:, 0] * len(codes)).astype(int)]
     defense_count = (u[:, 1] * (MAX_DEFENSES + 1)).astype(int)
-    defense_order = np.argsort(-u[:, 2:2 + n_def], axis=1, kind="stable")[:, :MAX_DEFENSES]
+    defenses = np.argsort(-u[:, 2:2 + n_def], axis=1, kind="stable")[:, :MAX_DEFENSES]
     concern_count = 1 + (u[:, 2 + n_def] * MAX_CONCERNS).astype(int)
     # weighted draws without replacement: the largest keys u^(1/w) (Efraimidis and Spirakis)
-    concern_order = np.argsort(-u[:, 3 + n_def:] ** (1.0 / _CONCERN_WEIGHT), axis=1, kind="stable")[:, :MAX_CONCERNS]
-    concern_names = tuple(CONCERNS)
-    # drawn from the known catalogues, so valid by construction: skip pydantic's validation
-    return [ClientProfile.model_construct(
-        name="sampled", attachment=code, profile_card="", defenses=tuple(DEFENSES[j] for j in d_order[:d_count]),
-        presenting_concerns=tuple(concern_names[j] for j in c_order[:c_count]))
-        for code, d_count, d_order, c_count, c_order in zip(attachment.tolist(), defense_count.tolist(),
-                                                            defense_order.tolist(), concern_count.tolist(),
-                                                            concern_order.tolist())]
+    concerns = np.argsort(-u[:, 3 + n_def:] ** (1.0 / _CONCERN_WEIGHT), axis=1, kind="stable")[:, :MAX_CONCERNS]
+    defenses[np.arange(MAX_DEFENSES) >= defense_count[:, None]] = -1
+    concerns[np.arange(MAX_CONCERNS) >= concern_count[:, None]] = -1
+    return ProfileBatch(strategy, defenses, concerns)
 
 
 def sample_profile(rng: np.random.Generator, strategies: tuple[str, ...] | None = None) -> ClientProfile:
     """A random client (`profiles_from_uniforms` for one row drawn from `rng`)."""
-    return profiles_from_uniforms(rng.random((1, profile_draws())), strategies)[0]
+    return profiles_from_uniforms(rng.random((1, profile_draws())), strategies).profiles()[0]
 
 
 def resolve_profile(profile: str | ClientProfile | None, rng: np.random.Generator) -> ClientProfile:

@@ -24,7 +24,7 @@ from .dimensions import ACTION_SCALES, JUDGE_DIMENSIONS, as_score_batch, unit_to
 from .env import DEFAULT_MAX_SESSIONS, EPISODES, INFO_MODES, OBSERVATION_MODES, _graph
 from .interventions import CATALOGUE, moment_of, response_scores
 from .params import Params
-from .profiles import ClientProfile, initial_states, profile_draws, profiles_from_uniforms, resolve_profile
+from .profiles import ClientProfile, ProfileBatch, initial_states, profile_draws, profiles_from_uniforms, resolve_profile
 from .state import state_draws, stream_seeds
 from .session_batch import SessionBatch, overlay, restrict
 from .spaces import observation_space, row_of
@@ -118,18 +118,19 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
         """New clients for `rows`, each drawn from its own generator in the single env's order (profile,
         starting state, the seeds of its TMoG misreadings and of its signals), all transformed at once."""
         sampled = self.profile_spec is None
-        u_profile = np.empty((len(rows), profile_draws()))
-        u_state = np.empty((len(rows), state_draws(self.kernel.cg.n)))
+        n_profile = profile_draws() if sampled else 0
+        u = np.empty((len(rows), n_profile + state_draws(self.kernel.cg.n)))
         seeds = []
         for j, i in enumerate(rows.tolist()):
             rng = self.client_rngs[i]
-            if sampled:
-                rng.random(out=u_profile[j])
-            rng.random(out=u_state[j])
+            rng.random(out=u[j])   # the profile's uniforms, then the state's: the single env's two draws in one
             seeds.append(stream_seeds(rng))
-        profiles = profiles_from_uniforms(u_profile) if sampled else \
-            [resolve_profile(self.profile_spec, self.client_rngs[0])] * len(rows)
-        self.profiles[rows] = [p.name for p in profiles]
+        u_profile, u_state = u[:, :n_profile], u[:, n_profile:]
+        if sampled:
+            profiles, self.profiles[rows] = profiles_from_uniforms(u_profile), "sampled"
+        else:
+            chosen = resolve_profile(self.profile_spec, self.client_rngs[0])
+            profiles, self.profiles[rows] = ProfileBatch.of([chosen] * len(rows)), chosen.name
         inits = initial_states(profiles, u_state, self.start_stage, self.graph, self.params)
         self.batch.load_rows(rows, inits, [s[0] for s in seeds], [s[1] for s in seeds])
         self.episode_steps[rows] = 0

@@ -33,7 +33,7 @@ def test_the_tmog_misreading_at_reset_is_normal_with_the_stage_sigma():
 
 
 def test_sampled_profiles_follow_the_catalogue_weights():
-    profiles = profiles_from_uniforms(np.random.default_rng(1).random((6000, profile_draws())))
+    profiles = profiles_from_uniforms(np.random.default_rng(1).random((6000, profile_draws()))).profiles()
     concerns = [c for p in profiles for c in p.presenting_concerns]
     counts = {c: concerns.count(c) for c in set(concerns)}
     assert max(counts, key=counts.get) == "relational_distress"   # weighted twice (§7)
@@ -73,12 +73,12 @@ def _tilt_one_by_one(profile):
 
 def test_batched_profile_tilts_equal_each_profile_tilted_alone():
     """Sampled clients, the presets and a hand-made profile repeating a defence and sharing concern nodes."""
-    from tbn_env.profiles import PRESETS, ClientProfile, _tilts
+    from tbn_env.profiles import PRESETS, ClientProfile, ProfileBatch, _tilts
     odd = ClientProfile(name="odd", attachment="C7", defenses=("splitting", "splitting", "denial"),
                         presenting_concerns=("anger", "abandonment", "loneliness"))
-    profiles = [*profiles_from_uniforms(np.random.default_rng(2).random((300, profile_draws()))),
+    profiles = [*profiles_from_uniforms(np.random.default_rng(2).random((300, profile_draws()))).profiles(),
                 *PRESETS.values(), odd]
-    shift, bq = _tilts(GRAPH.nodes, profiles)
+    shift, bq = _tilts(GRAPH.nodes, ProfileBatch.of(profiles))
     for i, profile in enumerate(profiles):
         one_shift, one_bq = _tilt_one_by_one(profile)
         np.testing.assert_array_equal(shift[i], one_shift, err_msg=profile.name)
