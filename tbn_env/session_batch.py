@@ -314,9 +314,9 @@ class SessionBatch:
         turns = self.turn[rows]
         means = self.score_sum[rows] / turns[:, None]
         mal = len(MALADAPTIVE)
-        worst = np.full(len(rows), None, dtype=object)
-        for j, misread in enumerate(worst_misreads(k.tmog[rows], levels, self.cg.nodes, self.params.tmog_worst_k)):
-            worst[j] = [{"node": node, "error": err} for node, err in misread]
+        worst = np.fromiter(([{"node": node, "error": err} for node, err in misread] for misread in
+                             worst_misreads(k.tmog[rows], levels, self.cg.nodes, self.params.tmog_worst_k)),
+                            dtype=object, count=len(rows))
         tree = {
             "session": self.session[rows].copy(), "turns": turns.copy(),
             "coiling": self.cg.coiling(levels, path),
