@@ -181,15 +181,17 @@ def _node_index(nodes: tuple[str, ...]) -> dict[str, int]:
     return {n: i for i, n in enumerate(nodes)}
 
 
-@lru_cache(maxsize=len(DMM_CODES))
-def _strategy_tilt(nodes: tuple[str, ...], attachment: str) -> tuple[np.ndarray, np.ndarray]:
-    """A DMM strategy's per-node pathology shift and BQ multiplier (read-only, one per strategy)."""
+@lru_cache(maxsize=4)
+def _strategy_tables(nodes: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Each DMM strategy's per-node pathology shift and BQ multiplier ([22, N] each, read-only)."""
     index = _node_index(nodes)
-    family, number = attachment[0], int(attachment[1:])
-    shift, bq = np.full(len(nodes), SECURE_RELIEF if family == "B" else 0.0), np.ones(len(nodes))
-    for node in TYPE_NODES[family]:
-        shift[index[node]] += STRATEGY_SHIFT
-        bq[index[node]] *= STRATEGY_BQ + HIGHER_NUMBER_BQ * number
+    shift, bq = np.zeros((len(DMM_CODES), len(nodes))), np.ones((len(DMM_CODES), len(nodes)))
+    for k, code in enumerate(DMM_CODES):
+        family, number = code[0], int(code[1:])
+        shift[k] = SECURE_RELIEF if family == "B" else 0.0
+        for node in TYPE_NODES[family]:
+            shift[k, index[node]] += STRATEGY_SHIFT
+            bq[k, index[node]] *= STRATEGY_BQ + HIGHER_NUMBER_BQ * number
     shift.flags.writeable = bq.flags.writeable = False
     return shift, bq
 
@@ -198,9 +200,8 @@ def _tilts(nodes: tuple[str, ...], batch: ProfileBatch) -> tuple[np.ndarray, np.
     """Each profile's per-node pathology shift and BQ multiplier ([B, N] each): its strategy's, then each
     defence's and each concern's in turn (one update per list position, so the sums are formed in that order)."""
     index = _node_index(nodes)
-    tilts = [_strategy_tilt(nodes, code) for code in DMM_CODES]
-    shift = np.array([t[0] for t in tilts])[batch.strategy]
-    bq = np.array([t[1] for t in tilts])[batch.strategy]
+    shift_table, bq_table = _strategy_tables(nodes)
+    shift, bq = shift_table[batch.strategy], bq_table[batch.strategy]   # copies
     defense_nodes = np.array([index[d] for d in DEFENSES])
     for position in range(batch.defenses.shape[1]):
         rows = np.flatnonzero(batch.defenses[:, position] >= 0)
