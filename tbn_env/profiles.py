@@ -143,14 +143,12 @@ class ProfileBatch:
                    padded([[_DEFENSE_INDEX[d] for d in p.defenses] for p in profiles]),
                    padded([[_CONCERN_INDEX[c] for c in p.presenting_concerns] for p in profiles]))
 
-    def __len__(self) -> int:
-        return len(self.strategy)
-
-    def profiles(self, name: str = "sampled") -> list[ClientProfile]:
-        """As ClientProfiles (drawn from the known catalogues, so valid by construction: no validation pass)."""
+    def profiles(self) -> list[ClientProfile]:
+        """As sampled ClientProfiles (indices into the known catalogues, so valid by construction: no validation
+        pass)."""
         concern_names = tuple(CONCERNS)
         return [ClientProfile.model_construct(
-            name=name, attachment=DMM_CODES[code], profile_card="", defenses=tuple(DEFENSES[j] for j in d if j >= 0),
+            name="sampled", attachment=DMM_CODES[code], profile_card="", defenses=tuple(DEFENSES[j] for j in d if j >= 0),
             presenting_concerns=tuple(concern_names[j] for j in c if j >= 0))
             for code, d, c in zip(self.strategy.tolist(), self.defenses.tolist(), self.concerns.tolist())]
 
