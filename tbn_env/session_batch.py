@@ -99,26 +99,26 @@ class BatchStep:
     def events(self, i: int) -> list[dict[str, Any]]:
         """Row i's events in the order they happened: phase, LOA thresholds, rupture, stance, stage."""
         t, events = self.turn, []
-        move = int(t.phase_move[i])
+        move = t.phase_move.item(i)
         if move:
-            to = int(self.phase_after[i])
+            to = self.phase_after.item(i)
             events.append({"type": "phase_forward" if move > 0 else "phase_regression",
                            "from": PHASES[to - move], "to": PHASES[to]})
-        for k, dim in enumerate(LOA_DIMENSIONS):
-            if t.loa_growth[i, k] > 0:
-                events.append({"type": "taie_growth", "dimension": dim, "threshold": float(t.loa_growth[i, k])})
-            if t.loa_regression[i, k] < 0:
-                events.append({"type": "taie_regression", "dimension": dim,
-                               "threshold": float(t.loa_regression[i, k])})
-        if self.ruptured[i]:
+        for dim, growth, regression in zip(LOA_DIMENSIONS, t.loa_growth[i].tolist(), t.loa_regression[i].tolist()):
+            if growth > 0:
+                events.append({"type": "taie_growth", "dimension": dim, "threshold": growth})
+            if regression < 0:
+                events.append({"type": "taie_regression", "dimension": dim, "threshold": regression})
+        if self.ruptured.item(i):
             events.append({"type": "rupture"})
-        if self.stance_after[i] != self.stance_before[i]:
-            events.append({"type": "stance", "from": STANCES[self.stance_before[i]],
-                           "to": STANCES[self.stance_after[i]]})
-        if self.stage_move[i]:
-            before = int(self.stage_before[i])
-            events.append({"type": "stage_forward" if self.stage_move[i] > 0 else "stage_regression",
-                           "from": before, "to": before + int(self.stage_move[i])})
+        before, after = self.stance_before.item(i), self.stance_after.item(i)
+        if after != before:
+            events.append({"type": "stance", "from": STANCES[before], "to": STANCES[after]})
+        stage_move = self.stage_move.item(i)
+        if stage_move:
+            stage = self.stage_before.item(i)
+            events.append({"type": "stage_forward" if stage_move > 0 else "stage_regression",
+                           "from": stage, "to": stage + stage_move})
         return events
 
 
