@@ -66,10 +66,11 @@ def test_run_logs_every_window_and_one_step_per_sample(reference_run, data_dir):
     steps = [r for r in rows if r["kind"] == "step"]
     assert [r["step"] for r in steps] == list(range(STEPS))
     curriculum = json.loads((data_dir / "curriculum.json").read_text())
-    assert [r["sample_id"] for r in steps] == curriculum[:STEPS]  # shortest first (App. 29.4)
+    assert [r["sample_ids"] for r in steps] == [[s] for s in curriculum[:STEPS]]  # shortest first (App. 29.4)
     for step in steps:
         windows = [r for r in rows if r["kind"] == "window" and r["step"] == step["step"]]
-        assert [w["window"] for w in windows] == list(range(step["n_windows"])) and step["n_windows"] >= 2
+        (n_windows,) = step["n_windows"]
+        assert [w["window"] for w in windows] == list(range(n_windows)) and n_windows >= 2
         assert all(np.isfinite(w["loss"]) and w["recap_quality"] in ("high", "low", "garbage") for w in windows)
         gated_out = not any(w["lora_weight"] > 0 and w["trainable_tokens"] > 0 for w in windows)
         assert step["stepped"] is not gated_out and (step["grad_norm"] > 0) is not gated_out

@@ -22,10 +22,9 @@ import pytest
 from mlx.utils import tree_flatten, tree_unflatten
 
 from tbn_train.cli import main
-from tbn_train.distributed import World, pooled_gradient
+from tbn_train.distributed import World, adapter_digest, pooled_gradient
 from tbn_train.read_files import load_arrays
 from tbn_train.run_dir import CHECKPOINTS, FINAL_ADAPTER, LOG_FILE
-from tbn_train.selfplay import adapter_digest
 from tbn_train.update import Gradient
 
 MAX_NEW_TOKENS = 8  # the tiny model's turns stay short: two ranks share this machine's cores
