@@ -20,7 +20,7 @@ from mlx_lm import load as mlx_lm_load
 from corpus.generate import generate
 from dapt.cli import main
 from dapt.preprocess import preprocess
-from dapt.train import COMPRESSOR_FILE, DAPTConfig, lora_spec
+from dapt.train import COMPRESSOR_FILE, DAPTConfig, check_samples_per_step, lora_spec
 from tbn_train.adapter_io import read_adapter
 from tbn_train.config import TrainConfig
 from tbn_train.lora import adapter_pairs, latter_third, middle_third
@@ -94,6 +94,13 @@ def test_latter_third_option_targets_the_last_layers(tiny_dir, data_dir):
     assert lora_spec(cfg, 8).resolve_layers(8) == latter_third(8) == [5, 6, 7]
     assert lora_spec(cfg.model_copy(update={"layers": "middle"}), 62).resolve_layers(62) == list(range(21, 42))  # §9.1
     assert lora_spec(cfg, 8).rank("q") == lora_spec(cfg, 8).rank("down") == 32  # §27.4.1
+
+
+def test_a_step_with_fewer_samples_than_ranks_is_refused(tiny_dir, data_dir):
+    cfg = DAPTConfig(model=str(tiny_dir), data=str(data_dir), ranks=2, samples_per_step=1)
+    with pytest.raises(ValueError, match=r"--samples-per-step 1 leaves ranks idle: with 2 ranks give at least 2"):
+        check_samples_per_step(cfg)
+    check_samples_per_step(cfg.model_copy(update={"samples_per_step": 3}))  # uneven shares are fine
 
 
 @pytest.mark.slow

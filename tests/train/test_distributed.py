@@ -371,6 +371,17 @@ def test_two_dapt_ranks_equal_one_process_training_two_samples_per_step(dapt_ran
 
 
 @pytest.mark.slow
+def test_dapt_ranks_started_with_different_settings_are_refused_in_one_line(llama_dir, dapt_data, tmp_path):
+    proc = launch(dapt_args(llama_dir, dapt_data, tmp_path / "run"), {"TBN_TEST_RANK1_ARGS": "--recap-max-tokens 7"},
+                  "tbn-dapt")
+    _, err = finish(proc)
+    lines = [line for line in err.splitlines() if line.startswith("tbn-dapt: error:")]
+    assert len(lines) == 1, err[-3000:]
+    assert "different settings" in lines[0] and "recap_max_tokens" in lines[0]
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+@pytest.mark.slow
 def test_killed_dapt_rank_stops_the_other_and_resume_finishes_the_uninterrupted_run(dapt_ranks, llama_dir, dapt_data,
                                                                                      tmp_path):
     out = tmp_path / "killed"
