@@ -161,10 +161,11 @@ def train(cfg: DAPTConfig, out: str | Path, resume: bool = False, progress: bool
     for step in range(start, total):
         positions = list(range(step * size, min((step + 1) * size, len(b.plan))))
         mine = positions[world.rank::world.size]
-        samples = [tokenize(b.index.read(b.plan[p]), b.tokenizer) for p in mine]
+        what = f"DAPT step {step + 1}"
+        samples = world.together(f"the samples of {what}", lambda: [tokenize(b.index.read(b.plan[p]), b.tokenizer)
+                                                                    for p in mine])  # a bad sample on any rank: one line
         bounds = [window_bounds(len(sample.ids), cfg.window_tokens, cfg.window_jitter, np.random.default_rng([cfg.seed, p]))
                   for sample, p in zip(samples, mine)]
-        what = f"DAPT step {step + 1}"
         counts = [n for rank in world.gather_json([len(bd) for bd in bounds], f"the window counts of {what}") for n in rank]
         logs, grad_norm, stepped = b.trainer.group_step(samples, bounds, clients=len(positions), windows=max(counts),
                                                         seeds=[(cfg.seed, p) for p in mine], what=what)
