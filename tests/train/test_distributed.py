@@ -241,27 +241,45 @@ CHATS = [{"messages": [{"role": "user", "content": f"I feel {w}."},
          for i, w in enumerate(("stuck", "tired", "alone", "angry"))]
 
 
+EPOCHS = {"dpo": 1, "sft": 4}  # sft: eight steps of two, so a rank killed after the first checkpoint dies long before the end
+
+
 def batch_args(kind: str, model_dir, out: Path, data: Path) -> list[str]:
     data.write_text("".join(json.dumps(r) + "\n" for r in (PAIRS if kind == "dpo" else CHATS)))
     flag = "--pairs" if kind == "dpo" else "--data"
     return [kind, "--model", str(model_dir), flag, str(data), "--out", str(out), "--batch-size", "2", "--seed", "1",
-            "--learning-rate", str(BATCH_LR)]
+            "--learning-rate", str(BATCH_LR), "--epochs", str(EPOCHS[kind])]
+
+
+@pytest.fixture(scope="module")
+def batch_ranks(llama_dir, tmp_path_factory):
+    """Factory: kind (sft, dpo) → an uninterrupted 2-rank run and its data file, launched once per module."""
+    root, built = tmp_path_factory.mktemp("batch-ranks"), {}
+
+    def run(kind: str) -> tuple[Path, Path]:
+        if kind not in built:
+            out, data = root / kind, root / f"{kind}.jsonl"
+            _, err = finish(launch(batch_args(kind, llama_dir, out, data)))
+            assert (out / FINAL_ADAPTER).is_dir(), err[-3000:]
+            built[kind] = out, data
+        return built[kind]
+
+    return run
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["dpo", "sft"])
-def test_two_ranks_splitting_each_batch_equal_one_process(kind, llama_dir, tmp_path):
+def test_two_ranks_splitting_each_batch_equal_one_process(kind, batch_ranks, llama_dir, tmp_path):
     """Each rank takes half of every batch; the pooled step is the whole batch's step (pairs / tokens weighted)."""
-    _, err = finish(launch(batch_args(kind, llama_dir, tmp_path / "ranks", tmp_path / "data.jsonl")))
-    assert (tmp_path / "ranks" / FINAL_ADAPTER).is_dir(), err[-3000:]
-    assert main(batch_args(kind, llama_dir, tmp_path / "one", tmp_path / "data.jsonl")) == 0
-    ranks, one = records(tmp_path / "ranks", "seconds"), records(tmp_path / "one", "seconds")
-    assert len(ranks) == len(one) == 2
+    two, data = batch_ranks(kind)
+    assert main(batch_args(kind, llama_dir, tmp_path / "one", data)) == 0
+    ranks, one = records(two, "seconds"), records(tmp_path / "one", "seconds")
+    assert len(ranks) == len(one) == 2 * EPOCHS[kind]
     for a, b in zip(ranks, one, strict=True):
         assert a.keys() == b.keys()
         for key, value in a.items():
             assert value == (pytest.approx(b[key], rel=1e-4, abs=1e-6) if isinstance(value, float) else b[key]), key
-    mine = load_arrays(tmp_path / "ranks" / FINAL_ADAPTER / "adapters.safetensors", "adapter")
+    mine = load_arrays(two / FINAL_ADAPTER / "adapters.safetensors", "adapter")
     theirs = load_arrays(tmp_path / "one" / FINAL_ADAPTER / "adapters.safetensors", "adapter")
     for key in mine:  # Adam divides by √v: a near-zero gradient's rounding moves its weight by up to ~lr · 1e-3
         np.testing.assert_allclose(np.array(mine[key]), np.array(theirs[key]), rtol=1e-4, atol=BATCH_LR * 1e-2)
@@ -277,23 +295,14 @@ def test_a_two_rank_run_resumed_by_one_process_is_refused_in_one_line(two_ranks,
     assert (two_ranks / LOG_FILE).read_bytes() == before  # nothing touched
 
 
-KILL_EPOCHS = 4  # SFT steps (two per epoch) enough that rank 1 dies long before the end
-
-
 @pytest.mark.slow
-def test_killed_sft_rank_stops_the_other_and_resume_finishes_the_uninterrupted_run(llama_dir, tmp_path):
-    data = tmp_path / "data.jsonl"
+def test_killed_sft_rank_stops_the_other_and_resume_finishes_the_uninterrupted_run(batch_ranks, llama_dir, tmp_path):
+    whole, data = batch_ranks("sft")
+    out = tmp_path / "killed"
+    kill_rank_1_after_the_first_checkpoint(batch_args("sft", llama_dir, out, data), out, tmp_path / "pids")
+    assert len(records(out, "seconds")) < 2 * EPOCHS["sft"]  # really interrupted
 
-    def args(out: Path) -> list[str]:
-        return [*batch_args("sft", llama_dir, out, data), "--epochs", str(KILL_EPOCHS)]
-
-    whole, out = tmp_path / "whole", tmp_path / "killed"
-    _, err = finish(launch(args(whole)))
-    assert (whole / FINAL_ADAPTER).is_dir(), err[-3000:]
-    kill_rank_1_after_the_first_checkpoint(args(out), out, tmp_path / "pids")
-    assert len(records(out, "seconds")) < 2 * KILL_EPOCHS  # really interrupted
-
-    _, err = finish(launch([*args(out), "--resume"]))
+    _, err = finish(launch([*batch_args("sft", llama_dir, out, data), "--resume"]))
     assert (out / FINAL_ADAPTER).is_dir(), err[-3000:]
     assert records(out, "seconds") == records(whole, "seconds")  # every step exactly once, as uninterrupted
     assert adapter_bytes(out) == adapter_bytes(whole)
