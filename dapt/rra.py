@@ -134,14 +134,14 @@ class RollingRecap:
         return self.group_gradients([sample], [bounds], keep_inputs=keep_inputs)[0]
 
     def group_gradients(self, samples: list[TokenizedSample], bounds: list[list[tuple[int, int]]], *,
-                        clients: int | None = None, windows: int | None = None, seeds: list[tuple[int, ...]] | None = None,
+                        step_samples: int | None = None, windows: int | None = None, seeds: list[tuple[int, ...]] | None = None,
                         what: str = "a DAPT step", keep_inputs: bool = False) -> list[SampleGradients]:
         """Run several samples side by side, window index by window index; return each one's mean LoRA gradient.
 
         After window n of every sample that has one, the compressor takes one step on their pooled
         reconstruction gradients (:func:`~tbn_train.distributed.pooled_gradient`: the gate-weighted mean,
         scaled by the mean gate, over the samples whose recap did not gate it out), so with one sample it
-        is that sample's own gated step. ``clients`` is the number of samples over every rank of
+        is that sample's own gated step. ``step_samples`` is the number of samples over every rank of
         ``self.world`` (default: these), ``windows`` the most windows any of them has: every rank then
         takes the same compressor steps, a rank out of windows (or without a sample) pooling nothing.
         ``seeds[i]`` reseeds the recap sampler before each window n of sample i (``(*seeds[i], n)``), so a
@@ -151,13 +151,13 @@ class RollingRecap:
             if not b:
                 raise ValueError(f"sample {sample.sample_id!r} has no windows")
         runs = [_SampleRun(sample, b) for sample, b in zip(samples, bounds)]
-        clients = len(runs) if clients is None else clients
+        step_samples = len(runs) if step_samples is None else step_samples
         windows = max(map(len, bounds)) if windows is None else windows
         for n in range(windows):
             parts = [self._window(run, n, None if seeds is None else seeds[i], keep_inputs)
                      for i, run in enumerate(runs) if n < len(run.bounds)]
             if self.compressor is not None:
-                pooled, _ = pooled_gradient(parts, self.compressor.parameters(), self.world, clients,
+                pooled, _ = pooled_gradient(parts, self.compressor.parameters(), self.world, step_samples,
                                             f"the compressor step of window {n + 1} of {what}")
                 if pooled is not None:
                     self.compressor_optimizer.update(self.compressor, tree_map(lambda g: pooled.weight * g, pooled.grads))
@@ -210,7 +210,7 @@ class RollingRecap:
         return logs[0], norm, stepped
 
     def group_step(self, samples: list[TokenizedSample], bounds: list[list[tuple[int, int]]], *,
-                   clients: int | None = None, windows: int | None = None, seeds: list[tuple[int, ...]] | None = None,
+                   step_samples: int | None = None, windows: int | None = None, seeds: list[tuple[int, ...]] | None = None,
                    what: str = "a DAPT step") -> tuple[list[list[WindowLog]], float, bool]:
         """Several samples (over every rank) → one LoRA optimizer step: each sample's window logs, the pre-clip
         gradient norm, and whether it stepped.
@@ -221,11 +221,11 @@ class RollingRecap:
         fn. 15, or had no trainable token) stays out of the mean; when that is every sample the step is
         skipped: Adam's momentum would still move the weights on a zero gradient.
         """
-        results = self.group_gradients(samples, bounds, clients=clients, windows=windows, seeds=seeds, what=what)
+        results = self.group_gradients(samples, bounds, step_samples=step_samples, windows=windows, seeds=seeds, what=what)
         parts = [Gradient(mx.array(0.0), r.grads, 1.0, [])
                  if any(w.lora_weight > 0 and w.trainable_tokens > 0 for w in r.windows) else None for r in results]
         pooled, _ = pooled_gradient(parts, self.model.trainable_parameters(), self.world,
-                                    len(results) if clients is None else clients, f"the LoRA step of {what}")
+                                    len(results) if step_samples is None else step_samples, f"the LoRA step of {what}")
         logs = [r.windows for r in results]
         if pooled is None:
             return logs, 0.0, False

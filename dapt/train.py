@@ -167,7 +167,7 @@ def train(cfg: DAPTConfig, out: str | Path, resume: bool = False, progress: bool
         bounds = [window_bounds(len(sample.ids), cfg.window_tokens, cfg.window_jitter, np.random.default_rng([cfg.seed, p]))
                   for sample, p in zip(samples, mine)]
         counts = [n for rank in world.gather_json([len(bd) for bd in bounds], f"the window counts of {what}") for n in rank]
-        logs, grad_norm, stepped = b.trainer.group_step(samples, bounds, clients=len(positions), windows=max(counts),
+        logs, grad_norm, stepped = b.trainer.group_step(samples, bounds, step_samples=len(positions), windows=max(counts),
                                                         seeds=[(cfg.seed, p) for p in mine], what=what)
         mine_logs = [(p, sample.sample_id, [asdict(w) for w in windows]) for p, sample, windows in zip(mine, samples, logs)]
         every = sorted(s for rank in world.gather_json(mine_logs, f"the log of {what}") for s in rank)
