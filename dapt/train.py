@@ -16,6 +16,7 @@ trains the step's samples r, r+R, …; the compressor's and the LoRA's gradients
 from __future__ import annotations
 
 import io
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Literal
@@ -159,6 +160,7 @@ def train(cfg: DAPTConfig, out: str | Path, resume: bool = False, progress: bool
         from tqdm import tqdm
         bar = tqdm(total=total, initial=start, desc="steps", unit="step")
     for step in range(start, total):
+        began = time.perf_counter()
         positions = list(range(step * size, min((step + 1) * size, len(b.plan))))
         mine = positions[world.rank::world.size]
         what = f"DAPT step {step + 1}"
@@ -182,7 +184,8 @@ def train(cfg: DAPTConfig, out: str | Path, resume: bool = False, progress: bool
             run.log({"kind": "step", "step": step, "sample_ids": [sample_id for _, sample_id, _ in every],
                      "n_windows": [len(windows) for _, _, windows in every],
                      "loss": token_mean([w for _, _, windows in every for w in windows]), "grad_norm": grad_norm,
-                     "stepped": stepped, "compressor_steps": 0 if b.comp_opt is None else b.comp_opt.state["step"].item()})
+                     "stepped": stepped, "compressor_steps": 0 if b.comp_opt is None else b.comp_opt.state["step"].item(),
+                     "seconds": time.perf_counter() - began})
             if checkpoint:
                 files = {}
                 if b.compressor is not None:
