@@ -1,8 +1,9 @@
 """Data parallelism over ``mx.distributed``: several processes (ranks, e.g. one per Mac) train one adapter.
 
-``mlx.launch -n R … tbn-train selfplay … --distributed`` starts R ranks; :meth:`World.join` connects
-them (ring over TCP/Thunderbolt, MPI or JACCL, whichever the launcher set up). Each rank plays its own
-clients; per optimizer step the clients' gradients are pooled with one ``all_sum``
+``mlx.launch -n R … tbn-train selfplay … --distributed`` starts R ranks (``tbn-train sft`` / ``dpo`` and
+``tbn-dapt train`` alike); :meth:`World.join` connects them (ring over TCP/Thunderbolt, MPI or JACCL,
+whichever the launcher set up). Each rank plays its own clients (or takes its share of a batch, its own
+samples); per optimizer step the clients' gradients are pooled with one ``all_sum``
 (:func:`pooled_gradient`) *before* the shared clip → scale → Adam, so every rank applies the same
 update and holds the same adapter bit for bit. Besides the gradients the ranks exchange only small
 things: settings (refused at start when they differ), startup errors, log records and env states

@@ -309,7 +309,7 @@ def test_killed_sft_rank_stops_the_other_and_resume_finishes_the_uninterrupted_r
 
 
 # ---------------------------------------------------------------------- tbn-dapt train
-DAPT_SAMPLES = 4  # two steps of two samples
+DAPT_SAMPLES = 5  # steps of two, two and one sample: in the last, rank 1 has none and still joins every exchange
 
 
 @pytest.fixture(scope="module")
@@ -368,7 +368,7 @@ def test_two_dapt_ranks_equal_one_process_training_two_samples_per_step(dapt_ran
     assert dapt_main([*dapt_args(llama_dir, dapt_data, tmp_path / "one"), "--samples-per-step", "2"]) == 0
     ranks, one = dapt_records(dapt_ranks), dapt_records(tmp_path / "one")
     steps = [r for r in ranks if r["kind"] == "step"]
-    assert [len(r["sample_ids"]) for r in steps] == [2, 2]
+    assert [len(r["sample_ids"]) for r in steps] == [2, 2, 1]
     assert any(len(set(r["n_windows"])) > 1 for r in steps)  # a rank ran out of windows before the other
     gated_in = {(r["step"], r["window"]) for r in ranks if r["kind"] == "window" and r["compressor_weight"] > 0}
     assert steps[-1]["compressor_steps"] == len(gated_in)  # one pooled step per window index some sample gated in
@@ -399,7 +399,7 @@ def test_killed_dapt_rank_stops_the_other_and_resume_finishes_the_uninterrupted_
                                                                                      tmp_path):
     out = tmp_path / "killed"
     kill_rank_1_after_the_first_checkpoint(dapt_args(llama_dir, dapt_data, out), out, tmp_path / "pids", "tbn-dapt")
-    assert sum(r["kind"] == "step" for r in dapt_records(out)) < DAPT_SAMPLES // 2  # really interrupted
+    assert sum(r["kind"] == "step" for r in dapt_records(out)) < 3  # really interrupted
 
     _, err = finish(launch([*dapt_args(llama_dir, dapt_data, out), "--resume"], prog="tbn-dapt"))
     assert (out / ADAPTER_FOLDER).is_dir(), err[-3000:]
