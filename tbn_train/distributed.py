@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 
 import mlx.core as mx
 import numpy as np
-from mlx.utils import tree_flatten, tree_unflatten
+from mlx.utils import tree_flatten, tree_map_with_path
 
 from tbn_train.checkpoint import Checkpoint, load_checkpoint
 from tbn_train.cli_errors import USER_ERRORS, error_message
@@ -227,11 +227,12 @@ def pooled_gradient(parts: Sequence[Gradient | None], template: dict, world: Wor
     if count == 0:
         return None, int(all_ties)
     mean = total[:-3] / weight_sum if weight_sum else total[:-3]  # all weights 0 (a weight set to 0): Σ wᵢgᵢ = 0
-    grads, offset = [], 0
-    for key, value in flat:
-        grads.append((key, mean[offset:offset + value.size].reshape(value.shape).astype(value.dtype)))
-        offset += value.size
-    return Pooled(tree_unflatten(grads), weight_sum / count, int(count)), int(all_ties)
+    offsets = dict(zip((key for key, _ in flat), np.cumsum([0] + [value.size for _, value in flat]).tolist()))
+    # the template's own tree, empty containers included: Adam keys its state by the first step's tree, so a
+    # pooled step and a lone client's step (e.g. a run's shorter last step) must hand it the same one
+    grads = tree_map_with_path(lambda key, value: mean[offsets[key]:offsets[key] + value.size].reshape(value.shape)
+                               .astype(value.dtype), template)
+    return Pooled(grads, weight_sum / count, int(count)), int(all_ties)
 
 
 def batch_step(updater: PolicyUpdater, world: World, part: Gradient | None, share: float, what: str) -> float:

@@ -189,3 +189,13 @@ def test_samples_side_by_side_step_the_compressor_once_per_window_index(tiny_dir
     logs, _, stepped = rra.group_step([s, s], [[(0, 20), (20, 40), (40, n)], [(0, n)]], seeds=[(0, 0), (0, 1)])
     assert [len(w) for w in logs] == [3, 1] and stepped
     assert rra.compressor_optimizer.state["step"].item() == 3 and rra.lora_optimizer.state["step"].item() == 1
+
+
+def test_a_step_of_one_sample_after_a_step_of_two(tiny_dir):
+    """A run's last step may hold fewer samples (one takes no pooling): Adam must accept either step's gradient."""
+    rra = trainer(tiny_dir)
+    s = sample(rra)
+    bounds = [(0, 30), (30, len(s.ids))]
+    rra.group_step([s, s], [bounds, bounds], seeds=[(0, 0), (0, 1)])
+    _, _, stepped = rra.group_step([s], [bounds], seeds=[(0, 2)])
+    assert stepped and rra.lora_optimizer.state["step"].item() == 2

@@ -228,6 +228,14 @@ def test_a_hung_rank_makes_the_other_give_up_after_the_timeout(llama_dir, tmp_pa
     assert "--resume" in lines[0]
 
 
+def test_a_pooled_gradient_keeps_the_template_structure_of_a_single_clients_gradient():
+    """Empty containers too (a model's list of layer types): Adam keys its state by the first step's tree."""
+    template = {"w": mx.zeros((2, 3)), "layer_types": [{}, {}], "head": {}}
+    pooled, _ = pooled_gradient([_part(1.0, 1.0), _part(3.0, 1.0)], template, World(), clients=2, what="test")
+    assert pooled.grads.keys() == template.keys() and pooled.grads["layer_types"] == [{}, {}]
+    assert mx.array_equal(pooled.grads["w"], mx.full((2, 3), 2.0)).item()
+
+
 def test_zero_weights_pool_to_a_zero_step_not_nan():
     pooled, _ = pooled_gradient([_part(1.0, 0.0), _part(2.0, 0.0)], {"w": mx.zeros((2, 3))}, World(), clients=2, what="test")
     assert pooled.weight == 0.0 and not mx.any(pooled.grads["w"]).item()
