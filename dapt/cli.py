@@ -5,10 +5,12 @@ import argparse
 import json
 import sys
 
+from tbn_train.distributed_flags import add_distributed_arguments
+
 from .markers import COMPONENTS
 
 # `tbn-dapt train` flag → DAPTConfig field; unset flags keep the config's defaults.
-TRAIN_FLAGS = ("epochs", "max_steps", "window_tokens", "window_jitter", "compressor_slots", "recap_max_tokens",
+TRAIN_FLAGS = ("epochs", "max_steps", "samples_per_step", "window_tokens", "window_jitter", "compressor_slots", "recap_max_tokens",
                "recap_temperature", "layers", "rank", "learning_rate", "seed", "checkpoint_every")
 
 
@@ -34,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--strategies", help="train only on samples of these strategies (comma-separated)")
     tr.add_argument("--epochs", type=int, help="passes over the curriculum (default 1)")
     tr.add_argument("--max-steps", type=int, help="stop after this many samples")
+    tr.add_argument("--samples-per-step", type=int,
+                    help="samples pooled into one optimizer step, split over the ranks (default: one per rank)")
     tr.add_argument("--window-tokens", type=int, help="content tokens per RRA window (default 2048)")
     tr.add_argument("--window-jitter", type=float, help="draw each window size from size·(1 ± jitter) (default 0)")
     tr.add_argument("--compressor-slots", type=int, help="compressed KV positions per layer (default 64)")
@@ -47,11 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
                     "(e.g. self_attn.qkv_proj mlp.down_proj)")
     tr.add_argument("--learning-rate", type=float, help="LoRA Adam lr; the compressor runs at 0.1× (default 1e-5)")
     tr.add_argument("--seed", type=int, help="seed of adapter init, compressor init, windows and recaps")
-    tr.add_argument("--checkpoint-every", type=int, help="checkpoint every N samples (default 1)")
+    tr.add_argument("--checkpoint-every", type=int, help="checkpoint every N steps (default 1)")
+    add_distributed_arguments(tr, "trains its own samples of every step")
     return parser
 
 
 def _train(args: argparse.Namespace) -> None:
+    from tbn_train.distributed import World
+
     from .train import DAPTConfig, train
 
     values = {name: getattr(args, name) for name in (*TRAIN_FLAGS, "recap_gating") if getattr(args, name) is not None}
@@ -59,13 +66,18 @@ def _train(args: argparse.Namespace) -> None:
         values["lora_keys"] = tuple(args.lora_keys)
     if args.strategies:
         values["strategies"] = tuple(s for s in args.strategies.split(",") if s)
-    cfg = DAPTConfig(model=args.model, data=args.data, **values)
-    print(f"adapter (mlx-lm format) written to {train(cfg, args.out, resume=args.resume, progress=True)}")
+    world = World.from_flags(args.distributed, args.distributed_timeout, "tbn-dapt")
+    values.setdefault("samples_per_step", world.size)
+    cfg = DAPTConfig(model=args.model, data=args.data, ranks=world.size, **values)
+    out = train(cfg, args.out, resume=args.resume, progress=True, world=world)
+    if out is not None:  # None on a rank other than 0: rank 0 wrote the adapter
+        print(f"adapter (mlx-lm format) written to {out}")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from tbn_train.cli_errors import USER_ERRORS, report
+    from tbn_train.distributed import STOPPED_EXIT, QuietStop, RankLost
     try:
         if args.command == "preprocess":
             from .preprocess import preprocess
@@ -78,8 +90,13 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(stats(args.directory), indent=2))
         else:
             _train(args)
+    except QuietStop:  # rank 0 prints the error another rank hit
+        return 2
     except USER_ERRORS as exc:
         return report("tbn-dapt", exc)
+    except RankLost as exc:
+        report("tbn-dapt", exc)
+        return STOPPED_EXIT
     return 0
 
 

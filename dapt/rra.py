@@ -15,6 +15,11 @@ R_n ⊕ C_{n+1}; the gate then weighs the LoRA gradient only.
 
 After the last window the accumulated LoRA gradient is divided by the window count N (§8.2.2.2),
 clipped, and applied in a single optimizer step.
+
+Several samples can share a step (``--samples-per-step``, or one per rank with ``--distributed``): they
+run side by side window index by window index, the compressor steps once per window index on their
+pooled gradients, and the LoRA steps once on the mean of their sample gradients; pooled over the ranks
+with ``all_sum``, every rank applies the same updates and holds the same weights bit for bit.
 """
 from __future__ import annotations
 
@@ -25,6 +30,10 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 import numpy as np
 from mlx.utils import tree_map
+
+from tbn_train.checkpoint import seed_step
+from tbn_train.distributed import World, pooled_gradient
+from tbn_train.update import Gradient
 
 from .compressor import KV, KVCompressor, cache_contents, reconstruction_loss, window_cache
 from .recap import GATES, RECAP_CLOSE, RECAP_MAX_TOKENS, RECAP_OPEN, RECAP_TEMPERATURE, assess, generate_recap
@@ -78,8 +87,10 @@ class RollingRecap:
 
     def __init__(self, model: nn.Module, tokenizer, compressor: KVCompressor | None, lora_optimizer: optim.Optimizer,
                  compressor_optimizer: optim.Optimizer | None, eos_ids, *, recap_max_tokens: int = RECAP_MAX_TOKENS,
-                 recap_temperature: float = RECAP_TEMPERATURE, gating: bool = True, max_grad_norm: float = 1.0) -> None:
+                 recap_temperature: float = RECAP_TEMPERATURE, gating: bool = True, max_grad_norm: float = 1.0,
+                 world: World | None = None) -> None:
         self.model, self.tokenizer, self.compressor = model, tokenizer, compressor
+        self.world = world or World()
         self.lora_optimizer, self.compressor_optimizer = lora_optimizer, compressor_optimizer
         self.eos_ids = set(eos_ids)
         self.recap_max_tokens, self.recap_temperature = recap_max_tokens, recap_temperature
@@ -120,52 +131,119 @@ class RollingRecap:
 
     def sample_gradients(self, sample: TokenizedSample, bounds: list[tuple[int, int]], keep_inputs: bool = False) -> SampleGradients:
         """Run every window of ``sample`` (stepping the compressor) and return the mean LoRA gradient."""
-        if not bounds:
-            raise ValueError(f"sample {sample.sample_id!r} has no windows")
-        total, logs, inputs = None, [], []
-        slots, recap, lora_weight = None, [], 1.0
-        for n, (lo, hi) in enumerate(bounds):
-            window = self.window_input(slots, recap, sample.ids[lo:hi], sample.mask[lo:hi])
-            loss, kv, grads = self.window_gradients(window)
-            total = tree_map(lambda g: lora_weight * g, grads) if total is None else \
-                tree_map(lambda a, g: a + lora_weight * g, total, grads)
-            if self.compressor is None:  # recaps only: R_n continues window n's own cache, which is then dropped
-                recon, parts, bridge = None, {}, kv
-                mx.eval(total, loss)
-            else:
-                recon, slots, parts, comp_grads = self.compress(kv)
-                bridge = slots
-                mx.eval(total, slots, recon, parts, loss)
-            recap = generate_recap(self.model, bridge, self.open_ids, self.eos_ids,
-                                   max_tokens=self.recap_max_tokens, temperature=self.recap_temperature)
-            recap_text = self.tokenizer.decode(recap)
-            quality = assess(recap_text, self.tokenizer.decode(sample.ids[lo:hi].tolist()))
-            next_lora, comp_weight = GATES[quality] if self.gating else (1.0, 1.0)
-            if self.compressor is None:
-                comp_weight = 0.0
-            elif comp_weight > 0:
-                self.compressor_optimizer.update(self.compressor, tree_map(lambda g: comp_weight * g, comp_grads))
-                mx.eval(self.compressor.parameters(), self.compressor_optimizer.state)
-            if keep_inputs:
-                inputs.append(window)
-            logs.append(WindowLog(n, hi - lo, int(window.mask.sum()), loss.item(), None if recon is None else recon.item(),
-                                  {k: v.item() for k, v in parts.items()}, quality.value, lora_weight, comp_weight, recap_text))
-            lora_weight = next_lora
-        mean = tree_map(lambda a: a / len(bounds), total)
-        mx.eval(mean)
-        return SampleGradients(mean, logs, inputs)
+        return self.group_gradients([sample], [bounds], keep_inputs=keep_inputs)[0]
+
+    def group_gradients(self, samples: list[TokenizedSample], bounds: list[list[tuple[int, int]]], *,
+                        step_samples: int | None = None, windows: int | None = None, seeds: list[tuple[int, ...]] | None = None,
+                        what: str = "a DAPT step", keep_inputs: bool = False) -> list[SampleGradients]:
+        """Run several samples side by side, window index by window index; return each one's mean LoRA gradient.
+
+        After window n of every sample that has one, the compressor takes one step on their pooled
+        reconstruction gradients (:func:`~tbn_train.distributed.pooled_gradient`: the gate-weighted mean,
+        scaled by the mean gate, over the samples whose recap did not gate it out), so with one sample it
+        is that sample's own gated step. ``step_samples`` is the number of samples over every rank of
+        ``self.world`` (default: these), ``windows`` the most windows any of them has: every rank then
+        takes the same compressor steps, a rank out of windows (or without a sample) pooling nothing.
+        ``seeds[i]`` reseeds the recap sampler before each window n of sample i (``(*seeds[i], n)``), so a
+        sample's recaps do not depend on which samples run beside it.
+        """
+        for sample, b in zip(samples, bounds, strict=True):
+            if not b:
+                raise ValueError(f"sample {sample.sample_id!r} has no windows")
+        runs = [_SampleRun(sample, b) for sample, b in zip(samples, bounds)]
+        step_samples = len(runs) if step_samples is None else step_samples
+        windows = max(map(len, bounds)) if windows is None else windows
+        for n in range(windows):
+            parts = [self._window(run, n, None if seeds is None else seeds[i], keep_inputs)
+                     for i, run in enumerate(runs) if n < len(run.bounds)]
+            if self.compressor is not None:
+                pooled, _ = pooled_gradient(parts, self.compressor.parameters(), self.world, step_samples,
+                                            f"the compressor step of window {n + 1} of {what}")
+                if pooled is not None:
+                    self.compressor_optimizer.update(self.compressor, tree_map(lambda g: pooled.weight * g, pooled.grads))
+                    mx.eval(self.compressor.parameters(), self.compressor_optimizer.state)
+        results = []
+        for run in runs:
+            mean = tree_map(lambda a: a / len(run.bounds), run.total)
+            mx.eval(mean)
+            results.append(SampleGradients(mean, run.logs, run.inputs))
+        return results
+
+    def _window(self, run: _SampleRun, n: int, seed: tuple[int, ...] | None, keep_inputs: bool) -> Gradient | None:
+        """Window n of one sample: its LoRA gradient (accumulated), the compressor roll, the recap and its gate.
+
+        Returns the compressor's gradient weighted by the gate, or None when there is none (no
+        compressor, or a garbage recap gated it out)."""
+        lo, hi = run.bounds[n]
+        sample = run.sample
+        window = self.window_input(run.slots, run.recap, sample.ids[lo:hi], sample.mask[lo:hi])
+        loss, kv, grads = self.window_gradients(window)
+        w = run.lora_weight
+        run.total = tree_map(lambda g: w * g, grads) if run.total is None else \
+            tree_map(lambda a, g: a + w * g, run.total, grads)
+        if self.compressor is None:  # recaps only: R_n continues window n's own cache, which is then dropped
+            recon, parts, bridge, comp_grads = None, {}, kv, None
+            mx.eval(run.total, loss)
+        else:
+            recon, run.slots, parts, comp_grads = self.compress(kv)
+            bridge = run.slots
+            mx.eval(run.total, run.slots, recon, parts, loss)
+        if seed is not None:
+            seed_step(*seed, n)
+        recap = generate_recap(self.model, bridge, self.open_ids, self.eos_ids,
+                               max_tokens=self.recap_max_tokens, temperature=self.recap_temperature)
+        recap_text = self.tokenizer.decode(recap)
+        quality = assess(recap_text, self.tokenizer.decode(sample.ids[lo:hi].tolist()))
+        next_lora, comp_weight = GATES[quality] if self.gating else (1.0, 1.0)
+        if self.compressor is None:
+            comp_weight = 0.0
+        if keep_inputs:
+            run.inputs.append(window)
+        run.logs.append(WindowLog(n, hi - lo, int(window.mask.sum()), loss.item(), None if recon is None else recon.item(),
+                                  {k: v.item() for k, v in parts.items()}, quality.value, w, comp_weight, recap_text))
+        run.recap, run.lora_weight = recap, next_lora
+        return Gradient(recon, comp_grads, comp_weight, []) if comp_weight > 0 else None
 
     def step(self, sample: TokenizedSample, bounds: list[tuple[int, int]]) -> tuple[list[WindowLog], float, bool]:
-        """One sample → one LoRA optimizer step: the window logs, the pre-clip gradient norm, and whether it stepped.
+        """One sample → one LoRA optimizer step: the window logs, the pre-clip gradient norm, and whether it stepped."""
+        logs, norm, stepped = self.group_step([sample], [bounds])
+        return logs[0], norm, stepped
 
-        When no window carries a gradient (each was gated out by a garbage recap, §8.2.1 fn. 15, or had no
-        trainable token) the step is skipped: Adam's momentum would still move the weights on a zero gradient.
+    def group_step(self, samples: list[TokenizedSample], bounds: list[list[tuple[int, int]]], *,
+                   step_samples: int | None = None, windows: int | None = None, seeds: list[tuple[int, ...]] | None = None,
+                   what: str = "a DAPT step") -> tuple[list[list[WindowLog]], float, bool]:
+        """Several samples (over every rank) → one LoRA optimizer step: each sample's window logs, the pre-clip
+        gradient norm, and whether it stepped.
+
+        The step's gradient is the mean of the samples' mean gradients (:func:`group_gradients` takes
+        the other arguments), each sample counting once whatever its window count, then the clip and Adam.
+        A sample none of whose windows carries a gradient (each was gated out by a garbage recap, §8.2.1
+        fn. 15, or had no trainable token) stays out of the mean; when that is every sample the step is
+        skipped: Adam's momentum would still move the weights on a zero gradient.
         """
-        result = self.sample_gradients(sample, bounds)
-        if not any(w.lora_weight > 0 and w.trainable_tokens > 0 for w in result.windows):
-            return result.windows, 0.0, False
-        clipped, norm = optim.clip_grad_norm(result.grads, self.max_grad_norm)
+        results = self.group_gradients(samples, bounds, step_samples=step_samples, windows=windows, seeds=seeds, what=what)
+        parts = [Gradient(mx.array(0.0), r.grads, 1.0, [])
+                 if any(w.lora_weight > 0 and w.trainable_tokens > 0 for w in r.windows) else None for r in results]
+        pooled, _ = pooled_gradient(parts, self.model.trainable_parameters(), self.world,
+                                    len(results) if step_samples is None else step_samples, f"the LoRA step of {what}")
+        logs = [r.windows for r in results]
+        if pooled is None:
+            return logs, 0.0, False
+        clipped, norm = optim.clip_grad_norm(pooled.grads, self.max_grad_norm)
         self.lora_optimizer.update(self.model, clipped)
         mx.eval(self.model.parameters(), self.lora_optimizer.state)
-        return result.windows, norm.item(), True
+        return logs, norm.item(), True
 
+
+@dataclass
+class _SampleRun:
+    """One sample's state between its windows: the slots and recap the next window reads, its gate, the gradient so far."""
+
+    sample: TokenizedSample
+    bounds: list[tuple[int, int]]
+    slots: KV | None = None
+    recap: list[int] = field(default_factory=list)
+    lora_weight: float = 1.0
+    total: dict | None = None
+    logs: list[WindowLog] = field(default_factory=list)
+    inputs: list[WindowInput] = field(default_factory=list)

@@ -23,7 +23,8 @@ import json
 import sys
 
 from tbn_train.cli_errors import USER_ERRORS, report
-from tbn_train.distributed import DISTRIBUTED_TIMEOUT, STOPPED_EXIT, QuietStop, RankLost, World
+from tbn_train.distributed import STOPPED_EXIT, QuietStop, RankLost, World
+from tbn_train.distributed_flags import add_distributed_arguments
 from tbn_train.tiny_model import ARCHITECTURES, TINY_HIDDEN, TINY_LAYERS
 
 
@@ -121,12 +122,7 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="mlx-lm adapter: the therapist's start, the frozen client/judge adapter and the reference")
     parser.add_argument("--checkpoint-every", type=int, default=None,
                         help="checkpoint every N turns/steps (default: 1)")
-    parser.add_argument("--distributed", action="store_true",
-                        help="join the ranks mlx.launch started: each plays its own clients (selfplay) or takes its share "
-                             "of each batch (sft, dpo); gradients pooled with all_sum; rank 0 writes --out "
-                             "(README: Several Macs)")
-    parser.add_argument("--distributed-timeout", type=float, default=None,
-                        help=f"seconds a rank waits for the others at a step before giving up (default: {DISTRIBUTED_TIMEOUT:.0f})")
+    add_distributed_arguments(parser, "plays its own clients (selfplay) or takes its share of each batch (sft, dpo)")
 
 
 def _run_settings(args: argparse.Namespace, names: tuple[str, ...]) -> dict:
@@ -159,12 +155,7 @@ def _plan(args: argparse.Namespace) -> None:
 
 def _world(args: argparse.Namespace) -> World:
     """The data-parallel group (--distributed) or this process alone."""
-    timeout = DISTRIBUTED_TIMEOUT if args.distributed_timeout is None else args.distributed_timeout
-    if not args.distributed:
-        if args.distributed_timeout is not None:
-            raise ValueError("--distributed-timeout needs --distributed")
-        return World()
-    return World.join(timeout)
+    return World.from_flags(args.distributed, args.distributed_timeout, "tbn-train")
 
 
 def _train(args: argparse.Namespace) -> None:

@@ -1,8 +1,9 @@
 """Data parallelism over ``mx.distributed``: several processes (ranks, e.g. one per Mac) train one adapter.
 
-``mlx.launch -n R … tbn-train selfplay … --distributed`` starts R ranks; :meth:`World.join` connects
-them (ring over TCP/Thunderbolt, MPI or JACCL, whichever the launcher set up). Each rank plays its own
-clients; per optimizer step the clients' gradients are pooled with one ``all_sum``
+``mlx.launch -n R … tbn-train selfplay … --distributed`` starts R ranks (``tbn-train sft`` / ``dpo`` and
+``tbn-dapt train`` alike); :meth:`World.join` connects them (ring over TCP/Thunderbolt, MPI or JACCL,
+whichever the launcher set up). Each rank plays its own clients (or takes its share of a batch, its own
+samples); per optimizer step the clients' gradients are pooled with one ``all_sum``
 (:func:`pooled_gradient`) *before* the shared clip → scale → Adam, so every rank applies the same
 update and holds the same adapter bit for bit. Besides the gradients the ranks exchange only small
 things: settings (refused at start when they differ), startup errors, log records and env states
@@ -15,6 +16,7 @@ that died shows up sooner as a lost connection (:class:`RankLost`). Either way n
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -32,14 +34,14 @@ from typing import Any, TypeVar
 
 import mlx.core as mx
 import numpy as np
-from mlx.utils import tree_flatten, tree_unflatten
+from mlx.utils import tree_flatten, tree_map_with_path
 
 from tbn_train.checkpoint import Checkpoint, load_checkpoint
 from tbn_train.cli_errors import USER_ERRORS, error_message
+from tbn_train.distributed_flags import DISTRIBUTED_TIMEOUT
 from tbn_train.run_dir import RunDir, plain_json
 from tbn_train.update import Gradient, PolicyUpdater
 
-DISTRIBUTED_TIMEOUT = 1800.0  # seconds a rank waits at a collective: above the slowest turn + held-out eval of an 8B model
 WATCHDOG_TICK = 0.5  # seconds between the watchdog's looks at the clock
 STOPPED_EXIT = 3  # exit status of a rank stopped because another rank failed (2 stays "bad input")
 RESUME_COPY = "checkpoint"  # where a rank other than 0 unpacks the checkpoint rank 0 sends it
@@ -54,10 +56,11 @@ class RankLost(RuntimeError):
 class World:
     """This process's place in the data-parallel group: ``rank`` of ``size`` (1, 0 without ``--distributed``)."""
 
-    def __init__(self, group: mx.distributed.Group | None = None, timeout: float = DISTRIBUTED_TIMEOUT) -> None:
+    def __init__(self, group: mx.distributed.Group | None = None, timeout: float = DISTRIBUTED_TIMEOUT,
+                 prog: str = "tbn-train") -> None:
         if timeout <= 0:
             raise ValueError(f"--distributed-timeout must be > 0 seconds, got {timeout}")
-        self.group = group
+        self.group, self.prog = group, prog
         self.rank = group.rank() if group is not None else 0
         self.size = group.size() if group is not None else 1
         self.timeout = timeout
@@ -68,9 +71,18 @@ class World:
             signal.signal(signal.SIGTERM, self._terminated)
 
     @classmethod
-    def join(cls, timeout: float = DISTRIBUTED_TIMEOUT) -> World:
+    def join(cls, timeout: float = DISTRIBUTED_TIMEOUT, prog: str = "tbn-train") -> World:
         """Connect to the ranks ``mlx.launch`` (or mpirun) started; a lone process is a group of one."""
-        return cls(mx.distributed.init(), timeout)
+        return cls(mx.distributed.init(), timeout, prog)
+
+    @classmethod
+    def from_flags(cls, distributed: bool, timeout: float | None, prog: str) -> World:
+        """The group ``--distributed`` joins (``--distributed-timeout`` seconds), or this process alone."""
+        if not distributed:
+            if timeout is not None:
+                raise ValueError("--distributed-timeout needs --distributed")
+            return cls(prog=prog)
+        return cls.join(DISTRIBUTED_TIMEOUT if timeout is None else timeout, prog)
 
     # ------------------------------------------------------------------ faults
     def _watch(self) -> None:
@@ -78,7 +90,7 @@ class World:
             time.sleep(WATCHDOG_TICK)
             deadline = self._deadline
             if deadline is not None and time.monotonic() > deadline:
-                print(f"tbn-train: error: rank {self.rank} waited {self.timeout:.0f} s for the other ranks at "
+                print(f"{self.prog}: error: rank {self.rank} waited {self.timeout:.0f} s for the other ranks at "
                       f"{self._what}: one is hung or unreachable; stop them all and restart with --resume",
                       file=sys.stderr, flush=True)
                 os._exit(STOPPED_EXIT)
@@ -197,9 +209,10 @@ def pooled_gradient(parts: Sequence[Gradient | None], template: dict, world: Wor
     bounds the pooled step as it bounds one client's, and a client's weight (RLAIF's treatment
     modifier) still sets its share. One ``all_sum`` carries the gradients (concatenated into one
     float32 vector), Σ wᵢ, n and the local ``ties`` (GRPO groups of equal scores, summed for the
-    counters). None when no client contributed.
+    counters). None when no client contributed. A rank may hold no client at all (``parts`` empty):
+    it still joins the ``all_sum``, so every rank takes the same step.
     """
-    if clients == 1:
+    if clients == 1 and world.size == 1:
         (part,) = parts
         return (None if part is None else Pooled(part.grads, part.weight, 1)), ties
     flat = tree_flatten(template)
@@ -214,11 +227,12 @@ def pooled_gradient(parts: Sequence[Gradient | None], template: dict, world: Wor
     if count == 0:
         return None, int(all_ties)
     mean = total[:-3] / weight_sum if weight_sum else total[:-3]  # all weights 0 (a weight set to 0): Σ wᵢgᵢ = 0
-    grads, offset = [], 0
-    for key, value in flat:
-        grads.append((key, mean[offset:offset + value.size].reshape(value.shape).astype(value.dtype)))
-        offset += value.size
-    return Pooled(tree_unflatten(grads), weight_sum / count, int(count)), int(all_ties)
+    offsets = dict(zip((key for key, _ in flat), np.cumsum([0] + [value.size for _, value in flat]).tolist()))
+    # the template's own tree, empty containers included: Adam keys its state by the first step's tree, so a
+    # pooled step and a lone client's step (e.g. a run's shorter last step) must hand it the same one
+    grads = tree_map_with_path(lambda key, value: mean[offsets[key]:offsets[key] + value.size].reshape(value.shape)
+                               .astype(value.dtype), template)
+    return Pooled(grads, weight_sum / count, int(count)), int(all_ties)
 
 
 def batch_step(updater: PolicyUpdater, world: World, part: Gradient | None, share: float, what: str) -> float:
@@ -260,12 +274,13 @@ def start_ranks(world: World, settings, resume: bool, build: Callable[[], T]) ->
     return world.together("the start", build)
 
 
-def open_run_dir(world: World, settings, out, resume: bool, policy) -> tuple[RunDir | None, Checkpoint | None]:
-    """Rank 0 opens the run directory and loads its latest checkpoint; the other ranks receive that
-    checkpoint from it (no shared disk needed) into a temporary copy: :func:`drop_copy` it once read."""
-    p = policy
+def open_run_dir(world: World, settings, out, resume: bool, model, router, optimizer) -> tuple[RunDir | None,
+                                                                                             Checkpoint | None]:
+    """Rank 0 opens the run directory and loads its latest checkpoint into ``model``'s adapters and
+    ``optimizer``; the other ranks receive that checkpoint from it (no shared disk needed) into a
+    temporary copy, loaded the same way: :func:`drop_copy` it once its extra files are read."""
     run = world.together("the run directory", lambda: RunDir(out, settings, resume) if world.rank == 0 else None)
-    ck = world.together("the checkpoint", lambda: run.restore(p.model, p.router, p.updater.optimizer) if run else None)
+    ck = world.together("the checkpoint", lambda: run.restore(model, router, optimizer) if run else None)
     if world.size == 1:
         return run, ck
     payload = world.broadcast_bytes(_pack(ck.path) if ck is not None else b"", "the resume")
@@ -274,7 +289,7 @@ def open_run_dir(world: World, settings, out, resume: bool, policy) -> tuple[Run
     where = Path(tempfile.mkdtemp(prefix="tbn-resume-")) / RESUME_COPY
     with tarfile.open(fileobj=io.BytesIO(payload), mode="r") as tar:
         tar.extractall(where, filter="data")
-    return run, load_checkpoint(where, p.model, p.router, p.updater.optimizer)
+    return run, load_checkpoint(where, model, router, optimizer)
 
 
 def begin_run(world: World, settings, out, resume: bool, build: Callable[[], tuple]) -> tuple[tuple, RunDir | None,
@@ -283,7 +298,8 @@ def begin_run(world: World, settings, out, resume: bool, build: Callable[[], tup
     policy first), rank 0's run directory and its checkpoint, already read into the model."""
     check_ranks(settings.ranks, world)
     built = start_ranks(world, settings, resume, build)
-    run, ck = open_run_dir(world, settings, out, resume, built[0])
+    p = built[0]
+    run, ck = open_run_dir(world, settings, out, resume, p.model, p.router, p.updater.optimizer)
     drop_copy(ck)
     return built, run, ck
 
@@ -299,3 +315,12 @@ def _pack(path: Path) -> bytes:
     with tarfile.open(fileobj=buf, mode="w") as tar:
         tar.add(path, arcname=".")
     return buf.getvalue()
+
+
+def adapter_digest(module) -> str:
+    """SHA-256 of the trainable parameters' bytes, in a fixed key order (equal on ranks that agree bit for bit)."""
+    h = hashlib.sha256()
+    for key, value in sorted(tree_flatten(module.trainable_parameters())):
+        h.update(key.encode("utf-8"))
+        h.update(np.array(value.astype(mx.float32)).tobytes())  # exact for float16 and bfloat16 too
+    return h.hexdigest()

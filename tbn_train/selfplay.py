@@ -29,7 +29,6 @@ phase), so a client plays the same whichever rank or process holds it.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import pickle
 import time
@@ -40,7 +39,6 @@ from typing import Annotated, Literal
 import gymnasium as gym
 import mlx.core as mx
 import numpy as np
-from mlx.utils import tree_flatten
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from tqdm import tqdm
 
@@ -59,7 +57,7 @@ from tbn_train.checkpoint import seed_step
 from tbn_train.clients import training_profile
 from tbn_train.read_files import load_pickle
 from tbn_train.config import TrainConfig
-from tbn_train.distributed import World, check_ranks, drop_copy, open_run_dir, pooled_gradient, start_ranks
+from tbn_train.distributed import World, adapter_digest, check_ranks, drop_copy, open_run_dir, pooled_gradient, start_ranks
 from tbn_train.generation import generate, generate_candidates
 from tbn_train.judges import check_judge_spec, resolve_judge
 from tbn_train.mlx_backends import (
@@ -227,7 +225,8 @@ class SelfPlay:
         self.world = world = world or World()
         check_ranks(cfg.ranks, world)
         self.policy: Policy = start_ranks(world, cfg, resume, self._build_policy)  # a refusal writes nothing
-        self.run, ck = open_run_dir(world, cfg, out, resume, self.policy)
+        p = self.policy
+        self.run, ck = open_run_dir(world, cfg, out, resume, p.model, p.router, p.updater.optimizer)
         self.timings = Timings()
         self.clients = cfg.clients * world.size  # over all ranks
         self.slots = [ClientSlot(self, world.rank * cfg.clients + i) for i in range(cfg.clients)]
@@ -491,15 +490,6 @@ class SelfPlay:
         if not writer:
             return None
         return self.run.finish(self.policy.model, self.policy.router, self.policy.therapist)
-
-
-def adapter_digest(model) -> str:
-    """SHA-256 of the trainable parameters' bytes, in a fixed key order (equal on ranks that agree bit for bit)."""
-    h = hashlib.sha256()
-    for key, value in sorted(tree_flatten(model.trainable_parameters())):
-        h.update(key.encode("utf-8"))
-        h.update(np.array(value.astype(mx.float32)).tobytes())  # exact for float16 and bfloat16 too
-    return h.hexdigest()
 
 
 def env_state_file(client: int, clients: int) -> str:

@@ -163,3 +163,39 @@ def test_a_sample_whose_windows_are_all_gated_out_takes_no_step(tiny_dir):
     assert [w.recap_quality for w in logs] == ["garbage"] * 3 and [w.lora_weight for w in logs] == [1.0, 0.0, 0.0]
     assert not stepped and norm == 0.0 and rra.lora_optimizer.state["step"].item() == 0
     assert all(mx.array_equal(v, before[k]).item() for k, v in flat(rra.model.trainable_parameters()).items())
+
+
+def test_two_copies_of_a_sample_in_one_step_step_as_the_sample_alone(tiny_dir):
+    """The pooled steps are means: two equal samples (same seeds) give the one sample's compressor and LoRA steps."""
+    results = []
+    for copies in (1, 2):
+        rra = trainer(tiny_dir, gating=True)
+        s = sample(rra)
+        bounds = [(0, 30), (30, 60), (60, len(s.ids))]
+        logs, norm, stepped = rra.group_step([s] * copies, [bounds] * copies, seeds=[(0, 0)] * copies)
+        assert stepped and all(window == logs[0] for window in logs)
+        results.append((logs[0], norm, flat(rra.model.trainable_parameters()), flat(rra.compressor.parameters())))
+    (logs1, norm1, lora1, comp1), (logs2, norm2, lora2, comp2) = results
+    assert [w.recap for w in logs1] == [w.recap for w in logs2] and norm2 == pytest.approx(norm1, rel=1e-5)
+    for one, two in ((lora1, lora2), (comp1, comp2)):
+        for key in one:
+            np.testing.assert_allclose(np.asarray(two[key]), np.asarray(one[key]), rtol=1e-5, atol=1e-7, err_msg=key)
+
+
+def test_samples_side_by_side_step_the_compressor_once_per_window_index(tiny_dir):
+    rra = trainer(tiny_dir)
+    s = sample(rra)
+    n = len(s.ids)
+    logs, _, stepped = rra.group_step([s, s], [[(0, 20), (20, 40), (40, n)], [(0, n)]], seeds=[(0, 0), (0, 1)])
+    assert [len(w) for w in logs] == [3, 1] and stepped
+    assert rra.compressor_optimizer.state["step"].item() == 3 and rra.lora_optimizer.state["step"].item() == 1
+
+
+def test_a_step_of_one_sample_after_a_step_of_two(tiny_dir):
+    """A run's last step may hold fewer samples (one takes no pooling): Adam must accept either step's gradient."""
+    rra = trainer(tiny_dir)
+    s = sample(rra)
+    bounds = [(0, 30), (30, len(s.ids))]
+    rra.group_step([s, s], [bounds, bounds], seeds=[(0, 0), (0, 1)])
+    _, _, stepped = rra.group_step([s], [bounds], seeds=[(0, 2)])
+    assert stepped and rra.lora_optimizer.state["step"].item() == 2

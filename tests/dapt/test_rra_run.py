@@ -20,7 +20,7 @@ from mlx_lm import load as mlx_lm_load
 from corpus.generate import generate
 from dapt.cli import main
 from dapt.preprocess import preprocess
-from dapt.train import COMPRESSOR_FILE, DAPTConfig, lora_spec
+from dapt.train import COMPRESSOR_FILE, DAPTConfig, check_samples_per_step, lora_spec
 from tbn_train.adapter_io import read_adapter
 from tbn_train.config import TrainConfig
 from tbn_train.lora import adapter_pairs, latter_third, middle_third
@@ -46,7 +46,11 @@ def args(tiny_dir, data_dir, out) -> list[str]:
 
 
 def records(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / LOG_FILE).read_text().splitlines()]
+    """The log without the steps' wall seconds (the one field two equal runs do not share)."""
+    rows = [json.loads(line) for line in (out / LOG_FILE).read_text().splitlines()]
+    for row in rows:
+        row.pop("seconds", None)
+    return rows
 
 
 def outputs(out: Path) -> tuple[bytes, bytes]:
@@ -66,10 +70,11 @@ def test_run_logs_every_window_and_one_step_per_sample(reference_run, data_dir):
     steps = [r for r in rows if r["kind"] == "step"]
     assert [r["step"] for r in steps] == list(range(STEPS))
     curriculum = json.loads((data_dir / "curriculum.json").read_text())
-    assert [r["sample_id"] for r in steps] == curriculum[:STEPS]  # shortest first (App. 29.4)
+    assert [r["sample_ids"] for r in steps] == [[s] for s in curriculum[:STEPS]]  # shortest first (App. 29.4)
     for step in steps:
         windows = [r for r in rows if r["kind"] == "window" and r["step"] == step["step"]]
-        assert [w["window"] for w in windows] == list(range(step["n_windows"])) and step["n_windows"] >= 2
+        (n_windows,) = step["n_windows"]
+        assert [w["window"] for w in windows] == list(range(n_windows)) and n_windows >= 2
         assert all(np.isfinite(w["loss"]) and w["recap_quality"] in ("high", "low", "garbage") for w in windows)
         gated_out = not any(w["lora_weight"] > 0 and w["trainable_tokens"] > 0 for w in windows)
         assert step["stepped"] is not gated_out and (step["grad_norm"] > 0) is not gated_out
@@ -93,6 +98,13 @@ def test_latter_third_option_targets_the_last_layers(tiny_dir, data_dir):
     assert lora_spec(cfg, 8).resolve_layers(8) == latter_third(8) == [5, 6, 7]
     assert lora_spec(cfg.model_copy(update={"layers": "middle"}), 62).resolve_layers(62) == list(range(21, 42))  # §9.1
     assert lora_spec(cfg, 8).rank("q") == lora_spec(cfg, 8).rank("down") == 32  # §27.4.1
+
+
+def test_a_step_with_fewer_samples_than_ranks_is_refused(tiny_dir, data_dir):
+    cfg = DAPTConfig(model=str(tiny_dir), data=str(data_dir), ranks=2, samples_per_step=1)
+    with pytest.raises(ValueError, match=r"--samples-per-step 1 leaves ranks idle: with 2 ranks give at least 2"):
+        check_samples_per_step(cfg)
+    check_samples_per_step(cfg.model_copy(update={"samples_per_step": 3}))  # uneven shares are fine
 
 
 @pytest.mark.slow

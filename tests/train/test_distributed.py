@@ -1,7 +1,8 @@
-"""Data-parallel self-play: real ``mlx.launch --backend ring`` ranks on 127.0.0.1 against one process.
+"""Data-parallel training: real ``mlx.launch --backend ring`` ranks on 127.0.0.1 against one process.
 
-The reference for a 2-rank run is one process playing the same two clients side by side
-(``--clients 2``): the same seeds, the same pooled step per turn. Both run through the CLI.
+The reference for a 2-rank run is one process doing the same two ranks' work side by side: playing the
+same two clients (selfplay ``--clients 2``), taking whole batches (sft, dpo), training two samples per
+step (tbn-dapt ``--samples-per-step 2``): the same seeds, the same pooled steps. All run through the CLIs.
 """
 
 from __future__ import annotations
@@ -21,16 +22,20 @@ import numpy as np
 import pytest
 from mlx.utils import tree_flatten, tree_unflatten
 
+from corpus.generate import generate
+from dapt.cli import main as dapt_main
+from dapt.preprocess import preprocess
+from dapt.train import ADAPTER_FOLDER, COMPRESSOR_FILE
 from tbn_train.cli import main
-from tbn_train.distributed import World, pooled_gradient
+from tbn_train.distributed import World, adapter_digest, pooled_gradient
 from tbn_train.read_files import load_arrays
 from tbn_train.run_dir import CHECKPOINTS, FINAL_ADAPTER, LOG_FILE
-from tbn_train.selfplay import adapter_digest
 from tbn_train.update import Gradient
 
 MAX_NEW_TOKENS = 8  # the tiny model's turns stay short: two ranks share this machine's cores
 SESSIONS, TURNS = 1, 3  # three pooled turns: room to kill a rank after the first checkpoint
 LAUNCH_TIMEOUT = 600  # seconds a whole launch may take on a loaded 2-core machine before the test fails
+KILLED_TIMEOUT = 60  # --distributed-timeout of a run whose rank 1 is killed: rank 0 gives up by then at the latest
 ENTRY = Path(__file__).with_name("launch_rank.py")
 LAUNCHER = Path(sys.executable).with_name("mlx.launch")
 
@@ -54,11 +59,11 @@ def free_port() -> int:
             continue
 
 
-def launch(args: list[str], env_extra: dict | None = None) -> subprocess.Popen:
-    """Two ranks of ``tbn-train`` (through tests/train/launch_rank.py) on the ring backend, 127.0.0.1."""
+def launch(args: list[str], env_extra: dict | None = None, prog: str = "tbn-train") -> subprocess.Popen:
+    """Two ranks of ``prog`` (through tests/train/launch_rank.py) on the ring backend, 127.0.0.1."""
     env = {**os.environ, "MLX_DISABLE_COMPILE": "1", "HF_HUB_OFFLINE": "1", **(env_extra or {})}
     cmd = [str(LAUNCHER), "-n", "2", "--backend", "ring", "--starting-port", str(free_port()),
-           "--python", sys.executable, str(ENTRY), *args, "--distributed"]
+           "--python", sys.executable, str(ENTRY), prog, *args, "--distributed"]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -155,23 +160,29 @@ def test_ranks_started_with_different_settings_are_refused_in_one_line(llama_dir
     assert not (tmp_path / "run").exists()  # refused before anything was written
 
 
-@pytest.mark.slow
-def test_killed_rank_stops_the_other_and_resume_finishes_the_uninterrupted_run(two_ranks, llama_dir, tmp_path):
-    out, pids = tmp_path / "killed", tmp_path / "pids"
+def kill_rank_1_after_the_first_checkpoint(args: list[str], out: Path, pids: Path, prog: str = "tbn-train") -> None:
+    """Launch two ranks, SIGKILL rank 1 once rank 0 has checkpointed step 1, and check that rank 0 then stops
+    (the launcher returns, no hang) with one error line telling to ``--resume`` and no adapter written."""
     pids.mkdir()
-    proc = launch(selfplay_args(llama_dir, out), {"TBN_TEST_PID_DIR": str(pids)})
+    proc = launch([*args, "--distributed-timeout", str(KILLED_TIMEOUT)], {"TBN_TEST_PID_DIR": str(pids)}, prog)
     latest = out / CHECKPOINTS / "latest.json"
     try:
         while proc.poll() is None and not (latest.is_file() and json.loads(latest.read_text())["step"] >= 1):
-            time.sleep(0.05)
+            time.sleep(0.01)
         os.kill(int((pids / "rank-1.pid").read_text()), signal.SIGKILL)
         _, err = finish(proc)  # the launcher returns: rank 0 did not hang waiting for rank 1
     finally:
         if proc.poll() is None:
             proc.kill()
-    stopped = [line for line in error_lines(err) if "rank 0" in line]
+    stopped = [line for line in err.splitlines() if line.startswith(f"{prog}: error: rank 0")]
     assert len(stopped) == 1 and "--resume" in stopped[0], err[-3000:]
-    assert not (out / FINAL_ADAPTER).exists()
+    assert not any((out / name).exists() for name in (FINAL_ADAPTER, "adapter"))
+
+
+@pytest.mark.slow
+def test_killed_rank_stops_the_other_and_resume_finishes_the_uninterrupted_run(two_ranks, llama_dir, tmp_path):
+    out = tmp_path / "killed"
+    kill_rank_1_after_the_first_checkpoint(selfplay_args(llama_dir, out), out, tmp_path / "pids")
     assert len(records(out)) < 2 * TURNS  # really interrupted
 
     _, err = finish(launch([*selfplay_args(llama_dir, out), "--resume"]))
@@ -195,7 +206,7 @@ def test_a_hung_rank_makes_the_other_give_up_after_the_timeout(llama_dir, tmp_pa
     pids.mkdir()
     env = {**os.environ, "MLX_DISABLE_COMPILE": "1", "HF_HUB_OFFLINE": "1", "TBN_TEST_PID_DIR": str(pids)}
     cmd = [str(LAUNCHER), "-n", "2", "--backend", "ring", "--starting-port", str(free_port()), "--python", sys.executable,
-           str(ENTRY), *selfplay_args(llama_dir, out), "--distributed", "--distributed-timeout", "5"]
+           str(ENTRY), "tbn-train", *selfplay_args(llama_dir, out), "--distributed", "--distributed-timeout", "5"]
     latest = out / CHECKPOINTS / "latest.json"
     with open(err_file, "w") as err:
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err)
@@ -217,6 +228,14 @@ def test_a_hung_rank_makes_the_other_give_up_after_the_timeout(llama_dir, tmp_pa
     assert "--resume" in lines[0]
 
 
+def test_a_pooled_gradient_keeps_the_template_structure_of_a_single_clients_gradient():
+    """Empty containers too (a model's list of layer types): Adam keys its state by the first step's tree."""
+    template = {"w": mx.zeros((2, 3)), "layer_types": [{}, {}], "head": {}}
+    pooled, _ = pooled_gradient([_part(1.0, 1.0), _part(3.0, 1.0)], template, World(), clients=2, what="test")
+    assert pooled.grads.keys() == template.keys() and pooled.grads["layer_types"] == [{}, {}]
+    assert mx.array_equal(pooled.grads["w"], mx.full((2, 3), 2.0)).item()
+
+
 def test_zero_weights_pool_to_a_zero_step_not_nan():
     pooled, _ = pooled_gradient([_part(1.0, 0.0), _part(2.0, 0.0)], {"w": mx.zeros((2, 3))}, World(), clients=2, what="test")
     assert pooled.weight == 0.0 and not mx.any(pooled.grads["w"]).item()
@@ -230,27 +249,45 @@ CHATS = [{"messages": [{"role": "user", "content": f"I feel {w}."},
          for i, w in enumerate(("stuck", "tired", "alone", "angry"))]
 
 
+EPOCHS = {"dpo": 1, "sft": 4}  # sft: eight steps of two, so a rank killed after the first checkpoint dies long before the end
+
+
 def batch_args(kind: str, model_dir, out: Path, data: Path) -> list[str]:
     data.write_text("".join(json.dumps(r) + "\n" for r in (PAIRS if kind == "dpo" else CHATS)))
     flag = "--pairs" if kind == "dpo" else "--data"
     return [kind, "--model", str(model_dir), flag, str(data), "--out", str(out), "--batch-size", "2", "--seed", "1",
-            "--learning-rate", str(BATCH_LR)]
+            "--learning-rate", str(BATCH_LR), "--epochs", str(EPOCHS[kind])]
+
+
+@pytest.fixture(scope="module")
+def batch_ranks(llama_dir, tmp_path_factory):
+    """Factory: kind (sft, dpo) → an uninterrupted 2-rank run and its data file, launched once per module."""
+    root, built = tmp_path_factory.mktemp("batch-ranks"), {}
+
+    def run(kind: str) -> tuple[Path, Path]:
+        if kind not in built:
+            out, data = root / kind, root / f"{kind}.jsonl"
+            _, err = finish(launch(batch_args(kind, llama_dir, out, data)))
+            assert (out / FINAL_ADAPTER).is_dir(), err[-3000:]
+            built[kind] = out, data
+        return built[kind]
+
+    return run
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["dpo", "sft"])
-def test_two_ranks_splitting_each_batch_equal_one_process(kind, llama_dir, tmp_path):
+def test_two_ranks_splitting_each_batch_equal_one_process(kind, batch_ranks, llama_dir, tmp_path):
     """Each rank takes half of every batch; the pooled step is the whole batch's step (pairs / tokens weighted)."""
-    _, err = finish(launch(batch_args(kind, llama_dir, tmp_path / "ranks", tmp_path / "data.jsonl")))
-    assert (tmp_path / "ranks" / FINAL_ADAPTER).is_dir(), err[-3000:]
-    assert main(batch_args(kind, llama_dir, tmp_path / "one", tmp_path / "data.jsonl")) == 0
-    ranks, one = records(tmp_path / "ranks", "seconds"), records(tmp_path / "one", "seconds")
-    assert len(ranks) == len(one) == 2
+    two, data = batch_ranks(kind)
+    assert main(batch_args(kind, llama_dir, tmp_path / "one", data)) == 0
+    ranks, one = records(two, "seconds"), records(tmp_path / "one", "seconds")
+    assert len(ranks) == len(one) == 2 * EPOCHS[kind]
     for a, b in zip(ranks, one, strict=True):
         assert a.keys() == b.keys()
         for key, value in a.items():
             assert value == (pytest.approx(b[key], rel=1e-4, abs=1e-6) if isinstance(value, float) else b[key]), key
-    mine = load_arrays(tmp_path / "ranks" / FINAL_ADAPTER / "adapters.safetensors", "adapter")
+    mine = load_arrays(two / FINAL_ADAPTER / "adapters.safetensors", "adapter")
     theirs = load_arrays(tmp_path / "one" / FINAL_ADAPTER / "adapters.safetensors", "adapter")
     for key in mine:  # Adam divides by √v: a near-zero gradient's rounding moves its weight by up to ~lr · 1e-3
         np.testing.assert_allclose(np.array(mine[key]), np.array(theirs[key]), rtol=1e-4, atol=BATCH_LR * 1e-2)
@@ -264,3 +301,115 @@ def test_a_two_rank_run_resumed_by_one_process_is_refused_in_one_line(two_ranks,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "ranks: run has 2, now 1" in err[0], err
     assert (two_ranks / LOG_FILE).read_bytes() == before  # nothing touched
+
+
+@pytest.mark.slow
+def test_killed_sft_rank_stops_the_other_and_resume_finishes_the_uninterrupted_run(batch_ranks, llama_dir, tmp_path):
+    whole, data = batch_ranks("sft")
+    out = tmp_path / "killed"
+    kill_rank_1_after_the_first_checkpoint(batch_args("sft", llama_dir, out, data), out, tmp_path / "pids")
+    assert len(records(out, "seconds")) < 2 * EPOCHS["sft"]  # really interrupted
+
+    _, err = finish(launch([*batch_args("sft", llama_dir, out, data), "--resume"]))
+    assert (out / FINAL_ADAPTER).is_dir(), err[-3000:]
+    assert records(out, "seconds") == records(whole, "seconds")  # every step exactly once, as uninterrupted
+    assert adapter_bytes(out) == adapter_bytes(whole)
+
+
+# ---------------------------------------------------------------------- tbn-dapt train
+DAPT_SAMPLES = 5  # steps of two, two and one sample: in the last, rank 1 has none and still joins every exchange
+
+
+@pytest.fixture(scope="module")
+def dapt_data(llama_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("dapt-data")
+    generate(root / "corpus", n=1, seed=0)
+    preprocess(root / "corpus", root / "samples", ("dfr", "uhd"), tokenizer_dir=llama_dir)
+    return root / "samples"
+
+
+def dapt_args(model_dir, data, out) -> list[str]:
+    return ["train", "--model", str(model_dir), "--data", str(data), "--out", str(out), "--max-steps", str(DAPT_SAMPLES),
+            "--window-tokens", "320", "--recap-max-tokens", "6", "--compressor-slots", "4", "--rank", "4",
+            "--learning-rate", "1e-3", "--seed", "2"]
+
+
+@pytest.fixture(scope="module")
+def dapt_ranks(llama_dir, dapt_data, tmp_path_factory):
+    """An uninterrupted 2-rank DAPT run (one sample per rank per step)."""
+    out = tmp_path_factory.mktemp("dapt-ranks") / "ranks"
+    _, err = finish(launch(dapt_args(llama_dir, dapt_data, out), prog="tbn-dapt"))
+    assert (out / ADAPTER_FOLDER).is_dir(), err[-3000:]
+    return out
+
+
+def dapt_records(out: Path) -> list[dict]:
+    """The log without the steps' wall seconds."""
+    rows = [json.loads(line) for line in (out / LOG_FILE).read_text().splitlines()]
+    for row in rows:
+        row.pop("seconds", None)
+    return rows
+
+
+def dapt_outputs(out: Path) -> tuple[bytes, bytes]:
+    return (out / ADAPTER_FOLDER / "adapters.safetensors").read_bytes(), (out / COMPRESSOR_FILE).read_bytes()
+
+
+def assert_close(a, b, where: str) -> None:
+    """Equal JSON values, floats to the tolerance of a sum taken in another order."""
+    if isinstance(a, float):
+        assert a == pytest.approx(b, rel=1e-4, abs=1e-6), where
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for key in a:
+            assert_close(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_close(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where
+
+
+@pytest.mark.slow
+def test_two_dapt_ranks_equal_one_process_training_two_samples_per_step(dapt_ranks, llama_dir, dapt_data, tmp_path):
+    assert dapt_main([*dapt_args(llama_dir, dapt_data, tmp_path / "one"), "--samples-per-step", "2"]) == 0
+    ranks, one = dapt_records(dapt_ranks), dapt_records(tmp_path / "one")
+    steps = [r for r in ranks if r["kind"] == "step"]
+    assert [len(r["sample_ids"]) for r in steps] == [2, 2, 1]
+    assert any(len(set(r["n_windows"])) > 1 for r in steps)  # a rank ran out of windows before the other
+    gated_in = {(r["step"], r["window"]) for r in ranks if r["kind"] == "window" and r["compressor_weight"] > 0}
+    assert steps[-1]["compressor_steps"] == len(gated_in)  # one pooled step per window index some sample gated in
+    assert_close(ranks, one, "log")
+    for name in ("adapters", "compressor"):
+        path = (ADAPTER_FOLDER + "/adapters.safetensors") if name == "adapters" else COMPRESSOR_FILE
+        mine, theirs = load_arrays(dapt_ranks / path, name), load_arrays(tmp_path / "one" / path, name)
+        assert mine.keys() == theirs.keys()
+        for key in mine:  # Adam divides by √v: a near-zero gradient's rounding moves its weight by up to ~lr · 1e-3
+            np.testing.assert_allclose(np.array(mine[key]), np.array(theirs[key]), rtol=1e-4, atol=1e-5, err_msg=key)
+    run = json.loads((dapt_ranks / "run.json").read_text())
+    assert run["ranks"] == 2 and run["samples_per_step"] == 2
+
+
+@pytest.mark.slow
+def test_dapt_ranks_started_with_different_settings_are_refused_in_one_line(llama_dir, dapt_data, tmp_path):
+    proc = launch(dapt_args(llama_dir, dapt_data, tmp_path / "run"), {"TBN_TEST_RANK1_ARGS": "--recap-max-tokens 7"},
+                  "tbn-dapt")
+    _, err = finish(proc)
+    lines = [line for line in err.splitlines() if line.startswith("tbn-dapt: error:")]
+    assert len(lines) == 1, err[-3000:]
+    assert "different settings" in lines[0] and "recap_max_tokens" in lines[0]
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+@pytest.mark.slow
+def test_killed_dapt_rank_stops_the_other_and_resume_finishes_the_uninterrupted_run(dapt_ranks, llama_dir, dapt_data,
+                                                                                     tmp_path):
+    out = tmp_path / "killed"
+    kill_rank_1_after_the_first_checkpoint(dapt_args(llama_dir, dapt_data, out), out, tmp_path / "pids", "tbn-dapt")
+    assert sum(r["kind"] == "step" for r in dapt_records(out)) < 3  # really interrupted
+
+    _, err = finish(launch([*dapt_args(llama_dir, dapt_data, out), "--resume"], prog="tbn-dapt"))
+    assert (out / ADAPTER_FOLDER).is_dir(), err[-3000:]
+    assert dapt_records(out) == dapt_records(dapt_ranks)  # rank 1 read the compressor rank 0 sent it
+    assert dapt_outputs(out) == dapt_outputs(dapt_ranks)
