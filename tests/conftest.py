@@ -37,3 +37,49 @@ def tiny_family(tmp_path_factory):
         return built[(arch, bits)]
 
     return build
+
+
+@pytest.fixture(scope="session")
+def dapt_samples(tiny_dirs, tmp_path_factory):
+    """DFR and UHD samples of one offline corpus session, tokenized for the tiny llama: the DAPT runs' data."""
+    from corpus.generate import generate
+    from dapt.preprocess import preprocess
+
+    root = tmp_path_factory.mktemp("dapt-data")
+    generate(root / "corpus", n=1, seed=0)
+    preprocess(root / "corpus", root / "samples", ("dfr", "uhd"), tokenizer_dir=tiny_dirs["llama"])
+    return root / "samples"
+
+
+@pytest.fixture(scope="session")
+def dapt_run_args():
+    """`tbn-dapt train` arguments of a small, fast run on a tiny model: argv(model, data, out, steps)."""
+    def argv(model, data, out, steps: int) -> list[str]:
+        return ["train", "--model", str(model), "--data", str(data), "--out", str(out), "--max-steps", str(steps),
+                "--window-tokens", "320", "--recap-max-tokens", "6", "--compressor-slots", "4", "--rank", "4",
+                "--learning-rate", "1e-3", "--seed", "2"]
+    return argv
+
+
+@pytest.fixture(scope="session")
+def dapt_records():
+    """A DAPT run's log without the steps' wall seconds (the one field two equal runs do not share)."""
+    import json
+
+    from tbn_train.run_dir import LOG_FILE
+
+    def read(out) -> list[dict]:
+        rows = [json.loads(line) for line in (out / LOG_FILE).read_text().splitlines()]
+        for row in rows:
+            row.pop("seconds", None)
+        return rows
+    return read
+
+
+@pytest.fixture(scope="session")
+def dapt_outputs():
+    """A finished DAPT run's adapter and compressor, as bytes."""
+    from dapt.train import ADAPTER_FOLDER, COMPRESSOR_FILE
+
+    return lambda out: ((out / ADAPTER_FOLDER / "adapters.safetensors").read_bytes(),
+                        (out / COMPRESSOR_FILE).read_bytes())

@@ -10,16 +10,13 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import mlx.core as mx
 import numpy as np
 import pytest
 from mlx_lm import load as mlx_lm_load
 
-from corpus.generate import generate
 from dapt.cli import main
-from dapt.preprocess import preprocess
 from dapt.train import COMPRESSOR_FILE, DAPTConfig, check_samples_per_step, lora_spec
 from tbn_train.adapter_io import read_adapter
 from tbn_train.config import TrainConfig
@@ -32,44 +29,24 @@ STEPS = 4
 
 
 @pytest.fixture(scope="module")
-def data_dir(tiny_dir, tmp_path_factory):
-    root = tmp_path_factory.mktemp("dapt-data")
-    generate(root / "corpus", n=1, seed=0)
-    preprocess(root / "corpus", root / "samples", ("dfr", "uhd"), tokenizer_dir=tiny_dir)
-    return root / "samples"
-
-
-def args(tiny_dir, data_dir, out) -> list[str]:
-    return ["train", "--model", str(tiny_dir), "--data", str(data_dir), "--out", str(out), "--max-steps", str(STEPS),
-            "--window-tokens", "320", "--recap-max-tokens", "6", "--compressor-slots", "4", "--rank", "4",
-            "--learning-rate", "1e-3", "--seed", "2"]
-
-
-def records(out: Path) -> list[dict]:
-    """The log without the steps' wall seconds (the one field two equal runs do not share)."""
-    rows = [json.loads(line) for line in (out / LOG_FILE).read_text().splitlines()]
-    for row in rows:
-        row.pop("seconds", None)
-    return rows
-
-
-def outputs(out: Path) -> tuple[bytes, bytes]:
-    return (out / "adapter" / "adapters.safetensors").read_bytes(), (out / COMPRESSOR_FILE).read_bytes()
+def args(dapt_run_args):
+    """This module's run: (model, data, out) → argv of STEPS samples."""
+    return lambda model, data, out: dapt_run_args(model, data, out, STEPS)
 
 
 @pytest.fixture(scope="module")
-def reference_run(tiny_dir, data_dir, tmp_path_factory):
+def reference_run(tiny_dir, dapt_samples, tmp_path_factory, args):
     out = tmp_path_factory.mktemp("dapt-run") / "ref"
-    assert main(args(tiny_dir, data_dir, out)) == 0
+    assert main(args(tiny_dir, dapt_samples, out)) == 0
     return out
 
 
 @pytest.mark.slow
-def test_run_logs_every_window_and_one_step_per_sample(reference_run, data_dir):
-    rows = records(reference_run)
+def test_run_logs_every_window_and_one_step_per_sample(reference_run, dapt_samples, dapt_records):
+    rows = dapt_records(reference_run)
     steps = [r for r in rows if r["kind"] == "step"]
     assert [r["step"] for r in steps] == list(range(STEPS))
-    curriculum = json.loads((data_dir / "curriculum.json").read_text())
+    curriculum = json.loads((dapt_samples / "curriculum.json").read_text())
     assert [r["sample_ids"] for r in steps] == [[s] for s in curriculum[:STEPS]]  # shortest first (App. 29.4)
     for step in steps:
         windows = [r for r in rows if r["kind"] == "window" and r["step"] == step["step"]]
@@ -93,32 +70,32 @@ def test_adapter_is_an_mlx_lm_adapter_on_the_middle_third(reference_run, tiny_di
     assert not mx.allclose(base(ids), adapted(ids)).item()  # training moved the adapter off the base
 
 
-def test_latter_third_option_targets_the_last_layers(tiny_dir, data_dir):
-    cfg = DAPTConfig(model=str(tiny_dir), data=str(data_dir), layers="latter")
+def test_latter_third_option_targets_the_last_layers(tiny_dir, dapt_samples):
+    cfg = DAPTConfig(model=str(tiny_dir), data=str(dapt_samples), layers="latter")
     assert lora_spec(cfg, 8).resolve_layers(8) == latter_third(8) == [5, 6, 7]
     assert lora_spec(cfg.model_copy(update={"layers": "middle"}), 62).resolve_layers(62) == list(range(21, 42))  # §9.1
     assert lora_spec(cfg, 8).rank("q") == lora_spec(cfg, 8).rank("down") == 32  # §27.4.1
 
 
-def test_a_step_with_fewer_samples_than_ranks_is_refused(tiny_dir, data_dir):
-    cfg = DAPTConfig(model=str(tiny_dir), data=str(data_dir), ranks=2, samples_per_step=1)
+def test_a_step_with_fewer_samples_than_ranks_is_refused(tiny_dir, dapt_samples):
+    cfg = DAPTConfig(model=str(tiny_dir), data=str(dapt_samples), ranks=2, samples_per_step=1)
     with pytest.raises(ValueError, match=r"--samples-per-step 1 leaves ranks idle: with 2 ranks give at least 2"):
         check_samples_per_step(cfg)
     check_samples_per_step(cfg.model_copy(update={"samples_per_step": 3}))  # uneven shares are fine
 
 
 @pytest.mark.slow
-def test_seeded_runs_are_bit_identical(reference_run, tiny_dir, data_dir, tmp_path):
-    assert main(args(tiny_dir, data_dir, tmp_path / "again")) == 0
-    assert outputs(tmp_path / "again") == outputs(reference_run)
-    assert records(tmp_path / "again") == records(reference_run)
+def test_seeded_runs_are_bit_identical(reference_run, tiny_dir, dapt_samples, tmp_path, args, dapt_records, dapt_outputs):
+    assert main(args(tiny_dir, dapt_samples, tmp_path / "again")) == 0
+    assert dapt_outputs(tmp_path / "again") == dapt_outputs(reference_run)
+    assert dapt_records(tmp_path / "again") == dapt_records(reference_run)
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_to_the_uninterrupted_result(reference_run, tiny_dir, data_dir, tmp_path):
+def test_killed_run_resumes_to_the_uninterrupted_result(reference_run, tiny_dir, dapt_samples, tmp_path, args, dapt_records, dapt_outputs):
     out = tmp_path / "killed"
     env = {**os.environ, "MLX_DISABLE_COMPILE": "1", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "dapt.cli", *args(tiny_dir, data_dir, out)], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "dapt.cli", *args(tiny_dir, dapt_samples, out)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     latest = out / CHECKPOINTS / "latest.json"
     try:
@@ -128,10 +105,10 @@ def test_killed_run_resumes_to_the_uninterrupted_result(reference_run, tiny_dir,
         proc.send_signal(signal.SIGKILL)
         _, err = proc.communicate()
     assert proc.returncode == -signal.SIGKILL, err.decode()[-2000:]
-    assert sum(r["kind"] == "step" for r in records(out)) < STEPS  # really interrupted
-    assert main([*args(tiny_dir, data_dir, out), "--resume"]) == 0
-    assert records(out) == records(reference_run)
-    assert outputs(out) == outputs(reference_run)
+    assert sum(r["kind"] == "step" for r in dapt_records(out)) < STEPS  # really interrupted
+    assert main([*args(tiny_dir, dapt_samples, out), "--resume"]) == 0
+    assert dapt_records(out) == dapt_records(reference_run)
+    assert dapt_outputs(out) == dapt_outputs(reference_run)
 
 
 @pytest.mark.slow
@@ -152,26 +129,26 @@ def test_selfplay_warm_starts_from_the_dapt_adapter(reference_run, tiny_dir, tmp
 
 
 @pytest.mark.slow
-def test_bad_input_names_the_problem(tiny_dir, data_dir, reference_run, tmp_path, capsys):
+def test_bad_input_names_the_problem(tiny_dir, dapt_samples, reference_run, tmp_path, capsys, args, dapt_outputs):
     assert main(["train", "--model", str(tiny_dir), "--data", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
     assert "not a tbn-dapt preprocess output" in capsys.readouterr().err
-    assert main(["train", "--model", str(tmp_path / "nowhere"), "--data", str(data_dir), "--out", str(tmp_path / "m")]) == 2
+    assert main(["train", "--model", str(tmp_path / "nowhere"), "--data", str(dapt_samples), "--out", str(tmp_path / "m")]) == 2
     assert "model directory" in capsys.readouterr().err and not (tmp_path / "m").exists()
-    assert main([*args(tiny_dir, data_dir, tmp_path / "y"), "--window-jitter", "1.5"]) == 2
+    assert main([*args(tiny_dir, dapt_samples, tmp_path / "y"), "--window-jitter", "1.5"]) == 2
     assert "window_jitter" in capsys.readouterr().err
-    assert main([*args(tiny_dir, data_dir, tmp_path / "z"), "--strategies", "adwc"]) == 2
+    assert main([*args(tiny_dir, dapt_samples, tmp_path / "z"), "--strategies", "adwc"]) == 2
     assert "no samples of strategies ['adwc']" in capsys.readouterr().err
-    before = outputs(reference_run)
-    assert main([*args(tiny_dir, data_dir, reference_run), "--rank", "8", "--resume"]) == 2
+    before = dapt_outputs(reference_run)
+    assert main([*args(tiny_dir, dapt_samples, reference_run), "--rank", "8", "--resume"]) == 2
     assert "--resume settings differ" in capsys.readouterr().err
-    assert main(args(tiny_dir, data_dir, reference_run)) == 2
+    assert main(args(tiny_dir, dapt_samples, reference_run)) == 2
     assert "already holds a run" in capsys.readouterr().err
-    assert outputs(reference_run) == before  # nothing of the finished run was touched
+    assert dapt_outputs(reference_run) == before  # nothing of the finished run was touched
 
 
 @pytest.mark.slow
-def test_a_damaged_compressor_checkpoint_is_one_line_and_changes_nothing(reference_run, tiny_dir, data_dir, tmp_path,
-                                                                          capsys):
+def test_a_damaged_compressor_checkpoint_is_one_line_and_changes_nothing(reference_run, tiny_dir, dapt_samples, tmp_path,
+                                                                          capsys, args):
     """Before the fix: a safetensors traceback."""
     import shutil
     run = tmp_path / "run"
@@ -179,7 +156,7 @@ def test_a_damaged_compressor_checkpoint_is_one_line_and_changes_nothing(referen
     latest = sorted((run / CHECKPOINTS).glob("step-*"))[-1] / COMPRESSOR_FILE
     latest.write_bytes(b"\x00not safetensors")
     before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
-    assert main([*args(tiny_dir, data_dir, run), "--resume"]) == 2
+    assert main([*args(tiny_dir, dapt_samples, run), "--resume"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("tbn-dapt: error: ") and "compressor.safetensors" in err and len(err.splitlines()) == 1
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"} == before

@@ -22,9 +22,7 @@ import numpy as np
 import pytest
 from mlx.utils import tree_flatten, tree_unflatten
 
-from corpus.generate import generate
 from dapt.cli import main as dapt_main
-from dapt.preprocess import preprocess
 from dapt.train import ADAPTER_FOLDER, COMPRESSOR_FILE
 from tbn_train.cli import main
 from tbn_train.distributed import World, adapter_digest, pooled_gradient
@@ -321,38 +319,18 @@ DAPT_SAMPLES = 5  # steps of two, two and one sample: in the last, rank 1 has no
 
 
 @pytest.fixture(scope="module")
-def dapt_data(llama_dir, tmp_path_factory):
-    root = tmp_path_factory.mktemp("dapt-data")
-    generate(root / "corpus", n=1, seed=0)
-    preprocess(root / "corpus", root / "samples", ("dfr", "uhd"), tokenizer_dir=llama_dir)
-    return root / "samples"
-
-
-def dapt_args(model_dir, data, out) -> list[str]:
-    return ["train", "--model", str(model_dir), "--data", str(data), "--out", str(out), "--max-steps", str(DAPT_SAMPLES),
-            "--window-tokens", "320", "--recap-max-tokens", "6", "--compressor-slots", "4", "--rank", "4",
-            "--learning-rate", "1e-3", "--seed", "2"]
+def dapt_args(dapt_run_args):
+    """The DAPT runs here: (model, data, out) → argv of DAPT_SAMPLES samples."""
+    return lambda model, data, out: dapt_run_args(model, data, out, DAPT_SAMPLES)
 
 
 @pytest.fixture(scope="module")
-def dapt_ranks(llama_dir, dapt_data, tmp_path_factory):
+def dapt_ranks(llama_dir, dapt_samples, tmp_path_factory, dapt_args):
     """An uninterrupted 2-rank DAPT run (one sample per rank per step)."""
     out = tmp_path_factory.mktemp("dapt-ranks") / "ranks"
-    _, err = finish(launch(dapt_args(llama_dir, dapt_data, out), prog="tbn-dapt"))
+    _, err = finish(launch(dapt_args(llama_dir, dapt_samples, out), prog="tbn-dapt"))
     assert (out / ADAPTER_FOLDER).is_dir(), err[-3000:]
     return out
-
-
-def dapt_records(out: Path) -> list[dict]:
-    """The log without the steps' wall seconds."""
-    rows = [json.loads(line) for line in (out / LOG_FILE).read_text().splitlines()]
-    for row in rows:
-        row.pop("seconds", None)
-    return rows
-
-
-def dapt_outputs(out: Path) -> tuple[bytes, bytes]:
-    return (out / ADAPTER_FOLDER / "adapters.safetensors").read_bytes(), (out / COMPRESSOR_FILE).read_bytes()
 
 
 def assert_close(a, b, where: str) -> None:
@@ -372,8 +350,8 @@ def assert_close(a, b, where: str) -> None:
 
 
 @pytest.mark.slow
-def test_two_dapt_ranks_equal_one_process_training_two_samples_per_step(dapt_ranks, llama_dir, dapt_data, tmp_path):
-    assert dapt_main([*dapt_args(llama_dir, dapt_data, tmp_path / "one"), "--samples-per-step", "2"]) == 0
+def test_two_dapt_ranks_equal_one_process_training_two_samples_per_step(dapt_ranks, llama_dir, dapt_samples, tmp_path, dapt_args, dapt_records):
+    assert dapt_main([*dapt_args(llama_dir, dapt_samples, tmp_path / "one"), "--samples-per-step", "2"]) == 0
     ranks, one = dapt_records(dapt_ranks), dapt_records(tmp_path / "one")
     steps = [r for r in ranks if r["kind"] == "step"]
     assert [len(r["sample_ids"]) for r in steps] == [2, 2, 1]
@@ -392,8 +370,8 @@ def test_two_dapt_ranks_equal_one_process_training_two_samples_per_step(dapt_ran
 
 
 @pytest.mark.slow
-def test_dapt_ranks_started_with_different_settings_are_refused_in_one_line(llama_dir, dapt_data, tmp_path):
-    proc = launch(dapt_args(llama_dir, dapt_data, tmp_path / "run"), {"TBN_TEST_RANK1_ARGS": "--recap-max-tokens 7"},
+def test_dapt_ranks_started_with_different_settings_are_refused_in_one_line(llama_dir, dapt_samples, tmp_path, dapt_args):
+    proc = launch(dapt_args(llama_dir, dapt_samples, tmp_path / "run"), {"TBN_TEST_RANK1_ARGS": "--recap-max-tokens 7"},
                   "tbn-dapt")
     _, err = finish(proc)
     lines = [line for line in err.splitlines() if line.startswith("tbn-dapt: error:")]
@@ -403,13 +381,13 @@ def test_dapt_ranks_started_with_different_settings_are_refused_in_one_line(llam
 
 
 @pytest.mark.slow
-def test_killed_dapt_rank_stops_the_other_and_resume_finishes_the_uninterrupted_run(dapt_ranks, llama_dir, dapt_data,
-                                                                                     tmp_path):
+def test_killed_dapt_rank_stops_the_other_and_resume_finishes_the_uninterrupted_run(dapt_ranks, llama_dir, dapt_samples,
+                                                                                     tmp_path, dapt_args, dapt_records, dapt_outputs):
     out = tmp_path / "killed"
-    kill_rank_1_after_the_first_checkpoint(dapt_args(llama_dir, dapt_data, out), out, tmp_path / "pids", "tbn-dapt")
+    kill_rank_1_after_the_first_checkpoint(dapt_args(llama_dir, dapt_samples, out), out, tmp_path / "pids", "tbn-dapt")
     assert sum(r["kind"] == "step" for r in dapt_records(out)) < 3  # really interrupted
 
-    _, err = finish(launch([*dapt_args(llama_dir, dapt_data, out), "--resume"], prog="tbn-dapt"))
+    _, err = finish(launch([*dapt_args(llama_dir, dapt_samples, out), "--resume"], prog="tbn-dapt"))
     assert (out / ADAPTER_FOLDER).is_dir(), err[-3000:]
     assert dapt_records(out) == dapt_records(dapt_ranks)  # rank 1 read the compressor rank 0 sent it
     assert dapt_outputs(out) == dapt_outputs(dapt_ranks)
