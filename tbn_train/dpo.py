@@ -17,13 +17,13 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tqdm import tqdm
 
 from tbn_train.atomic import write_json
 from tbn_train.config import TrainConfig
 from tbn_train.distributed import World, batch_step, begin_run, weighted_means
+from tbn_train.epochs import batch_at, steps_per_epoch
 from tbn_train.logprobs import sequence_logprobs
 from tbn_train.policy import AdapterDir, ModelDir, build_policy
 from tbn_train.prompts import render
@@ -125,7 +125,7 @@ def run_dpo(cfg: DPOConfig, out: str | Path, resume: bool = False, world: World 
     (policy, encoded, heldout), run, ck = begin_run(world, cfg, out, resume, build)
     writer = world.rank == 0
     up = policy.updater
-    per_epoch = -(-len(encoded) // cfg.batch_size)
+    per_epoch = steps_per_epoch(len(encoded), cfg.batch_size)
     total = cfg.epochs * per_epoch
     step = ck.state["step"] if ck else 0
     before = ck.state.get("heldout_margin_before") if ck else (margin(policy, heldout) if heldout and writer else None)
@@ -133,9 +133,7 @@ def run_dpo(cfg: DPOConfig, out: str | Path, resume: bool = False, world: World 
         up.counters.__dict__.update(ck.state["updater_counters"])
     with tqdm(total=total, initial=step, desc="dpo", unit="step", disable=None if writer else True) as bar:
         while step < total:
-            epoch, index = divmod(step, per_epoch)
-            order = np.random.default_rng([cfg.train.seed, epoch]).permutation(len(encoded))
-            chosen_ids = [int(i) for i in order[index * cfg.batch_size:(index + 1) * cfg.batch_size]]
+            epoch, chosen_ids = batch_at(step, len(encoded), cfg.batch_size, cfg.train.seed)
             batch = [encoded[i] for i in chosen_ids]
             start = time.perf_counter()
             if world.size == 1:

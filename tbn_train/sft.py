@@ -24,13 +24,13 @@ from dataclasses import asdict
 from pathlib import Path
 
 import mlx.core as mx
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from tqdm import tqdm
 
 from tbn_train.atomic import write_json
 from tbn_train.config import TrainConfig
 from tbn_train.distributed import World, batch_step, begin_run, weighted_means
+from tbn_train.epochs import batch_at, steps_per_epoch
 from tbn_train.dpo import SUMMARY_FILE, ChatMessage
 from tbn_train.losses import masked_cross_entropy
 from tbn_train.read_files import read_jsonl
@@ -164,7 +164,7 @@ def run_sft(cfg: SFTConfig, out: str | Path, resume: bool = False, world: World 
     (policy, encoded, valid), run, ck = begin_run(world, cfg, out, resume, build)
     writer = world.rank == 0
     up = policy.updater
-    per_epoch = -(-len(encoded) // cfg.batch_size)
+    per_epoch = steps_per_epoch(len(encoded), cfg.batch_size)
     total = min(cfg.epochs * per_epoch, cfg.max_steps or cfg.epochs * per_epoch)
     step = ck.state["step"] if ck else 0
     before = ck.state["heldout_before"] if ck else (heldout_loss(policy, valid) if valid and writer else None)
@@ -174,9 +174,7 @@ def run_sft(cfg: SFTConfig, out: str | Path, resume: bool = False, world: World 
         run.log({"kind": "heldout", "step": 0, "loss": before})
     with tqdm(total=total, initial=step, desc="sft", unit="step", disable=None if writer else True) as bar:
         while step < total:
-            epoch, index = divmod(step, per_epoch)
-            order = np.random.default_rng([cfg.train.seed, epoch]).permutation(len(encoded))
-            picked = [int(i) for i in order[index * cfg.batch_size:(index + 1) * cfg.batch_size]]
+            epoch, picked = batch_at(step, len(encoded), cfg.batch_size, cfg.train.seed)
             start = time.perf_counter()
             if world.size == 1:
                 result = up.sft(*batch_arrays([encoded[i] for i in picked]))

@@ -29,15 +29,9 @@ STEPS = 4
 
 
 @pytest.fixture(scope="module")
-def args(dapt_run_args):
-    """This module's run: (model, data, out) → argv of STEPS samples."""
-    return lambda model, data, out: dapt_run_args(model, data, out, STEPS)
-
-
-@pytest.fixture(scope="module")
-def reference_run(tiny_dir, dapt_samples, tmp_path_factory, args):
+def reference_run(tiny_dir, dapt_samples, tmp_path_factory, dapt_run_args):
     out = tmp_path_factory.mktemp("dapt-run") / "ref"
-    assert main(args(tiny_dir, dapt_samples, out)) == 0
+    assert main(dapt_run_args(tiny_dir, dapt_samples, out, STEPS)) == 0
     return out
 
 
@@ -85,17 +79,20 @@ def test_a_step_with_fewer_samples_than_ranks_is_refused(tiny_dir, dapt_samples)
 
 
 @pytest.mark.slow
-def test_seeded_runs_are_bit_identical(reference_run, tiny_dir, dapt_samples, tmp_path, args, dapt_records, dapt_outputs):
-    assert main(args(tiny_dir, dapt_samples, tmp_path / "again")) == 0
+def test_seeded_runs_are_bit_identical(reference_run, tiny_dir, dapt_samples, tmp_path, dapt_run_args, dapt_records,
+                                        dapt_outputs):
+    assert main(dapt_run_args(tiny_dir, dapt_samples, tmp_path / "again", STEPS)) == 0
     assert dapt_outputs(tmp_path / "again") == dapt_outputs(reference_run)
     assert dapt_records(tmp_path / "again") == dapt_records(reference_run)
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_to_the_uninterrupted_result(reference_run, tiny_dir, dapt_samples, tmp_path, args, dapt_records, dapt_outputs):
+def test_killed_run_resumes_to_the_uninterrupted_result(reference_run, tiny_dir, dapt_samples, tmp_path, dapt_run_args,
+                                                        dapt_records, dapt_outputs):
     out = tmp_path / "killed"
     env = {**os.environ, "MLX_DISABLE_COMPILE": "1", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "dapt.cli", *args(tiny_dir, dapt_samples, out)], env=env,
+    argv = dapt_run_args(tiny_dir, dapt_samples, out, STEPS)
+    proc = subprocess.Popen([sys.executable, "-m", "dapt.cli", *argv], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     latest = out / CHECKPOINTS / "latest.json"
     try:
@@ -106,7 +103,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(reference_run, tiny_dir,
         _, err = proc.communicate()
     assert proc.returncode == -signal.SIGKILL, err.decode()[-2000:]
     assert sum(r["kind"] == "step" for r in dapt_records(out)) < STEPS  # really interrupted
-    assert main([*args(tiny_dir, dapt_samples, out), "--resume"]) == 0
+    assert main([*dapt_run_args(tiny_dir, dapt_samples, out, STEPS), "--resume"]) == 0
     assert dapt_records(out) == dapt_records(reference_run)
     assert dapt_outputs(out) == dapt_outputs(reference_run)
 
@@ -129,26 +126,28 @@ def test_selfplay_warm_starts_from_the_dapt_adapter(reference_run, tiny_dir, tmp
 
 
 @pytest.mark.slow
-def test_bad_input_names_the_problem(tiny_dir, dapt_samples, reference_run, tmp_path, capsys, args, dapt_outputs):
+def test_bad_input_names_the_problem(tiny_dir, dapt_samples, reference_run, tmp_path, capsys, dapt_run_args,
+                                     dapt_outputs):
     assert main(["train", "--model", str(tiny_dir), "--data", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
     assert "not a tbn-dapt preprocess output" in capsys.readouterr().err
-    assert main(["train", "--model", str(tmp_path / "nowhere"), "--data", str(dapt_samples), "--out", str(tmp_path / "m")]) == 2
+    assert main(["train", "--model", str(tmp_path / "nowhere"), "--data", str(dapt_samples),
+                 "--out", str(tmp_path / "m")]) == 2
     assert "model directory" in capsys.readouterr().err and not (tmp_path / "m").exists()
-    assert main([*args(tiny_dir, dapt_samples, tmp_path / "y"), "--window-jitter", "1.5"]) == 2
+    assert main([*dapt_run_args(tiny_dir, dapt_samples, tmp_path / "y", STEPS), "--window-jitter", "1.5"]) == 2
     assert "window_jitter" in capsys.readouterr().err
-    assert main([*args(tiny_dir, dapt_samples, tmp_path / "z"), "--strategies", "adwc"]) == 2
+    assert main([*dapt_run_args(tiny_dir, dapt_samples, tmp_path / "z", STEPS), "--strategies", "adwc"]) == 2
     assert "no samples of strategies ['adwc']" in capsys.readouterr().err
     before = dapt_outputs(reference_run)
-    assert main([*args(tiny_dir, dapt_samples, reference_run), "--rank", "8", "--resume"]) == 2
+    assert main([*dapt_run_args(tiny_dir, dapt_samples, reference_run, STEPS), "--rank", "8", "--resume"]) == 2
     assert "--resume settings differ" in capsys.readouterr().err
-    assert main(args(tiny_dir, dapt_samples, reference_run)) == 2
+    assert main(dapt_run_args(tiny_dir, dapt_samples, reference_run, STEPS)) == 2
     assert "already holds a run" in capsys.readouterr().err
     assert dapt_outputs(reference_run) == before  # nothing of the finished run was touched
 
 
 @pytest.mark.slow
 def test_a_damaged_compressor_checkpoint_is_one_line_and_changes_nothing(reference_run, tiny_dir, dapt_samples, tmp_path,
-                                                                          capsys, args):
+                                                                          capsys, dapt_run_args):
     """Before the fix: a safetensors traceback."""
     import shutil
     run = tmp_path / "run"
@@ -156,7 +155,7 @@ def test_a_damaged_compressor_checkpoint_is_one_line_and_changes_nothing(referen
     latest = sorted((run / CHECKPOINTS).glob("step-*"))[-1] / COMPRESSOR_FILE
     latest.write_bytes(b"\x00not safetensors")
     before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
-    assert main([*args(tiny_dir, dapt_samples, run), "--resume"]) == 2
+    assert main([*dapt_run_args(tiny_dir, dapt_samples, run, STEPS), "--resume"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("tbn-dapt: error: ") and "compressor.safetensors" in err and len(err.splitlines()) == 1
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"} == before

@@ -29,6 +29,7 @@ from tbn_train.distributed import World, adapter_digest, pooled_gradient
 from tbn_train.read_files import load_arrays
 from tbn_train.run_dir import CHECKPOINTS, FINAL_ADAPTER, LOG_FILE
 from tbn_train.update import Gradient
+from .run_logs import adapter_bytes, records
 
 MAX_NEW_TOKENS = 8  # the tiny model's turns stay short: two ranks share this machine's cores
 SESSIONS, TURNS = 1, 3  # three pooled turns: room to kill a rank after the first checkpoint
@@ -72,17 +73,6 @@ def finish(proc: subprocess.Popen) -> tuple[str, str]:
 
 def error_lines(err: str) -> list[str]:
     return [line for line in err.splitlines() if line.startswith("tbn-train: error:")]
-
-
-def records(out: Path, timing: str = "timings") -> list[dict]:
-    rows = [json.loads(line) for line in (out / LOG_FILE).read_text().splitlines()]
-    for row in rows:
-        row.pop(timing)
-    return rows
-
-
-def adapter_bytes(out: Path) -> bytes:
-    return (out / FINAL_ADAPTER / "adapters.safetensors").read_bytes()
 
 
 @pytest.fixture(scope="module")
@@ -319,16 +309,10 @@ DAPT_SAMPLES = 5  # steps of two, two and one sample: in the last, rank 1 has no
 
 
 @pytest.fixture(scope="module")
-def dapt_args(dapt_run_args):
-    """The DAPT runs here: (model, data, out) → argv of DAPT_SAMPLES samples."""
-    return lambda model, data, out: dapt_run_args(model, data, out, DAPT_SAMPLES)
-
-
-@pytest.fixture(scope="module")
-def dapt_ranks(llama_dir, dapt_samples, tmp_path_factory, dapt_args):
+def dapt_ranks(llama_dir, dapt_samples, tmp_path_factory, dapt_run_args):
     """An uninterrupted 2-rank DAPT run (one sample per rank per step)."""
     out = tmp_path_factory.mktemp("dapt-ranks") / "ranks"
-    _, err = finish(launch(dapt_args(llama_dir, dapt_samples, out), prog="tbn-dapt"))
+    _, err = finish(launch(dapt_run_args(llama_dir, dapt_samples, out, DAPT_SAMPLES), prog="tbn-dapt"))
     assert (out / ADAPTER_FOLDER).is_dir(), err[-3000:]
     return out
 
@@ -350,8 +334,10 @@ def assert_close(a, b, where: str) -> None:
 
 
 @pytest.mark.slow
-def test_two_dapt_ranks_equal_one_process_training_two_samples_per_step(dapt_ranks, llama_dir, dapt_samples, tmp_path, dapt_args, dapt_records):
-    assert dapt_main([*dapt_args(llama_dir, dapt_samples, tmp_path / "one"), "--samples-per-step", "2"]) == 0
+def test_two_dapt_ranks_equal_one_process_training_two_samples_per_step(dapt_ranks, llama_dir, dapt_samples, tmp_path,
+                                                                        dapt_run_args, dapt_records):
+    one = dapt_run_args(llama_dir, dapt_samples, tmp_path / "one", DAPT_SAMPLES)
+    assert dapt_main([*one, "--samples-per-step", "2"]) == 0
     ranks, one = dapt_records(dapt_ranks), dapt_records(tmp_path / "one")
     steps = [r for r in ranks if r["kind"] == "step"]
     assert [len(r["sample_ids"]) for r in steps] == [2, 2, 1]
@@ -370,8 +356,10 @@ def test_two_dapt_ranks_equal_one_process_training_two_samples_per_step(dapt_ran
 
 
 @pytest.mark.slow
-def test_dapt_ranks_started_with_different_settings_are_refused_in_one_line(llama_dir, dapt_samples, tmp_path, dapt_args):
-    proc = launch(dapt_args(llama_dir, dapt_samples, tmp_path / "run"), {"TBN_TEST_RANK1_ARGS": "--recap-max-tokens 7"},
+def test_dapt_ranks_started_with_different_settings_are_refused_in_one_line(llama_dir, dapt_samples, tmp_path,
+                                                                            dapt_run_args):
+    proc = launch(dapt_run_args(llama_dir, dapt_samples, tmp_path / "run", DAPT_SAMPLES),
+                  {"TBN_TEST_RANK1_ARGS": "--recap-max-tokens 7"},
                   "tbn-dapt")
     _, err = finish(proc)
     lines = [line for line in err.splitlines() if line.startswith("tbn-dapt: error:")]
@@ -382,12 +370,14 @@ def test_dapt_ranks_started_with_different_settings_are_refused_in_one_line(llam
 
 @pytest.mark.slow
 def test_killed_dapt_rank_stops_the_other_and_resume_finishes_the_uninterrupted_run(dapt_ranks, llama_dir, dapt_samples,
-                                                                                     tmp_path, dapt_args, dapt_records, dapt_outputs):
+                                                                                     tmp_path, dapt_run_args,
+                                                                                     dapt_records, dapt_outputs):
     out = tmp_path / "killed"
-    kill_rank_1_after_the_first_checkpoint(dapt_args(llama_dir, dapt_samples, out), out, tmp_path / "pids", "tbn-dapt")
+    argv = dapt_run_args(llama_dir, dapt_samples, out, DAPT_SAMPLES)
+    kill_rank_1_after_the_first_checkpoint(argv, out, tmp_path / "pids", "tbn-dapt")
     assert sum(r["kind"] == "step" for r in dapt_records(out)) < 3  # really interrupted
 
-    _, err = finish(launch([*dapt_args(llama_dir, dapt_samples, out), "--resume"], prog="tbn-dapt"))
+    _, err = finish(launch([*dapt_run_args(llama_dir, dapt_samples, out, DAPT_SAMPLES), "--resume"], prog="tbn-dapt"))
     assert (out / ADAPTER_FOLDER).is_dir(), err[-3000:]
     assert dapt_records(out) == dapt_records(dapt_ranks)  # rank 1 read the compressor rank 0 sent it
     assert dapt_outputs(out) == dapt_outputs(dapt_ranks)

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import tbn_train  # noqa: F401  (preload OpenBLAS before mlx)
 import mlx.core as mx
@@ -21,8 +20,9 @@ from tbn_env.params import Params
 from tbn_train.cli import main
 from tbn_train.config import TrainConfig
 from tbn_train.lora import adapter_pairs
-from tbn_train.run_dir import CHECKPOINTS, FINAL_ADAPTER, LOG_FILE
+from tbn_train.run_dir import CHECKPOINTS, FINAL_ADAPTER
 from tbn_train.selfplay import SelfPlay, SelfPlayConfig, candidate_score, treatment_modifier
+from .run_logs import adapter_bytes, records
 
 MAX_NEW_TOKENS = 16  # short generations keep a tiny-model turn around a second
 SESSIONS, TURNS = 2, 2  # crosses a session boundary (summary, stage assessment) in 4 turns
@@ -38,18 +38,6 @@ def cli_args(model_dir, out) -> list[str]:
             "--out", str(out), "--max-new-tokens", str(MAX_NEW_TOKENS), "--seed", "3"]
 
 
-def records(out: Path, drop_timings: bool = True) -> list[dict]:
-    rows = [json.loads(line) for line in (out / LOG_FILE).read_text().splitlines()]
-    for row in rows:
-        if drop_timings:
-            row.pop("timings")
-    return rows
-
-
-def adapter_bytes(out: Path) -> bytes:
-    return (out / FINAL_ADAPTER / "adapters.safetensors").read_bytes()
-
-
 @pytest.fixture(scope="module")
 def reference_run(llama_dir, tmp_path_factory):
     """One uninterrupted 2 × 2-turn run through the CLI entry point (in process)."""
@@ -60,7 +48,7 @@ def reference_run(llama_dir, tmp_path_factory):
 
 @pytest.mark.slow
 def test_run_writes_turn_log_summary_and_mlx_lm_adapter(reference_run, llama_dir, prompt_of):
-    rows = records(reference_run, drop_timings=False)
+    rows = records(reference_run, drop=None)
     assert [r["turn"] for r in rows] == [0, 1, 2, 3]
     assert [r["session"] for r in rows] == [1, 1, 2, 2]
     for r in rows:
