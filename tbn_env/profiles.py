@@ -206,12 +206,20 @@ def _tilts(nodes: tuple[str, ...], batch: ProfileBatch) -> tuple[np.ndarray, np.
         cols = defense_nodes[batch.defenses[rows, position]]
         shift[rows, cols] += DEFENSE_SHIFT
         bq[rows, cols] *= DEFENSE_BQ
+    concern_nodes = _concern_nodes(nodes)
     for position in range(batch.concerns.shape[1]):
-        for j, (concern_nodes, _) in enumerate(CONCERNS.values()):
-            rows = np.flatnonzero(batch.concerns[:, position] == j)
+        concern = batch.concerns[:, position]
+        for j in np.unique(concern[concern >= 0]).tolist():   # the concerns present at this position
             # a concern's nodes are distinct: one update per (row, node)
-            shift[np.ix_(rows, [index[node] for node in concern_nodes])] += CONCERN_SHIFT
+            shift[np.ix_(np.flatnonzero(concern == j), concern_nodes[j])] += CONCERN_SHIFT
     return shift, bq
+
+
+@lru_cache(maxsize=4)
+def _concern_nodes(nodes: tuple[str, ...]) -> tuple[np.ndarray, ...]:
+    """Each concern's node indices, in CONCERNS order."""
+    index = _node_index(nodes)
+    return tuple(np.array([index[node] for node in concern_nodes]) for concern_nodes, _ in CONCERNS.values())
 
 
 PRESETS: dict[str, ClientProfile] = {p.name: p for p in (

@@ -101,7 +101,7 @@ class InitialBatch:
             arr = getattr(self, name)
             if arr.shape[1:] != _shape(name, n_nodes):
                 raise ValueError(f"initial {name} must have shape {_shape(name, n_nodes)}, got {arr.shape[1:]}")
-            if not np.isfinite(arr).all() or (arr < lo).any() or (arr > hi).any():
+            if arr.size and not (arr.min() >= lo and arr.max() <= hi):   # NaN fails both; the bounds are finite
                 raise ValueError(f"initial {name} must be finite and within [{lo}, {hi}]")
         return self
 
