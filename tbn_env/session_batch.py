@@ -28,6 +28,7 @@ from .stance import DEFENSE_DOMAIN, OVERWHELM_BUCKETS, STANCES, StanceDetector
 from .signals import Signals
 from .spaces import observe_batch
 from .state import InitialBatch, InitialState
+from .streams import Streams
 from .tmog import worst_misreads
 
 EPISODES = ("session", "treatment")
@@ -148,9 +149,8 @@ class SessionBatch:
         self._modifier_columns = [(name, np.full(batch, value)) for name, value in self.modifiers]
         self.stances = StanceDetector(self.params, batch)
         self.signals = Signals(batch)
-        # per client, the TMoG misreading draws: a seed until the first misattuned turn needs the generator,
-        # which then hands out NOISE_BLOCK turns of draws at a time
-        self._noise: list[np.random.Generator | int | None] = [None] * batch
+        # per client, the TMoG misreading draws: a generator handing out NOISE_BLOCK turns of draws at a time
+        self._noise = Streams(batch)
         self._noise_block = np.zeros((batch, NOISE_BLOCK, self.cg.n))
         self._noise_used = np.full(batch, NOISE_BLOCK, dtype=np.int64)   # turns of the block already spent
         self._noise_now = np.zeros((batch, self.cg.n))   # this turn's draws (read for misattuned rows only)
@@ -177,8 +177,7 @@ class SessionBatch:
         self.kernel.load_rows(rows, inits)
         self.signals.start(rows, signal_seeds)
         self.signals.express(rows, self.kernel.phase, self.kernel.buckets, np.zeros(self.batch, dtype=bool))
-        for i, seed in zip(rows.tolist(), seeds):
-            self._noise[i] = seed
+        self._noise.seed(rows.tolist(), seeds)
         self._noise_used[rows] = NOISE_BLOCK
         self.alliance[rows] = self.cg.alliance(self.kernel.levels[rows])
         self.rupture[rows] = False
@@ -198,11 +197,8 @@ class SessionBatch:
         self.event_counts[rows] = 0
 
     def noise_rng(self, i: int) -> np.random.Generator:
-        """Client i's generator of TMoG misreadings (made from its seed when first needed)."""
-        rng = self._noise[i]
-        if not isinstance(rng, np.random.Generator):
-            rng = self._noise[i] = np.random.default_rng(rng)
-        return rng
+        """Client i's generator of TMoG misreadings."""
+        return self._noise[i]
 
     def _misreadings(self, scores: np.ndarray) -> np.ndarray:
         """This turn's TMoG misreading draws for the misattuned rows (§9.3.14.1), each from its client's blocks."""
@@ -224,7 +220,7 @@ class SessionBatch:
         """Everything that changes turn to turn, as copies (for checkpoints and rollbacks)."""
         return {"kernel": self.kernel.state_dict(),
                 "stance": {k: np.copy(v) for k, v in vars(self.stances).items() if isinstance(v, np.ndarray)},
-                "rngs": [r.bit_generator.state if isinstance(r, np.random.Generator) else r for r in self._noise],
+                "rngs": self._noise.states(),
                 "signals": self.signals.state_dict(),
                 **{k: getattr(self, k).copy() for k in self._STATE}}
 
@@ -235,10 +231,10 @@ class SessionBatch:
             setattr(self.stances, k, np.copy(v))
         self.signals.load_state_dict(state["signals"])
         for i, saved in enumerate(state["rngs"]):
-            self._noise[i] = saved
-            if isinstance(saved, dict):   # a generator's state, not a seed
-                self._noise[i] = np.random.default_rng()
-                self._noise[i].bit_generator.state = saved
+            if isinstance(saved, dict):   # a generator's state (older checkpoints may hold a seed instead)
+                self._noise.set_state(i, saved)
+            elif saved is not None:
+                self._noise.seed([i], [saved])
         for k in self._STATE:
             setattr(self, k, np.array(state[k], dtype=getattr(self, k).dtype))
 

@@ -21,6 +21,7 @@ import numpy as np
 from numba import njit
 
 from .buckets import BUCKET_INDEX
+from .streams import Streams
 
 AFFECTS: tuple[str, ...] = ("guarded", "emerging", "intense", "settled")  # phases A-D (§9.3.5.1)
 #: How often a turn shows the phase's own affect category: one turn tells the phase 3 times in 5,
@@ -39,14 +40,13 @@ class Signals:
         self.affect = np.zeros(batch, dtype=np.int64)       # index into AFFECTS
         self.arousal = np.zeros(batch, dtype=np.int64)      # 0 .. AROUSAL_LEVELS - 1
         self.rupture_cue = np.zeros(batch, dtype=np.int64)  # 0 or 1
-        self._rngs: list[np.random.Generator | None] = [None] * batch
+        self._rngs = Streams(batch)
         self._block = np.zeros((batch, SIGNAL_BLOCK, _DRAWS))
         self._used = np.full(batch, SIGNAL_BLOCK, dtype=np.int64)   # turns of the block already spent
 
     def start(self, rows: np.ndarray, seeds: list[int]) -> None:
         """New clients in `rows`, each drawing its signals from a generator seeded by `seeds`."""
-        for i, seed in zip(rows.tolist(), seeds):
-            self._rngs[i] = np.random.default_rng(seed)
+        self._rngs.seed(rows.tolist(), seeds)
         self._used[rows] = SIGNAL_BLOCK
 
     def express(self, rows: np.ndarray, phase: np.ndarray, buckets: np.ndarray, ruptured: np.ndarray) -> None:
@@ -61,15 +61,14 @@ class Signals:
 
     def state_dict(self) -> dict:
         return {**{k: getattr(self, k).copy() for k in self._STATE},
-                "rngs": [None if r is None else r.bit_generator.state for r in self._rngs]}
+                "rngs": self._rngs.states()}
 
     def load_state_dict(self, state: dict) -> None:
         for k in self._STATE:
             setattr(self, k, np.array(state[k], dtype=getattr(self, k).dtype))
         for i, saved in enumerate(state["rngs"]):
             if saved is not None:
-                self._rngs[i] = np.random.default_rng()
-                self._rngs[i].bit_generator.state = saved
+                self._rngs.set_state(i, saved)
 
 
 @njit(cache=True)
