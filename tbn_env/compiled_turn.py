@@ -48,7 +48,7 @@ def _distance(x, y, z, literal_zero):
     return abs(x) / 10.0 + abs(y - 10.0) / 20.0 + abs(z - 10.0) / 20.0
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True)
 def turn(scores, noise,
          levels, tmog, buckets, loa, armed_up, armed_down, taie, x_pole, taie_first_sum, taie_recent, taie_count,
          transformation, stage, phase, turns_in_phase, balance_entry, coiling_entry, reached_core,
