@@ -40,9 +40,10 @@ MIN_CLIENTS_PER_THREAD = 128
 
 @lru_cache(maxsize=1)
 def _threads() -> tuple[ThreadPoolExecutor | None, int]:
-    """One pool per process with a thread per core (the compiled turn releases the GIL), and the core count."""
+    """One pool per process with a thread per core beyond the caller's (the compiled turn releases the GIL),
+    and the core count."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return (ThreadPoolExecutor(cores, thread_name_prefix="tbn-turn") if cores > 1 else None), cores
+    return (ThreadPoolExecutor(cores - 1, thread_name_prefix="tbn-turn") if cores > 1 else None), cores
 
 
 def _step_rows(args: tuple) -> None:
@@ -58,12 +59,14 @@ def _step_rows(args: tuple) -> None:
         return
     edges = np.linspace(0, b, chunks + 1).astype(int)
     rows = [i for i in range(len(args)) if i < N_CLIENT_INPUTS or i >= len(args) - N_CLIENT_OUTPUTS]
-    jobs = []
+    parts = []
     for lo, hi in zip(edges[:-1], edges[1:]):
         part = list(args)
         for i in rows:
             part[i] = args[i][lo:hi]
-        jobs.append(pool.submit(turn, *part))
+        parts.append(part)
+    jobs = [pool.submit(turn, *part) for part in parts[1:]]
+    turn(*parts[0])   # the calling thread takes the first part
     for job in jobs:
         job.result()
 
