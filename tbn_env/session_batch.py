@@ -370,12 +370,6 @@ class SessionBatch:
         """The info's keys, each once; `form` gives the values as per-row arrays (a `(values, mask)` leaf where
         only some rows have the key) or as one row's Python values."""
         k = self.kernel
-        if step is None:
-            coiling, alliance, attunement = self.readings()
-            direction = self.taie_direction
-        else:
-            t = step.turn
-            coiling, alliance, attunement, direction = t.coiling, t.alliance, t.tmog_accuracy, t.taie_direction
         tree: dict[str, Any] = {
             "phase": form.pick(_PHASE_NAMES, k.phase), "stage": form.one(k.stage),
             "stance": form.pick(_STANCE_NAMES, self.stances.stance),
@@ -383,6 +377,11 @@ class SessionBatch:
             "turn": form.one(self.turn), "profile": form.one(profiles), "events": form.events(step, self.batch),
         }
         if privileged:   # the hidden state's readings (the env adds the client's thought in text mode)
+            if step is None:
+                (coiling, alliance, attunement), direction = self.readings(), self.taie_direction
+            else:
+                t = step.turn
+                coiling, alliance, attunement, direction = t.coiling, t.alliance, t.tmog_accuracy, t.taie_direction
             tree.update(coiling=form.one(coiling), alliance=form.one(alliance), attunement=form.one(attunement),
                         taie={**form.columns("xyz", k.taie), "transformation": form.one(k.transformation),
                               "direction": form.pick(_DIRECTIONS, direction + 1)})
