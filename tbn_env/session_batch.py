@@ -11,6 +11,7 @@ is by construction a row of the vector env's.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -91,11 +92,17 @@ class BatchStep:
     def done(self) -> np.ndarray:
         return self.terminated | self.truncated
 
+    @cached_property
+    def _loa_crossed(self) -> np.ndarray:
+        """Which rows crossed an LOA threshold this turn."""
+        t = self.turn
+        return (t.loa_growth > 0).any(axis=1) | (t.loa_regression < 0).any(axis=1)
+
     def event_mask(self) -> np.ndarray:
         """Which rows had any event this turn."""
         t = self.turn
         return (t.phase_move != 0) | self.ruptured | (self.stance_after != self.stance_before) | \
-            (self.stage_move != 0) | (t.loa_growth > 0).any(axis=1) | (t.loa_regression < 0).any(axis=1)
+            (self.stage_move != 0) | self._loa_crossed
 
     def events(self, i: int) -> list[dict[str, Any]]:
         """Row i's events in the order they happened: phase, LOA thresholds, rupture, stance, stage."""
@@ -105,11 +112,12 @@ class BatchStep:
             to = self.phase_after.item(i)
             events.append({"type": "phase_forward" if move > 0 else "phase_regression",
                            "from": PHASES[to - move], "to": PHASES[to]})
-        for dim, growth, regression in zip(LOA_DIMENSIONS, t.loa_growth[i].tolist(), t.loa_regression[i].tolist()):
-            if growth > 0:
-                events.append({"type": "taie_growth", "dimension": dim, "threshold": growth})
-            if regression < 0:
-                events.append({"type": "taie_regression", "dimension": dim, "threshold": regression})
+        if self._loa_crossed.item(i):
+            for dim, growth, regression in zip(LOA_DIMENSIONS, t.loa_growth[i].tolist(), t.loa_regression[i].tolist()):
+                if growth > 0:
+                    events.append({"type": "taie_growth", "dimension": dim, "threshold": growth})
+                if regression < 0:
+                    events.append({"type": "taie_regression", "dimension": dim, "threshold": regression})
         if self.ruptured.item(i):
             events.append({"type": "rupture"})
         before, after = self.stance_before.item(i), self.stance_after.item(i)
@@ -207,7 +215,7 @@ class SessionBatch:
             return self._noise_now
         used = self._noise_used
         for i in low[used[low] >= NOISE_BLOCK].tolist():
-            self._noise_block[i] = self.noise_rng(i).standard_normal((NOISE_BLOCK, self.cg.n))
+            self.noise_rng(i).standard_normal(out=self._noise_block[i])
             used[i] = 0
         self._noise_now[low] = self._noise_block[low, used[low]]
         used[low] += 1

@@ -52,7 +52,7 @@ class Signals:
     def express(self, rows: np.ndarray, phase: np.ndarray, buckets: np.ndarray, ruptured: np.ndarray) -> None:
         """Draw the signals of `rows` for their phase and fear now; `ruptured` flags each row's rupture this turn."""
         for i in rows[self._used[rows] >= SIGNAL_BLOCK].tolist():
-            self._block[i] = self._rngs[i].random((SIGNAL_BLOCK, _DRAWS))
+            self._rngs[i].random(out=self._block[i])
             self._used[i] = 0
         _express(rows, self._block, self._used, phase, buckets, BUCKET_INDEX["fear"], ruptured, self.affect,
                  self.arousal, self.rupture_cue)
