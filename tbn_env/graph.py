@@ -14,6 +14,7 @@ from typing import Any
 
 import networkx as nx
 import numpy as np
+from numba import njit
 
 from .dimensions import JUDGE_DIMENSIONS
 from .params import DAMPEN_SOURCE, DAMPEN_TARGET, PROTECTIVE_ALLIANCE, Params
@@ -220,16 +221,20 @@ class ClientGraph:
                 "taie": np.array([x["taie"] for x in a])}
 
     def levels_from_pathology(self, p: np.ndarray) -> np.ndarray:
-        """Vectorised `level_from_pathology` over all nodes (bipolar nodes on their pathological side)."""
+        """`level_from_pathology` of every node ([N] or [B, N]; bipolar nodes on their pathological side)."""
         t = self.node_table
-        return np.where(t["bipolar"], BIPOLAR_CENTRE + t["pole"] * BIPOLAR_CENTRE * p,
-                        np.where(t["increase"], LEVEL_MAX * (1.0 - p), LEVEL_MAX * p))
+        out = np.empty(np.shape(p))
+        _levels(np.asarray(p, dtype=np.float64).reshape(-1, len(self.nodes)), t["bipolar"], t["increase"], t["pole"],
+                out.reshape(-1, len(self.nodes)))
+        return out
 
     def pathologies(self, levels: np.ndarray) -> np.ndarray:
-        """Vectorised `pathology` over all nodes."""
+        """`pathology` of every node ([N] or [B, N])."""
         t = self.node_table
-        return np.where(t["bipolar"], np.abs(levels - BIPOLAR_CENTRE) / BIPOLAR_CENTRE,
-                        np.where(t["increase"], (LEVEL_MAX - levels) / LEVEL_MAX, levels / LEVEL_MAX))
+        out = np.empty(np.shape(levels))
+        _pathologies(np.asarray(levels, dtype=np.float64).reshape(-1, len(self.nodes)), t["bipolar"], t["increase"],
+                     out.reshape(-1, len(self.nodes)))
+        return out
 
     # -- reading the state --
     def levels(self) -> np.ndarray:
@@ -317,3 +322,29 @@ class ClientGraph:
             a["level"] = min(LEVEL_MAX, max(LEVEL_MIN, moved + prop_level[n]))
             change[n] = a["level"] - before[n]
         return GraphUpdate(first_order=first, level_change=change)
+
+
+@njit(cache=True)
+def _levels(p, bipolar, increase, pole, out):
+    """`level_from_pathology` element by element (a batch's reset in one pass, no temporaries)."""
+    for i in range(p.shape[0]):
+        for j in range(p.shape[1]):
+            if bipolar[j]:
+                out[i, j] = BIPOLAR_CENTRE + pole[j] * BIPOLAR_CENTRE * p[i, j]
+            elif increase[j]:
+                out[i, j] = LEVEL_MAX * (1.0 - p[i, j])
+            else:
+                out[i, j] = LEVEL_MAX * p[i, j]
+
+
+@njit(cache=True)
+def _pathologies(levels, bipolar, increase, out):
+    """`pathology` element by element."""
+    for i in range(levels.shape[0]):
+        for j in range(levels.shape[1]):
+            if bipolar[j]:
+                out[i, j] = abs(levels[i, j] - BIPOLAR_CENTRE) / BIPOLAR_CENTRE
+            elif increase[j]:
+                out[i, j] = (LEVEL_MAX - levels[i, j]) / LEVEL_MAX
+            else:
+                out[i, j] = levels[i, j] / LEVEL_MAX

@@ -100,3 +100,18 @@ nodes = [ { name = "a", dir = "I" }, { name = "b", dir = "Q" } ]
 ''')
     with pytest.raises(GraphDataError, match="node 'b'.*dir"):
         build_digraph(str(bad))
+
+
+def test_the_batched_level_and_pathology_readings_are_the_per_node_definitions_bit_for_bit():
+    import numpy as np
+
+    from tbn_env.graph import level_from_pathology, pathology
+    graph = ClientGraph.default()
+    attrs = [graph.graph.nodes[n] for n in graph.nodes]
+    p = np.random.default_rng(0).random((3, len(attrs)))
+    levels = graph.levels_from_pathology(p)
+    assert levels.tolist() == [[level_from_pathology(x, a["direction"], a["pole"]) for x, a in zip(row, attrs)]
+                               for row in p.tolist()]
+    assert graph.pathologies(levels).tolist() == [[pathology(x, a["direction"]) for x, a in zip(row, attrs)]
+                                                  for row in levels.tolist()]
+    assert graph.levels_from_pathology(p[1]).tolist() == levels[1].tolist()   # one client: [N] in, [N] out
