@@ -58,19 +58,27 @@ def _seed_words(seeds, out):
                 out[i, w // 2] |= v << np.uint64(32)
 
 
-def pcg64_states(seeds: list[int | None]) -> list[dict]:
-    """The PCG64 state `np.random.default_rng(seed)` starts in, for each seed (None: fresh OS entropy)."""
+def _pcg64_words(seeds: list[int | None]) -> list[tuple[int, int] | None]:
+    """(state, inc) of the PCG64 `np.random.default_rng(seed)` starts in, for each seed below 2**64 (None for
+    other seeds: numpy's own path)."""
     fast = [i for i, s in enumerate(seeds) if isinstance(s, int) and 0 <= s < 2**64]
     words = np.empty((len(fast), _POOL), dtype=np.uint64)
     _seed_words(np.array([seeds[i] for i in fast], dtype=np.uint64), words)
-    states: list[dict | None] = [None] * len(seeds)
+    out: list[tuple[int, int] | None] = [None] * len(seeds)
     for i, (s_hi, s_lo, i_hi, i_lo) in zip(fast, words.tolist()):
         inc = ((((i_hi << 64) | i_lo) << 1) | 1) & _MASK_128   # numpy's pcg64_set_seed
-        state = ((inc + ((s_hi << 64) | s_lo)) * _MULT_128 + inc) & _MASK_128
-        states[i] = {"bit_generator": "PCG64", "state": {"state": state, "inc": inc}, "has_uint32": 0,
-                     "uinteger": 0}
-    return [state if state is not None else np.random.default_rng(seed).bit_generator.state
-            for seed, state in zip(seeds, states)]
+        out[i] = ((inc + ((s_hi << 64) | s_lo)) * _MULT_128 + inc) & _MASK_128, inc
+    return out
+
+
+def _state(state: int, inc: int) -> dict:
+    return {"bit_generator": "PCG64", "state": {"state": state, "inc": inc}, "has_uint32": 0, "uinteger": 0}
+
+
+def pcg64_states(seeds: list[int | None]) -> list[dict]:
+    """The `bit_generator.state` `np.random.default_rng(seed)` starts in, for each seed (None: fresh entropy)."""
+    return [np.random.default_rng(seed).bit_generator.state if words is None else _state(*words)
+            for seed, words in zip(seeds, _pcg64_words(seeds))]
 
 
 class Streams:
@@ -81,8 +89,14 @@ class Streams:
 
     def seed(self, rows: list[int], seeds: list[int | None]) -> None:
         """Row i's generator now gives what `np.random.default_rng(seeds[j])` gives, for i = rows[j]."""
-        for i, state in zip(rows, pcg64_states(list(seeds))):
-            self.set_state(i, state)
+        seeds = list(seeds)
+        state = _state(0, 0)   # one dict, refilled: the setter copies its numbers out
+        for i, seed, words in zip(rows, seeds, _pcg64_words(seeds)):
+            if words is None:
+                self.set_state(i, np.random.default_rng(seed).bit_generator.state)
+            else:
+                state["state"]["state"], state["state"]["inc"] = words
+                self.set_state(i, state)
 
     def set_state(self, i: int, state: dict) -> None:
         """Row i's generator at a saved `bit_generator.state`."""
