@@ -18,7 +18,7 @@ OUT_COLUMNS = ("composite", "modifiers", "phase_transition", "taie", "taie_trans
 N_OUT = len(OUT_COLUMNS)
 #: `turn`'s arguments that hold one row per client: the first N_CLIENT_INPUTS and the last N_CLIENT_OUTPUTS.
 #: Any run of rows can be stepped on its own, so threads may share a batch.
-N_CLIENT_INPUTS, N_CLIENT_OUTPUTS = 22, 6
+N_CLIENT_INPUTS, N_CLIENT_OUTPUTS = 23, 6
 
 
 @njit(cache=True, inline="always")
@@ -49,7 +49,7 @@ def _distance(x, y, z, literal_zero):
 
 
 @njit(cache=True, nogil=True)
-def turn(scores, noise,
+def turn(scores, noise, noise_turn,
          levels, tmog, buckets, loa, armed_up, armed_down, taie, x_pole, taie_first_sum, taie_recent, taie_count,
          transformation, stage, phase, turns_in_phase, balance_entry, coiling_entry, reached_core,
          reached_integration, bq_scale, bq, phase_w,
@@ -69,7 +69,9 @@ def turn(scores, noise,
          stage_w, mod_avg, mod_threshold, mod_below, mod_stage, mod_value, phase_forward_reward,
          phase_regression_reward,
          out, out_fired, out_growth, out_regression, out_bucket_change, out_path):
-    """Advance every client one turn in place; write the turn's readings and rewards to the `out*` arrays."""
+    """Advance every client one turn in place; write the turn's readings and rewards to the `out*` arrays.
+
+    `noise` holds each client's TMoG misreading draws for K turns ([B, K, N]); it reads turn `noise_turn[b]`."""
     n_clients, n_nodes = levels.shape
     n_dims, n_buckets, n_loa, n_th = scores.shape[1], buckets.shape[1], loa.shape[1], loa_th.shape[0]
     hi = np.empty(n_dims)
@@ -221,6 +223,7 @@ def turn(scores, noise,
             lv[n] = min(10.0, max(0.0, moved + raw[n]))
         # -- 6. TMoG (§9.3.14.1)
         att = s[attunement_idx]
+        draws = noise[b, noise_turn[b]]
         eta = min(max(eta_base + eta_slope * (att - 5.0) / 5.0, 0.0), eta_max)
         err_before = 0.0
         err_after = 0.0
@@ -230,8 +233,8 @@ def turn(scores, noise,
             if att < low_threshold:
                 away = est - lv[n]
                 side = (1.0 if away > 0.0 else -1.0) if away != 0.0 else (
-                    1.0 if noise[b, n] > 0.0 else (-1.0 if noise[b, n] < 0.0 else 0.0))
-                est += noise_sigma * abs(noise[b, n]) * side
+                    1.0 if draws[n] > 0.0 else (-1.0 if draws[n] < 0.0 else 0.0))
+                est += noise_sigma * abs(draws[n]) * side
             est = min(10.0, max(0.0, est))
             tmog[b, n] = est
             err_after += abs(est - lv[n])

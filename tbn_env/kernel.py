@@ -365,14 +365,17 @@ class BatchKernel:
         self.transformation[rows] = np.where(degenerate, 1.0, np.clip(1.0 - ratio, 0.0, 1.0))
 
     # ------------------------------------------------------------------ one turn
-    def step(self, scores: np.ndarray, noise: np.ndarray) -> BatchTurn:
-        """Advance every client by one turn of validated scores [B, 12]; `noise` is the TMoG draw [B, N]."""
+    def step(self, scores: np.ndarray, noise: np.ndarray, noise_turn: np.ndarray | None = None) -> BatchTurn:
+        """Advance every client by one turn of validated scores [B, 12]. `noise` is the TMoG draw: [B, N], or
+        [B, K, N] blocks of K turns' draws of which each client reads turn `noise_turn` ([B])."""
         b = self.batch
+        if noise_turn is None:
+            noise, noise_turn = np.asarray(noise)[:, None, :], np.zeros(b, dtype=np.int64)
         out, fired = np.empty((b, N_OUT)), np.empty((b, len(self.mod_value)), dtype=np.bool_)
         growth, regression = np.empty(self.loa.shape), np.empty(self.loa.shape)
         bucket_change, path = np.empty(self.buckets.shape), np.empty(self.levels.shape)
         _step_rows((np.ascontiguousarray(scores, dtype=np.float64), np.ascontiguousarray(noise, dtype=np.float64),
-                    self.levels, self.tmog, self.buckets, self.loa, self.armed_up, self.armed_down, self.taie,
+                    noise_turn, self.levels, self.tmog, self.buckets, self.loa, self.armed_up, self.armed_down, self.taie,
                     self.x_pole, self.taie_first_sum, self.taie_recent, self.taie_count, self.transformation,
                     self.stage, self.phase, self.turns_in_phase, self.balance_entry, self.coiling_entry,
                     self.reached_core, self.reached_integration, self.bq_scale,

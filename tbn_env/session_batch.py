@@ -161,7 +161,6 @@ class SessionBatch:
         self._noise = Streams(batch)
         self._noise_block = np.zeros((batch, NOISE_BLOCK, self.cg.n))
         self._noise_used = np.full(batch, NOISE_BLOCK, dtype=np.int64)   # turns of the block already spent
-        self._noise_now = np.zeros((batch, self.cg.n))   # this turn's draws (read for misattuned rows only)
         self.rupture = np.zeros(batch, dtype=bool)        # a rupture is open (until a turn repairs it)
         self.turn = np.zeros(batch, dtype=np.int64)       # therapist turns so far this session
         self.session = np.ones(batch, dtype=np.int64)     # the session's number in the episode
@@ -209,17 +208,16 @@ class SessionBatch:
         return self._noise[i]
 
     def _misreadings(self, scores: np.ndarray) -> np.ndarray:
-        """This turn's TMoG misreading draws for the misattuned rows (§9.3.14.1), each from its client's blocks."""
-        low = np.flatnonzero(scores[:, DIM_INDEX["attunement"]] < LOW_THRESHOLD)
-        if not low.size:
-            return self._noise_now
+        """Which turn of its block of TMoG misreading draws (§9.3.14.1) each client reads this turn: the next one
+        for the misattuned rows (a spent block is refilled from the client's generator), any for the others."""
         used = self._noise_used
+        low = np.flatnonzero(scores[:, DIM_INDEX["attunement"]] < LOW_THRESHOLD)
         for i in low[used[low] >= NOISE_BLOCK].tolist():
             self.noise_rng(i).standard_normal(out=self._noise_block[i])
             used[i] = 0
-        self._noise_now[low] = self._noise_block[low, used[low]]
+        turn = np.minimum(used, NOISE_BLOCK - 1)
         used[low] += 1
-        return self._noise_now
+        return turn
 
     _STATE = ("rupture", "turn", "session", "total_turns", "alliance", "taie_direction", "score_sum", "score_min",
               "score_max", "phase_max", "reward_totals", "event_counts", "_noise_block", "_noise_used")
@@ -260,7 +258,7 @@ class SessionBatch:
                 raise ValueError("this SessionBatch has no max_turns: say where sessions end (session_end=...)")
             session_end = self.turn + 1 >= self.max_turns
         session_end = np.asarray(session_end, dtype=bool)
-        out = k.step(scores, self._misreadings(scores))
+        out = k.step(scores, self._noise_block, self._misreadings(scores))
         self.taie_direction[:] = out.taie_direction
         ruptured, stance_before = np.empty(b, dtype=np.bool_), np.empty(b, dtype=np.int64)
         account(scores, DIM_INDEX["attunement"], DIM_INDEX["safety"], DIM_INDEX["repair"], LOW_THRESHOLD,
