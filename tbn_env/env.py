@@ -284,8 +284,8 @@ class TherapyEnv(gym.Env):
         self.done = terminated or truncated
         assessment = None
         if self.action_mode == "text":
-            self.history.append(DialogueTurn.model_construct(client=self.client_words.utterance, therapist=utterance,
-                                                             therapist_thought=thought))
+            self.history.append(DialogueTurn(client=self.client_words.utterance, therapist=utterance,
+                                             therapist_thought=thought))
             self.session_judged.append(self.last_judge)
             if session_end:  # §9.3.7.2: the whole session judged at its end
                 # the session's stage: it moves only after the session closes
@@ -330,8 +330,8 @@ class TherapyEnv(gym.Env):
 
     def _judge_context(self, thought: str, utterance: str, rupture_pending: bool = False) -> JudgeContext:
         """What the judge sees of this turn (§9.3.7: the triad, the recent dialogue, stage and phase)."""
-        core = self.core   # the env's own values, valid by construction: built without pydantic's validation pass
-        return JudgeContext.model_construct(
+        core = self.core
+        return JudgeContext(
             client_utterance=self.client_words.utterance, therapist_thought=thought, therapist_utterance=utterance,
             history=tuple(self.history[-HISTORY_TURNS:]), stage=core.stage, phase=core.phase,
             stance=core.stance.name, guidance=core.guidance, profile_card=self.profile.card(),
@@ -380,7 +380,7 @@ class TherapyEnv(gym.Env):
         mal = sorted(range(len(MALADAPTIVE)), key=lambda i: -level[i])[:DOMINANT_BUCKETS]
         ada = sorted(range(len(MALADAPTIVE), len(BUCKETS)), key=lambda i: -level[i])[:DOMINANT_BUCKETS]
         worst = largest_first(self.compiled.pathology(k.levels), SALIENT_NODES)[0]
-        view = ClientView.model_construct(   # the env's own values, valid by construction
+        view = ClientView(
             profile_card=self.profile.card(), attachment=self.profile.attachment, defenses=self.profile.defenses,
             presenting_concerns=self.profile.presenting_concerns, stage=core.stage, phase=core.phase,
             turn=core.turn_in_session, session=self.session_index,
