@@ -7,6 +7,8 @@ Run: .venv/bin/python bench/bench_sb3.py
 """
 import time
 
+import numpy as np
+
 from gymnasium.wrappers import FlattenObservation
 from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
@@ -29,6 +31,10 @@ def fps(env, n_envs: int) -> float:
 
 
 def main() -> None:
+    for env in (make_vec_env("Therapy-Interventions-v0", n_envs=1, seed=0),   # compile (or load) the numba code first:
+                sb3_make_vec_env("Therapy-Interventions-v0", n_envs=1, seed=0)):   # its one-off cost is not a rate
+        env.reset()
+        env.step(np.zeros(1, dtype=np.int64))
     native = fps(VecMonitor(make_vec_env("Therapy-Interventions-v0", n_envs=64, seed=0)), 64)
     dummy = fps(sb3_make_vec_env("Therapy-Interventions-v0", n_envs=8, seed=0), 8)
     flat = fps(sb3_make_vec_env("Therapy-Interventions-v0", n_envs=8, seed=0, wrapper_class=FlattenObservation), 8)
