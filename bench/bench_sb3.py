@@ -1,8 +1,8 @@
 """stable-baselines3 PPO on Therapy-Interventions-v0: the native batch against SB3's default way, one run.
 
 `TherapyVecEnv(64)` (one compiled kernel call per step) against `DummyVecEnv` of 8 single envs (SB3's
-`make_vec_env` default way), same PPO hyper-parameters, same number of environment steps, best of 3 runs each. Measured in a
-default process. Prints a markdown table of environment steps per second (PPO's updates included).
+`make_vec_env` default way), same PPO hyper-parameters, same number of environment steps, best of 3 runs
+each. Measured in a default process. Prints a markdown table of environment steps per second (PPO's updates included).
 Run: .venv/bin/python bench/bench_sb3.py
 """
 import time
