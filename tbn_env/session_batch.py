@@ -161,6 +161,9 @@ class SessionBatch:
         self._noise = Streams(batch)
         self._noise_block = np.zeros((batch, NOISE_BLOCK, self.cg.n))
         self._noise_used = np.full(batch, NOISE_BLOCK, dtype=np.int64)   # turns of the block already spent
+        # working memory of the compiled bookkeeping (the stance detector's signals) and an unread noise index
+        self._scratch = tuple(np.empty(batch) for _ in range(5))
+        self._scratch_turn = np.zeros(batch, dtype=np.int64)
         self.rupture = np.zeros(batch, dtype=bool)        # a rupture is open (until a turn repairs it)
         self.turn = np.zeros(batch, dtype=np.int64)       # therapist turns so far this session
         self.session = np.ones(batch, dtype=np.int64)     # the session's number in the episode
@@ -212,6 +215,8 @@ class SessionBatch:
         for the misattuned rows (a spent block is refilled from the client's generator), any for the others."""
         used = self._noise_used
         low = np.flatnonzero(scores[:, DIM_INDEX["attunement"]] < LOW_THRESHOLD)
+        if not low.size:
+            return self._scratch_turn   # read by no client
         for i in low[used[low] >= NOISE_BLOCK].tolist():
             self.noise_rng(i).standard_normal(out=self._noise_block[i])
             used[i] = 0
@@ -272,7 +277,7 @@ class SessionBatch:
                 self.rupture, self.turn, self.total_turns, self.score_sum, self.score_min, self.score_max, k.phase,
                 self.phase_max, self.reward_totals, out.composite, out.modifiers, out.phase_transition, out.taie,
                 out.phase_move, out.loa_growth, out.loa_regression, self.event_counts,
-                *(np.empty(b) for _ in range(5)), ruptured, stance_before)
+                *self._scratch, ruptured, stance_before)
         step = BatchStep(out, scores, ruptured, stance_before, st.stance.copy(), session_end, k.phase.copy(),
                          k.stage.copy(), np.zeros(b, dtype=np.int64), np.zeros(b), np.zeros(b, dtype=bool),
                          np.zeros(b, dtype=bool), np.zeros(b, dtype=bool))
