@@ -422,19 +422,16 @@ class BatchKernel:
         adaptive = self.buckets[rows, self.n_mal:].mean(axis=1)
         maladaptive = self.buckets[rows, :self.n_mal].mean(axis=1)
         coiling = self.cg.coiling(self.levels[rows])
-        qualifies = np.select(
-            [stage == 1, stage == 2, stage == 3],
-            [(adaptive > STAGE1_ADAPTIVE_MIN) & self.reached_core_in_stage[rows],
-             (coiling < STAGE2_COILING_MAX) & (maladaptive < STAGE2_MALADAPTIVE_MAX) & (adaptive > STAGE2_ADAPTIVE_MIN),
-             (coiling < STAGE3_COILING_MAX) & (self.sessions_completed[rows] >= STAGE_SESSIONS_FOR_TERMINATION)],
-            False)
-        slips = np.select(
-            [stage == 2, stage == 3, stage == 4],
-            [adaptive < REGRESS_2_ADAPTIVE_BELOW,
-             (coiling > REGRESS_3_COILING_ABOVE) | (maladaptive > REGRESS_3_MALADAPTIVE_ABOVE)
-             | (adaptive < REGRESS_3_ADAPTIVE_BELOW),
-             coiling > REGRESS_4_COILING_ABOVE],
-            False) & ~qualifies
+        # each stage's criterion, for the clients in that stage (stage 4 has no advance)
+        qualifies = ((stage == 1) & (adaptive > STAGE1_ADAPTIVE_MIN) & self.reached_core_in_stage[rows]) | \
+            ((stage == 2) & (coiling < STAGE2_COILING_MAX) & (maladaptive < STAGE2_MALADAPTIVE_MAX)
+             & (adaptive > STAGE2_ADAPTIVE_MIN)) | \
+            ((stage == 3) & (coiling < STAGE3_COILING_MAX)
+             & (self.sessions_completed[rows] >= STAGE_SESSIONS_FOR_TERMINATION))
+        slips = (((stage == 2) & (adaptive < REGRESS_2_ADAPTIVE_BELOW))
+                 | ((stage == 3) & ((coiling > REGRESS_3_COILING_ABOVE) | (maladaptive > REGRESS_3_MALADAPTIVE_ABOVE)
+                                    | (adaptive < REGRESS_3_ADAPTIVE_BELOW)))
+                 | ((stage == 4) & (coiling > REGRESS_4_COILING_ABOVE))) & ~qualifies
         qualifying = np.where(qualifies, self.qualifying_sessions[rows] + 1, 0)
         slipping = np.where(slips, self.slipping_sessions[rows] + 1, 0)
         advance = qualifying >= p.stage_evidence_sessions
