@@ -21,7 +21,7 @@ from .buckets import BUCKET_INDEX, BUCKETS, MALADAPTIVE
 from .dimensions import DIM_INDEX, JUDGE_DIMENSIONS
 from .graph import PHASES, ClientGraph
 from .guidance import guidance
-from .kernel import DIRECTION_NAMES, BatchKernel, BatchTurn, CompiledGraph
+from .kernel import DIRECTION_NAMES, BatchKernel, BatchTurn, CompiledGraph, as_run
 from .loa import LOA_DIMENSIONS
 from .params import LOW_THRESHOLD, Params
 from .reward import stage_modifiers
@@ -188,12 +188,13 @@ class SessionBatch:
         self.signals.start(rows, signal_seeds)
         self.signals.express(rows, self.kernel.phase, self.kernel.buckets, np.zeros(self.batch, dtype=bool))
         self._noise.seed(rows.tolist(), seeds)
-        self._noise_used[rows] = NOISE_BLOCK
-        self.alliance[rows] = self.cg.alliance(self.kernel.levels[rows])
-        self.rupture[rows] = False
-        self.session[rows] = 1
-        self.total_turns[rows] = 0
-        self._start_session(rows)
+        at = as_run(rows)
+        self._noise_used[at] = NOISE_BLOCK
+        self.alliance[at] = self.cg.alliance(self.kernel.levels[at])
+        self.rupture[at] = False
+        self.session[at] = 1
+        self.total_turns[at] = 0
+        self._start_session(at)
 
     def _start_session(self, rows: np.ndarray) -> None:
         self.stances.start_session(rows)
@@ -289,12 +290,13 @@ class SessionBatch:
     def _close_sessions(self, step: BatchStep) -> None:
         """Summaries, the stage assessment and decay (§9.3.5.3), then the episode's end or the next session."""
         rows = np.flatnonzero(step.session_end)
+        at = as_run(rows)   # for writes; the summary's values are copies (the rows' state moves on)
         summary = self._summary_before(rows)
         move, reward, complete = self.kernel.end_session(rows)
-        step.stage_move[rows], step.stage_reward[rows], step.complete[rows] = move, reward, complete
-        self.reward_totals[rows, 3] = reward
-        self.event_counts[rows, 6] += move > 0
-        self.event_counts[rows, 7] += move < 0
+        step.stage_move[at], step.stage_reward[at], step.complete[at] = move, reward, complete
+        self.reward_totals[at, 3] = reward
+        self.event_counts[at, 6] += move > 0
+        self.event_counts[at, 7] += move < 0
         totals, counts = self.reward_totals[rows], self.event_counts[rows]
         summary.update(stage_after=self.kernel.stage[rows].copy(),
                        reward_totals={**{name: totals[:, j] for j, name in enumerate(REWARD_PARTS)},
@@ -302,15 +304,15 @@ class SessionBatch:
                        event_counts={name: (counts[:, j], counts[:, j] > 0) for j, name in enumerate(EVENT_TYPES)})
         step.summary_rows = summary
         if self.episode == "session":
-            step.terminated[rows] = True
+            step.terminated[at] = True
         else:
-            step.terminated[rows] = complete
+            step.terminated[at] = complete
             if self.max_sessions is not None:
-                step.truncated[rows] = ~complete & (self.session[rows] >= self.max_sessions)
+                step.truncated[at] = ~complete & (self.session[at] >= self.max_sessions)
         going_on = rows[~step.done[rows]]   # a finished episode keeps its last view
         self.session[going_on] += 1
         self.rupture[going_on] = False
-        self._start_session(rows)
+        self._start_session(at)
 
     def _summary_before(self, rows: np.ndarray) -> dict[str, Any]:
         """The closing sessions' summaries (§9.3.14.2) as far as they are read before the stage assessment."""

@@ -270,3 +270,32 @@ def test_params_are_validated(bad):
     name = next(iter(bad))
     with pytest.raises(ValueError, match=f"Params.{name} must"):
         Params(**bad)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: gym.make("Therapy-Scores-v0", max_turns=3, info_mode="debug", episode="treatment"),
+    lambda: gym.make_vec("Therapy-Scores-v0", num_envs=4, vectorization_mode="vector_entry_point", max_turns=3,
+                         info_mode="debug", episode="treatment")])
+def test_what_a_step_returns_keeps_its_values_while_the_client_moves_on(make):
+    """Observations, rewards and info (a session's summary too) are the caller's: later turns, session closes
+    and new clients leave them as they were returned."""
+    import copy
+    env = make()
+    env.reset(seed=1)
+    kept = []
+    for t in range(12):   # four sessions: each third step closes one
+        out = env.step(np.full((4, 12) if hasattr(env, "num_envs") else 12, 2.0 + t % 7, dtype=np.float32))
+        kept.append((out, copy.deepcopy(out)))
+    for out, snapshot in kept:
+        assert _same(out, snapshot)
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, np.ndarray):
+        return a.dtype == b.dtype and (np.array_equal(a, b, equal_nan=True) if a.dtype != object else _same(list(a),
+                                                                                                              list(b)))
+    return a == b or (a != a and b != b)
