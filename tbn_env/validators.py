@@ -48,7 +48,8 @@ _HARD: tuple[tuple[str, int, Prefiltered], ...] = (
         r"</?(think|thinking|say|reasoning|analysis)>|\b(overthinking|dissociating|inner critic|defen[cs]e)\s*:\s*\w+\.")),
     ("leaked_reasoning", 13, Prefiltered(r"(?:\b[A-Z][a-z]+:\s+[A-Z][a-z]+\.\s*){2,}")),  # "Label: Phrase." pairs
     ("category_score", 6, _rx(r"\b[ABC]\d\s*=\s*\d+(\.\d+)?\s*/\s*10")),
-    ("unicode_degeneration", 8, Prefiltered(rf"([^\w\s])\1{{{REPEAT_RUN - 1},}}|((?:[^\w\s]){{2}})\2{{3,}}")),
+    # a symbol repeated, or a pair of symbols repeated: both from their first symbol, so a search skips to symbols
+    ("unicode_degeneration", 8, Prefiltered(rf"([^\w\s])(?:\1{{{REPEAT_RUN - 1},}}|([^\w\s])(?:\1\2){{3,}})")),
     ("mixed_script", 13, Prefiltered(
         "[\u0400-\u04ff\u0590-\u06ff\u0900-\u0dff\u0e00-\u0e7f\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]")),
 )

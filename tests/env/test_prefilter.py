@@ -73,3 +73,13 @@ def test_case_folding_beyond_ascii_is_searched_not_screened():
     kiss = Prefiltered(r"\bkiss\b", re.I)
     for text in ("KI\u017f\u017f", "\u212aiss", "KISS"):
         assert kiss.search(text) is not None and re.search(r"\bkiss\b", text, re.I) is not None
+
+
+@settings(max_examples=3000, deadline=None)
+@given(text=st.text(alphabet="ab .!?\u201c\u201d~*-_\n", max_size=40))
+def test_the_repeated_symbol_check_finds_what_its_plain_form_finds(text):
+    """Written from its first symbol (so a search skips to symbols), it still finds the plain form's matches."""
+    plain = re.compile(rf"([^\w\s])\1{{{validators.REPEAT_RUN - 1},}}|((?:[^\w\s]){{2}})\2{{3,}}")
+    check = next(p for name, _, p in validators._HARD if name == "unicode_degeneration")
+    found, expected = check.search(text), plain.search(text)
+    assert (found and found.span()) == (expected and expected.span())
