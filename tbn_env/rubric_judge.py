@@ -160,13 +160,14 @@ class ReplyReading:
 def read_reply(said: str) -> ReplyReading:
     """The reply's reading, once per distinct reply (a scripted therapist says the same lines again)."""
     low, w = said.lower(), words(said)
-    return ReplyReading(
-        words=w, content=_content(w), named_feelings=len(set(w) & EMOTIONS),
+    distinct = set(w)
+    return ReplyReading(   # its content words as the dialogue's are read (`_text_content`): next turn it is history
+        words=w, content=_text_content(said), named_feelings=len(distinct & EMOTIONS),
         formulas=tuple(len(f.findall(low)) for f in FORMULAS), repairs=bool(REPAIR.search(low)),
         directive=len(DIRECTIVE.findall(low)), depth=len(DEPTH.findall(low)), questions=said.count("?"),
         cliche=bool(CLICHE.search(low)), cold=bool(COLD.search(low)), reactive=bool(REACTIVE.search(low)),
         overshare=bool(OVERSHARE.search(low)), imagery=bool(IMAGERY.search(low)),
-        variety=len(set(w)) / max(1, len(w)), repeats=repeated_share(w) > REPEAT_SHARE,
+        variety=len(distinct) / max(1, len(w)), repeats=repeated_share(w) > REPEAT_SHARE,
         raises_risk=bool(RAISED_RISK.search(low)), hard=tuple(hard_violations(said)), harm=tuple(harmful_content(said)))
 
 
