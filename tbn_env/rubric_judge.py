@@ -112,7 +112,7 @@ def _mentions_risk(text: str) -> bool:
 @lru_cache(maxsize=TEXTS_REMEMBERED)
 def word_runs(words: tuple[str, ...], run: int = COPY_RUN) -> frozenset[tuple[str, ...]]:
     """Every ``run`` consecutive words of a text (cached: the client's and a thought's are looked up again)."""
-    return frozenset(tuple(words[i:i + run]) for i in range(len(words) - run + 1))
+    return frozenset(zip(*(words[i:] for i in range(run))))
 
 
 def copied_share(words: tuple[str, ...], runs: frozenset[tuple[str, ...]], run: int = COPY_RUN) -> float:
@@ -128,7 +128,7 @@ def copied_share(words: tuple[str, ...], runs: frozenset[tuple[str, ...]], run: 
 
 def repeated_share(words: Sequence[str]) -> float:
     """The share of a text's word trigrams that repeat an earlier one."""
-    grams = [tuple(words[i:i + 3]) for i in range(len(words) - 2)]
+    grams = list(zip(words, words[1:], words[2:]))
     return 1.0 - len(set(grams)) / len(grams) if grams else 0.0
 
 
