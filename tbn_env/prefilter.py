@@ -1,12 +1,12 @@
 """Skip the regular-expression searches that cannot succeed: the literal text every match contains.
 
-The rubric judge, the harm check and the validators search each new reply for some forty cue
-patterns, and a reply holds few cues. `Prefiltered` reads a pattern once and derives literals one of
-which every match contains (a cliche pattern's "reason", "positive", ...); a text holding none of them
-is not searched. Results are always the pattern's own: the prefilter only skips searches that find
-nothing. The derivation is conservative: a part it cannot read (a character class, a back-reference,
-a case-insensitive literal outside ASCII) requires nothing, and a case-insensitive pattern is screened
-only on ASCII text, where lower-casing is exactly its case folding.
+The rubric judge, the harm check and the validators search each new reply for some thirty-five cue
+patterns, and a reply holds few cues. `Prefiltered` reads a pattern once and derives strings one of
+which every match contains (a cliche pattern's "stay positive", "time heals", ...); a text holding none
+of them is not searched. Results are always the pattern's own: the prefilter only skips searches that
+find nothing. The derivation is conservative: a part it cannot read (a character class, a
+back-reference, a case-insensitive literal outside ASCII) requires nothing, and a case-insensitive
+pattern is screened only on ASCII text, where lower-casing is exactly its case folding.
 """
 from __future__ import annotations
 
@@ -124,8 +124,8 @@ class Prefiltered:
     """A compiled pattern whose `search`, `findall` and `finditer` skip texts holding none of its required
     literals (the same results as the pattern's own)."""
 
-    def __init__(self, pattern: str | re.Pattern, flags: int = 0) -> None:
-        self.pattern = pattern if isinstance(pattern, re.Pattern) else re.compile(pattern, flags)
+    def __init__(self, pattern: str, flags: int = 0) -> None:
+        self.pattern = re.compile(pattern, flags)
         needs = required_literals(self.pattern)
         self.screen = screen(needs) if needs is not None else None
         self._folded = bool(self.pattern.flags & re.IGNORECASE)
