@@ -104,10 +104,11 @@ def _contained(exact: frozenset[str] | None) -> Needs:
 
 
 def _better(a: Needs, b: Needs) -> Needs:
-    """The more selective requirement: longer shortest string, then fewer strings."""
+    """The more selective requirement: longer shortest string (spaces at its ends say nothing of how rare it is:
+    "fault" before "your "), then fewer strings."""
     if a is None or b is None:
         return a if b is None else b
-    return max(a, b, key=lambda s: (min(map(len, s)), -len(s)))
+    return max(a, b, key=lambda s: (min(len(x.strip()) for x in s), -len(s)))
 
 
 def screen(needs: frozenset[str]) -> tuple[str, ...]:
