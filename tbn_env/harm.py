@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 
+from .prefilter import Prefiltered
 from .validators import hard_violations
 
 _INSULT = (r"pathetic|worthless|useless|stupid|disgusting|a burden|burden|needy|exhausting|a failure|"
@@ -33,7 +34,7 @@ _RAW: tuple[tuple[str, str], ...] = (
                     r"your body (?:looks|is hot)|you look (?:hot|attractive|beautiful))\b")),
 )
 #: (kind, pattern) over lower-cased text; each names a way a reply can wound.
-PATTERNS: tuple[tuple[str, re.Pattern], ...] = tuple((kind, re.compile(p)) for kind, p in _RAW)
+PATTERNS: tuple[tuple[str, Prefiltered], ...] = tuple((kind, Prefiltered(p)) for kind, p in _RAW)
 #: Words that, a few words earlier in the same clause, make a harsh phrase a reflection of the client's belief.
 REFLECTING = re.compile(r"\b(?:feel(?:s|ing)?|felt|believe[sd]?|think(?:s|ing)?|thought|worr(?:y|ied|ies)|"
                         r"fear(?:s|ed)?|afraid|as if|as though|convinced|tells? you|told you|voice|part of you|"
@@ -46,9 +47,13 @@ REFLECT_REACH = 6  # words between a reflecting verb and the harsh phrase it int
 def harmful_content(utterance: str) -> list[str]:
     """Evidence of harm in a therapist's utterance, as ``"kind: phrase"``; empty when there is none."""
     found = [f"boundary: {v.evidence}" for v in hard_violations(utterance) if v.name == "boundary_violation"]
-    for part in _CLAUSE.findall(utterance.lower()):
+    low = utterance.lower()
+    possible = [(kind, p.pattern) for kind, p in PATTERNS if p.could_match(low)]   # a clause holds only what the text does
+    if not possible:   # the common case: no clause needs reading
+        return found
+    for part in _CLAUSE.findall(low):
         for clause in _BUT.split(part):
-            for kind, pattern in PATTERNS:
+            for kind, pattern in possible:
                 for match in pattern.finditer(clause):
                     lead = " ".join(clause[:match.start()].split()[-REFLECT_REACH:])
                     if kind in ("contempt", "burden", "blame") and REFLECTING.search(lead):

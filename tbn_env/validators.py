@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from .prefilter import Prefiltered
+
 MAX_UTTERANCE_WORDS = 250   # a spoken turn longer than this is a lecture, not a reply
 REPEAT_RUN = 6              # a codepoint repeated this often in a row is degeneration (App. 31 Failure 8)
 SYMBOL_SHARE = 0.3          # above this share of non-text characters the output is garbled
@@ -27,12 +29,12 @@ class Violation:
     evidence: str
 
 
-def _rx(pattern: str) -> re.Pattern:
-    return re.compile(pattern, re.I | re.M)
+def _rx(pattern: str) -> Prefiltered:
+    return Prefiltered(pattern, re.I | re.M)
 
 
 # (name, App. 31 failure number, pattern) for the hard checks
-_HARD: tuple[tuple[str, int, re.Pattern], ...] = (
+_HARD: tuple[tuple[str, int, Prefiltered], ...] = (
     ("boundary_violation", 11, _rx(
         r"\b(come|move|scoot|sit|lean)\b[^.?!\n]{0,25}\b(closer|next to me|beside me|over here|near me|on my lap)\b"
         r"|\bmove your chair\b|\b(let me|can i|i want to|i'?d like to|i'?ll)\s+(hold|hug|touch|kiss|stroke)\b"
@@ -44,10 +46,11 @@ _HARD: tuple[tuple[str, int, re.Pattern], ...] = (
         r"|^\s{0,3}#{1,6}\s+\S|^\s*(?:[-*\u2022]|\d+[.)])\s+\S[^\n]*\n\s*(?:[-*\u2022]|\d+[.)])\s+\S")),
     ("leaked_reasoning", 13, _rx(
         r"</?(think|thinking|say|reasoning|analysis)>|\b(overthinking|dissociating|inner critic|defen[cs]e)\s*:\s*\w+\.")),
-    ("leaked_reasoning", 13, re.compile(r"(?:\b[A-Z][a-z]+:\s+[A-Z][a-z]+\.\s*){2,}")),  # "Label: Phrase." pairs
+    ("leaked_reasoning", 13, Prefiltered(r"(?:\b[A-Z][a-z]+:\s+[A-Z][a-z]+\.\s*){2,}")),  # "Label: Phrase." pairs
     ("category_score", 6, _rx(r"\b[ABC]\d\s*=\s*\d+(\.\d+)?\s*/\s*10")),
-    ("unicode_degeneration", 8, re.compile(rf"([^\w\s])\1{{{REPEAT_RUN - 1},}}|((?:[^\w\s]){{2}})\2{{3,}}")),
-    ("mixed_script", 13, re.compile(
+    # a symbol repeated, or a pair of symbols repeated: both from their first symbol, so a search skips to symbols
+    ("unicode_degeneration", 8, Prefiltered(rf"([^\w\s])(?:\1{{{REPEAT_RUN - 1},}}|([^\w\s])(?:\1\2){{3,}})")),
+    ("mixed_script", 13, Prefiltered(
         "[\u0400-\u04ff\u0590-\u06ff\u0900-\u0dff\u0e00-\u0e7f\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]")),
 )
 _WORD = re.compile(r"[A-Za-z']+")
