@@ -10,8 +10,7 @@ is by construction a row of the vector env's.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -65,6 +64,7 @@ class BatchStep:
     terminated: np.ndarray
     truncated: np.ndarray
     summary_rows: dict[str, Any] | None = None   # the closed sessions' summaries, one row per closed session
+    _loa_crossed: np.ndarray | None = field(default=None, repr=False)
 
     def summary(self, privileged: bool = True) -> dict[str, Any] | None:
         """The closed sessions' summaries in vector form (mask: session_end); None if no session closed."""
@@ -92,17 +92,18 @@ class BatchStep:
     def done(self) -> np.ndarray:
         return self.terminated | self.truncated
 
-    @cached_property
-    def _loa_crossed(self) -> np.ndarray:
-        """Which rows crossed an LOA threshold this turn."""
-        t = self.turn
-        return (t.loa_growth > 0).any(axis=1) | (t.loa_regression < 0).any(axis=1)
+    def loa_crossed(self) -> np.ndarray:
+        """Which rows crossed an LOA threshold this turn (worked out once)."""
+        if self._loa_crossed is None:
+            t = self.turn
+            self._loa_crossed = (t.loa_growth > 0).any(axis=1) | (t.loa_regression < 0).any(axis=1)
+        return self._loa_crossed
 
     def event_mask(self) -> np.ndarray:
         """Which rows had any event this turn."""
         t = self.turn
         return (t.phase_move != 0) | self.ruptured | (self.stance_after != self.stance_before) | \
-            (self.stage_move != 0) | self._loa_crossed
+            (self.stage_move != 0) | self.loa_crossed()
 
     def events(self, i: int) -> list[dict[str, Any]]:
         """Row i's events in the order they happened: phase, LOA thresholds, rupture, stance, stage."""
@@ -112,7 +113,7 @@ class BatchStep:
             to = self.phase_after.item(i)
             events.append({"type": "phase_forward" if move > 0 else "phase_regression",
                            "from": PHASES[to - move], "to": PHASES[to]})
-        if self._loa_crossed.item(i):
+        if self.loa_crossed().item(i):
             for dim, growth, regression in zip(LOA_DIMENSIONS, t.loa_growth[i].tolist(), t.loa_regression[i].tolist()):
                 if growth > 0:
                     events.append({"type": "taie_growth", "dimension": dim, "threshold": growth})
