@@ -197,16 +197,14 @@ def _strategy_tables(nodes: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
 def _tilts(nodes: tuple[str, ...], batch: ProfileBatch) -> tuple[np.ndarray, np.ndarray]:
     """Each profile's per-node pathology shift and BQ multiplier ([B, N] each): its strategy's, then each
     defence's and each concern's in turn (one update per list position, so the sums are formed in that order)."""
-    index = _node_index(nodes)
     shift_table, bq_table = _strategy_tables(nodes)
     shift, bq = shift_table[batch.strategy], bq_table[batch.strategy]   # copies
-    defense_nodes = np.array([index[d] for d in DEFENSES])
+    defense_nodes, concern_nodes = _catalogue_nodes(nodes)
     for position in range(batch.defenses.shape[1]):
         rows = np.flatnonzero(batch.defenses[:, position] >= 0)
         cols = defense_nodes[batch.defenses[rows, position]]
         shift[rows, cols] += DEFENSE_SHIFT
         bq[rows, cols] *= DEFENSE_BQ
-    concern_nodes = _concern_nodes(nodes)
     for position in range(batch.concerns.shape[1]):
         concern = batch.concerns[:, position]
         for j in np.unique(concern[concern >= 0]).tolist():   # the concerns present at this position
@@ -216,10 +214,11 @@ def _tilts(nodes: tuple[str, ...], batch: ProfileBatch) -> tuple[np.ndarray, np.
 
 
 @lru_cache(maxsize=4)
-def _concern_nodes(nodes: tuple[str, ...]) -> tuple[np.ndarray, ...]:
-    """Each concern's node indices, in CONCERNS order."""
+def _catalogue_nodes(nodes: tuple[str, ...]) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """Each defence's node index (in DEFENSES order) and each concern's node indices (in CONCERNS order)."""
     index = _node_index(nodes)
-    return tuple(np.array([index[node] for node in concern_nodes]) for concern_nodes, _ in CONCERNS.values())
+    return (np.array([index[d] for d in DEFENSES]),
+            tuple(np.array([index[node] for node in concern_nodes]) for concern_nodes, _ in CONCERNS.values()))
 
 
 PRESETS: dict[str, ClientProfile] = {p.name: p for p in (

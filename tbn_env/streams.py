@@ -71,16 +71,6 @@ def _pcg64_words(seeds: list[int | None]) -> list[tuple[int, int] | None]:
     return out
 
 
-def _state(state: int, inc: int) -> dict:
-    return {"bit_generator": "PCG64", "state": {"state": state, "inc": inc}, "has_uint32": 0, "uinteger": 0}
-
-
-def pcg64_states(seeds: list[int | None]) -> list[dict]:
-    """The `bit_generator.state` `np.random.default_rng(seed)` starts in, for each seed (None: fresh entropy)."""
-    return [np.random.default_rng(seed).bit_generator.state if words is None else _state(*words)
-            for seed, words in zip(seeds, _pcg64_words(seeds))]
-
-
 class Streams:
     """One generator per row, each moved to a new seed's starting state by `seed` (made when first needed)."""
 
@@ -90,9 +80,10 @@ class Streams:
     def seed(self, rows: list[int], seeds: list[int | None]) -> None:
         """Row i's generator now gives what `np.random.default_rng(seeds[j])` gives, for i = rows[j]."""
         seeds = list(seeds)
-        state = _state(0, 0)   # one dict, refilled: the setter copies its numbers out
+        # one dict, refilled for each row: the setter copies its numbers out
+        state = {"bit_generator": "PCG64", "state": {"state": 0, "inc": 0}, "has_uint32": 0, "uinteger": 0}
         for i, seed, words in zip(rows, seeds, _pcg64_words(seeds)):
-            if words is None:
+            if words is None:   # seeds numpy's own path handles (None, 2**64 and above)
                 self.set_state(i, np.random.default_rng(seed).bit_generator.state)
             else:
                 state["state"]["state"], state["state"]["inc"] = words
