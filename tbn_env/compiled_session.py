@@ -15,15 +15,17 @@ PHASE_FORWARD, PHASE_REGRESSION, TAIE_GROWTH, TAIE_REGRESSION, RUPTURE, STANCE =
 
 
 @njit(cache=True)
-def account(scores, att_i, safety_i, repair_i, low_gate, alliance, alliance_now, rupture_drop, client_rupture,
-            levels, disclosure_i, engagement_i, path, defense_idx, buckets, distrust_i, bucket_change, surge_idx,
-            surge_at_ten,
-            stance, stance_turn, turns_in_stance, arc_step, att_window, res_window, disclosure_min, engagement_min,
-            defensiveness_max, min_dwell, arc_steps, arc_resistance_max, arc_overwhelm_max,
-            rupture, turn, total_turns, score_sum, score_min, score_max, phase, phase_max, reward_totals,
-            composite, modifiers, phase_transition, taie, phase_move, loa_growth, loa_regression, event_counts,
-            sig_att, sig_disclosure, sig_engagement, sig_defensiveness, sig_overwhelm, ruptured, stance_before):
-    """Everything after the kernel's turn, in place; `ruptured` and `stance_before` are outputs, `sig_*` scratch."""
+def account(scores, client_rupture, session_end, alliance_now, path, bucket_change, composite, modifiers,
+            phase_transition, taie, phase_move, loa_growth, loa_regression, ruptured, stance_before, happened,
+            alliance, levels, buckets, phase, stance, stance_turn, turns_in_stance, arc_step, att_window, res_window,
+            rupture, turn, total_turns, score_sum, score_min, score_max, phase_max, reward_totals, event_counts,
+            sig_att, sig_disclosure, sig_engagement, sig_defensiveness, sig_overwhelm,
+            att_i, safety_i, repair_i, low_gate, rupture_drop, disclosure_i, engagement_i, defense_idx, distrust_i,
+            surge_idx, surge_at_ten, disclosure_min, engagement_min, defensiveness_max, min_dwell, arc_steps,
+            arc_resistance_max, arc_overwhelm_max):
+    """Everything after the kernel's turn, in place: first the turn's inputs and outputs (`ruptured`,
+    `stance_before` and `happened`, whether the row had any event, are written), then the session state, the stance signals' scratch and the constants.
+    Returns how many sessions end with this turn."""
     b, d = scores.shape
     for i in range(b):
         turn[i] += 1
@@ -60,8 +62,33 @@ def account(scores, att_i, safety_i, repair_i, low_gate, alliance, alliance_now,
         reward_totals[i, 4] += taie[i]
         event_counts[i, PHASE_FORWARD] += phase_move[i] > 0
         event_counts[i, PHASE_REGRESSION] += phase_move[i] < 0
+        crossings = 0
         for k in range(loa_growth.shape[1]):
             event_counts[i, TAIE_GROWTH] += loa_growth[i, k] > 0
             event_counts[i, TAIE_REGRESSION] += loa_regression[i, k] < 0
+            crossings += (loa_growth[i, k] > 0) + (loa_regression[i, k] < 0)
         event_counts[i, RUPTURE] += ruptured[i]
         event_counts[i, STANCE] += stance[i] != stance_before[i]
+        happened[i] = phase_move[i] != 0 or crossings > 0 or ruptured[i] or stance[i] != stance_before[i]
+    ends = 0
+    for i in range(b):
+        ends += session_end[i]
+    return ends
+
+
+@njit(cache=True)
+def noise_turns(scores, att_i, low_gate, used, block, turn, refill):
+    """Which turn of its block of misreading draws each client reads (`turn`, in place), and the rows whose block
+    is spent and must be refilled before the turn (the first of `refill`; their count is returned). A misattuned
+    row reads its next turn; the others read none (their index is any valid one)."""
+    n = 0
+    for i in range(scores.shape[0]):
+        low = scores[i, att_i] < low_gate
+        if low and used[i] >= block:
+            refill[n] = i
+            n += 1
+            used[i] = 0
+        turn[i] = min(used[i], block - 1)
+        if low:
+            used[i] += 1
+    return n

@@ -15,7 +15,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .compiled_turn import N_CLIENT_INPUTS, N_CLIENT_OUTPUTS, N_OUT, OUT_COLUMNS, turn
+from .compiled_turn import N_CLIENT_INPUTS, N_CLIENT_OUTPUTS, N_OUT, turn
 from .buckets import BUCKET_HEALTH_SIGN, BUCKETS, MALADAPTIVE, SESSION_DECAY, bucket_effect_matrices, coupling_matrix
 from .dimensions import DIM_INDEX, JUDGE_DIMENSIONS
 from .graph import (ALLIANCE_DOMAIN, BIPOLAR_CENTRE, DAMPENING, ENGAGEMENT_NODE, LEVEL_MAX, PHASES,
@@ -270,6 +270,11 @@ class BatchKernel:
         self.slipping_sessions = np.zeros(batch, dtype=int)
         self.qualifying_sessions = np.zeros(batch, dtype=int)
         self._tables = self._turn_tables()
+        # the turn's per-client state, bound once (the arrays are only ever written in place)
+        self._turn_state = (self.levels, self.tmog, self.buckets, self.loa, self.armed_up, self.armed_down, self.taie,
+                            self.x_pole, self.taie_first_sum, self.taie_recent, self.taie_count, self.transformation,
+                            self.stage, self.phase, self.turns_in_phase, self.balance_entry, self.coiling_entry,
+                            self.reached_core, self.reached_integration, self.bq_scale)
 
     # ------------------------------------------------------------------ state in and out
     def load(self, i: int, init: InitialState) -> None:
@@ -326,7 +331,7 @@ class BatchKernel:
             value = np.asarray(state[name])
             if value.shape != current.shape:
                 raise ValueError(f"kernel state {name!r} has shape {value.shape}, expected {current.shape}")
-            setattr(self, name, value.astype(current.dtype, copy=True))
+            current[...] = value   # in place: the compiled turn's arguments are bound to these arrays
 
     def snapshot(self, i: int) -> dict[str, np.ndarray]:
         """Row i's numeric state, in the same keys as ReferenceCore.snapshot()."""
@@ -385,18 +390,13 @@ class BatchKernel:
         growth, regression = np.empty(self.loa.shape), np.empty(self.loa.shape)
         bucket_change, path = np.empty(self.buckets.shape), np.empty(self.levels.shape)
         _step_rows((np.ascontiguousarray(scores, dtype=np.float64), np.ascontiguousarray(noise, dtype=np.float64),
-                    noise_turn, self.levels, self.tmog, self.buckets, self.loa, self.armed_up, self.armed_down, self.taie,
-                    self.x_pole, self.taie_first_sum, self.taie_recent, self.taie_count, self.transformation,
-                    self.stage, self.phase, self.turns_in_phase, self.balance_entry, self.coiling_entry,
-                    self.reached_core, self.reached_integration, self.bq_scale,
-                    *self._tables, out, fired, growth, regression, bucket_change, path))
+                    noise_turn, *self._turn_state, *self._tables, out, fired, growth, regression, bucket_change, path))
         self.pathology_now = path  # valid until the next step
-        col = dict(zip(OUT_COLUMNS, out.T))
-        return BatchTurn(col["composite"], col["modifiers"], fired, col["phase_transition"], col["taie"],
-                         col["taie_transformation_reward"], col["taie_direction_reward"], col["loa_event_reward"],
-                         growth, regression, col["phase_move"].astype(np.int64), col["phase_composite"],
-                         col["coiling"], col["alliance"], col["balance"], col["tmog_accuracy"],
-                         col["tmog_accuracy_delta"], col["taie_direction"].astype(np.int64), bucket_change)
+        (composite, modifiers, phase_transition, taie, transformation_reward, direction_reward, loa_reward, phase_move,
+         phase_composite, coiling, alliance, balance, accuracy, accuracy_delta, direction) = out.T   # OUT_COLUMNS
+        return BatchTurn(composite, modifiers, fired, phase_transition, taie, transformation_reward, direction_reward,
+                         loa_reward, growth, regression, phase_move.astype(np.int64), phase_composite, coiling,
+                         alliance, balance, accuracy, accuracy_delta, direction.astype(np.int64), bucket_change)
 
     def _turn_tables(self) -> tuple:
         """The compiled turn's arguments that do not change from turn to turn: graph tables and parameters."""

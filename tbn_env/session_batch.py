@@ -10,12 +10,13 @@ is by construction a row of the vector env's.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import operator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .compiled_session import account
+from .compiled_session import account, noise_turns
 from .buckets import BUCKET_INDEX, BUCKETS, MALADAPTIVE
 from .dimensions import DIM_INDEX, JUDGE_DIMENSIONS
 from .graph import PHASES, ClientGraph
@@ -43,7 +44,7 @@ NOISE_BLOCK = 8
 _PHASE_NAMES = np.array(PHASES, dtype=object)
 _STANCE_NAMES = np.array(STANCES, dtype=object)
 _DIRECTIONS = np.array([DIRECTION_NAMES[d] for d in (-1, 0, 1)], dtype=object)   # indexed by direction + 1
-_GUIDANCE = np.array([[guidance(s, p) for p in PHASES] for s in (1, 2, 3, 4)], dtype=object)
+_GUIDANCE = np.array([[guidance(s, p) if s else None for p in PHASES] for s in range(5)], dtype=object)  # [stage, phase]
 
 
 @dataclass
@@ -63,8 +64,10 @@ class BatchStep:
     complete: np.ndarray         # treatment complete (a stage-4 session reached integration)
     terminated: np.ndarray
     truncated: np.ndarray
+    happened: np.ndarray         # the row had an event this turn (any of EVENT_TYPES)
     summary_rows: dict[str, Any] | None = None   # the closed sessions' summaries, one row per closed session
-    _loa_crossed: np.ndarray | None = field(default=None, repr=False)
+    #: the reward: the parts summed in REWARD_PARTS order, as RewardBreakdown.total sums them (set by the step)
+    reward: np.ndarray | None = None
 
     def summary(self, privileged: bool = True) -> dict[str, Any] | None:
         """The closed sessions' summaries in vector form (mask: session_end); None if no session closed."""
@@ -84,41 +87,24 @@ class BatchStep:
                 "stage_transition": self.stage_reward, "taie": t.taie}
 
     @property
-    def reward(self) -> np.ndarray:
-        t = self.turn   # summed in REWARD_PARTS order, as RewardBreakdown.total sums them
-        return t.composite + t.modifiers + t.phase_transition + self.stage_reward + t.taie
-
-    @property
     def done(self) -> np.ndarray:
         return self.terminated | self.truncated
-
-    def loa_crossed(self) -> np.ndarray:
-        """Which rows crossed an LOA threshold this turn (worked out once)."""
-        if self._loa_crossed is None:
-            t = self.turn
-            self._loa_crossed = (t.loa_growth > 0).any(axis=1) | (t.loa_regression < 0).any(axis=1)
-        return self._loa_crossed
-
-    def event_mask(self) -> np.ndarray:
-        """Which rows had any event this turn."""
-        t = self.turn
-        return (t.phase_move != 0) | self.ruptured | (self.stance_after != self.stance_before) | \
-            (self.stage_move != 0) | self.loa_crossed()
 
     def events(self, i: int) -> list[dict[str, Any]]:
         """Row i's events in the order they happened: phase, LOA thresholds, rupture, stance, stage."""
         t, events = self.turn, []
+        if not self.happened.item(i):
+            return events
         move = t.phase_move.item(i)
         if move:
             to = self.phase_after.item(i)
             events.append({"type": "phase_forward" if move > 0 else "phase_regression",
                            "from": PHASES[to - move], "to": PHASES[to]})
-        if self.loa_crossed().item(i):
-            for dim, growth, regression in zip(LOA_DIMENSIONS, t.loa_growth[i].tolist(), t.loa_regression[i].tolist()):
-                if growth > 0:
-                    events.append({"type": "taie_growth", "dimension": dim, "threshold": growth})
-                if regression < 0:
-                    events.append({"type": "taie_regression", "dimension": dim, "threshold": regression})
+        for dim, growth, regression in zip(LOA_DIMENSIONS, t.loa_growth[i].tolist(), t.loa_regression[i].tolist()):
+            if growth > 0:
+                events.append({"type": "taie_growth", "dimension": dim, "threshold": growth})
+            if regression < 0:
+                events.append({"type": "taie_regression", "dimension": dim, "threshold": regression})
         if self.ruptured.item(i):
             events.append({"type": "rupture"})
         before, after = self.stance_before.item(i), self.stance_after.item(i)
@@ -155,7 +141,6 @@ class SessionBatch:
         self._surge = np.array([BUCKET_INDEX[b] for b in OVERWHELM_BUCKETS])
         self._distrust = BUCKET_INDEX["distrust"]
         self.modifiers = [(m.name, m.value) for m in stage_modifiers(self.params)]
-        self._modifier_columns = [(name, np.full(batch, value)) for name, value in self.modifiers]
         self.stances = StanceDetector(self.params, batch)
         self.signals = Signals(batch)
         # per client, the TMoG misreading draws: a generator handing out NOISE_BLOCK turns of draws at a time
@@ -164,7 +149,7 @@ class SessionBatch:
         self._noise_used = np.full(batch, NOISE_BLOCK, dtype=np.int64)   # turns of the block already spent
         # working memory of the compiled bookkeeping (the stance detector's signals) and an unread noise index
         self._scratch = tuple(np.empty(batch) for _ in range(5))
-        self._scratch_turn = np.zeros(batch, dtype=np.int64)
+        self._scratch_rows = np.empty(batch, dtype=np.int64)
         self.rupture = np.zeros(batch, dtype=bool)        # a rupture is open (until a turn repairs it)
         self.turn = np.zeros(batch, dtype=np.int64)       # therapist turns so far this session
         self.session = np.ones(batch, dtype=np.int64)     # the session's number in the episode
@@ -178,6 +163,15 @@ class SessionBatch:
         self.phase_max = np.zeros(batch, dtype=np.int64)
         self.reward_totals = np.zeros((batch, len(REWARD_PARTS)))
         self.event_counts = np.zeros((batch, len(EVENT_TYPES)), dtype=np.int64)
+        p, st = self.params, self.stances   # the bookkeeping's state and constants, bound once (written in place)
+        self._account_args = (
+            self.alliance, k.levels, k.buckets, k.phase, st.stance, st.turn, st.turns_in_stance, st.arc_step,
+            st.attunement, st.resistance, self.rupture, self.turn, self.total_turns, self.score_sum, self.score_min,
+            self.score_max, self.phase_max, self.reward_totals, self.event_counts, *self._scratch,
+            DIM_INDEX["attunement"], DIM_INDEX["safety"], DIM_INDEX["repair"], LOW_THRESHOLD, p.rupture_alliance_drop,
+            self._disclosure, self.cg.engagement, self._defense, self._distrust, self._surge, p.stance_overwhelm_surge,
+            p.stance_disclosure_min, p.stance_engagement_min, p.stance_defensiveness_max, p.stance_min_dwell,
+            p.stance_arc_steps, p.stance_arc_resistance_max, p.stance_arc_overwhelm_max)
 
     # ------------------------------------------------------------------ clients in and out
     def load_rows(self, rows: np.ndarray, inits: list[InitialState] | InitialBatch, seeds: list[int],
@@ -215,15 +209,11 @@ class SessionBatch:
     def _misreadings(self, scores: np.ndarray) -> np.ndarray:
         """Which turn of its block of TMoG misreading draws (§9.3.14.1) each client reads this turn: the next one
         for the misattuned rows (a spent block is refilled from the client's generator), any for the others."""
-        used = self._noise_used
-        low = np.flatnonzero(scores[:, DIM_INDEX["attunement"]] < LOW_THRESHOLD)
-        if not low.size:
-            return self._scratch_turn   # read by no client
-        for i in low[used[low] >= NOISE_BLOCK].tolist():
-            self.noise_rng(i).standard_normal(out=self._noise_block[i])
-            used[i] = 0
-        turn = np.minimum(used, NOISE_BLOCK - 1)
-        used[low] += 1
+        turn, refill = np.empty(self.batch, dtype=np.int64), self._scratch_rows
+        n = noise_turns(scores, DIM_INDEX["attunement"], LOW_THRESHOLD, self._noise_used, NOISE_BLOCK, turn, refill)
+        if n:
+            for i in refill[:n].tolist():
+                self.noise_rng(i).standard_normal(out=self._noise_block[i])
         return turn
 
     _STATE = ("rupture", "turn", "session", "total_turns", "alliance", "taie_direction", "score_sum", "score_min",
@@ -241,7 +231,7 @@ class SessionBatch:
         """Restore `state_dict()` output exactly, so a resumed run continues the same trajectory."""
         self.kernel.load_state_dict(state["kernel"])
         for k, v in state["stance"].items():
-            setattr(self.stances, k, np.copy(v))
+            getattr(self.stances, k)[...] = v   # in place, as every state array (bound to the compiled calls)
         self.signals.load_state_dict(state["signals"])
         for i, saved in enumerate(state["rngs"]):
             if isinstance(saved, dict):   # a generator's state (older checkpoints may hold a seed instead)
@@ -249,7 +239,7 @@ class SessionBatch:
             elif saved is not None:
                 self._noise.seed([i], [saved])
         for k in self._STATE:
-            setattr(self, k, np.array(state[k], dtype=getattr(self, k).dtype))
+            getattr(self, k)[...] = state[k]
 
     # ------------------------------------------------------------------ the turn
     def step(self, scores: np.ndarray, *, client_rupture: np.ndarray | None = None,
@@ -259,7 +249,7 @@ class SessionBatch:
         `client_rupture` marks ruptures a client backend voiced; `session_end` closes sessions
         early (default: after `max_turns` turns).
         """
-        k, b, p, st = self.kernel, self.batch, self.params, self.stances
+        k, b = self.kernel, self.batch
         if session_end is None:
             if self.max_turns is None:
                 raise ValueError("this SessionBatch has no max_turns: say where sessions end (session_end=...)")
@@ -267,24 +257,17 @@ class SessionBatch:
         session_end = np.asarray(session_end, dtype=bool)
         out = k.step(scores, self._noise_block, self._misreadings(scores))
         self.taie_direction[:] = out.taie_direction
-        ruptured, stance_before = np.empty(b, dtype=np.bool_), np.empty(b, dtype=np.int64)
-        account(scores, DIM_INDEX["attunement"], DIM_INDEX["safety"], DIM_INDEX["repair"], LOW_THRESHOLD,
-                self.alliance, out.alliance, p.rupture_alliance_drop,
-                np.zeros(b, np.bool_) if client_rupture is None else np.asarray(client_rupture, np.bool_),
-                k.levels, self._disclosure, self.cg.engagement, k.pathology_now, self._defense, k.buckets,
-                self._distrust, out.bucket_change, self._surge, p.stance_overwhelm_surge,
-                st.stance, st.turn, st.turns_in_stance, st.arc_step, st.attunement, st.resistance,
-                p.stance_disclosure_min, p.stance_engagement_min, p.stance_defensiveness_max, p.stance_min_dwell,
-                p.stance_arc_steps, p.stance_arc_resistance_max, p.stance_arc_overwhelm_max,
-                self.rupture, self.turn, self.total_turns, self.score_sum, self.score_min, self.score_max, k.phase,
-                self.phase_max, self.reward_totals, out.composite, out.modifiers, out.phase_transition, out.taie,
-                out.phase_move, out.loa_growth, out.loa_regression, self.event_counts,
-                *self._scratch, ruptured, stance_before)
-        step = BatchStep(out, scores, ruptured, stance_before, st.stance.copy(), session_end, k.phase.copy(),
-                         k.stage.copy(), np.zeros(b, dtype=np.int64), np.zeros(b), np.zeros(b, dtype=bool),
-                         np.zeros(b, dtype=bool), np.zeros(b, dtype=bool))
-        if step.session_end.any():
+        ruptured, stance_before, happened = np.empty(b, np.bool_), np.empty(b, np.int64), np.empty(b, np.bool_)
+        ends = account(scores, np.zeros(b, np.bool_) if client_rupture is None else np.asarray(client_rupture, np.bool_),
+                       session_end, out.alliance, k.pathology_now, out.bucket_change, out.composite, out.modifiers,
+                       out.phase_transition, out.taie, out.phase_move, out.loa_growth, out.loa_regression, ruptured,
+                       stance_before, happened, *self._account_args)
+        step = BatchStep(out, scores, ruptured, stance_before, self.stances.stance.copy(), session_end,
+                         k.phase.copy(), k.stage.copy(), np.zeros(b, dtype=np.int64), np.zeros(b),
+                         np.zeros(b, dtype=bool), np.zeros(b, dtype=bool), np.zeros(b, dtype=bool), happened)
+        if ends:
             self._close_sessions(step)
+        step.reward = out.composite + out.modifiers + out.phase_transition + step.stage_reward + out.taie
         self.signals.express(self._rows, k.phase, k.buckets, ruptured)
         return step
 
@@ -298,6 +281,7 @@ class SessionBatch:
         self.reward_totals[at, 3] = reward
         self.event_counts[at, 6] += move > 0
         self.event_counts[at, 7] += move < 0
+        step.happened[at] |= move != 0
         totals, counts = self.reward_totals[rows], self.event_counts[rows]
         summary.update(stage_after=self.kernel.stage[rows].copy(),
                        reward_totals={**{name: totals[:, j] for j, name in enumerate(REWARD_PARTS)},
@@ -387,7 +371,7 @@ class SessionBatch:
         tree: dict[str, Any] = {
             "phase": form.pick(_PHASE_NAMES, k.phase), "stage": form.one(k.stage),
             "stance": form.pick(_STANCE_NAMES, self.stances.stance),
-            "guidance": form.pick(_GUIDANCE, k.stage - 1, k.phase), "session": form.one(self.session),
+            "guidance": form.pick(_GUIDANCE, k.stage, k.phase), "session": form.one(self.session),
             "turn": form.one(self.turn), "profile": form.one(profiles), "events": form.events(step, self.batch),
         }
         if privileged:   # the hidden state's readings (the env adds the client's thought in text mode)
@@ -404,7 +388,7 @@ class SessionBatch:
             parts = step.parts
             tree.update(scores=form.columns(JUDGE_DIMENSIONS, step.scores), reward_breakdown={
                 **{name: form.one(value) for name, value in parts.items()}, "total": form.one(step.reward),
-                "terms": {"modifiers": form.some(self._modifier_columns, t.modifier_fired),
+                "terms": {"modifiers": form.some(self.modifiers, t.modifier_fired),
                           "taie": {"transformation": form.one(t.taie_transformation_reward),
                                    "direction": form.one(t.taie_direction_reward),
                                    "loa_events": form.one(t.loa_event_reward)}}})
@@ -448,12 +432,12 @@ class _Vector:
         return dict(zip(names, matrix.T.copy()))
 
     @staticmethod
-    def some(columns: list[tuple[str, np.ndarray]], present: np.ndarray) -> dict[str, tuple]:
-        return {name: (values, fired) for (name, values), fired in zip(columns, present.T)}
+    def some(constants: list[tuple[str, float]], present: np.ndarray) -> dict[str, tuple]:
+        return {name: (np.full(len(present), value), fired) for (name, value), fired in zip(constants, present.T)}
 
     @staticmethod
     def events(step: BatchStep | None, n: int) -> np.ndarray:
-        happened = [False] * n if step is None else step.event_mask().tolist()
+        happened = [False] * n if step is None else step.happened.tolist()
         return np.fromiter((step.events(i) if h else [] for i, h in enumerate(happened)), dtype=object, count=n)
 
 
@@ -462,21 +446,19 @@ class _Row:
 
     def __init__(self, i: int) -> None:
         self.i = i
-
-    def one(self, values: np.ndarray):
-        return values.item(self.i)
+        self.one = operator.methodcaller("item", i)   # values[i] as a Python value
 
     def row(self, values: np.ndarray) -> np.ndarray:
         return values[self.i].copy()
 
     def pick(self, names: np.ndarray, *index: np.ndarray):
-        return names[tuple([x.item(self.i) for x in index])]
+        return names.item(*[x.item(self.i) for x in index])
 
     def columns(self, names, matrix: np.ndarray) -> dict[str, float]:
         return dict(zip(names, matrix[self.i].tolist()))
 
-    def some(self, columns: list[tuple[str, np.ndarray]], present: np.ndarray) -> dict[str, float]:
-        return {name: values.item(self.i) for (name, values), fired in zip(columns, present[self.i]) if fired}
+    def some(self, constants: list[tuple[str, float]], present: np.ndarray) -> dict[str, float]:
+        return {name: value for (name, value), fired in zip(constants, present[self.i].tolist()) if fired}
 
     def events(self, step: BatchStep | None, n: int) -> list[dict[str, Any]]:
         return [] if step is None else step.events(self.i)

@@ -51,11 +51,14 @@ class Signals:
 
     def express(self, rows: np.ndarray, phase: np.ndarray, buckets: np.ndarray, ruptured: np.ndarray) -> None:
         """Draw the signals of `rows` for their phase and fear now; `ruptured` flags each row's rupture this turn."""
-        for i in rows[self._used[rows] >= SIGNAL_BLOCK].tolist():
-            self._rngs[i].random(out=self._block[i])
-            self._used[i] = 0
-        _express(rows, self._block, self._used, phase, buckets, BUCKET_INDEX["fear"], ruptured, self.affect,
-                 self.arousal, self.rupture_cue)
+        spent = _express(rows, self._block, self._used, phase, buckets, BUCKET_INDEX["fear"], ruptured, self.affect,
+                         self.arousal, self.rupture_cue)
+        if spent:   # nothing was drawn: refill the spent blocks first
+            for i in rows[self._used[rows] >= SIGNAL_BLOCK].tolist():
+                self._rngs[i].random(out=self._block[i])
+                self._used[i] = 0
+            _express(rows, self._block, self._used, phase, buckets, BUCKET_INDEX["fear"], ruptured, self.affect,
+                     self.arousal, self.rupture_cue)
 
     _STATE = ("affect", "arousal", "rupture_cue", "_block", "_used")
 
@@ -65,7 +68,7 @@ class Signals:
 
     def load_state_dict(self, state: dict) -> None:
         for k in self._STATE:
-            setattr(self, k, np.array(state[k], dtype=getattr(self, k).dtype))
+            getattr(self, k)[...] = state[k]
         for i, saved in enumerate(state["rngs"]):
             if saved is not None:
                 self._rngs.set_state(i, saved)
@@ -73,7 +76,13 @@ class Signals:
 
 @njit(cache=True)
 def _express(rows, block, used, phase, buckets, fear, ruptured, affect, arousal, rupture_cue):
-    """The signals of `rows` from the next turn of their blocks (in place)."""
+    """The signals of `rows` from the next turn of their blocks (in place); if a row's block is spent, nothing is
+    drawn and the number of spent blocks is returned."""
+    spent = 0
+    for i in rows:
+        spent += used[i] >= len(block[i])
+    if spent:
+        return spent
     miss = (1.0 - AFFECT_READ_ACCURACY) / 2.0
     for i in rows:
         u = block[i, used[i]]
@@ -84,3 +93,4 @@ def _express(rows, block, used, phase, buckets, fear, ruptured, affect, arousal,
         noisy = buckets[i, fear] + AROUSAL_NOISE * normal
         arousal[i] = min(max(int(np.floor(noisy * AROUSAL_LEVELS)), 0), AROUSAL_LEVELS - 1)
         rupture_cue[i] = ruptured[i]
+    return 0
