@@ -220,6 +220,12 @@ class ClientGraph:
                 "pole": np.array([1.0 if x["pole"] == "high" else -1.0 for x in a]),
                 "taie": np.array([x["taie"] for x in a])}
 
+    @cached_property
+    def taie_norm(self) -> np.ndarray:
+        """Each TAIE axis's total absolute loading (x, y, z): what a fully pathological client's loadings add to."""
+        load = self.node_table["taie"]
+        return np.array([np.abs(load[:, axis]).sum() for axis in range(3)])
+
     def levels_from_pathology(self, p: np.ndarray) -> np.ndarray:
         """`level_from_pathology` of every node ([N] or [B, N]; bipolar nodes on their pathological side)."""
         t = self.node_table

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from .buckets import BUCKET_INDEX
 from .graph import ClientGraph
 from .params import Params
+from .compiled_state import tilt_rows
 from .state import InitialBatch, InitialState, state_draws, states_from_uniforms
 from .taie import AXIS_MAX, AXIS_MIN
 
@@ -196,29 +197,26 @@ def _strategy_tables(nodes: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
 
 def _tilts(nodes: tuple[str, ...], batch: ProfileBatch) -> tuple[np.ndarray, np.ndarray]:
     """Each profile's per-node pathology shift and BQ multiplier ([B, N] each): its strategy's, then each
-    defence's and each concern's in turn (one update per list position, so the sums are formed in that order)."""
+    defence's and each concern's in turn, in the order the profile lists them."""
     shift_table, bq_table = _strategy_tables(nodes)
-    shift, bq = shift_table[batch.strategy], bq_table[batch.strategy]   # copies
     defense_nodes, concern_nodes = _catalogue_nodes(nodes)
-    for position in range(batch.defenses.shape[1]):
-        rows = np.flatnonzero(batch.defenses[:, position] >= 0)
-        cols = defense_nodes[batch.defenses[rows, position]]
-        shift[rows, cols] += DEFENSE_SHIFT
-        bq[rows, cols] *= DEFENSE_BQ
-    for position in range(batch.concerns.shape[1]):
-        concern = batch.concerns[:, position]
-        for j in np.unique(concern[concern >= 0]).tolist():   # the concerns present at this position
-            # a concern's nodes are distinct: one update per (row, node)
-            shift[np.ix_(np.flatnonzero(concern == j), concern_nodes[j])] += CONCERN_SHIFT
+    b = len(batch.strategy)
+    shift, bq = np.empty((b, len(nodes))), np.empty((b, len(nodes)))
+    tilt_rows(batch.strategy, batch.defenses, batch.concerns, shift_table, bq_table, defense_nodes, concern_nodes,
+              DEFENSE_SHIFT, DEFENSE_BQ, CONCERN_SHIFT, shift, bq)
     return shift, bq
 
 
 @lru_cache(maxsize=4)
-def _catalogue_nodes(nodes: tuple[str, ...]) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
-    """Each defence's node index (in DEFENSES order) and each concern's node indices (in CONCERNS order)."""
+def _catalogue_nodes(nodes: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Each defence's node index (in DEFENSES order) and each concern's node indices (a row per concern in CONCERNS
+    order, -1 past its last node)."""
     index = _node_index(nodes)
-    return (np.array([index[d] for d in DEFENSES]),
-            tuple(np.array([index[node] for node in concern_nodes]) for concern_nodes, _ in CONCERNS.values()))
+    concern_nodes = [[index[node] for node in names] for names, _ in CONCERNS.values()]
+    padded = np.full((len(concern_nodes), max(map(len, concern_nodes))), -1, dtype=np.int64)
+    for row, indices in zip(padded, concern_nodes):
+        row[:len(indices)] = indices
+    return np.array([index[d] for d in DEFENSES], dtype=np.int64), padded
 
 
 PRESETS: dict[str, ClientProfile] = {p.name: p for p in (

@@ -11,13 +11,15 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from .buckets import ADAPTIVE, MALADAPTIVE
-from .graph import LEVEL_MAX, LEVEL_MIN, ClientGraph
+from .compiled_state import start_rows
+from .graph import BIPOLAR_CENTRE, LEVEL_MAX, LEVEL_MIN, ClientGraph
 from .loa import LOA_DIMENSIONS, LOA_MAX, LOA_MIN
 from .params import Params
 from .taie import AXIS_MAX, AXIS_MIN
 
 
 BQ_SCALE_MAX = 3.0  # a profile may at most triple a node's resistance
+_NO_SHIFT = np.zeros((0, 0))   # no profile's pathology shift
 
 
 @dataclass(frozen=True)
@@ -106,20 +108,6 @@ class InitialBatch:
         return self
 
 
-def taie_from_levels(graph: ClientGraph, levels: np.ndarray) -> np.ndarray:
-    """Axis positions implied by node pathology and TAIE loadings (x: signed by pole; y, z: health).
-
-    `levels` is one client's [N] or a batch [B, N]; the axes come back [3] or [B, 3].
-    """
-    p = graph.pathologies(levels)
-    load = graph.node_table["taie"]
-    health = 1.0 - 2.0 * p   # row-wise sums (not matrix products): the same bits in a batch of any size
-    x = 10.0 * (p * load[:, 0]).sum(axis=-1) / np.abs(load[:, 0]).sum()
-    y = 10.0 * (health * np.abs(load[:, 1])).sum(axis=-1) / np.abs(load[:, 1]).sum()
-    z = 10.0 * (health * np.abs(load[:, 2])).sum(axis=-1) / np.abs(load[:, 2]).sum()
-    return np.clip(np.stack([x, y, z], axis=-1), AXIS_MIN, AXIS_MAX)
-
-
 def state_draws(n_nodes: int) -> int:
     """Uniform numbers one client's starting state takes: pathology, bucket jitter, LOA, TMoG noise
     (Box-Muller pairs), and one for a profile's TAIE X prior."""
@@ -149,23 +137,21 @@ def states_from_uniforms(u: np.ndarray, stage: int, graph: ClientGraph, params: 
     b, n = len(u), len(graph.nodes)
     if u.shape != (b, state_draws(n)):
         raise ValueError(f"need [clients, {state_draws(n)}] uniforms, got {u.shape}")
-    cut = np.cumsum([n, len(MALADAPTIVE), len(ADAPTIVE), len(LOA_DIMENSIONS), 2 * ((n + 1) // 2)])
-    u_path, u_mal, u_ada, u_loa, u_noise = np.split(u[:, :-1], cut[:-1], axis=1)
-    lo, hi = params.init_pathology[stage - 1]
-    p = lo + (hi - lo) * u_path
-    if pathology_shift is not None:
-        p = np.clip(p + pathology_shift, 0.0, 1.0)
-    levels = graph.levels_from_pathology(p)
-    jitter = params.init_bucket_jitter
-    buckets = np.concatenate([params.init_maladaptive[stage - 1] + jitter * (2.0 * u_mal - 1.0),
-                              params.init_adaptive[stage - 1] + jitter * (2.0 * u_ada - 1.0)], axis=1).clip(0.0, 1.0)
-    loa_lo, loa_hi = params.init_loa[stage - 1]
-    loa = loa_lo + (loa_hi - loa_lo) * u_loa
-    taie = taie_from_levels(graph, levels)
+    u_noise = u[:, n + len(MALADAPTIVE) + len(ADAPTIVE) + len(LOA_DIMENSIONS):-1]
     radius = np.sqrt(-2.0 * np.log1p(-u_noise[:, 0::2]))   # Box-Muller: standard normals from uniform pairs
     angle = 2.0 * np.pi * u_noise[:, 1::2]
-    normal = np.concatenate([radius * np.cos(angle), radius * np.sin(angle)], axis=1)[:, :n]
-    tmog = np.clip(levels + params.tmog_sigma_by_stage[stage - 1] * normal, LEVEL_MIN, LEVEL_MAX)
+    normal = np.concatenate([radius * np.cos(angle), radius * np.sin(angle)], axis=1)
+    levels, tmog = np.empty((b, n)), np.empty((b, n))
+    buckets, loa, taie = np.empty((b, len(MALADAPTIVE) + len(ADAPTIVE))), np.empty((b, len(LOA_DIMENSIONS))), \
+        np.empty((b, 3))
+    t = graph.node_table
+    (path_lo, path_hi), (loa_lo, loa_hi) = params.init_pathology[stage - 1], params.init_loa[stage - 1]
+    start_rows(np.ascontiguousarray(u, dtype=np.float64), normal,
+               _NO_SHIFT if pathology_shift is None else np.ascontiguousarray(pathology_shift, dtype=np.float64),
+               path_lo, path_hi, t["bipolar"], t["increase"], t["pole"], LEVEL_MIN, LEVEL_MAX, BIPOLAR_CENTRE,
+               params.init_maladaptive[stage - 1], params.init_adaptive[stage - 1], params.init_bucket_jitter,
+               len(MALADAPTIVE), loa_lo, loa_hi, t["taie"], graph.taie_norm, AXIS_MIN, AXIS_MAX,
+               params.tmog_sigma_by_stage[stage - 1], levels, buckets, loa, taie, tmog, np.empty(n))
     return InitialBatch(np.full(b, stage), levels, buckets, loa, taie, np.where(taie[:, 0] >= 0, 1.0, -1.0), tmog,
                         np.ones((b, n)) if bq_scale is None else np.asarray(bq_scale, dtype=np.float64),
                         np.full(b, params.init_sessions_completed[stage - 1]))

@@ -1,0 +1,135 @@
+"""New clients' starting states, compiled: a profile's tilts and the stage's draws, one pass per client.
+
+The arithmetic of `tbn_env.state.states_from_uniforms` and `tbn_env.profiles.initial_states`, element by element
+in the same order, and sums in numpy's own order (`numpy_sum`), so a client drawn here has the same bits as the
+array expressions that define it (`tests/env/test_draws.py` holds the two to each other). The Box-Muller normals
+are numpy's (its `log1p`, `cos` and `sin` round differently from the compiled ones) and come in as an argument.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+#: Terms numpy adds with eight running sums before it splits a sum in two (its pairwise summation block).
+_BLOCK = 128
+_STACK = 192   # work ranges of the halving tree: 3 per level, ample for any array that fits in memory
+
+
+@njit(cache=True)
+def numpy_sum(a, lo, n):
+    """a[lo:lo + n].sum() with numpy's bits: pairwise summation, halving (at a multiple of 8) down to blocks of at
+    most 128 terms, each summed with eight running sums. Iterative: numba's on-disk cache mislinks recursion."""
+    if n <= _BLOCK:
+        return _block_sum(a, lo, n)
+    # post-order over the halving tree: a work stack of (start, length) ranges, length -1 meaning "add the last two
+    # partial sums", and a stack of partial sums
+    work_lo, work_n, partial = np.empty(_STACK, np.int64), np.empty(_STACK, np.int64), np.empty(_STACK)
+    work_lo[0], work_n[0] = lo, n
+    w, p = 1, 0
+    while w:
+        w -= 1
+        start, length = work_lo[w], work_n[w]
+        if length < 0:
+            partial[p - 2] = partial[p - 2] + partial[p - 1]
+            p -= 1
+        elif length <= _BLOCK:
+            partial[p] = _block_sum(a, start, length)
+            p += 1
+        else:
+            half = length // 2
+            half -= half % 8
+            work_lo[w], work_n[w] = 0, -1
+            work_lo[w + 1], work_n[w + 1] = start + half, length - half
+            work_lo[w + 2], work_n[w + 2] = start, half
+            w += 3
+    return partial[0]
+
+
+@njit(cache=True)
+def _block_sum(a, lo, n):
+    """numpy's sum of at most 128 terms: in order below 8, else eight running sums, combined pairwise, then the
+    remainder in order."""
+    if n < 8:
+        total = -0.0
+        for i in range(lo, lo + n):
+            total += a[i]
+        return total
+    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+    i = 8
+    while i < n - n % 8:
+        j = lo + i
+        r0 += a[j]
+        r1 += a[j + 1]
+        r2 += a[j + 2]
+        r3 += a[j + 3]
+        r4 += a[j + 4]
+        r5 += a[j + 5]
+        r6 += a[j + 6]
+        r7 += a[j + 7]
+        i += 8
+    total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        total += a[lo + i]
+        i += 1
+    return total
+
+
+@njit(cache=True)
+def tilt_rows(strategy, defenses, concerns, shift_table, bq_table, defense_node, concern_nodes, defense_shift,
+              defense_bq, concern_shift, shift, bq):
+    """Each profile's per-node pathology shift and BQ multiplier (`shift`, `bq` [B, N], written): its strategy's
+    row, then each defence's and each concern's in the order the profile lists them. `concern_nodes` [C, K] holds
+    each concern's node indices, -1 past its last."""
+    for i in range(strategy.shape[0]):
+        shift[i] = shift_table[strategy[i]]
+        bq[i] = bq_table[strategy[i]]
+        for d in defenses[i]:
+            if d >= 0:
+                shift[i, defense_node[d]] += defense_shift
+                bq[i, defense_node[d]] *= defense_bq
+        for c in concerns[i]:
+            if c >= 0:
+                for node in concern_nodes[c]:
+                    if node >= 0:
+                        shift[i, node] += concern_shift
+
+
+@njit(cache=True)
+def start_rows(u, normal, shift, path_lo, path_hi, bipolar, increase, pole, level_min, level_max, centre,
+               maladaptive, adaptive, jitter, n_maladaptive, loa_lo, loa_hi, taie_load, taie_norm, axis_min, axis_max,
+               sigma, levels, buckets, loa, taie, tmog, scratch):
+    """Clients entering treatment, one per row of `u` (`tbn_env.state.state_draws` uniforms each): levels from the
+    stage's pathology range tilted by `shift` ([B, N], or [0, 0] for none), buckets, LOA, TAIE axes from the
+    levels and TMoG as the levels misread by `sigma` * `normal`. The outputs are written; `scratch` is [N]."""
+    n = levels.shape[1]
+    n_buckets, n_loa = buckets.shape[1], loa.shape[1]
+    tilted = shift.shape[0] > 0
+    for i in range(u.shape[0]):
+        for j in range(n):
+            p = path_lo + (path_hi - path_lo) * u[i, j]
+            if tilted:
+                p = min(max(p + shift[i, j], 0.0), 1.0)
+            if bipolar[j]:
+                levels[i, j] = centre + pole[j] * centre * p
+            elif increase[j]:
+                levels[i, j] = level_max * (1.0 - p)
+            else:
+                levels[i, j] = level_max * p
+        for k in range(n_buckets):
+            base = maladaptive if k < n_maladaptive else adaptive
+            buckets[i, k] = min(max(base + jitter * (2.0 * u[i, n + k] - 1.0), 0.0), 1.0)
+        for k in range(n_loa):
+            loa[i, k] = loa_lo + (loa_hi - loa_lo) * u[i, n + n_buckets + k]
+        for axis in range(3):   # x: pathology signed by pole; y, z: health (1 - 2 p)
+            for j in range(n):
+                if bipolar[j]:
+                    p = abs(levels[i, j] - centre) / centre
+                elif increase[j]:
+                    p = (level_max - levels[i, j]) / level_max
+                else:
+                    p = levels[i, j] / level_max
+                scratch[j] = p * taie_load[j, 0] if axis == 0 else (1.0 - 2.0 * p) * abs(taie_load[j, axis])
+            taie[i, axis] = min(max(10.0 * numpy_sum(scratch, 0, n) / taie_norm[axis], axis_min), axis_max)
+        for j in range(n):
+            tmog[i, j] = min(max(levels[i, j] + sigma * normal[i, j], level_min), level_max)
