@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .compiled_turn import record_taie
+
 #: Terms numpy adds with eight running sums before it splits a sum in two (its pairwise summation block).
 _BLOCK = 128
 _STACK = 192   # work ranges of the halving tree: 3 per level, ample for any array that fits in memory
@@ -133,3 +135,41 @@ def start_rows(u, normal, shift, path_lo, path_hi, bipolar, increase, pole, leve
             taie[i, axis] = min(max(10.0 * numpy_sum(scratch, 0, n) / taie_norm[axis], axis_min), axis_max)
         for j in range(n):
             tmog[i, j] = min(max(levels[i, j] + sigma * normal[i, j], level_min), level_max)
+
+
+@njit(cache=True)
+def within(a, lo, hi):
+    """Every value of `a` lies in [lo, hi] (NaN does not)."""
+    for x in a.ravel():
+        if not lo <= x <= hi:
+            return False
+    return True
+
+
+@njit(cache=True)
+def enter_rows(rows, taie, first_sum, recent, count, transformation, window, literal_zero, degenerate):
+    """Freshly loaded clients' first TAIE assessment: their axes now, and T from them (§9.3.4)."""
+    for b in rows:
+        first_sum[b] = 0.0
+        recent[b] = 0.0
+        count[b] = 0
+        record_taie(b, taie, first_sum, recent, count, transformation, window, literal_zero, degenerate)
+
+
+@njit(cache=True)
+def open_sessions(rows, phase, turns_in_phase, reached_core, reached_integration, balance_entry, coiling_entry,
+                  buckets, balance_vec, levels, path_slope, path_offset, weight, weight_sum, scratch):
+    """A session's start for `rows`: phase A, and the balance and coiling it is measured from (sums in numpy's
+    order, as `BatchKernel.balance` and `CompiledGraph.coiling` form them). `scratch` is [max(N, 16)]."""
+    n_buckets, n = buckets.shape[1], levels.shape[1]
+    for b in rows:
+        phase[b] = 0
+        turns_in_phase[b] = 0
+        reached_core[b] = False
+        reached_integration[b] = False
+        for k in range(n_buckets):
+            scratch[k] = buckets[b, k] * balance_vec[k]
+        balance_entry[b] = numpy_sum(scratch, 0, n_buckets)
+        for j in range(n):
+            scratch[j] = abs(levels[b, j] * path_slope[j] + path_offset[j]) * weight[j]
+        coiling_entry[b] = numpy_sum(scratch, 0, n) / weight_sum

@@ -48,6 +48,36 @@ def _distance(x, y, z, literal_zero):
     return abs(x) / 10.0 + abs(y - 10.0) / 20.0 + abs(z - 10.0) / 20.0
 
 
+@njit(cache=True, inline="always")
+def record_taie(b, taie, first_sum, recent, count, transformation, window, literal_zero, degenerate):
+    """Append client b's axes to its assessment history and set its transformation score T (§9.3.4) from the
+    first and the latest `window` assessments; returns how many of them T averaged (at most `window`)."""
+    n = count[b]
+    for a in range(3):
+        if n < window:
+            first_sum[b, a] += taie[b, a]
+        for i in range(window - 1):
+            recent[b, i, a] = recent[b, i + 1, a]
+        recent[b, window - 1, a] = taie[b, a]
+    n += 1
+    count[b] = n
+    k_bar = min(n, window)
+    d_init = _distance(first_sum[b, 0] / k_bar, first_sum[b, 1] / k_bar, first_sum[b, 2] / k_bar, literal_zero)
+    bx = 0.0
+    by = 0.0
+    bz = 0.0
+    for i in range(window - k_bar, window):
+        bx += recent[b, i, 0]
+        by += recent[b, i, 1]
+        bz += recent[b, i, 2]
+    d_cur = _distance(bx / k_bar, by / k_bar, bz / k_bar, literal_zero)
+    if d_init < degenerate:
+        transformation[b] = 1.0
+    else:
+        transformation[b] = min(1.0, max(0.0, 1.0 - d_cur / d_init))
+    return k_bar
+
+
 @njit(cache=True, nogil=True)
 def turn(scores, noise, noise_turn,
          levels, tmog, buckets, loa, armed_up, armed_down, taie, x_pole, taie_first_sum, taie_recent, taie_count,
@@ -148,30 +178,8 @@ def turn(scores, noise, noise_turn,
         taie[b, 0] = min(10.0, max(-10.0, x))
         taie[b, 1] = min(10.0, max(-10.0, taie[b, 1] + taie_rate * (s[axis_dims[1]] - 5.0) / 5.0))
         taie[b, 2] = min(10.0, max(-10.0, taie[b, 2] + taie_rate * (s[axis_dims[2]] - 5.0) / 5.0))
-        count = taie_count[b]
-        for a in range(3):
-            if count < window:
-                taie_first_sum[b, a] += taie[b, a]
-            for i in range(window - 1):
-                taie_recent[b, i, a] = taie_recent[b, i + 1, a]
-            taie_recent[b, window - 1, a] = taie[b, a]
-        count += 1
-        taie_count[b] = count
-        k_bar = min(count, window)
-        d_init = _distance(taie_first_sum[b, 0] / k_bar, taie_first_sum[b, 1] / k_bar, taie_first_sum[b, 2] / k_bar,
-                           literal_zero)
-        bx = 0.0
-        by = 0.0
-        bz = 0.0
-        for i in range(window - k_bar, window):
-            bx += taie_recent[b, i, 0]
-            by += taie_recent[b, i, 1]
-            bz += taie_recent[b, i, 2]
-        d_cur = _distance(bx / k_bar, by / k_bar, bz / k_bar, literal_zero)
-        if d_init < degenerate:
-            transformation[b] = 1.0
-        else:
-            transformation[b] = min(1.0, max(0.0, 1.0 - d_cur / d_init))
+        k_bar = record_taie(b, taie, taie_first_sum, taie_recent, taie_count, transformation, window, literal_zero,
+                            degenerate)
         direction = 0
         if k_bar >= 2:
             o = window - k_bar

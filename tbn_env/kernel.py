@@ -31,6 +31,7 @@ from .phase_shift import (FORWARD_THRESHOLDS, REGRESS_2_ADAPTIVE_BELOW, REGRESS_
 from .reward import stage_modifiers, stage_weights
 from .state import InitialBatch, InitialState
 from .taie import AXIS_DIMENSION, AXIS_MAX, AXIS_MIN, DEGENERATE_DISTANCE, distance
+from .compiled_state import enter_rows, open_sessions
 
 DIRECTION_NAMES = {-1: "toward_zero", 0: "stable", 1: "away_from_zero"}
 #: Clients per thread below which a batch is stepped on the calling thread (a thread hand-off costs tens of
@@ -270,6 +271,8 @@ class BatchKernel:
         self.slipping_sessions = np.zeros(batch, dtype=int)
         self.qualifying_sessions = np.zeros(batch, dtype=int)
         self._tables = self._turn_tables()
+        self._weight_sum = cg.weight.sum()   # numpy's sum, as CompiledGraph.coiling divides by it
+        self._session_scratch = np.empty(max(n, n_buckets))
         # the turn's per-client state, bound once (the arrays are only ever written in place)
         self._turn_state = (self.levels, self.tmog, self.buckets, self.loa, self.armed_up, self.armed_down, self.taie,
                             self.x_pole, self.taie_first_sum, self.taie_recent, self.taie_count, self.transformation,
@@ -289,7 +292,7 @@ class BatchKernel:
         if not isinstance(inits, InitialBatch):
             inits = InitialBatch.stack([init.check_shapes(self.cg.n) for init in inits])
         init = inits.validate(self.cg.n)
-        rows = as_run(rows)
+        index, rows = rows, as_run(rows)
         th = self.loa_th
         self.levels[rows] = init.levels
         self.bq_scale[rows] = init.bq_scale
@@ -303,14 +306,13 @@ class BatchKernel:
         self.sessions_completed[rows] = init.sessions_completed
         self.armed_up[rows] = self.loa[rows][:, :, None] < th
         self.armed_down[rows] = self.loa[rows][:, :, None] > -th
-        self.taie_first_sum[rows] = 0.0
-        self.taie_recent[rows] = 0.0
-        self.taie_count[rows] = 0
-        self._record_taie(rows)
+        p = self.params
+        enter_rows(index, self.taie, self.taie_first_sum, self.taie_recent, self.taie_count, self.transformation,
+                   p.taie_bar_window, p.taie_target == "literal_zero", DEGENERATE_DISTANCE)
         self.slipping_sessions[rows] = 0
         self.qualifying_sessions[rows] = 0
         self.reached_core_in_stage[rows] = False
-        self._start_session(rows)
+        self._start_session(index)
 
     STATE = ("bq_scale", "levels", "tmog", "buckets", "bucket_session_start", "loa", "armed_up", "armed_down",
              "taie", "x_pole", "taie_first_sum", "taie_recent", "taie_count", "transformation", "stage", "phase",
@@ -344,19 +346,11 @@ class BatchKernel:
         return (self.buckets * self.balance_vec).sum(axis=-1)   # row-wise: the same bits at any batch size
 
     def _start_session(self, rows: np.ndarray) -> None:
-        self.phase[rows] = 0
-        self.turns_in_phase[rows] = 0
-        self.reached_core[rows] = False
-        self.reached_integration[rows] = False
-        self.balance_entry[rows] = self.balance()[rows]
-        self.coiling_entry[rows] = self.cg.coiling(self.levels[rows])
-
-    def _record_taie(self, rows: np.ndarray) -> None:
-        """Append the axes to the (empty) assessment history of freshly loaded `rows` and set T."""
-        self.taie_first_sum[rows] += self.taie[rows]
-        self.taie_recent[rows, -1] = self.taie[rows]
-        self.taie_count[rows] += 1
-        self._transformation(rows)
+        """Phase A of a new session for `rows` (indices), measured from the balance and coiling it starts at."""
+        cg = self.cg
+        open_sessions(rows, self.phase, self.turns_in_phase, self.reached_core, self.reached_integration,
+                      self.balance_entry, self.coiling_entry, self.buckets, self.balance_vec, self.levels,
+                      cg.path_slope, cg.path_offset, cg.weight, self._weight_sum, self._session_scratch)
 
     def blend_taie(self, row: int, estimate: np.ndarray, weight: float) -> None:
         """Replace row's latest assessment by a mix with an external estimate (the full LLM mode, §9.3.4)."""
@@ -423,7 +417,8 @@ class BatchKernel:
     # ------------------------------------------------------------------ session boundary
     def end_session(self, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Stage assessment (§9.3.5.3) and bucket decay for `rows`; returns (stage move, reward, complete)."""
-        rows = slice(None) if rows is None else as_run(np.asarray(rows))
+        index = np.arange(self.batch) if rows is None else np.asarray(rows, dtype=np.int64)
+        rows = as_run(index)
         p = self.params
         self.sessions_completed[rows] += 1
         self.reached_core_in_stage[rows] |= self.reached_core[rows]
@@ -457,6 +452,6 @@ class BatchKernel:
         gained = (now - start) * BUCKET_HEALTH_SIGN > 0
         self.buckets[rows] = np.where(gained, now - self.decay * (now - start), now)
         self.bucket_session_start[rows] = self.buckets[rows]
-        self._start_session(rows)
+        self._start_session(index)
         reward = np.where(move > 0, STAGE_FORWARD_REWARD, np.where(move < 0, STAGE_REGRESSION_REWARD, 0.0))
         return move, reward, complete

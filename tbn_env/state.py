@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from .buckets import ADAPTIVE, MALADAPTIVE
-from .compiled_state import start_rows
+from .compiled_state import start_rows, within
 from .graph import BIPOLAR_CENTRE, LEVEL_MAX, LEVEL_MIN, ClientGraph
 from .loa import LOA_DIMENSIONS, LOA_MAX, LOA_MIN
 from .params import Params
@@ -103,7 +103,7 @@ class InitialBatch:
             arr = getattr(self, name)
             if arr.shape[1:] != _shape(name, n_nodes):
                 raise ValueError(f"initial {name} must have shape {_shape(name, n_nodes)}, got {arr.shape[1:]}")
-            if arr.size and not (arr.min() >= lo and arr.max() <= hi):   # NaN fails both; the bounds are finite
+            if not within(arr, lo, hi):   # NaN fails; the bounds are finite
                 raise ValueError(f"initial {name} must be finite and within [{lo}, {hi}]")
         return self
 
