@@ -1,4 +1,6 @@
-"""New clients' starting states, compiled: a profile's tilts and the stage's draws, one pass per client.
+"""Where clients and sessions start, compiled: a new client's starting state (a profile's tilts and the stage's
+draws, one pass per client), its first TAIE assessment, a session's close (stage assessment and decay) and the
+next session's opening.
 
 The arithmetic of `tbn_env.state.states_from_uniforms` and `tbn_env.profiles.initial_states`, element by element
 in the same order, and sums in numpy's own order (`numpy_sum`), so a client drawn here has the same bits as the
@@ -11,6 +13,10 @@ import numpy as np
 from numba import njit
 
 from .compiled_turn import record_taie
+from .params import STAGE_FORWARD_REWARD, STAGE_REGRESSION_REWARD, STAGE_SESSIONS_FOR_TERMINATION
+from .phase_shift import (REGRESS_2_ADAPTIVE_BELOW, REGRESS_3_ADAPTIVE_BELOW, REGRESS_3_COILING_ABOVE,
+                          REGRESS_3_MALADAPTIVE_ABOVE, REGRESS_4_COILING_ABOVE, STAGE1_ADAPTIVE_MIN, STAGE2_ADAPTIVE_MIN,
+                          STAGE2_COILING_MAX, STAGE2_MALADAPTIVE_MAX, STAGE3_COILING_MAX)
 
 #: Terms numpy adds with eight running sums before it splits a sum in two (its pairwise summation block).
 _BLOCK = 128
@@ -173,3 +179,50 @@ def open_sessions(rows, phase, turns_in_phase, reached_core, reached_integration
         for j in range(n):
             scratch[j] = abs(levels[b, j] * path_slope[j] + path_offset[j]) * weight[j]
         coiling_entry[b] = numpy_sum(scratch, 0, n) / weight_sum
+
+
+@njit(cache=True)
+def close_sessions(rows, stage, sessions_completed, reached_core, reached_core_in_stage, reached_integration,
+                   qualifying_sessions, slipping_sessions, buckets, bucket_session_start, n_maladaptive, health_sign,
+                   decay, levels, path_slope, path_offset, weight, weight_sum, evidence_sessions, regression_sessions,
+                   move, reward, complete, scratch):
+    """The stage assessment at the end of a session (§9.3.5.3) and the decay of the session's healthy bucket gains,
+    for `rows`; `move`, `reward` and `complete` ([len(rows)]) are written. Means and coiling are summed in numpy's
+    order. The next session is opened by `open_sessions`."""
+    n_buckets, n = buckets.shape[1], levels.shape[1]
+    n_adaptive = n_buckets - n_maladaptive
+    for r in range(rows.shape[0]):
+        b = rows[r]
+        sessions_completed[b] += 1
+        reached_core_in_stage[b] = reached_core_in_stage[b] or reached_core[b]
+        s = stage[b]
+        complete[r] = s == 4 and reached_integration[b]
+        adaptive = numpy_sum(buckets[b], n_maladaptive, n_adaptive) / n_adaptive
+        maladaptive = numpy_sum(buckets[b], 0, n_maladaptive) / n_maladaptive
+        for j in range(n):
+            scratch[j] = abs(levels[b, j] * path_slope[j] + path_offset[j]) * weight[j]
+        coiling = numpy_sum(scratch, 0, n) / weight_sum
+        # each stage's criterion (stage 4 has no advance), and its slipping
+        qualifies = (s == 1 and adaptive > STAGE1_ADAPTIVE_MIN and reached_core_in_stage[b]) or \
+            (s == 2 and coiling < STAGE2_COILING_MAX and maladaptive < STAGE2_MALADAPTIVE_MAX
+             and adaptive > STAGE2_ADAPTIVE_MIN) or \
+            (s == 3 and coiling < STAGE3_COILING_MAX and sessions_completed[b] >= STAGE_SESSIONS_FOR_TERMINATION)
+        slips = not qualifies and (
+            (s == 2 and adaptive < REGRESS_2_ADAPTIVE_BELOW)
+            or (s == 3 and (coiling > REGRESS_3_COILING_ABOVE or maladaptive > REGRESS_3_MALADAPTIVE_ABOVE
+                            or adaptive < REGRESS_3_ADAPTIVE_BELOW))
+            or (s == 4 and coiling > REGRESS_4_COILING_ABOVE))
+        qualifying = qualifying_sessions[b] + 1 if qualifies else 0
+        slipping = slipping_sessions[b] + 1 if slips else 0
+        m = (1 if qualifying >= evidence_sessions else 0) - (1 if slipping >= regression_sessions else 0)
+        move[r] = m
+        stage[b] = s + m
+        slipping_sessions[b] = 0 if m != 0 else slipping
+        qualifying_sessions[b] = 0 if m != 0 else qualifying
+        reached_core_in_stage[b] = reached_core_in_stage[b] and m == 0
+        reward[r] = STAGE_FORWARD_REWARD if m > 0 else (STAGE_REGRESSION_REWARD if m < 0 else 0.0)
+        for k in range(n_buckets):   # a session's healthy gains decay a little; its losses stay
+            start, now = bucket_session_start[b, k], buckets[b, k]
+            if (now - start) * health_sign[k] > 0:
+                buckets[b, k] = now - decay[k] * (now - start)
+            bucket_session_start[b, k] = buckets[b, k]

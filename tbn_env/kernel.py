@@ -23,15 +23,12 @@ from .graph import (ALLIANCE_DOMAIN, BIPOLAR_CENTRE, DAMPENING, ENGAGEMENT_NODE,
 from .loa import LOA_DIMENSIONS, SCORE_CENTRE, loa_matrix
 from .params import (ALLIANCE_SCALE_BASE, ALLIANCE_SCALE_SLOPE, LOW_THRESHOLD, PHASE_BUCKET_WEIGHT,
                      PHASE_COILING_WEIGHT, PHASE_FORWARD_REWARD, PHASE_REGRESSION_REWARD, PROTECTIVE_ALLIANCE,
-                     STAGE_FORWARD_REWARD, STAGE_REGRESSION_REWARD, STAGE_SESSIONS_FOR_TERMINATION, Params)
-from .phase_shift import (FORWARD_THRESHOLDS, REGRESS_2_ADAPTIVE_BELOW, REGRESS_3_ADAPTIVE_BELOW,
-                          REGRESS_3_COILING_ABOVE, REGRESS_3_MALADAPTIVE_ABOVE, REGRESS_4_COILING_ABOVE,
-                          REGRESSION_THRESHOLDS, STAGE1_ADAPTIVE_MIN, STAGE2_ADAPTIVE_MIN, STAGE2_COILING_MAX,
-                          STAGE2_MALADAPTIVE_MAX, STAGE3_COILING_MAX)
+                     Params)
+from .phase_shift import FORWARD_THRESHOLDS, REGRESSION_THRESHOLDS
 from .reward import stage_modifiers, stage_weights
 from .state import InitialBatch, InitialState
 from .taie import AXIS_DIMENSION, AXIS_MAX, AXIS_MIN, DEGENERATE_DISTANCE, distance
-from .compiled_state import enter_rows, open_sessions
+from .compiled_state import close_sessions, enter_rows, open_sessions
 
 DIRECTION_NAMES = {-1: "toward_zero", 0: "stable", 1: "away_from_zero"}
 #: Clients per thread below which a batch is stepped on the calling thread (a thread hand-off costs tens of
@@ -418,40 +415,12 @@ class BatchKernel:
     def end_session(self, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Stage assessment (§9.3.5.3) and bucket decay for `rows`; returns (stage move, reward, complete)."""
         index = np.arange(self.batch) if rows is None else np.asarray(rows, dtype=np.int64)
-        rows = as_run(index)
-        p = self.params
-        self.sessions_completed[rows] += 1
-        self.reached_core_in_stage[rows] |= self.reached_core[rows]
-        stage = self.stage[rows]
-        complete = (stage == 4) & self.reached_integration[rows]
-        adaptive = self.buckets[rows, self.n_mal:].mean(axis=1)
-        maladaptive = self.buckets[rows, :self.n_mal].mean(axis=1)
-        coiling = self.cg.coiling(self.levels[rows])
-        # each stage's criterion, for the clients in that stage (stage 4 has no advance)
-        qualifies = ((stage == 1) & (adaptive > STAGE1_ADAPTIVE_MIN) & self.reached_core_in_stage[rows]) | \
-            ((stage == 2) & (coiling < STAGE2_COILING_MAX) & (maladaptive < STAGE2_MALADAPTIVE_MAX)
-             & (adaptive > STAGE2_ADAPTIVE_MIN)) | \
-            ((stage == 3) & (coiling < STAGE3_COILING_MAX)
-             & (self.sessions_completed[rows] >= STAGE_SESSIONS_FOR_TERMINATION))
-        slips = (((stage == 2) & (adaptive < REGRESS_2_ADAPTIVE_BELOW))
-                 | ((stage == 3) & ((coiling > REGRESS_3_COILING_ABOVE) | (maladaptive > REGRESS_3_MALADAPTIVE_ABOVE)
-                                    | (adaptive < REGRESS_3_ADAPTIVE_BELOW)))
-                 | ((stage == 4) & (coiling > REGRESS_4_COILING_ABOVE))) & ~qualifies
-        qualifying = np.where(qualifies, self.qualifying_sessions[rows] + 1, 0)
-        slipping = np.where(slips, self.slipping_sessions[rows] + 1, 0)
-        advance = qualifying >= p.stage_evidence_sessions
-        regress = slipping >= p.stage_regression_sessions
-        move = advance.astype(int) - regress.astype(int)
-        self.stage[rows] = stage + move
-        self.slipping_sessions[rows] = np.where(move != 0, 0, slipping)
-        self.qualifying_sessions[rows] = np.where(move != 0, 0, qualifying)
-        self.reached_core_in_stage[rows] &= move == 0
-        # session decay of healthy progress only
-        start = self.bucket_session_start[rows]
-        now = self.buckets[rows]
-        gained = (now - start) * BUCKET_HEALTH_SIGN > 0
-        self.buckets[rows] = np.where(gained, now - self.decay * (now - start), now)
-        self.bucket_session_start[rows] = self.buckets[rows]
+        n, p, cg = len(index), self.params, self.cg
+        move, reward, complete = np.empty(n, dtype=np.int64), np.empty(n), np.empty(n, dtype=bool)
+        close_sessions(index, self.stage, self.sessions_completed, self.reached_core, self.reached_core_in_stage,
+                       self.reached_integration, self.qualifying_sessions, self.slipping_sessions, self.buckets,
+                       self.bucket_session_start, self.n_mal, BUCKET_HEALTH_SIGN, self.decay, self.levels,
+                       cg.path_slope, cg.path_offset, cg.weight, self._weight_sum, p.stage_evidence_sessions,
+                       p.stage_regression_sessions, move, reward, complete, self._session_scratch)
         self._start_session(index)
-        reward = np.where(move > 0, STAGE_FORWARD_REWARD, np.where(move < 0, STAGE_REGRESSION_REWARD, 0.0))
         return move, reward, complete

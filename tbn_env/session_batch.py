@@ -284,9 +284,8 @@ class SessionBatch:
         step.happened[at] |= move != 0
         totals, counts = self.reward_totals[rows], self.event_counts[rows]
         summary.update(stage_after=self.kernel.stage[rows].copy(),
-                       reward_totals={**{name: totals[:, j] for j, name in enumerate(REWARD_PARTS)},
-                                      "total": totals.sum(axis=1)},
-                       event_counts={name: (counts[:, j], counts[:, j] > 0) for j, name in enumerate(EVENT_TYPES)})
+                       reward_totals={**dict(zip(REWARD_PARTS, totals.T)), "total": totals.sum(axis=1)},
+                       event_counts={name: (count, count > 0) for name, count in zip(EVENT_TYPES, counts.T)})
         step.summary_rows = summary
         if self.episode == "session":
             step.terminated[at] = True
@@ -316,16 +315,16 @@ class SessionBatch:
             "coiling": self.cg.coiling(levels, path),
             "tmog_attunement": 1.0 - np.abs(k.tmog[rows] - levels).mean(axis=1) / 10.0,
             "worst_misread": worst,
-            "buckets": {name: buckets[:, j] for j, name in enumerate(BUCKETS)},
+            "buckets": dict(zip(BUCKETS, buckets.T)),
             "maladaptive_mean": buckets[:, :mal].mean(axis=1), "adaptive_mean": buckets[:, mal:].mean(axis=1),
-            "loa": {name: k.loa[rows, j] for j, name in enumerate(LOA_DIMENSIONS)},
+            "loa": dict(zip(LOA_DIMENSIONS, k.loa[rows].T)),
             "taie": {"x": taie[:, 0], "y": taie[:, 1], "z": taie[:, 2], "transformation": k.transformation[rows],
                      "direction": _DIRECTIONS[self.taie_direction[rows] + 1],
                      "transformation_pct": 100.0 * k.transformation[rows]},
             "phase_reached": _PHASE_NAMES[self.phase_max[rows]], "phase_final": _PHASE_NAMES[k.phase[rows]],
             "stage": k.stage[rows].copy(), "total_turns": self.total_turns[rows].copy(),
-            "dimensions": {d: {"mean": means[:, j], "min": self.score_min[rows, j], "max": self.score_max[rows, j]}
-                           for j, d in enumerate(JUDGE_DIMENSIONS)},
+            "dimensions": {d: {"mean": mean, "min": low, "max": high} for d, mean, low, high in
+                           zip(JUDGE_DIMENSIONS, means.T, self.score_min[rows].T, self.score_max[rows].T)},
         }
         return tree
 
