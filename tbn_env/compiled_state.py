@@ -144,15 +144,6 @@ def start_rows(u, normal, shift, path_lo, path_hi, bipolar, increase, pole, leve
 
 
 @njit(cache=True)
-def within(a, lo, hi):
-    """Every value of `a` lies in [lo, hi] (NaN does not)."""
-    for x in a.ravel():
-        if not lo <= x <= hi:
-            return False
-    return True
-
-
-@njit(cache=True)
 def enter_rows(rows, taie, first_sum, recent, count, transformation, window, literal_zero, degenerate):
     """Freshly loaded clients' first TAIE assessment: their axes now, and T from them (§9.3.4)."""
     for b in rows:

@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from .ranges import within
+
 #: The 12 dimensions in the paper's order: 8 relational-clinical, then 4 cognitive-aesthetic (§9.3.7.1).
 JUDGE_DIMENSIONS: tuple[str, ...] = (
     "attunement",
@@ -48,7 +50,7 @@ def _checked(values: object, shape: tuple[int, ...]) -> np.ndarray:
     vec = np.array(raw, dtype=np.float64)   # always a copy
     if vec.shape != shape:
         raise ValueError(f"scores must have shape {shape}, got {vec.shape}")
-    if vec.size and SCORE_MIN <= vec.min() and vec.max() <= SCORE_MAX:  # the common case: NaN fails both
+    if within(vec, SCORE_MIN, SCORE_MAX):  # the common case (NaN fails)
         return vec
     flat = vec.reshape(-1, len(JUDGE_DIMENSIONS))
     bad = sorted({JUDGE_DIMENSIONS[i] for i in np.flatnonzero(~np.isfinite(flat).all(axis=0))})

@@ -22,7 +22,7 @@ from .session import SessionCore, TurnResult
 from .session_batch import EPISODES, BatchStep
 from .session_judge import judge_full_session
 from .tmog import largest_first
-from .spaces import MAX_ACTION_CHARS, observation_space, printable, row_of, text_space
+from .spaces import MAX_ACTION_CHARS, observation_space, printable, text_space
 from .turn_format import parse_therapist_turn
 
 ACTION_MODES = ("text", "scores", "intervention")
@@ -408,7 +408,7 @@ class TherapyEnv(gym.Env):
         return self.core.rupture_open
 
     def _observation(self) -> dict:
-        obs = row_of(self.core.batch.observation(self.observation_mode), 0)
+        obs = self.core.batch.observation(self.observation_mode, row=0)
         if self.client_words is not None:
             obs["client_utterance"] = printable(self.client_words.utterance)
         return obs

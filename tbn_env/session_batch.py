@@ -406,10 +406,10 @@ class SessionBatch:
             tree.update(zip(("coiling", "alliance", "attunement"), map(form.one, self.readings())))
         return tree
 
-    def observation(self, mode: str) -> dict[str, np.ndarray]:
-        """Every client's observation; `mode="full"` adds the privileged truth."""
+    def observation(self, mode: str, row: int | None = None) -> dict[str, Any]:
+        """Every client's observation (with `row=i`, client i's alone); `mode="full"` adds the privileged truth."""
         return observe_batch(self.kernel, self.stances.stance, self.rupture, self.turn, self.session, mode,
-                             self.signals)
+                             self.signals, row)
 
 
 class _Vector:

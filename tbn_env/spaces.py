@@ -86,21 +86,33 @@ def observation_space(mode: str, text: bool, max_turns: int, max_sessions: int) 
 
 
 def observe_batch(kernel: BatchKernel, stance: np.ndarray, rupture: np.ndarray, turn: np.ndarray,
-                  session: np.ndarray, mode: str, signals: Signals) -> dict[str, np.ndarray]:
-    """Every client's observation, one array per key (a single env reads row 0 with `row_of`).
+                  session: np.ndarray, mode: str, signals: Signals, row: int | None = None) -> dict:
+    """Every client's observation, one array per key; with `row=i`, client i's alone (what `row_of` reads of the
+    batch's, built directly).
 
     "tmog": the therapist's model and what the client shows (`signals`); "full" adds the true state.
     """
     k, cg = kernel, kernel.cg
-    obs = {"tmog": k.tmog.astype(np.float32), "affect": signals.affect.copy(), "arousal": signals.arousal.copy(),
-           "rupture_cue": signals.rupture_cue.copy(), "stage": k.stage - 1, "stance": stance.copy(),
-           "rupture": rupture.astype(np.int64), "turn": turn.copy(), "session": session.copy()}
+    rows = slice(None) if row is None else slice(row, row + 1)
+
+    def box(values: np.ndarray, picked: bool = False) -> np.ndarray:   # a Box key: float32 values
+        out = (values if picked else values[rows]).astype(np.float32)
+        return out if row is None else out[0]
+
+    def count(values: np.ndarray):   # a Discrete key: integers
+        return values.astype(np.int64) if row is None else int(values.item(row))
+
+    obs = {"tmog": box(k.tmog), "affect": count(signals.affect), "arousal": count(signals.arousal),
+           "rupture_cue": count(signals.rupture_cue), "stage": count(k.stage) - 1, "stance": count(stance),
+           "rupture": count(rupture), "turn": count(turn), "session": count(session)}
     if mode == "full":
-        path = cg.pathology(k.levels)
-        obs.update(buckets=k.buckets.astype(np.float32), phase=k.phase.copy(), levels=k.levels.astype(np.float32),
-                   loa=k.loa.astype(np.float32), taie=np.column_stack([k.taie, k.transformation]).astype(np.float32),
-                   readings=np.column_stack([cg.coiling(k.levels, path), cg.alliance(k.levels, path),
-                                             1.0 - np.abs(k.tmog - k.levels).mean(axis=1) / 10.0]).astype(np.float32))
+        levels = k.levels[rows]
+        path = cg.pathology(levels)
+        obs.update(buckets=box(k.buckets), phase=count(k.phase), levels=box(k.levels), loa=box(k.loa),
+                   taie=box(np.column_stack([k.taie[rows], k.transformation[rows]]), picked=True),
+                   readings=box(np.column_stack([cg.coiling(levels, path), cg.alliance(levels, path),
+                                                 1.0 - np.abs(k.tmog[rows] - levels).mean(axis=1) / 10.0]),
+                                picked=True))
     return obs
 
 

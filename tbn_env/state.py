@@ -11,10 +11,11 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from .buckets import ADAPTIVE, MALADAPTIVE
-from .compiled_state import start_rows, within
+from .compiled_state import start_rows
 from .graph import BIPOLAR_CENTRE, LEVEL_MAX, LEVEL_MIN, ClientGraph
 from .loa import LOA_DIMENSIONS, LOA_MAX, LOA_MIN
 from .params import Params
+from .ranges import within
 from .taie import AXIS_MAX, AXIS_MIN
 
 
