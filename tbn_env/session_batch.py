@@ -65,9 +65,8 @@ class BatchStep:
     terminated: np.ndarray
     truncated: np.ndarray
     happened: np.ndarray         # the row had an event this turn (any of EVENT_TYPES)
+    reward: np.ndarray           # the parts summed in REWARD_PARTS order, as RewardBreakdown.total sums them
     summary_rows: dict[str, Any] | None = None   # the closed sessions' summaries, one row per closed session
-    #: the reward: the parts summed in REWARD_PARTS order, as RewardBreakdown.total sums them (set by the step)
-    reward: np.ndarray | None = None
 
     def summary(self, privileged: bool = True) -> dict[str, Any] | None:
         """The closed sessions' summaries in vector form (mask: session_end); None if no session closed."""
@@ -250,24 +249,23 @@ class SessionBatch:
         early (default: after `max_turns` turns).
         """
         k, b = self.kernel, self.batch
-        if session_end is None:
-            if self.max_turns is None:
-                raise ValueError("this SessionBatch has no max_turns: say where sessions end (session_end=...)")
-            session_end = self.turn + 1 >= self.max_turns
-        session_end = np.asarray(session_end, dtype=bool)
+        if session_end is None and self.max_turns is None:
+            raise ValueError("this SessionBatch has no max_turns: say where sessions end (session_end=...)")
+        max_turns = 0 if session_end is not None else self.max_turns   # 0: the caller's session_end
+        session_end = np.empty(b, np.bool_) if session_end is None else np.asarray(session_end, dtype=np.bool_)
         out = k.step(scores, self._noise_block, self._misreadings(scores))
         self.taie_direction[:] = out.taie_direction
         ruptured, stance_before, happened = np.empty(b, np.bool_), np.empty(b, np.int64), np.empty(b, np.bool_)
+        reward = np.empty(b)
         ends = account(scores, np.zeros(b, np.bool_) if client_rupture is None else np.asarray(client_rupture, np.bool_),
-                       session_end, out.alliance, k.pathology_now, out.bucket_change, out.composite, out.modifiers,
-                       out.phase_transition, out.taie, out.phase_move, out.loa_growth, out.loa_regression, ruptured,
-                       stance_before, happened, *self._account_args)
+                       max_turns, session_end, out.alliance, k.pathology_now, out.bucket_change, out.composite,
+                       out.modifiers, out.phase_transition, out.taie, out.phase_move, out.loa_growth, out.loa_regression,
+                       ruptured, stance_before, happened, reward, *self._account_args)
         step = BatchStep(out, scores, ruptured, stance_before, self.stances.stance.copy(), session_end,
                          k.phase.copy(), k.stage.copy(), np.zeros(b, dtype=np.int64), np.zeros(b),
-                         np.zeros(b, dtype=bool), np.zeros(b, dtype=bool), np.zeros(b, dtype=bool), happened)
+                         np.zeros(b, dtype=bool), np.zeros(b, dtype=bool), np.zeros(b, dtype=bool), happened, reward)
         if ends:
             self._close_sessions(step)
-        step.reward = out.composite + out.modifiers + out.phase_transition + step.stage_reward + out.taie
         self.signals.express(self._rows, k.phase, k.buckets, ruptured)
         return step
 
@@ -278,6 +276,8 @@ class SessionBatch:
         summary = self._summary_before(rows)
         move, reward, complete = self.kernel.end_session(rows)
         step.stage_move[at], step.stage_reward[at], step.complete[at] = move, reward, complete
+        t = step.turn   # the reward again, with the stage transition
+        step.reward[at] = t.composite[at] + t.modifiers[at] + t.phase_transition[at] + reward + t.taie[at]
         self.reward_totals[at, 3] = reward
         self.event_counts[at, 6] += move > 0
         self.event_counts[at, 7] += move < 0
