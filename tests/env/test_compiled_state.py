@@ -1,0 +1,150 @@
+"""The compiled session boundaries keep numpy's bits: a client's starting state, a session's close and the next
+session's opening equal the array expressions that define them (written out here), value for value."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tbn_env import BatchKernel, ClientGraph, CompiledGraph, Params
+from tbn_env.buckets import ADAPTIVE, BUCKET_HEALTH_SIGN, MALADAPTIVE
+from tbn_env.compiled_state import numpy_sum
+from tbn_env.graph import LEVEL_MAX, LEVEL_MIN
+from tbn_env.loa import LOA_DIMENSIONS
+from tbn_env.params import STAGE_FORWARD_REWARD, STAGE_REGRESSION_REWARD, STAGE_SESSIONS_FOR_TERMINATION
+from tbn_env.phase_shift import (REGRESS_2_ADAPTIVE_BELOW, REGRESS_3_ADAPTIVE_BELOW, REGRESS_3_COILING_ABOVE,
+                                 REGRESS_3_MALADAPTIVE_ABOVE, REGRESS_4_COILING_ABOVE, STAGE1_ADAPTIVE_MIN,
+                                 STAGE2_ADAPTIVE_MIN, STAGE2_COILING_MAX, STAGE2_MALADAPTIVE_MAX, STAGE3_COILING_MAX)
+from tbn_env.state import InitialBatch, state_draws, states_from_uniforms
+from tbn_env.taie import AXIS_MAX, AXIS_MIN
+
+GRAPH = ClientGraph.default()
+COMPILED = CompiledGraph(GRAPH)
+N = len(GRAPH.nodes)
+
+
+@settings(max_examples=300, deadline=None)
+@given(n=st.integers(0, 1100), start=st.integers(0, 9), scale=st.sampled_from([1e-3, 1.0, 1e6]),
+       seed=st.integers(0, 2**32 - 1))
+def test_numpy_sum_adds_in_numpys_order(n, start, scale, seed):
+    """numpy sums pairwise (blocks of eight running sums, halves above 128 terms): not the order of a loop."""
+    a = np.random.default_rng(seed).standard_normal(start + n) * scale
+    assert numpy_sum(a, start, n) == a[start:].sum()
+
+
+def test_a_loop_in_order_would_not_keep_numpys_bits():
+    """The reason numpy_sum exists: a plain running sum over 142 terms differs from numpy's in the last bits."""
+    rows = np.random.default_rng(0).standard_normal((200, N))
+    running = [sum(row.tolist()) for row in rows]
+    assert sum(r != s for r, s in zip(running, rows.sum(axis=-1))) > 50
+
+
+def _states_as_arrays(u, stage, params, shift):
+    """A starting state as numpy array expressions (the definition `states_from_uniforms` compiles)."""
+    b = len(u)
+    cut = np.cumsum([N, len(MALADAPTIVE), len(ADAPTIVE), len(LOA_DIMENSIONS), 2 * ((N + 1) // 2)])
+    u_path, u_mal, u_ada, u_loa, u_noise = np.split(u[:, :-1], cut[:-1], axis=1)
+    lo, hi = params.init_pathology[stage - 1]
+    p = lo + (hi - lo) * u_path
+    if shift is not None:
+        p = np.clip(p + shift, 0.0, 1.0)
+    levels = GRAPH.levels_from_pathology(p)
+    jitter = params.init_bucket_jitter
+    buckets = np.concatenate([params.init_maladaptive[stage - 1] + jitter * (2.0 * u_mal - 1.0),
+                              params.init_adaptive[stage - 1] + jitter * (2.0 * u_ada - 1.0)], axis=1).clip(0.0, 1.0)
+    loa_lo, loa_hi = params.init_loa[stage - 1]
+    loa = loa_lo + (loa_hi - loa_lo) * u_loa
+    path, load = GRAPH.pathologies(levels), GRAPH.node_table["taie"]
+    health = 1.0 - 2.0 * path
+    taie = np.clip(np.stack([10.0 * (path * load[:, 0]).sum(axis=-1) / np.abs(load[:, 0]).sum(),
+                             10.0 * (health * np.abs(load[:, 1])).sum(axis=-1) / np.abs(load[:, 1]).sum(),
+                             10.0 * (health * np.abs(load[:, 2])).sum(axis=-1) / np.abs(load[:, 2]).sum()], axis=-1),
+                   AXIS_MIN, AXIS_MAX)
+    radius = np.sqrt(-2.0 * np.log1p(-u_noise[:, 0::2]))
+    angle = 2.0 * np.pi * u_noise[:, 1::2]
+    normal = np.concatenate([radius * np.cos(angle), radius * np.sin(angle)], axis=1)[:, :N]
+    tmog = np.clip(levels + params.tmog_sigma_by_stage[stage - 1] * normal, LEVEL_MIN, LEVEL_MAX)
+    assert len(levels) == b
+    return {"levels": levels, "buckets": buckets, "loa": loa, "taie": taie, "tmog": tmog}
+
+
+@pytest.mark.parametrize("stage", [1, 2, 3, 4])
+@pytest.mark.parametrize("tilted", [False, True])
+def test_a_starting_state_has_the_bits_of_its_array_expressions(stage, tilted):
+    rng = np.random.default_rng(stage)
+    u = rng.random((64, state_draws(N)))
+    shift = rng.uniform(-0.3, 0.3, (64, N)) if tilted else None
+    params = Params()
+    drawn = states_from_uniforms(u, stage, GRAPH, params, shift)
+    for name, expected in _states_as_arrays(u, stage, params, shift).items():
+        np.testing.assert_array_equal(getattr(drawn, name), expected, err_msg=name)
+
+
+def _close_as_arrays(k: BatchKernel, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """A session's close as numpy array expressions (the definition `BatchKernel.end_session` compiles), on copies:
+    the stage assessment, the decay and the next session's entry balance and coiling."""
+    p, mal = k.params, k.n_mal
+    completed = k.sessions_completed[rows] + 1
+    in_stage = k.reached_core_in_stage[rows] | k.reached_core[rows]
+    stage = k.stage[rows]
+    complete = (stage == 4) & k.reached_integration[rows]
+    adaptive, maladaptive = k.buckets[rows, mal:].mean(axis=1), k.buckets[rows, :mal].mean(axis=1)
+    coiling = k.cg.coiling(k.levels[rows])
+    qualifies = ((stage == 1) & (adaptive > STAGE1_ADAPTIVE_MIN) & in_stage) | \
+        ((stage == 2) & (coiling < STAGE2_COILING_MAX) & (maladaptive < STAGE2_MALADAPTIVE_MAX)
+         & (adaptive > STAGE2_ADAPTIVE_MIN)) | \
+        ((stage == 3) & (coiling < STAGE3_COILING_MAX) & (completed >= STAGE_SESSIONS_FOR_TERMINATION))
+    slips = (((stage == 2) & (adaptive < REGRESS_2_ADAPTIVE_BELOW))
+             | ((stage == 3) & ((coiling > REGRESS_3_COILING_ABOVE) | (maladaptive > REGRESS_3_MALADAPTIVE_ABOVE)
+                                | (adaptive < REGRESS_3_ADAPTIVE_BELOW)))
+             | ((stage == 4) & (coiling > REGRESS_4_COILING_ABOVE))) & ~qualifies
+    qualifying = np.where(qualifies, k.qualifying_sessions[rows] + 1, 0)
+    slipping = np.where(slips, k.slipping_sessions[rows] + 1, 0)
+    move = (qualifying >= p.stage_evidence_sessions).astype(int) - (slipping >= p.stage_regression_sessions).astype(int)
+    start, now = k.bucket_session_start[rows], k.buckets[rows]
+    buckets = np.where((now - start) * BUCKET_HEALTH_SIGN > 0, now - k.decay * (now - start), now)
+    return {"move": move, "complete": complete, "stage": stage + move, "sessions_completed": completed,
+            "reward": np.where(move > 0, STAGE_FORWARD_REWARD, np.where(move < 0, STAGE_REGRESSION_REWARD, 0.0)),
+            "qualifying_sessions": np.where(move != 0, 0, qualifying),
+            "slipping_sessions": np.where(move != 0, 0, slipping),
+            "reached_core_in_stage": in_stage & (move == 0), "buckets": buckets, "bucket_session_start": buckets,
+            "balance_entry": (buckets * k.balance_vec).sum(axis=-1), "coiling_entry": k.cg.coiling(k.levels[rows])}
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), stage=st.integers(1, 4))
+def test_a_sessions_close_has_the_bits_of_its_array_expressions(seed, stage):
+    """Clients mid-treatment with random buckets and counters: every stage's criteria, advances and slips."""
+    rng = np.random.default_rng(seed)
+    b = 32
+    k = BatchKernel(b, graph=GRAPH, compiled=COMPILED)
+    inits = states_from_uniforms(rng.random((b, state_draws(N))), stage, GRAPH)
+    k.load_rows(np.arange(b), inits)
+    k.buckets[:] = rng.random(k.buckets.shape)
+    k.bucket_session_start[:] = rng.random(k.buckets.shape)
+    k.levels[:] = rng.uniform(0, 10, k.levels.shape)
+    for flag in (k.reached_core, k.reached_core_in_stage, k.reached_integration):
+        flag[:] = rng.random(b) < 0.5
+    k.qualifying_sessions[:] = rng.integers(0, 3, b)
+    k.slipping_sessions[:] = rng.integers(0, 3, b)
+    k.sessions_completed[:] = rng.integers(0, 14, b)
+    rows = np.sort(rng.choice(b, 20, replace=False))
+    expected = _close_as_arrays(k, rows)
+    move, reward, complete = k.end_session(rows)
+    got = {"move": move, "reward": reward, "complete": complete}
+    for name, value in expected.items():
+        actual = got[name] if name in got else getattr(k, name)[rows]
+        np.testing.assert_array_equal(actual, value, err_msg=name)
+    assert (k.phase[rows] == 0).all() and not k.reached_integration[rows].any()
+
+
+def test_a_loaded_client_starts_from_its_own_axes():
+    """Entry: one TAIE assessment (its axes), T = 0 (nothing transformed yet), and the session's entry readings."""
+    k = BatchKernel(5, graph=GRAPH, compiled=COMPILED)
+    inits = states_from_uniforms(np.random.default_rng(3).random((5, state_draws(N))), 2, GRAPH)
+    k.load_rows(np.arange(5), inits)
+    assert isinstance(inits, InitialBatch)
+    np.testing.assert_array_equal(k.taie_recent[:, -1], inits.taie)
+    np.testing.assert_array_equal(k.taie_first_sum, inits.taie)
+    assert (k.taie_count == 1).all() and (k.transformation == 0.0).all()
+    np.testing.assert_array_equal(k.balance_entry, (inits.buckets * k.balance_vec).sum(axis=-1))
+    np.testing.assert_array_equal(k.coiling_entry, COMPILED.coiling(inits.levels))
