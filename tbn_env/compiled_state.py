@@ -144,6 +144,24 @@ def start_rows(u, normal, shift, path_lo, path_hi, bipolar, increase, pole, leve
 
 
 @njit(cache=True)
+def settle_rows(strategy, concerns, concern_bucket, concern_fill, prior_low, prior_high, family_pole, u_prior,
+                axis_min, axis_max, buckets, taie, x_pole):
+    """What a profile adds to a drawn state, in place: each concern fills its reservoir (in the order the profile
+    lists them), and the DMM strategy's TAIE X prior sets X and its pole (`family_pole`: -1 rigid, +1 porous, 0
+    the side X falls on)."""
+    for i in range(strategy.shape[0]):
+        for c in concerns[i]:
+            if c >= 0:
+                k = concern_bucket[c]
+                buckets[i, k] = min(1.0, buckets[i, k] + concern_fill)
+        s = strategy[i]
+        x = prior_low[s] + (prior_high[s] - prior_low[s]) * u_prior[i]
+        pole = family_pole[s]
+        x_pole[i] = pole if pole != 0.0 else (1.0 if x >= 0 else -1.0)
+        taie[i, 0] = min(max(x, axis_min), axis_max)
+
+
+@njit(cache=True)
 def enter_rows(rows, taie, first_sum, recent, count, transformation, window, literal_zero, degenerate):
     """Freshly loaded clients' first TAIE assessment: their axes now, and T from them (§9.3.4)."""
     for b in rows:

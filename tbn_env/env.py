@@ -15,7 +15,7 @@ from .graph import ClientGraph
 from .interventions import CATALOGUE, NAMES, moment_of, response_scores
 from .kernel import CompiledGraph
 from .params import Params
-from .profiles import ClientProfile, initial_states, resolve_profile
+from .profiles import ClientProfile, initial_states, profile_draws, profiles_from_uniforms, resolve_profile
 from .state import state_draws, stream_seeds
 from .protocols import Client, ClientTurn, ClientView, DialogueTurn, Judge, JudgeContext, JudgeResult
 from .session import SessionCore, TurnResult
@@ -194,8 +194,14 @@ class TherapyEnv(gym.Env):
         stage = options.get("start_stage", self.start_stage)
         if stage not in (1, 2, 3, 4):
             raise ValueError(f"start_stage must be 1-4, got {stage!r}")
-        self.profile = resolve_profile(options.get("profile", self.profile_spec), self.np_random)
-        init = initial_states([self.profile], self.np_random.random((1, state_draws(self.compiled.n))), stage,
+        spec = options.get("profile", self.profile_spec)
+        if spec is None:   # sample_profile's draw, keeping the profile's index arrays for the starting state
+            profiles = profiles_from_uniforms(self.np_random.random((1, profile_draws())))
+            self.profile = profiles.profiles()[0]
+        else:
+            self.profile = resolve_profile(spec, self.np_random)
+            profiles = [self.profile]
+        init = initial_states(profiles, self.np_random.random((1, state_draws(self.compiled.n))), stage,
                               self.graph, self.params)   # the vector env's draw, for a batch of one
         seed, signal_seed = stream_seeds(self.np_random)
         if self.core is None:

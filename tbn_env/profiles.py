@@ -7,7 +7,7 @@ clients for reproducible experiments; `sample_profile` draws one from a seed.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from .buckets import BUCKET_INDEX
 from .graph import ClientGraph
 from .params import Params
-from .compiled_state import tilt_rows
+from .compiled_state import settle_rows, tilt_rows
 from .state import InitialBatch, InitialState, state_draws, states_from_uniforms
 from .taie import AXIS_MAX, AXIS_MIN
 
@@ -163,16 +163,10 @@ def initial_states(profiles: list[ClientProfile] | ProfileBatch, u: np.ndarray, 
     """
     batch = profiles if isinstance(profiles, ProfileBatch) else ProfileBatch.of(profiles)
     state = states_from_uniforms(u, stage, graph, params, *_tilts(graph.nodes, batch))
-    buckets = state.buckets
-    for position in range(batch.concerns.shape[1]):   # each concern in turn, as the profile lists them
-        rows = np.flatnonzero(batch.concerns[:, position] >= 0)
-        b = _CONCERN_BUCKET[batch.concerns[rows, position]]
-        buckets[rows, b] = np.minimum(1.0, buckets[rows, b] + CONCERN_BUCKET)
-    family = _FAMILY[batch.strategy]
-    x = _PRIOR_LOW[batch.strategy] + (_PRIOR_HIGH[batch.strategy] - _PRIOR_LOW[batch.strategy]) * u[:, -1]
-    pole = np.where(family == "A", -1.0, np.where(family == "C", 1.0, np.where(x >= 0, 1.0, -1.0)))
-    state.taie[:, 0] = np.clip(x, AXIS_MIN, AXIS_MAX)
-    return replace(state, x_pole=pole)
+    settle_rows(batch.strategy, batch.concerns, _CONCERN_BUCKET, CONCERN_BUCKET, _PRIOR_LOW, _PRIOR_HIGH, _FAMILY_POLE,
+                np.ascontiguousarray(u[:, -1], dtype=np.float64), AXIS_MIN, AXIS_MAX, state.buckets, state.taie,
+                state.x_pole)
+    return state
 
 
 @lru_cache(maxsize=4)
@@ -247,7 +241,7 @@ _STRATEGY_INDEX = {code: i for i, code in enumerate(DMM_CODES)}
 _DEFENSE_INDEX = {d: i for i, d in enumerate(DEFENSES)}
 _CONCERN_INDEX = {c: i for i, c in enumerate(CONCERNS)}
 _CONCERN_BUCKET = np.array([BUCKET_INDEX[bucket] for _, bucket in CONCERNS.values()])
-_FAMILY = np.array([code[0] for code in DMM_CODES])
+_FAMILY_POLE = np.array([{"A": -1.0, "C": 1.0}.get(code[0], 0.0) for code in DMM_CODES])  # rigid, porous, either
 _PRIOR_LOW, _PRIOR_HIGH = (np.array([TYPE_X_PRIOR[code[0]][k] for code in DMM_CODES]) for k in (0, 1))
 _CONCERN_WEIGHT = np.array([2.0 if c == "relational_distress" else 1.0 for c in CONCERNS])
 
