@@ -25,7 +25,6 @@ from .state import InitialBatch, InitialState, sample_initial_state
 from .taie import AXES
 
 TAIE_FULL_MODE_WEIGHT = 0.5  # an LLM assessment and the running estimate count equally
-_NO_PROFILE = np.array([""], dtype=object)
 
 
 @dataclass
@@ -65,6 +64,7 @@ class SessionCore:
         self.batch = SessionBatch(1, self.params, graph, compiled, episode=episode, max_turns=max_turns,
                                   max_sessions=max_sessions)
         self.kernel, self.cg, self.stance = self.batch.kernel, self.batch.cg, self.batch.stances
+        self._profile = np.array([""], dtype=object)   # the profile's name as the batch's info reads it
         self.restart(init, seed, signal_seed)
 
     def restart(self, init: InitialState | InitialBatch, seed: int | None = None, signal_seed: int | None = None) -> None:
@@ -160,7 +160,8 @@ class SessionCore:
     def info(self, privileged: bool, step: BatchStep | None = None, profile: str = "",
              numeric: bool = False) -> dict[str, Any]:
         """The env's `info` for this client: row 0 of the batch's vector-form info."""
-        profiles = _NO_PROFILE if not profile else np.array([profile], dtype=object)
+        profiles = self._profile
+        profiles[0] = profile
         return self.batch.info(profiles, privileged, step, row=0, numeric=numeric)
 
     # ---------------------------------------------------------------- the turn

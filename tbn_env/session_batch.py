@@ -10,6 +10,7 @@ is by construction a row of the vector env's.
 """
 from __future__ import annotations
 
+import itertools
 import operator
 from dataclasses import dataclass
 from typing import Any
@@ -386,7 +387,7 @@ class SessionBatch:
             t = step.turn
             parts = step.parts
             tree.update(scores=form.columns(JUDGE_DIMENSIONS, step.scores), reward_breakdown={
-                **{name: form.one(value) for name, value in parts.items()}, "total": form.one(step.reward),
+                **dict(zip(parts, map(form.one, parts.values()))), "total": form.one(step.reward),
                 "terms": {"modifiers": form.some(self.modifiers, t.modifier_fired),
                           "taie": {"transformation": form.one(t.taie_transformation_reward),
                                    "direction": form.one(t.taie_direction_reward),
@@ -451,13 +452,13 @@ class _Row:
         return values[self.i].copy()
 
     def pick(self, names: np.ndarray, *index: np.ndarray):
-        return names.item(*[x.item(self.i) for x in index])
+        return names.item(*map(self.one, index))
 
     def columns(self, names, matrix: np.ndarray) -> dict[str, float]:
         return dict(zip(names, matrix[self.i].tolist()))
 
     def some(self, constants: list[tuple[str, float]], present: np.ndarray) -> dict[str, float]:
-        return {name: value for (name, value), fired in zip(constants, present[self.i].tolist()) if fired}
+        return dict(itertools.compress(constants, present[self.i].tolist()))
 
     def events(self, step: BatchStep | None, n: int) -> list[dict[str, Any]]:
         return [] if step is None else step.events(self.i)
