@@ -66,6 +66,7 @@ class BatchStep:
     terminated: np.ndarray
     truncated: np.ndarray
     happened: np.ndarray         # the row had an event this turn (any of EVENT_TYPES)
+    loa_crossed: np.ndarray      # the row crossed an LOA threshold this turn
     reward: np.ndarray           # the parts summed in REWARD_PARTS order, as RewardBreakdown.total sums them
     summary_rows: dict[str, Any] | None = None   # the closed sessions' summaries, one row per closed session
 
@@ -100,11 +101,12 @@ class BatchStep:
             to = self.phase_after.item(i)
             events.append({"type": "phase_forward" if move > 0 else "phase_regression",
                            "from": PHASES[to - move], "to": PHASES[to]})
-        for dim, growth, regression in zip(LOA_DIMENSIONS, t.loa_growth[i].tolist(), t.loa_regression[i].tolist()):
-            if growth > 0:
-                events.append({"type": "taie_growth", "dimension": dim, "threshold": growth})
-            if regression < 0:
-                events.append({"type": "taie_regression", "dimension": dim, "threshold": regression})
+        if self.loa_crossed.item(i):
+            for dim, growth, regression in zip(LOA_DIMENSIONS, t.loa_growth[i].tolist(), t.loa_regression[i].tolist()):
+                if growth > 0:
+                    events.append({"type": "taie_growth", "dimension": dim, "threshold": growth})
+                if regression < 0:
+                    events.append({"type": "taie_regression", "dimension": dim, "threshold": regression})
         if self.ruptured.item(i):
             events.append({"type": "rupture"})
         before, after = self.stance_before.item(i), self.stance_after.item(i)
@@ -257,14 +259,14 @@ class SessionBatch:
         out = k.step(scores, self._noise_block, self._misreadings(scores))
         self.taie_direction[:] = out.taie_direction
         ruptured, stance_before, happened = np.empty(b, np.bool_), np.empty(b, np.int64), np.empty(b, np.bool_)
-        reward = np.empty(b)
+        crossed, reward = np.empty(b, np.bool_), np.empty(b)
         ends = account(scores, np.zeros(b, np.bool_) if client_rupture is None else np.asarray(client_rupture, np.bool_),
                        max_turns, session_end, out.alliance, k.pathology_now, out.bucket_change, out.composite,
                        out.modifiers, out.phase_transition, out.taie, out.phase_move, out.loa_growth, out.loa_regression,
-                       ruptured, stance_before, happened, reward, *self._account_args)
+                       ruptured, stance_before, happened, crossed, reward, *self._account_args)
         step = BatchStep(out, scores, ruptured, stance_before, self.stances.stance.copy(), session_end,
                          k.phase.copy(), k.stage.copy(), np.zeros(b, dtype=np.int64), np.zeros(b),
-                         np.zeros(b, dtype=bool), np.zeros(b, dtype=bool), np.zeros(b, dtype=bool), happened, reward)
+                         np.zeros(b, dtype=bool), np.zeros(b, dtype=bool), np.zeros(b, dtype=bool), happened, crossed, reward)
         if ends:
             self._close_sessions(step)
         self.signals.express(self._rows, k.phase, k.buckets, ruptured)
