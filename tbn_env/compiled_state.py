@@ -2,10 +2,11 @@
 draws, one pass per client), its first TAIE assessment, a session's close (stage assessment and decay) and the
 next session's opening.
 
-The arithmetic of `tbn_env.state.states_from_uniforms` and `tbn_env.profiles.initial_states`, element by element
-in the same order, and sums in numpy's own order (`numpy_sum`), so a client drawn here has the same bits as the
-array expressions that define it (`tests/env/test_draws.py` holds the two to each other). The Box-Muller normals
-are numpy's (its `log1p`, `cos` and `sin` round differently from the compiled ones) and come in as an argument.
+Each is the arithmetic of array expressions, element by element in the same order, with sums in numpy's own
+pairwise order (`numpy_sum`), so what is computed here has the bits the array expressions give
+(`tests/env/test_compiled_state.py` writes them out and holds the two together). The Box-Muller normals of a
+starting state are numpy's (its `log1p`, `cos` and `sin` round differently from the compiled ones) and come in as
+an argument.
 """
 from __future__ import annotations
 
