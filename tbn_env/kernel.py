@@ -192,6 +192,7 @@ class BatchTurn:
     tmog_accuracy_delta: np.ndarray
     taie_direction: np.ndarray   # -1 toward_zero, 0 stable, +1 away_from_zero
     bucket_change: np.ndarray    # [B, 16]
+    table: np.ndarray            # [B, len(OUT_COLUMNS)]: the per-client outputs above, as the compiled turn wrote them
 
     @property
     def total(self) -> np.ndarray:
@@ -387,7 +388,7 @@ class BatchKernel:
          phase_composite, coiling, alliance, balance, accuracy, accuracy_delta, direction) = out.T   # OUT_COLUMNS
         return BatchTurn(composite, modifiers, fired, phase_transition, taie, transformation_reward, direction_reward,
                          loa_reward, growth, regression, phase_move.astype(np.int64), phase_composite, coiling,
-                         alliance, balance, accuracy, accuracy_delta, direction.astype(np.int64), bucket_change)
+                         alliance, balance, accuracy, accuracy_delta, direction.astype(np.int64), bucket_change, out)
 
     def _turn_tables(self) -> tuple:
         """The compiled turn's arguments that do not change from turn to turn: graph tables and parameters."""

@@ -22,6 +22,7 @@ from .buckets import BUCKET_INDEX, BUCKETS, MALADAPTIVE
 from .dimensions import DIM_INDEX, JUDGE_DIMENSIONS
 from .graph import PHASES, ClientGraph
 from .guidance import guidance
+from .compiled_turn import OUT_COLUMNS
 from .kernel import DIRECTION_NAMES, BatchKernel, BatchTurn, CompiledGraph, as_run
 from .loa import LOA_DIMENSIONS
 from .params import LOW_THRESHOLD, Params
@@ -376,24 +377,25 @@ class SessionBatch:
             "guidance": form.pick(_GUIDANCE, k.stage, k.phase), "session": form.one(self.session),
             "turn": form.one(self.turn), "profile": form.one(profiles), "events": form.events(step, self.batch),
         }
+        # the turn's outputs, read at once (for one row, one list)
+        out = None if step is None else form.columns(OUT_COLUMNS, step.turn.table)
         if privileged:   # the hidden state's readings (the env adds the client's thought in text mode)
-            if step is None:
-                (coiling, alliance, attunement), direction = self.readings(), self.taie_direction
+            if out is None:
+                (coiling, alliance, attunement), direction = map(form.one, self.readings()), self.taie_direction
             else:
-                t = step.turn
-                coiling, alliance, attunement, direction = t.coiling, t.alliance, t.tmog_accuracy, t.taie_direction
-            tree.update(coiling=form.one(coiling), alliance=form.one(alliance), attunement=form.one(attunement),
+                coiling, alliance, attunement = out["coiling"], out["alliance"], out["tmog_accuracy"]
+                direction = step.turn.taie_direction
+            tree.update(coiling=coiling, alliance=alliance, attunement=attunement,
                         taie={**form.columns("xyz", k.taie), "transformation": form.one(k.transformation),
                               "direction": form.pick(_DIRECTIONS, direction + 1)})
-        if step is not None:
-            t = step.turn
-            parts = step.parts
+        if out is not None:
             tree.update(scores=form.columns(JUDGE_DIMENSIONS, step.scores), reward_breakdown={
-                **dict(zip(parts, map(form.one, parts.values()))), "total": form.one(step.reward),
-                "terms": {"modifiers": form.some(self.modifiers, t.modifier_fired),
-                          "taie": {"transformation": form.one(t.taie_transformation_reward),
-                                   "direction": form.one(t.taie_direction_reward),
-                                   "loa_events": form.one(t.loa_event_reward)}}})
+                "composite": out["composite"], "modifiers": out["modifiers"],
+                "phase_transition": out["phase_transition"], "stage_transition": form.one(step.stage_reward),
+                "taie": out["taie"], "total": form.one(step.reward),   # the parts in REWARD_PARTS order, then the sum
+                "terms": {"modifiers": form.some(self.modifiers, step.turn.modifier_fired),
+                          "taie": {"transformation": out["taie_transformation_reward"],
+                                   "direction": out["taie_direction_reward"], "loa_events": out["loa_event_reward"]}}})
         return tree
 
     def _numeric_tree(self, privileged: bool, step: BatchStep | None, form: _Vector | _Row) -> dict[str, Any]:
