@@ -60,7 +60,7 @@ def worst_misreads(estimate: np.ndarray, actual: np.ndarray, nodes: tuple[str, .
     (the largest |error| first; of equal errors, the earlier node)."""
     err = np.ascontiguousarray(estimate - actual)
     order = largest_first(err, min(k, err.shape[1]))
-    picked = np.take_along_axis(err, order, axis=1)
+    picked = err[np.arange(len(err))[:, None], order]
     return [[(nodes[j], e) for j, e in zip(o, p)] for o, p in zip(order.tolist(), picked.tolist())]
 
 
