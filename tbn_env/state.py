@@ -96,9 +96,9 @@ class InitialBatch:
 
     def validate(self, n_nodes: int) -> "InitialBatch":
         """Raise ValueError naming the first field with a wrong shape or value; return self."""
-        if not ((self.stage >= 1) & (self.stage <= 4)).all():
+        if not within(self.stage, 1, 4):
             raise ValueError(f"stage must be 1-4, got {sorted(set(self.stage.tolist()))}")
-        if (self.sessions_completed < 0).any():
+        if not within(self.sessions_completed, 0, np.inf):
             raise ValueError("sessions_completed must be a whole number >= 0")
         for name, lo, hi in _FIELDS:
             arr = getattr(self, name)
