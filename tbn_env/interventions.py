@@ -17,9 +17,11 @@ from importlib import resources
 from typing import Any
 
 import numpy as np
+from numba import njit
 
 from .buckets import BUCKET_INDEX
 from .dimensions import JUDGE_DIMENSIONS
+from .ranges import within
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -53,9 +55,6 @@ class MomentRule:
     why: str
     at_least: float | None = None
     below: float | None = None
-
-    def fires(self, value: np.ndarray) -> np.ndarray:
-        return value >= self.at_least if self.at_least is not None else value < self.below
 
 
 @dataclass(frozen=True)
@@ -138,6 +137,11 @@ SHIFTS = np.array([[r.shift.get(i.kind, r.shift.get("other", 0.0)) for i in CATA
                    for r in MOMENT_RULES]).reshape(len(MOMENT_RULES), len(CATALOGUE))        # [rules, n]
 
 
+_RULE_SIGNAL = np.array([SIGNALS.index(r.signal) for r in MOMENT_RULES], dtype=np.int64)
+_RULE_AT_LEAST = np.array([r.at_least is not None for r in MOMENT_RULES])
+_RULE_LIMIT = np.array([r.at_least if r.at_least is not None else r.below for r in MOMENT_RULES], dtype=np.float64)
+
+
 def moment_of(kernel, rupture) -> Moment:
     """The moment of every client in a BatchKernel, with the env's open-rupture flags."""
     return Moment(stage=kernel.stage, phase=kernel.phase, rupture=np.asarray(rupture, dtype=float),
@@ -146,11 +150,28 @@ def moment_of(kernel, rupture) -> Moment:
 
 def fits(moment: Moment) -> np.ndarray:
     """How well every move fits each client's moment: [batch, n] in [-1, 1]."""
-    stage, phase = np.atleast_1d(moment.stage), np.atleast_1d(moment.phase)
-    q = FIT[:, stage - 1, phase].T
-    for rule, shift in zip(MOMENT_RULES, SHIFTS):
-        q = q + rule.fires(np.atleast_1d(getattr(moment, rule.signal)))[:, None] * shift
-    return np.clip(q, -1.0, 1.0)
+    columns = [np.atleast_1d(getattr(moment, name)) for name in ("stage", "phase", *SIGNALS)]
+    table = np.empty((len(columns), max(map(len, columns))))   # stage, phase, then SIGNALS, one column per client
+    for row, values in zip(table, columns):
+        row[:] = values
+    out = np.empty((table.shape[1], len(CATALOGUE)))
+    _fits(table, FIT, SHIFTS, _RULE_SIGNAL, _RULE_AT_LEAST, _RULE_LIMIT, out)
+    return out
+
+
+@njit(cache=True)
+def _fits(moment, fit, shifts, rule_signal, rule_at_least, rule_limit, out):
+    """Every move's fit for each client (`moment`: stage, phase and the SIGNALS as rows): the cell's, shifted by
+    each moment rule that fires, clipped to [-1, 1]."""
+    for b in range(moment.shape[1]):
+        stage, phase = int(moment[0, b]) - 1, int(moment[1, b])
+        for m in range(fit.shape[0]):
+            q = fit[m, stage, phase]
+            for r in range(rule_signal.shape[0]):
+                value = moment[2 + rule_signal[r], b]
+                fires = value >= rule_limit[r] if rule_at_least[r] else value < rule_limit[r]
+                q = q + (1.0 if fires else 0.0) * shifts[r, m]
+            out[b, m] = min(max(q, -1.0), 1.0)
 
 
 def oracle(moment: Moment) -> np.ndarray:
@@ -161,9 +182,21 @@ def oracle(moment: Moment) -> np.ndarray:
 def response_scores(index, moment: Moment) -> np.ndarray:
     """The 12 judge scores each client's move earns at its moment (deterministic): [batch, 12]."""
     index = np.atleast_1d(np.asarray(index))
-    if (index < 0).any() or (index >= len(CATALOGUE)).any():
+    if not within(index, 0, len(CATALOGUE) - 1):
         raise ValueError(f"intervention index must be in [0, {len(CATALOGUE)}), got {index}")
-    q = fits(moment)[np.arange(len(index)), index][:, None]
-    main = np.where(q >= 0, EXPRESSES[index], RISKS[index])
-    gain = np.where(main, RESPONSE["main_gain"], RESPONSE["spill_gain"])
-    return np.clip(RESPONSE["neutral"] + gain * q, 0.0, 10.0)
+    out = np.empty((len(index), len(JUDGE_DIMENSIONS)))
+    _respond(index, fits(moment), EXPRESSES, RISKS, RESPONSE["neutral"], RESPONSE["main_gain"],
+             RESPONSE["spill_gain"], out)
+    return out
+
+
+@njit(cache=True)
+def _respond(index, q, expresses, risks, neutral, main_gain, spill_gain, out):
+    """Each client's scores for its move of fit q: a fitting move lifts what it expresses (main_gain), a misfit
+    drops what it risks (main_gain) and the rest by spill_gain; clipped to 0-10."""
+    for b in range(index.shape[0]):
+        move = index[b]
+        fit = q[b, move]
+        for d in range(out.shape[1]):
+            main = expresses[move, d] if fit >= 0 else risks[move, d]
+            out[b, d] = min(max(neutral + (main_gain if main else spill_gain) * fit, 0.0), 10.0)

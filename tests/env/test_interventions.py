@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from tbn_env.baselines import constant_policy, evaluate, oracle_policy, random_policy
 from tbn_env.dimensions import DIM_INDEX
-from tbn_env.interventions import CATALOGUE, MOMENT_RULES, NAMES, Moment, fits, load_catalogue, oracle, response_scores
+from tbn_env.interventions import (CATALOGUE, FIT, MOMENT_RULES, NAMES, SHIFTS, Moment, fits, load_catalogue, oracle,
+                                   response_scores)
 from tbn_env.stance import rupture_open
 
 GAP_SHARE_MIN = 0.25   # the bar: oracle - best constant >= 25 % of oracle - random
@@ -89,7 +90,12 @@ def test_every_rule_and_row_carries_its_reason():
     assert all(len(i.why) == 4 and all(i.why) for i in CATALOGUE)
     assert {r.name for r in MOMENT_RULES} == {"open_rupture", "overwhelm", "thin_alliance"}
     assert all("§" in r.why for r in MOMENT_RULES)
-    assert MOMENT_RULES[1].fires(np.array([0.6]))[0] and not MOMENT_RULES[1].fires(np.array([0.59]))[0]
+    overwhelm = MOMENT_RULES[1]   # fear >= 0.6 shifts every move by its kind
+    assert (overwhelm.signal, overwhelm.at_least) == ("fear", 0.6)
+    calm, flooded = (fits(Moment(stage=2, phase=1, rupture=0.0, fear=fear, alliance=0.8))[0] for fear in (0.59, 0.6))
+    np.testing.assert_array_equal(calm, np.clip(FIT[:, 1, 1], -1.0, 1.0))
+    np.testing.assert_array_equal(flooded, np.clip(FIT[:, 1, 1] + SHIFTS[1], -1.0, 1.0))
+    assert (flooded != calm).any()
 
 
 @pytest.mark.parametrize("edit, message", [
