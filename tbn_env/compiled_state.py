@@ -84,6 +84,24 @@ def _block_sum(a, lo, n):
     return total
 
 
+@njit(cache=True, inline="always")
+def weighted_pathology(levels, b, slope, offset, weight, weight_sum, scratch):
+    """Row b's pathology |level x slope + offset| weighted and averaged (coiling with the node weights, one minus
+    the alliance with the alliance weights), summed in numpy's order; `scratch` is [N]."""
+    n = levels.shape[1]
+    for j in range(n):
+        scratch[j] = abs(levels[b, j] * slope[j] + offset[j]) * weight[j]
+    return numpy_sum(scratch, 0, n) / weight_sum
+
+
+@njit(cache=True)
+def weighted_pathologies(levels, slope, offset, weight, weight_sum, out):
+    """`weighted_pathology` of every row of `levels` ([B, N]) into `out` ([B])."""
+    scratch = np.empty(levels.shape[1])
+    for b in range(levels.shape[0]):
+        out[b] = weighted_pathology(levels, b, slope, offset, weight, weight_sum, scratch)
+
+
 @njit(cache=True)
 def tilt_rows(strategy, defenses, concerns, shift_table, bq_table, defense_node, concern_nodes, defense_shift,
               defense_bq, concern_shift, shift, bq):
@@ -177,7 +195,7 @@ def open_sessions(rows, phase, turns_in_phase, reached_core, reached_integration
                   buckets, balance_vec, levels, path_slope, path_offset, weight, weight_sum, scratch):
     """A session's start for `rows`: phase A, and the balance and coiling it is measured from (sums in numpy's
     order, as `BatchKernel.balance` and `CompiledGraph.coiling` form them). `scratch` is [max(N, 16)]."""
-    n_buckets, n = buckets.shape[1], levels.shape[1]
+    n_buckets = buckets.shape[1]
     for b in rows:
         phase[b] = 0
         turns_in_phase[b] = 0
@@ -186,9 +204,7 @@ def open_sessions(rows, phase, turns_in_phase, reached_core, reached_integration
         for k in range(n_buckets):
             scratch[k] = buckets[b, k] * balance_vec[k]
         balance_entry[b] = numpy_sum(scratch, 0, n_buckets)
-        for j in range(n):
-            scratch[j] = abs(levels[b, j] * path_slope[j] + path_offset[j]) * weight[j]
-        coiling_entry[b] = numpy_sum(scratch, 0, n) / weight_sum
+        coiling_entry[b] = weighted_pathology(levels, b, path_slope, path_offset, weight, weight_sum, scratch)
 
 
 @njit(cache=True)
@@ -199,7 +215,7 @@ def close_sessions(rows, stage, sessions_completed, reached_core, reached_core_i
     """The stage assessment at the end of a session (§9.3.5.3) and the decay of the session's healthy bucket gains,
     for `rows`; `move`, `reward` and `complete` ([len(rows)]) are written. Means and coiling are summed in numpy's
     order. The next session is opened by `open_sessions`."""
-    n_buckets, n = buckets.shape[1], levels.shape[1]
+    n_buckets = buckets.shape[1]
     n_adaptive = n_buckets - n_maladaptive
     for r in range(rows.shape[0]):
         b = rows[r]
@@ -209,9 +225,7 @@ def close_sessions(rows, stage, sessions_completed, reached_core, reached_core_i
         complete[r] = s == 4 and reached_integration[b]
         adaptive = numpy_sum(buckets[b], n_maladaptive, n_adaptive) / n_adaptive
         maladaptive = numpy_sum(buckets[b], 0, n_maladaptive) / n_maladaptive
-        for j in range(n):
-            scratch[j] = abs(levels[b, j] * path_slope[j] + path_offset[j]) * weight[j]
-        coiling = numpy_sum(scratch, 0, n) / weight_sum
+        coiling = weighted_pathology(levels, b, path_slope, path_offset, weight, weight_sum, scratch)
         # each stage's criterion (stage 4 has no advance), and its slipping
         qualifies = (s == 1 and adaptive > STAGE1_ADAPTIVE_MIN and reached_core_in_stage[b]) or \
             (s == 2 and coiling < STAGE2_COILING_MAX and maladaptive < STAGE2_MALADAPTIVE_MAX

@@ -137,6 +137,7 @@ SHIFTS = np.array([[r.shift.get(i.kind, r.shift.get("other", 0.0)) for i in CATA
                    for r in MOMENT_RULES]).reshape(len(MOMENT_RULES), len(CATALOGUE))        # [rules, n]
 
 
+_MOMENT_FIELDS = ("stage", "phase", *SIGNALS)
 _RULE_SIGNAL = np.array([SIGNALS.index(r.signal) for r in MOMENT_RULES], dtype=np.int64)
 _RULE_AT_LEAST = np.array([r.at_least is not None for r in MOMENT_RULES])
 _RULE_LIMIT = np.array([r.at_least if r.at_least is not None else r.below for r in MOMENT_RULES], dtype=np.float64)
@@ -150,10 +151,11 @@ def moment_of(kernel, rupture) -> Moment:
 
 def fits(moment: Moment) -> np.ndarray:
     """How well every move fits each client's moment: [batch, n] in [-1, 1]."""
-    columns = [np.atleast_1d(getattr(moment, name)) for name in ("stage", "phase", *SIGNALS)]
-    table = np.empty((len(columns), max(map(len, columns))))   # stage, phase, then SIGNALS, one column per client
-    for row, values in zip(table, columns):
-        row[:] = values
+    values = [getattr(moment, name) for name in _MOMENT_FIELDS]
+    try:   # stage, phase, then SIGNALS, one column per client (scalars: one client)
+        table = np.array(values, dtype=np.float64).reshape(len(values), -1)
+    except ValueError:   # scalars and arrays mixed: the scalars stand for every client
+        table = np.array(np.broadcast_arrays(*values), dtype=np.float64).reshape(len(values), -1)
     out = np.empty((table.shape[1], len(CATALOGUE)))
     _fits(table, FIT, SHIFTS, _RULE_SIGNAL, _RULE_AT_LEAST, _RULE_LIMIT, out)
     return out

@@ -28,7 +28,7 @@ from .phase_shift import FORWARD_THRESHOLDS, REGRESSION_THRESHOLDS
 from .reward import stage_modifiers, stage_weights
 from .state import InitialBatch, InitialState
 from .taie import AXIS_DIMENSION, AXIS_MAX, AXIS_MIN, DEGENERATE_DISTANCE, distance
-from .compiled_state import close_sessions, enter_rows, open_sessions
+from .compiled_state import close_sessions, enter_rows, open_sessions, weighted_pathologies
 
 DIRECTION_NAMES = {-1: "toward_zero", 0: "stable", 1: "away_from_zero"}
 #: Clients per thread below which a batch is stepped on the calling thread (a thread hand-off costs tens of
@@ -99,6 +99,7 @@ class CompiledGraph:
         self.weight = np.array([a["weight"] for a in attr])
         alliance = np.array([a["domain"] == ALLIANCE_DOMAIN for a in attr])
         self.alliance_weight = np.where(alliance, self.weight, 0.0)
+        self.weight_sum, self.alliance_sum = self.weight.sum(), self.alliance_weight.sum()   # numpy's sums
         self.bq = np.array([a["bq_by_stage"] for a in attr]).T                       # [4, N]
         self.phase_w = np.array([[a["phase_weights"][ph] for ph in PHASES] for a in attr]).T  # [4, N]
         self.high = np.array([[a["judge_high"][d] for d in JUDGE_DIMENSIONS] for a in attr]).T * self.imp_sign
@@ -158,15 +159,21 @@ class CompiledGraph:
         path += self.path_offset
         return np.abs(path, out=path)
 
-    # weighted sums as row-wise reductions, not matrix products: a client's reading has the same bits in a
+    # weighted sums row by row in numpy's order, not matrix products: a client's reading has the same bits in a
     # batch of any size (BLAS rounds differently by shape), so a vector env and its single envs agree exactly
-    def coiling(self, levels: np.ndarray, path: np.ndarray | None = None) -> np.ndarray:
-        path = self.pathology(levels) if path is None else path
-        return (path * self.weight).sum(axis=-1) / self.weight.sum()
+    def coiling(self, levels: np.ndarray) -> np.ndarray:
+        """Weighted mean pathology of each row of `levels` ([B, N] -> [B]; [N] -> a number)."""
+        return self._weighted(levels, self.weight, self.weight_sum)
 
-    def alliance(self, levels: np.ndarray, path: np.ndarray | None = None) -> np.ndarray:
-        path = self.pathology(levels) if path is None else path
-        return 1.0 - (path * self.alliance_weight).sum(axis=-1) / self.alliance_weight.sum()
+    def alliance(self, levels: np.ndarray) -> np.ndarray:
+        """One minus the alliance-weighted mean pathology of each row of `levels`."""
+        return 1.0 - self._weighted(levels, self.alliance_weight, self.alliance_sum)
+
+    def _weighted(self, levels: np.ndarray, weight: np.ndarray, weight_sum: float) -> np.ndarray:
+        rows = np.ascontiguousarray(levels, dtype=np.float64).reshape(-1, self.n)
+        out = np.empty(len(rows))
+        weighted_pathologies(rows, self.path_slope, self.path_offset, weight, weight_sum, out)
+        return out if np.ndim(levels) > 1 else out[0]
 
 
 @dataclass
@@ -269,7 +276,6 @@ class BatchKernel:
         self.slipping_sessions = np.zeros(batch, dtype=int)
         self.qualifying_sessions = np.zeros(batch, dtype=int)
         self._tables = self._turn_tables()
-        self._weight_sum = cg.weight.sum()   # numpy's sum, as CompiledGraph.coiling divides by it
         self._session_scratch = np.empty(max(n, n_buckets))
         # the turn's per-client state, bound once (the arrays are only ever written in place)
         self._turn_state = (self.levels, self.tmog, self.buckets, self.loa, self.armed_up, self.armed_down, self.taie,
@@ -348,7 +354,7 @@ class BatchKernel:
         cg = self.cg
         open_sessions(rows, self.phase, self.turns_in_phase, self.reached_core, self.reached_integration,
                       self.balance_entry, self.coiling_entry, self.buckets, self.balance_vec, self.levels,
-                      cg.path_slope, cg.path_offset, cg.weight, self._weight_sum, self._session_scratch)
+                      cg.path_slope, cg.path_offset, cg.weight, self.cg.weight_sum, self._session_scratch)
 
     def blend_taie(self, row: int, estimate: np.ndarray, weight: float) -> None:
         """Replace row's latest assessment by a mix with an external estimate (the full LLM mode, §9.3.4)."""
@@ -421,7 +427,7 @@ class BatchKernel:
         close_sessions(index, self.stage, self.sessions_completed, self.reached_core, self.reached_core_in_stage,
                        self.reached_integration, self.qualifying_sessions, self.slipping_sessions, self.buckets,
                        self.bucket_session_start, self.n_mal, BUCKET_HEALTH_SIGN, self.decay, self.levels,
-                       cg.path_slope, cg.path_offset, cg.weight, self._weight_sum, p.stage_evidence_sessions,
+                       cg.path_slope, cg.path_offset, cg.weight, self.cg.weight_sum, p.stage_evidence_sessions,
                        p.stage_regression_sessions, move, reward, complete, self._session_scratch)
         self._start_session(index)
         return move, reward, complete

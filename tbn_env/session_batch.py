@@ -306,7 +306,6 @@ class SessionBatch:
         """The closing sessions' summaries (§9.3.14.2) as far as they are read before the stage assessment."""
         k = self.kernel
         levels, buckets = k.levels[rows], k.buckets[rows]
-        path = self.cg.pathology(levels)
         taie = k.taie[rows]
         turns = self.turn[rows]
         means = self.score_sum[rows] / turns[:, None]
@@ -316,7 +315,7 @@ class SessionBatch:
                             dtype=object, count=len(rows))
         tree = {
             "session": self.session[rows].copy(), "turns": turns.copy(),
-            "coiling": self.cg.coiling(levels, path),
+            "coiling": self.cg.coiling(levels),
             "tmog_attunement": 1.0 - np.abs(k.tmog[rows] - levels).mean(axis=1) / 10.0,
             "worst_misread": worst,
             "buckets": dict(zip(BUCKETS, buckets.T)),
@@ -336,8 +335,7 @@ class SessionBatch:
     def readings(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Coiling, alliance and TMoG accuracy of every client now."""
         k = self.kernel
-        path = self.cg.pathology(k.levels)
-        return (self.cg.coiling(k.levels, path), self.cg.alliance(k.levels, path),
+        return (self.cg.coiling(k.levels), self.cg.alliance(k.levels),
                 1.0 - np.abs(k.tmog - k.levels).mean(axis=1) / 10.0)
 
     def info(self, profiles: np.ndarray, privileged: bool, step: BatchStep | None = None,

@@ -107,10 +107,9 @@ def observe_batch(kernel: BatchKernel, stance: np.ndarray, rupture: np.ndarray, 
            "rupture": count(rupture), "turn": count(turn), "session": count(session)}
     if mode == "full":
         levels = k.levels[rows]
-        path = cg.pathology(levels)
         obs.update(buckets=box(k.buckets), phase=count(k.phase), levels=box(k.levels), loa=box(k.loa),
                    taie=box(np.column_stack([k.taie[rows], k.transformation[rows]]), picked=True),
-                   readings=box(np.column_stack([cg.coiling(levels, path), cg.alliance(levels, path),
+                   readings=box(np.column_stack([cg.coiling(levels), cg.alliance(levels),
                                                  1.0 - np.abs(k.tmog[rows] - levels).mean(axis=1) / 10.0]),
                                 picked=True))
     return obs

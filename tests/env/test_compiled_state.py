@@ -88,7 +88,7 @@ def _close_as_arrays(k: BatchKernel, rows: np.ndarray) -> dict[str, np.ndarray]:
     stage = k.stage[rows]
     complete = (stage == 4) & k.reached_integration[rows]
     adaptive, maladaptive = k.buckets[rows, mal:].mean(axis=1), k.buckets[rows, :mal].mean(axis=1)
-    coiling = k.cg.coiling(k.levels[rows])
+    coiling = _coiling(k.levels[rows])
     qualifies = ((stage == 1) & (adaptive > STAGE1_ADAPTIVE_MIN) & in_stage) | \
         ((stage == 2) & (coiling < STAGE2_COILING_MAX) & (maladaptive < STAGE2_MALADAPTIVE_MAX)
          & (adaptive > STAGE2_ADAPTIVE_MIN)) | \
@@ -107,7 +107,7 @@ def _close_as_arrays(k: BatchKernel, rows: np.ndarray) -> dict[str, np.ndarray]:
             "qualifying_sessions": np.where(move != 0, 0, qualifying),
             "slipping_sessions": np.where(move != 0, 0, slipping),
             "reached_core_in_stage": in_stage & (move == 0), "buckets": buckets, "bucket_session_start": buckets,
-            "balance_entry": (buckets * k.balance_vec).sum(axis=-1), "coiling_entry": k.cg.coiling(k.levels[rows])}
+            "balance_entry": (buckets * k.balance_vec).sum(axis=-1), "coiling_entry": _coiling(k.levels[rows])}
 
 
 @settings(max_examples=60, deadline=None)
@@ -147,4 +147,19 @@ def test_a_loaded_client_starts_from_its_own_axes():
     np.testing.assert_array_equal(k.taie_first_sum, inits.taie)
     assert (k.taie_count == 1).all() and (k.transformation == 0.0).all()
     np.testing.assert_array_equal(k.balance_entry, (inits.buckets * k.balance_vec).sum(axis=-1))
-    np.testing.assert_array_equal(k.coiling_entry, COMPILED.coiling(inits.levels))
+    np.testing.assert_array_equal(k.coiling_entry, _coiling(inits.levels))
+
+
+def _coiling(levels: np.ndarray) -> np.ndarray:
+    """Coiling as array expressions: the node weights' mean of |level x slope + offset|."""
+    return (np.abs(levels * COMPILED.path_slope + COMPILED.path_offset) * COMPILED.weight).sum(axis=-1) / \
+        COMPILED.weight.sum()
+
+
+def test_the_readings_have_the_bits_of_their_array_expressions():
+    levels = np.random.default_rng(4).uniform(0, 10, (300, N))
+    path = np.abs(levels * COMPILED.path_slope + COMPILED.path_offset)
+    np.testing.assert_array_equal(COMPILED.coiling(levels), _coiling(levels))
+    np.testing.assert_array_equal(COMPILED.alliance(levels), 1.0 - (path * COMPILED.alliance_weight).sum(axis=-1)
+                                  / COMPILED.alliance_weight.sum())
+    assert COMPILED.coiling(levels[7]) == _coiling(levels)[7]
