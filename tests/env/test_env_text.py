@@ -111,3 +111,32 @@ def test_demo_runs_a_session(capsys):
     summary = run(seed=0, max_turns=4)
     assert summary["total_turns"] == 4
     assert "therapist:" in capsys.readouterr().out
+
+
+class ViewRecorder:
+    """The template client, keeping the last view it was shown."""
+
+    deterministic = True
+
+    def __init__(self):
+        from tbn_env.template_client import TemplateClient
+        self.inner, self.view = TemplateClient(), None
+
+    def respond(self, view, history, rng):
+        self.view = view
+        return self.inner.respond(view, history, rng)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from([0.0, 0.25, 0.5, 1.0]) | st.floats(0.0, 1.0), min_size=16, max_size=16))
+def test_the_client_is_shown_the_fullest_reservoirs_first_ties_to_the_earlier(levels):
+    """The view's dominant buckets are a stable sort of each half by level (few distinct levels make ties)."""
+    from tbn_env.buckets import ADAPTIVE, MALADAPTIVE
+    client = ViewRecorder()
+    env = gym.make("Therapy-v0", client=client, max_turns=3).unwrapped
+    env.reset(seed=0)
+    env.core.kernel.buckets[0] = levels
+    env._client_speaks()
+    order = lambda names, part: tuple(sorted(names, key=lambda b: -part[names.index(b)])[:3])  # noqa: E731
+    assert client.view.dominant_maladaptive == order(MALADAPTIVE, levels[:8])
+    assert client.view.dominant_adaptive == order(ADAPTIVE, levels[8:])
