@@ -23,8 +23,8 @@ repeat the template client's lines, and a scripted therapist repeats its own.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from .dimensions import JUDGE_DIMENSIONS
 from .harm import harmful_content
@@ -132,8 +132,7 @@ def repeated_share(words: Sequence[str]) -> float:
     return 1.0 - len(set(grams)) / len(grams) if grams else 0.0
 
 
-@dataclass(frozen=True)
-class ReplyReading:
+class ReplyReading(NamedTuple):   # a tuple: built in one call, unlike a frozen dataclass
     """What the rubric reads in a reply by itself, independent of the client and the session."""
 
     words: tuple[str, ...]
@@ -171,8 +170,7 @@ def read_reply(said: str) -> ReplyReading:
         raises_risk=bool(RAISED_RISK.search(low)), hard=tuple(hard_violations(said)), harm=tuple(harmful_content(said)))
 
 
-@dataclass(frozen=True)
-class ClientReading:
+class ClientReading(NamedTuple):
     """What the rubric reads in the client's last words."""
 
     words: tuple[str, ...]
@@ -233,8 +231,7 @@ class RubricJudge:
             persona=self.persona)
 
 
-@dataclass(frozen=True)
-class _Verdict:
+class _Verdict(NamedTuple):
     """A JudgeResult's fields, shared by equal turns (each result gets copies)."""
 
     scores: dict[str, float]
