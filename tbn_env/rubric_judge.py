@@ -215,11 +215,12 @@ class RubricJudge:
         """Score one turn (§9.3.7): 12 scores with explanations, flags and recommendations."""
         said, thought = context.therapist_utterance, context.therapist_thought
         reply = read_reply(said)
-        grounding = [context.profile_card, context.client_utterance]
+        grounding = {context.profile_card, context.client_utterance}   # each distinct text once
         for t in context.history:
-            grounding += (t.client, t.therapist)
+            grounding.add(t.client)
+            grounding.add(t.therapist)
         soft = soft_flags(said, grounding, context.stage)
-        grounded = frozenset().union(*map(_text_content, set(grounding)))   # content words of the card and dialogue
+        grounded = frozenset().union(*map(_text_content, grounding))   # content words of the card and dialogue
         v = _verdict(self.persona, said, thought, context.client_utterance, context.stage, context.phase,
                      context.rupture_pending, tuple(soft.items()),
                      tuple(ungrounded_details(said, grounding)) if soft["ungrounded_detail"] else (),
