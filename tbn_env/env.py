@@ -34,6 +34,7 @@ DEFAULT_MAX_SESSIONS = 20
 HISTORY_TURNS = 12      # dialogue turns a judge or client sees (the last 12 verbatim)
 SALIENT_NODES = 8       # most pathological nodes named to the client
 DOMINANT_BUCKETS = 3    # top maladaptive and adaptive reservoirs named to the client
+_DIMENSION_NAMES = frozenset(JUDGE_DIMENSIONS)
 
 
 @lru_cache(maxsize=8)
@@ -328,7 +329,10 @@ class TherapyEnv(gym.Env):
             raise TypeError(f"the judge breaks the tbn_env Judge protocol: score() returned a "
                             f"{type(verdict).__name__}, not a JudgeResult")
         self.last_judge = verdict
-        return verdict.scores, thought, utterance   # checked once, by core.step, before anything changes
+        # checked once, by core.step, before anything changes: the 12 named scores as a vector in their order (no
+        # name lookups there); other names as they came, for its message naming what is missing or unknown
+        scores = verdict.vector() if verdict.scores.keys() == _DIMENSION_NAMES else verdict.scores
+        return scores, thought, utterance
 
     def _judge_context(self, thought: str, utterance: str, rupture_pending: bool = False) -> JudgeContext:
         """What the judge sees of this turn (§9.3.7: the triad, the recent dialogue, stage and phase)."""
