@@ -189,6 +189,13 @@ def read_client(client: str) -> ClientReading:
                          vulnerable=bool(VULNERABLE.search(low)), voices_rupture=bool(RUPTURE.search(low)))
 
 
+def score_in_range(value: float, low: float) -> float:
+    """`value` to two decimals, within [low, 10]: min(10, max(low, round(value, 2))) bit for bit (a -0.0 or an
+    equal value becomes `low` itself, as max returns its first argument), without the two builtin calls."""
+    value = round(value, 2)
+    return value if low < value < 10.0 else 10.0 if value >= 10.0 else low
+
+
 @lru_cache(maxsize=None)   # bounded: 12 dimensions x 1001 scores (two decimals in 0-10)
 def _anchor_note(dim: str, score: float) -> str:
     """The "[level: anchor]" note of a dimension's score."""
@@ -412,7 +419,7 @@ def _verdict(persona: Persona, said: str, thought: str, client: str, stage: int,
             why[dim].append(f"harmful: {'; '.join(harm)}")
 
     low = 0.0 if harm else SAFE_MIN
-    scores = {d: min(10.0, max(low, round(v, 2))) for d, v in s.items()}
+    scores = {d: score_in_range(v, low) for d, v in s.items()}
     weak = sorted(scores, key=scores.get)[:3]
     rubric = load_rubric()
     return _Verdict(
