@@ -331,8 +331,9 @@ class TherapyEnv(gym.Env):
         self.last_judge = verdict
         # checked once, by core.step, before anything changes: the 12 named scores as a vector in their order (no
         # name lookups there); other names as they came, for its message naming what is missing or unknown
-        scores = verdict.vector() if verdict.scores.keys() == _DIMENSION_NAMES else verdict.scores
-        return scores, thought, utterance
+        scores = verdict.scores
+        return (verdict.vector() if isinstance(scores, dict) and scores.keys() == _DIMENSION_NAMES else scores,
+                thought, utterance)
 
     def _judge_context(self, thought: str, utterance: str, rupture_pending: bool = False) -> JudgeContext:
         """What the judge sees of this turn (§9.3.7: the triad, the recent dialogue, stage and phase)."""
