@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from .buckets import BUCKETS, MALADAPTIVE
+from .buckets import ADAPTIVE, MALADAPTIVE
 from .dimensions import ACTION_SCALES, JUDGE_DIMENSIONS, unit_to_scores
 from .graph import ClientGraph
 from .interventions import CATALOGUE, NAMES, moment_of, response_scores
@@ -34,6 +34,7 @@ DEFAULT_MAX_SESSIONS = 20
 HISTORY_TURNS = 12      # dialogue turns a judge or client sees (the last 12 verbatim)
 SALIENT_NODES = 8       # most pathological nodes named to the client
 DOMINANT_BUCKETS = 3    # top maladaptive and adaptive reservoirs named to the client
+_DIMENSION_NAMES = frozenset(JUDGE_DIMENSIONS)
 
 
 @lru_cache(maxsize=8)
@@ -256,7 +257,8 @@ class TherapyEnv(gym.Env):
         # snapshot per session, not per turn. The step replaces the other fields and appends to the lists.
         if self._replay is None:
             self._replay = (self.core.state_dict(), [])
-        fields = {k: v.copy() if isinstance(v, list) else v for k in self._FIELDS for v in (getattr(self, k),)}
+        fields = [getattr(self, k) for k in self._FIELDS]
+        grown = [(v, len(v)) for v in (self.history, self.trace, self.session_judged)]   # a step only appends to these
         rng = self.np_random.bit_generator.state   # the getter builds a new dict
         rupture, self._taie_axes = bool(self.client_words and self.client_words.rupture), None
         try:
@@ -269,8 +271,10 @@ class TherapyEnv(gym.Env):
                 if axes is not None:
                     self.core.blend_taie(axes)
             self.np_random.bit_generator.state = rng
-            for k, v in fields.items():
+            for k, v in zip(self._FIELDS, fields):
                 setattr(self, k, v)
+            for v, n in grown:
+                del v[n:]
             raise
         if self.last.session_end[0]:
             self._replay = None   # the next session starts from a new snapshot
@@ -297,8 +301,7 @@ class TherapyEnv(gym.Env):
                 # the session's stage: it moves only after the session closes
                 assessment = judge_full_session(self.session_judged, int(step.stage_before[0]), self.params,
                                                 judge=self.judge, history=self.history)
-                self.session_judged = []
-                self.history.clear()
+                self.session_judged, self.history = [], []   # new lists: a failing step puts the old ones back
             if not self.done:
                 self.client_words = self._client_speaks()
         info = self._info(step)
@@ -332,7 +335,11 @@ class TherapyEnv(gym.Env):
             raise TypeError(f"the judge breaks the tbn_env Judge protocol: score() returned a "
                             f"{type(verdict).__name__}, not a JudgeResult")
         self.last_judge = verdict
-        return verdict.scores, thought, utterance   # checked once, by core.step, before anything changes
+        # checked once, by core.step, before anything changes: the 12 named scores as a vector in their order (no
+        # name lookups there); other names as they came, for its message naming what is missing or unknown
+        scores = verdict.scores
+        return (verdict.vector() if isinstance(scores, dict) and scores.keys() == _DIMENSION_NAMES else scores,
+                thought, utterance)
 
     def _judge_context(self, thought: str, utterance: str, rupture_pending: bool = False) -> JudgeContext:
         """What the judge sees of this turn (§9.3.7: the triad, the recent dialogue, stage and phase)."""
@@ -382,15 +389,14 @@ class TherapyEnv(gym.Env):
     def _client_speaks(self):
         """The client's next words, conditioned on the state after the therapist's turn."""
         core, k = self.core, self.core.kernel
-        level = k.buckets[0].tolist()   # 16 reservoirs: a stable sort in Python beats two numpy calls
-        mal = sorted(range(len(MALADAPTIVE)), key=lambda i: -level[i])[:DOMINANT_BUCKETS]
-        ada = sorted(range(len(MALADAPTIVE), len(BUCKETS)), key=lambda i: -level[i])[:DOMINANT_BUCKETS]
+        # the top maladaptive and adaptive reservoirs (levels in [0, 1]: the largest first, ties to the earlier)
+        mal, ada = largest_first(k.buckets.reshape(2, len(MALADAPTIVE)), DOMINANT_BUCKETS).tolist()
         worst = largest_first(self.compiled.pathology(k.levels), SALIENT_NODES)[0]
         view = ClientView(
             profile_card=self.profile.card(), attachment=self.profile.attachment, defenses=self.profile.defenses,
             presenting_concerns=self.profile.presenting_concerns, stage=core.stage, phase=core.phase,
             turn=core.turn_in_session, session=self.session_index,
-            dominant_maladaptive=tuple(BUCKETS[i] for i in mal), dominant_adaptive=tuple(BUCKETS[i] for i in ada),
+            dominant_maladaptive=tuple(MALADAPTIVE[i] for i in mal), dominant_adaptive=tuple(ADAPTIVE[i] for i in ada),
             salient_nodes=tuple(self.compiled.nodes[i] for i in worst.tolist()),
             last_scores=self.last_judge.scores if self.last_judge and core.turn_in_session else {},
             ruptured=self.rupture)

@@ -7,6 +7,7 @@ from the state the environment exposes. Both are pydantic records so they cross 
 """
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
@@ -14,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validat
 from .dimensions import JUDGE_DIMENSIONS, as_score_vector, score_dict
 
 Persona = Literal["clinical", "kind", "harsh"]  # neutral rubric; §9.3.9's kind and harsh judges
+_IN_ORDER = itemgetter(*JUDGE_DIMENSIONS)   # a dict's 12 scores in the order of JUDGE_DIMENSIONS, in one call
 
 
 class DialogueTurn(BaseModel):
@@ -59,7 +61,7 @@ class JudgeResult(BaseModel):
         return score_dict(as_score_vector(v))
 
     def vector(self) -> list[float]:
-        return [self.scores[d] for d in JUDGE_DIMENSIONS]
+        return list(_IN_ORDER(self.scores))
 
     @computed_field  # type: ignore[prop-decorator]
     @property

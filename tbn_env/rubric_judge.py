@@ -23,8 +23,8 @@ repeat the template client's lines, and a scripted therapist repeats its own.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from .dimensions import JUDGE_DIMENSIONS
 from .harm import harmful_content
@@ -132,8 +132,7 @@ def repeated_share(words: Sequence[str]) -> float:
     return 1.0 - len(set(grams)) / len(grams) if grams else 0.0
 
 
-@dataclass(frozen=True)
-class ReplyReading:
+class ReplyReading(NamedTuple):   # a tuple: built in one call, unlike a frozen dataclass
     """What the rubric reads in a reply by itself, independent of the client and the session."""
 
     words: tuple[str, ...]
@@ -171,8 +170,7 @@ def read_reply(said: str) -> ReplyReading:
         raises_risk=bool(RAISED_RISK.search(low)), hard=tuple(hard_violations(said)), harm=tuple(harmful_content(said)))
 
 
-@dataclass(frozen=True)
-class ClientReading:
+class ClientReading(NamedTuple):
     """What the rubric reads in the client's last words."""
 
     words: tuple[str, ...]
@@ -189,6 +187,13 @@ def read_client(client: str) -> ClientReading:
     low, w = client.lower(), words(client)
     return ClientReading(words=w, content=_text_content(client), runs=word_runs(w), feelings=bool(set(w) & EMOTIONS),
                          vulnerable=bool(VULNERABLE.search(low)), voices_rupture=bool(RUPTURE.search(low)))
+
+
+def score_in_range(value: float, low: float) -> float:
+    """`value` to two decimals, within [low, 10]: min(10, max(low, round(value, 2))) bit for bit (a -0.0 or an
+    equal value becomes `low` itself, as max returns its first argument), without the two builtin calls."""
+    value = round(value, 2)
+    return value if low < value < 10.0 else 10.0 if value >= 10.0 else low
 
 
 @lru_cache(maxsize=None)   # bounded: 12 dimensions x 1001 scores (two decimals in 0-10)
@@ -217,11 +222,12 @@ class RubricJudge:
         """Score one turn (§9.3.7): 12 scores with explanations, flags and recommendations."""
         said, thought = context.therapist_utterance, context.therapist_thought
         reply = read_reply(said)
-        grounding = [context.profile_card, context.client_utterance]
+        grounding = {context.profile_card, context.client_utterance}   # each distinct text once
         for t in context.history:
-            grounding += (t.client, t.therapist)
+            grounding.add(t.client)
+            grounding.add(t.therapist)
         soft = soft_flags(said, grounding, context.stage)
-        grounded = frozenset().union(*map(_text_content, set(grounding)))   # content words of the card and dialogue
+        grounded = frozenset().union(*map(_text_content, grounding))   # content words of the card and dialogue
         v = _verdict(self.persona, said, thought, context.client_utterance, context.stage, context.phase,
                      context.rupture_pending, tuple(soft.items()),
                      tuple(ungrounded_details(said, grounding)) if soft["ungrounded_detail"] else (),
@@ -233,8 +239,7 @@ class RubricJudge:
             persona=self.persona)
 
 
-@dataclass(frozen=True)
-class _Verdict:
+class _Verdict(NamedTuple):
     """A JudgeResult's fields, shared by equal turns (each result gets copies)."""
 
     scores: dict[str, float]
@@ -414,7 +419,7 @@ def _verdict(persona: Persona, said: str, thought: str, client: str, stage: int,
             why[dim].append(f"harmful: {'; '.join(harm)}")
 
     low = 0.0 if harm else SAFE_MIN
-    scores = {d: min(10.0, max(low, round(v, 2))) for d, v in s.items()}
+    scores = {d: score_in_range(v, low) for d, v in s.items()}
     weak = sorted(scores, key=scores.get)[:3]
     rubric = load_rubric()
     return _Verdict(

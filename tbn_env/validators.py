@@ -8,7 +8,7 @@ harms: negation-based reassurance, ungrounded scene details, premature depth, ne
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -107,7 +107,7 @@ def words(text: str) -> tuple[str, ...]:
     return tuple(_WORD.findall(text.lower()))
 
 
-def ungrounded_details(utterance: str, grounding: str | Sequence[str]) -> list[str]:
+def ungrounded_details(utterance: str, grounding: str | Collection[str]) -> list[str]:
     """Concrete nouns the reply mentions that neither the profile card nor the dialogue contains.
 
     `grounding` is one text or its pieces (the card, each turn), so unchanged pieces are not read again.
@@ -128,7 +128,7 @@ def _said_checks(utterance: str) -> tuple[bool, bool, bool, frozenset[str]]:
             frozenset(words(utterance)) & CONCRETE)
 
 
-def soft_flags(utterance: str, grounding: str | Sequence[str], stage: int) -> dict[str, bool]:
+def soft_flags(utterance: str, grounding: str | Collection[str], stage: int) -> dict[str, bool]:
     """Evidence for the judge: negation reassurance, ungrounded detail, premature depth, new material."""
     negation, depth, new_material, _ = _said_checks(utterance)
     return {

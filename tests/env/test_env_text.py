@@ -10,7 +10,7 @@ import tbn_env  # noqa: F401
 from tbn_env.demo import run
 from tbn_env.protocols import ClientTurn, JudgeResult
 
-from .strategies import assert_rejected_unchanged
+from .strategies import assert_rejected_unchanged, env_state
 
 GOOD = ("<think>She is bracing; reflect, no interpretation.</think>"
         "It sounds like part of you is still on guard here, and that makes sense. We can go slowly.")
@@ -111,3 +111,52 @@ def test_demo_runs_a_session(capsys):
     summary = run(seed=0, max_turns=4)
     assert summary["total_turns"] == 4
     assert "therapist:" in capsys.readouterr().out
+
+
+class ViewRecorder:
+    """The template client, keeping the last view it was shown."""
+
+    deterministic = True
+
+    def __init__(self):
+        from tbn_env.template_client import TemplateClient
+        self.inner, self.view = TemplateClient(), None
+
+    def respond(self, view, history, rng):
+        self.view = view
+        return self.inner.respond(view, history, rng)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from([0.0, 0.25, 0.5, 1.0]) | st.floats(0.0, 1.0), min_size=16, max_size=16))
+def test_the_client_is_shown_the_fullest_reservoirs_first_ties_to_the_earlier(levels):
+    """The view's dominant buckets are a stable sort of each half by level (few distinct levels make ties)."""
+    from tbn_env.buckets import ADAPTIVE, MALADAPTIVE
+    client = ViewRecorder()
+    env = gym.make("Therapy-v0", client=client, max_turns=3).unwrapped
+    env.reset(seed=0)
+    env.core.kernel.buckets[0] = levels
+    env._client_speaks()
+    order = lambda names, part: tuple(sorted(names, key=lambda b: -part[names.index(b)])[:3])  # noqa: E731
+    assert client.view.dominant_maladaptive == order(MALADAPTIVE, levels[:8])
+    assert client.view.dominant_adaptive == order(ADAPTIVE, levels[8:])
+
+
+class UncheckedJudge:
+    """Builds its result without validation (model_construct), one dimension misnamed."""
+
+    deterministic = True
+
+    def score(self, context):
+        scores = dict.fromkeys(tbn_env.JUDGE_DIMENSIONS[1:], 6.0) | {"atunement": 6.0}
+        return JudgeResult.model_construct(scores=scores)
+
+
+def test_a_result_with_a_misnamed_dimension_is_refused_by_name_and_changes_nothing():
+    env = gym.make("Therapy-v0", judge=UncheckedJudge(), max_turns=3)
+    env.reset(seed=0)
+    before = env_state(env)
+    with pytest.raises(ValueError, match=r"missing \['attunement'\], unknown \['atunement'\]"):
+        env.unwrapped.step(GOOD)
+    after = env_state(env)
+    assert all(np.array_equal(x, y) if isinstance(x, np.ndarray) else x == y for x, y in zip(before, after))

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from tbn_env import JUDGE_DIMENSIONS
 from tbn_env.protocols import DialogueTurn, JudgeContext, JudgeResult
 from tbn_env.reward import weighted_composite
-from tbn_env.rubric_judge import RubricJudge
+from tbn_env.rubric_judge import RubricJudge, score_in_range
 from tbn_env.session_judge import judge_full_session
 
 CLIENT = "I miss her so much. I feel so alone since she died, and I'm ashamed of how much I cry."
@@ -141,3 +141,11 @@ def test_a_model_that_says_nothing_leaves_the_marked_template():
     rows = [JudgeResult(scores=dict.fromkeys(JUDGE_DIMENSIONS, 6.0))]
     s = judge_full_session(rows, stage=2, judge=Narrator("  "))
     assert s.evaluation_source == "offline template" and s.evaluation.startswith("[offline template]")
+
+
+@given(st.one_of(st.floats(-20.0, 20.0), st.sampled_from([-0.0, 0.0, -0.004, 0.004, 0.5, 0.499, 0.504, 9.995, 10.0,
+                                                          10.004, -0.005])),
+       st.sampled_from([0.0, 0.5]))
+def test_a_score_is_rounded_and_bounded_exactly_as_min_max_round(value, low):
+    """The verdict's one-expression bound gives min(10, max(low, round(v, 2)))'s bits, signed zeros included."""
+    assert score_in_range(value, low).hex() == float(min(10.0, max(low, round(value, 2)))).hex()
