@@ -79,8 +79,14 @@ def stage_weights(params: Params) -> np.ndarray:
 
 def weighted_composite(scores: np.ndarray, stage: int, params: Params) -> float:
     """C_stage = sum_d w[s,d] score_d / sum_d w[s,d] (§9.3.6.1)."""
+    return float(weighted_composites(np.asarray(scores), stage, params))
+
+
+def weighted_composites(scores: np.ndarray, stage: int, params: Params) -> np.ndarray:
+    """`weighted_composite` of each row of `scores` ([T, 12] -> [T]) in one call, each row's dot product the one
+    a single turn's gives."""
     w = stage_weights(params)[stage - 1]
-    return float(w @ scores / w.sum())
+    return np.vecdot(scores, w) / w.sum()
 
 
 def modifier_terms(scores: np.ndarray, stage: int, params: Params) -> dict[str, float]:

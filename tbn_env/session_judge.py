@@ -18,7 +18,7 @@ from .dimensions import JUDGE_DIMENSIONS
 from .llm_prompts import session_messages
 from .params import Params
 from .protocols import DialogueTurn, JudgeResult
-from .reward import weighted_composite
+from .reward import weighted_composites
 
 STEADY_SLOPE = 0.05   # per-turn change below which a dimension counts as steady
 ERRATIC_SD = 1.5      # composite spread above which quality counts as erratic
@@ -69,15 +69,15 @@ def judge_full_session(results: Sequence[JudgeResult], stage: int, params: Param
                                                        by_dim.min(axis=1).tolist(), by_dim.max(axis=1).tolist(),
                                                        (scores[-1] - scores[0]).tolist(), np.asarray(slopes).tolist())}
     composite = scores.mean(axis=1).tolist()
-    staged = [weighted_composite(s, stage, params) for s in scores]
-    numbers = _evaluate(dims, np.array(staged))
+    staged = weighted_composites(scores, stage, params)
+    numbers = _evaluate(dims, staged)
     text, source = "", "offline template"
     narrate = getattr(judge, "evaluate_session", None)
     if callable(narrate):
         text = str(narrate(session_messages(history, numbers, stage)) or "").strip()
         source = "model" if text else source
     return SessionAssessment(turns=len(results), stage=stage, dimensions=dims, composite=composite,
-                             composite_trend=composite[-1] - composite[0], stage_composite=staged,
+                             composite_trend=composite[-1] - composite[0], stage_composite=staged.tolist(),
                              evaluation=text or OFFLINE_MARK + numbers, evaluation_source=source)
 
 
