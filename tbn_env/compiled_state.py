@@ -109,8 +109,9 @@ def tilt_rows(strategy, defenses, concerns, shift_table, bq_table, defense_node,
     row, then each defence's and each concern's in the order the profile lists them. `concern_nodes` [C, K] holds
     each concern's node indices, -1 past its last."""
     for i in range(strategy.shape[0]):
-        shift[i] = shift_table[strategy[i]]
-        bq[i] = bq_table[strategy[i]]
+        for j in range(shift.shape[1]):   # element by element: a row assignment compiles numba's error messages
+            shift[i, j] = shift_table[strategy[i], j]
+            bq[i, j] = bq_table[strategy[i], j]
         for d in defenses[i]:
             if d >= 0:
                 shift[i, defense_node[d]] += defense_shift
@@ -184,8 +185,10 @@ def settle_rows(strategy, concerns, concern_bucket, concern_fill, prior_low, pri
 def enter_rows(rows, taie, first_sum, recent, count, transformation, window, literal_zero, degenerate):
     """Freshly loaded clients' first TAIE assessment: their axes now, and T from them (§9.3.4)."""
     for b in rows:
-        first_sum[b] = 0.0
-        recent[b] = 0.0
+        for a in range(3):
+            first_sum[b, a] = 0.0
+            for i in range(window):
+                recent[b, i, a] = 0.0
         count[b] = 0
         record_taie(b, taie, first_sum, recent, count, transformation, window, literal_zero, degenerate)
 
