@@ -2,7 +2,8 @@
 
 `TherapyVecEnv(64)` (one compiled kernel call per step) against `DummyVecEnv` of 8 single envs (SB3's
 `make_vec_env` default way), same PPO hyper-parameters, same number of environment steps, best of 3 runs
-each. Measured in a default process. Prints a markdown table of environment steps per second (PPO's updates included).
+each. Measured in a default process. Prints a markdown table of environment steps per second (PPO's updates included),
+and the same envs stepped alone with random moves (the env's own part of a run).
 Run: .venv/bin/python bench/bench_sb3.py
 """
 import time
@@ -36,6 +37,20 @@ def fps(make_env, n_envs: int) -> float:
     return best
 
 
+def stepping(make_env, n_envs: int, steps: int = STEPS) -> float:
+    """Best-of-REPEATS environment steps per second of random moves, no PPO: the env's own part of a run."""
+    env = make_env()
+    env.reset()
+    moves = np.random.default_rng(0).integers(0, 13, (steps // n_envs, n_envs))
+    best = 0.0
+    for _ in range(REPEATS):
+        t = time.perf_counter()
+        for move in moves:
+            env.step(move)
+        best = max(best, steps / (time.perf_counter() - t))
+    return best
+
+
 def main() -> None:
     for env in (make_vec_env("Therapy-Interventions-v0", n_envs=1, seed=0),   # compile (or load) the numba code first:
                 sb3_make_vec_env("Therapy-Interventions-v0", n_envs=1, seed=0)):   # its one-off cost is not a rate
@@ -50,6 +65,10 @@ def main() -> None:
     print(f"| DummyVecEnv of 8 single envs (SB3 default way), MultiInputPolicy | {dummy:,.0f} | 1.0 |")
     print(f"| DummyVecEnv of 8 single envs + FlattenObservation, MlpPolicy | {flat:,.0f} | {flat / dummy:.2f} |")
     print(f"| `tbn_env.sb3.TherapyVecEnv(64)`, MultiInputPolicy | {native:,.0f} | {native / dummy:.2f} |")
+    alone = stepping(lambda: sb3_make_vec_env("Therapy-Interventions-v0", n_envs=8, seed=0), 8)
+    batch = stepping(lambda: make_vec_env("Therapy-Interventions-v0", n_envs=64, seed=0), 64)
+    print(f"| stepping alone (random moves, no PPO): DummyVecEnv(8) | {alone:,.0f} | 1.0 |")
+    print(f"| stepping alone: `TherapyVecEnv(64)` | {batch:,.0f} | {batch / alone:.2f} |")
 
 
 if __name__ == "__main__":
