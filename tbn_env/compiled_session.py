@@ -17,16 +17,16 @@ PHASE_FORWARD, PHASE_REGRESSION, TAIE_GROWTH, TAIE_REGRESSION, RUPTURE, STANCE =
 @njit(cache=True)
 def account(scores, client_rupture, max_turns, session_end, alliance_now, path, bucket_change, composite, modifiers,
             phase_transition, taie, phase_move, loa_growth, loa_regression, ruptured, stance_before, happened,
-            crossed, reward, alliance, levels, buckets, phase, stance, stance_turn, turns_in_stance, arc_step, att_window, res_window,
+            crossed, alliance, levels, buckets, phase, stance, stance_turn, turns_in_stance, arc_step, att_window, res_window,
             rupture, turn, total_turns, score_sum, score_min, score_max, phase_max, reward_totals, event_counts,
             sig_att, sig_disclosure, sig_engagement, sig_defensiveness, sig_overwhelm,
             att_i, safety_i, repair_i, low_gate, rupture_drop, disclosure_i, engagement_i, defense_idx, distrust_i,
             surge_idx, surge_at_ten, disclosure_min, engagement_min, defensiveness_max, min_dwell, arc_steps,
             arc_resistance_max, arc_overwhelm_max):
     """Everything after the kernel's turn, in place: first the turn's inputs and outputs (`ruptured`,
-    `stance_before`, `happened` (whether the row had any event), `crossed` (an LOA threshold) and `reward` (the turn's reward before any stage
-    transition) are written, and `session_end` too when `max_turns` > 0: a session ends after that many turns),
-    then the session state, the stance signals' scratch and the constants.
+    `stance_before`, `happened` (whether the row had any event) and `crossed` (an LOA threshold) are written, and
+    `session_end` too when `max_turns` > 0: a session ends after that many turns), then the session state, the
+    stance signals' scratch and the constants.
     Returns how many sessions end with this turn."""
     b, d = scores.shape
     for i in range(b):
@@ -78,7 +78,6 @@ def account(scores, client_rupture, max_turns, session_end, alliance_now, path, 
         if max_turns > 0:
             session_end[i] = turn[i] >= max_turns
         ends += session_end[i]
-        reward[i] = composite[i] + modifiers[i] + phase_transition[i] + 0.0 + taie[i]   # as BatchStep.parts add up
     return ends
 
 

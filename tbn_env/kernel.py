@@ -354,7 +354,7 @@ class BatchKernel:
         cg = self.cg
         open_sessions(rows, self.phase, self.turns_in_phase, self.reached_core, self.reached_integration,
                       self.balance_entry, self.coiling_entry, self.buckets, self.balance_vec, self.levels,
-                      cg.path_slope, cg.path_offset, cg.weight, self.cg.weight_sum, self._session_scratch)
+                      cg.path_slope, cg.path_offset, cg.weight, cg.weight_sum, self._session_scratch)
 
     def blend_taie(self, row: int, estimate: np.ndarray, weight: float) -> None:
         """Replace row's latest assessment by a mix with an external estimate (the full LLM mode, §9.3.4)."""
@@ -427,7 +427,7 @@ class BatchKernel:
         close_sessions(index, self.stage, self.sessions_completed, self.reached_core, self.reached_core_in_stage,
                        self.reached_integration, self.qualifying_sessions, self.slipping_sessions, self.buckets,
                        self.bucket_session_start, self.n_mal, BUCKET_HEALTH_SIGN, self.decay, self.levels,
-                       cg.path_slope, cg.path_offset, cg.weight, self.cg.weight_sum, p.stage_evidence_sessions,
+                       cg.path_slope, cg.path_offset, cg.weight, cg.weight_sum, p.stage_evidence_sessions,
                        p.stage_regression_sessions, move, reward, complete, self._session_scratch)
         self._start_session(index)
         return move, reward, complete

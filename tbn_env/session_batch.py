@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 
 from .compiled_session import account, noise_turns
+from .compiled_turn import OUT_COLUMNS
 from .buckets import BUCKET_INDEX, BUCKETS, MALADAPTIVE
 from .dimensions import DIM_INDEX, JUDGE_DIMENSIONS
 from .graph import PHASES, ClientGraph
 from .guidance import guidance
-from .compiled_turn import OUT_COLUMNS
 from .kernel import DIRECTION_NAMES, BatchKernel, BatchTurn, CompiledGraph, as_run
 from .loa import LOA_DIMENSIONS
 from .params import LOW_THRESHOLD, Params
@@ -68,8 +68,9 @@ class BatchStep:
     truncated: np.ndarray
     happened: np.ndarray         # the row had an event this turn (any of EVENT_TYPES)
     loa_crossed: np.ndarray      # the row crossed an LOA threshold this turn
-    reward: np.ndarray           # the parts summed in REWARD_PARTS order, as RewardBreakdown.total sums them
     summary_rows: dict[str, Any] | None = None   # the closed sessions' summaries, one row per closed session
+    #: the reward: the parts summed in REWARD_PARTS order, as RewardBreakdown.total sums them (set by the step)
+    reward: np.ndarray | None = None
 
     def summary(self, privileged: bool = True) -> dict[str, Any] | None:
         """The closed sessions' summaries in vector form (mask: session_end); None if no session closed."""
@@ -150,7 +151,8 @@ class SessionBatch:
         self._noise = Streams(batch)
         self._noise_block = np.zeros((batch, NOISE_BLOCK, self.cg.n))
         self._noise_used = np.full(batch, NOISE_BLOCK, dtype=np.int64)   # turns of the block already spent
-        # working memory of the compiled bookkeeping (the stance detector's signals) and an unread noise index
+        # working memory of the compiled bookkeeping (the stance detector's signals) and of the rows whose
+        # misreading block is to be refilled
         self._scratch = tuple(np.empty(batch) for _ in range(5))
         self._scratch_rows = np.empty(batch, dtype=np.int64)
         self.rupture = np.zeros(batch, dtype=bool)        # a rupture is open (until a turn repairs it)
@@ -260,16 +262,17 @@ class SessionBatch:
         out = k.step(scores, self._noise_block, self._misreadings(scores))
         self.taie_direction[:] = out.taie_direction
         ruptured, stance_before, happened = np.empty(b, np.bool_), np.empty(b, np.int64), np.empty(b, np.bool_)
-        crossed, reward = np.empty(b, np.bool_), np.empty(b)
+        crossed = np.empty(b, np.bool_)
         ends = account(scores, np.zeros(b, np.bool_) if client_rupture is None else np.asarray(client_rupture, np.bool_),
                        max_turns, session_end, out.alliance, k.pathology_now, out.bucket_change, out.composite,
                        out.modifiers, out.phase_transition, out.taie, out.phase_move, out.loa_growth, out.loa_regression,
-                       ruptured, stance_before, happened, crossed, reward, *self._account_args)
+                       ruptured, stance_before, happened, crossed, *self._account_args)
         step = BatchStep(out, scores, ruptured, stance_before, self.stances.stance.copy(), session_end,
                          k.phase.copy(), k.stage.copy(), np.zeros(b, dtype=np.int64), np.zeros(b),
-                         np.zeros(b, dtype=bool), np.zeros(b, dtype=bool), np.zeros(b, dtype=bool), happened, crossed, reward)
+                         np.zeros(b, dtype=bool), np.zeros(b, dtype=bool), np.zeros(b, dtype=bool), happened, crossed)
         if ends:
             self._close_sessions(step)
+        step.reward = out.composite + out.modifiers + out.phase_transition + step.stage_reward + out.taie
         self.signals.express(self._rows, k.phase, k.buckets, ruptured)
         return step
 
@@ -280,8 +283,6 @@ class SessionBatch:
         summary = self._summary_before(rows)
         move, reward, complete = self.kernel.end_session(rows)
         step.stage_move[at], step.stage_reward[at], step.complete[at] = move, reward, complete
-        t = step.turn   # the reward again, with the stage transition
-        step.reward[at] = t.composite[at] + t.modifiers[at] + t.phase_transition[at] + reward + t.taie[at]
         self.reward_totals[at, 3] = reward
         self.event_counts[at, 6] += move > 0
         self.event_counts[at, 7] += move < 0

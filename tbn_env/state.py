@@ -130,7 +130,8 @@ def states_from_uniforms(u: np.ndarray, stage: int, graph: ClientGraph, params: 
 
     Each client's randomness is one block drawn from its own generator, so a batch of clients and the
     same clients drawn one by one are the same clients. `pathology_shift` ([B, N], added before clipping
-    to [0, 1]) and `bq_scale` ([B, N] BQ multipliers) let a profile tilt the draw.
+    to [0, 1]) and `bq_scale` ([B, N] BQ multipliers) let a profile tilt the draw. One compiled pass per client
+    (`tbn_env.compiled_state.start_rows`) after numpy's Box-Muller normals.
     """
     params = params or Params()
     if stage not in (1, 2, 3, 4):
