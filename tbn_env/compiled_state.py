@@ -84,6 +84,14 @@ def _block_sum(a, lo, n):
     return total
 
 
+@njit(cache=True)
+def pathologies(levels, slope, offset, out):
+    """Each node's pathology |level x slope + offset| ([B, N] into `out`), as numpy's multiply, add and abs give it."""
+    for b in range(levels.shape[0]):
+        for j in range(levels.shape[1]):
+            out[b, j] = abs(levels[b, j] * slope[j] + offset[j])
+
+
 @njit(cache=True, inline="always")
 def weighted_pathology(levels, b, slope, offset, weight, weight_sum, scratch):
     """Row b's pathology |level x slope + offset| weighted and averaged (coiling with the node weights, one minus

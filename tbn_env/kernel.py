@@ -28,7 +28,7 @@ from .phase_shift import FORWARD_THRESHOLDS, REGRESSION_THRESHOLDS
 from .reward import stage_modifiers, stage_weights
 from .state import InitialBatch, InitialState
 from .taie import AXIS_DIMENSION, AXIS_MAX, AXIS_MIN, DEGENERATE_DISTANCE, distance
-from .compiled_state import close_sessions, enter_rows, open_sessions, weighted_pathologies
+from .compiled_state import close_sessions, enter_rows, open_sessions, pathologies, weighted_pathologies
 
 DIRECTION_NAMES = {-1: "toward_zero", 0: "stable", 1: "away_from_zero"}
 #: Clients per thread below which a batch is stepped on the calling thread (a thread hand-off costs tens of
@@ -153,11 +153,12 @@ class CompiledGraph:
                 np.array([e[2] for e in edges], dtype=np.float64))
 
     # -- level semantics, vectorised; bipolar columns are few, so they are handled on their own --
-    def pathology(self, levels: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """|a l + b|: (10 - l)/10 for increase, l/10 for decrease, |l - 5|/5 for bipolar nodes."""
-        path = np.multiply(levels, self.path_slope, out=out)
-        path += self.path_offset
-        return np.abs(path, out=path)
+    def pathology(self, levels: np.ndarray) -> np.ndarray:
+        """|a l + b|: (10 - l)/10 for increase, l/10 for decrease, |l - 5|/5 for bipolar nodes (same shape)."""
+        rows = np.ascontiguousarray(levels, dtype=np.float64).reshape(-1, self.n)
+        out = np.empty(rows.shape)
+        pathologies(rows, self.path_slope, self.path_offset, out)
+        return out.reshape(np.shape(levels))
 
     # weighted sums row by row in numpy's order, not matrix products: a client's reading has the same bits in a
     # batch of any size (BLAS rounds differently by shape), so a vector env and its single envs agree exactly

@@ -159,6 +159,7 @@ def _coiling(levels: np.ndarray) -> np.ndarray:
 def test_the_readings_have_the_bits_of_their_array_expressions():
     levels = np.random.default_rng(4).uniform(0, 10, (300, N))
     path = np.abs(levels * COMPILED.path_slope + COMPILED.path_offset)
+    np.testing.assert_array_equal(COMPILED.pathology(levels), path)
     np.testing.assert_array_equal(COMPILED.coiling(levels), _coiling(levels))
     np.testing.assert_array_equal(COMPILED.alliance(levels), 1.0 - (path * COMPILED.alliance_weight).sum(axis=-1)
                                   / COMPILED.alliance_weight.sum())
