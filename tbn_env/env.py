@@ -22,7 +22,7 @@ from .session import SessionCore, TurnResult
 from .session_batch import EPISODES, BatchStep
 from .session_judge import judge_full_session
 from .tmog import largest_first
-from .spaces import MAX_ACTION_CHARS, observation_space, printable, text_space
+from .spaces import MAX_ACTION_CHARS, observation_space, printable, scores_space, text_space
 from .turn_format import parse_therapist_turn
 
 ACTION_MODES = ("text", "scores", "intervention")
@@ -180,9 +180,7 @@ class TherapyEnv(gym.Env):
         #: False when a sampled model scores or speaks: same seed, different trajectory.
         self.deterministic = all(getattr(x, "deterministic", True) for x in (judge, client))
         self.action_space = {"text": text_space(MAX_ACTION_CHARS),
-                             "scores": spaces.Box(-1.0 if action_scale == "unit" else 0.0,
-                                                  1.0 if action_scale == "unit" else 10.0,
-                                                  (len(JUDGE_DIMENSIONS),), np.float32),
+                             "scores": scores_space(action_scale),
                              "intervention": spaces.Discrete(len(CATALOGUE))}[action_mode]
         self.observation_space = observation_space(observation_mode, text, self.max_turns, self.max_sessions)
         self.core: SessionCore | None = None

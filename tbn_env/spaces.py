@@ -13,6 +13,7 @@ import numpy as np
 from gymnasium import spaces
 
 from .buckets import BUCKETS
+from .dimensions import JUDGE_DIMENSIONS
 from .graph import NODE_COUNT
 from .loa import LOA_DIMENSIONS
 from .kernel import BatchKernel
@@ -24,6 +25,37 @@ TEXT_CHARSET = frozenset(string.ascii_letters + string.digits + string.punctuati
 MAX_ACTION_CHARS = 4096     # a therapist turn with its thought: generous for 512 generated tokens
 MAX_UTTERANCE_CHARS = 2048  # the client's words as observed
 _LAYOUT = frozenset("\n\t")
+
+
+class UniformBox(spaces.Box):
+    """A Box of finite float bounds whose `sample()` draws what gymnasium's Box draws, in one call.
+
+    Box.sample sorts every coordinate by its kind of interval on each call (≈ 20 µs for 12 numbers, more than a
+    Therapy-Scores step's compiled turn); with every bound finite it comes down to one `Generator.uniform` draw
+    between the bounds, cast to the dtype, which is what this does: the same numbers from the same generator state
+    (`tests/env/test_spaces.py` holds it to Box.sample).
+    """
+
+    def __init__(self, low, high, shape=None, dtype=np.float32, seed=None) -> None:
+        super().__init__(low, high, shape, dtype, seed)
+        if self.dtype.kind != "f" or not self.is_bounded("both"):
+            raise ValueError(f"UniformBox needs finite bounds and a float dtype, got {self}")
+        # the bounds Box.sample hands to Generator.uniform (as numbers when every coordinate shares them: the same
+        # draws, without broadcasting arrays of bounds on each call)
+        low, high = self.low.astype(np.float64), self.high.astype(np.float64)
+        same = (low == low.flat[0]).all() and (high == high.flat[0]).all()
+        self._bounds = (low.flat[0].item(), high.flat[0].item()) if same else (low, high)
+
+    def sample(self, mask: None = None, probability: None = None) -> np.ndarray:
+        if mask is not None or probability is not None:
+            return super().sample(mask, probability)   # refused there, with gymnasium's message
+        return self.np_random.uniform(*self._bounds, self.shape).astype(self.dtype)
+
+
+def scores_space(action_scale: str) -> UniformBox:
+    """The scores action space: the 12 judge scores on 0-10, or [-1, 1] mapped to them (`action_scale="unit"`)."""
+    low, high = (-1.0, 1.0) if action_scale == "unit" else (0.0, 10.0)
+    return UniformBox(low, high, (len(JUDGE_DIMENSIONS),), np.float32)
 
 
 def _printable_char(ch: str) -> bool:

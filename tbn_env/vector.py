@@ -20,14 +20,14 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.utils import seeding
 from gymnasium.vector.utils import batch_space
 
-from .dimensions import ACTION_SCALES, JUDGE_DIMENSIONS, as_score_batch, unit_to_scores
+from .dimensions import ACTION_SCALES, as_score_batch, unit_to_scores
 from .env import DEFAULT_MAX_SESSIONS, EPISODES, INFO_MODES, OBSERVATION_MODES, _graph
 from .interventions import CATALOGUE, moment_of, response_scores
 from .params import Params
 from .profiles import ClientProfile, ProfileBatch, initial_states, profile_draws, profiles_from_uniforms, resolve_profile
 from .state import state_draws, stream_seeds
 from .session_batch import SessionBatch, overlay, restrict
-from .spaces import observation_space, row_of
+from .spaces import observation_space, row_of, scores_space
 
 
 class TherapyVectorEnv(gym.vector.VectorEnv):
@@ -77,9 +77,8 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
                                   max_sessions=max_sessions)
         self.kernel = self.batch.kernel
         self.action_scale = action_scale
-        low, high = (-1.0, 1.0) if action_scale == "unit" else (0.0, 10.0)
-        self.single_action_space = spaces.Box(low, high, (len(JUDGE_DIMENSIONS),), np.float32) \
-            if action_mode == "scores" else spaces.Discrete(len(CATALOGUE))
+        self.single_action_space = scores_space(action_scale) if action_mode == "scores" else \
+            spaces.Discrete(len(CATALOGUE))
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.single_observation_space = observation_space(observation_mode, False, max_turns, max_sessions)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
