@@ -1,5 +1,5 @@
 """Where clients and sessions start, compiled: a new client's starting state (a profile's tilts and the stage's
-draws, one pass per client), its first TAIE assessment, a session's close (stage assessment and decay) and the
+draws, one pass per client), its first TAIE assessment (and a re-assessment after a blend), a session's close (stage assessment and decay) and the
 next session's opening.
 
 Each is the arithmetic of array expressions, element by element in the same order, with sums in numpy's own
@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .compiled_turn import record_taie
+from .compiled_turn import assess_taie, record_taie, slope_pathology
+from .graph import level_of, pathology_of
 from .params import STAGE_FORWARD_REWARD, STAGE_REGRESSION_REWARD, STAGE_SESSIONS_FOR_TERMINATION
 from .phase_shift import (REGRESS_2_ADAPTIVE_BELOW, REGRESS_3_ADAPTIVE_BELOW, REGRESS_3_COILING_ABOVE,
                           REGRESS_3_MALADAPTIVE_ABOVE, REGRESS_4_COILING_ABOVE, STAGE1_ADAPTIVE_MIN, STAGE2_ADAPTIVE_MIN,
@@ -89,7 +90,7 @@ def pathologies(levels, slope, offset, out):
     """Each node's pathology |level x slope + offset| ([B, N] into `out`), as numpy's multiply, add and abs give it."""
     for b in range(levels.shape[0]):
         for j in range(levels.shape[1]):
-            out[b, j] = abs(levels[b, j] * slope[j] + offset[j])
+            out[b, j] = slope_pathology(levels[b, j], slope[j], offset[j])
 
 
 @njit(cache=True, inline="always")
@@ -98,7 +99,7 @@ def weighted_pathology(levels, b, slope, offset, weight, weight_sum, scratch):
     the alliance with the alliance weights), summed in numpy's order; `scratch` is [N]."""
     n = levels.shape[1]
     for j in range(n):
-        scratch[j] = abs(levels[b, j] * slope[j] + offset[j]) * weight[j]
+        scratch[j] = slope_pathology(levels[b, j], slope[j], offset[j]) * weight[j]
     return numpy_sum(scratch, 0, n) / weight_sum
 
 
@@ -132,7 +133,7 @@ def tilt_rows(strategy, defenses, concerns, shift_table, bq_table, defense_node,
 
 
 @njit(cache=True)
-def start_rows(u, normal, shift, path_lo, path_hi, bipolar, increase, pole, level_min, level_max, centre,
+def start_rows(u, normal, shift, path_lo, path_hi, bipolar, increase, pole, level_min, level_max,
                maladaptive, adaptive, jitter, n_maladaptive, loa_lo, loa_hi, taie_load, taie_norm, axis_min, axis_max,
                sigma, levels, buckets, loa, taie, tmog, scratch):
     """Clients entering treatment, one per row of `u` (`tbn_env.state.state_draws` uniforms each): levels from the
@@ -146,12 +147,7 @@ def start_rows(u, normal, shift, path_lo, path_hi, bipolar, increase, pole, leve
             p = path_lo + (path_hi - path_lo) * u[i, j]
             if tilted:
                 p = min(max(p + shift[i, j], 0.0), 1.0)
-            if bipolar[j]:
-                levels[i, j] = centre + pole[j] * centre * p
-            elif increase[j]:
-                levels[i, j] = level_max * (1.0 - p)
-            else:
-                levels[i, j] = level_max * p
+            levels[i, j] = level_of(p, bipolar[j], increase[j], pole[j])
         for k in range(n_buckets):
             base = maladaptive if k < n_maladaptive else adaptive
             buckets[i, k] = min(max(base + jitter * (2.0 * u[i, n + k] - 1.0), 0.0), 1.0)
@@ -159,12 +155,7 @@ def start_rows(u, normal, shift, path_lo, path_hi, bipolar, increase, pole, leve
             loa[i, k] = loa_lo + (loa_hi - loa_lo) * u[i, n + n_buckets + k]
         for axis in range(3):   # x: pathology signed by pole; y, z: health (1 - 2 p)
             for j in range(n):
-                if bipolar[j]:
-                    p = abs(levels[i, j] - centre) / centre
-                elif increase[j]:
-                    p = (level_max - levels[i, j]) / level_max
-                else:
-                    p = levels[i, j] / level_max
+                p = pathology_of(levels[i, j], bipolar[j], increase[j])
                 scratch[j] = p * taie_load[j, 0] if axis == 0 else (1.0 - 2.0 * p) * abs(taie_load[j, axis])
             taie[i, axis] = min(max(10.0 * numpy_sum(scratch, 0, n) / taie_norm[axis], axis_min), axis_max)
         for j in range(n):
@@ -199,6 +190,13 @@ def enter_rows(rows, taie, first_sum, recent, count, transformation, window, lit
                 recent[b, i, a] = 0.0
         count[b] = 0
         record_taie(b, taie, first_sum, recent, count, transformation, window, literal_zero, degenerate)
+
+
+@njit(cache=True)
+def reassess_rows(rows, first_sum, recent, count, transformation, window, literal_zero, degenerate):
+    """T of `rows` again after their latest assessment changed (a full-mode TAIE blend)."""
+    for b in rows:
+        assess_taie(b, first_sum, recent, count, transformation, window, literal_zero, degenerate)
 
 
 @njit(cache=True)

@@ -41,6 +41,12 @@ def _improvement(old, new, sign, bipolar):
 
 
 @njit(cache=True, inline="always")
+def slope_pathology(level, slope, offset):
+    """A node's pathology as |level x slope + offset| (CompiledGraph's form of graph.pathology)."""
+    return abs(level * slope + offset)
+
+
+@njit(cache=True, inline="always")
 def _distance(x, y, z, literal_zero):
     """TAIE distance from health (taie.distance)."""
     if literal_zero:
@@ -50,8 +56,8 @@ def _distance(x, y, z, literal_zero):
 
 @njit(cache=True, inline="always")
 def record_taie(b, taie, first_sum, recent, count, transformation, window, literal_zero, degenerate):
-    """Append client b's axes to its assessment history and set its transformation score T (§9.3.4) from the
-    first and the latest `window` assessments; returns how many of them T averaged (at most `window`)."""
+    """Append client b's axes to its assessment history and set its transformation score T (§9.3.4); returns how
+    many assessments T averaged (at most `window`)."""
     n = count[b]
     for a in range(3):
         if n < window:
@@ -59,9 +65,15 @@ def record_taie(b, taie, first_sum, recent, count, transformation, window, liter
         for i in range(window - 1):
             recent[b, i, a] = recent[b, i + 1, a]
         recent[b, window - 1, a] = taie[b, a]
-    n += 1
-    count[b] = n
-    k_bar = min(n, window)
+    count[b] = n + 1
+    return assess_taie(b, first_sum, recent, count, transformation, window, literal_zero, degenerate)
+
+
+@njit(cache=True, inline="always")
+def assess_taie(b, first_sum, recent, count, transformation, window, literal_zero, degenerate):
+    """Client b's transformation score T (§9.3.4) from the mean of its first and of its latest `window`
+    assessments (fewer while it has fewer); returns how many it averaged."""
+    k_bar = min(count[b], window)
     d_init = _distance(first_sum[b, 0] / k_bar, first_sum[b, 1] / k_bar, first_sum[b, 2] / k_bar, literal_zero)
     bx = 0.0
     by = 0.0
@@ -192,7 +204,7 @@ def turn(scores, noise, noise_turn,
         lv = levels[b]
         allied = 0.0
         for n in range(n_nodes):
-            path[n] = abs(lv[n] * path_slope[n] + path_offset[n])
+            path[n] = slope_pathology(lv[n], path_slope[n], path_offset[n])
             allied += path[n] * alliance_weight[n]
         strong = 1 if 1.0 - allied / alliance_sum > protective_alliance else 0
         for d in range(n_dims):  # the raw delta's inputs: [judge high | judge low | bucket improvement]
@@ -252,7 +264,7 @@ def turn(scores, noise, noise_turn,
         coiled = 0.0
         allied = 0.0
         for n in range(n_nodes):
-            p = abs(lv[n] * path_slope[n] + path_offset[n])
+            p = slope_pathology(lv[n], path_slope[n], path_offset[n])
             out_path[b, n] = p
             coiled += p * weight[n]
             allied += p * alliance_weight[n]

@@ -15,7 +15,7 @@ from .graph import ClientGraph
 from .interventions import CATALOGUE, NAMES, moment_of, response_scores
 from .kernel import CompiledGraph
 from .params import Params
-from .profiles import ClientProfile, initial_states, profile_draws, profiles_from_uniforms, resolve_profile
+from .profiles import ClientProfile, initial_states, resolve_profile, sample_profile_batch
 from .state import state_draws, stream_seeds
 from .protocols import Client, ClientTurn, ClientView, DialogueTurn, Judge, JudgeContext, JudgeResult
 from .session import SessionCore, TurnResult
@@ -195,7 +195,7 @@ class TherapyEnv(gym.Env):
             raise ValueError(f"start_stage must be 1-4, got {stage!r}")
         spec = options.get("profile", self.profile_spec)
         if spec is None:   # sample_profile's draw, keeping the profile's index arrays for the starting state
-            profiles = profiles_from_uniforms(self.np_random.random((1, profile_draws())))
+            profiles = sample_profile_batch(self.np_random)
             self.profile = profiles.profiles()[0]
         else:
             self.profile = resolve_profile(spec, self.np_random)

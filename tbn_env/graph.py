@@ -330,17 +330,32 @@ class ClientGraph:
         return GraphUpdate(first_order=first, level_change=change)
 
 
+@njit(cache=True, inline="always")
+def level_of(p, bipolar, increase, pole):
+    """`level_from_pathology` of one node (pathology p in [0, 1]), for compiled code."""
+    if bipolar:
+        return BIPOLAR_CENTRE + pole * BIPOLAR_CENTRE * p
+    if increase:
+        return LEVEL_MAX * (1.0 - p)
+    return LEVEL_MAX * p
+
+
+@njit(cache=True, inline="always")
+def pathology_of(level, bipolar, increase):
+    """`pathology` of one node at `level`, for compiled code."""
+    if bipolar:
+        return abs(level - BIPOLAR_CENTRE) / BIPOLAR_CENTRE
+    if increase:
+        return (LEVEL_MAX - level) / LEVEL_MAX
+    return level / LEVEL_MAX
+
+
 @njit(cache=True)
 def _levels(p, bipolar, increase, pole, out):
     """`level_from_pathology` element by element (a batch's reset in one pass, no temporaries)."""
     for i in range(p.shape[0]):
         for j in range(p.shape[1]):
-            if bipolar[j]:
-                out[i, j] = BIPOLAR_CENTRE + pole[j] * BIPOLAR_CENTRE * p[i, j]
-            elif increase[j]:
-                out[i, j] = LEVEL_MAX * (1.0 - p[i, j])
-            else:
-                out[i, j] = LEVEL_MAX * p[i, j]
+            out[i, j] = level_of(p[i, j], bipolar[j], increase[j], pole[j])
 
 
 @njit(cache=True)
@@ -348,9 +363,4 @@ def _pathologies(levels, bipolar, increase, out):
     """`pathology` element by element."""
     for i in range(levels.shape[0]):
         for j in range(levels.shape[1]):
-            if bipolar[j]:
-                out[i, j] = abs(levels[i, j] - BIPOLAR_CENTRE) / BIPOLAR_CENTRE
-            elif increase[j]:
-                out[i, j] = (LEVEL_MAX - levels[i, j]) / LEVEL_MAX
-            else:
-                out[i, j] = levels[i, j] / LEVEL_MAX
+            out[i, j] = pathology_of(levels[i, j], bipolar[j], increase[j])

@@ -27,8 +27,9 @@ from .params import (ALLIANCE_SCALE_BASE, ALLIANCE_SCALE_SLOPE, LOW_THRESHOLD, P
 from .phase_shift import FORWARD_THRESHOLDS, REGRESSION_THRESHOLDS
 from .reward import stage_modifiers, stage_weights
 from .state import InitialBatch, InitialState
-from .taie import AXIS_DIMENSION, AXIS_MAX, AXIS_MIN, DEGENERATE_DISTANCE, distance
-from .compiled_state import close_sessions, enter_rows, open_sessions, pathologies, weighted_pathologies
+from .taie import AXIS_DIMENSION, AXIS_MAX, AXIS_MIN, DEGENERATE_DISTANCE
+from .compiled_state import (close_sessions, enter_rows, open_sessions, pathologies, reassess_rows,
+                             weighted_pathologies)
 
 DIRECTION_NAMES = {-1: "toward_zero", 0: "stable", 1: "away_from_zero"}
 #: Clients per thread below which a batch is stepped on the calling thread (a thread hand-off costs tens of
@@ -359,24 +360,14 @@ class BatchKernel:
 
     def blend_taie(self, row: int, estimate: np.ndarray, weight: float) -> None:
         """Replace row's latest assessment by a mix with an external estimate (the full LLM mode, §9.3.4)."""
-        rows = np.array([row])
+        p = self.params
         blended = weight * np.clip(estimate, AXIS_MIN, AXIS_MAX) + (1.0 - weight) * self.taie[row]
-        if self.taie_count[row] <= self.params.taie_bar_window:
+        if self.taie_count[row] <= p.taie_bar_window:
             self.taie_first_sum[row] += blended - self.taie[row]
         self.taie[row] = blended
         self.taie_recent[row, -1] = blended
-        self._transformation(rows)
-
-    def _transformation(self, rows: np.ndarray) -> None:
-        """Recompute T for `rows` from their assessment history (§9.3.4)."""
-        p, w = self.params, self.params.taie_bar_window
-        k = np.minimum(self.taie_count[rows], w)
-        d_init = distance(self.taie_first_sum[rows] / k[:, None], p.taie_target)
-        recent = self.taie_recent[rows] * (np.arange(w)[None, :] >= (w - k)[:, None])[..., None]
-        d_cur = distance(recent.sum(axis=1) / k[:, None], p.taie_target)
-        degenerate = d_init < DEGENERATE_DISTANCE
-        ratio = d_cur / np.where(degenerate, 1.0, d_init)
-        self.transformation[rows] = np.where(degenerate, 1.0, np.clip(1.0 - ratio, 0.0, 1.0))
+        reassess_rows(np.array([row]), self.taie_first_sum, self.taie_recent, self.taie_count, self.transformation,
+                      p.taie_bar_window, p.taie_target == "literal_zero", DEGENERATE_DISTANCE)
 
     # ------------------------------------------------------------------ one turn
     def step(self, scores: np.ndarray, noise: np.ndarray, noise_turn: np.ndarray | None = None) -> BatchTurn:

@@ -12,7 +12,7 @@ import numpy as np
 
 from .buckets import ADAPTIVE, MALADAPTIVE
 from .compiled_state import start_rows
-from .graph import BIPOLAR_CENTRE, LEVEL_MAX, LEVEL_MIN, ClientGraph
+from .graph import LEVEL_MAX, LEVEL_MIN, ClientGraph
 from .loa import LOA_DIMENSIONS, LOA_MAX, LOA_MIN
 from .params import Params
 from .ranges import within
@@ -150,7 +150,7 @@ def states_from_uniforms(u: np.ndarray, stage: int, graph: ClientGraph, params: 
     (path_lo, path_hi), (loa_lo, loa_hi) = params.init_pathology[stage - 1], params.init_loa[stage - 1]
     start_rows(np.ascontiguousarray(u, dtype=np.float64), normal,
                _NO_SHIFT if pathology_shift is None else np.ascontiguousarray(pathology_shift, dtype=np.float64),
-               path_lo, path_hi, t["bipolar"], t["increase"], t["pole"], LEVEL_MIN, LEVEL_MAX, BIPOLAR_CENTRE,
+               path_lo, path_hi, t["bipolar"], t["increase"], t["pole"], LEVEL_MIN, LEVEL_MAX,
                params.init_maladaptive[stage - 1], params.init_adaptive[stage - 1], params.init_bucket_jitter,
                len(MALADAPTIVE), loa_lo, loa_hi, t["taie"], graph.taie_norm, AXIS_MIN, AXIS_MAX,
                params.tmog_sigma_by_stage[stage - 1], levels, buckets, loa, taie, tmog, np.empty(n))
