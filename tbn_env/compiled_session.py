@@ -8,10 +8,26 @@ from __future__ import annotations
 
 from numba import njit
 
+from .compiled_turn import OUT_COLUMNS, turn
 from .stance import _update, defensiveness, overwhelm, rupture_open
 
 # columns of SessionBatch.event_counts (the order of session_batch.EVENT_TYPES)
 PHASE_FORWARD, PHASE_REGRESSION, TAIE_GROWTH, TAIE_REGRESSION, RUPTURE, STANCE = range(6)
+# the turn's outputs the bookkeeping reads (columns of its `out` table)
+_ALLIANCE, _COMPOSITE, _MODIFIERS, _PHASE_TRANSITION, _TAIE, _PHASE_MOVE = map(OUT_COLUMNS.index, (
+    "alliance", "composite", "modifiers", "phase_transition", "taie", "phase_move"))
+
+
+@njit(cache=True, nogil=True)
+def session_turn(state, books, max_turns, scores, noise, noise_turn, client_rupture, session_end, out, fired, growth,
+                 regression, bucket_change, path, ruptured, stance_before, happened, crossed):
+    """A whole turn of `SessionBatch` in one call: the kernel's turn (its state and tables in the pack `state`), then
+    `account` (the session layer's state and constants in the pack `books`). Returns how many sessions end."""
+    turn(scores, noise, noise_turn, *state.rows, *state.tables, out, fired, growth, regression, bucket_change, path)
+    return account(scores, client_rupture, max_turns, session_end, out[:, _ALLIANCE], path, bucket_change,
+                   out[:, _COMPOSITE], out[:, _MODIFIERS], out[:, _PHASE_TRANSITION], out[:, _TAIE],
+                   out[:, _PHASE_MOVE], growth, regression, ruptured, stance_before, happened, crossed, *books.rows,
+                   *books.tables)
 
 
 @njit(cache=True)

@@ -4,7 +4,9 @@
 edges: batch 1 and batch 4096 run the same machine code, with no per-call numpy overhead and no BLAS.
 It is the same arithmetic as `tbn_env.reference.ReferenceCore`, which stays the readable definition;
 the property tests hold the two to 1e-9. `tbn_env.kernel.BatchKernel` owns the state and the tables
-and calls `turn`; the compiled code is cached on disk, so its compile time is paid once per machine.
+and calls `turn` through `turn_packed`, its state and tables bound once in a `tbn_env.compiled_pack.Pack`;
+any run of rows can be stepped on its own, so threads may share a batch. The compiled code is cached on
+disk, so its compile time is paid once per machine.
 """
 from __future__ import annotations
 
@@ -16,9 +18,6 @@ OUT_COLUMNS = ("composite", "modifiers", "phase_transition", "taie", "taie_trans
                "taie_direction_reward", "loa_event_reward", "phase_move", "phase_composite", "coiling",
                "alliance", "balance", "tmog_accuracy", "tmog_accuracy_delta", "taie_direction")
 N_OUT = len(OUT_COLUMNS)
-#: `turn`'s arguments that hold one row per client: the first N_CLIENT_INPUTS and the last N_CLIENT_OUTPUTS.
-#: Any run of rows can be stepped on its own, so threads may share a batch.
-N_CLIENT_INPUTS, N_CLIENT_OUTPUTS = 23, 6
 
 
 @njit(cache=True, inline="always")
@@ -327,3 +326,10 @@ def turn(scores, noise, noise_turn,
         out[b, 12] = acc
         out[b, 13] = acc - acc_before
         out[b, 14] = direction
+
+
+@njit(cache=True, nogil=True)
+def turn_packed(state, scores, noise, noise_turn, out, fired, growth, regression, bucket_change, path):
+    """`turn` with the kernel's state and tables from one pack (`BatchKernel`'s, or one of its runs of rows)."""
+    turn(scores, noise, noise_turn, *state.rows, *state.tables, out, fired, growth, regression, bucket_change, path)
+    return 0

@@ -15,7 +15,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from .compiled_turn import N_CLIENT_INPUTS, N_CLIENT_OUTPUTS, N_OUT, turn
+from .compiled_pack import pack
+from .compiled_turn import N_OUT, OUT_COLUMNS, turn_packed
 from .buckets import BUCKET_HEALTH_SIGN, BUCKETS, MALADAPTIVE, SESSION_DECAY, bucket_effect_matrices, coupling_matrix
 from .dimensions import DIM_INDEX, JUDGE_DIMENSIONS
 from .graph import (ALLIANCE_DOMAIN, BIPOLAR_CENTRE, DAMPENING, ENGAGEMENT_NODE, LEVEL_MAX, PHASES,
@@ -45,29 +46,29 @@ def _threads() -> tuple[ThreadPoolExecutor | None, int]:
     return (ThreadPoolExecutor(cores - 1, thread_name_prefix="tbn-turn") if cores > 1 else None), cores
 
 
-def _step_rows(args: tuple) -> None:
-    """`turn(*args)`, split over threads by rows when the batch is large enough to gain from it."""
-    b = len(args[0])
-    if b < 2 * MIN_CLIENTS_PER_THREAD:
-        turn(*args)
-        return
+def row_runs(batch: int) -> list[slice]:
+    """The runs of rows a batch is stepped in: one per core when the batch is large enough to gain from threads
+    (each run on its own thread, the first on the caller's), else the whole batch at once."""
+    if batch < 2 * MIN_CLIENTS_PER_THREAD:
+        return [slice(0, batch)]
     pool, cores = _threads()
-    chunks = min(cores, b // MIN_CLIENTS_PER_THREAD)
-    if pool is None or chunks < 2:
-        turn(*args)
-        return
-    edges = np.linspace(0, b, chunks + 1).astype(int)
-    rows = [i for i in range(len(args)) if i < N_CLIENT_INPUTS or i >= len(args) - N_CLIENT_OUTPUTS]
-    parts = []
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        part = list(args)
-        for i in rows:
-            part[i] = args[i][lo:hi]
-        parts.append(part)
-    jobs = [pool.submit(turn, *part) for part in parts[1:]]
-    turn(*parts[0])   # the calling thread takes the first part
-    for job in jobs:
-        job.result()
+    runs = min(cores, batch // MIN_CLIENTS_PER_THREAD)
+    if pool is None or runs < 2:
+        return [slice(0, batch)]
+    edges = np.linspace(0, batch, runs + 1).astype(int).tolist()
+    return [slice(lo, hi) for lo, hi in zip(edges[:-1], edges[1:])]
+
+
+def run_rows(fn, runs: list[slice], packs: list[tuple], shared: tuple, per_row: tuple) -> list:
+    """`fn(*packs[r], *shared, *(a[runs[r]] for a in per_row))` for each run r of rows (the packs hold each run's
+    bound arguments): the first run on the calling thread, the others on the pool (the compiled calls release the
+    GIL). Returns each run's result."""
+    if len(runs) == 1:
+        return [fn(*packs[0], *shared, *per_row)]
+    pool, _ = _threads()
+    jobs = [pool.submit(fn, *pack, *shared, *(a[rows] for a in per_row)) for rows, pack in zip(runs[1:], packs[1:])]
+    first = fn(*packs[0], *shared, *(a[runs[0]] for a in per_row))
+    return [first, *(job.result() for job in jobs)]
 
 
 def as_run(rows: np.ndarray) -> np.ndarray | slice:
@@ -180,32 +181,29 @@ class CompiledGraph:
 
 @dataclass
 class BatchTurn:
-    """One batched turn's outputs, each an array over the batch."""
+    """One batched turn's outputs, each an array over the batch: the per-client scalars are columns of `table`
+    (`OUT_COLUMNS`, read as attributes of the same names), beside the per-client vectors."""
 
-    composite: np.ndarray
-    modifiers: np.ndarray
+    table: np.ndarray            # [B, len(OUT_COLUMNS)], as the compiled turn wrote it
     modifier_fired: np.ndarray   # [B, 12] bool, in stage_modifiers() order
-    phase_transition: np.ndarray
-    taie: np.ndarray
-    taie_transformation_reward: np.ndarray
-    taie_direction_reward: np.ndarray
-    loa_event_reward: np.ndarray
     loa_growth: np.ndarray       # [B, 7] threshold crossed upward this turn, 0 if none
     loa_regression: np.ndarray   # [B, 7] threshold crossed downward this turn (negative), 0 if none
-    phase_move: np.ndarray
-    phase_composite: np.ndarray
-    coiling: np.ndarray
-    alliance: np.ndarray
-    balance: np.ndarray
-    tmog_accuracy: np.ndarray
-    tmog_accuracy_delta: np.ndarray
-    taie_direction: np.ndarray   # -1 toward_zero, 0 stable, +1 away_from_zero
     bucket_change: np.ndarray    # [B, 16]
-    table: np.ndarray            # [B, len(OUT_COLUMNS)]: the per-client outputs above, as the compiled turn wrote them
 
     @property
     def total(self) -> np.ndarray:
         return self.composite + self.modifiers + self.phase_transition + self.taie
+
+
+def _column(i: int, integer: bool) -> property:
+    if integer:
+        return property(lambda turn: turn.table[:, i].astype(np.int64))
+    return property(lambda turn: turn.table[:, i])
+
+
+# phase_move: -1, 0, +1; taie_direction: -1 toward_zero, 0 stable, +1 away_from_zero
+for _i, _name in enumerate(OUT_COLUMNS):
+    setattr(BatchTurn, _name, _column(_i, _name in ("phase_move", "taie_direction")))
 
 
 class BatchKernel:
@@ -284,6 +282,8 @@ class BatchKernel:
                             self.x_pole, self.taie_first_sum, self.taie_recent, self.taie_count, self.transformation,
                             self.stage, self.phase, self.turns_in_phase, self.balance_entry, self.coiling_entry,
                             self.reached_core, self.reached_integration, self.bq_scale)
+        self.runs = row_runs(batch)
+        self.packs = [(pack(tuple(a[rows] for a in self._turn_state), self._tables),) for rows in self.runs]
 
     # ------------------------------------------------------------------ state in and out
     def load(self, i: int, init: InitialState) -> None:
@@ -373,20 +373,26 @@ class BatchKernel:
     def step(self, scores: np.ndarray, noise: np.ndarray, noise_turn: np.ndarray | None = None) -> BatchTurn:
         """Advance every client by one turn of validated scores [B, 12]. `noise` is the TMoG draw: [B, N], or
         [B, K, N] blocks of K turns' draws of which each client reads turn `noise_turn` ([B])."""
-        b = self.batch
         if noise_turn is None:
-            noise, noise_turn = np.asarray(noise)[:, None, :], np.zeros(b, dtype=np.int64)
-        out, fired = np.empty((b, N_OUT)), np.empty((b, len(self.mod_value)), dtype=np.bool_)
-        growth, regression = np.empty(self.loa.shape), np.empty(self.loa.shape)
-        bucket_change, path = np.empty(self.buckets.shape), np.empty(self.levels.shape)
-        _step_rows((np.ascontiguousarray(scores, dtype=np.float64), np.ascontiguousarray(noise, dtype=np.float64),
-                    noise_turn, *self._turn_state, *self._tables, out, fired, growth, regression, bucket_change, path))
+            noise, noise_turn = np.asarray(noise)[:, None, :], np.zeros(self.batch, dtype=np.int64)
+        outputs = self.outputs()
+        run_rows(turn_packed, self.runs, self.packs, (), (np.ascontiguousarray(scores, dtype=np.float64),
+                                                          np.ascontiguousarray(noise, dtype=np.float64), noise_turn,
+                                                          *outputs))
+        return self.turn_result(outputs)
+
+    def outputs(self) -> tuple[np.ndarray, ...]:
+        """New arrays for a turn's outputs: the table, the modifiers fired, the LOA crossings, the bucket change and
+        the pathology, in the compiled turn's order."""
+        b = self.batch
+        return (np.empty((b, N_OUT)), np.empty((b, len(self.mod_value)), dtype=np.bool_), np.empty(self.loa.shape),
+                np.empty(self.loa.shape), np.empty(self.buckets.shape), np.empty(self.levels.shape))
+
+    def turn_result(self, outputs: tuple[np.ndarray, ...]) -> BatchTurn:
+        """The BatchTurn of `outputs` once the compiled turn has written them."""
+        out, fired, growth, regression, bucket_change, path = outputs
         self.pathology_now = path  # valid until the next step
-        (composite, modifiers, phase_transition, taie, transformation_reward, direction_reward, loa_reward, phase_move,
-         phase_composite, coiling, alliance, balance, accuracy, accuracy_delta, direction) = out.T   # OUT_COLUMNS
-        return BatchTurn(composite, modifiers, fired, phase_transition, taie, transformation_reward, direction_reward,
-                         loa_reward, growth, regression, phase_move.astype(np.int64), phase_composite, coiling,
-                         alliance, balance, accuracy, accuracy_delta, direction.astype(np.int64), bucket_change, out)
+        return BatchTurn(out, fired, growth, regression, bucket_change)
 
     def _turn_tables(self) -> tuple:
         """The compiled turn's arguments that do not change from turn to turn: graph tables and parameters."""

@@ -17,13 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from .compiled_session import account, noise_turns
+from .compiled_pack import pack
+from .compiled_session import noise_turns, session_turn
 from .compiled_turn import OUT_COLUMNS
 from .buckets import BUCKET_INDEX, BUCKETS, MALADAPTIVE
 from .dimensions import DIM_INDEX, JUDGE_DIMENSIONS
 from .graph import PHASES, ClientGraph
 from .guidance import guidance
-from .kernel import DIRECTION_NAMES, BatchKernel, BatchTurn, CompiledGraph, as_run
+from .kernel import DIRECTION_NAMES, BatchKernel, BatchTurn, CompiledGraph, as_run, run_rows
 from .loa import LOA_DIMENSIONS
 from .params import LOW_THRESHOLD, Params
 from .reward import stage_modifiers
@@ -168,15 +169,18 @@ class SessionBatch:
         self.phase_max = np.zeros(batch, dtype=np.int64)
         self.reward_totals = np.zeros((batch, len(REWARD_PARTS)))
         self.event_counts = np.zeros((batch, len(EVENT_TYPES)), dtype=np.int64)
-        p, st = self.params, self.stances   # the bookkeeping's state and constants, bound once (written in place)
-        self._account_args = (
-            self.alliance, k.levels, k.buckets, k.phase, st.stance, st.turn, st.turns_in_stance, st.arc_step,
-            st.attunement, st.resistance, self.rupture, self.turn, self.total_turns, self.score_sum, self.score_min,
-            self.score_max, self.phase_max, self.reward_totals, self.event_counts, *self._scratch,
-            DIM_INDEX["attunement"], DIM_INDEX["safety"], DIM_INDEX["repair"], LOW_THRESHOLD, p.rupture_alliance_drop,
-            self._disclosure, self.cg.engagement, self._defense, self._distrust, self._surge, p.stance_overwhelm_surge,
-            p.stance_disclosure_min, p.stance_engagement_min, p.stance_defensiveness_max, p.stance_min_dwell,
-            p.stance_arc_steps, p.stance_arc_resistance_max, p.stance_arc_overwhelm_max)
+        p, st = self.params, self.stances
+        # the bookkeeping's state (one row per client, written in place) and constants, bound once with the kernel's
+        # in a pack per run of rows: a turn is one compiled call (`session_turn`)
+        rows = (self.alliance, k.levels, k.buckets, k.phase, st.stance, st.turn, st.turns_in_stance, st.arc_step,
+                st.attunement, st.resistance, self.rupture, self.turn, self.total_turns, self.score_sum, self.score_min,
+                self.score_max, self.phase_max, self.reward_totals, self.event_counts, *self._scratch)
+        constants = (DIM_INDEX["attunement"], DIM_INDEX["safety"], DIM_INDEX["repair"], LOW_THRESHOLD,
+                     p.rupture_alliance_drop, self._disclosure, self.cg.engagement, self._defense, self._distrust,
+                     self._surge, p.stance_overwhelm_surge, p.stance_disclosure_min, p.stance_engagement_min,
+                     p.stance_defensiveness_max, p.stance_min_dwell, p.stance_arc_steps, p.stance_arc_resistance_max,
+                     p.stance_arc_overwhelm_max)
+        self._packs = [(*state, pack(tuple(a[run] for a in rows), constants)) for run, state in zip(k.runs, k.packs)]
 
     # ------------------------------------------------------------------ clients in and out
     def load_rows(self, rows: np.ndarray, inits: list[InitialState] | InitialBatch, seeds: list[int],
@@ -259,14 +263,15 @@ class SessionBatch:
             raise ValueError("this SessionBatch has no max_turns: say where sessions end (session_end=...)")
         max_turns = 0 if session_end is not None else self.max_turns   # 0: the caller's session_end
         session_end = np.empty(b, np.bool_) if session_end is None else np.asarray(session_end, dtype=np.bool_)
-        out = k.step(scores, self._noise_block, self._misreadings(scores))
-        self.taie_direction[:] = out.taie_direction
         ruptured, stance_before, happened = np.empty(b, np.bool_), np.empty(b, np.int64), np.empty(b, np.bool_)
         crossed = np.empty(b, np.bool_)
-        ends = account(scores, np.zeros(b, np.bool_) if client_rupture is None else np.asarray(client_rupture, np.bool_),
-                       max_turns, session_end, out.alliance, k.pathology_now, out.bucket_change, out.composite,
-                       out.modifiers, out.phase_transition, out.taie, out.phase_move, out.loa_growth, out.loa_regression,
-                       ruptured, stance_before, happened, crossed, *self._account_args)
+        client_rupture = np.zeros(b, np.bool_) if client_rupture is None else np.asarray(client_rupture, np.bool_)
+        outputs = k.outputs()
+        ends = sum(run_rows(session_turn, k.runs, self._packs, (max_turns,), (
+            np.ascontiguousarray(scores, dtype=np.float64), self._noise_block, self._misreadings(scores), client_rupture, session_end, *outputs, ruptured,
+            stance_before, happened, crossed)))
+        out = k.turn_result(outputs)
+        self.taie_direction[:] = out.taie_direction
         step = BatchStep(out, scores, ruptured, stance_before, self.stances.stance.copy(), session_end,
                          k.phase.copy(), k.stage.copy(), np.zeros(b, dtype=np.int64), np.zeros(b),
                          np.zeros(b, dtype=bool), np.zeros(b, dtype=bool), np.zeros(b, dtype=bool), happened, crossed)
