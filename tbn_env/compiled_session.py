@@ -14,26 +14,43 @@ from .stance import _update, defensiveness, overwhelm, rupture_open
 # columns of SessionBatch.event_counts (the order of session_batch.EVENT_TYPES)
 PHASE_FORWARD, PHASE_REGRESSION, TAIE_GROWTH, TAIE_REGRESSION, RUPTURE, STANCE = range(6)
 # the turn's outputs the bookkeeping reads (columns of its `out` table)
-_ALLIANCE, _COMPOSITE, _MODIFIERS, _PHASE_TRANSITION, _TAIE, _PHASE_MOVE = map(OUT_COLUMNS.index, (
-    "alliance", "composite", "modifiers", "phase_transition", "taie", "phase_move"))
+_ALLIANCE, _COMPOSITE, _MODIFIERS, _PHASE_TRANSITION, _TAIE, _PHASE_MOVE, _DIRECTION = map(OUT_COLUMNS.index, (
+    "alliance", "composite", "modifiers", "phase_transition", "taie", "phase_move", "taie_direction"))
+
+
+@njit(cache=True, inline="always")
+def _total(out, i, stage_transition):
+    """Row i's reward: its parts summed in the order of `session_batch.REWARD_PARTS` (as RewardBreakdown.total)."""
+    return out[i, _COMPOSITE] + out[i, _MODIFIERS] + out[i, _PHASE_TRANSITION] + stage_transition + out[i, _TAIE]
+
+
+@njit(cache=True)
+def stage_rewards(out, rows, stage_transition, reward):
+    """The reward of `rows`, whose sessions closed, with their stage-transition term (`stage_transition[i]`)."""
+    for i in rows:
+        reward[i] = _total(out, i, stage_transition[i])
 
 
 @njit(cache=True, nogil=True)
 def session_turn(state, books, max_turns, scores, noise, noise_turn, client_rupture, session_end, out, fired, growth,
-                 regression, bucket_change, path, ruptured, stance_before, happened, crossed):
+                 regression, bucket_change, path, ruptured, stance_before, happened, crossed, reward):
     """A whole turn of `SessionBatch` in one call: the kernel's turn (its state and tables in the pack `state`), then
-    `account` (the session layer's state and constants in the pack `books`). Returns how many sessions end."""
+    `account` (the session layer's state and constants in the pack `books`) and the reward, whose stage-transition
+    term is 0 until a session closes (`stage_rewards`). Returns how many sessions end."""
     turn(scores, noise, noise_turn, *state.rows, *state.tables, out, fired, growth, regression, bucket_change, path)
-    return account(scores, client_rupture, max_turns, session_end, out[:, _ALLIANCE], path, bucket_change,
+    ends = account(scores, client_rupture, max_turns, session_end, out[:, _ALLIANCE], path, bucket_change,
                    out[:, _COMPOSITE], out[:, _MODIFIERS], out[:, _PHASE_TRANSITION], out[:, _TAIE],
-                   out[:, _PHASE_MOVE], growth, regression, ruptured, stance_before, happened, crossed, *books.rows,
-                   *books.tables)
+                   out[:, _PHASE_MOVE], out[:, _DIRECTION], growth, regression, ruptured, stance_before, happened,
+                   crossed, *books.rows, *books.tables)
+    for i in range(out.shape[0]):
+        reward[i] = _total(out, i, 0.0)
+    return ends
 
 
 @njit(cache=True)
 def account(scores, client_rupture, max_turns, session_end, alliance_now, path, bucket_change, composite, modifiers,
-            phase_transition, taie, phase_move, loa_growth, loa_regression, ruptured, stance_before, happened,
-            crossed, alliance, levels, buckets, phase, stance, stance_turn, turns_in_stance, arc_step, att_window, res_window,
+            phase_transition, taie, phase_move, direction, loa_growth, loa_regression, ruptured, stance_before, happened,
+            crossed, alliance, taie_direction, levels, buckets, phase, stance, stance_turn, turns_in_stance, arc_step, att_window, res_window,
             rupture, turn, total_turns, score_sum, score_min, score_max, phase_max, reward_totals, event_counts,
             sig_att, sig_disclosure, sig_engagement, sig_defensiveness, sig_overwhelm,
             att_i, safety_i, repair_i, low_gate, rupture_drop, disclosure_i, engagement_i, defense_idx, distrust_i,
@@ -52,6 +69,7 @@ def account(scores, client_rupture, max_turns, session_end, alliance_now, path, 
         ruptured[i] = (low and scores[i, safety_i] < low_gate) or alliance[i] - alliance_now[i] >= rupture_drop \
             or client_rupture[i]
         alliance[i] = alliance_now[i]
+        taie_direction[i] = int(direction[i])
         defense = 0.0
         for j in defense_idx:
             defense += path[i, j]

@@ -192,7 +192,9 @@ class BatchTurn:
 
     @property
     def total(self) -> np.ndarray:
+        """The turn's reward before any stage transition (which comes with a session's close)."""
         return self.composite + self.modifiers + self.phase_transition + self.taie
+
 
 
 def _column(i: int, integer: bool) -> property:

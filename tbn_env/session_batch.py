@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .compiled_pack import pack
-from .compiled_session import noise_turns, session_turn
+from .compiled_session import noise_turns, session_turn, stage_rewards
 from .compiled_turn import OUT_COLUMNS
 from .buckets import BUCKET_INDEX, BUCKETS, MALADAPTIVE
 from .dimensions import DIM_INDEX, JUDGE_DIMENSIONS
@@ -39,8 +39,6 @@ EPISODES = ("session", "treatment")
 EVENT_TYPES = ("phase_forward", "phase_regression", "taie_growth", "taie_regression", "rupture", "stance",
                "stage_forward", "stage_regression")
 REWARD_PARTS = ("composite", "modifiers", "phase_transition", "stage_transition", "taie")
-#: session-summary keys computed from the hidden state (the rest is what a therapist could know).
-PRIVILEGED_SUMMARY = ("coiling", "tmog_attunement", "worst_misread", "loa", "taie")
 #: Turns of TMoG misreading draws a client's generator hands out at once: one call per eight misattuned turns
 #: instead of one per turn, for 9 KB per client (a block is the same numbers the turns would draw one by one).
 NOISE_BLOCK = 8
@@ -69,20 +67,20 @@ class BatchStep:
     truncated: np.ndarray
     happened: np.ndarray         # the row had an event this turn (any of EVENT_TYPES)
     loa_crossed: np.ndarray      # the row crossed an LOA threshold this turn
-    summary_rows: dict[str, Any] | None = None   # the closed sessions' summaries, one row per closed session
-    #: the reward: the parts summed in REWARD_PARTS order, as RewardBreakdown.total sums them (set by the step)
-    reward: np.ndarray | None = None
+    reward: np.ndarray           # the parts summed in REWARD_PARTS order, as RewardBreakdown.total sums them
+    closed: ClosedSessions | None = None   # what the sessions that closed are summarised from
 
     def summary(self, privileged: bool = True) -> dict[str, Any] | None:
         """The closed sessions' summaries in vector form (mask: session_end); None if no session closed."""
-        if self.summary_rows is None:
+        if self.closed is None:
             return None
-        return _scatter(_public(self.summary_rows, privileged), np.flatnonzero(self.session_end), len(self.session_end))
+        rows = np.flatnonzero(self.session_end)
+        return _scatter(self.closed.summary(_Vector(), privileged), rows, len(self.session_end))
 
     def summary_of(self, i: int, privileged: bool = True) -> dict[str, Any]:
         """Row i's summary of the session it closed, as plain Python values."""
         j = int(np.flatnonzero(np.flatnonzero(self.session_end) == i)[0])
-        return tree_row(_public(self.summary_rows, privileged), j)
+        return self.closed.summary(_Row(j), privileged)
 
     @property
     def parts(self) -> dict[str, np.ndarray]:
@@ -121,6 +119,64 @@ class BatchStep:
             events.append({"type": "stage_forward" if stage_move > 0 else "stage_regression",
                            "from": stage, "to": stage + stage_move})
         return events
+
+
+@dataclass
+class ClosedSessions:
+    """The closing sessions' state as their summaries read it (§9.3.14.2): copies, one row per closed session."""
+
+    session: np.ndarray
+    turns: np.ndarray
+    levels: np.ndarray
+    tmog: np.ndarray
+    buckets: np.ndarray
+    loa: np.ndarray
+    taie: np.ndarray
+    transformation: np.ndarray
+    taie_direction: np.ndarray
+    phase_max: np.ndarray
+    phase: np.ndarray
+    stage: np.ndarray            # the stage the session was held in
+    total_turns: np.ndarray
+    score_sum: np.ndarray
+    score_min: np.ndarray
+    score_max: np.ndarray
+    coiling: np.ndarray
+    nodes: tuple[str, ...]
+    worst_k: int
+    # after the stage assessment
+    stage_after: np.ndarray | None = None
+    reward_totals: np.ndarray | None = None
+    event_counts: np.ndarray | None = None
+
+    def summary(self, form: _Vector | _Row, privileged: bool) -> dict[str, Any]:
+        """The summaries: per-row arrays (`_Vector`) or one row's Python values (`_Row`); the keys read from the
+        hidden state (coiling, TMoG attunement and worst misreads, LOA, TAIE) only if `privileged`."""
+        levels, buckets, mal = self.levels, self.buckets, len(MALADAPTIVE)
+        tree: dict[str, Any] = {"session": form.one(self.session), "turns": form.one(self.turns)}
+        if privileged:
+            tree.update(coiling=form.one(self.coiling),
+                        tmog_attunement=form.one(1.0 - np.abs(self.tmog - levels).mean(axis=1) / 10.0),
+                        worst_misread=form.misreads(self.tmog, levels, self.nodes, self.worst_k))
+        tree.update(buckets=form.columns(BUCKETS, buckets), maladaptive_mean=form.one(buckets[:, :mal].mean(axis=1)),
+                    adaptive_mean=form.one(buckets[:, mal:].mean(axis=1)))
+        if privileged:
+            tree["loa"] = form.columns(LOA_DIMENSIONS, self.loa)
+            tree["taie"] = {**form.columns("xyz", self.taie), "transformation": form.one(self.transformation),
+                            "direction": form.pick(_DIRECTIONS, self.taie_direction + 1),
+                            "transformation_pct": form.one(100.0 * self.transformation)}
+        means = self.score_sum / self.turns[:, None]
+        tree.update(phase_reached=form.pick(_PHASE_NAMES, self.phase_max),
+                    phase_final=form.pick(_PHASE_NAMES, self.phase), stage=form.one(self.stage),
+                    total_turns=form.one(self.total_turns),
+                    dimensions={d: {"mean": mean, "min": low, "max": high} for d, mean, low, high in
+                                zip(JUDGE_DIMENSIONS, form.each(means), form.each(self.score_min),
+                                    form.each(self.score_max))},
+                    stage_after=form.one(self.stage_after),
+                    reward_totals={**form.columns(REWARD_PARTS, self.reward_totals),
+                                   "total": form.one(self.reward_totals.sum(axis=1))},
+                    event_counts=form.counts(EVENT_TYPES, self.event_counts))
+        return tree
 
 
 class SessionBatch:
@@ -172,7 +228,7 @@ class SessionBatch:
         p, st = self.params, self.stances
         # the bookkeeping's state (one row per client, written in place) and constants, bound once with the kernel's
         # in a pack per run of rows: a turn is one compiled call (`session_turn`)
-        rows = (self.alliance, k.levels, k.buckets, k.phase, st.stance, st.turn, st.turns_in_stance, st.arc_step,
+        rows = (self.alliance, self.taie_direction, k.levels, k.buckets, k.phase, st.stance, st.turn, st.turns_in_stance, st.arc_step,
                 st.attunement, st.resistance, self.rupture, self.turn, self.total_turns, self.score_sum, self.score_min,
                 self.score_max, self.phase_max, self.reward_totals, self.event_counts, *self._scratch)
         constants = (DIM_INDEX["attunement"], DIM_INDEX["safety"], DIM_INDEX["repair"], LOW_THRESHOLD,
@@ -264,20 +320,19 @@ class SessionBatch:
         max_turns = 0 if session_end is not None else self.max_turns   # 0: the caller's session_end
         session_end = np.empty(b, np.bool_) if session_end is None else np.asarray(session_end, dtype=np.bool_)
         ruptured, stance_before, happened = np.empty(b, np.bool_), np.empty(b, np.int64), np.empty(b, np.bool_)
-        crossed = np.empty(b, np.bool_)
+        crossed, reward = np.empty(b, np.bool_), np.empty(b)
         client_rupture = np.zeros(b, np.bool_) if client_rupture is None else np.asarray(client_rupture, np.bool_)
         outputs = k.outputs()
         ends = sum(run_rows(session_turn, k.runs, self._packs, (max_turns,), (
             np.ascontiguousarray(scores, dtype=np.float64), self._noise_block, self._misreadings(scores), client_rupture, session_end, *outputs, ruptured,
-            stance_before, happened, crossed)))
+            stance_before, happened, crossed, reward)))
         out = k.turn_result(outputs)
-        self.taie_direction[:] = out.taie_direction
         step = BatchStep(out, scores, ruptured, stance_before, self.stances.stance.copy(), session_end,
                          k.phase.copy(), k.stage.copy(), np.zeros(b, dtype=np.int64), np.zeros(b),
-                         np.zeros(b, dtype=bool), np.zeros(b, dtype=bool), np.zeros(b, dtype=bool), happened, crossed)
+                         np.zeros(b, dtype=bool), np.zeros(b, dtype=bool), np.zeros(b, dtype=bool), happened, crossed,
+                         reward)
         if ends:
             self._close_sessions(step)
-        step.reward = out.composite + out.modifiers + out.phase_transition + step.stage_reward + out.taie
         self.signals.express(self._rows, k.phase, k.buckets, ruptured)
         return step
 
@@ -285,18 +340,17 @@ class SessionBatch:
         """Summaries, the stage assessment and decay (§9.3.5.3), then the episode's end or the next session."""
         rows = np.flatnonzero(step.session_end)
         at = as_run(rows)   # for writes; the summary's values are copies (the rows' state moves on)
-        summary = self._summary_before(rows)
+        closed = self._closing(rows)
         move, reward, complete = self.kernel.end_session(rows)
         step.stage_move[at], step.stage_reward[at], step.complete[at] = move, reward, complete
+        stage_rewards(step.turn.table, rows, step.stage_reward, step.reward)
         self.reward_totals[at, 3] = reward
         self.event_counts[at, 6] += move > 0
         self.event_counts[at, 7] += move < 0
         step.happened[at] |= move != 0
-        totals, counts = self.reward_totals[rows], self.event_counts[rows]
-        summary.update(stage_after=self.kernel.stage[rows].copy(),
-                       reward_totals={**dict(zip(REWARD_PARTS, totals.T)), "total": totals.sum(axis=1)},
-                       event_counts={name: (count, count > 0) for name, count in zip(EVENT_TYPES, counts.T)})
-        step.summary_rows = summary
+        closed.stage_after, closed.reward_totals = self.kernel.stage[rows], self.reward_totals[rows]
+        closed.event_counts = self.event_counts[rows]
+        step.closed = closed
         if self.episode == "session":
             step.terminated[at] = True
         else:
@@ -308,34 +362,15 @@ class SessionBatch:
         self.rupture[going_on] = False
         self._start_session(at)
 
-    def _summary_before(self, rows: np.ndarray) -> dict[str, Any]:
-        """The closing sessions' summaries (§9.3.14.2) as far as they are read before the stage assessment."""
+    def _closing(self, rows: np.ndarray) -> ClosedSessions:
+        """Copies of what the closing sessions' summaries read before the stage assessment moves the rows on."""
         k = self.kernel
-        levels, buckets = k.levels[rows], k.buckets[rows]
-        taie = k.taie[rows]
-        turns = self.turn[rows]
-        means = self.score_sum[rows] / turns[:, None]
-        mal = len(MALADAPTIVE)
-        worst = np.fromiter(([{"node": node, "error": err} for node, err in misread] for misread in
-                             worst_misreads(k.tmog[rows], levels, self.cg.nodes, self.params.tmog_worst_k)),
-                            dtype=object, count=len(rows))
-        tree = {
-            "session": self.session[rows].copy(), "turns": turns.copy(),
-            "coiling": self.cg.coiling(levels),
-            "tmog_attunement": 1.0 - np.abs(k.tmog[rows] - levels).mean(axis=1) / 10.0,
-            "worst_misread": worst,
-            "buckets": dict(zip(BUCKETS, buckets.T)),
-            "maladaptive_mean": buckets[:, :mal].mean(axis=1), "adaptive_mean": buckets[:, mal:].mean(axis=1),
-            "loa": dict(zip(LOA_DIMENSIONS, k.loa[rows].T)),
-            "taie": {"x": taie[:, 0], "y": taie[:, 1], "z": taie[:, 2], "transformation": k.transformation[rows],
-                     "direction": _DIRECTIONS[self.taie_direction[rows] + 1],
-                     "transformation_pct": 100.0 * k.transformation[rows]},
-            "phase_reached": _PHASE_NAMES[self.phase_max[rows]], "phase_final": _PHASE_NAMES[k.phase[rows]],
-            "stage": k.stage[rows].copy(), "total_turns": self.total_turns[rows].copy(),
-            "dimensions": {d: {"mean": mean, "min": low, "max": high} for d, mean, low, high in
-                           zip(JUDGE_DIMENSIONS, means.T, self.score_min[rows].T, self.score_max[rows].T)},
-        }
-        return tree
+        levels = k.levels[rows]
+        return ClosedSessions(self.session[rows], self.turn[rows], levels, k.tmog[rows], k.buckets[rows],
+                              k.loa[rows], k.taie[rows], k.transformation[rows], self.taie_direction[rows],
+                              self.phase_max[rows], k.phase[rows], k.stage[rows], self.total_turns[rows],
+                              self.score_sum[rows], self.score_min[rows], self.score_max[rows],
+                              self.cg.coiling(levels), self.cg.nodes, self.params.tmog_worst_k)
 
     # ------------------------------------------------------------------ readings
     def readings(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -356,7 +391,7 @@ class SessionBatch:
         form = _Vector() if row is None else _Row(row)
         tree = self._numeric_tree(privileged, step, form) if numeric else \
             self._info_tree(profiles, privileged, step, form)
-        summarised = step is not None and step.summary_rows is not None and not numeric
+        summarised = step is not None and step.closed is not None and not numeric
         if row is not None:
             if step is not None and step.session_end[row] and not numeric:
                 tree["treatment_complete"] = bool(step.complete[row])
@@ -366,7 +401,7 @@ class SessionBatch:
         info = vector_form(tree, np.ones(self.batch, dtype=bool))
         if summarised:
             info.update(session_summary=step.summary(privileged), _session_summary=step.session_end.copy())
-        if step is not None and step.summary_rows is not None and not numeric:
+        if step is not None and step.closed is not None and not numeric:
             info.update(treatment_complete=step.complete.copy(), _treatment_complete=step.session_end.copy())
         return info
 
@@ -444,6 +479,19 @@ class _Vector:
         return {name: (np.full(len(present), value), fired) for (name, value), fired in zip(constants, present.T)}
 
     @staticmethod
+    def each(matrix: np.ndarray):
+        return matrix.T
+
+    @staticmethod
+    def misreads(estimate: np.ndarray, actual: np.ndarray, nodes: tuple[str, ...], k: int) -> np.ndarray:
+        return np.fromiter((_misread(misread) for misread in worst_misreads(estimate, actual, nodes, k)),
+                           dtype=object, count=len(estimate))
+
+    @staticmethod
+    def counts(names, matrix: np.ndarray) -> dict[str, tuple]:
+        return {name: (count, count > 0) for name, count in zip(names, matrix.T)}
+
+    @staticmethod
     def events(step: BatchStep | None, n: int) -> np.ndarray:
         happened = [False] * n if step is None else step.happened.tolist()
         return np.fromiter((step.events(i) if h else [] for i, h in enumerate(happened)), dtype=object, count=n)
@@ -468,8 +516,22 @@ class _Row:
     def some(self, constants: list[tuple[str, float]], present: np.ndarray) -> dict[str, float]:
         return dict(itertools.compress(constants, present[self.i].tolist()))
 
+    def each(self, matrix: np.ndarray) -> list:
+        return matrix[self.i].tolist()
+
+    def misreads(self, estimate: np.ndarray, actual: np.ndarray, nodes: tuple[str, ...], k: int) -> list[dict]:
+        i = slice(self.i, self.i + 1)
+        return _misread(worst_misreads(estimate[i], actual[i], nodes, k)[0])
+
+    def counts(self, names, matrix: np.ndarray) -> dict[str, int]:
+        return {name: count for name, count in zip(names, matrix[self.i].tolist()) if count > 0}
+
     def events(self, step: BatchStep | None, n: int) -> list[dict[str, Any]]:
         return [] if step is None else step.events(self.i)
+
+
+def _misread(misread: list[tuple[str, float]]) -> list[dict[str, Any]]:
+    return [{"node": node, "error": error} for node, error in misread]
 
 
 def _scatter(tree: dict[str, Any], rows: np.ndarray, n: int) -> dict[str, Any]:
@@ -505,26 +567,9 @@ def vector_form(tree: dict[str, Any], mask: np.ndarray) -> dict[str, Any]:
     return info
 
 
-def tree_row(tree: dict[str, Any], i: int) -> dict[str, Any]:
-    """Row i of an info tree of per-row arrays and `(values, mask)` leaves, with plain Python numbers."""
-    row: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            row[key] = tree_row(value, i)
-        elif not isinstance(value, tuple):
-            row[key] = _item(value, i)
-        elif value[1][i]:
-            row[key] = _item(value[0], i)
-    return row
-
-
 def _item(values: np.ndarray, i: int):
     """values[i] as a plain Python value (a row of a 2-D array stays an array)."""
     return values.item(i) if values.ndim == 1 else values[i]
-
-
-def _public(summary: dict[str, Any], privileged: bool) -> dict[str, Any]:
-    return summary if privileged else {k: v for k, v in summary.items() if k not in PRIVILEGED_SUMMARY}
 
 
 def unbatch(info: dict[str, Any], i: int) -> dict[str, Any]:

@@ -33,7 +33,7 @@ def test_every_quantity_stays_in_bounds(seed, stage, seq, session_len):
                                   ("accuracy", out.tmog_accuracy, 0, 1)):
             assert np.isfinite(arr).all(), name
             assert (arr >= lo).all() and (arr <= hi).all(), name
-        assert np.isfinite(out.total).all()
+        assert np.isfinite(out.table).all()   # every reward term and reading
         assert 0 <= ker.phase[0] <= 3 and 1 <= ker.stage[0] <= 4
         if (t + 1) % session_len == 0:
             ker.end_session()
