@@ -61,8 +61,8 @@ class TherapyVecEnv(VecEnv):
         columns = _columns(info)
         if done.any():   # a finished client's info is its last step's, as DummyVecEnv reports it
             columns = {key: np.where(done, final, columns[key]) for key, final in _columns(info["final_info"]).items()}
-        values = [(key, column.tolist()) for key, column in columns.items()]
-        infos: list[dict[str, Any]] = [{key: column[i] for key, column in values} for i in range(self.num_envs)]
+        keys = tuple(columns)
+        infos: list[dict[str, Any]] = [dict(zip(keys, row)) for row in zip(*(c.tolist() for c in columns.values()))]
         for i in np.flatnonzero(done):
             infos[i]["terminal_observation"] = info["final_obs"][i]
             infos[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import operator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -75,12 +76,12 @@ class BatchStep:
         if self.closed is None:
             return None
         rows = np.flatnonzero(self.session_end)
-        return _scatter(self.closed.summary(_Vector(), privileged), rows, len(self.session_end))
+        return _scatter(self.closed.summary(_VECTOR, privileged), rows, len(self.session_end))
 
     def summary_of(self, i: int, privileged: bool = True) -> dict[str, Any]:
         """Row i's summary of the session it closed, as plain Python values."""
         j = int(np.flatnonzero(np.flatnonzero(self.session_end) == i)[0])
-        return self.closed.summary(_Row(j), privileged)
+        return self.closed.summary(row_form(j), privileged)
 
     @property
     def parts(self) -> dict[str, np.ndarray]:
@@ -388,7 +389,7 @@ class SessionBatch:
         `numeric=True` keeps numbers only (phase and stance as indices; no text, events or session summary),
         for libraries that turn every info key into a tensor (torchrl).
         """
-        form = _Vector() if row is None else _Row(row)
+        form = _VECTOR if row is None else row_form(row)
         tree = self._numeric_tree(privileged, step, form) if numeric else \
             self._info_tree(profiles, privileged, step, form)
         summarised = step is not None and step.closed is not None and not numeric
@@ -528,6 +529,15 @@ class _Row:
 
     def events(self, step: BatchStep | None, n: int) -> list[dict[str, Any]]:
         return [] if step is None else step.events(self.i)
+
+
+_VECTOR = _Vector()
+
+
+@lru_cache(maxsize=None)
+def row_form(i: int) -> _Row:
+    """The info form of row i (one per row index, made once)."""
+    return _Row(i)
 
 
 def _misread(misread: list[tuple[str, float]]) -> list[dict[str, Any]]:
