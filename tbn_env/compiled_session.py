@@ -6,9 +6,11 @@ the ones `tbn_env.stance` defines.
 """
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
 from .compiled_turn import OUT_COLUMNS, turn
+from .signals import express
 from .stance import _update, defensiveness, overwhelm, rupture_open
 
 # columns of SessionBatch.event_counts (the order of session_batch.EVENT_TYPES)
@@ -32,19 +34,26 @@ def stage_rewards(out, rows, stage_transition, reward):
 
 
 @njit(cache=True, nogil=True)
-def session_turn(state, books, max_turns, scores, noise, noise_turn, client_rupture, session_end, out, fired, growth,
-                 regression, bucket_change, path, ruptured, stance_before, happened, crossed, reward):
-    """A whole turn of `SessionBatch` in one call: the kernel's turn (its state and tables in the pack `state`), then
-    `account` (the session layer's state and constants in the pack `books`) and the reward, whose stage-transition
-    term is 0 until a session closes (`stage_rewards`). Returns how many sessions end."""
+def session_turn(state, books, shown, max_turns, scores, noise, noise_turn, client_rupture, session_end, out, fired,
+                 growth, regression, bucket_change, path, ruptured, stance_before, happened, crossed, reward):
+    """A whole turn of `SessionBatch` in one call: the kernel's turn (its state and tables in the pack `state`),
+    `account` (the session layer's state and constants in the pack `books`), the reward, whose stage-transition
+    term is 0 until a session closes (`stage_rewards`), and the signals of the rows whose session goes on
+    (`signals.express`, its arguments in the pack `shown`; a closing session's come after its close).
+    Returns how many sessions end, and whether the signals found a spent block (then none were drawn)."""
     turn(scores, noise, noise_turn, *state.rows, *state.tables, out, fired, growth, regression, bucket_change, path)
     ends = account(scores, client_rupture, max_turns, session_end, out[:, _ALLIANCE], path, bucket_change,
                    out[:, _COMPOSITE], out[:, _MODIFIERS], out[:, _PHASE_TRANSITION], out[:, _TAIE],
                    out[:, _PHASE_MOVE], out[:, _DIRECTION], growth, regression, ruptured, stance_before, happened,
                    crossed, *books.rows, *books.tables)
+    going_on = np.empty(out.shape[0], np.int64)
+    n = 0
     for i in range(out.shape[0]):
         reward[i] = _total(out, i, 0.0)
-    return ends
+        if not session_end[i]:
+            going_on[n] = i
+            n += 1
+    return ends, express(going_on[:n], ruptured, *shown.rows, *shown.tables)
 
 
 @njit(cache=True)

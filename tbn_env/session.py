@@ -25,6 +25,7 @@ from .state import InitialBatch, InitialState, sample_initial_state
 from .taie import AXES
 
 TAIE_FULL_MODE_WEIGHT = 0.5  # an LLM assessment and the running estimate count equally
+_FLAG = (np.array([False]), np.array([True]))   # a client's voiced rupture as the batch reads it (never written)
 
 
 @dataclass
@@ -179,7 +180,7 @@ class SessionCore:
         vec = as_score_vector(scores)
         if session_end is None and self.batch.max_turns is None:
             session_end = False
-        return self.batch.step(vec[None, :], client_rupture=np.array([bool(rupture)]),
+        return self.batch.step(vec[None, :], client_rupture=_FLAG[bool(rupture)],
                                session_end=None if session_end is None else np.array([bool(session_end)]))
 
     def result(self, step: BatchStep) -> TurnResult:

@@ -196,7 +196,6 @@ class SessionBatch:
         self.params = params or Params()
         self.kernel = k = BatchKernel(batch, self.params, graph, compiled)
         self.batch, self.cg, self.episode = batch, k.cg, episode
-        self._rows = np.arange(batch)
         self.max_turns, self.max_sessions = max_turns, max_sessions
         self._defense = np.flatnonzero([k.graph.graph.nodes[n]["domain"] == DEFENSE_DOMAIN for n in self.cg.nodes])
         self._disclosure = self.cg.nodes.index("self_disclosure")
@@ -237,7 +236,10 @@ class SessionBatch:
                      self._surge, p.stance_overwhelm_surge, p.stance_disclosure_min, p.stance_engagement_min,
                      p.stance_defensiveness_max, p.stance_min_dwell, p.stance_arc_steps, p.stance_arc_resistance_max,
                      p.stance_arc_overwhelm_max)
-        self._packs = [(*state, pack(tuple(a[run] for a in rows), constants)) for run, state in zip(k.runs, k.packs)]
+        self._packs = []
+        for run, state in zip(k.runs, k.packs):
+            *shown, fear = self.signals.arguments(k.phase, k.buckets, run)
+            self._packs.append((*state, pack(tuple(a[run] for a in rows), constants), pack(tuple(shown), (fear,))))
 
     # ------------------------------------------------------------------ clients in and out
     def load_rows(self, rows: np.ndarray, inits: list[InitialState] | InitialBatch, seeds: list[int],
@@ -324,9 +326,13 @@ class SessionBatch:
         crossed, reward = np.empty(b, np.bool_), np.empty(b)
         client_rupture = np.zeros(b, np.bool_) if client_rupture is None else np.asarray(client_rupture, np.bool_)
         outputs = k.outputs()
-        ends = sum(run_rows(session_turn, k.runs, self._packs, (max_turns,), (
-            np.ascontiguousarray(scores, dtype=np.float64), self._noise_block, self._misreadings(scores), client_rupture, session_end, *outputs, ruptured,
-            stance_before, happened, crossed, reward)))
+        ends = 0
+        for run, (closing, spent) in zip(k.runs, run_rows(session_turn, k.runs, self._packs, (max_turns,), (
+                np.ascontiguousarray(scores, dtype=np.float64), self._noise_block, self._misreadings(scores),
+                client_rupture, session_end, *outputs, ruptured, stance_before, happened, crossed, reward))):
+            ends += closing
+            if spent:   # no signals were drawn in this run: draw its going-on rows' after refilling
+                self.signals.express(np.flatnonzero(~session_end[run]) + run.start, k.phase, k.buckets, ruptured)
         out = k.turn_result(outputs)
         step = BatchStep(out, scores, ruptured, stance_before, self.stances.stance.copy(), session_end,
                          k.phase.copy(), k.stage.copy(), np.zeros(b, dtype=np.int64), np.zeros(b),
@@ -334,7 +340,6 @@ class SessionBatch:
                          reward)
         if ends:
             self._close_sessions(step)
-        self.signals.express(self._rows, k.phase, k.buckets, ruptured)
         return step
 
     def _close_sessions(self, step: BatchStep) -> None:
@@ -362,7 +367,7 @@ class SessionBatch:
         self.session[going_on] += 1
         self.rupture[going_on] = False
         self._start_session(at)
-
+        self.signals.express(rows, self.kernel.phase, self.kernel.buckets, step.ruptured)   # in the next session
     def _closing(self, rows: np.ndarray) -> ClosedSessions:
         """Copies of what the closing sessions' summaries read before the stage assessment moves the rows on."""
         k = self.kernel

@@ -51,14 +51,22 @@ class Signals:
 
     def express(self, rows: np.ndarray, phase: np.ndarray, buckets: np.ndarray, ruptured: np.ndarray) -> None:
         """Draw the signals of `rows` for their phase and fear now; `ruptured` flags each row's rupture this turn."""
-        spent = _express(rows, self._block, self._used, phase, buckets, BUCKET_INDEX["fear"], ruptured, self.affect,
-                         self.arousal, self.rupture_cue)
-        if spent:   # nothing was drawn: refill the spent blocks first
-            for i in rows[self._used[rows] >= SIGNAL_BLOCK].tolist():
-                self._rngs[i].random(out=self._block[i])
-                self._used[i] = 0
-            _express(rows, self._block, self._used, phase, buckets, BUCKET_INDEX["fear"], ruptured, self.affect,
-                     self.arousal, self.rupture_cue)
+        args = self.arguments(phase, buckets)
+        if express(rows, ruptured, *args):   # nothing was drawn: refill the spent blocks first
+            self.refill(rows)
+            express(rows, ruptured, *args)
+
+    def refill(self, rows: np.ndarray) -> None:
+        """New blocks of uniforms for the `rows` whose block is spent."""
+        for i in rows[self._used[rows] >= SIGNAL_BLOCK].tolist():
+            self._rngs[i].random(out=self._block[i])
+            self._used[i] = 0
+
+    def arguments(self, phase: np.ndarray, buckets: np.ndarray, rows: slice = slice(None)) -> tuple:
+        """`express`'s arguments after the rows and their ruptures, for a run of `rows` (the compiled turn binds
+        them once): the blocks, their use, the phase and reservoirs read, the signals written, the fear's index."""
+        return (self._block[rows], self._used[rows], phase[rows], buckets[rows], self.affect[rows],
+                self.arousal[rows], self.rupture_cue[rows], BUCKET_INDEX["fear"])
 
     _STATE = ("affect", "arousal", "rupture_cue", "_block", "_used")
 
@@ -75,7 +83,7 @@ class Signals:
 
 
 @njit(cache=True)
-def _express(rows, block, used, phase, buckets, fear, ruptured, affect, arousal, rupture_cue):
+def express(rows, ruptured, block, used, phase, buckets, affect, arousal, rupture_cue, fear):
     """The signals of `rows` from the next turn of their blocks (in place); if a row's block is spent, nothing is
     drawn and the number of spent blocks is returned."""
     spent = 0

@@ -6,6 +6,8 @@ Numeric observations are Dicts of Box and Discrete, which stable-baselines3 acce
 """
 from __future__ import annotations
 
+import operator
+
 import string
 import unicodedata
 
@@ -128,15 +130,22 @@ def observe_batch(kernel: BatchKernel, stance: np.ndarray, rupture: np.ndarray, 
     rows = slice(None) if row is None else slice(row, row + 1)
 
     def box(values: np.ndarray, picked: bool = False) -> np.ndarray:   # a Box key: float32 values
-        out = (values if picked else values[rows]).astype(np.float32)
-        return out if row is None else out[0]
+        if row is None or picked:
+            out = (values if picked else values[rows]).astype(np.float32)
+            return out if row is None else out[0]
+        return values[row].astype(np.float32)
 
-    def count(values: np.ndarray):   # a Discrete key: integers
-        return values.astype(np.int64) if row is None else int(values.item(row))
+    if row is None:
+        def count(values: np.ndarray) -> np.ndarray:   # a Discrete key: integers
+            return values.astype(np.int64)
+    else:   # Python numbers (a bool for the rupture flag: made an int below)
+        count = operator.methodcaller("item", row)
 
     obs = {"tmog": box(k.tmog), "affect": count(signals.affect), "arousal": count(signals.arousal),
            "rupture_cue": count(signals.rupture_cue), "stage": count(k.stage) - 1, "stance": count(stance),
            "rupture": count(rupture), "turn": count(turn), "session": count(session)}
+    if row is not None:
+        obs["rupture"] = int(obs["rupture"])
     if mode == "full":
         levels = k.levels[rows]
         obs.update(buckets=box(k.buckets), phase=count(k.phase), levels=box(k.levels), loa=box(k.loa),
