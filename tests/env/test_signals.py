@@ -106,3 +106,27 @@ def test_the_phase_is_read_better_from_the_history_of_signals_than_from_one_turn
     one_turn = (affect == phase).mean()
     history = (belief_phase(affect, turn) == phase).mean()
     assert history >= one_turn + 0.1, (one_turn, history)
+
+
+def test_every_turn_draws_its_signals_from_the_client_stream_past_spent_blocks_and_closes():
+    """The signals a batch shows after each turn are what `Signals.express` draws for every client from the state
+    the turn left (after a session's close, the next session's), past spent blocks of draws (32 turns), in a
+    batch stepped in one run and in one split over threads."""
+    from tbn_env.kernel import MIN_CLIENTS_PER_THREAD
+    from tbn_env.session_batch import SessionBatch
+    from tbn_env.signals import Signals
+    from tbn_env.state import sample_initial_state
+    for n in (3, 2 * MIN_CLIENTS_PER_THREAD + 3):
+        batch = SessionBatch(n, episode="treatment", max_turns=5, max_sessions=20)
+        rng = np.random.default_rng(5)
+        seeds = rng.integers(0, 2**63, (2, n)).tolist()
+        batch.load_rows(np.arange(n), [sample_initial_state(rng, 1, batch.kernel.graph) for _ in range(n)], *seeds)
+        expected = Signals(n)
+        expected.start(np.arange(n), seeds[1])
+        expected.express(np.arange(n), batch.kernel.phase, batch.kernel.buckets, np.zeros(n, dtype=bool))
+        for t in range(40):
+            step = batch.step(rng.uniform(0, 10, (n, 12)))
+            expected.express(np.arange(n), batch.kernel.phase, batch.kernel.buckets, step.ruptured)
+            for key in ("affect", "arousal", "rupture_cue"):
+                np.testing.assert_array_equal(getattr(batch.signals, key), getattr(expected, key),
+                                              err_msg=f"{n} clients, turn {t}: {key}")

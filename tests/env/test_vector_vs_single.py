@@ -1,6 +1,8 @@
 """N single envs (`vectorization_mode="sync"`) and one native vector env of N are the same MDP: with the
 same seed and actions they give identical observations, rewards, episode ends and `info` (every key,
 nested ones included), through autoresets, in both action modes and both of gymnasium's autoreset modes."""
+import os
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -79,3 +81,27 @@ def test_the_single_env_info_is_a_row_of_the_vector_info_with_every_key():
         *_, vinfo = native.step(np.full((1, 12), 8.0, np.float32))
     assert {"session_summary", "treatment_complete", "events", "reward_breakdown", "scores", "taie"} <= set(info)
     assert_same(info, unbatch(vinfo, 0), "last step")
+
+
+def test_a_vector_env_split_over_threads_is_its_single_envs():
+    """A batch large enough to be stepped in a run of rows per core gives each client the single env's turns:
+    past a spent block of signal draws (32 turns) and through sessions closing in different runs."""
+    from tbn_env.kernel import MIN_CLIENTS_PER_THREAD
+    n, kwargs = 2 * MIN_CLIENTS_PER_THREAD + 3, dict(max_turns=5, episode="treatment", max_sessions=20)
+    sync = gym.make_vec("Therapy-Scores-v0", num_envs=n, vectorization_mode="sync", **kwargs)
+    native = gym.make_vec("Therapy-Scores-v0", num_envs=n, vectorization_mode="vector_entry_point", **kwargs)
+    a, _ = sync.reset(seed=11)
+    b, _ = native.reset(seed=11)
+    if len(os.sched_getaffinity(0)) > 1:
+        assert len(native.unwrapped.batch.kernel.runs) > 1   # the batch is split
+    rng = np.random.default_rng(11)
+    for t in range(40):
+        action = rng.uniform(0, 10, (n, 12)).astype(np.float32)
+        a, reward_a, term_a, trunc_a, info_a = sync.step(action)
+        b, reward_b, term_b, trunc_b, info_b = native.step(action)
+        for key in a:
+            np.testing.assert_array_equal(b[key], a[key], err_msg=f"step {t} {key}")
+        np.testing.assert_array_equal(reward_b, reward_a)
+        np.testing.assert_array_equal(term_b | trunc_b, term_a | trunc_a)
+        for i in (0, n // 2, n - 1):   # a row of each run
+            assert_same(unbatch(info_a, i), unbatch(info_b, i), f"step {t} row {i}")
