@@ -34,13 +34,23 @@ def stage_rewards(out, rows, stage_transition, reward):
 
 
 @njit(cache=True, nogil=True)
-def session_turn(state, books, shown, max_turns, scores, noise, noise_turn, client_rupture, session_end, out, fired,
-                 growth, regression, bucket_change, path, ruptured, stance_before, happened, crossed, reward):
+def session_turn(state, books, shown, draws, max_turns, scores, client_rupture, session_end, out, fired, growth,
+                 regression, bucket_change, path, ruptured, stance_before, happened, crossed, reward):
     """A whole turn of `SessionBatch` in one call: the kernel's turn (its state and tables in the pack `state`),
     `account` (the session layer's state and constants in the pack `books`), the reward, whose stage-transition
     term is 0 until a session closes (`stage_rewards`), and the signals of the rows whose session goes on
-    (`signals.express`, its arguments in the pack `shown`; a closing session's come after its close).
-    Returns how many sessions end, and whether the signals found a spent block (then none were drawn)."""
+    (`signals.express`, its arguments in the pack `shown`; a closing session's come after its close). The TMoG
+    misreadings come from each client's block of draws (the pack `draws`: the blocks, their use, the rows to
+    refill, then the attunement's index, the low-score gate and the block's length).
+    Returns how many sessions end (-n, with nothing changed, when n rows' blocks are spent: refill them and call
+    again), and whether the signals found a spent block (then none were drawn)."""
+    noise, used, refill = draws.rows
+    att_i, low_gate, block = draws.tables
+    n = spent_draws(scores, att_i, low_gate, used, block, refill)
+    if n:
+        return -n, 0
+    noise_turn = np.empty(scores.shape[0], np.int64)
+    noise_turns(scores, att_i, low_gate, used, block, noise_turn)
     turn(scores, noise, noise_turn, *state.rows, *state.tables, out, fired, growth, regression, bucket_change, path)
     ends = account(scores, client_rupture, max_turns, session_end, out[:, _ALLIANCE], path, bucket_change,
                    out[:, _COMPOSITE], out[:, _MODIFIERS], out[:, _PHASE_TRANSITION], out[:, _TAIE],
@@ -125,18 +135,22 @@ def account(scores, client_rupture, max_turns, session_end, alliance_now, path, 
 
 
 @njit(cache=True)
-def noise_turns(scores, att_i, low_gate, used, block, turn, refill):
-    """Which turn of its block of misreading draws each client reads (`turn`, in place), and the rows whose block
-    is spent and must be refilled before the turn (the first of `refill`; their count is returned). A misattuned
-    row reads its next turn; the others read none (their index is any valid one)."""
+def spent_draws(scores, att_i, low_gate, used, block, refill):
+    """The rows about to read past their spent block of misreading draws (the misattuned ones whose block is used
+    up), written to the first entries of `refill`; returns their count. Nothing else changes."""
     n = 0
     for i in range(scores.shape[0]):
-        low = scores[i, att_i] < low_gate
-        if low and used[i] >= block:
+        if scores[i, att_i] < low_gate and used[i] >= block:
             refill[n] = i
             n += 1
-            used[i] = 0
-        turn[i] = min(used[i], block - 1)
-        if low:
-            used[i] += 1
     return n
+
+
+@njit(cache=True)
+def noise_turns(scores, att_i, low_gate, used, block, turn):
+    """Which turn of its block of misreading draws each client reads (`turn`, in place; no block is spent): a
+    misattuned row reads its next turn; the others read none (their index is any valid one)."""
+    for i in range(scores.shape[0]):
+        turn[i] = min(used[i], block - 1)
+        if scores[i, att_i] < low_gate:
+            used[i] += 1

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .compiled_pack import pack
-from .compiled_session import noise_turns, session_turn, stage_rewards
+from .compiled_session import session_turn, stage_rewards
 from .compiled_turn import OUT_COLUMNS
 from .buckets import BUCKET_INDEX, BUCKETS, MALADAPTIVE
 from .dimensions import DIM_INDEX, JUDGE_DIMENSIONS
@@ -239,7 +239,9 @@ class SessionBatch:
         self._packs = []
         for run, state in zip(k.runs, k.packs):
             *shown, fear = self.signals.arguments(k.phase, k.buckets, run)
-            self._packs.append((*state, pack(tuple(a[run] for a in rows), constants), pack(tuple(shown), (fear,))))
+            self._packs.append((*state, pack(tuple(a[run] for a in rows), constants), pack(tuple(shown), (fear,)),
+                                pack((self._noise_block[run], self._noise_used[run], self._scratch_rows[run]),
+                                     (DIM_INDEX["attunement"], LOW_THRESHOLD, NOISE_BLOCK))))
 
     # ------------------------------------------------------------------ clients in and out
     def load_rows(self, rows: np.ndarray, inits: list[InitialState] | InitialBatch, seeds: list[int],
@@ -274,15 +276,12 @@ class SessionBatch:
         """Client i's generator of TMoG misreadings."""
         return self._noise[i]
 
-    def _misreadings(self, scores: np.ndarray) -> np.ndarray:
-        """Which turn of its block of TMoG misreading draws (§9.3.14.1) each client reads this turn: the next one
-        for the misattuned rows (a spent block is refilled from the client's generator), any for the others."""
-        turn, refill = np.empty(self.batch, dtype=np.int64), self._scratch_rows
-        n = noise_turns(scores, DIM_INDEX["attunement"], LOW_THRESHOLD, self._noise_used, NOISE_BLOCK, turn, refill)
-        if n:
-            for i in refill[:n].tolist():
-                self.noise_rng(i).standard_normal(out=self._noise_block[i])
-        return turn
+    def _refill(self, rows: list[int]) -> None:
+        """New blocks of TMoG misreading draws (§9.3.14.1) for `rows`, whose blocks are spent: the next NOISE_BLOCK
+        turns' draws from each client's generator."""
+        for i in rows:
+            self.noise_rng(i).standard_normal(out=self._noise_block[i])
+            self._noise_used[i] = 0
 
     _STATE = ("rupture", "turn", "session", "total_turns", "alliance", "taie_direction", "score_sum", "score_min",
               "score_max", "phase_max", "reward_totals", "event_counts", "_noise_block", "_noise_used")
@@ -326,10 +325,14 @@ class SessionBatch:
         crossed, reward = np.empty(b, np.bool_), np.empty(b)
         client_rupture = np.zeros(b, np.bool_) if client_rupture is None else np.asarray(client_rupture, np.bool_)
         outputs = k.outputs()
+        per_row = (np.ascontiguousarray(scores, dtype=np.float64), client_rupture, session_end, *outputs, ruptured,
+                   stance_before, happened, crossed, reward)
         ends = 0
-        for run, (closing, spent) in zip(k.runs, run_rows(session_turn, k.runs, self._packs, (max_turns,), (
-                np.ascontiguousarray(scores, dtype=np.float64), self._noise_block, self._misreadings(scores),
-                client_rupture, session_end, *outputs, ruptured, stance_before, happened, crossed, reward))):
+        for run, packs, (closing, spent) in zip(k.runs, self._packs, run_rows(session_turn, k.runs, self._packs,
+                                                                              (max_turns,), per_row)):
+            if closing < 0:   # rows of this run are to read past their spent misreading draws: refill, then the turn
+                self._refill((self._scratch_rows[run][:-closing] + run.start).tolist())
+                closing, spent = session_turn(*packs, max_turns, *(a[run] for a in per_row))
             ends += closing
             if spent:   # no signals were drawn in this run: draw its going-on rows' after refilling
                 self.signals.express(np.flatnonzero(~session_end[run]) + run.start, k.phase, k.buckets, ruptured)
