@@ -1,8 +1,9 @@
-"""The session layer's per-turn bookkeeping, compiled: one call after the kernel's turn for every client.
+"""The session layer's turn, compiled: `session_turn` is the whole of `SessionBatch.step` but a session's close.
 
-The rupture rule, the stance signals and update (§9.3.8), the open-rupture flag and the per-session
-accumulators behind the session summary (§9.3.14.2). Called by `SessionBatch.step`; the formulas are
-the ones `tbn_env.stance` defines.
+It reads each client's TMoG misreading draws, runs the kernel's turn, then the bookkeeping (`account`: the
+rupture rule, the stance signals and update (§9.3.8), the open-rupture flag and the per-session accumulators
+behind the session summary, §9.3.14.2), the reward and the signals a therapist sees. The formulas are the ones
+`tbn_env.stance` and `tbn_env.signals` define.
 """
 from __future__ import annotations
 
@@ -68,10 +69,10 @@ def session_turn(state, books, shown, draws, max_turns, scores, client_rupture, 
 
 @njit(cache=True)
 def account(scores, client_rupture, max_turns, session_end, alliance_now, path, bucket_change, composite, modifiers,
-            phase_transition, taie, phase_move, direction, loa_growth, loa_regression, ruptured, stance_before, happened,
-            crossed, alliance, taie_direction, levels, buckets, phase, stance, stance_turn, turns_in_stance, arc_step, att_window, res_window,
-            rupture, turn, total_turns, score_sum, score_min, score_max, phase_max, reward_totals, event_counts,
-            sig_att, sig_disclosure, sig_engagement, sig_defensiveness, sig_overwhelm,
+            phase_transition, taie, phase_move, direction, loa_growth, loa_regression, ruptured, stance_before,
+            happened, crossed, alliance, taie_direction, levels, buckets, phase, stance, stance_turn, turns_in_stance,
+            arc_step, att_window, res_window, rupture, turn, total_turns, score_sum, score_min, score_max, phase_max,
+            reward_totals, event_counts, sig_att, sig_disclosure, sig_engagement, sig_defensiveness, sig_overwhelm,
             att_i, safety_i, repair_i, low_gate, rupture_drop, disclosure_i, engagement_i, defense_idx, distrust_i,
             surge_idx, surge_at_ten, disclosure_min, engagement_min, defensiveness_max, min_dwell, arc_steps,
             arc_resistance_max, arc_overwhelm_max):

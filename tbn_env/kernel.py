@@ -196,16 +196,17 @@ class BatchTurn:
         return self.composite + self.modifiers + self.phase_transition + self.taie
 
 
+def _columns() -> None:
+    """BatchTurn's per-client scalars: column i of its table as the attribute OUT_COLUMNS[i] (phase_move, -1/0/+1,
+    and taie_direction, -1 toward_zero / 0 stable / +1 away_from_zero, as integers)."""
+    for i, name in enumerate(OUT_COLUMNS):
+        if name in ("phase_move", "taie_direction"):
+            setattr(BatchTurn, name, property(lambda turn, i=i: turn.table[:, i].astype(np.int64)))
+        else:
+            setattr(BatchTurn, name, property(lambda turn, i=i: turn.table[:, i]))
 
-def _column(i: int, integer: bool) -> property:
-    if integer:
-        return property(lambda turn: turn.table[:, i].astype(np.int64))
-    return property(lambda turn: turn.table[:, i])
 
-
-# phase_move: -1, 0, +1; taie_direction: -1 toward_zero, 0 stable, +1 away_from_zero
-for _i, _name in enumerate(OUT_COLUMNS):
-    setattr(BatchTurn, _name, _column(_i, _name in ("phase_move", "taie_direction")))
+_columns()
 
 
 class BatchKernel:

@@ -226,11 +226,12 @@ class SessionBatch:
         self.reward_totals = np.zeros((batch, len(REWARD_PARTS)))
         self.event_counts = np.zeros((batch, len(EVENT_TYPES)), dtype=np.int64)
         p, st = self.params, self.stances
-        # the bookkeeping's state (one row per client, written in place) and constants, bound once with the kernel's
-        # in a pack per run of rows: a turn is one compiled call (`session_turn`)
-        rows = (self.alliance, self.taie_direction, k.levels, k.buckets, k.phase, st.stance, st.turn, st.turns_in_stance, st.arc_step,
-                st.attunement, st.resistance, self.rupture, self.turn, self.total_turns, self.score_sum, self.score_min,
-                self.score_max, self.phase_max, self.reward_totals, self.event_counts, *self._scratch)
+        # the bookkeeping's state (one row per client, written in place) and constants, bound once with the
+        # kernel's in a pack per run of rows: a turn is one compiled call (`session_turn`)
+        rows = (self.alliance, self.taie_direction, k.levels, k.buckets, k.phase, st.stance, st.turn,
+                st.turns_in_stance, st.arc_step, st.attunement, st.resistance, self.rupture, self.turn, self.total_turns,
+                self.score_sum, self.score_min, self.score_max, self.phase_max, self.reward_totals, self.event_counts,
+                *self._scratch)
         constants = (DIM_INDEX["attunement"], DIM_INDEX["safety"], DIM_INDEX["repair"], LOW_THRESHOLD,
                      p.rupture_alliance_drop, self._disclosure, self.cg.engagement, self._defense, self._distrust,
                      self._surge, p.stance_overwhelm_surge, p.stance_disclosure_min, p.stance_engagement_min,
@@ -371,6 +372,7 @@ class SessionBatch:
         self.rupture[going_on] = False
         self._start_session(at)
         self.signals.express(rows, self.kernel.phase, self.kernel.buckets, step.ruptured)   # in the next session
+
     def _closing(self, rows: np.ndarray) -> ClosedSessions:
         """Copies of what the closing sessions' summaries read before the stage assessment moves the rows on."""
         k = self.kernel
