@@ -64,7 +64,9 @@ def run_rows(fn, runs: list[slice], packs: list[tuple], shared: tuple, per_row: 
     bound arguments): the first run on the calling thread, the others on the pool (the compiled calls release the
     GIL). Returns each run's result."""
     if len(runs) == 1:
-        return [fn(*packs[0], *shared, *per_row)]
+        rows = runs[0]
+        whole = rows.start == 0 and rows.stop == len(per_row[0])
+        return [fn(*packs[0], *shared, *(per_row if whole else (a[rows] for a in per_row)))]
     pool, _ = _threads()
     jobs = [pool.submit(fn, *pack, *shared, *(a[rows] for a in per_row)) for rows, pack in zip(runs[1:], packs[1:])]
     first = fn(*packs[0], *shared, *(a[runs[0]] for a in per_row))

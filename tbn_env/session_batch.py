@@ -328,12 +328,18 @@ class SessionBatch:
         outputs = k.outputs()
         per_row = (np.ascontiguousarray(scores, dtype=np.float64), client_rupture, session_end, *outputs, ruptured,
                    stance_before, happened, crossed, reward)
+        results = run_rows(session_turn, k.runs, self._packs, (max_turns,), per_row)
+        spent_draws = [r for r, (closing, _) in enumerate(results) if closing < 0]
+        if spent_draws:   # runs with rows to read past their spent misreading draws: refill, then their turn
+            for r in spent_draws:
+                run = k.runs[r]
+                self._refill((self._scratch_rows[run][:-results[r][0]] + run.start).tolist())
+            again = run_rows(session_turn, [k.runs[r] for r in spent_draws], [self._packs[r] for r in spent_draws],
+                             (max_turns,), per_row)
+            for r, result in zip(spent_draws, again):
+                results[r] = result
         ends = 0
-        for run, packs, (closing, spent) in zip(k.runs, self._packs, run_rows(session_turn, k.runs, self._packs,
-                                                                              (max_turns,), per_row)):
-            if closing < 0:   # rows of this run are to read past their spent misreading draws: refill, then the turn
-                self._refill((self._scratch_rows[run][:-closing] + run.start).tolist())
-                closing, spent = session_turn(*packs, max_turns, *(a[run] for a in per_row))
+        for run, (closing, spent) in zip(k.runs, results):
             ends += closing
             if spent:   # no signals were drawn in this run: draw its going-on rows' after refilling
                 self.signals.express(np.flatnonzero(~session_end[run]) + run.start, k.phase, k.buckets, ruptured)
