@@ -332,4 +332,3 @@ def turn(scores, noise, noise_turn,
 def turn_packed(state, scores, noise, noise_turn, out, fired, growth, regression, bucket_change, path):
     """`turn` with the kernel's state and tables from one pack (`BatchKernel`'s, or one of its runs of rows)."""
     turn(scores, noise, noise_turn, *state.rows, *state.tables, out, fired, growth, regression, bucket_change, path)
-    return 0

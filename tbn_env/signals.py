@@ -53,10 +53,10 @@ class Signals:
         """Draw the signals of `rows` for their phase and fear now; `ruptured` flags each row's rupture this turn."""
         args = self.arguments(phase, buckets)
         if express(rows, ruptured, *args):   # nothing was drawn: refill the spent blocks first
-            self.refill(rows)
+            self._refill(rows)
             express(rows, ruptured, *args)
 
-    def refill(self, rows: np.ndarray) -> None:
+    def _refill(self, rows: np.ndarray) -> None:
         """New blocks of uniforms for the `rows` whose block is spent."""
         for i in rows[self._used[rows] >= SIGNAL_BLOCK].tolist():
             self._rngs[i].random(out=self._block[i])

@@ -7,7 +7,6 @@ Numeric observations are Dicts of Box and Discrete, which stable-baselines3 acce
 from __future__ import annotations
 
 import operator
-
 import string
 import unicodedata
 
