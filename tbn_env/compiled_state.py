@@ -1,6 +1,6 @@
 """Where clients and sessions start, compiled: a new client's starting state (a profile's tilts and the stage's
-draws, one pass per client), its first TAIE assessment (and a re-assessment after a blend), a session's close (stage assessment and decay) and the
-next session's opening.
+draws, one pass per client), its first TAIE assessment (and a re-assessment after a blend), a session's close
+(stage assessment and decay) and the next session's opening.
 
 Each is the arithmetic of array expressions, element by element in the same order, with sums in numpy's own
 pairwise order (`numpy_sum`), so what is computed here has the bits the array expressions give
@@ -203,7 +203,8 @@ def reassess_rows(rows, first_sum, recent, count, transformation, window, litera
 def open_sessions(rows, phase, turns_in_phase, reached_core, reached_integration, balance_entry, coiling_entry,
                   buckets, balance_vec, levels, path_slope, path_offset, weight, weight_sum, scratch):
     """A session's start for `rows`: phase A, and the balance and coiling it is measured from (sums in numpy's
-    order, as `BatchKernel.balance` and `CompiledGraph.coiling` form them). `scratch` is [max(N, 16)]."""
+    order, as `(buckets * balance_vec).sum(axis=-1)` and `CompiledGraph.coiling` form them). `scratch` is
+    [max(N, 16)]."""
     n_buckets = buckets.shape[1]
     for b in rows:
         phase[b] = 0

@@ -28,6 +28,7 @@ from .params import (ALLIANCE_SCALE_BASE, ALLIANCE_SCALE_SLOPE, LOW_THRESHOLD, P
 from .phase_shift import FORWARD_THRESHOLDS, REGRESSION_THRESHOLDS
 from .reward import stage_modifiers, stage_weights
 from .state import InitialBatch, InitialState
+from .tmog import accuracy
 from .taie import AXIS_DIMENSION, AXIS_MAX, AXIS_MIN, DEGENERATE_DISTANCE
 from .compiled_state import (close_sessions, enter_rows, open_sessions, pathologies, reassess_rows,
                              weighted_pathologies)
@@ -352,9 +353,10 @@ class BatchKernel:
                 "taie": self.taie[i].copy(), "transformation": np.array(self.transformation[i]),
                 "tmog": self.tmog[i].copy(), "phase": np.array(self.phase[i]), "stage": np.array(self.stage[i])}
 
-    def balance(self) -> np.ndarray:
-        """adaptive mean - maladaptive mean per client."""
-        return (self.buckets * self.balance_vec).sum(axis=-1)   # row-wise: the same bits at any batch size
+    def readings(self, rows: slice = slice(None)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Coiling, alliance and TMoG accuracy of the clients in `rows` now."""
+        levels = self.levels[rows]
+        return self.cg.coiling(levels), self.cg.alliance(levels), accuracy(self.tmog[rows], levels)
 
     def _start_session(self, rows: np.ndarray) -> None:
         """Phase A of a new session for `rows` (indices), measured from the balance and coiling it starts at."""
@@ -395,8 +397,7 @@ class BatchKernel:
 
     def turn_result(self, outputs: tuple[np.ndarray, ...]) -> BatchTurn:
         """The BatchTurn of `outputs` once the compiled turn has written them."""
-        out, fired, growth, regression, bucket_change, path = outputs
-        self.pathology_now = path  # valid until the next step
+        out, fired, growth, regression, bucket_change, _ = outputs   # the pathology is the turn's scratch
         return BatchTurn(out, fired, growth, regression, bucket_change)
 
     def _turn_tables(self) -> tuple:

@@ -23,6 +23,7 @@ from .reward import RewardBreakdown
 from .session_batch import BatchStep, SessionBatch
 from .state import InitialBatch, InitialState, sample_initial_state
 from .taie import AXES
+from .tmog import accuracy
 
 TAIE_FULL_MODE_WEIGHT = 0.5  # an LLM assessment and the running estimate count equally
 _FLAG = (np.array([False]), np.array([True]))   # a client's voiced rupture as the batch reads it (never written)
@@ -151,7 +152,7 @@ class SessionCore:
 
     def attunement(self) -> float:
         """TMoG accuracy in [0, 1] (§9.3.14.1)."""
-        return float(1.0 - np.abs(self.tmog - self.levels).mean() / 10.0)
+        return float(accuracy(self.tmog, self.levels))
 
     def taie(self) -> dict[str, Any]:
         x, y, z = self.kernel.taie[0].tolist()

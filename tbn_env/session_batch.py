@@ -34,7 +34,7 @@ from .signals import Signals
 from .spaces import observe_batch
 from .state import InitialBatch, InitialState
 from .streams import Streams
-from .tmog import worst_misreads
+from .tmog import accuracy, worst_misreads
 
 EPISODES = ("session", "treatment")
 EVENT_TYPES = ("phase_forward", "phase_regression", "taie_growth", "taie_regression", "rupture", "stance",
@@ -157,7 +157,7 @@ class ClosedSessions:
         tree: dict[str, Any] = {"session": form.one(self.session), "turns": form.one(self.turns)}
         if privileged:
             tree.update(coiling=form.one(self.coiling),
-                        tmog_attunement=form.one(1.0 - np.abs(self.tmog - levels).mean(axis=1) / 10.0),
+                        tmog_attunement=form.one(accuracy(self.tmog, levels)),
                         worst_misread=form.misreads(self.tmog, levels, self.nodes, self.worst_k))
         tree.update(buckets=form.columns(BUCKETS, buckets), maladaptive_mean=form.one(buckets[:, :mal].mean(axis=1)),
                     adaptive_mean=form.one(buckets[:, mal:].mean(axis=1)))
@@ -329,14 +329,14 @@ class SessionBatch:
         per_row = (np.ascontiguousarray(scores, dtype=np.float64), client_rupture, session_end, *outputs, ruptured,
                    stance_before, happened, crossed, reward)
         results = run_rows(session_turn, k.runs, self._packs, (max_turns,), per_row)
-        spent_draws = [r for r, (closing, _) in enumerate(results) if closing < 0]
-        if spent_draws:   # runs with rows to read past their spent misreading draws: refill, then their turn
-            for r in spent_draws:
+        refilled = [r for r, (closing, _) in enumerate(results) if closing < 0]
+        if refilled:   # runs with rows to read past their spent misreading draws: refill, then their turn
+            for r in refilled:
                 run = k.runs[r]
                 self._refill((self._scratch_rows[run][:-results[r][0]] + run.start).tolist())
-            again = run_rows(session_turn, [k.runs[r] for r in spent_draws], [self._packs[r] for r in spent_draws],
+            again = run_rows(session_turn, [k.runs[r] for r in refilled], [self._packs[r] for r in refilled],
                              (max_turns,), per_row)
-            for r, result in zip(spent_draws, again):
+            for r, result in zip(refilled, again):
                 results[r] = result
         ends = 0
         for run, (closing, spent) in zip(k.runs, results):
@@ -390,12 +390,6 @@ class SessionBatch:
                               self.cg.coiling(levels), self.cg.nodes, self.params.tmog_worst_k)
 
     # ------------------------------------------------------------------ readings
-    def readings(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Coiling, alliance and TMoG accuracy of every client now."""
-        k = self.kernel
-        return (self.cg.coiling(k.levels), self.cg.alliance(k.levels),
-                1.0 - np.abs(k.tmog - k.levels).mean(axis=1) / 10.0)
-
     def info(self, profiles: np.ndarray, privileged: bool, step: BatchStep | None = None,
              row: int | None = None, numeric: bool = False) -> dict[str, Any]:
         """The step's `info` in gymnasium's vector form; `step=None` for a reset.
@@ -437,7 +431,7 @@ class SessionBatch:
         out = None if step is None else form.columns(OUT_COLUMNS, step.turn.table)
         if privileged:   # the hidden state's readings (the env adds the client's thought in text mode)
             if out is None:
-                (coiling, alliance, attunement), direction = map(form.one, self.readings()), self.taie_direction
+                (coiling, alliance, attunement), direction = map(form.one, k.readings()), self.taie_direction
             else:
                 coiling, alliance, attunement = out["coiling"], out["alliance"], out["tmog_accuracy"]
                 direction = step.turn.taie_direction
@@ -464,7 +458,7 @@ class SessionBatch:
         if step is None:
             tree.update({f"reward_{key}": form.one(np.zeros(b)) for key in REWARD_PARTS})
         if privileged:
-            tree.update(zip(("coiling", "alliance", "attunement"), map(form.one, self.readings())))
+            tree.update(zip(("coiling", "alliance", "attunement"), map(form.one, self.kernel.readings())))
         return tree
 
     def observation(self, mode: str, row: int | None = None) -> dict[str, Any]:

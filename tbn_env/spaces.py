@@ -125,7 +125,7 @@ def observe_batch(kernel: BatchKernel, stance: np.ndarray, rupture: np.ndarray, 
 
     "tmog": the therapist's model and what the client shows (`signals`); "full" adds the true state.
     """
-    k, cg = kernel, kernel.cg
+    k = kernel
     rows = slice(None) if row is None else slice(row, row + 1)
 
     def box(values: np.ndarray, picked: bool = False) -> np.ndarray:   # a Box key: float32 values
@@ -146,12 +146,9 @@ def observe_batch(kernel: BatchKernel, stance: np.ndarray, rupture: np.ndarray, 
     if row is not None:
         obs["rupture"] = int(obs["rupture"])
     if mode == "full":
-        levels = k.levels[rows]
         obs.update(buckets=box(k.buckets), phase=count(k.phase), levels=box(k.levels), loa=box(k.loa),
                    taie=box(np.column_stack([k.taie[rows], k.transformation[rows]]), picked=True),
-                   readings=box(np.column_stack([cg.coiling(levels), cg.alliance(levels),
-                                                 1.0 - np.abs(k.tmog[rows] - levels).mean(axis=1) / 10.0]),
-                                picked=True))
+                   readings=box(np.column_stack(k.readings(rows)), picked=True))
     return obs
 
 
