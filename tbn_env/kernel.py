@@ -397,7 +397,7 @@ class BatchKernel:
 
     def turn_result(self, outputs: tuple[np.ndarray, ...]) -> BatchTurn:
         """The BatchTurn of `outputs` once the compiled turn has written them."""
-        out, fired, growth, regression, bucket_change, _ = outputs   # the pathology is the turn's scratch
+        out, fired, growth, regression, bucket_change, _ = outputs   # the pathology: read inside the compiled call
         return BatchTurn(out, fired, growth, regression, bucket_change)
 
     def _turn_tables(self) -> tuple:
