@@ -35,14 +35,15 @@ def stage_rewards(out, rows, stage_transition, reward):
 
 
 @njit(cache=True, nogil=True)
-def session_turn(state, books, shown, draws, max_turns, scores, client_rupture, session_end, out, fired, growth,
-                 regression, bucket_change, path, ruptured, stance_before, happened, crossed, reward):
+def session_turn(state, books, shown, draws, written, max_turns, scores, client_rupture, session_end):
     """A whole turn of `SessionBatch` in one call: the kernel's turn (its state and tables in the pack `state`),
     `account` (the session layer's state and constants in the pack `books`), the reward, whose stage-transition
     term is 0 until a session closes (`stage_rewards`), and the signals of the rows whose session goes on
     (`signals.express`, its arguments in the pack `shown`; a closing session's come after its close). The TMoG
     misreadings come from each client's block of draws (the pack `draws`: the blocks, their use, the rows to
-    refill, then the attunement's index, the low-score gate and the block's length).
+    refill, then the attunement's index, the low-score gate and the block's length). What the turn produced is
+    written to the arrays of the pack `written` (the step's record, `session_batch.BatchStep`, then the stage it
+    reads): the turn's outputs, its flags, the stance, phase and stage, the reward, and the close's columns zeroed.
     Returns how many sessions end (-n, with nothing changed, when n rows' blocks are spent: refill them and call
     again), and whether the signals found a spent block (then none were drawn)."""
     noise, used, refill = draws.rows
@@ -50,6 +51,9 @@ def session_turn(state, books, shown, draws, max_turns, scores, client_rupture, 
     n = spent_draws(scores, att_i, low_gate, used, block, refill)
     if n:
         return -n, 0
+    out, fired, growth, regression, bucket_change, path, ruptured, stance_before, stance_after, phase_after, \
+        stage_before, stage_move, stage_reward, complete, terminated, truncated, happened, crossed, reward, \
+        stage = written.rows
     noise_turn = np.empty(scores.shape[0], np.int64)
     noise_turns(scores, att_i, low_gate, used, block, noise_turn)
     turn(scores, noise, noise_turn, *state.rows, *state.tables, out, fired, growth, regression, bucket_change, path)
@@ -59,8 +63,12 @@ def session_turn(state, books, shown, draws, max_turns, scores, client_rupture, 
                    crossed, *books.rows, *books.tables)
     going_on = np.empty(out.shape[0], np.int64)
     n = 0
+    phase, stance = books.rows[4], books.rows[5]
     for i in range(out.shape[0]):
         reward[i] = _total(out, i, 0.0)
+        stance_after[i], phase_after[i], stage_before[i] = stance[i], phase[i], stage[i]
+        stage_move[i], stage_reward[i] = 0, 0.0   # until a close writes them
+        complete[i] = terminated[i] = truncated[i] = False
         if not session_end[i]:
             going_on[n] = i
             n += 1

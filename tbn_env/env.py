@@ -282,7 +282,9 @@ class TherapyEnv(gym.Env):
 
     def _step(self, action):
         scores, thought, utterance = self._scores_for(action)
-        step = self.core.step(scores, rupture=bool(self.client_words and self.client_words.rupture))
+        # numeric modes read the batch's step record in place (text mode keeps its steps: a failed turn is undone)
+        step = self.core.step(scores, rupture=bool(self.client_words and self.client_words.rupture),
+                              reuse=self.action_mode != "text")
         session_end = bool(step.session_end[0])
         taie_full = self._assess_taie(thought, utterance) if self.taie_mode == "full" else None
         self.last = step

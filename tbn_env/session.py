@@ -176,13 +176,14 @@ class SessionCore:
         """
         return self.result(self.step(scores, session_end=session_end, rupture=rupture))
 
-    def step(self, scores, *, session_end: bool | None = None, rupture: bool = False) -> BatchStep:
-        """`turn` as the batch records it, without the TurnResult (the environment's lean path)."""
+    def step(self, scores, *, session_end: bool | None = None, rupture: bool = False, reuse: bool = False) -> BatchStep:
+        """`turn` as the batch records it, without the TurnResult (the environment's lean path); `reuse` as
+        `SessionBatch.step`'s."""
         vec = as_score_vector(scores)
         if session_end is None and self.batch.max_turns is None:
             session_end = False
         return self.batch.step(vec[None, :], client_rupture=_FLAG[bool(rupture)],
-                               session_end=None if session_end is None else np.array([bool(session_end)]))
+                               session_end=None if session_end is None else np.array([bool(session_end)]), reuse=reuse)
 
     def result(self, step: BatchStep) -> TurnResult:
         """The TurnResult of the step just taken: its terms and events, and the client's readings now."""

@@ -71,6 +71,14 @@ class BatchStep:
     reward: np.ndarray           # the parts summed in REWARD_PARTS order, as RewardBreakdown.total sums them
     closed: ClosedSessions | None = None   # what the sessions that closed are summarised from
 
+    def copy(self) -> BatchStep:
+        """The step with arrays of its own (the scores and the closed sessions' record are shared: neither is
+        written after the step)."""
+        t = self.turn
+        turn = BatchTurn(t.table.copy(), t.modifier_fired.copy(), t.loa_growth.copy(), t.loa_regression.copy(),
+                         t.bucket_change.copy())
+        return BatchStep(turn, self.scores, *(getattr(self, f).copy() for f in _COPIED), closed=self.closed)
+
     def summary(self, privileged: bool = True) -> dict[str, Any] | None:
         """The closed sessions' summaries in vector form (mask: session_end); None if no session closed."""
         if self.closed is None:
@@ -120,6 +128,13 @@ class BatchStep:
             events.append({"type": "stage_forward" if stage_move > 0 else "stage_regression",
                            "from": stage, "to": stage + stage_move})
         return events
+
+
+#: BatchStep's arrays after the scores, in field order: the session's end is the caller's or the batch's
+_COPIED = ("ruptured", "stance_before", "stance_after", "session_end", "phase_after", "stage_before", "stage_move",
+           "stage_reward", "complete", "terminated", "truncated", "happened", "loa_crossed", "reward")
+#: those the compiled turn writes, in the order of its `written` pack (after the kernel's outputs)
+_WRITTEN = tuple(f for f in _COPIED if f != "session_end")
 
 
 @dataclass
@@ -237,12 +252,24 @@ class SessionBatch:
                      self._surge, p.stance_overwhelm_surge, p.stance_disclosure_min, p.stance_engagement_min,
                      p.stance_defensiveness_max, p.stance_min_dwell, p.stance_arc_steps, p.stance_arc_resistance_max,
                      p.stance_arc_overwhelm_max)
+        # the step's record, written in place by every turn: `step` hands out a copy unless its caller reads it
+        # before the next turn (`reuse=True`); the pathology the turn computes is read inside the call alone
+        outputs = k.outputs()
+        self._path, self._session_end, self._no_rupture = outputs[-1], np.empty(batch, np.bool_), \
+            np.zeros(batch, np.bool_)
+        self._step = BatchStep(k.turn_result(outputs), None,
+                               np.empty(batch, np.bool_), np.empty_like(st.stance), np.empty_like(st.stance),
+                               self._session_end, np.empty_like(k.phase), np.empty_like(k.stage),
+                               np.empty(batch, np.int64), np.empty(batch), *np.empty((3, batch), np.bool_),
+                               np.empty(batch, np.bool_), np.empty(batch, np.bool_), np.empty(batch))
+        written = (*outputs, *(getattr(self._step, f) for f in _WRITTEN), k.stage)
         self._packs = []
         for run, state in zip(k.runs, k.packs):
             *shown, fear = self.signals.arguments(k.phase, k.buckets, run)
             self._packs.append((*state, pack(tuple(a[run] for a in rows), constants), pack(tuple(shown), (fear,)),
                                 pack((self._noise_block[run], self._noise_used[run], self._scratch_rows[run]),
-                                     (DIM_INDEX["attunement"], LOW_THRESHOLD, NOISE_BLOCK))))
+                                     (DIM_INDEX["attunement"], LOW_THRESHOLD, NOISE_BLOCK)),
+                                pack(tuple(a[run] for a in written), ())))
 
     # ------------------------------------------------------------------ clients in and out
     def load_rows(self, rows: np.ndarray, inits: list[InitialState] | InitialBatch, seeds: list[int],
@@ -311,23 +338,20 @@ class SessionBatch:
 
     # ------------------------------------------------------------------ the turn
     def step(self, scores: np.ndarray, *, client_rupture: np.ndarray | None = None,
-             session_end: np.ndarray | None = None) -> BatchStep:
+             session_end: np.ndarray | None = None, reuse: bool = False) -> BatchStep:
         """One turn of validated scores [B, 12] for every client (§9.3.14.2 steps 2-9).
 
         `client_rupture` marks ruptures a client backend voiced; `session_end` closes sessions
-        early (default: after `max_turns` turns).
+        early (default: after `max_turns` turns). The step's arrays are its own; with `reuse=True` they are the
+        batch's record, which the next turn writes over (for callers done with a step before the next: the envs).
         """
-        k, b = self.kernel, self.batch
+        k = self.kernel
         if session_end is None and self.max_turns is None:
             raise ValueError("this SessionBatch has no max_turns: say where sessions end (session_end=...)")
         max_turns = 0 if session_end is not None else self.max_turns   # 0: the caller's session_end
-        session_end = np.empty(b, np.bool_) if session_end is None else np.asarray(session_end, dtype=np.bool_)
-        ruptured, stance_before, happened = np.empty(b, np.bool_), np.empty(b, np.int64), np.empty(b, np.bool_)
-        crossed, reward = np.empty(b, np.bool_), np.empty(b)
-        client_rupture = np.zeros(b, np.bool_) if client_rupture is None else np.asarray(client_rupture, np.bool_)
-        outputs = k.outputs()
-        per_row = (np.ascontiguousarray(scores, dtype=np.float64), client_rupture, session_end, *outputs, ruptured,
-                   stance_before, happened, crossed, reward)
+        session_end = self._session_end if session_end is None else np.asarray(session_end, dtype=np.bool_)
+        client_rupture = self._no_rupture if client_rupture is None else np.asarray(client_rupture, np.bool_)
+        per_row = (np.ascontiguousarray(scores, dtype=np.float64), client_rupture, session_end)
         results = run_rows(session_turn, k.runs, self._packs, (max_turns,), per_row)
         refilled = [r for r, (closing, _) in enumerate(results) if closing < 0]
         if refilled:   # runs with rows to read past their spent misreading draws: refill, then their turn
@@ -342,15 +366,13 @@ class SessionBatch:
         for run, (closing, spent) in zip(k.runs, results):
             ends += closing
             if spent:   # no signals were drawn in this run: draw its going-on rows' after refilling
-                self.signals.express(np.flatnonzero(~session_end[run]) + run.start, k.phase, k.buckets, ruptured)
-        out = k.turn_result(outputs)
-        step = BatchStep(out, scores, ruptured, stance_before, self.stances.stance.copy(), session_end,
-                         k.phase.copy(), k.stage.copy(), np.zeros(b, dtype=np.int64), np.zeros(b),
-                         np.zeros(b, dtype=bool), np.zeros(b, dtype=bool), np.zeros(b, dtype=bool), happened, crossed,
-                         reward)
+                self.signals.express(np.flatnonzero(~session_end[run]) + run.start, k.phase, k.buckets,
+                                     self._step.ruptured)
+        step = self._step
+        step.scores, step.session_end, step.closed = scores, session_end, None
         if ends:
             self._close_sessions(step)
-        return step
+        return step if reuse else step.copy()
 
     def _close_sessions(self, step: BatchStep) -> None:
         """Summaries, the stage assessment and decay (§9.3.5.3), then the episode's end or the next session."""

@@ -137,9 +137,9 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
     # ------------------------------------------------------------------ step
     def step(self, actions):
         """Step every client; rows whose episode ended last step are reset instead."""
-        step = self.batch.step(self._scores_for(actions))
+        step = self.batch.step(self._scores_for(actions), reuse=True)
         self.episode_steps += 1
-        reward, terminated, truncated = step.reward, step.terminated, step.truncated
+        reward, terminated, truncated = step.reward.copy(), step.terminated.copy(), step.truncated.copy()
         if self.max_episode_steps is not None:
             truncated |= ~terminated & (self.episode_steps >= self.max_episode_steps)
         info = self.batch.info(self.profiles.copy(), self.privileged_info, step, numeric=self.numeric_info)

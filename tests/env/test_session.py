@@ -1,12 +1,14 @@
 """SessionCore: the per-turn loop, session boundaries and the §9.3.14.2 summary; bad input changes nothing."""
 import copy
+import dataclasses
 
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tbn_env import ClientGraph, SessionCore
+from tbn_env import ClientGraph, SessionBatch, SessionCore
+from tbn_env.state import sample_initial_state
 
 GRAPH = ClientGraph.default()
 
@@ -108,3 +110,50 @@ def test_taie_blend_hook_validates_and_moves_axes():
     assert core.taie()["y"] > -10 and abs(core.taie()["x"]) <= abs(x0)
     with pytest.raises(ValueError, match="3 finite axes"):
         core.blend_taie([1.0, 2.0])
+
+
+
+def _fields(step) -> dict[str, np.ndarray]:
+    """Every array of a BatchStep, its turn's included, by name."""
+    arrays = {f.name: getattr(step, f.name) for f in dataclasses.fields(step) if f.name not in ("turn", "closed")}
+    return {**arrays, **{f"turn.{f.name}": getattr(step.turn, f.name) for f in dataclasses.fields(step.turn)}}
+
+
+def _same(a, b) -> bool:
+    """Equal trees of dicts, tuples and arrays (object arrays compared element by element)."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (tuple, list)):
+        return len(a) == len(b) and all(map(_same, a, b))
+    if isinstance(a, np.ndarray) and a.dtype == object:
+        return _same(a.tolist(), b.tolist())
+    return bool(np.array_equal(a, b))
+
+
+def test_a_reused_step_record_reads_as_the_steps_a_caller_keeps():
+    """`step(reuse=True)` hands out the batch's record, which the next turn writes over: each turn it holds what a
+    twin batch's kept steps hold, through closes, stage moves and ends; a kept step is not written over."""
+    n, rng = 300, np.random.default_rng(9)   # 300 clients: two runs of rows, each on its own thread
+    twins = [SessionBatch(n, episode="treatment", max_turns=4, max_sessions=3) for _ in range(2)]
+    seeds = rng.integers(0, 2**63, (2, n)).tolist()
+    inits = [sample_initial_state(rng, 1 + i % 4, twins[0].kernel.graph) for i in range(n)]
+    for batch in twins:
+        batch.load_rows(np.arange(n), inits, *seeds)
+    first = twins[0].step(rng.uniform(0, 10, (n, 12)))
+    twins[1].step(first.scores, reuse=True)
+    as_taken, record, closes, moves = copy.deepcopy(_fields(first)), None, 0, 0
+    for t in range(30):
+        scores = rng.uniform(0, 10, (n, 12))
+        kept, reused = twins[0].step(scores), twins[1].step(scores, reuse=True)
+        assert record is None or reused is record   # the one record, written over
+        record = reused
+        assert _same(_fields(kept), _fields(reused)), t
+        assert _same(kept.summary(), reused.summary()), t
+        closes += int(kept.session_end.sum())
+        moves += int(np.count_nonzero(kept.stage_move))
+        done = np.flatnonzero(kept.done).tolist()
+        for batch in twins if done else ():   # a finished episode starts a new client, as the vector env's autoreset does
+            batch.load_rows(np.array(done, dtype=np.int64), [inits[i] for i in done], [seeds[0][i] for i in done],
+                            [seeds[1][i] for i in done])
+    assert closes > n and moves > 0   # the record went through closes and stage moves
+    assert _same(_fields(first), as_taken)   # the first kept step still holds its own turn
