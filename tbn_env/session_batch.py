@@ -88,7 +88,7 @@ class BatchStep:
 
     def summary_of(self, i: int, privileged: bool = True) -> dict[str, Any]:
         """Row i's summary of the session it closed, as plain Python values."""
-        j = int(np.flatnonzero(np.flatnonzero(self.session_end) == i)[0])
+        j = int(np.count_nonzero(self.session_end[:i]))   # its place among the closed rows
         return self.closed.summary(row_form(j), privileged)
 
     @property
