@@ -35,17 +35,19 @@ def stage_rewards(out, rows, stage_transition, reward):
 
 
 @njit(cache=True, nogil=True)
-def session_turn(state, books, shown, draws, written, max_turns, scores, client_rupture, session_end):
-    """A whole turn of `SessionBatch` in one call: the kernel's turn (its state and tables in the pack `state`),
-    `account` (the session layer's state and constants in the pack `books`), the reward, whose stage-transition
+def session_turn(run, max_turns, scores, client_rupture, session_end):
+    """A whole turn of `SessionBatch` in one call, its bound arguments in the pack `run` (a run of rows' packs:
+    `state`, `books`, `shown`, `draws` and `written`): the kernel's turn (its state and tables in `state`),
+    `account` (the session layer's state and constants in `books`), the reward, whose stage-transition
     term is 0 until a session closes (`stage_rewards`), and the signals of the rows whose session goes on
-    (`signals.express`, its arguments in the pack `shown`; a closing session's come after its close). The TMoG
-    misreadings come from each client's block of draws (the pack `draws`: the blocks, their use, the rows to
+    (`signals.express`, its arguments in `shown`; a closing session's come after its close). The TMoG
+    misreadings come from each client's block of draws (`draws`: the blocks, their use, the rows to
     refill, then the attunement's index, the low-score gate and the block's length). What the turn produced is
-    written to the arrays of the pack `written` (the step's record, `session_batch.BatchStep`, then the stage it
+    written to the arrays of `written` (the step's record, `session_batch.BatchStep`, then the stage it
     reads): the turn's outputs, its flags, the stance, phase and stage, the reward, and the close's columns zeroed.
     Returns how many sessions end (-n, with nothing changed, when n rows' blocks are spent: refill them and call
     again), and whether the signals found a spent block (then none were drawn)."""
+    state, books, shown, draws, written = run.rows
     noise, used, refill = draws.rows
     att_i, low_gate, block = draws.tables
     n = spent_draws(scores, att_i, low_gate, used, block, refill)

@@ -266,10 +266,11 @@ class SessionBatch:
         self._packs = []
         for run, state in zip(k.runs, k.packs):
             *shown, fear = self.signals.arguments(k.phase, k.buckets, run)
-            self._packs.append((*state, pack(tuple(a[run] for a in rows), constants), pack(tuple(shown), (fear,)),
-                                pack((self._noise_block[run], self._noise_used[run], self._scratch_rows[run]),
-                                     (DIM_INDEX["attunement"], LOW_THRESHOLD, NOISE_BLOCK)),
-                                pack(tuple(a[run] for a in written), ())))
+            parts = (*state, pack(tuple(a[run] for a in rows), constants), pack(tuple(shown), (fear,)),
+                     pack((self._noise_block[run], self._noise_used[run], self._scratch_rows[run]),
+                          (DIM_INDEX["attunement"], LOW_THRESHOLD, NOISE_BLOCK)),
+                     pack(tuple(a[run] for a in written), ()))
+            self._packs.append((pack(parts, ()),))   # one argument: a call unboxes each pack (about 0.4 us)
 
     # ------------------------------------------------------------------ clients in and out
     def load_rows(self, rows: np.ndarray, inits: list[InitialState] | InitialBatch, seeds: list[int],
