@@ -282,8 +282,8 @@ class SessionBatch:
         self.signals.start(rows, signal_seeds)
         self.signals.express(rows, self.kernel.phase, self.kernel.buckets, np.zeros(self.batch, dtype=bool))
         self._noise.seed(rows.tolist(), seeds)
+        self._refill(rows.tolist())   # the first block now: the turns read the numbers they would draw later
         at = as_run(rows)
-        self._noise_used[at] = NOISE_BLOCK
         self.alliance[at] = self.cg.alliance(self.kernel.levels[at])
         self.rupture[at] = False
         self.session[at] = 1
