@@ -253,10 +253,9 @@ class SessionBatch:
                      p.stance_defensiveness_max, p.stance_min_dwell, p.stance_arc_steps, p.stance_arc_resistance_max,
                      p.stance_arc_overwhelm_max)
         # the step's record, written in place by every turn: `step` hands out a copy unless its caller reads it
-        # before the next turn (`reuse=True`); the pathology the turn computes is read inside the call alone
+        # before the next turn (`reuse=True`); the turn's last output, the pathology, is read inside the call alone
         outputs = k.outputs()
-        self._path, self._session_end, self._no_rupture = outputs[-1], np.empty(batch, np.bool_), \
-            np.zeros(batch, np.bool_)
+        self._session_end, self._no_rupture = np.empty(batch, np.bool_), np.zeros(batch, np.bool_)
         self._step = BatchStep(k.turn_result(outputs), None,
                                np.empty(batch, np.bool_), np.empty_like(st.stance), np.empty_like(st.stance),
                                self._session_end, np.empty_like(k.phase), np.empty_like(k.stage),
