@@ -228,7 +228,7 @@ class RubricJudge:
             grounding.add(t.therapist)
         soft = soft_flags(said, grounding, context.stage)
         grounded = frozenset().union(*map(_text_content, grounding))   # content words of the card and dialogue
-        v = _verdict(self.persona, said, thought, context.client_utterance, context.stage, context.phase,
+        v = _verdict(self.persona, reply, thought, context.client_utterance, context.stage, context.phase,
                      context.rupture_pending, tuple(soft.items()),
                      tuple(ungrounded_details(said, grounding)) if soft["ungrounded_detail"] else (),
                      reply.raises_risk and not any(map(_mentions_risk, grounding)),
@@ -251,25 +251,26 @@ class _Verdict(NamedTuple):
 
 
 @lru_cache(maxsize=VERDICTS_REMEMBERED)
-def _verdict(persona: Persona, said: str, thought: str, client: str, stage: int, phase: str, rupture_pending: bool,
-             soft: tuple[tuple[str, bool], ...], ungrounded: tuple[str, ...], hallucinated_risk: bool,
-             grounded: frozenset[str]) -> _Verdict:
-    """The rubric's verdict on a turn, from everything it reads: the texts, stage, phase and persona, and of
-    the card and dialogue only what they say about the reply (`soft` flags, the `ungrounded` details, risk
-    the reply raises unprompted) and which of the reply's and thought's content words they contain
-    (`grounded`). A pure function of these, so an equal turn (a scripted line, a repeated test) is scored once."""
-    r, c = read_reply(said), read_client(client)
+def _verdict(persona: Persona, r: ReplyReading, thought: str, client: str, stage: int, phase: str,
+             rupture_pending: bool, soft: tuple[tuple[str, bool], ...], ungrounded: tuple[str, ...],
+             hallucinated_risk: bool, grounded: frozenset[str]) -> _Verdict:
+    """The rubric's verdict on a turn, from everything it reads: the reply's reading (`read_reply`), the thought,
+    the client's words, stage, phase and persona, and of the card and dialogue only what they say about the reply
+    (`soft` flags, the `ungrounded` details, risk the reply raises unprompted) and which of the reply's and
+    thought's content words they contain (`grounded`). A pure function of these, so an equal turn (a scripted
+    line, a repeated test, or replies that differ only where the rubric does not read) is scored once."""
+    c = read_client(client)
     w_thought, c_said, c_client, c_thought = words(thought), r.content, c.content, _text_content(thought)
     flags = dict(soft)
     hard = r.hard
-    flags.update({"boundary_violation": any(v.name == "boundary_violation" for v in hard),
-                  "meta_commentary": any(v.name == "meta_commentary" for v in hard),
-                  "leaked_reasoning": any(v.name in ("leaked_reasoning", "category_score") for v in hard),
+    names = {v.name for v in hard}
+    flags.update({"boundary_violation": "boundary_violation" in names, "meta_commentary": "meta_commentary" in names,
+                  "leaked_reasoning": "leaked_reasoning" in names or "category_score" in names,
                   "hallucinated_risk": hallucinated_risk})
 
     # ---- evidence, each on a 0..1 (or small integer) scale
     overlap = len(c_said & c_client) / max(1, min(len(c_client), 8))
-    reflects, validates, tender, paces, grounds = (n > 0 for n in r.formulas)
+    reflects, validates, tender, paces, grounds = map(bool, r.formulas)   # each formula's matches, counted
     named_feelings, client_feelings, repairs = r.named_feelings, c.feelings, r.repairs
     directive, depth, questions = r.directive, r.depth, r.questions
     vulnerable = c.vulnerable
@@ -282,7 +283,7 @@ def _verdict(persona: Persona, said: str, thought: str, client: str, stage: int,
     parrots = copied_share(r.words, c.runs) > PARROT_SHARE
     repeats = r.repeats
     thought_ok = bool(c_thought) and copied_share(w_thought, c.runs) <= THOUGHT_COPY_SHARE \
-        and sum(w in grounded or w in c_said or w in THOUGHT_VOCABULARY for w in c_thought) \
+        and len(c_thought) - len(c_thought - grounded - c_said - THOUGHT_VOCABULARY) \
         >= THOUGHT_ANCHOR_SHARE * len(c_thought) \
         and len(c_thought - c_client) >= THOUGHT_OWN_SHARE * len(c_thought)
     harm = r.harm
@@ -363,7 +364,7 @@ def _verdict(persona: Persona, said: str, thought: str, client: str, stage: int,
     # thoughtfulness: how much of the presentation (the client's words, their card and the session so far)
     # is noticed and integrated; a copied or padded thought notices nothing
     noticed = len((c_said | (c_thought if thought_ok else set())) & c_client) \
-        + sum(w in grounded and w not in c_client for w in c_said)   # the card's and the session's strands
+        + len((c_said & grounded) - c_client)   # the card's and the session's strands
     add("thoughtfulness", min(3.0, 0.75 * noticed) - (1.0 if noticed == 0 else 0.0),
         f"integrates {noticed} strands of what the client said")
     # parallel thinking: a thought about this turn whose wisdom shapes, but is not all spoken in, the reply
