@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 from .dimensions import JUDGE_DIMENSIONS
 from .harm import harmful_content
-from .prefilter import Prefiltered
+from .prefilter import Prefiltered, Screen
 from .protocols import JudgeContext, JudgeResult, Persona
 from .rubric import load_rubric
 from .taie_full import TaieAssessment, offline_taie
@@ -92,6 +92,8 @@ IMAGERY = Prefiltered(r"\b(like a|as if|as though|carry(ing)?|weight|room for|ho
 #: Words a hidden thought may use besides the card's, the dialogue's and the reply's own.
 THOUGHT_VOCABULARY = EMOTIONS | CLINICAL
 RAISED_RISK = Prefiltered(r"\b(suicid|self-harm|kill yourself)")   # risk a reply brings up itself
+#: The cues a reply is read for, screened in one search of it.
+REPLY_CUES = Screen((*FORMULAS, REPAIR, DIRECTIVE, DEPTH, CLICHE, COLD, REACTIVE, OVERSHARE, IMAGERY, RAISED_RISK))
 
 
 def _content(words: Sequence[str]) -> frozenset[str]:
@@ -158,16 +160,16 @@ class ReplyReading(NamedTuple):   # a tuple: built in one call, unlike a frozen 
 @lru_cache(maxsize=TEXTS_REMEMBERED)
 def read_reply(said: str) -> ReplyReading:
     """The reply's reading, once per distinct reply (a scripted therapist says the same lines again)."""
-    low, w = said.lower(), words(said)
+    cues, w = REPLY_CUES.read(said.lower()), words(said)
     distinct = set(w)
     return ReplyReading(   # its content words as the dialogue's are read (`_text_content`): next turn it is history
         words=w, content=_text_content(said), named_feelings=len(distinct & EMOTIONS),
-        formulas=tuple(len(f.findall(low)) for f in FORMULAS), repairs=bool(REPAIR.search(low)),
-        directive=len(DIRECTIVE.findall(low)), depth=len(DEPTH.findall(low)), questions=said.count("?"),
-        cliche=bool(CLICHE.search(low)), cold=bool(COLD.search(low)), reactive=bool(REACTIVE.search(low)),
-        overshare=bool(OVERSHARE.search(low)), imagery=bool(IMAGERY.search(low)),
+        formulas=tuple(len(cues.findall(f)) for f in FORMULAS), repairs=bool(cues.search(REPAIR)),
+        directive=len(cues.findall(DIRECTIVE)), depth=len(cues.findall(DEPTH)), questions=said.count("?"),
+        cliche=bool(cues.search(CLICHE)), cold=bool(cues.search(COLD)), reactive=bool(cues.search(REACTIVE)),
+        overshare=bool(cues.search(OVERSHARE)), imagery=bool(cues.search(IMAGERY)),
         variety=len(distinct) / max(1, len(w)), repeats=repeated_share(w) > REPEAT_SHARE,
-        raises_risk=bool(RAISED_RISK.search(low)), hard=tuple(hard_violations(said)), harm=tuple(harmful_content(said)))
+        raises_risk=bool(cues.search(RAISED_RISK)), hard=tuple(hard_violations(said)), harm=tuple(harmful_content(said)))
 
 
 class ClientReading(NamedTuple):
