@@ -152,17 +152,19 @@ class Prefiltered:
         needs = required_literals(self.pattern)
         self.screen = screen(needs) if needs is not None else None
         self.folded = bool(self.pattern.flags & re.IGNORECASE)   # screened on lower-cased text
-        self._finder = finder(self.screen) if self.screen is not None else None
 
     def could_match(self, text: str) -> bool:
         """False only when no match is possible (a case-insensitive pattern is screened on ASCII text only)."""
-        if self._finder is None:
+        if self.screen is None:
             return True
         if self.folded:
             if not text.isascii():
                 return True
             text = text.lower()
-        return self._finder.search(text) is not None
+        for s in self.screen:
+            if s in text:
+                return True
+        return False
 
     def search(self, text: str) -> re.Match | None:
         return self.pattern.search(text) if self.could_match(text) else None
