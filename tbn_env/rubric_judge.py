@@ -130,8 +130,8 @@ def copied_share(words: tuple[str, ...], runs: frozenset[tuple[str, ...]], run: 
 
 def repeated_share(words: Sequence[str]) -> float:
     """The share of a text's word trigrams that repeat an earlier one."""
-    grams = list(zip(words, words[1:], words[2:]))
-    return 1.0 - len(set(grams)) / len(grams) if grams else 0.0
+    grams = len(words) - 2
+    return 1.0 - len(set(zip(words, words[1:], words[2:]))) / grams if grams > 0 else 0.0
 
 
 class ReplyReading(NamedTuple):   # a tuple: built in one call, unlike a frozen dataclass

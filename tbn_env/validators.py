@@ -72,7 +72,7 @@ def _hard_violations(utterance: str) -> tuple[Violation, ...]:
         m = cues.search(pattern)
         if m and all(v.name != name for v in found):
             found.append(Violation(name, failure, m.group(0)[:80]))
-    n_words = len(_WORD.findall(utterance))
+    n_words = len(words(utterance) if utterance.isascii() else _WORD.findall(utterance))   # ASCII: lower-casing keeps every word
     if not utterance.strip():
         found.append(Violation("empty", 14, ""))
     elif n_words > MAX_UTTERANCE_WORDS:
