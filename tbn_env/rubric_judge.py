@@ -22,7 +22,7 @@ repeat the template client's lines, and a scripted therapist repeats its own.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -111,10 +111,9 @@ def _mentions_risk(text: str) -> bool:
     return bool(RISK_WORDS.search(text.lower()))
 
 
-@lru_cache(maxsize=TEXTS_REMEMBERED)
-def word_runs(words: tuple[str, ...], run: int = COPY_RUN) -> frozenset[tuple[str, ...]]:
-    """Every ``run`` consecutive words of a text (cached: the client's and a thought's are looked up again)."""
-    return frozenset(zip(*(words[i:] for i in range(run))))
+def word_runs(words: tuple[str, ...], run: int = COPY_RUN) -> Iterator[tuple[str, ...]]:
+    """Every ``run`` consecutive words of a text, in order."""
+    return zip(*(words[i:] for i in range(run)))
 
 
 def copied_share(words: tuple[str, ...], runs: frozenset[tuple[str, ...]], run: int = COPY_RUN) -> float:
@@ -187,7 +186,7 @@ class ClientReading(NamedTuple):
 def read_client(client: str) -> ClientReading:
     """The client's words read once per distinct utterance (the template client repeats its lines)."""
     low, w = client.lower(), words(client)
-    return ClientReading(words=w, content=_text_content(client), runs=word_runs(w), feelings=bool(set(w) & EMOTIONS),
+    return ClientReading(words=w, content=_text_content(client), runs=frozenset(word_runs(w)), feelings=bool(set(w) & EMOTIONS),
                          vulnerable=bool(VULNERABLE.search(low)), voices_rupture=bool(RUPTURE.search(low)))
 
 
