@@ -17,8 +17,8 @@ floor every dimension. The `kind` persona is generous and the `harsh` one puniti
 `clinical` is the plain rubric.
 
 A reply's reading and a client line's (`read_reply`, `read_client`) are made once per distinct text, and
-a verdict once per distinct turn (`_verdict`, a pure function of what it reads): the env's text steps
-repeat the template client's lines, and a scripted therapist repeats its own.
+a verdict once per distinct turn (`_verdict`, a pure function of what it reads, the reply's reading rather
+than its text): the env's text steps repeat the template client's lines, and a scripted therapist repeats its own.
 """
 from __future__ import annotations
 
