@@ -271,7 +271,7 @@ def _verdict(persona: Persona, r: ReplyReading, thought: str, client: str, stage
 
     # ---- evidence, each on a 0..1 (or small integer) scale
     overlap = len(c_said & c_client) / max(1, min(len(c_client), 8))
-    reflects, validates, tender, paces, grounds = map(bool, r.formulas)   # each formula's matches, counted
+    reflects, validates, tender, paces, grounds = map(bool, r.formulas)   # whether each formula matched
     named_feelings, client_feelings, repairs = r.named_feelings, c.feelings, r.repairs
     directive, depth, questions = r.directive, r.depth, r.questions
     vulnerable = c.vulnerable
