@@ -185,10 +185,10 @@ class Screen:
         self._unscreened = frozenset(p for p in self.patterns if p.screen is None)
         self._scans = []   # (folded, finder of every screen string, the patterns each found string lets through)
         for folded in (False, True):
-            screened = [p for p in self.patterns if p.screen is not None and p.folded == folded]
-            strings = {s for p in screened for s in p.screen}
+            screened = {p: frozenset(p.screen) for p in self.patterns if p.screen is not None and p.folded == folded}
+            strings = frozenset().union(*screened.values())
             if strings:   # a string found lets through every pattern screened by it or by a prefix of it
-                owners = {s: frozenset(p for p in screened if any(s[:n] in p.screen for n in range(1, len(s) + 1)))
+                owners = {s: frozenset(p for p, own in screened.items() if any(s[:n] in own for n in range(1, len(s) + 1)))
                           for s in strings}
                 self._scans.append((folded, finder(strings), owners, frozenset(screened)))
 
