@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from .prefilter import Prefiltered
+from .prefilter import Prefiltered, Screen
 from .validators import hard_violations
 
 _INSULT = (r"pathetic|worthless|useless|stupid|disgusting|a burden|burden|needy|exhausting|a failure|"
@@ -35,6 +35,7 @@ _RAW: tuple[tuple[str, str], ...] = (
 )
 #: (kind, pattern) over lower-cased text; each names a way a reply can wound.
 PATTERNS: tuple[tuple[str, Prefiltered], ...] = tuple((kind, Prefiltered(p)) for kind, p in _RAW)
+_SCREEN = Screen(p for _, p in PATTERNS)   # all of them screened in one search of a reply
 #: Words that, a few words earlier in the same clause, make a harsh phrase a reflection of the client's belief.
 REFLECTING = re.compile(r"\b(?:feel(?:s|ing)?|felt|believe[sd]?|think(?:s|ing)?|thought|worr(?:y|ied|ies)|"
                         r"fear(?:s|ed)?|afraid|as if|as though|convinced|tells? you|told you|voice|part of you|"
@@ -48,7 +49,8 @@ def harmful_content(utterance: str) -> list[str]:
     """Evidence of harm in a therapist's utterance, as ``"kind: phrase"``; empty when there is none."""
     found = [f"boundary: {v.evidence}" for v in hard_violations(utterance) if v.name == "boundary_violation"]
     low = utterance.lower()
-    possible = [(kind, p.pattern) for kind, p in PATTERNS if p.could_match(low)]   # a clause holds only what the text does
+    passing = _SCREEN.passing(low)
+    possible = [(kind, p.pattern) for kind, p in PATTERNS if p in passing]   # a clause holds only what the text does
     if not possible:   # the common case: no clause needs reading
         return found
     for part in _CLAUSE.findall(low):

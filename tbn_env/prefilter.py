@@ -7,12 +7,16 @@ of them is not searched. Results are always the pattern's own: the prefilter onl
 find nothing. The derivation is conservative: a part it cannot read (a character class, a
 back-reference, a case-insensitive literal outside ASCII) requires nothing, and a case-insensitive
 pattern is screened only on ASCII text, where lower-casing is exactly its case folding.
+
+A screen is one search of the text for a trie of its strings (`finder`), and a reader that looks for many cues
+in one text screens them all with one search (`Screen`): the longest screen string starting at each place it
+finds tells which patterns could match, since every other string starting there is a prefix of it.
 """
 from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 if sys.version_info >= (3, 11):
     from re import _constants as C
@@ -121,6 +125,24 @@ def screen(needs: frozenset[str]) -> tuple[str, ...]:
     return tuple(sorted(s for s in prefixes if not any(t != s and t in s for t in prefixes)))
 
 
+def finder(strings: Iterable[str]) -> re.Pattern:
+    """A pattern whose match at a place is the longest of `strings` starting there: their trie, each node's longer
+    continuations tried before it ends (greedily), so a search stops at the first place holding any of them."""
+    trie: dict = {}
+    for s in strings:
+        node = trie
+        for char in s:
+            node = node.setdefault(char, {})
+        node[""] = {}   # a string ends here
+
+    def spelled(node: dict) -> str:
+        branches = [re.escape(char) + spelled(child) for char, child in sorted(node.items()) if char]
+        body = "" if not branches else branches[0] if len(branches) == 1 else f"(?:{'|'.join(branches)})"
+        return f"(?:{body})?" if "" in node and body else body
+
+    return re.compile(spelled(trie))
+
+
 class Prefiltered:
     """A compiled pattern whose `search`, `findall` and `finditer` skip texts holding none of its required
     literals (the same results as the pattern's own)."""
@@ -129,13 +151,13 @@ class Prefiltered:
         self.pattern = re.compile(pattern, flags)
         needs = required_literals(self.pattern)
         self.screen = screen(needs) if needs is not None else None
-        self._folded = bool(self.pattern.flags & re.IGNORECASE)
+        self.folded = bool(self.pattern.flags & re.IGNORECASE)   # screened on lower-cased text
 
     def could_match(self, text: str) -> bool:
         """False only when no match is possible (a case-insensitive pattern is screened on ASCII text only)."""
         if self.screen is None:
             return True
-        if self._folded:
+        if self.folded:
             if not text.isascii():
                 return True
             text = text.lower()
@@ -152,3 +174,56 @@ class Prefiltered:
 
     def finditer(self, text: str) -> Iterator[re.Match]:
         return self.pattern.finditer(text) if self.could_match(text) else iter(())
+
+
+class Screen:
+    """The screens of several patterns read in one search of a text: `passing(text)` is the set of those whose
+    `could_match(text)` holds, for a reader that looks for many cues in each new text."""
+
+    def __init__(self, patterns: Iterable[Prefiltered]) -> None:
+        self.patterns = tuple(patterns)
+        self._unscreened = frozenset(p for p in self.patterns if p.screen is None)
+        self._scans = []   # (folded, finder of every screen string, the patterns each found string lets through)
+        for folded in (False, True):
+            screened = {p: frozenset(p.screen) for p in self.patterns if p.screen is not None and p.folded == folded}
+            strings = frozenset().union(*screened.values())
+            if strings:   # a string found lets through every pattern screened by it or by a prefix of it
+                owners = {s: frozenset(p for p, own in screened.items() if any(s[:n] in own for n in range(1, len(s) + 1)))
+                          for s in strings}
+                self._scans.append((folded, finder(strings), owners, frozenset(screened)))
+
+    def passing(self, text: str) -> frozenset[Prefiltered]:
+        """The patterns that could match `text`: each as its own `could_match` answers."""
+        found = set(self._unscreened)
+        for folded, find, owners, screened in self._scans:
+            seen = text
+            if folded:
+                if not text.isascii():
+                    found |= screened
+                    continue
+                seen = text.lower()
+            search, at = find.search, 0
+            while (m := search(seen, at)) is not None:   # each place a screen string starts
+                found |= owners[m.group()]
+                at = m.start() + 1
+        return frozenset(found)
+
+    def read(self, text: str) -> Screened:
+        """`text` screened once for all the patterns, to search it for any of them."""
+        return Screened(text, self.passing(text))
+
+
+class Screened:
+    """A text and the patterns of a `Screen` that could match it: searches skip the others (the same results as
+    each pattern's own)."""
+
+    __slots__ = ("text", "passing")
+
+    def __init__(self, text: str, passing: frozenset[Prefiltered]) -> None:
+        self.text, self.passing = text, passing
+
+    def search(self, cue: Prefiltered) -> re.Match | None:
+        return cue.pattern.search(self.text) if cue in self.passing else None
+
+    def findall(self, cue: Prefiltered) -> list:
+        return cue.pattern.findall(self.text) if cue in self.passing else []

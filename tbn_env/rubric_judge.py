@@ -17,18 +17,18 @@ floor every dimension. The `kind` persona is generous and the `harsh` one puniti
 `clinical` is the plain rubric.
 
 A reply's reading and a client line's (`read_reply`, `read_client`) are made once per distinct text, and
-a verdict once per distinct turn (`_verdict`, a pure function of what it reads): the env's text steps
-repeat the template client's lines, and a scripted therapist repeats its own.
+a verdict once per distinct turn (`_verdict`, a pure function of what it reads, the reply's reading rather
+than its text): the env's text steps repeat the template client's lines, and a scripted therapist repeats its own.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from typing import NamedTuple
 
 from .dimensions import JUDGE_DIMENSIONS
 from .harm import harmful_content
-from .prefilter import Prefiltered
+from .prefilter import Prefiltered, Screen
 from .protocols import JudgeContext, JudgeResult, Persona
 from .rubric import load_rubric
 from .taie_full import TaieAssessment, offline_taie
@@ -92,6 +92,8 @@ IMAGERY = Prefiltered(r"\b(like a|as if|as though|carry(ing)?|weight|room for|ho
 #: Words a hidden thought may use besides the card's, the dialogue's and the reply's own.
 THOUGHT_VOCABULARY = EMOTIONS | CLINICAL
 RAISED_RISK = Prefiltered(r"\b(suicid|self-harm|kill yourself)")   # risk a reply brings up itself
+#: The cues a reply is read for, screened in one search of it.
+REPLY_CUES = Screen((*FORMULAS, REPAIR, DIRECTIVE, DEPTH, CLICHE, COLD, REACTIVE, OVERSHARE, IMAGERY, RAISED_RISK))
 
 
 def _content(words: Sequence[str]) -> frozenset[str]:
@@ -109,10 +111,9 @@ def _mentions_risk(text: str) -> bool:
     return bool(RISK_WORDS.search(text.lower()))
 
 
-@lru_cache(maxsize=TEXTS_REMEMBERED)
-def word_runs(words: tuple[str, ...], run: int = COPY_RUN) -> frozenset[tuple[str, ...]]:
-    """Every ``run`` consecutive words of a text (cached: the client's and a thought's are looked up again)."""
-    return frozenset(zip(*(words[i:] for i in range(run))))
+def word_runs(words: tuple[str, ...], run: int = COPY_RUN) -> Iterator[tuple[str, ...]]:
+    """Every ``run`` consecutive words of a text, in order."""
+    return zip(*(words[i:] for i in range(run)))
 
 
 def copied_share(words: tuple[str, ...], runs: frozenset[tuple[str, ...]], run: int = COPY_RUN) -> float:
@@ -128,8 +129,8 @@ def copied_share(words: tuple[str, ...], runs: frozenset[tuple[str, ...]], run: 
 
 def repeated_share(words: Sequence[str]) -> float:
     """The share of a text's word trigrams that repeat an earlier one."""
-    grams = list(zip(words, words[1:], words[2:]))
-    return 1.0 - len(set(grams)) / len(grams) if grams else 0.0
+    grams = len(words) - 2
+    return 1.0 - len(set(zip(words, words[1:], words[2:]))) / grams if grams > 0 else 0.0
 
 
 class ReplyReading(NamedTuple):   # a tuple: built in one call, unlike a frozen dataclass
@@ -158,16 +159,16 @@ class ReplyReading(NamedTuple):   # a tuple: built in one call, unlike a frozen 
 @lru_cache(maxsize=TEXTS_REMEMBERED)
 def read_reply(said: str) -> ReplyReading:
     """The reply's reading, once per distinct reply (a scripted therapist says the same lines again)."""
-    low, w = said.lower(), words(said)
+    cues, w = REPLY_CUES.read(said.lower()), words(said)
     distinct = set(w)
     return ReplyReading(   # its content words as the dialogue's are read (`_text_content`): next turn it is history
         words=w, content=_text_content(said), named_feelings=len(distinct & EMOTIONS),
-        formulas=tuple(len(f.findall(low)) for f in FORMULAS), repairs=bool(REPAIR.search(low)),
-        directive=len(DIRECTIVE.findall(low)), depth=len(DEPTH.findall(low)), questions=said.count("?"),
-        cliche=bool(CLICHE.search(low)), cold=bool(COLD.search(low)), reactive=bool(REACTIVE.search(low)),
-        overshare=bool(OVERSHARE.search(low)), imagery=bool(IMAGERY.search(low)),
+        formulas=tuple(len(cues.findall(f)) for f in FORMULAS), repairs=bool(cues.search(REPAIR)),
+        directive=len(cues.findall(DIRECTIVE)), depth=len(cues.findall(DEPTH)), questions=said.count("?"),
+        cliche=bool(cues.search(CLICHE)), cold=bool(cues.search(COLD)), reactive=bool(cues.search(REACTIVE)),
+        overshare=bool(cues.search(OVERSHARE)), imagery=bool(cues.search(IMAGERY)),
         variety=len(distinct) / max(1, len(w)), repeats=repeated_share(w) > REPEAT_SHARE,
-        raises_risk=bool(RAISED_RISK.search(low)), hard=tuple(hard_violations(said)), harm=tuple(harmful_content(said)))
+        raises_risk=bool(cues.search(RAISED_RISK)), hard=tuple(hard_violations(said)), harm=tuple(harmful_content(said)))
 
 
 class ClientReading(NamedTuple):
@@ -185,7 +186,7 @@ class ClientReading(NamedTuple):
 def read_client(client: str) -> ClientReading:
     """The client's words read once per distinct utterance (the template client repeats its lines)."""
     low, w = client.lower(), words(client)
-    return ClientReading(words=w, content=_text_content(client), runs=word_runs(w), feelings=bool(set(w) & EMOTIONS),
+    return ClientReading(words=w, content=_text_content(client), runs=frozenset(word_runs(w)), feelings=bool(set(w) & EMOTIONS),
                          vulnerable=bool(VULNERABLE.search(low)), voices_rupture=bool(RUPTURE.search(low)))
 
 
@@ -228,7 +229,7 @@ class RubricJudge:
             grounding.add(t.therapist)
         soft = soft_flags(said, grounding, context.stage)
         grounded = frozenset().union(*map(_text_content, grounding))   # content words of the card and dialogue
-        v = _verdict(self.persona, said, thought, context.client_utterance, context.stage, context.phase,
+        v = _verdict(self.persona, reply, thought, context.client_utterance, context.stage, context.phase,
                      context.rupture_pending, tuple(soft.items()),
                      tuple(ungrounded_details(said, grounding)) if soft["ungrounded_detail"] else (),
                      reply.raises_risk and not any(map(_mentions_risk, grounding)),
@@ -251,25 +252,26 @@ class _Verdict(NamedTuple):
 
 
 @lru_cache(maxsize=VERDICTS_REMEMBERED)
-def _verdict(persona: Persona, said: str, thought: str, client: str, stage: int, phase: str, rupture_pending: bool,
-             soft: tuple[tuple[str, bool], ...], ungrounded: tuple[str, ...], hallucinated_risk: bool,
-             grounded: frozenset[str]) -> _Verdict:
-    """The rubric's verdict on a turn, from everything it reads: the texts, stage, phase and persona, and of
-    the card and dialogue only what they say about the reply (`soft` flags, the `ungrounded` details, risk
-    the reply raises unprompted) and which of the reply's and thought's content words they contain
-    (`grounded`). A pure function of these, so an equal turn (a scripted line, a repeated test) is scored once."""
-    r, c = read_reply(said), read_client(client)
+def _verdict(persona: Persona, r: ReplyReading, thought: str, client: str, stage: int, phase: str,
+             rupture_pending: bool, soft: tuple[tuple[str, bool], ...], ungrounded: tuple[str, ...],
+             hallucinated_risk: bool, grounded: frozenset[str]) -> _Verdict:
+    """The rubric's verdict on a turn, from everything it reads: the reply's reading (`read_reply`), the thought,
+    the client's words, stage, phase and persona, and of the card and dialogue only what they say about the reply
+    (`soft` flags, the `ungrounded` details, risk the reply raises unprompted) and which of the reply's and
+    thought's content words they contain (`grounded`). A pure function of these, so an equal turn (a scripted
+    line, a repeated test, or replies that differ only where the rubric does not read) is scored once."""
+    c = read_client(client)
     w_thought, c_said, c_client, c_thought = words(thought), r.content, c.content, _text_content(thought)
     flags = dict(soft)
     hard = r.hard
-    flags.update({"boundary_violation": any(v.name == "boundary_violation" for v in hard),
-                  "meta_commentary": any(v.name == "meta_commentary" for v in hard),
-                  "leaked_reasoning": any(v.name in ("leaked_reasoning", "category_score") for v in hard),
+    names = {v.name for v in hard}
+    flags.update({"boundary_violation": "boundary_violation" in names, "meta_commentary": "meta_commentary" in names,
+                  "leaked_reasoning": "leaked_reasoning" in names or "category_score" in names,
                   "hallucinated_risk": hallucinated_risk})
 
     # ---- evidence, each on a 0..1 (or small integer) scale
     overlap = len(c_said & c_client) / max(1, min(len(c_client), 8))
-    reflects, validates, tender, paces, grounds = (n > 0 for n in r.formulas)
+    reflects, validates, tender, paces, grounds = map(bool, r.formulas)   # whether each formula matched
     named_feelings, client_feelings, repairs = r.named_feelings, c.feelings, r.repairs
     directive, depth, questions = r.directive, r.depth, r.questions
     vulnerable = c.vulnerable
@@ -282,7 +284,7 @@ def _verdict(persona: Persona, said: str, thought: str, client: str, stage: int,
     parrots = copied_share(r.words, c.runs) > PARROT_SHARE
     repeats = r.repeats
     thought_ok = bool(c_thought) and copied_share(w_thought, c.runs) <= THOUGHT_COPY_SHARE \
-        and sum(w in grounded or w in c_said or w in THOUGHT_VOCABULARY for w in c_thought) \
+        and len(c_thought) - len(c_thought - grounded - c_said - THOUGHT_VOCABULARY) \
         >= THOUGHT_ANCHOR_SHARE * len(c_thought) \
         and len(c_thought - c_client) >= THOUGHT_OWN_SHARE * len(c_thought)
     harm = r.harm
@@ -363,7 +365,7 @@ def _verdict(persona: Persona, said: str, thought: str, client: str, stage: int,
     # thoughtfulness: how much of the presentation (the client's words, their card and the session so far)
     # is noticed and integrated; a copied or padded thought notices nothing
     noticed = len((c_said | (c_thought if thought_ok else set())) & c_client) \
-        + sum(w in grounded and w not in c_client for w in c_said)   # the card's and the session's strands
+        + len((c_said & grounded) - c_client)   # the card's and the session's strands
     add("thoughtfulness", min(3.0, 0.75 * noticed) - (1.0 if noticed == 0 else 0.0),
         f"integrates {noticed} strands of what the client said")
     # parallel thinking: a thought about this turn whose wisdom shapes, but is not all spoken in, the reply

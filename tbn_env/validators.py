@@ -12,7 +12,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .prefilter import Prefiltered
+from .prefilter import Prefiltered, Screen
 
 MAX_UTTERANCE_WORDS = 250   # a spoken turn longer than this is a lecture, not a reply
 REPEAT_RUN = 6              # a codepoint repeated this often in a row is degeneration (App. 31 Failure 8)
@@ -53,6 +53,7 @@ _HARD: tuple[tuple[str, int, Prefiltered], ...] = (
     ("mixed_script", 13, Prefiltered(
         "[\u0400-\u04ff\u0590-\u06ff\u0900-\u0dff\u0e00-\u0e7f\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]")),
 )
+_HARD_SCREEN = Screen(p for *_, p in _HARD)   # all of them screened in one search of an utterance
 _WORD = re.compile(r"[A-Za-z']+")
 _NON_TEXT_CHAR = re.compile(r"[^\w\s.,;:!?'\"()\-\u2019\u2018\u201c\u201d\u2014\u2013\u2026]")   # usually none: found fast
 
@@ -66,11 +67,12 @@ def hard_violations(utterance: str, thought: str = "") -> list[Violation]:
 def _hard_violations(utterance: str) -> tuple[Violation, ...]:
     """`hard_violations`, read once per distinct utterance (the judge and the harm check both ask)."""
     found: list[Violation] = []
+    cues = _HARD_SCREEN.read(utterance)
     for name, failure, pattern in _HARD:
-        m = pattern.search(utterance)
+        m = cues.search(pattern)
         if m and all(v.name != name for v in found):
             found.append(Violation(name, failure, m.group(0)[:80]))
-    n_words = len(_WORD.findall(utterance))
+    n_words = len(words(utterance) if utterance.isascii() else _WORD.findall(utterance))   # ASCII: lower-casing keeps every word
     if not utterance.strip():
         found.append(Violation("empty", 14, ""))
     elif n_words > MAX_UTTERANCE_WORDS:
@@ -94,6 +96,7 @@ _DEPTH = _rx(r"\b(unconscious(ly)?|transference|deep down you|your (attachment|c
              r"(is|was|made|taught)|this (is|goes) back to|repressed|core wound)\b")
 _NEW_MATERIAL = _rx(r"\b(let'?s (explore|open|dig into|look at) (something|a new|another)|something new|"
                     r"a new (topic|issue|area)|what else (haven'?t|have you not))\b")
+_SAID_SCREEN = Screen((_NEGATION, _DEPTH, _NEW_MATERIAL))
 #: Concrete things a reply should not invent about the client's surroundings or people (Failure 10).
 CONCRETE = frozenset("""dog cat puppy pet bird horse window chair couch sofa desk car garden yard photo picture plant
 kitchen bedroom office room door husband wife partner boyfriend girlfriend son daughter mother mom mum father dad
@@ -124,7 +127,8 @@ def ungrounded_details(utterance: str, grounding: str | Collection[str]) -> list
 def _said_checks(utterance: str) -> tuple[bool, bool, bool, frozenset[str]]:
     """What the soft checks read in the utterance alone: negation reassurance, premature depth and new
     material patterns, and the concrete nouns it names (once per distinct utterance)."""
-    return (bool(_NEGATION.search(utterance)), bool(_DEPTH.search(utterance)), bool(_NEW_MATERIAL.search(utterance)),
+    cues = _SAID_SCREEN.read(utterance)
+    return (bool(cues.search(_NEGATION)), bool(cues.search(_DEPTH)), bool(cues.search(_NEW_MATERIAL)),
             frozenset(words(utterance)) & CONCRETE)
 
 

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tbn_env import harm, rubric_judge, validators
-from tbn_env.prefilter import Prefiltered, required_literals
+from tbn_env.prefilter import Prefiltered, Screen, finder, required_literals
 
 CUES = tuple({id(p): p for p in (
     *(v for m in (rubric_judge, validators) for v in vars(m).values() if isinstance(v, Prefiltered)),
@@ -39,6 +39,34 @@ def test_a_screened_pattern_finds_what_the_bare_pattern_finds(text):
         assert cue.findall(text) == bare.findall(text)
         found, expected = cue.search(text), bare.search(text)
         assert (found and found.span()) == (expected and expected.span())
+
+
+READERS = (rubric_judge.REPLY_CUES, harm._SCREEN, validators._HARD_SCREEN, validators._SAID_SCREEN, Screen(CUES))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(text=TEXTS)
+def test_one_search_screens_a_text_for_many_patterns_as_each_screens_it_alone(text):
+    """A reader's screen lets through exactly the patterns whose own screens would, folded or not, and its
+    searches find what the bare patterns find."""
+    for reader in READERS:
+        assert reader.passing(text) == {cue for cue in reader.patterns if cue.could_match(text)}
+        cues = reader.read(text)
+        for cue in reader.patterns:
+            expected = cue.pattern.search(text)
+            assert (cues.search(cue) and cues.search(cue).span()) == (expected and expected.span()), cue.pattern
+            assert cues.findall(cue) == cue.pattern.findall(text)
+
+
+@settings(max_examples=500, deadline=None)
+@given(strings=st.lists(st.text(alphabet="ab. \u00df", min_size=1, max_size=4), min_size=1, max_size=8),
+       text=st.text(alphabet="ab. \u00df", max_size=30))
+def test_a_finder_stops_at_each_place_on_the_longest_string_starting_there(strings, text):
+    find = finder(strings)
+    for at in range(len(text) + 1):
+        starting = [s for s in strings if text.startswith(s, at)]
+        m = find.match(text, at)
+        assert (m and m.group()) == (max(starting, key=len) if starting else None)
 
 
 @pytest.mark.parametrize("pattern, flags, needs", [

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import tbn_env  # noqa: F401
+from tbn_env import rubric_judge, turn_format, validators
 from tbn_env.protocols import DialogueTurn, JudgeContext
 from tbn_env.rubric_judge import RubricJudge
 
@@ -184,6 +185,31 @@ def test_an_equal_turn_gets_an_equal_verdict_in_containers_of_its_own():
     first.recommendations.append("changed")
     assert judge.score(context).model_dump() == expected
     assert RubricJudge("harsh").score(context).narrative != expected["narrative"]   # the persona is part of the turn
+
+
+def _forget_readings() -> None:
+    for module in (rubric_judge, validators, turn_format):
+        for f in vars(module).values():
+            if callable(getattr(f, "cache_clear", None)):
+                f.cache_clear()
+
+
+def test_a_verdict_remembered_for_an_equal_reading_is_the_one_the_reply_gets_alone():
+    """Verdicts are remembered by the reply's reading: a reply read as an earlier one was (other letter case,
+    another number) gets the verdict it gets with nothing remembered."""
+    shared = 0
+    for persona in ("clinical", "harsh"):
+        judge = RubricJudge(persona)
+        for context in judge_contexts(150, seed=5):
+            variant = context.model_copy(update={"therapist_utterance": f"{context.therapist_utterance.upper()} 42"})
+            _forget_readings()
+            alone = judge.score(variant).model_dump()
+            _forget_readings()
+            judge.score(context)
+            shared += rubric_judge.read_reply(context.therapist_utterance) == rubric_judge.read_reply(
+                variant.therapist_utterance)
+            assert judge.score(variant).model_dump() == alone
+    assert shared > 150   # most pairs are read alike, so their second verdict is the remembered one
 
 
 if __name__ == "__main__":   # re-record after a deliberate change of behaviour
