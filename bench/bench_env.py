@@ -25,8 +25,19 @@ _TURN_NUMBERS = itertools.count()
 
 
 def new_reply(env) -> str:
-    """TEXT_TURN with a new last sentence each step: a reply the judge has never read (as a policy's would be)."""
-    return f"{TEXT_TURN} That was turn {next(_TURN_NUMBERS)}."
+    """TEXT_TURN with a new last sentence each step, holding a word not seen before: a reply the judge has never
+    read (as a policy's would be). A new number alone would not do: the rubric reads words, not digits."""
+    return f"{TEXT_TURN} You said {_new_word(next(_TURN_NUMBERS))} there."
+
+
+def _new_word(n: int) -> str:
+    """The n-th word of letters: n written in base 26 with the digits a-z."""
+    word = ""
+    while True:
+        n, digit = divmod(n, 26)
+        word = "abcdefghijklmnopqrstuvwxyz"[digit] + word
+        if not n:
+            return word
 
 
 class Floor(gym.Env):
