@@ -15,7 +15,8 @@ from .signals import express
 from .stance import _update, defensiveness, overwhelm, rupture_open
 
 # columns of SessionBatch.event_counts (the order of session_batch.EVENT_TYPES)
-PHASE_FORWARD, PHASE_REGRESSION, TAIE_GROWTH, TAIE_REGRESSION, RUPTURE, STANCE = range(6)
+PHASE_FORWARD, PHASE_REGRESSION, TAIE_GROWTH, TAIE_REGRESSION, RUPTURE, STANCE, STAGE_FORWARD, STAGE_REGRESSION = \
+    range(8)
 # the turn's outputs the bookkeeping reads (columns of its `out` table)
 _ALLIANCE, _COMPOSITE, _MODIFIERS, _PHASE_TRANSITION, _TAIE, _PHASE_MOVE, _DIRECTION = map(OUT_COLUMNS.index, (
     "alliance", "composite", "modifiers", "phase_transition", "taie", "phase_move", "taie_direction"))
@@ -28,10 +29,30 @@ def _total(out, i, stage_transition):
 
 
 @njit(cache=True)
-def stage_rewards(out, rows, stage_transition, reward):
-    """The reward of `rows`, whose sessions closed, with their stage-transition term (`stage_transition[i]`)."""
-    for i in rows:
-        reward[i] = _total(out, i, stage_transition[i])
+def close_books(rows, move, stage_transition, complete, episode_ends, max_sessions, out, stage_move, stage_reward,
+                step_complete, terminated, truncated, happened, reward, session, rupture, reward_totals, event_counts,
+                closed_totals, closed_counts):
+    """The session layer's side of closing the sessions of `rows` (the kernel's stage assessment gave each its
+    stage `move`, `stage_transition` reward and whether treatment is `complete`): the step's record (the reward
+    with its stage-transition term, the events), the session's reward and event totals, copied to `closed_totals`
+    and `closed_counts` for its summary, then the episode's end (`episode_ends`: every close ends it; else treatment
+    complete, or `max_sessions` held, 0 for no limit) or the next session's number and a closed rupture."""
+    for r in range(rows.shape[0]):
+        i = rows[r]
+        stage_move[i], stage_reward[i], step_complete[i] = move[r], stage_transition[r], complete[r]
+        reward[i] = _total(out, i, stage_transition[r])
+        reward_totals[i, 3] = stage_transition[r]
+        event_counts[i, STAGE_FORWARD] += move[r] > 0
+        event_counts[i, STAGE_REGRESSION] += move[r] < 0
+        happened[i] = happened[i] or move[r] != 0
+        closed_totals[r] = reward_totals[i]
+        closed_counts[r] = event_counts[i]
+        terminated[i] = episode_ends or complete[r]
+        if not episode_ends and max_sessions > 0:
+            truncated[i] = not complete[r] and session[i] >= max_sessions
+        if not (terminated[i] or truncated[i]):   # a finished episode keeps its last view
+            session[i] += 1
+            rupture[i] = False
 
 
 @njit(cache=True, nogil=True)
@@ -39,7 +60,7 @@ def session_turn(run, max_turns, scores, client_rupture, session_end):
     """A whole turn of `SessionBatch` in one call, its bound arguments in the pack `run` (a run of rows' packs:
     `state`, `books`, `shown`, `draws` and `written`): the kernel's turn (its state and tables in `state`),
     `account` (the session layer's state and constants in `books`), the reward, whose stage-transition
-    term is 0 until a session closes (`stage_rewards`), and the signals of the rows whose session goes on
+    term is 0 until a session closes (`close_books`), and the signals of the rows whose session goes on
     (`signals.express`, its arguments in `shown`; a closing session's come after its close). The TMoG
     misreadings come from each client's block of draws (`draws`: the blocks, their use, the rows to
     refill, then the attunement's index, the low-score gate and the block's length). What the turn produced is

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .compiled_pack import pack
-from .compiled_session import session_turn, stage_rewards
+from .compiled_session import close_books, session_turn
 from .compiled_turn import OUT_COLUMNS
 from .buckets import BUCKET_INDEX, BUCKETS, MALADAPTIVE
 from .dimensions import DIM_INDEX, JUDGE_DIMENSIONS
@@ -380,24 +380,13 @@ class SessionBatch:
         at = as_run(rows)   # for writes; the summary's values are copies (the rows' state moves on)
         closed = self._closing(rows)
         move, reward, complete = self.kernel.end_session(rows)
-        step.stage_move[at], step.stage_reward[at], step.complete[at] = move, reward, complete
-        stage_rewards(step.turn.table, rows, step.stage_reward, step.reward)
-        self.reward_totals[at, 3] = reward
-        self.event_counts[at, 6] += move > 0
-        self.event_counts[at, 7] += move < 0
-        step.happened[at] |= move != 0
-        closed.stage_after, closed.reward_totals = self.kernel.stage[rows], self.reward_totals[rows]
-        closed.event_counts = self.event_counts[rows]
-        step.closed = closed
-        if self.episode == "session":
-            step.terminated[at] = True
-        else:
-            step.terminated[at] = complete
-            if self.max_sessions is not None:
-                step.truncated[at] = ~complete & (self.session[at] >= self.max_sessions)
-        going_on = rows[~step.done[rows]]   # a finished episode keeps its last view
-        self.session[going_on] += 1
-        self.rupture[going_on] = False
+        closed.reward_totals, closed.event_counts = np.empty((len(rows), len(REWARD_PARTS))), \
+            np.empty((len(rows), len(EVENT_TYPES)), dtype=np.int64)
+        close_books(rows, move, reward, complete, self.episode == "session", self.max_sessions or 0, step.turn.table,
+                    step.stage_move, step.stage_reward, step.complete, step.terminated, step.truncated, step.happened,
+                    step.reward, self.session, self.rupture, self.reward_totals, self.event_counts, closed.reward_totals,
+                    closed.event_counts)
+        closed.stage_after, step.closed = self.kernel.stage[rows], closed
         self._start_session(at)
         self.signals.express(rows, self.kernel.phase, self.kernel.buckets, step.ruptured)   # in the next session
 
