@@ -353,8 +353,8 @@ class SessionBatch:
         client_rupture = self._no_rupture if client_rupture is None else np.asarray(client_rupture, np.bool_)
         per_row = (np.ascontiguousarray(scores, dtype=np.float64), client_rupture, session_end)
         results = run_rows(session_turn, k.runs, self._packs, (max_turns,), per_row)
-        refilled = [r for r, (closing, _) in enumerate(results) if closing < 0]
-        if refilled:   # runs with rows to read past their spent misreading draws: refill, then their turn
+        if min(results)[0] < 0:   # runs with rows to read past their spent misreading draws: refill, then their turn
+            refilled = [r for r, (closing, _) in enumerate(results) if closing < 0]
             for r in refilled:
                 run = k.runs[r]
                 self._refill((self._scratch_rows[run][:-results[r][0]] + run.start).tolist())
