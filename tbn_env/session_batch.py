@@ -529,8 +529,12 @@ class _Row:
     def row(self, values: np.ndarray) -> np.ndarray:
         return values[self.i].copy()
 
-    def pick(self, names: np.ndarray, *index: np.ndarray):
-        return names.item(*map(self.one, index))
+    def pick(self, names: np.ndarray, *index: np.ndarray):   # a table of names by one or two indices
+        i = self.i
+        if len(index) == 1:
+            return names.item(index[0].item(i))
+        row, column = index
+        return names.item(row.item(i), column.item(i))
 
     def columns(self, names, matrix: np.ndarray) -> dict[str, float]:
         return dict(zip(names, matrix[self.i].tolist()))
