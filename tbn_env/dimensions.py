@@ -67,7 +67,7 @@ def as_score_vector(scores: Sequence[float] | Mapping[str, float] | np.ndarray) 
 
     Accepts a sequence in JUDGE_DIMENSIONS order or a mapping with exactly the 12 names.
     """
-    if isinstance(scores, Mapping):
+    if not isinstance(scores, np.ndarray) and isinstance(scores, Mapping):   # an array, the common case, first
         missing = [d for d in JUDGE_DIMENSIONS if d not in scores]
         extra = [k for k in scores if k not in DIM_INDEX]
         if missing or extra:
