@@ -133,6 +133,33 @@ def tilt_rows(strategy, defenses, concerns, shift_table, bq_table, defense_node,
 
 
 @njit(cache=True)
+def profile_rows(u, concern_keys, codes, n_defenses, defense_counts, concern_counts, strategy, defenses, concerns):
+    """One sampled profile per row of `u` (`tbn_env.profiles.profiles_from_uniforms`'s uniforms), written to
+    `strategy` [B] (an entry of `codes`), `defenses` and `concerns` [B, K] (-1 past the drawn count). The defences
+    are the largest of their keys, the concerns the largest of `concern_keys`, ordered as a stable sort of the
+    negated keys orders them (the larger key first, the earlier index on a tie)."""
+    for i in range(u.shape[0]):
+        strategy[i] = codes[int(u[i, 0] * codes.shape[0])]
+        _largest(u[i, 2:2 + n_defenses], int(u[i, 1] * defense_counts), defenses[i])
+        _largest(concern_keys[i], 1 + int(u[i, 2 + n_defenses] * concern_counts), concerns[i])
+
+
+@njit(cache=True, inline="always")
+def _largest(keys, count, out):
+    """out[k] = the index of the k-th largest of `keys` for k < count (a tie to the earlier index), -1 after."""
+    for k in range(out.shape[0]):
+        best = -1
+        if k < count:
+            for j in range(keys.shape[0]):
+                taken = False
+                for m in range(k):
+                    taken = taken or out[m] == j
+                if not taken and (best < 0 or keys[j] > keys[best]):
+                    best = j
+        out[k] = best
+
+
+@njit(cache=True)
 def start_rows(u, normal, shift, path_lo, path_hi, bipolar, increase, pole, level_min, level_max,
                maladaptive, adaptive, jitter, n_maladaptive, loa_lo, loa_hi, taie_load, taie_norm, axis_min, axis_max,
                sigma, levels, buckets, loa, taie, tmog, scratch):

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from .buckets import BUCKET_INDEX
 from .graph import ClientGraph
 from .params import Params
-from .compiled_state import settle_rows, tilt_rows
+from .compiled_state import profile_rows, settle_rows, tilt_rows
 from .state import InitialBatch, InitialState, state_draws, states_from_uniforms
 from .taie import AXIS_MAX, AXIS_MIN
 
@@ -243,7 +243,8 @@ _CONCERN_INDEX = {c: i for i, c in enumerate(CONCERNS)}
 _CONCERN_BUCKET = np.array([BUCKET_INDEX[bucket] for _, bucket in CONCERNS.values()])
 _FAMILY_POLE = np.array([{"A": -1.0, "C": 1.0}.get(code[0], 0.0) for code in DMM_CODES])  # rigid, porous, either
 _PRIOR_LOW, _PRIOR_HIGH = (np.array([TYPE_X_PRIOR[code[0]][k] for code in DMM_CODES]) for k in (0, 1))
-_CONCERN_WEIGHT = np.array([2.0 if c == "relational_distress" else 1.0 for c in CONCERNS])
+_CONCERN_EXPONENT = 1.0 / np.array([2.0 if c == "relational_distress" else 1.0 for c in CONCERNS])   # 1 / weight
+_ALL_CODES = np.arange(len(DMM_CODES))
 
 
 def profile_draws() -> int:
@@ -253,18 +254,16 @@ def profile_draws() -> int:
 
 def profiles_from_uniforms(u: np.ndarray, strategies: tuple[str, ...] | None = None) -> ProfileBatch:
     """One random client per row of `u` ([B, profile_draws()] uniforms): a DMM strategy from `strategies`
-    (default all 22), 0-2 defences, 1-2 concerns (relational distress twice as likely)."""
-    codes = np.arange(len(DMM_CODES)) if strategies is None else \
-        np.array([_STRATEGY_INDEX[code] for code in strategies], dtype=np.int64)
-    n_def = len(DEFENSES)
-    strategy = codes[(u[:, 0] * len(codes)).astype(int)]
-    defense_count = (u[:, 1] * (MAX_DEFENSES + 1)).astype(int)
-    defenses = np.argsort(-u[:, 2:2 + n_def], axis=1, kind="stable")[:, :MAX_DEFENSES]
-    concern_count = 1 + (u[:, 2 + n_def] * MAX_CONCERNS).astype(int)
-    # weighted draws without replacement: the largest keys u^(1/w) (Efraimidis and Spirakis)
-    concerns = np.argsort(-u[:, 3 + n_def:] ** (1.0 / _CONCERN_WEIGHT), axis=1, kind="stable")[:, :MAX_CONCERNS]
-    defenses[np.arange(MAX_DEFENSES) >= defense_count[:, None]] = -1
-    concerns[np.arange(MAX_CONCERNS) >= concern_count[:, None]] = -1
+    (default all 22), 0-2 defences (the largest of their uniforms), 1-2 concerns (relational distress twice as
+    likely: weighted draws without replacement, the largest keys u^(1/w), after Efraimidis and Spirakis). The keys'
+    power is numpy's (its bits); the picks are one compiled pass (`compiled_state.profile_rows`)."""
+    codes = _ALL_CODES if strategies is None else np.array([_STRATEGY_INDEX[code] for code in strategies],
+                                                           dtype=np.int64)
+    b = len(u)
+    strategy = np.empty(b, dtype=np.int64)
+    defenses, concerns = np.empty((b, MAX_DEFENSES), dtype=np.int64), np.empty((b, MAX_CONCERNS), dtype=np.int64)
+    profile_rows(u, u[:, 3 + len(DEFENSES):] ** _CONCERN_EXPONENT, codes, len(DEFENSES), MAX_DEFENSES + 1,
+                 MAX_CONCERNS, strategy, defenses, concerns)
     return ProfileBatch(strategy, defenses, concerns)
 
 
