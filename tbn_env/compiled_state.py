@@ -16,6 +16,7 @@ from numba import njit
 from .compiled_turn import assess_taie, record_taie, slope_pathology
 from .graph import level_of, pathology_of
 from .params import STAGE_FORWARD_REWARD, STAGE_REGRESSION_REWARD, STAGE_SESSIONS_FOR_TERMINATION
+from .signals import express
 from .phase_shift import (REGRESS_2_ADAPTIVE_BELOW, REGRESS_3_ADAPTIVE_BELOW, REGRESS_3_COILING_ABOVE,
                           REGRESS_3_MALADAPTIVE_ABOVE, REGRESS_4_COILING_ABOVE, STAGE1_ADAPTIVE_MIN, STAGE2_ADAPTIVE_MIN,
                           STAGE2_COILING_MAX, STAGE2_MALADAPTIVE_MAX, STAGE3_COILING_MAX)
@@ -160,14 +161,17 @@ def _largest(keys, count, out):
 
 
 @njit(cache=True)
-def start_rows(u, normal, shift, path_lo, path_hi, bipolar, increase, pole, level_min, level_max,
-               maladaptive, adaptive, jitter, n_maladaptive, loa_lo, loa_hi, taie_load, taie_norm, axis_min, axis_max,
-               sigma, levels, buckets, loa, taie, tmog, scratch):
-    """Clients entering treatment, one per row of `u` (`tbn_env.state.state_draws` uniforms each): levels from the
-    stage's pathology range tilted by `shift` ([B, N], or [0, 0] for none), buckets, LOA, TAIE axes from the
-    levels and TMoG as the levels misread by `sigma` * `normal`. The outputs are written; `scratch` is [N]."""
+def start_rows(u, log, cos, sin, shift, path_lo, path_hi, bipolar, increase, pole, level_min, level_max, maladaptive,
+               adaptive, jitter, n_maladaptive, loa_lo, loa_hi, taie_load, taie_norm, axis_min, axis_max, sigma, stage,
+               sessions, levels, buckets, loa, taie, x_pole, tmog, stage_out, sessions_out, scratch):
+    """Clients entering treatment at `stage`, one per row of `u` (`tbn_env.state.state_draws` uniforms each): levels
+    from the stage's pathology range tilted by `shift` ([B, N], or [0, 0] for none), buckets, LOA, TAIE axes from the
+    levels (X's side as the pole), and TMoG as the levels misread by `sigma` normals: Box-Muller's
+    sqrt(-2 `log`) `cos` and sqrt(-2 `log`) `sin`, where numpy gave `log` = log1p(-u) of the noise's first uniform of
+    each pair and the cosine and sine of 2 pi times its second. The outputs are written (`sessions` completed
+    behind each client); `scratch` is [N]."""
     n = levels.shape[1]
-    n_buckets, n_loa = buckets.shape[1], loa.shape[1]
+    n_buckets, n_loa, half = buckets.shape[1], loa.shape[1], log.shape[1]
     tilted = shift.shape[0] > 0
     for i in range(u.shape[0]):
         for j in range(n):
@@ -185,8 +189,13 @@ def start_rows(u, normal, shift, path_lo, path_hi, bipolar, increase, pole, leve
                 p = pathology_of(levels[i, j], bipolar[j], increase[j])
                 scratch[j] = p * taie_load[j, 0] if axis == 0 else (1.0 - 2.0 * p) * abs(taie_load[j, axis])
             taie[i, axis] = min(max(10.0 * numpy_sum(scratch, 0, n) / taie_norm[axis], axis_min), axis_max)
+        x_pole[i] = 1.0 if taie[i, 0] >= 0 else -1.0
         for j in range(n):
-            tmog[i, j] = min(max(levels[i, j] + sigma * normal[i, j], level_min), level_max)
+            m = j if j < half else j - half
+            normal = np.sqrt(-2.0 * log[i, m]) * (cos[i, m] if j < half else sin[i, m])
+            tmog[i, j] = min(max(levels[i, j] + sigma * normal, level_min), level_max)
+        stage_out[i] = stage
+        sessions_out[i] = sessions
 
 
 @njit(cache=True)
@@ -205,6 +214,83 @@ def settle_rows(strategy, concerns, concern_bucket, concern_fill, prior_low, pri
         pole = family_pole[s]
         x_pole[i] = pole if pole != 0.0 else (1.0 if x >= 0 else -1.0)
         taie[i, 0] = min(max(x, axis_min), axis_max)
+
+
+@njit(cache=True)
+def enter_clients(rows, stage_in, levels_in, buckets_in, loa_in, taie_in, x_pole_in, tmog_in, bq_in, sessions_in,
+                  levels, bq_scale, tmog, buckets, bucket_session_start, loa, armed_up, armed_down, taie, x_pole, stage,
+                  sessions_completed, slipping_sessions, qualifying_sessions, reached_core_in_stage, first_sum, recent,
+                  count, transformation, phase, turns_in_phase, reached_core, reached_integration, balance_entry,
+                  coiling_entry, scratch, thresholds, window, literal_zero, degenerate, balance_vec, path_slope,
+                  path_offset, weight, weight_sum):
+    """`BatchKernel.load_rows`: checked starting states (an `InitialBatch`'s arrays, one row each) into the kernel's
+    `rows`, with the LOA thresholds armed on the side the client starts (growth below each, regression above its
+    negative), no stage evidence yet, the first TAIE assessment (`enter_rows`) and the first session opened
+    (`open_sessions`)."""
+    for r in range(rows.shape[0]):
+        b = rows[r]
+        for j in range(levels.shape[1]):
+            levels[b, j] = levels_in[r, j]
+            bq_scale[b, j] = bq_in[r, j]
+            tmog[b, j] = tmog_in[r, j]
+        for k in range(buckets.shape[1]):
+            buckets[b, k] = bucket_session_start[b, k] = buckets_in[r, k]
+        for k in range(loa.shape[1]):
+            loa[b, k] = loa_in[r, k]
+            for t in range(thresholds.shape[0]):
+                armed_up[b, k, t] = loa[b, k] < thresholds[t]
+                armed_down[b, k, t] = loa[b, k] > -thresholds[t]
+        for a in range(3):
+            taie[b, a] = taie_in[r, a]
+        x_pole[b] = x_pole_in[r]
+        stage[b] = stage_in[r]
+        sessions_completed[b] = sessions_in[r]
+        slipping_sessions[b] = qualifying_sessions[b] = 0
+        reached_core_in_stage[b] = False
+    enter_rows(rows, taie, first_sum, recent, count, transformation, window, literal_zero, degenerate)
+    open_sessions(rows, phase, turns_in_phase, reached_core, reached_integration, balance_entry, coiling_entry, buckets,
+                  balance_vec, levels, path_slope, path_offset, weight, weight_sum, scratch)
+
+
+@njit(cache=True)
+def start_clients(entry, rows, stage, levels, buckets, loa, taie, x_pole, tmog, bq_scale, sessions_completed):
+    """`SessionBatch.load_rows` past its checks and its streams, in one call (its bound arguments in the pack
+    `entry`: `kernel`, `books`, `sessions` and `shown`): the kernel's entry (`enter_clients`, its arguments in
+    `kernel`), the session layer's counters at session 1 with no rupture open and the alliance a rupture is a drop
+    from (`books`), the first session's (`start_sessions`) and the first signals (`signals.express`, its arguments
+    in `shown`; the rows' blocks of draws are fresh)."""
+    kernel, books, sessions, shown = entry.rows
+    enter_clients(rows, stage, levels, buckets, loa, taie, x_pole, tmog, bq_scale, sessions_completed, *kernel.rows,
+                  *kernel.tables)
+    alliance, rupture, session, total_turns, now, no_rupture, scratch = books.rows
+    slope, offset, weight, weight_sum = books.tables
+    for b in rows:
+        alliance[b] = 1.0 - weighted_pathology(now, b, slope, offset, weight, weight_sum, scratch)
+        rupture[b] = False
+        session[b] = 1
+        total_turns[b] = 0
+    start_sessions(sessions, rows)
+    express(rows, no_rupture, *shown.rows, *shown.tables)
+
+
+@njit(cache=True)
+def start_sessions(sessions, rows):
+    """The session layer's side of a new session for `rows` (its arrays in the pack `sessions`): the stance detector
+    back to rapport building at turn 0 with no arc (§9.3.8; its windows count this session's turns only), and
+    the session's turn count, TAIE direction and summary accumulators (§9.3.14.2) empty."""
+    stance, stance_turn, turns_in_stance, arc_step, turn, taie_direction, score_sum, score_min, score_max, \
+        phase_max, reward_totals, event_counts = sessions.rows
+    for b in rows:
+        stance[b] = stance_turn[b] = turns_in_stance[b] = arc_step[b] = 0
+        turn[b] = taie_direction[b] = phase_max[b] = 0
+        for d in range(score_sum.shape[1]):
+            score_sum[b, d] = 0.0
+            score_min[b, d] = np.inf
+            score_max[b, d] = -np.inf
+        for k in range(reward_totals.shape[1]):
+            reward_totals[b, k] = 0.0
+        for k in range(event_counts.shape[1]):
+            event_counts[b, k] = 0
 
 
 @njit(cache=True)

@@ -7,6 +7,7 @@ criteria of stage s (§9.3.5.3), so `start_stage` can begin a client mid-treatme
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from functools import lru_cache
 
 import numpy as np
 
@@ -69,6 +70,12 @@ def _shape(name: str, n_nodes: int) -> tuple[int]:
     return {"buckets": (16,), "loa": (len(LOA_DIMENSIONS),), "taie": (3,)}.get(name, (n_nodes,))
 
 
+@lru_cache(maxsize=4)
+def _shapes(n_nodes: int) -> tuple[tuple[int], ...]:
+    """Each of `_FIELDS`' shapes for one client."""
+    return tuple(_shape(name, n_nodes) for name, *_ in _FIELDS)
+
+
 @dataclass(frozen=True)
 class InitialBatch:
     """Starting states of several clients, one row each (what `BatchKernel.load_rows` takes at once)."""
@@ -94,16 +101,25 @@ class InitialBatch:
         return InitialState(int(self.stage[i]), self.levels[i], self.buckets[i], self.loa[i], self.taie[i],
                             float(self.x_pole[i]), self.tmog[i], self.bq_scale[i], int(self.sessions_completed[i]))
 
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        """The arrays in field order (as the compiled loaders take them)."""
+        return (self.stage, self.levels, self.buckets, self.loa, self.taie, self.x_pole, self.tmog, self.bq_scale,
+                self.sessions_completed)
+
     def validate(self, n_nodes: int) -> "InitialBatch":
         """Raise ValueError naming the first field with a wrong shape or value; return self."""
+        b = len(self.stage)
+        for name in ("stage", "x_pole", "sessions_completed"):
+            if np.shape(getattr(self, name)) != (b,):
+                raise ValueError(f"initial {name} must have shape ({b},), one per client, got {np.shape(getattr(self, name))}")
         if not within(self.stage, 1, 4):
             raise ValueError(f"stage must be 1-4, got {sorted(set(self.stage.tolist()))}")
         if not within(self.sessions_completed, 0, np.inf):
             raise ValueError("sessions_completed must be a whole number >= 0")
-        for name, lo, hi in _FIELDS:
+        for (name, lo, hi), shape in zip(_FIELDS, _shapes(n_nodes)):
             arr = getattr(self, name)
-            if arr.shape[1:] != _shape(name, n_nodes):
-                raise ValueError(f"initial {name} must have shape {_shape(name, n_nodes)}, got {arr.shape[1:]}")
+            if arr.shape[1:] != shape or len(arr) != b:
+                raise ValueError(f"initial {name} must have shape {shape} for each of {b} clients, got {arr.shape}")
             if not within(arr, lo, hi):   # NaN fails; the bounds are finite
                 raise ValueError(f"initial {name} must be finite and within [{lo}, {hi}]")
         return self
@@ -131,7 +147,7 @@ def states_from_uniforms(u: np.ndarray, stage: int, graph: ClientGraph, params: 
     Each client's randomness is one block drawn from its own generator, so a batch of clients and the
     same clients drawn one by one are the same clients. `pathology_shift` ([B, N], added before clipping
     to [0, 1]) and `bq_scale` ([B, N] BQ multipliers) let a profile tilt the draw. One compiled pass per client
-    (`tbn_env.compiled_state.start_rows`) after numpy's Box-Muller normals.
+    (`tbn_env.compiled_state.start_rows`) after numpy's log1p, cos and sin of the Box-Muller normals.
     """
     params = params or Params()
     if stage not in (1, 2, 3, 4):
@@ -140,23 +156,23 @@ def states_from_uniforms(u: np.ndarray, stage: int, graph: ClientGraph, params: 
     if u.shape != (b, state_draws(n)):
         raise ValueError(f"need [clients, {state_draws(n)}] uniforms, got {u.shape}")
     u_noise = u[:, n + len(MALADAPTIVE) + len(ADAPTIVE) + len(LOA_DIMENSIONS):-1]
-    radius = np.sqrt(-2.0 * np.log1p(-u_noise[:, 0::2]))   # Box-Muller: standard normals from uniform pairs
+    log = np.log1p(-u_noise[:, 0::2])            # Box-Muller from uniform pairs: numpy's log1p, cos and sin
     angle = 2.0 * np.pi * u_noise[:, 1::2]
-    normal = np.concatenate([radius * np.cos(angle), radius * np.sin(angle)], axis=1)
-    levels, tmog = np.empty((b, n)), np.empty((b, n))
-    buckets, loa, taie = np.empty((b, len(MALADAPTIVE) + len(ADAPTIVE))), np.empty((b, len(LOA_DIMENSIONS))), \
-        np.empty((b, 3))
+    state = InitialBatch(np.empty(b, dtype=np.int64), np.empty((b, n)), np.empty((b, len(MALADAPTIVE) + len(ADAPTIVE))),
+                         np.empty((b, len(LOA_DIMENSIONS))), np.empty((b, 3)), np.empty(b), np.empty((b, n)),
+                         np.ones((b, n)) if bq_scale is None else np.asarray(bq_scale, dtype=np.float64),
+                         np.empty(b, dtype=np.int64))
     t = graph.node_table
     (path_lo, path_hi), (loa_lo, loa_hi) = params.init_pathology[stage - 1], params.init_loa[stage - 1]
-    start_rows(np.ascontiguousarray(u, dtype=np.float64), normal,
+    start_rows(np.ascontiguousarray(u, dtype=np.float64), log, np.cos(angle), np.sin(angle),
                _NO_SHIFT if pathology_shift is None else np.ascontiguousarray(pathology_shift, dtype=np.float64),
                path_lo, path_hi, t["bipolar"], t["increase"], t["pole"], LEVEL_MIN, LEVEL_MAX,
                params.init_maladaptive[stage - 1], params.init_adaptive[stage - 1], params.init_bucket_jitter,
                len(MALADAPTIVE), loa_lo, loa_hi, t["taie"], graph.taie_norm, AXIS_MIN, AXIS_MAX,
-               params.tmog_sigma_by_stage[stage - 1], levels, buckets, loa, taie, tmog, np.empty(n))
-    return InitialBatch(np.full(b, stage), levels, buckets, loa, taie, np.where(taie[:, 0] >= 0, 1.0, -1.0), tmog,
-                        np.ones((b, n)) if bq_scale is None else np.asarray(bq_scale, dtype=np.float64),
-                        np.full(b, params.init_sessions_completed[stage - 1]))
+               params.tmog_sigma_by_stage[stage - 1], stage, params.init_sessions_completed[stage - 1], state.levels,
+               state.buckets, state.loa, state.taie, state.x_pole, state.tmog, state.stage, state.sessions_completed,
+               np.empty(n))
+    return state
 
 
 def sample_initial_state(rng: np.random.Generator, stage: int, graph: ClientGraph,
