@@ -16,7 +16,7 @@ from .compiled_state import start_rows
 from .graph import LEVEL_MAX, LEVEL_MIN, ClientGraph
 from .loa import LOA_DIMENSIONS, LOA_MAX, LOA_MIN
 from .params import Params
-from .ranges import within
+from .ranges import first_outside
 from .taie import AXIS_MAX, AXIS_MIN
 
 
@@ -70,10 +70,16 @@ def _shape(name: str, n_nodes: int) -> tuple[int]:
     return {"buckets": (16,), "loa": (len(LOA_DIMENSIONS),), "taie": (3,)}.get(name, (n_nodes,))
 
 
-@lru_cache(maxsize=4)
-def _shapes(n_nodes: int) -> tuple[tuple[int], ...]:
-    """Each of `_FIELDS`' shapes for one client."""
-    return tuple(_shape(name, n_nodes) for name, *_ in _FIELDS)
+#: What `InitialBatch.validate` checks, in order: the stage, the sessions behind, then the arrays of `_FIELDS`
+_CHECKS = (("stage", 1, 4), ("sessions_completed", 0, np.inf), *_FIELDS)
+_LOWS, _HIGHS = (np.array([check[k] for check in _CHECKS], dtype=np.float64) for k in (1, 2))
+
+
+@lru_cache(maxsize=64)
+def _shapes(n_nodes: int, clients: int) -> list[tuple[int, ...]]:
+    """The shape of each of `_CHECKS` for a batch of `clients`."""
+    return [(clients,) if name in ("stage", "sessions_completed") else (clients, *_shape(name, n_nodes))
+            for name, *_ in _CHECKS]
 
 
 @dataclass(frozen=True)
@@ -109,19 +115,21 @@ class InitialBatch:
     def validate(self, n_nodes: int) -> "InitialBatch":
         """Raise ValueError naming the first field with a wrong shape or value; return self."""
         b = len(self.stage)
-        for name in ("stage", "x_pole", "sessions_completed"):
-            if np.shape(getattr(self, name)) != (b,):
-                raise ValueError(f"initial {name} must have shape ({b},), one per client, got {np.shape(getattr(self, name))}")
-        if not within(self.stage, 1, 4):
+        arrays = [getattr(self, name) for name, *_ in _CHECKS]
+        shapes = _shapes(n_nodes, b)
+        if [a.shape for a in arrays] != shapes or self.x_pole.shape != (b,):
+            for (name, *_), shape in zip((*_CHECKS, ("x_pole",)), (*shapes, (b,))):
+                if getattr(self, name).shape != shape:
+                    raise ValueError(f"initial {name} must have shape {shape[1:]} for each of {b} clients, got "
+                                     f"{getattr(self, name).shape}")
+        bad = first_outside(_LOWS, _HIGHS, *arrays)   # NaN fails; the bounds are finite
+        if bad == 0:
             raise ValueError(f"stage must be 1-4, got {sorted(set(self.stage.tolist()))}")
-        if not within(self.sessions_completed, 0, np.inf):
+        if bad == 1:
             raise ValueError("sessions_completed must be a whole number >= 0")
-        for (name, lo, hi), shape in zip(_FIELDS, _shapes(n_nodes)):
-            arr = getattr(self, name)
-            if arr.shape[1:] != shape or len(arr) != b:
-                raise ValueError(f"initial {name} must have shape {shape} for each of {b} clients, got {arr.shape}")
-            if not within(arr, lo, hi):   # NaN fails; the bounds are finite
-                raise ValueError(f"initial {name} must be finite and within [{lo}, {hi}]")
+        if bad > 1:
+            name, lo, hi = _CHECKS[bad]
+            raise ValueError(f"initial {name} must be finite and within [{lo}, {hi}]")
         return self
 
 
