@@ -269,12 +269,7 @@ def profiles_from_uniforms(u: np.ndarray, strategies: tuple[str, ...] | None = N
 
 def sample_profile(rng: np.random.Generator, strategies: tuple[str, ...] | None = None) -> ClientProfile:
     """A random client (`profiles_from_uniforms` for one row drawn from `rng`)."""
-    return sample_profile_batch(rng, strategies).profiles()[0]
-
-
-def sample_profile_batch(rng: np.random.Generator, strategies: tuple[str, ...] | None = None) -> ProfileBatch:
-    """`sample_profile`'s client as index arrays (what `initial_states` reads, without a round trip through names)."""
-    return profiles_from_uniforms(rng.random((1, profile_draws())), strategies)
+    return profiles_from_uniforms(rng.random((1, profile_draws())), strategies).profiles()[0]
 
 
 def resolve_profile(profile: str | ClientProfile | None, rng: np.random.Generator) -> ClientProfile:
