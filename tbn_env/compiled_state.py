@@ -161,6 +161,17 @@ def _largest(keys, count, out):
 
 
 @njit(cache=True)
+def box_muller_pairs(u, start, neg, angle):
+    """The arguments of numpy's log1p, cos and sin in Box-Muller (`start_rows`): from the uniform pairs of each row
+    of `u` from column `start`, the negated first and 2 pi times the second (exact, as the array expressions give
+    them: a negation and one product)."""
+    for i in range(u.shape[0]):
+        for m in range(neg.shape[1]):
+            neg[i, m] = -u[i, start + 2 * m]
+            angle[i, m] = 2.0 * np.pi * u[i, start + 2 * m + 1]
+
+
+@njit(cache=True)
 def start_rows(u, log, cos, sin, shift, path_lo, path_hi, bipolar, increase, pole, level_min, level_max, maladaptive,
                adaptive, jitter, n_maladaptive, loa_lo, loa_hi, taie_load, taie_norm, axis_min, axis_max, sigma, stage,
                sessions, levels, buckets, loa, taie, x_pole, tmog, stage_out, sessions_out, scratch):
@@ -199,18 +210,18 @@ def start_rows(u, log, cos, sin, shift, path_lo, path_hi, bipolar, increase, pol
 
 
 @njit(cache=True)
-def settle_rows(strategy, concerns, concern_bucket, concern_fill, prior_low, prior_high, family_pole, u_prior,
-                axis_min, axis_max, buckets, taie, x_pole):
+def settle_rows(strategy, concerns, concern_bucket, concern_fill, prior_low, prior_high, family_pole, u, axis_min,
+                axis_max, buckets, taie, x_pole):
     """What a profile adds to a drawn state, in place: each concern fills its reservoir (in the order the profile
-    lists them), and the DMM strategy's TAIE X prior sets X and its pole (`family_pole`: -1 rigid, +1 porous, 0
-    the side X falls on)."""
+    lists them), and the DMM strategy's TAIE X prior, drawn by the last uniform of the row of `u`, sets X and its
+    pole (`family_pole`: -1 rigid, +1 porous, 0 the side X falls on)."""
     for i in range(strategy.shape[0]):
         for c in concerns[i]:
             if c >= 0:
                 k = concern_bucket[c]
                 buckets[i, k] = min(1.0, buckets[i, k] + concern_fill)
         s = strategy[i]
-        x = prior_low[s] + (prior_high[s] - prior_low[s]) * u_prior[i]
+        x = prior_low[s] + (prior_high[s] - prior_low[s]) * u[i, u.shape[1] - 1]
         pole = family_pole[s]
         x_pole[i] = pole if pole != 0.0 else (1.0 if x >= 0 else -1.0)
         taie[i, 0] = min(max(x, axis_min), axis_max)

@@ -162,10 +162,10 @@ def initial_states(profiles: list[ClientProfile] | ProfileBatch, u: np.ndarray, 
     its DMM family (Type A rigid, Type C porous); the last uniform of each row draws that prior.
     """
     batch = profiles if isinstance(profiles, ProfileBatch) else ProfileBatch.of(profiles)
-    state = states_from_uniforms(u, stage, graph, params, *_tilts(graph.nodes, batch))
+    u = np.ascontiguousarray(u, dtype=np.float64)
+    state = states_from_uniforms(u, stage, graph, params, *_tilts(graph, batch))
     settle_rows(batch.strategy, batch.concerns, _CONCERN_BUCKET, CONCERN_BUCKET, _PRIOR_LOW, _PRIOR_HIGH, _FAMILY_POLE,
-                np.ascontiguousarray(u[:, -1], dtype=np.float64), AXIS_MIN, AXIS_MAX, state.buckets, state.taie,
-                state.x_pole)
+                u, AXIS_MIN, AXIS_MAX, state.buckets, state.taie, state.x_pole)
     return state
 
 
@@ -174,9 +174,10 @@ def _node_index(nodes: tuple[str, ...]) -> dict[str, int]:
     return {n: i for i, n in enumerate(nodes)}
 
 
-@lru_cache(maxsize=4)
-def _strategy_tables(nodes: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+@lru_cache(maxsize=4)   # by the graph: hashing its node names for every client would cost more than the tilt
+def _strategy_tables(graph: ClientGraph) -> tuple[np.ndarray, np.ndarray]:
     """Each DMM strategy's per-node pathology shift and BQ multiplier ([22, N] each, read-only)."""
+    nodes = graph.nodes
     index = _node_index(nodes)
     shift, bq = np.zeros((len(DMM_CODES), len(nodes))), np.ones((len(DMM_CODES), len(nodes)))
     for k, code in enumerate(DMM_CODES):
@@ -189,23 +190,23 @@ def _strategy_tables(nodes: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     return shift, bq
 
 
-def _tilts(nodes: tuple[str, ...], batch: ProfileBatch) -> tuple[np.ndarray, np.ndarray]:
+def _tilts(graph: ClientGraph, batch: ProfileBatch) -> tuple[np.ndarray, np.ndarray]:
     """Each profile's per-node pathology shift and BQ multiplier ([B, N] each): its strategy's, then each
     defence's and each concern's in turn, in the order the profile lists them."""
-    shift_table, bq_table = _strategy_tables(nodes)
-    defense_nodes, concern_nodes = _catalogue_nodes(nodes)
-    b = len(batch.strategy)
-    shift, bq = np.empty((b, len(nodes))), np.empty((b, len(nodes)))
+    shift_table, bq_table = _strategy_tables(graph)
+    defense_nodes, concern_nodes = _catalogue_nodes(graph)
+    b, n = len(batch.strategy), len(graph.nodes)
+    shift, bq = np.empty((b, n)), np.empty((b, n))
     tilt_rows(batch.strategy, batch.defenses, batch.concerns, shift_table, bq_table, defense_nodes, concern_nodes,
               DEFENSE_SHIFT, DEFENSE_BQ, CONCERN_SHIFT, shift, bq)
     return shift, bq
 
 
 @lru_cache(maxsize=4)
-def _catalogue_nodes(nodes: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+def _catalogue_nodes(graph: ClientGraph) -> tuple[np.ndarray, np.ndarray]:
     """Each defence's node index (in DEFENSES order) and each concern's node indices (a row per concern in CONCERNS
     order, -1 past its last node)."""
-    index = _node_index(nodes)
+    index = _node_index(graph.nodes)
     concern_nodes = [[index[node] for node in names] for names, _ in CONCERNS.values()]
     padded = np.full((len(concern_nodes), max(map(len, concern_nodes))), -1, dtype=np.int64)
     for row, indices in zip(padded, concern_nodes):

@@ -12,7 +12,7 @@ from functools import lru_cache
 import numpy as np
 
 from .buckets import ADAPTIVE, MALADAPTIVE
-from .compiled_state import start_rows
+from .compiled_state import box_muller_pairs, start_rows
 from .graph import LEVEL_MAX, LEVEL_MIN, ClientGraph
 from .loa import LOA_DIMENSIONS, LOA_MAX, LOA_MIN
 from .params import Params
@@ -163,16 +163,17 @@ def states_from_uniforms(u: np.ndarray, stage: int, graph: ClientGraph, params: 
     b, n = len(u), len(graph.nodes)
     if u.shape != (b, state_draws(n)):
         raise ValueError(f"need [clients, {state_draws(n)}] uniforms, got {u.shape}")
-    u_noise = u[:, n + len(MALADAPTIVE) + len(ADAPTIVE) + len(LOA_DIMENSIONS):-1]
-    log = np.log1p(-u_noise[:, 0::2])            # Box-Muller from uniform pairs: numpy's log1p, cos and sin
-    angle = 2.0 * np.pi * u_noise[:, 1::2]
+    # the TMoG noise's Box-Muller normals: numpy's log1p, cos and sin (their bits) of the uniform pairs' arguments
+    u = np.ascontiguousarray(u, dtype=np.float64)
+    neg, angle = np.empty((b, (n + 1) // 2)), np.empty((b, (n + 1) // 2))
+    box_muller_pairs(u, n + len(MALADAPTIVE) + len(ADAPTIVE) + len(LOA_DIMENSIONS), neg, angle)
     state = InitialBatch(np.empty(b, dtype=np.int64), np.empty((b, n)), np.empty((b, len(MALADAPTIVE) + len(ADAPTIVE))),
                          np.empty((b, len(LOA_DIMENSIONS))), np.empty((b, 3)), np.empty(b), np.empty((b, n)),
                          np.ones((b, n)) if bq_scale is None else np.asarray(bq_scale, dtype=np.float64),
                          np.empty(b, dtype=np.int64))
     t = graph.node_table
     (path_lo, path_hi), (loa_lo, loa_hi) = params.init_pathology[stage - 1], params.init_loa[stage - 1]
-    start_rows(np.ascontiguousarray(u, dtype=np.float64), log, np.cos(angle), np.sin(angle),
+    start_rows(u, np.log1p(neg), np.cos(angle), np.sin(angle),
                _NO_SHIFT if pathology_shift is None else np.ascontiguousarray(pathology_shift, dtype=np.float64),
                path_lo, path_hi, t["bipolar"], t["increase"], t["pole"], LEVEL_MIN, LEVEL_MAX,
                params.init_maladaptive[stage - 1], params.init_adaptive[stage - 1], params.init_bucket_jitter,

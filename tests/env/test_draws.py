@@ -110,7 +110,7 @@ def test_batched_profile_tilts_equal_each_profile_tilted_alone():
                         presenting_concerns=("anger", "abandonment", "loneliness"))
     profiles = [*profiles_from_uniforms(np.random.default_rng(2).random((300, profile_draws()))).profiles(),
                 *PRESETS.values(), odd]
-    shift, bq = _tilts(GRAPH.nodes, ProfileBatch.of(profiles))
+    shift, bq = _tilts(GRAPH, ProfileBatch.of(profiles))
     for i, profile in enumerate(profiles):
         one_shift, one_bq = _tilt_one_by_one(profile)
         np.testing.assert_array_equal(shift[i], one_shift, err_msg=profile.name)
