@@ -316,7 +316,8 @@ class BatchKernel:
         """`inits` as one batch, checked for `rows` (an int64 array): one valid starting state for each of distinct
         rows of this batch, else a ValueError naming the problem (the compiled writes index the rows unchecked)."""
         listed = rows.tolist()
-        if len(listed) != len(inits) or len(set(listed)) != len(listed) or not all(0 <= i < self.batch for i in listed):
+        if len(listed) != len(inits) or len(set(listed)) != len(listed) or listed and not (
+                min(listed) >= 0 and max(listed) < self.batch):
             raise ValueError(f"need one initial state per distinct row in [0, {self.batch}), got {len(inits)} states "
                              f"for rows {listed}")
         if not isinstance(inits, InitialBatch):

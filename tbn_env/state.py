@@ -143,8 +143,8 @@ def stream_seeds(rng: np.random.Generator) -> tuple[int, int]:
     """The seeds of a new client's two streams, its TMoG misreadings and its signals: the generator's next two
     64-bit words halved, which is what `rng.integers(2**63, size=2)` returns (Lemire's method never rejects
     for a power-of-two range) at a tenth of its cost."""
-    first, second = (rng.bit_generator.random_raw(2) >> np.uint64(1)).tolist()
-    return first, second
+    first, second = rng.bit_generator.random_raw(2).tolist()
+    return first >> 1, second >> 1
 
 
 def states_from_uniforms(u: np.ndarray, stage: int, graph: ClientGraph, params: Params | None = None,
