@@ -99,16 +99,17 @@ class Streams:
 def seed_rows(rows: list[int], streams: tuple[tuple[Streams, list[int | None]], ...]) -> None:
     """For each `(stream, seeds)`: row rows[j] of the stream now gives what `np.random.default_rng(seeds[j])` gives.
     Every seed is hashed in one pass (a client's streams are seeded together)."""
-    seeds_of = [list(seeds) for _, seeds in streams]
-    words = _pcg64_words([seed for seeds in seeds_of for seed in seeds])
+    words = iter(_pcg64_words([seed for _, seeds in streams for seed in seeds]))
     # one dict, refilled for each row: the setter copies its numbers out
     state = {"bit_generator": "PCG64", "state": {"state": 0, "inc": 0}, "has_uint32": 0, "uinteger": 0}
-    at = 0
-    for (stream, _), seeds in zip(streams, seeds_of):
-        at += len(seeds)
-        for i, seed, word in zip(rows, seeds, words[at - len(seeds):at]):
+    pcg = state["state"]
+    for stream, seeds in streams:
+        if len(seeds) != len(rows):
+            raise ValueError(f"need a seed per row, got {len(seeds)} seeds for {len(rows)} rows")
+        for i, seed in zip(rows, seeds):
+            word = next(words)
             if word is None:   # seeds numpy's own path handles (None, 2**64 and above)
                 stream.set_state(i, np.random.default_rng(seed).bit_generator.state)
             else:
-                state["state"]["state"], state["state"]["inc"] = word
+                pcg["state"], pcg["inc"] = word
                 stream.set_state(i, state)
