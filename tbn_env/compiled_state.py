@@ -1,12 +1,13 @@
-"""Where clients and sessions start, compiled: a new client's starting state (a profile's tilts and the stage's
-draws, one pass per client), its first TAIE assessment (and a re-assessment after a blend), a session's close
-(stage assessment and decay) and the next session's opening.
+"""Where clients and sessions start, compiled: a sampled profile, a new client's starting state (a profile's tilts
+and the stage's draws, one pass per client), its entry into a batch (`start_clients`: the kernel's rows, the session
+layer's, the first signals), its first TAIE assessment (and a re-assessment after a blend), a session's close (stage
+assessment and decay) and the next session's opening.
 
 Each is the arithmetic of array expressions, element by element in the same order, with sums in numpy's own
 pairwise order (`numpy_sum`), so what is computed here has the bits the array expressions give
-(`tests/env/test_compiled_state.py` writes them out and holds the two together). The Box-Muller normals of a
-starting state are numpy's (its `log1p`, `cos` and `sin` round differently from the compiled ones) and come in as
-an argument.
+(`tests/env/test_compiled_state.py` writes them out and holds the two together). The `log1p`, `cos` and `sin` of
+a starting state's Box-Muller normals and the power of a sampled profile's keys are numpy's (they round differently
+from the compiled ones) and come in as arguments.
 """
 from __future__ import annotations
 
