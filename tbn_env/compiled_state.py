@@ -1,6 +1,5 @@
 """Where clients and sessions start, compiled: a sampled profile, a new client's starting state (a profile's tilts
-and the stage's draws, one pass per client), its entry into a batch (`start_clients`: the kernel's rows, the session
-layer's, the first signals), its first TAIE assessment (and a re-assessment after a blend), a session's close (stage
+and the stage's draws, one pass per client), a session layer's new session (`start_sessions`), its first TAIE assessment (and a re-assessment after a blend), a session's close (stage
 assessment and decay) and the next session's opening.
 
 Each is the arithmetic of array expressions, element by element in the same order, with sums in numpy's own
@@ -17,7 +16,6 @@ from numba import njit
 from .compiled_turn import assess_taie, record_taie, slope_pathology
 from .graph import level_of, pathology_of
 from .params import STAGE_FORWARD_REWARD, STAGE_REGRESSION_REWARD, STAGE_SESSIONS_FOR_TERMINATION
-from .signals import express
 from .phase_shift import (REGRESS_2_ADAPTIVE_BELOW, REGRESS_3_ADAPTIVE_BELOW, REGRESS_3_COILING_ABOVE,
                           REGRESS_3_MALADAPTIVE_ABOVE, REGRESS_4_COILING_ABOVE, STAGE1_ADAPTIVE_MIN, STAGE2_ADAPTIVE_MIN,
                           STAGE2_COILING_MAX, STAGE2_MALADAPTIVE_MAX, STAGE3_COILING_MAX)
@@ -229,69 +227,11 @@ def settle_rows(strategy, concerns, concern_bucket, concern_fill, prior_low, pri
 
 
 @njit(cache=True)
-def enter_clients(rows, stage_in, levels_in, buckets_in, loa_in, taie_in, x_pole_in, tmog_in, bq_in, sessions_in,
-                  levels, bq_scale, tmog, buckets, bucket_session_start, loa, armed_up, armed_down, taie, x_pole, stage,
-                  sessions_completed, slipping_sessions, qualifying_sessions, reached_core_in_stage, first_sum, recent,
-                  count, transformation, phase, turns_in_phase, reached_core, reached_integration, balance_entry,
-                  coiling_entry, scratch, thresholds, window, literal_zero, degenerate, balance_vec, path_slope,
-                  path_offset, weight, weight_sum):
-    """`BatchKernel.load_rows`: checked starting states (an `InitialBatch`'s arrays, one row each) into the kernel's
-    `rows`, with the LOA thresholds armed on the side the client starts (growth below each, regression above its
-    negative), no stage evidence yet, the first TAIE assessment (`enter_rows`) and the first session opened
-    (`open_sessions`)."""
-    for r in range(rows.shape[0]):
-        b = rows[r]
-        for j in range(levels.shape[1]):
-            levels[b, j] = levels_in[r, j]
-            bq_scale[b, j] = bq_in[r, j]
-            tmog[b, j] = tmog_in[r, j]
-        for k in range(buckets.shape[1]):
-            buckets[b, k] = bucket_session_start[b, k] = buckets_in[r, k]
-        for k in range(loa.shape[1]):
-            loa[b, k] = loa_in[r, k]
-            for t in range(thresholds.shape[0]):
-                armed_up[b, k, t] = loa[b, k] < thresholds[t]
-                armed_down[b, k, t] = loa[b, k] > -thresholds[t]
-        for a in range(3):
-            taie[b, a] = taie_in[r, a]
-        x_pole[b] = x_pole_in[r]
-        stage[b] = stage_in[r]
-        sessions_completed[b] = sessions_in[r]
-        slipping_sessions[b] = qualifying_sessions[b] = 0
-        reached_core_in_stage[b] = False
-    enter_rows(rows, taie, first_sum, recent, count, transformation, window, literal_zero, degenerate)
-    open_sessions(rows, phase, turns_in_phase, reached_core, reached_integration, balance_entry, coiling_entry, buckets,
-                  balance_vec, levels, path_slope, path_offset, weight, weight_sum, scratch)
-
-
-@njit(cache=True)
-def start_clients(entry, rows, stage, levels, buckets, loa, taie, x_pole, tmog, bq_scale, sessions_completed):
-    """`SessionBatch.load_rows` past its checks and its streams, in one call (its bound arguments in the pack
-    `entry`: `kernel`, `books`, `sessions` and `shown`): the kernel's entry (`enter_clients`, its arguments in
-    `kernel`), the session layer's counters at session 1 with no rupture open and the alliance a rupture is a drop
-    from (`books`), the first session's (`start_sessions`) and the first signals (`signals.express`, its arguments
-    in `shown`; the rows' blocks of draws are fresh)."""
-    kernel, books, sessions, shown = entry.rows
-    enter_clients(rows, stage, levels, buckets, loa, taie, x_pole, tmog, bq_scale, sessions_completed, *kernel.rows,
-                  *kernel.tables)
-    alliance, rupture, session, total_turns, now, no_rupture, scratch = books.rows
-    slope, offset, weight, weight_sum = books.tables
-    for b in rows:
-        alliance[b] = 1.0 - weighted_pathology(now, b, slope, offset, weight, weight_sum, scratch)
-        rupture[b] = False
-        session[b] = 1
-        total_turns[b] = 0
-    start_sessions(sessions, rows)
-    express(rows, no_rupture, *shown.rows, *shown.tables)
-
-
-@njit(cache=True)
-def start_sessions(sessions, rows):
-    """The session layer's side of a new session for `rows` (its arrays in the pack `sessions`): the stance detector
-    back to rapport building at turn 0 with no arc (§9.3.8; its windows count this session's turns only), and
-    the session's turn count, TAIE direction and summary accumulators (§9.3.14.2) empty."""
-    stance, stance_turn, turns_in_stance, arc_step, turn, taie_direction, score_sum, score_min, score_max, \
-        phase_max, reward_totals, event_counts = sessions.rows
+def start_sessions(rows, stance, stance_turn, turns_in_stance, arc_step, turn, taie_direction, score_sum, score_min,
+                   score_max, phase_max, reward_totals, event_counts):
+    """The session layer's side of a new session for `rows`: the stance detector back to rapport building at turn 0
+    with no arc (§9.3.8; its windows count this session's turns only), and the session's turn count, TAIE
+    direction and summary accumulators (§9.3.14.2) empty."""
     for b in rows:
         stance[b] = stance_turn[b] = turns_in_stance[b] = arc_step[b] = 0
         turn[b] = taie_direction[b] = phase_max[b] = 0

@@ -30,7 +30,7 @@ from .reward import stage_modifiers, stage_weights
 from .state import InitialBatch, InitialState
 from .tmog import accuracy
 from .taie import AXIS_DIMENSION, AXIS_MAX, AXIS_MIN, DEGENERATE_DISTANCE
-from .compiled_state import (close_sessions, enter_clients, open_sessions, pathologies, reassess_rows,
+from .compiled_state import (close_sessions, enter_rows, open_sessions, pathologies, reassess_rows,
                              weighted_pathologies)
 
 DIRECTION_NAMES = {-1: "toward_zero", 0: "stable", 1: "away_from_zero"}
@@ -290,16 +290,6 @@ class BatchKernel:
                             self.reached_core, self.reached_integration, self.bq_scale)
         self.runs = row_runs(batch)
         self.packs = [(pack(tuple(a[rows] for a in self._turn_state), self._tables),) for rows in self.runs]
-        #: the arguments `compiled_state.enter_clients` takes after the new clients' rows and states: the state it
-        #: writes, then its constants (`SessionBatch` binds them into a pack)
-        self.entry = ((self.levels, self.bq_scale, self.tmog, self.buckets, self.bucket_session_start, self.loa,
-                       self.armed_up, self.armed_down, self.taie, self.x_pole, self.stage, self.sessions_completed,
-                       self.slipping_sessions, self.qualifying_sessions, self.reached_core_in_stage, self.taie_first_sum,
-                       self.taie_recent, self.taie_count, self.transformation, self.phase, self.turns_in_phase,
-                       self.reached_core, self.reached_integration, self.balance_entry, self.coiling_entry,
-                       self._session_scratch),
-                      (self.loa_th, p.taie_bar_window, p.taie_target == "literal_zero", DEGENERATE_DISTANCE,
-                       self.balance_vec, cg.path_slope, cg.path_offset, cg.weight, cg.weight_sum))
 
     # ------------------------------------------------------------------ state in and out
     def load(self, i: int, init: InitialState) -> None:
@@ -309,12 +299,35 @@ class BatchKernel:
     def load_rows(self, rows: np.ndarray, inits: list[InitialState] | InitialBatch) -> None:
         """Put freshly drawn clients into `rows` (distinct), all of them checked before any row is written."""
         rows = np.asarray(rows, dtype=np.int64)
-        state, constants = self.entry
-        enter_clients(rows, *self.checked(rows, inits).arrays(), *state, *constants)
+        self.enter(rows, self.checked(rows, inits))
+
+    def enter(self, rows: np.ndarray, init: InitialBatch) -> None:
+        """Put clients into `rows` (int64), their starting states checked (`checked`)."""
+        index, rows = rows, as_run(rows)
+        th = self.loa_th
+        self.levels[rows] = init.levels
+        self.bq_scale[rows] = init.bq_scale
+        self.tmog[rows] = init.tmog
+        self.buckets[rows] = init.buckets
+        self.bucket_session_start[rows] = init.buckets
+        self.loa[rows] = init.loa
+        self.taie[rows] = init.taie
+        self.x_pole[rows] = init.x_pole
+        self.stage[rows] = init.stage
+        self.sessions_completed[rows] = init.sessions_completed
+        self.armed_up[rows] = self.loa[rows][:, :, None] < th
+        self.armed_down[rows] = self.loa[rows][:, :, None] > -th
+        p = self.params
+        enter_rows(index, self.taie, self.taie_first_sum, self.taie_recent, self.taie_count, self.transformation,
+                   p.taie_bar_window, p.taie_target == "literal_zero", DEGENERATE_DISTANCE)
+        self.slipping_sessions[rows] = 0
+        self.qualifying_sessions[rows] = 0
+        self.reached_core_in_stage[rows] = False
+        self._start_session(index)
 
     def checked(self, rows: np.ndarray, inits: list[InitialState] | InitialBatch) -> InitialBatch:
         """`inits` as one batch, checked for `rows` (an int64 array): one valid starting state for each of distinct
-        rows of this batch, else a ValueError naming the problem (the compiled writes index the rows unchecked)."""
+        rows of this batch, else a ValueError naming the problem (the compiled calls index the rows unchecked)."""
         listed = rows.tolist()
         if len(listed) != len(inits) or len(set(listed)) != len(listed) or listed and not (
                 min(listed) >= 0 and max(listed) < self.batch):

@@ -2,7 +2,7 @@
 numpy's `min()` and `max()` would make two and cost more in call overhead than in work on a dozen numbers."""
 from __future__ import annotations
 
-from numba import literal_unroll, njit
+from numba import njit
 
 
 @njit(cache=True)
@@ -13,14 +13,3 @@ def within(a, lo, hi):
             return False
     return True
 
-
-@njit(cache=True)
-def first_outside(lows, highs, *arrays):
-    """The index of the first of `arrays` with a value outside [lows[i], highs[i]] (or NaN), else -1: `within` of
-    each, in one call."""
-    i = 0
-    for a in literal_unroll(arrays):
-        if not within(a, lows[i], highs[i]):
-            return i
-        i += 1
-    return -1

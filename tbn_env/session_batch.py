@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .compiled_pack import pack
-from .compiled_state import start_clients, start_sessions
+from .compiled_state import start_sessions
 from .compiled_session import session_turn, stage_rewards
 from .compiled_turn import OUT_COLUMNS
 from .buckets import BUCKET_INDEX, BUCKETS, MALADAPTIVE
@@ -271,16 +271,10 @@ class SessionBatch:
                           (DIM_INDEX["attunement"], LOW_THRESHOLD, NOISE_BLOCK)),
                      pack(tuple(a[run] for a in written), ()))
             self._packs.append((pack(parts, ()),))   # one argument: a call unboxes each pack (about 0.4 us)
-        # a session's start and a new client's (`compiled_state.start_sessions`, `start_clients`), bound once likewise
-        self._sessions = pack((st.stance, st.turn, st.turns_in_stance, st.arc_step, self.turn, self.taie_direction,
-                               self.score_sum, self.score_min, self.score_max, self.phase_max, self.reward_totals,
-                               self.event_counts), ())
-        *shown, fear = self.signals.arguments(k.phase, k.buckets)
-        self._entry = pack((pack(*k.entry),
-                            pack((self.alliance, self.rupture, self.session, self.total_turns, k.levels,
-                                  self._no_rupture, np.empty(self.cg.n)),
-                                 (self.cg.path_slope, self.cg.path_offset, self.cg.alliance_weight, self.cg.alliance_sum)),
-                            self._sessions, pack(tuple(shown), (fear,))), ())
+        # what a session's start writes (`compiled_state.start_sessions`)
+        self._sessions = (st.stance, st.turn, st.turns_in_stance, st.arc_step, self.turn, self.taie_direction,
+                          self.score_sum, self.score_min, self.score_max, self.phase_max, self.reward_totals,
+                          self.event_counts)
 
     # ------------------------------------------------------------------ clients in and out
     def load_rows(self, rows: np.ndarray, inits: list[InitialState] | InitialBatch, seeds: list[int],
@@ -293,11 +287,18 @@ class SessionBatch:
         seed_rows(listed, ((self._noise, seeds), (self.signals.streams, signal_seeds)))
         self._refill(listed)   # the first blocks now: the turns read the numbers they would draw later
         self.signals.draw_blocks(listed)
-        start_clients(self._entry, rows, *init.arrays())
+        self.kernel.enter(rows, init)
+        at = as_run(rows)
+        self.alliance[at] = self.cg.alliance(self.kernel.levels[at])
+        self.rupture[at] = False
+        self.session[at] = 1
+        self.total_turns[at] = 0
+        self._start_session(rows)
+        self.signals.express(rows, self.kernel.phase, self.kernel.buckets, self._no_rupture)   # fresh blocks
 
     def _start_session(self, rows: np.ndarray | slice) -> None:
         """The session layer's side of a new session for `rows` (indices, or a slice of them)."""
-        start_sessions(self._sessions, np.arange(rows.start, rows.stop) if isinstance(rows, slice) else rows)
+        start_sessions(np.arange(rows.start, rows.stop) if isinstance(rows, slice) else rows, *self._sessions)
 
     def noise_rng(self, i: int) -> np.random.Generator:
         """Client i's generator of TMoG misreadings."""

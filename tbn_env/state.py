@@ -16,7 +16,7 @@ from .compiled_state import box_muller_pairs, start_rows
 from .graph import LEVEL_MAX, LEVEL_MIN, ClientGraph
 from .loa import LOA_DIMENSIONS, LOA_MAX, LOA_MIN
 from .params import Params
-from .ranges import first_outside
+from .ranges import within
 from .taie import AXIS_MAX, AXIS_MIN
 
 
@@ -72,7 +72,6 @@ def _shape(name: str, n_nodes: int) -> tuple[int]:
 
 #: What `InitialBatch.validate` checks, in order: the stage, the sessions behind, then the arrays of `_FIELDS`
 _CHECKS = (("stage", 1, 4), ("sessions_completed", 0, np.inf), *_FIELDS)
-_LOWS, _HIGHS = (np.array([check[k] for check in _CHECKS], dtype=np.float64) for k in (1, 2))
 
 
 @lru_cache(maxsize=64)
@@ -122,13 +121,13 @@ class InitialBatch:
                 if getattr(self, name).shape != shape:
                     raise ValueError(f"initial {name} must have shape {shape[1:]} for each of {b} clients, got "
                                      f"{getattr(self, name).shape}")
-        bad = first_outside(_LOWS, _HIGHS, *arrays)   # NaN fails; the bounds are finite
-        if bad == 0:
-            raise ValueError(f"stage must be 1-4, got {sorted(set(self.stage.tolist()))}")
-        if bad == 1:
-            raise ValueError("sessions_completed must be a whole number >= 0")
-        if bad > 1:
-            name, lo, hi = _CHECKS[bad]
+        for bad, ((name, lo, hi), arr) in enumerate(zip(_CHECKS, arrays)):
+            if within(arr, lo, hi):   # NaN fails; the bounds are finite
+                continue
+            if bad == 0:
+                raise ValueError(f"stage must be 1-4, got {sorted(set(self.stage.tolist()))}")
+            if bad == 1:
+                raise ValueError("sessions_completed must be a whole number >= 0")
             raise ValueError(f"initial {name} must be finite and within [{lo}, {hi}]")
         return self
 
