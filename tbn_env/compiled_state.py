@@ -161,9 +161,9 @@ def _largest(keys, count, out):
 
 @njit(cache=True)
 def box_muller_pairs(u, start, neg, angle):
-    """The arguments of numpy's log1p, cos and sin in Box-Muller (`start_rows`): from the uniform pairs of each row
-    of `u` from column `start`, the negated first and 2 pi times the second (exact, as the array expressions give
-    them: a negation and one product)."""
+    """The arguments of numpy's log1p, cos and sin in Box-Muller (`tbn_env.state.states_from_uniforms`): from the
+    uniform pairs of each row of `u` from column `start`, the negated first and 2 pi times the second (exact, as the
+    array expressions give them: a negation and one product)."""
     for i in range(u.shape[0]):
         for m in range(neg.shape[1]):
             neg[i, m] = -u[i, start + 2 * m]
@@ -171,17 +171,14 @@ def box_muller_pairs(u, start, neg, angle):
 
 
 @njit(cache=True)
-def start_rows(u, log, cos, sin, shift, path_lo, path_hi, bipolar, increase, pole, level_min, level_max, maladaptive,
-               adaptive, jitter, n_maladaptive, loa_lo, loa_hi, taie_load, taie_norm, axis_min, axis_max, sigma, stage,
-               sessions, levels, buckets, loa, taie, x_pole, tmog, stage_out, sessions_out, scratch):
-    """Clients entering treatment at `stage`, one per row of `u` (`tbn_env.state.state_draws` uniforms each): levels
-    from the stage's pathology range tilted by `shift` ([B, N], or [0, 0] for none), buckets, LOA, TAIE axes from the
-    levels (X's side as the pole), and TMoG as the levels misread by `sigma` normals: Box-Muller's
-    sqrt(-2 `log`) `cos` and sqrt(-2 `log`) `sin`, where numpy gave `log` = log1p(-u) of the noise's first uniform of
-    each pair and the cosine and sine of 2 pi times its second. The outputs are written (`sessions` completed
-    behind each client); `scratch` is [N]."""
+def start_rows(u, normal, shift, path_lo, path_hi, bipolar, increase, pole, level_min, level_max,
+               maladaptive, adaptive, jitter, n_maladaptive, loa_lo, loa_hi, taie_load, taie_norm, axis_min, axis_max,
+               sigma, levels, buckets, loa, taie, tmog, scratch):
+    """Clients entering treatment, one per row of `u` (`tbn_env.state.state_draws` uniforms each): levels from the
+    stage's pathology range tilted by `shift` ([B, N], or [0, 0] for none), buckets, LOA, TAIE axes from the
+    levels and TMoG as the levels misread by `sigma` * `normal`. The outputs are written; `scratch` is [N]."""
     n = levels.shape[1]
-    n_buckets, n_loa, half = buckets.shape[1], loa.shape[1], log.shape[1]
+    n_buckets, n_loa = buckets.shape[1], loa.shape[1]
     tilted = shift.shape[0] > 0
     for i in range(u.shape[0]):
         for j in range(n):
@@ -199,13 +196,8 @@ def start_rows(u, log, cos, sin, shift, path_lo, path_hi, bipolar, increase, pol
                 p = pathology_of(levels[i, j], bipolar[j], increase[j])
                 scratch[j] = p * taie_load[j, 0] if axis == 0 else (1.0 - 2.0 * p) * abs(taie_load[j, axis])
             taie[i, axis] = min(max(10.0 * numpy_sum(scratch, 0, n) / taie_norm[axis], axis_min), axis_max)
-        x_pole[i] = 1.0 if taie[i, 0] >= 0 else -1.0
         for j in range(n):
-            m = j if j < half else j - half
-            normal = np.sqrt(-2.0 * log[i, m]) * (cos[i, m] if j < half else sin[i, m])
-            tmog[i, j] = min(max(levels[i, j] + sigma * normal, level_min), level_max)
-        stage_out[i] = stage
-        sessions_out[i] = sessions
+            tmog[i, j] = min(max(levels[i, j] + sigma * normal[i, j], level_min), level_max)
 
 
 @njit(cache=True)

@@ -106,11 +106,6 @@ class InitialBatch:
         return InitialState(int(self.stage[i]), self.levels[i], self.buckets[i], self.loa[i], self.taie[i],
                             float(self.x_pole[i]), self.tmog[i], self.bq_scale[i], int(self.sessions_completed[i]))
 
-    def arrays(self) -> tuple[np.ndarray, ...]:
-        """The arrays in field order (as the compiled loaders take them)."""
-        return (self.stage, self.levels, self.buckets, self.loa, self.taie, self.x_pole, self.tmog, self.bq_scale,
-                self.sessions_completed)
-
     def validate(self, n_nodes: int) -> "InitialBatch":
         """Raise ValueError naming the first field with a wrong shape or value; return self."""
         b = len(self.stage)
@@ -154,7 +149,7 @@ def states_from_uniforms(u: np.ndarray, stage: int, graph: ClientGraph, params: 
     Each client's randomness is one block drawn from its own generator, so a batch of clients and the
     same clients drawn one by one are the same clients. `pathology_shift` ([B, N], added before clipping
     to [0, 1]) and `bq_scale` ([B, N] BQ multipliers) let a profile tilt the draw. One compiled pass per client
-    (`tbn_env.compiled_state.start_rows`) after numpy's log1p, cos and sin of the Box-Muller normals.
+    (`tbn_env.compiled_state.start_rows`) after numpy's Box-Muller normals.
     """
     params = params or Params()
     if stage not in (1, 2, 3, 4):
@@ -162,25 +157,26 @@ def states_from_uniforms(u: np.ndarray, stage: int, graph: ClientGraph, params: 
     b, n = len(u), len(graph.nodes)
     if u.shape != (b, state_draws(n)):
         raise ValueError(f"need [clients, {state_draws(n)}] uniforms, got {u.shape}")
-    # the TMoG noise's Box-Muller normals: numpy's log1p, cos and sin (their bits) of the uniform pairs' arguments
+    # Box-Muller: standard normals from the TMoG noise's uniform pairs (their arguments compiled, exactly)
     u = np.ascontiguousarray(u, dtype=np.float64)
     neg, angle = np.empty((b, (n + 1) // 2)), np.empty((b, (n + 1) // 2))
     box_muller_pairs(u, n + len(MALADAPTIVE) + len(ADAPTIVE) + len(LOA_DIMENSIONS), neg, angle)
-    state = InitialBatch(np.empty(b, dtype=np.int64), np.empty((b, n)), np.empty((b, len(MALADAPTIVE) + len(ADAPTIVE))),
-                         np.empty((b, len(LOA_DIMENSIONS))), np.empty((b, 3)), np.empty(b), np.empty((b, n)),
-                         np.ones((b, n)) if bq_scale is None else np.asarray(bq_scale, dtype=np.float64),
-                         np.empty(b, dtype=np.int64))
+    radius = np.sqrt(-2.0 * np.log1p(neg))
+    normal = np.concatenate([radius * np.cos(angle), radius * np.sin(angle)], axis=1)
+    levels, tmog = np.empty((b, n)), np.empty((b, n))
+    buckets, loa, taie = np.empty((b, len(MALADAPTIVE) + len(ADAPTIVE))), np.empty((b, len(LOA_DIMENSIONS))), \
+        np.empty((b, 3))
     t = graph.node_table
     (path_lo, path_hi), (loa_lo, loa_hi) = params.init_pathology[stage - 1], params.init_loa[stage - 1]
-    start_rows(u, np.log1p(neg), np.cos(angle), np.sin(angle),
+    start_rows(u, normal,
                _NO_SHIFT if pathology_shift is None else np.ascontiguousarray(pathology_shift, dtype=np.float64),
                path_lo, path_hi, t["bipolar"], t["increase"], t["pole"], LEVEL_MIN, LEVEL_MAX,
                params.init_maladaptive[stage - 1], params.init_adaptive[stage - 1], params.init_bucket_jitter,
                len(MALADAPTIVE), loa_lo, loa_hi, t["taie"], graph.taie_norm, AXIS_MIN, AXIS_MAX,
-               params.tmog_sigma_by_stage[stage - 1], stage, params.init_sessions_completed[stage - 1], state.levels,
-               state.buckets, state.loa, state.taie, state.x_pole, state.tmog, state.stage, state.sessions_completed,
-               np.empty(n))
-    return state
+               params.tmog_sigma_by_stage[stage - 1], levels, buckets, loa, taie, tmog, np.empty(n))
+    return InitialBatch(np.full(b, stage), levels, buckets, loa, taie, np.where(taie[:, 0] >= 0, 1.0, -1.0), tmog,
+                        np.ones((b, n)) if bq_scale is None else np.asarray(bq_scale, dtype=np.float64),
+                        np.full(b, params.init_sessions_completed[stage - 1]))
 
 
 def sample_initial_state(rng: np.random.Generator, stage: int, graph: ClientGraph,
