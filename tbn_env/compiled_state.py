@@ -1,6 +1,7 @@
 """Where clients and sessions start, compiled: a sampled profile, a new client's starting state (a profile's tilts
-and the stage's draws, one pass per client), a session layer's new session (`start_sessions`), its first TAIE assessment (and a re-assessment after a blend), a session's close (stage
-assessment and decay) and the next session's opening.
+and the stage's draws, one pass per client), its first TAIE assessment (and a re-assessment after a blend), a
+session's close (stage assessment and decay) and the next session's opening (the kernel's, `open_sessions`, and the
+session layer's, `start_sessions`).
 
 Each is the arithmetic of array expressions, element by element in the same order, with sums in numpy's own
 pairwise order (`numpy_sum`), so what is computed here has the bits the array expressions give
@@ -168,6 +169,18 @@ def box_muller_pairs(u, start, neg, angle):
         for m in range(neg.shape[1]):
             neg[i, m] = -u[i, start + 2 * m]
             angle[i, m] = 2.0 * np.pi * u[i, start + 2 * m + 1]
+
+
+@njit(cache=True)
+def box_muller_normals(log, cos, sin, normal):
+    """Box-Muller's standard normals from numpy's `log` = log1p(-u1), `cos` and `sin` of 2 pi u2 for each pair:
+    sqrt(-2 log) cos for the first half of each row of `normal`, sqrt(-2 log) sin for the second (the products and
+    the square root round the same compiled)."""
+    half = log.shape[1]
+    for i in range(normal.shape[0]):
+        for j in range(normal.shape[1]):
+            m = j if j < half else j - half
+            normal[i, j] = np.sqrt(-2.0 * log[i, m]) * (cos[i, m] if j < half else sin[i, m])
 
 
 @njit(cache=True)

@@ -12,7 +12,7 @@ from functools import lru_cache
 import numpy as np
 
 from .buckets import ADAPTIVE, MALADAPTIVE
-from .compiled_state import box_muller_pairs, start_rows
+from .compiled_state import box_muller_normals, box_muller_pairs, start_rows
 from .graph import LEVEL_MAX, LEVEL_MIN, ClientGraph
 from .loa import LOA_DIMENSIONS, LOA_MAX, LOA_MIN
 from .params import Params
@@ -157,12 +157,12 @@ def states_from_uniforms(u: np.ndarray, stage: int, graph: ClientGraph, params: 
     b, n = len(u), len(graph.nodes)
     if u.shape != (b, state_draws(n)):
         raise ValueError(f"need [clients, {state_draws(n)}] uniforms, got {u.shape}")
-    # Box-Muller: standard normals from the TMoG noise's uniform pairs (their arguments compiled, exactly)
+    # Box-Muller: standard normals from the TMoG noise's uniform pairs, compiled around numpy's log1p, cos and sin
     u = np.ascontiguousarray(u, dtype=np.float64)
     neg, angle = np.empty((b, (n + 1) // 2)), np.empty((b, (n + 1) // 2))
     box_muller_pairs(u, n + len(MALADAPTIVE) + len(ADAPTIVE) + len(LOA_DIMENSIONS), neg, angle)
-    radius = np.sqrt(-2.0 * np.log1p(neg))
-    normal = np.concatenate([radius * np.cos(angle), radius * np.sin(angle)], axis=1)
+    normal = np.empty((b, 2 * ((n + 1) // 2)))
+    box_muller_normals(np.log1p(neg), np.cos(angle), np.sin(angle), normal)   # numpy's log1p, cos and sin
     levels, tmog = np.empty((b, n)), np.empty((b, n))
     buckets, loa, taie = np.empty((b, len(MALADAPTIVE) + len(ADAPTIVE))), np.empty((b, len(LOA_DIMENSIONS))), \
         np.empty((b, 3))
