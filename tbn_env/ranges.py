@@ -12,4 +12,3 @@ def within(a, lo, hi):
         if not lo <= x <= hi:
             return False
     return True
-
