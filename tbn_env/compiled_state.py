@@ -1,12 +1,13 @@
-"""Where clients and sessions start, compiled: a new client's starting state (a profile's tilts and the stage's
-draws, one pass per client), its first TAIE assessment (and a re-assessment after a blend), a session's close
-(stage assessment and decay) and the next session's opening.
+"""Where clients and sessions start, compiled: a sampled profile, a new client's starting state (a profile's tilts
+and the stage's draws, one pass per client), its first TAIE assessment (and a re-assessment after a blend), a
+session's close (stage assessment and decay) and the next session's opening (the kernel's, `open_sessions`, and the
+session layer's, `start_sessions`).
 
 Each is the arithmetic of array expressions, element by element in the same order, with sums in numpy's own
 pairwise order (`numpy_sum`), so what is computed here has the bits the array expressions give
-(`tests/env/test_compiled_state.py` writes them out and holds the two together). The Box-Muller normals of a
-starting state are numpy's (its `log1p`, `cos` and `sin` round differently from the compiled ones) and come in as
-an argument.
+(`tests/env/test_compiled_state.py` writes them out and holds the two together). The `log1p`, `cos` and `sin` of
+a starting state's Box-Muller normals and the power of a sampled profile's keys are numpy's (they round differently
+from the compiled ones) and come in as arguments.
 """
 from __future__ import annotations
 
@@ -133,6 +134,56 @@ def tilt_rows(strategy, defenses, concerns, shift_table, bq_table, defense_node,
 
 
 @njit(cache=True)
+def profile_rows(u, concern_keys, codes, n_defenses, defense_counts, concern_counts, strategy, defenses, concerns):
+    """One sampled profile per row of `u` (`tbn_env.profiles.profiles_from_uniforms`'s uniforms), written to
+    `strategy` [B] (an entry of `codes`), `defenses` and `concerns` [B, K] (-1 past the drawn count). The defences
+    are the largest of their keys, the concerns the largest of `concern_keys`, ordered as a stable sort of the
+    negated keys orders them (the larger key first, the earlier index on a tie)."""
+    for i in range(u.shape[0]):
+        strategy[i] = codes[int(u[i, 0] * codes.shape[0])]
+        _largest(u[i, 2:2 + n_defenses], int(u[i, 1] * defense_counts), defenses[i])
+        _largest(concern_keys[i], 1 + int(u[i, 2 + n_defenses] * concern_counts), concerns[i])
+
+
+@njit(cache=True, inline="always")
+def _largest(keys, count, out):
+    """out[k] = the index of the k-th largest of `keys` for k < count (a tie to the earlier index), -1 after."""
+    for k in range(out.shape[0]):
+        best = -1
+        if k < count:
+            for j in range(keys.shape[0]):
+                taken = False
+                for m in range(k):
+                    taken = taken or out[m] == j
+                if not taken and (best < 0 or keys[j] > keys[best]):
+                    best = j
+        out[k] = best
+
+
+@njit(cache=True)
+def box_muller_pairs(u, start, neg, angle):
+    """The arguments of numpy's log1p, cos and sin in Box-Muller (`tbn_env.state.states_from_uniforms`): from the
+    uniform pairs of each row of `u` from column `start`, the negated first and 2 pi times the second (exact, as the
+    array expressions give them: a negation and one product)."""
+    for i in range(u.shape[0]):
+        for m in range(neg.shape[1]):
+            neg[i, m] = -u[i, start + 2 * m]
+            angle[i, m] = 2.0 * np.pi * u[i, start + 2 * m + 1]
+
+
+@njit(cache=True)
+def box_muller_normals(log, cos, sin, normal):
+    """Box-Muller's standard normals from numpy's `log` = log1p(-u1), `cos` and `sin` of 2 pi u2 for each pair:
+    sqrt(-2 log) cos for the first half of each row of `normal`, sqrt(-2 log) sin for the second (the products and
+    the square root round the same compiled)."""
+    half = log.shape[1]
+    for i in range(normal.shape[0]):
+        for j in range(normal.shape[1]):
+            m = j if j < half else j - half
+            normal[i, j] = np.sqrt(-2.0 * log[i, m]) * (cos[i, m] if j < half else sin[i, m])
+
+
+@njit(cache=True)
 def start_rows(u, normal, shift, path_lo, path_hi, bipolar, increase, pole, level_min, level_max,
                maladaptive, adaptive, jitter, n_maladaptive, loa_lo, loa_hi, taie_load, taie_norm, axis_min, axis_max,
                sigma, levels, buckets, loa, taie, tmog, scratch):
@@ -163,21 +214,40 @@ def start_rows(u, normal, shift, path_lo, path_hi, bipolar, increase, pole, leve
 
 
 @njit(cache=True)
-def settle_rows(strategy, concerns, concern_bucket, concern_fill, prior_low, prior_high, family_pole, u_prior,
-                axis_min, axis_max, buckets, taie, x_pole):
+def settle_rows(strategy, concerns, concern_bucket, concern_fill, prior_low, prior_high, family_pole, u, axis_min,
+                axis_max, buckets, taie, x_pole):
     """What a profile adds to a drawn state, in place: each concern fills its reservoir (in the order the profile
-    lists them), and the DMM strategy's TAIE X prior sets X and its pole (`family_pole`: -1 rigid, +1 porous, 0
-    the side X falls on)."""
+    lists them), and the DMM strategy's TAIE X prior, drawn by the last uniform of the row of `u`, sets X and its
+    pole (`family_pole`: -1 rigid, +1 porous, 0 the side X falls on)."""
     for i in range(strategy.shape[0]):
         for c in concerns[i]:
             if c >= 0:
                 k = concern_bucket[c]
                 buckets[i, k] = min(1.0, buckets[i, k] + concern_fill)
         s = strategy[i]
-        x = prior_low[s] + (prior_high[s] - prior_low[s]) * u_prior[i]
+        x = prior_low[s] + (prior_high[s] - prior_low[s]) * u[i, u.shape[1] - 1]
         pole = family_pole[s]
         x_pole[i] = pole if pole != 0.0 else (1.0 if x >= 0 else -1.0)
         taie[i, 0] = min(max(x, axis_min), axis_max)
+
+
+@njit(cache=True)
+def start_sessions(rows, stance, stance_turn, turns_in_stance, arc_step, turn, taie_direction, score_sum, score_min,
+                   score_max, phase_max, reward_totals, event_counts):
+    """The session layer's side of a new session for `rows`: the stance detector back to rapport building at turn 0
+    with no arc (§9.3.8; its windows count this session's turns only), and the session's turn count, TAIE
+    direction and summary accumulators (§9.3.14.2) empty."""
+    for b in rows:
+        stance[b] = stance_turn[b] = turns_in_stance[b] = arc_step[b] = 0
+        turn[b] = taie_direction[b] = phase_max[b] = 0
+        for d in range(score_sum.shape[1]):
+            score_sum[b, d] = 0.0
+            score_min[b, d] = np.inf
+            score_max[b, d] = -np.inf
+        for k in range(reward_totals.shape[1]):
+            reward_totals[b, k] = 0.0
+        for k in range(event_counts.shape[1]):
+            event_counts[b, k] = 0
 
 
 @njit(cache=True)

@@ -15,7 +15,7 @@ from .graph import ClientGraph
 from .interventions import CATALOGUE, NAMES, moment_of, response_scores
 from .kernel import CompiledGraph
 from .params import Params
-from .profiles import ClientProfile, initial_states, resolve_profile, sample_profile_batch
+from .profiles import ClientProfile, initial_states, profile_draws, profiles_from_uniforms, resolve_profile
 from .state import state_draws, stream_seeds
 from .protocols import Client, ClientTurn, ClientView, DialogueTurn, Judge, JudgeContext, JudgeResult
 from .session import SessionCore, TurnResult
@@ -194,14 +194,17 @@ class TherapyEnv(gym.Env):
         if stage not in (1, 2, 3, 4):
             raise ValueError(f"start_stage must be 1-4, got {stage!r}")
         spec = options.get("profile", self.profile_spec)
-        if spec is None:   # sample_profile's draw, keeping the profile's index arrays for the starting state
-            profiles = sample_profile_batch(self.np_random)
+        n_profile = profile_draws() if spec is None else 0
+        if spec is not None:
+            self.profile = resolve_profile(spec, self.np_random)
+        # the vector env's draw, for a batch of one: a sampled profile's uniforms, then the starting state's
+        u = self.np_random.random((1, n_profile + state_draws(self.compiled.n)))
+        if spec is None:   # sample_profile's client, keeping its index arrays for the starting state
+            profiles = profiles_from_uniforms(u[:, :n_profile])
             self.profile = profiles.profiles()[0]
         else:
-            self.profile = resolve_profile(spec, self.np_random)
             profiles = [self.profile]
-        init = initial_states(profiles, self.np_random.random((1, state_draws(self.compiled.n))), stage,
-                              self.graph, self.params)   # the vector env's draw, for a batch of one
+        init = initial_states(profiles, u[:, n_profile:], stage, self.graph, self.params)
         seed, signal_seed = stream_seeds(self.np_random)
         if self.core is None:
             self.core = SessionCore(init, self.params, seed=seed, signal_seed=signal_seed, graph=self.graph,

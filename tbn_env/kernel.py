@@ -299,11 +299,10 @@ class BatchKernel:
     def load_rows(self, rows: np.ndarray, inits: list[InitialState] | InitialBatch) -> None:
         """Put freshly drawn clients into `rows` (distinct), all of them checked before any row is written."""
         rows = np.asarray(rows, dtype=np.int64)
-        if len(rows) != len(inits) or len(set(rows.tolist())) != len(rows):
-            raise ValueError(f"need one initial state per distinct row, got {len(inits)} states for rows {rows.tolist()}")
-        if not isinstance(inits, InitialBatch):
-            inits = InitialBatch.stack([init.check_shapes(self.cg.n) for init in inits])
-        init = inits.validate(self.cg.n)
+        self.enter(rows, self.checked(rows, inits))
+
+    def enter(self, rows: np.ndarray, init: InitialBatch) -> None:
+        """Put clients into `rows` (int64), their starting states checked (`checked`)."""
         index, rows = rows, as_run(rows)
         th = self.loa_th
         self.levels[rows] = init.levels
@@ -325,6 +324,18 @@ class BatchKernel:
         self.qualifying_sessions[rows] = 0
         self.reached_core_in_stage[rows] = False
         self._start_session(index)
+
+    def checked(self, rows: np.ndarray, inits: list[InitialState] | InitialBatch) -> InitialBatch:
+        """`inits` as one batch, checked for `rows` (an int64 array): one valid starting state for each of distinct
+        rows of this batch, else a ValueError naming the problem (the compiled calls index the rows unchecked)."""
+        listed = rows.tolist()
+        if len(listed) != len(inits) or len(set(listed)) != len(listed) or listed and not (
+                min(listed) >= 0 and max(listed) < self.batch):
+            raise ValueError(f"need one initial state per distinct row in [0, {self.batch}), got {len(inits)} states "
+                             f"for rows {listed}")
+        if not isinstance(inits, InitialBatch):
+            inits = InitialBatch.stack([init.check_shapes(self.cg.n) for init in inits])
+        return inits.validate(self.cg.n)
 
     STATE = ("bq_scale", "levels", "tmog", "buckets", "bucket_session_start", "loa", "armed_up", "armed_down",
              "taie", "x_pole", "taie_first_sum", "taie_recent", "taie_count", "transformation", "stage", "phase",

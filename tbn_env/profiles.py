@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from .buckets import BUCKET_INDEX
 from .graph import ClientGraph
 from .params import Params
-from .compiled_state import settle_rows, tilt_rows
+from .compiled_state import profile_rows, settle_rows, tilt_rows
 from .state import InitialBatch, InitialState, state_draws, states_from_uniforms
 from .taie import AXIS_MAX, AXIS_MIN
 
@@ -162,10 +162,10 @@ def initial_states(profiles: list[ClientProfile] | ProfileBatch, u: np.ndarray, 
     its DMM family (Type A rigid, Type C porous); the last uniform of each row draws that prior.
     """
     batch = profiles if isinstance(profiles, ProfileBatch) else ProfileBatch.of(profiles)
-    state = states_from_uniforms(u, stage, graph, params, *_tilts(graph.nodes, batch))
+    u = np.ascontiguousarray(u, dtype=np.float64)
+    state = states_from_uniforms(u, stage, graph, params, *_tilts(graph, batch))
     settle_rows(batch.strategy, batch.concerns, _CONCERN_BUCKET, CONCERN_BUCKET, _PRIOR_LOW, _PRIOR_HIGH, _FAMILY_POLE,
-                np.ascontiguousarray(u[:, -1], dtype=np.float64), AXIS_MIN, AXIS_MAX, state.buckets, state.taie,
-                state.x_pole)
+                u, AXIS_MIN, AXIS_MAX, state.buckets, state.taie, state.x_pole)
     return state
 
 
@@ -174,9 +174,10 @@ def _node_index(nodes: tuple[str, ...]) -> dict[str, int]:
     return {n: i for i, n in enumerate(nodes)}
 
 
-@lru_cache(maxsize=4)
-def _strategy_tables(nodes: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+@lru_cache(maxsize=4)   # by the graph: hashing its node names for every client would cost more than the tilt
+def _strategy_tables(graph: ClientGraph) -> tuple[np.ndarray, np.ndarray]:
     """Each DMM strategy's per-node pathology shift and BQ multiplier ([22, N] each, read-only)."""
+    nodes = graph.nodes
     index = _node_index(nodes)
     shift, bq = np.zeros((len(DMM_CODES), len(nodes))), np.ones((len(DMM_CODES), len(nodes)))
     for k, code in enumerate(DMM_CODES):
@@ -189,23 +190,23 @@ def _strategy_tables(nodes: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     return shift, bq
 
 
-def _tilts(nodes: tuple[str, ...], batch: ProfileBatch) -> tuple[np.ndarray, np.ndarray]:
+def _tilts(graph: ClientGraph, batch: ProfileBatch) -> tuple[np.ndarray, np.ndarray]:
     """Each profile's per-node pathology shift and BQ multiplier ([B, N] each): its strategy's, then each
     defence's and each concern's in turn, in the order the profile lists them."""
-    shift_table, bq_table = _strategy_tables(nodes)
-    defense_nodes, concern_nodes = _catalogue_nodes(nodes)
-    b = len(batch.strategy)
-    shift, bq = np.empty((b, len(nodes))), np.empty((b, len(nodes)))
+    shift_table, bq_table = _strategy_tables(graph)
+    defense_nodes, concern_nodes = _catalogue_nodes(graph)
+    b, n = len(batch.strategy), len(graph.nodes)
+    shift, bq = np.empty((b, n)), np.empty((b, n))
     tilt_rows(batch.strategy, batch.defenses, batch.concerns, shift_table, bq_table, defense_nodes, concern_nodes,
               DEFENSE_SHIFT, DEFENSE_BQ, CONCERN_SHIFT, shift, bq)
     return shift, bq
 
 
 @lru_cache(maxsize=4)
-def _catalogue_nodes(nodes: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+def _catalogue_nodes(graph: ClientGraph) -> tuple[np.ndarray, np.ndarray]:
     """Each defence's node index (in DEFENSES order) and each concern's node indices (a row per concern in CONCERNS
     order, -1 past its last node)."""
-    index = _node_index(nodes)
+    index = _node_index(graph.nodes)
     concern_nodes = [[index[node] for node in names] for names, _ in CONCERNS.values()]
     padded = np.full((len(concern_nodes), max(map(len, concern_nodes))), -1, dtype=np.int64)
     for row, indices in zip(padded, concern_nodes):
@@ -243,7 +244,8 @@ _CONCERN_INDEX = {c: i for i, c in enumerate(CONCERNS)}
 _CONCERN_BUCKET = np.array([BUCKET_INDEX[bucket] for _, bucket in CONCERNS.values()])
 _FAMILY_POLE = np.array([{"A": -1.0, "C": 1.0}.get(code[0], 0.0) for code in DMM_CODES])  # rigid, porous, either
 _PRIOR_LOW, _PRIOR_HIGH = (np.array([TYPE_X_PRIOR[code[0]][k] for code in DMM_CODES]) for k in (0, 1))
-_CONCERN_WEIGHT = np.array([2.0 if c == "relational_distress" else 1.0 for c in CONCERNS])
+_CONCERN_EXPONENT = 1.0 / np.array([2.0 if c == "relational_distress" else 1.0 for c in CONCERNS])   # 1 / weight
+_ALL_CODES = np.arange(len(DMM_CODES))
 
 
 def profile_draws() -> int:
@@ -253,29 +255,22 @@ def profile_draws() -> int:
 
 def profiles_from_uniforms(u: np.ndarray, strategies: tuple[str, ...] | None = None) -> ProfileBatch:
     """One random client per row of `u` ([B, profile_draws()] uniforms): a DMM strategy from `strategies`
-    (default all 22), 0-2 defences, 1-2 concerns (relational distress twice as likely)."""
-    codes = np.arange(len(DMM_CODES)) if strategies is None else \
-        np.array([_STRATEGY_INDEX[code] for code in strategies], dtype=np.int64)
-    n_def = len(DEFENSES)
-    strategy = codes[(u[:, 0] * len(codes)).astype(int)]
-    defense_count = (u[:, 1] * (MAX_DEFENSES + 1)).astype(int)
-    defenses = np.argsort(-u[:, 2:2 + n_def], axis=1, kind="stable")[:, :MAX_DEFENSES]
-    concern_count = 1 + (u[:, 2 + n_def] * MAX_CONCERNS).astype(int)
-    # weighted draws without replacement: the largest keys u^(1/w) (Efraimidis and Spirakis)
-    concerns = np.argsort(-u[:, 3 + n_def:] ** (1.0 / _CONCERN_WEIGHT), axis=1, kind="stable")[:, :MAX_CONCERNS]
-    defenses[np.arange(MAX_DEFENSES) >= defense_count[:, None]] = -1
-    concerns[np.arange(MAX_CONCERNS) >= concern_count[:, None]] = -1
+    (default all 22), 0-2 defences (the largest of their uniforms), 1-2 concerns (relational distress twice as
+    likely: weighted draws without replacement, the largest keys u^(1/w), after Efraimidis and Spirakis). The keys'
+    power is numpy's (its bits); the picks are one compiled pass (`compiled_state.profile_rows`)."""
+    codes = _ALL_CODES if strategies is None else np.array([_STRATEGY_INDEX[code] for code in strategies],
+                                                           dtype=np.int64)
+    b = len(u)
+    strategy = np.empty(b, dtype=np.int64)
+    defenses, concerns = np.empty((b, MAX_DEFENSES), dtype=np.int64), np.empty((b, MAX_CONCERNS), dtype=np.int64)
+    profile_rows(u, u[:, 3 + len(DEFENSES):] ** _CONCERN_EXPONENT, codes, len(DEFENSES), MAX_DEFENSES + 1,
+                 MAX_CONCERNS, strategy, defenses, concerns)
     return ProfileBatch(strategy, defenses, concerns)
 
 
 def sample_profile(rng: np.random.Generator, strategies: tuple[str, ...] | None = None) -> ClientProfile:
     """A random client (`profiles_from_uniforms` for one row drawn from `rng`)."""
-    return sample_profile_batch(rng, strategies).profiles()[0]
-
-
-def sample_profile_batch(rng: np.random.Generator, strategies: tuple[str, ...] | None = None) -> ProfileBatch:
-    """`sample_profile`'s client as index arrays (what `initial_states` reads, without a round trip through names)."""
-    return profiles_from_uniforms(rng.random((1, profile_draws())), strategies)
+    return profiles_from_uniforms(rng.random((1, profile_draws())), strategies).profiles()[0]
 
 
 def resolve_profile(profile: str | ClientProfile | None, rng: np.random.Generator) -> ClientProfile:

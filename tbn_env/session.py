@@ -27,6 +27,7 @@ from .tmog import accuracy
 
 TAIE_FULL_MODE_WEIGHT = 0.5  # an LLM assessment and the running estimate count equally
 _FLAG = (np.array([False]), np.array([True]))   # a client's voiced rupture as the batch reads it (never written)
+_ROW = np.zeros(1, dtype=np.int64)   # the batch's one row, where a new client goes (never written)
 
 
 @dataclass
@@ -76,8 +77,7 @@ class SessionCore:
         """
         if signal_seed is None and seed is not None:
             signal_seed = int(np.random.default_rng([seed, 1]).integers(2**63))
-        self.batch.load_rows(np.zeros(1, dtype=np.int64), init if isinstance(init, InitialBatch) else [init], [seed],
-                             [signal_seed])
+        self.batch.load_rows(_ROW, init if isinstance(init, InitialBatch) else [init], [seed], [signal_seed])
 
     @classmethod
     def sample(cls, stage: int = 1, seed: int | None = None, params: Params | None = None,

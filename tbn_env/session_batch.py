@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .compiled_pack import pack
+from .compiled_state import start_sessions
 from .compiled_session import close_books, session_turn
 from .compiled_turn import OUT_COLUMNS
 from .buckets import BUCKET_INDEX, BUCKETS, MALADAPTIVE
@@ -33,7 +34,7 @@ from .stance import DEFENSE_DOMAIN, OVERWHELM_BUCKETS, STANCES, StanceDetector
 from .signals import Signals
 from .spaces import observe_batch
 from .state import InitialBatch, InitialState
-from .streams import Streams
+from .streams import Streams, seed_rows
 from .tmog import accuracy, worst_misreads
 
 EPISODES = ("session", "treatment")
@@ -270,35 +271,34 @@ class SessionBatch:
                           (DIM_INDEX["attunement"], LOW_THRESHOLD, NOISE_BLOCK)),
                      pack(tuple(a[run] for a in written), ()))
             self._packs.append((pack(parts, ()),))   # one argument: a call unboxes each pack (about 0.4 us)
+        # what a session's start writes (`compiled_state.start_sessions`)
+        self._sessions = (st.stance, st.turn, st.turns_in_stance, st.arc_step, self.turn, self.taie_direction,
+                          self.score_sum, self.score_min, self.score_max, self.phase_max, self.reward_totals,
+                          self.event_counts)
 
     # ------------------------------------------------------------------ clients in and out
     def load_rows(self, rows: np.ndarray, inits: list[InitialState] | InitialBatch, seeds: list[int],
                   signal_seeds: list[int]) -> None:
-        """Start new clients in `rows` at session 1; `seeds` seed each row's TMoG misreading draws and
-        `signal_seeds` the signals it shows (`tbn_env.signals`)."""
+        """Start new clients in `rows` at session 1 (every state checked before anything changes); `seeds` seed each
+        row's TMoG misreading draws and `signal_seeds` the signals it shows (`tbn_env.signals`)."""
         rows = np.asarray(rows, dtype=np.int64)
-        self.kernel.load_rows(rows, inits)
-        self.signals.start(rows, signal_seeds)
-        self.signals.express(rows, self.kernel.phase, self.kernel.buckets, np.zeros(self.batch, dtype=bool))
-        self._noise.seed(rows.tolist(), seeds)
-        self._refill(rows.tolist())   # the first block now: the turns read the numbers they would draw later
+        init = self.kernel.checked(rows, inits)
+        listed = rows.tolist()
+        seed_rows(listed, ((self._noise, seeds), (self.signals.streams, signal_seeds)))
+        self._refill(listed)   # the first blocks now: the turns read the numbers they would draw later
+        self.signals.draw_blocks(listed)
+        self.kernel.enter(rows, init)
         at = as_run(rows)
         self.alliance[at] = self.cg.alliance(self.kernel.levels[at])
         self.rupture[at] = False
         self.session[at] = 1
         self.total_turns[at] = 0
-        self._start_session(at)
+        self._start_session(rows)
+        self.signals.express(rows, self.kernel.phase, self.kernel.buckets, self._no_rupture)   # fresh blocks
 
-    def _start_session(self, rows: np.ndarray) -> None:
-        self.stances.start_session(rows)
-        self.turn[rows] = 0
-        self.taie_direction[rows] = 0
-        self.score_sum[rows] = 0.0
-        self.score_min[rows] = np.inf
-        self.score_max[rows] = -np.inf
-        self.phase_max[rows] = 0
-        self.reward_totals[rows] = 0.0
-        self.event_counts[rows] = 0
+    def _start_session(self, rows: np.ndarray | slice) -> None:
+        """The session layer's side of a new session for `rows` (indices, or a slice of them)."""
+        start_sessions(np.arange(rows.start, rows.stop) if isinstance(rows, slice) else rows, *self._sessions)
 
     def noise_rng(self, i: int) -> np.random.Generator:
         """Client i's generator of TMoG misreadings."""

@@ -40,14 +40,15 @@ class Signals:
         self.affect = np.zeros(batch, dtype=np.int64)       # index into AFFECTS
         self.arousal = np.zeros(batch, dtype=np.int64)      # 0 .. AROUSAL_LEVELS - 1
         self.rupture_cue = np.zeros(batch, dtype=np.int64)  # 0 or 1
-        self._rngs = Streams(batch)
+        self.streams = Streams(batch)   # each client's generator, seeded for a new client (`Streams.seed`)
         self._block = np.zeros((batch, SIGNAL_BLOCK, _DRAWS))
         self._used = np.full(batch, SIGNAL_BLOCK, dtype=np.int64)   # turns of the block already spent
 
-    def start(self, rows: np.ndarray, seeds: list[int]) -> None:
-        """New clients in `rows`, each drawing its signals from a generator seeded by `seeds`."""
-        self._rngs.seed(rows.tolist(), seeds)
-        self._used[rows] = SIGNAL_BLOCK
+    def draw_blocks(self, rows: list[int]) -> None:
+        """A new block of uniforms for each of `rows` (new clients, their streams just seeded, or spent blocks)."""
+        for i in rows:
+            self.streams[i].random(out=self._block[i])
+            self._used[i] = 0
 
     def express(self, rows: np.ndarray, phase: np.ndarray, buckets: np.ndarray, ruptured: np.ndarray) -> None:
         """Draw the signals of `rows` for their phase and fear now; `ruptured` flags each row's rupture this turn."""
@@ -58,9 +59,7 @@ class Signals:
 
     def _refill(self, rows: np.ndarray) -> None:
         """New blocks of uniforms for the `rows` whose block is spent."""
-        for i in rows[self._used[rows] >= SIGNAL_BLOCK].tolist():
-            self._rngs[i].random(out=self._block[i])
-            self._used[i] = 0
+        self.draw_blocks(rows[self._used[rows] >= SIGNAL_BLOCK].tolist())
 
     def arguments(self, phase: np.ndarray, buckets: np.ndarray, rows: slice = slice(None)) -> tuple:
         """`express`'s arguments after the rows and their ruptures, for a run of `rows` (the compiled turn binds
@@ -72,14 +71,14 @@ class Signals:
 
     def state_dict(self) -> dict:
         return {**{k: getattr(self, k).copy() for k in self._STATE},
-                "rngs": self._rngs.states()}
+                "rngs": self.streams.states()}
 
     def load_state_dict(self, state: dict) -> None:
         for k in self._STATE:
             getattr(self, k)[...] = state[k]
         for i, saved in enumerate(state["rngs"]):
             if saved is not None:
-                self._rngs.set_state(i, saved)
+                self.streams.set_state(i, saved)
 
 
 @njit(cache=True)

@@ -86,11 +86,6 @@ class StanceDetector:
         self.attunement = np.zeros((batch, STANCE_WINDOW))  # the last 4 turns, newest last
         self.resistance = np.zeros((batch, STANCE_WINDOW))
 
-    def start_session(self, rows: np.ndarray | slice = slice(None)) -> None:
-        """Every session starts in rapport building with an empty window."""
-        for arr in (self.stance, self.turn, self.turns_in_stance, self.arc_step):
-            arr[rows] = 0
-
     @property
     def name(self) -> str:
         """The stance of a single client (batch 1)."""

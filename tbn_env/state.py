@@ -7,11 +7,12 @@ criteria of stage s (§9.3.5.3), so `start_stage` can begin a client mid-treatme
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from functools import lru_cache
 
 import numpy as np
 
 from .buckets import ADAPTIVE, MALADAPTIVE
-from .compiled_state import start_rows
+from .compiled_state import box_muller_normals, box_muller_pairs, start_rows
 from .graph import LEVEL_MAX, LEVEL_MIN, ClientGraph
 from .loa import LOA_DIMENSIONS, LOA_MAX, LOA_MIN
 from .params import Params
@@ -69,6 +70,17 @@ def _shape(name: str, n_nodes: int) -> tuple[int]:
     return {"buckets": (16,), "loa": (len(LOA_DIMENSIONS),), "taie": (3,)}.get(name, (n_nodes,))
 
 
+#: What `InitialBatch.validate` checks, in order: the stage, the sessions behind, then the arrays of `_FIELDS`
+_CHECKS = (("stage", 1, 4), ("sessions_completed", 0, np.inf), *_FIELDS)
+
+
+@lru_cache(maxsize=64)
+def _shapes(n_nodes: int, clients: int) -> list[tuple[int, ...]]:
+    """The shape of each of `_CHECKS` for a batch of `clients`."""
+    return [(clients,) if name in ("stage", "sessions_completed") else (clients, *_shape(name, n_nodes))
+            for name, *_ in _CHECKS]
+
+
 @dataclass(frozen=True)
 class InitialBatch:
     """Starting states of several clients, one row each (what `BatchKernel.load_rows` takes at once)."""
@@ -96,16 +108,22 @@ class InitialBatch:
 
     def validate(self, n_nodes: int) -> "InitialBatch":
         """Raise ValueError naming the first field with a wrong shape or value; return self."""
-        if not within(self.stage, 1, 4):
-            raise ValueError(f"stage must be 1-4, got {sorted(set(self.stage.tolist()))}")
-        if not within(self.sessions_completed, 0, np.inf):
-            raise ValueError("sessions_completed must be a whole number >= 0")
-        for name, lo, hi in _FIELDS:
-            arr = getattr(self, name)
-            if arr.shape[1:] != _shape(name, n_nodes):
-                raise ValueError(f"initial {name} must have shape {_shape(name, n_nodes)}, got {arr.shape[1:]}")
-            if not within(arr, lo, hi):   # NaN fails; the bounds are finite
-                raise ValueError(f"initial {name} must be finite and within [{lo}, {hi}]")
+        b = len(self.stage)
+        arrays = [getattr(self, name) for name, *_ in _CHECKS]
+        shapes = _shapes(n_nodes, b)
+        if [a.shape for a in arrays] != shapes or self.x_pole.shape != (b,):
+            for (name, *_), shape in zip((*_CHECKS, ("x_pole",)), (*shapes, (b,))):
+                if getattr(self, name).shape != shape:
+                    raise ValueError(f"initial {name} must have shape {shape[1:]} for each of {b} clients, got "
+                                     f"{getattr(self, name).shape}")
+        for bad, ((name, lo, hi), arr) in enumerate(zip(_CHECKS, arrays)):
+            if within(arr, lo, hi):   # NaN fails; the bounds are finite
+                continue
+            if bad == 0:
+                raise ValueError(f"stage must be 1-4, got {sorted(set(self.stage.tolist()))}")
+            if bad == 1:
+                raise ValueError("sessions_completed must be a whole number >= 0")
+            raise ValueError(f"initial {name} must be finite and within [{lo}, {hi}]")
         return self
 
 
@@ -119,8 +137,8 @@ def stream_seeds(rng: np.random.Generator) -> tuple[int, int]:
     """The seeds of a new client's two streams, its TMoG misreadings and its signals: the generator's next two
     64-bit words halved, which is what `rng.integers(2**63, size=2)` returns (Lemire's method never rejects
     for a power-of-two range) at a tenth of its cost."""
-    first, second = (rng.bit_generator.random_raw(2) >> np.uint64(1)).tolist()
-    return first, second
+    first, second = rng.bit_generator.random_raw(2).tolist()
+    return first >> 1, second >> 1
 
 
 def states_from_uniforms(u: np.ndarray, stage: int, graph: ClientGraph, params: Params | None = None,
@@ -139,16 +157,18 @@ def states_from_uniforms(u: np.ndarray, stage: int, graph: ClientGraph, params: 
     b, n = len(u), len(graph.nodes)
     if u.shape != (b, state_draws(n)):
         raise ValueError(f"need [clients, {state_draws(n)}] uniforms, got {u.shape}")
-    u_noise = u[:, n + len(MALADAPTIVE) + len(ADAPTIVE) + len(LOA_DIMENSIONS):-1]
-    radius = np.sqrt(-2.0 * np.log1p(-u_noise[:, 0::2]))   # Box-Muller: standard normals from uniform pairs
-    angle = 2.0 * np.pi * u_noise[:, 1::2]
-    normal = np.concatenate([radius * np.cos(angle), radius * np.sin(angle)], axis=1)
+    # Box-Muller: standard normals from the TMoG noise's uniform pairs, compiled around numpy's log1p, cos and sin
+    u = np.ascontiguousarray(u, dtype=np.float64)
+    neg, angle = np.empty((b, (n + 1) // 2)), np.empty((b, (n + 1) // 2))
+    box_muller_pairs(u, n + len(MALADAPTIVE) + len(ADAPTIVE) + len(LOA_DIMENSIONS), neg, angle)
+    normal = np.empty((b, 2 * ((n + 1) // 2)))
+    box_muller_normals(np.log1p(neg), np.cos(angle), np.sin(angle), normal)   # numpy's log1p, cos and sin
     levels, tmog = np.empty((b, n)), np.empty((b, n))
     buckets, loa, taie = np.empty((b, len(MALADAPTIVE) + len(ADAPTIVE))), np.empty((b, len(LOA_DIMENSIONS))), \
         np.empty((b, 3))
     t = graph.node_table
     (path_lo, path_hi), (loa_lo, loa_hi) = params.init_pathology[stage - 1], params.init_loa[stage - 1]
-    start_rows(np.ascontiguousarray(u, dtype=np.float64), normal,
+    start_rows(u, normal,
                _NO_SHIFT if pathology_shift is None else np.ascontiguousarray(pathology_shift, dtype=np.float64),
                path_lo, path_hi, t["bipolar"], t["increase"], t["pole"], LEVEL_MIN, LEVEL_MAX,
                params.init_maladaptive[stage - 1], params.init_adaptive[stage - 1], params.init_bucket_jitter,

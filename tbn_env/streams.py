@@ -79,15 +79,7 @@ class Streams:
 
     def seed(self, rows: list[int], seeds: list[int | None]) -> None:
         """Row i's generator now gives what `np.random.default_rng(seeds[j])` gives, for i = rows[j]."""
-        seeds = list(seeds)
-        # one dict, refilled for each row: the setter copies its numbers out
-        state = {"bit_generator": "PCG64", "state": {"state": 0, "inc": 0}, "has_uint32": 0, "uinteger": 0}
-        for i, seed, words in zip(rows, seeds, _pcg64_words(seeds)):
-            if words is None:   # seeds numpy's own path handles (None, 2**64 and above)
-                self.set_state(i, np.random.default_rng(seed).bit_generator.state)
-            else:
-                state["state"]["state"], state["state"]["inc"] = words
-                self.set_state(i, state)
+        seed_rows(rows, ((self, seeds),))
 
     def set_state(self, i: int, state: dict) -> None:
         """Row i's generator at a saved `bit_generator.state`."""
@@ -102,3 +94,22 @@ class Streams:
     def states(self) -> list[dict | None]:
         """Every row's `bit_generator.state` (None for a row never seeded)."""
         return [None if r is None else r.bit_generator.state for r in self._rngs]
+
+
+def seed_rows(rows: list[int], streams: tuple[tuple[Streams, list[int | None]], ...]) -> None:
+    """For each `(stream, seeds)`: row rows[j] of the stream now gives what `np.random.default_rng(seeds[j])` gives.
+    Every seed is hashed in one pass (a client's streams are seeded together)."""
+    words = iter(_pcg64_words([seed for _, seeds in streams for seed in seeds]))
+    # one dict, refilled for each row: the setter copies its numbers out
+    state = {"bit_generator": "PCG64", "state": {"state": 0, "inc": 0}, "has_uint32": 0, "uinteger": 0}
+    pcg = state["state"]
+    for stream, seeds in streams:
+        if len(seeds) != len(rows):
+            raise ValueError(f"need a seed per row, got {len(seeds)} seeds for {len(rows)} rows")
+        for i, seed in zip(rows, seeds):
+            word = next(words)
+            if word is None:   # seeds numpy's own path handles (None, 2**64 and above)
+                stream.set_state(i, np.random.default_rng(seed).bit_generator.state)
+            else:
+                pcg["state"], pcg["inc"] = word
+                stream.set_state(i, state)

@@ -64,7 +64,9 @@ def _states_as_arrays(u, stage, params, shift):
     normal = np.concatenate([radius * np.cos(angle), radius * np.sin(angle)], axis=1)[:, :N]
     tmog = np.clip(levels + params.tmog_sigma_by_stage[stage - 1] * normal, LEVEL_MIN, LEVEL_MAX)
     assert len(levels) == b
-    return {"levels": levels, "buckets": buckets, "loa": loa, "taie": taie, "tmog": tmog}
+    return {"levels": levels, "buckets": buckets, "loa": loa, "taie": taie, "tmog": tmog,
+            "x_pole": np.where(taie[:, 0] >= 0, 1.0, -1.0), "stage": np.full(b, stage),
+            "sessions_completed": np.full(b, params.init_sessions_completed[stage - 1]), "bq_scale": np.ones((b, N))}
 
 
 @pytest.mark.parametrize("stage", [1, 2, 3, 4])
@@ -164,3 +166,76 @@ def test_the_readings_have_the_bits_of_their_array_expressions():
     np.testing.assert_array_equal(COMPILED.alliance(levels), 1.0 - (path * COMPILED.alliance_weight).sum(axis=-1)
                                   / COMPILED.alliance_weight.sum())
     assert COMPILED.coiling(levels[7]) == _coiling(levels)[7]
+
+
+def _loaded_as_arrays(batch, rows: np.ndarray, init: InitialBatch, seeds: list[int], signal_seeds: list[int]) -> dict:
+    """`SessionBatch.load_rows` as numpy writes on a copy of the batch's state (the definition `start_clients`
+    compiles): the kernel's rows, its LOA thresholds armed, no stage evidence, the first TAIE assessment, phase A
+    entered at the client's balance and coiling, the session layer's counters and a new session's, the alliance,
+    the streams at `default_rng(seed)` with their first blocks drawn, and the first signals."""
+    from tbn_env.session_batch import NOISE_BLOCK
+    from tbn_env.signals import Signals
+    state = batch.state_dict()
+    k, st, cg = state["kernel"], state["stance"], batch.cg
+    for name in ("levels", "bq_scale", "tmog", "buckets", "loa", "taie", "x_pole", "stage", "sessions_completed"):
+        k[name][rows] = getattr(init, name)
+    th = batch.kernel.loa_th
+    k["bucket_session_start"][rows] = init.buckets
+    k["armed_up"][rows], k["armed_down"][rows] = init.loa[:, :, None] < th, init.loa[:, :, None] > -th
+    k["taie_first_sum"][rows], k["taie_recent"][rows], k["taie_count"][rows] = init.taie, 0.0, 1
+    k["taie_recent"][rows, -1] = init.taie
+    k["transformation"][rows] = 0.0
+    for name in ("slipping_sessions", "qualifying_sessions", "reached_core_in_stage", "phase", "turns_in_phase",
+                 "reached_core", "reached_integration"):
+        k[name][rows] = 0
+    k["balance_entry"][rows] = (init.buckets * batch.kernel.balance_vec).sum(axis=-1)
+    k["coiling_entry"][rows] = _coiling(init.levels)
+    path = np.abs(init.levels * cg.path_slope + cg.path_offset)
+    state["alliance"][rows] = 1.0 - (path * cg.alliance_weight).sum(axis=-1) / cg.alliance_weight.sum()
+    for name in ("stance", "turn", "turns_in_stance", "arc_step"):
+        st[name][rows] = 0
+    state["session"][rows] = 1
+    for name in ("rupture", "turn", "total_turns", "taie_direction", "phase_max", "score_sum", "reward_totals",
+                 "event_counts"):
+        state[name][rows] = 0
+    state["score_min"][rows], state["score_max"][rows] = np.inf, -np.inf
+    for i, seed in zip(rows.tolist(), seeds):
+        noise = np.random.default_rng(seed)
+        state["_noise_block"][i] = noise.standard_normal((NOISE_BLOCK, N))
+        state["rngs"][i] = noise.bit_generator.state
+    state["_noise_used"][rows] = 0
+    signals = Signals(batch.batch)
+    signals.load_state_dict(state["signals"])
+    signals.streams.seed(rows.tolist(), signal_seeds)
+    signals.draw_blocks(rows.tolist())
+    signals.express(rows, k["phase"], k["buckets"], np.zeros(batch.batch, dtype=bool))
+    state["signals"] = signals.state_dict()
+    return state
+
+
+def test_new_clients_are_loaded_as_their_array_writes():
+    """Rows of a batch whose every state array holds other values (noise, never 0 or False) take new clients: what
+    the compiled loader writes equals the array writes that define it, and the other rows keep their values."""
+    from tbn_env.session_batch import SessionBatch
+    rng = np.random.default_rng(11)
+    batch = SessionBatch(7, episode="treatment", max_turns=5)
+    state = batch.state_dict()
+    for array in [*state["kernel"].values(), *state["stance"].values(), *(state[k] for k in batch._STATE),
+                  *(state["signals"][k] for k in ("affect", "arousal", "rupture_cue", "_used"))]:
+        array[...] = rng.integers(1, 3, array.shape) if array.dtype.kind in "iub" else rng.uniform(1, 5, array.shape)
+    batch.load_state_dict(state)
+    rows = np.array([5, 1, 2])
+    init = states_from_uniforms(rng.random((3, state_draws(N))), 3, GRAPH)
+    seeds, signal_seeds = rng.integers(0, 2**63, (2, 3)).tolist()
+    expected = _loaded_as_arrays(batch, rows, init, seeds, signal_seeds)
+    batch.load_rows(rows, init, seeds, signal_seeds)
+    assert _differences(batch.state_dict(), expected) == []
+
+
+def _differences(a, b, at: str = "") -> list[str]:
+    """Where two trees of dicts, lists and arrays differ."""
+    if isinstance(a, dict):
+        return [f"{at}/keys"] if a.keys() != b.keys() else [d for k in a for d in _differences(a[k], b[k], f"{at}/{k}")]
+    if isinstance(a, list):
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in _differences(x, y, f"{at}[{i}]")]
+    return [] if np.array_equal(a, b) else [at]

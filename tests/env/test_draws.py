@@ -42,6 +42,38 @@ def test_sampled_profiles_follow_the_catalogue_weights():
     assert len({p.attachment for p in profiles}) == 22
 
 
+def _profiles_as_arrays(u, codes):
+    """Sampled profiles as numpy array expressions (the definition `profiles_from_uniforms` compiles): stable
+    argsorts of the negated keys, cut at the drawn counts."""
+    from tbn_env.profiles import CONCERNS, MAX_CONCERNS, MAX_DEFENSES
+    weight = np.array([2.0 if c == "relational_distress" else 1.0 for c in CONCERNS])
+    n_def = len(DEFENSES)
+    strategy = codes[(u[:, 0] * len(codes)).astype(int)]
+    defense_count = (u[:, 1] * (MAX_DEFENSES + 1)).astype(int)
+    defenses = np.argsort(-u[:, 2:2 + n_def], axis=1, kind="stable")[:, :MAX_DEFENSES]
+    concern_count = 1 + (u[:, 2 + n_def] * MAX_CONCERNS).astype(int)
+    concerns = np.argsort(-u[:, 3 + n_def:] ** (1.0 / weight), axis=1, kind="stable")[:, :MAX_CONCERNS]
+    defenses[np.arange(MAX_DEFENSES) >= defense_count[:, None]] = -1
+    concerns[np.arange(MAX_CONCERNS) >= concern_count[:, None]] = -1
+    return strategy, defenses, concerns
+
+
+@pytest.mark.parametrize("levels", [None, 4, 2])
+def test_sampled_profiles_are_their_array_expressions_ties_included(levels):
+    """Continuous uniforms, and uniforms on a coarse grid (0 included) where most keys tie: a tie goes to the
+    earlier index, as a stable sort orders them."""
+    from tbn_env.profiles import _STRATEGY_INDEX
+    u = np.random.default_rng(7).random((4000, profile_draws()))
+    if levels is not None:
+        u = np.floor(u * levels) / levels
+    for strategies in (None, ("A1", "C8", "B3")):
+        codes = np.arange(22) if strategies is None else np.array([_STRATEGY_INDEX[c] for c in strategies])
+        drawn = profiles_from_uniforms(u, strategies)
+        for name, got, expected in zip(("strategy", "defenses", "concerns"),
+                                       (drawn.strategy, drawn.defenses, drawn.concerns), _profiles_as_arrays(u, codes)):
+            np.testing.assert_array_equal(got, expected, err_msg=name)
+
+
 def test_a_batch_with_a_bad_value_is_refused_naming_the_field():
     states = states_from_uniforms(np.random.default_rng(2).random((3, state_draws(N))), 1, GRAPH)
     states.buckets[1, 0] = 1.5
@@ -78,7 +110,7 @@ def test_batched_profile_tilts_equal_each_profile_tilted_alone():
                         presenting_concerns=("anger", "abandonment", "loneliness"))
     profiles = [*profiles_from_uniforms(np.random.default_rng(2).random((300, profile_draws()))).profiles(),
                 *PRESETS.values(), odd]
-    shift, bq = _tilts(GRAPH.nodes, ProfileBatch.of(profiles))
+    shift, bq = _tilts(GRAPH, ProfileBatch.of(profiles))
     for i, profile in enumerate(profiles):
         one_shift, one_bq = _tilt_one_by_one(profile)
         np.testing.assert_array_equal(shift[i], one_shift, err_msg=profile.name)

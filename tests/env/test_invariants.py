@@ -1,4 +1,6 @@
 """Invariants of the dynamics that must hold for any client and any score sequence."""
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -6,6 +8,7 @@ from hypothesis import strategies as st
 
 from tbn_env import BatchKernel, ClientGraph, CompiledGraph, ReferenceCore, SessionCore, sample_initial_state
 from tbn_env.graph import DAMPENING, PROTECTIVE_ALLIANCE, improvement, pathology
+from tbn_env.state import InitialBatch
 
 from .strategies import score_sequences, seeds, stages
 
@@ -198,5 +201,12 @@ def test_load_rows_rejects_mismatched_or_repeated_rows_and_keeps_the_state():
         ker.load_rows(np.array([0, 0]), [sample_initial_state(rng, 2, GRAPH) for _ in range(2)])
     with pytest.raises(ValueError, match="one initial state per distinct row"):
         ker.load_rows(np.array([1]), [])
+    with pytest.raises(ValueError, match=r"distinct row in \[0, 2\)"):   # the compiled writes index rows unchecked
+        ker.load_rows(np.array([2]), [sample_initial_state(rng, 1, GRAPH)])
+    with pytest.raises(ValueError, match=r"distinct row in \[0, 2\)"):
+        ker.load_rows(np.array([-1]), [sample_initial_state(rng, 1, GRAPH)])
+    two = InitialBatch.stack([sample_initial_state(rng, 1, GRAPH) for _ in range(2)])
+    with pytest.raises(ValueError, match="initial levels must have shape"):   # one row short
+        ker.load_rows(np.array([0, 1]), dataclasses.replace(two, levels=two.levels[:1]))
     after = ker.state_dict()
     assert all(np.array_equal(before[k], after[k]) for k in before)

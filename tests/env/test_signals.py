@@ -122,7 +122,8 @@ def test_every_turn_draws_its_signals_from_the_client_stream_past_spent_blocks_a
         seeds = rng.integers(0, 2**63, (2, n)).tolist()
         batch.load_rows(np.arange(n), [sample_initial_state(rng, 1, batch.kernel.graph) for _ in range(n)], *seeds)
         expected = Signals(n)
-        expected.start(np.arange(n), seeds[1])
+        expected.streams.seed(list(range(n)), seeds[1])
+        expected.draw_blocks(list(range(n)))
         expected.express(np.arange(n), batch.kernel.phase, batch.kernel.buckets, np.zeros(n, dtype=bool))
         for t in range(40):
             step = batch.step(rng.uniform(0, 10, (n, 12)))
