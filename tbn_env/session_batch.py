@@ -84,12 +84,12 @@ class BatchStep:
         """The closed sessions' summaries in vector form (mask: session_end); None if no session closed."""
         if self.closed is None:
             return None
-        rows = np.flatnonzero(self.session_end)
+        rows = self.session_end.nonzero()[0]
         return _scatter(self.closed.summary(_VECTOR, privileged), rows, len(self.session_end))
 
     def summary_of(self, i: int, privileged: bool = True) -> dict[str, Any]:
         """Row i's summary of the session it closed, as plain Python values."""
-        j = int(np.count_nonzero(self.session_end[:i]))   # its place among the closed rows
+        j = int(np.count_nonzero(self.session_end[:i])) if i else 0   # its place among the closed rows
         return self.closed.summary(row_form(j), privileged)
 
     @property
@@ -158,8 +158,7 @@ class ClosedSessions:
     score_sum: np.ndarray
     score_min: np.ndarray
     score_max: np.ndarray
-    coiling: np.ndarray
-    nodes: tuple[str, ...]
+    cg: CompiledGraph            # reads the coiling of `levels` (privileged: only a privileged summary asks)
     worst_k: int
     # after the stage assessment
     stage_after: np.ndarray | None = None
@@ -172,11 +171,12 @@ class ClosedSessions:
         levels, buckets, mal = self.levels, self.buckets, len(MALADAPTIVE)
         tree: dict[str, Any] = {"session": form.one(self.session), "turns": form.one(self.turns)}
         if privileged:
-            tree.update(coiling=form.one(self.coiling),
+            tree.update(coiling=form.one(self.cg.coiling(levels)),
                         tmog_attunement=form.one(accuracy(self.tmog, levels)),
-                        worst_misread=form.misreads(self.tmog, levels, self.nodes, self.worst_k))
-        tree.update(buckets=form.columns(BUCKETS, buckets), maladaptive_mean=form.one(buckets[:, :mal].mean(axis=1)),
-                    adaptive_mean=form.one(buckets[:, mal:].mean(axis=1)))
+                        worst_misread=form.misreads(self.tmog, levels, self.cg.nodes, self.worst_k))
+        # both reservoirs' means in one reduction: each row's sum as `mean(axis=1)` takes it, over the same values
+        maladaptive, adaptive = form.each(np.add.reduce(buckets.reshape(len(buckets), 2, mal), axis=2) / mal)
+        tree.update(buckets=form.columns(BUCKETS, buckets), maladaptive_mean=maladaptive, adaptive_mean=adaptive)
         if privileged:
             tree["loa"] = form.columns(LOA_DIMENSIONS, self.loa)
             tree["taie"] = {**form.columns("xyz", self.taie), "transformation": form.one(self.transformation),
@@ -376,9 +376,9 @@ class SessionBatch:
 
     def _close_sessions(self, step: BatchStep) -> None:
         """Summaries, the stage assessment and decay (§9.3.5.3), then the episode's end or the next session."""
-        rows = np.flatnonzero(step.session_end)
+        rows = step.session_end.nonzero()[0]
         at = as_run(rows)   # for writes; the summary's values are copies (the rows' state moves on)
-        closed = self._closing(rows)
+        closed = self._closing(rows, at)
         move, reward, complete = self.kernel.end_session(rows)
         closed.reward_totals, closed.event_counts = np.empty((len(rows), len(REWARD_PARTS))), \
             np.empty((len(rows), len(EVENT_TYPES)), dtype=np.int64)
@@ -390,15 +390,15 @@ class SessionBatch:
         self._start_session(at)
         self.signals.express(rows, self.kernel.phase, self.kernel.buckets, step.ruptured)   # in the next session
 
-    def _closing(self, rows: np.ndarray) -> ClosedSessions:
-        """Copies of what the closing sessions' summaries read before the stage assessment moves the rows on."""
+    def _closing(self, rows: np.ndarray, at: np.ndarray | slice) -> ClosedSessions:
+        """Copies of what the closing sessions' summaries read before the stage assessment moves the rows on (`at`:
+        `rows` as `as_run` gives them, a slice's copy being cheaper than a gather)."""
         k = self.kernel
-        levels = k.levels[rows]
-        return ClosedSessions(self.session[rows], self.turn[rows], levels, k.tmog[rows], k.buckets[rows],
-                              k.loa[rows], k.taie[rows], k.transformation[rows], self.taie_direction[rows],
-                              self.phase_max[rows], k.phase[rows], k.stage[rows], self.total_turns[rows],
-                              self.score_sum[rows], self.score_min[rows], self.score_max[rows],
-                              self.cg.coiling(levels), self.cg.nodes, self.params.tmog_worst_k)
+        copy = (lambda values: values[at].copy()) if isinstance(at, slice) else operator.itemgetter(rows)
+        return ClosedSessions(*map(copy, (self.session, self.turn, k.levels, k.tmog, k.buckets, k.loa, k.taie,
+                                          k.transformation, self.taie_direction, self.phase_max, k.phase, k.stage,
+                                          self.total_turns, self.score_sum, self.score_min, self.score_max)),
+                              self.cg, self.params.tmog_worst_k)
 
     # ------------------------------------------------------------------ readings
     def info(self, profiles: np.ndarray, privileged: bool, step: BatchStep | None = None,

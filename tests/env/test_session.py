@@ -63,6 +63,8 @@ def test_session_end_summary_has_the_papers_fields():
     assert len(s["worst_misread"]) == 5 and len(s["loa"]) == 7
     assert 0 <= s["taie"]["transformation_pct"] <= 100
     assert s["total_turns"] == 12 and s["turns"] == 12
+    values = list(s["buckets"].values())   # the reservoirs' means are numpy's, to the bit
+    assert (s["maladaptive_mean"], s["adaptive_mean"]) == (np.mean(values[:8]), np.mean(values[8:]))
     assert s["reward_totals"]["total"] == pytest.approx(sum(v for k, v in s["reward_totals"].items() if k != "total"))
     assert r.session_end and core.session == 2 and core.phase == "A" and core.turn_in_session == 0
 
