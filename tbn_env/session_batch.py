@@ -32,7 +32,7 @@ from .params import LOW_THRESHOLD, Params
 from .reward import stage_modifiers
 from .stance import DEFENSE_DOMAIN, OVERWHELM_BUCKETS, STANCES, StanceDetector
 from .signals import Signals
-from .spaces import observe_batch
+from .spaces import item_of, observe_batch
 from .state import InitialBatch, InitialState
 from .streams import Streams, seed_rows
 from .tmog import accuracy, worst_misreads
@@ -47,6 +47,7 @@ NOISE_BLOCK = 8
 _PHASE_NAMES = np.array(PHASES, dtype=object)
 _STANCE_NAMES = np.array(STANCES, dtype=object)
 _DIRECTIONS = np.array([DIRECTION_NAMES[d] for d in (-1, 0, 1)], dtype=object)   # indexed by direction + 1
+_AT = {name: j for j, name in enumerate(OUT_COLUMNS)}   # the turn's outputs by column
 _GUIDANCE = np.array([[guidance(s, p) if s else None for p in PHASES] for s in range(5)], dtype=object)  # [stage, phase]
 
 
@@ -438,25 +439,26 @@ class SessionBatch:
             "guidance": form.pick(_GUIDANCE, k.stage, k.phase), "session": form.one(self.session),
             "turn": form.one(self.turn), "profile": form.one(profiles), "events": form.events(step, self.batch),
         }
-        # the turn's outputs, read at once (for one row, one list)
-        out = None if step is None else form.columns(OUT_COLUMNS, step.turn.table)
+        # the turn's outputs, read at once (for one row, one list), by their column (`_AT`)
+        out = None if step is None else form.each(step.turn.table)
         if privileged:   # the hidden state's readings (the env adds the client's thought in text mode)
             if out is None:
                 (coiling, alliance, attunement), direction = map(form.one, k.readings()), self.taie_direction
             else:
-                coiling, alliance, attunement = out["coiling"], out["alliance"], out["tmog_accuracy"]
+                coiling, alliance, attunement = out[_AT["coiling"]], out[_AT["alliance"]], out[_AT["tmog_accuracy"]]
                 direction = step.turn.taie_direction
             tree.update(coiling=coiling, alliance=alliance, attunement=attunement,
                         taie={**form.columns("xyz", k.taie), "transformation": form.one(k.transformation),
                               "direction": form.pick(_DIRECTIONS, direction + 1)})
         if out is not None:
             tree.update(scores=form.columns(JUDGE_DIMENSIONS, step.scores), reward_breakdown={
-                "composite": out["composite"], "modifiers": out["modifiers"],
-                "phase_transition": out["phase_transition"], "stage_transition": form.one(step.stage_reward),
-                "taie": out["taie"], "total": form.one(step.reward),   # the parts in REWARD_PARTS order, then the sum
+                "composite": out[_AT["composite"]], "modifiers": out[_AT["modifiers"]],
+                "phase_transition": out[_AT["phase_transition"]], "stage_transition": form.one(step.stage_reward),
+                "taie": out[_AT["taie"]], "total": form.one(step.reward),   # the parts in REWARD_PARTS order, then the sum
                 "terms": {"modifiers": form.some(self.modifiers, step.turn.modifier_fired),
-                          "taie": {"transformation": out["taie_transformation_reward"],
-                                   "direction": out["taie_direction_reward"], "loa_events": out["loa_event_reward"]}}})
+                          "taie": {"transformation": out[_AT["taie_transformation_reward"]],
+                                   "direction": out[_AT["taie_direction_reward"]],
+                                   "loa_events": out[_AT["loa_event_reward"]]}}})
         return tree
 
     def _numeric_tree(self, privileged: bool, step: BatchStep | None, form: _Vector | _Row) -> dict[str, Any]:
@@ -495,14 +497,13 @@ class _Vector:
     @staticmethod
     def columns(names, matrix: np.ndarray) -> dict[str, np.ndarray]:
         return dict(zip(names, matrix.T.copy()))
-
     @staticmethod
     def some(constants: list[tuple[str, float]], present: np.ndarray) -> dict[str, tuple]:
         return {name: (np.full(len(present), value), fired) for (name, value), fired in zip(constants, present.T)}
 
     @staticmethod
-    def each(matrix: np.ndarray):
-        return matrix.T
+    def each(matrix: np.ndarray) -> np.ndarray:   # the columns, copies (the info outlives the step's record)
+        return matrix.T.copy()
 
     @staticmethod
     def misreads(estimate: np.ndarray, actual: np.ndarray, nodes: tuple[str, ...], k: int) -> np.ndarray:
@@ -524,7 +525,7 @@ class _Row:
 
     def __init__(self, i: int) -> None:
         self.i = i
-        self.one = operator.methodcaller("item", i)   # values[i] as a Python value
+        self.one = item_of(i)   # values[i] as a Python value
 
     def row(self, values: np.ndarray) -> np.ndarray:
         return values[self.i].copy()
@@ -538,7 +539,6 @@ class _Row:
 
     def columns(self, names, matrix: np.ndarray) -> dict[str, float]:
         return dict(zip(names, matrix[self.i].tolist()))
-
     def some(self, constants: list[tuple[str, float]], present: np.ndarray) -> dict[str, float]:
         return dict(itertools.compress(constants, present[self.i].tolist()))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import operator
 import string
 import unicodedata
+from functools import lru_cache
 
 import numpy as np
 from gymnasium import spaces
@@ -126,30 +127,34 @@ def observe_batch(kernel: BatchKernel, stance: np.ndarray, rupture: np.ndarray, 
     "tmog": the therapist's model and what the client shows (`signals`); "full" adds the true state.
     """
     k = kernel
-    rows = slice(None) if row is None else slice(row, row + 1)
-
-    def box(values: np.ndarray, picked: bool = False) -> np.ndarray:   # a Box key: float32 values
-        if row is None or picked:
-            out = (values if picked else values[rows]).astype(np.float32)
-            return out if row is None else out[0]
-        return values[row].astype(np.float32)
-
-    if row is None:
-        def count(values: np.ndarray) -> np.ndarray:   # a Discrete key: integers
-            return values.astype(np.int64)
-    else:   # Python numbers (a bool for the rupture flag: made an int below)
-        count = operator.methodcaller("item", row)
-
-    obs = {"tmog": box(k.tmog), "affect": count(signals.affect), "arousal": count(signals.arousal),
+    # Box keys are float32; Discrete keys int64 arrays, or for one row Python ints
+    count = _int64 if row is None else item_of(row)
+    obs = {"tmog": k.tmog.astype(np.float32) if row is None else k.tmog[row].astype(np.float32),
+           "affect": count(signals.affect), "arousal": count(signals.arousal),
            "rupture_cue": count(signals.rupture_cue), "stage": count(k.stage) - 1, "stance": count(stance),
            "rupture": count(rupture), "turn": count(turn), "session": count(session)}
     if row is not None:
-        obs["rupture"] = int(obs["rupture"])
+        obs["rupture"] = int(obs["rupture"])   # the flag's item is a bool
     if mode == "full":
-        obs.update(buckets=box(k.buckets), phase=count(k.phase), levels=box(k.levels), loa=box(k.loa),
-                   taie=box(np.column_stack([k.taie[rows], k.transformation[rows]]), picked=True),
-                   readings=box(np.column_stack(k.readings(rows)), picked=True))
+        rows = slice(None) if row is None else slice(row, row + 1)
+
+        def box(values: np.ndarray) -> np.ndarray:   # the rows' float32 values (one row's: its vector)
+            return values.astype(np.float32) if row is None else values[0].astype(np.float32)
+        obs.update(buckets=box(k.buckets[rows]), phase=count(k.phase),
+                   levels=box(k.levels[rows]), loa=box(k.loa[rows]),
+                   taie=box(np.column_stack([k.taie[rows], k.transformation[rows]])),
+                   readings=box(np.column_stack(k.readings(rows))))
     return obs
+
+
+def _int64(values: np.ndarray) -> np.ndarray:
+    return values.astype(np.int64)
+
+
+@lru_cache(maxsize=None)
+def item_of(i: int) -> operator.methodcaller:
+    """`values.item(i)`, a Python value, as one callable per row index (made once)."""
+    return operator.methodcaller("item", i)
 
 
 def row_of(obs: dict[str, np.ndarray], i: int) -> dict:
