@@ -47,7 +47,7 @@ def _checked(values: object, shape: tuple[int, ...]) -> np.ndarray:
             isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
             for x in raw.ravel())):
         raise TypeError(f"scores must be real numbers, got {raw.dtype} values")
-    vec = np.array(raw, dtype=np.float64)   # always a copy
+    vec = raw.astype(np.float64)   # always a copy
     if vec.shape != shape:
         raise ValueError(f"scores must have shape {shape}, got {vec.shape}")
     if within(vec, SCORE_MIN, SCORE_MAX):  # the common case (NaN fails)

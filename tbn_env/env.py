@@ -288,12 +288,12 @@ class TherapyEnv(gym.Env):
         # numeric modes read the batch's step record in place (text mode keeps its steps: a failed turn is undone)
         step = self.core.step(scores, rupture=bool(self.client_words and self.client_words.rupture),
                               reuse=self.action_mode != "text")
-        session_end = bool(step.session_end[0])
+        session_end = step.session_end.item(0)
         taie_full = self._assess_taie(thought, utterance) if self.taie_mode == "full" else None
         self.last = step
         if self.render_mode == "rgb_array":
             self._record(self.core.result(step))
-        terminated, truncated = bool(step.terminated[0]), bool(step.truncated[0])
+        terminated, truncated = step.terminated.item(0), step.truncated.item(0)
         self.done = terminated or truncated
         assessment = None
         if self.action_mode == "text":
@@ -314,7 +314,7 @@ class TherapyEnv(gym.Env):
             info["taie_full"] = taie_full.model_dump() if taie_full is not None else None
         if self.render_mode == "ansi":
             info["render"] = self.render()
-        return self._observation(), float(step.reward[0]), terminated, truncated, info
+        return self._observation(), step.reward.item(0), terminated, truncated, info
 
     def _scores_for(self, action) -> tuple[np.ndarray | dict[str, float], str, str]:
         """The 12 scores for this action by action mode, with the therapist's thought and words."""
