@@ -1,4 +1,5 @@
-"""The session layer's turn, compiled: `session_turn` is the whole of `SessionBatch.step` but a session's close.
+"""The session layer's turn and close, compiled: `session_turn` is the whole of `SessionBatch.step` but a session's
+close, `session_close` the close but its summary's copies.
 
 It reads each client's TMoG misreading draws, runs the kernel's turn, then the bookkeeping (`account`: the
 rupture rule, the stance signals and update (§9.3.8), the open-rupture flag and the per-session accumulators
@@ -10,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .compiled_state import end_sessions, start_sessions
 from .compiled_turn import OUT_COLUMNS, turn
 from .signals import express
 from .stance import _update, defensiveness, overwhelm, rupture_open
@@ -29,9 +31,29 @@ def _total(out, i, stage_transition):
 
 
 @njit(cache=True)
-def close_books(rows, move, stage_transition, complete, episode_ends, max_sessions, out, stage_move, stage_reward,
+def session_close(rows, boundary, closed_totals, closed_counts, stage_after):
+    """The close of the sessions of `rows` (after their summaries' copies were taken), its arguments bound in the
+    pack `boundary`: the kernel's stage assessment, decay and next session's opening (`compiled_state.end_sessions`,
+    its packs first), the session layer's books (`close_books`, with the `books` pack), the stage each session's
+    row is in after it (`stage_after`), the session layer's start of the next session (`start_sessions`, the
+    `starting` pack) and the signals the rows show in it (`signals.express`, the `shown` pack, each row's rupture
+    first). Returns whether the signals found a spent block (then none were drawn)."""
+    closing, opening, books, starting, shown = boundary.rows
+    n = rows.shape[0]
+    move, reward, complete = np.empty(n, np.int64), np.empty(n), np.empty(n, np.bool_)
+    end_sessions(rows, closing, opening, move, reward, complete)
+    close_books(rows, move, reward, complete, closed_totals, closed_counts, *books.rows, *books.tables)
+    stage = closing.rows[0]
+    for r in range(n):
+        stage_after[r] = stage[rows[r]]
+    start_sessions(rows, *starting.rows)
+    return express(rows, *shown.rows, *shown.tables)
+
+
+@njit(cache=True)
+def close_books(rows, move, stage_transition, complete, closed_totals, closed_counts, out, stage_move, stage_reward,
                 step_complete, terminated, truncated, happened, reward, session, rupture, reward_totals, event_counts,
-                closed_totals, closed_counts):
+                episode_ends, max_sessions):
     """The session layer's side of closing the sessions of `rows` (the kernel's stage assessment gave each its
     stage `move`, `stage_transition` reward and whether treatment is `complete`): the step's record (the reward
     with its stage-transition term, the events), the session's reward and event totals, copied to `closed_totals`

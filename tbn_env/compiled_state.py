@@ -271,7 +271,7 @@ def reassess_rows(rows, first_sum, recent, count, transformation, window, litera
 
 @njit(cache=True)
 def open_sessions(rows, phase, turns_in_phase, reached_core, reached_integration, balance_entry, coiling_entry,
-                  buckets, balance_vec, levels, path_slope, path_offset, weight, weight_sum, scratch):
+                  buckets, levels, balance_vec, path_slope, path_offset, weight, weight_sum, scratch):
     """A session's start for `rows`: phase A, and the balance and coiling it is measured from (sums in numpy's
     order, as `(buckets * balance_vec).sum(axis=-1)` and `CompiledGraph.coiling` form them). `scratch` is
     [max(N, 16)]."""
@@ -288,10 +288,18 @@ def open_sessions(rows, phase, turns_in_phase, reached_core, reached_integration
 
 
 @njit(cache=True)
-def close_sessions(rows, stage, sessions_completed, reached_core, reached_core_in_stage, reached_integration,
-                   qualifying_sessions, slipping_sessions, buckets, bucket_session_start, n_maladaptive, health_sign,
-                   decay, levels, path_slope, path_offset, weight, weight_sum, evidence_sessions, regression_sessions,
-                   move, reward, complete, scratch):
+def end_sessions(rows, closing, opening, move, reward, complete):
+    """The kernel's side of the end of the sessions of `rows`: `close_sessions` then `open_sessions`, each with its
+    arguments after the rows' outputs bound in a pack (`closing`, `opening`)."""
+    close_sessions(rows, move, reward, complete, *closing.rows, *closing.tables)
+    open_sessions(rows, *opening.rows, *opening.tables)
+
+
+@njit(cache=True)
+def close_sessions(rows, move, reward, complete, stage, sessions_completed, reached_core, reached_core_in_stage,
+                   reached_integration, qualifying_sessions, slipping_sessions, buckets, bucket_session_start, levels,
+                   n_maladaptive, health_sign, decay, path_slope, path_offset, weight, weight_sum, evidence_sessions,
+                   regression_sessions, scratch):
     """The stage assessment at the end of a session (§9.3.5.3) and the decay of the session's healthy bucket gains,
     for `rows`; `move`, `reward` and `complete` ([len(rows)]) are written. Means and coiling are summed in numpy's
     order. The next session is opened by `open_sessions`."""

@@ -30,7 +30,7 @@ from .reward import stage_modifiers, stage_weights
 from .state import InitialBatch, InitialState
 from .tmog import accuracy
 from .taie import AXIS_DIMENSION, AXIS_MAX, AXIS_MIN, DEGENERATE_DISTANCE
-from .compiled_state import (close_sessions, enter_rows, open_sessions, pathologies, reassess_rows,
+from .compiled_state import (end_sessions, enter_rows, open_sessions, pathologies, reassess_rows,
                              weighted_pathologies)
 
 DIRECTION_NAMES = {-1: "toward_zero", 0: "stable", 1: "away_from_zero"}
@@ -290,6 +290,18 @@ class BatchKernel:
                             self.reached_core, self.reached_integration, self.bq_scale)
         self.runs = row_runs(batch)
         self.packs = [(pack(tuple(a[rows] for a in self._turn_state), self._tables),) for rows in self.runs]
+        # a session's close and the next one's opening (`compiled_state`): their arguments after the rows, bound once
+        self._opening = ((self.phase, self.turns_in_phase, self.reached_core, self.reached_integration,
+                          self.balance_entry, self.coiling_entry, self.buckets, self.levels),
+                         (self.balance_vec, cg.path_slope, cg.path_offset, cg.weight, cg.weight_sum,
+                          self._session_scratch))
+        closing = ((self.stage, self.sessions_completed, self.reached_core, self.reached_core_in_stage,
+                    self.reached_integration, self.qualifying_sessions, self.slipping_sessions, self.buckets,
+                    self.bucket_session_start, self.levels),
+                   (self.n_mal, BUCKET_HEALTH_SIGN, self.decay, cg.path_slope, cg.path_offset, cg.weight,
+                    cg.weight_sum, p.stage_evidence_sessions, p.stage_regression_sessions, self._session_scratch))
+        #: the packs of `compiled_state.end_sessions`
+        self.closing, self.opening = pack(*closing), pack(*self._opening)
 
     # ------------------------------------------------------------------ state in and out
     def load(self, i: int, init: InitialState) -> None:
@@ -371,10 +383,8 @@ class BatchKernel:
 
     def _start_session(self, rows: np.ndarray) -> None:
         """Phase A of a new session for `rows` (indices), measured from the balance and coiling it starts at."""
-        cg = self.cg
-        open_sessions(rows, self.phase, self.turns_in_phase, self.reached_core, self.reached_integration,
-                      self.balance_entry, self.coiling_entry, self.buckets, self.balance_vec, self.levels,
-                      cg.path_slope, cg.path_offset, cg.weight, cg.weight_sum, self._session_scratch)
+        state, tables = self._opening
+        open_sessions(rows, *state, *tables)
 
     def blend_taie(self, row: int, estimate: np.ndarray, weight: float) -> None:
         """Replace row's latest assessment by a mix with an external estimate (the full LLM mode, §9.3.4)."""
@@ -437,12 +447,7 @@ class BatchKernel:
     def end_session(self, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Stage assessment (§9.3.5.3) and bucket decay for `rows`; returns (stage move, reward, complete)."""
         index = np.arange(self.batch) if rows is None else np.asarray(rows, dtype=np.int64)
-        n, p, cg = len(index), self.params, self.cg
+        n = len(index)
         move, reward, complete = np.empty(n, dtype=np.int64), np.empty(n), np.empty(n, dtype=bool)
-        close_sessions(index, self.stage, self.sessions_completed, self.reached_core, self.reached_core_in_stage,
-                       self.reached_integration, self.qualifying_sessions, self.slipping_sessions, self.buckets,
-                       self.bucket_session_start, self.n_mal, BUCKET_HEALTH_SIGN, self.decay, self.levels,
-                       cg.path_slope, cg.path_offset, cg.weight, cg.weight_sum, p.stage_evidence_sessions,
-                       p.stage_regression_sessions, move, reward, complete, self._session_scratch)
-        self._start_session(index)
+        end_sessions(index, self.closing, self.opening, move, reward, complete)
         return move, reward, complete

@@ -20,7 +20,7 @@ import numpy as np
 
 from .compiled_pack import pack
 from .compiled_state import start_sessions
-from .compiled_session import close_books, session_turn
+from .compiled_session import session_close, session_turn
 from .compiled_turn import OUT_COLUMNS
 from .buckets import BUCKET_INDEX, BUCKETS, MALADAPTIVE
 from .dimensions import DIM_INDEX, JUDGE_DIMENSIONS
@@ -276,6 +276,14 @@ class SessionBatch:
         self._sessions = (st.stance, st.turn, st.turns_in_stance, st.arc_step, self.turn, self.taie_direction,
                           self.score_sum, self.score_min, self.score_max, self.phase_max, self.reward_totals,
                           self.event_counts)
+        # a close's arguments (`compiled_session.session_close`), over the whole batch: the rows closing are any
+        step = self._step
+        books = (step.turn.table, *(getattr(step, f) for f in ("stage_move", "stage_reward", "complete", "terminated",
+                                                               "truncated", "happened", "reward")),
+                 self.session, self.rupture, self.reward_totals, self.event_counts)
+        *shown, fear = self.signals.arguments(k.phase, k.buckets)
+        self._boundary = pack((k.closing, k.opening, pack(books, (episode == "session", max_sessions or 0)),
+                               pack(self._sessions, ()), pack((step.ruptured, *shown), (fear,))), ())
 
     # ------------------------------------------------------------------ clients in and out
     def load_rows(self, rows: np.ndarray, inits: list[InitialState] | InitialBatch, seeds: list[int],
@@ -297,9 +305,9 @@ class SessionBatch:
         self._start_session(rows)
         self.signals.express(rows, self.kernel.phase, self.kernel.buckets, self._no_rupture)   # fresh blocks
 
-    def _start_session(self, rows: np.ndarray | slice) -> None:
-        """The session layer's side of a new session for `rows` (indices, or a slice of them)."""
-        start_sessions(np.arange(rows.start, rows.stop) if isinstance(rows, slice) else rows, *self._sessions)
+    def _start_session(self, rows: np.ndarray) -> None:
+        """The session layer's side of a new session for `rows` (indices)."""
+        start_sessions(rows, *self._sessions)
 
     def noise_rng(self, i: int) -> np.random.Generator:
         """Client i's generator of TMoG misreadings."""
@@ -376,20 +384,17 @@ class SessionBatch:
         return step if reuse else step.copy()
 
     def _close_sessions(self, step: BatchStep) -> None:
-        """Summaries, the stage assessment and decay (§9.3.5.3), then the episode's end or the next session."""
+        """Summaries, the stage assessment and decay (§9.3.5.3), then the episode's end or the next session (`step`
+        is the batch's record, which `session_close` has bound)."""
         rows = step.session_end.nonzero()[0]
-        at = as_run(rows)   # for writes; the summary's values are copies (the rows' state moves on)
-        closed = self._closing(rows, at)
-        move, reward, complete = self.kernel.end_session(rows)
-        closed.reward_totals, closed.event_counts = np.empty((len(rows), len(REWARD_PARTS))), \
-            np.empty((len(rows), len(EVENT_TYPES)), dtype=np.int64)
-        close_books(rows, move, reward, complete, self.episode == "session", self.max_sessions or 0, step.turn.table,
-                    step.stage_move, step.stage_reward, step.complete, step.terminated, step.truncated, step.happened,
-                    step.reward, self.session, self.rupture, self.reward_totals, self.event_counts, closed.reward_totals,
-                    closed.event_counts)
-        closed.stage_after, step.closed = self.kernel.stage[rows], closed
-        self._start_session(at)
-        self.signals.express(rows, self.kernel.phase, self.kernel.buckets, step.ruptured)   # in the next session
+        closed = self._closing(rows, as_run(rows))   # for the summaries: copies, before the rows move on
+        n = len(rows)
+        closed.reward_totals, closed.event_counts, closed.stage_after = np.empty((n, len(REWARD_PARTS))), \
+            np.empty((n, len(EVENT_TYPES)), dtype=np.int64), np.empty(n, dtype=np.int64)
+        if session_close(rows, self._boundary, closed.reward_totals, closed.event_counts, closed.stage_after):
+            # a spent block: no signals were drawn; refill, then draw them (in the next session)
+            self.signals.express(rows, self.kernel.phase, self.kernel.buckets, step.ruptured)
+        step.closed = closed
 
     def _closing(self, rows: np.ndarray, at: np.ndarray | slice) -> ClosedSessions:
         """Copies of what the closing sessions' summaries read before the stage assessment moves the rows on (`at`:
