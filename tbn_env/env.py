@@ -12,7 +12,7 @@ from gymnasium import spaces
 from .buckets import ADAPTIVE, MALADAPTIVE
 from .dimensions import ACTION_SCALES, JUDGE_DIMENSIONS, unit_to_scores
 from .graph import ClientGraph
-from .interventions import CATALOGUE, NAMES, moment_of, response_scores
+from .interventions import CATALOGUE, NAMES, response_at
 from .kernel import CompiledGraph
 from .params import Params
 from .profiles import ClientProfile, initial_states, profile_draws, profiles_from_uniforms, resolve_profile
@@ -330,7 +330,7 @@ class TherapyEnv(gym.Env):
             index = int(action)
             if not 0 <= index < len(CATALOGUE):
                 raise ValueError(f"intervention index must be in [0, {len(CATALOGUE)}), got {index}")
-            return response_scores(index, moment_of(self.core.kernel, self.core.batch.rupture))[0], "", NAMES[index]
+            return response_at(index, self.core.kernel, self.core.batch.rupture)[0], "", NAMES[index]
         thought, utterance = self._parse_text(action)
         verdict = self.judge.score(self._judge_context(thought, utterance,
                                                        rupture_pending=self.rupture or self.client_words.rupture))

@@ -20,6 +20,7 @@ import numpy as np
 from numba import njit
 
 from .buckets import BUCKET_INDEX
+from .compiled_state import weighted_pathology
 from .dimensions import JUDGE_DIMENSIONS
 from .ranges import within
 
@@ -163,17 +164,21 @@ def fits(moment: Moment) -> np.ndarray:
 
 @njit(cache=True)
 def _fits(moment, fit, shifts, rule_signal, rule_at_least, rule_limit, out):
-    """Every move's fit for each client (`moment`: stage, phase and the SIGNALS as rows): the cell's, shifted by
-    each moment rule that fires, clipped to [-1, 1]."""
+    """Every move's fit for each client (`moment`: stage, phase and the SIGNALS as rows)."""
     for b in range(moment.shape[1]):
-        stage, phase = int(moment[0, b]) - 1, int(moment[1, b])
         for m in range(fit.shape[0]):
-            q = fit[m, stage, phase]
-            for r in range(rule_signal.shape[0]):
-                value = moment[2 + rule_signal[r], b]
-                fires = value >= rule_limit[r] if rule_at_least[r] else value < rule_limit[r]
-                q = q + (1.0 if fires else 0.0) * shifts[r, m]
-            out[b, m] = min(max(q, -1.0), 1.0)
+            out[b, m] = _fit(moment, b, m, fit, shifts, rule_signal, rule_at_least, rule_limit)
+
+
+@njit(cache=True, inline="always")
+def _fit(moment, b, m, fit, shifts, rule_signal, rule_at_least, rule_limit):
+    """Move m's fit for client b: its cell's, shifted by each moment rule that fires, clipped to [-1, 1]."""
+    q = fit[m, int(moment[0, b]) - 1, int(moment[1, b])]
+    for r in range(rule_signal.shape[0]):
+        value = moment[2 + rule_signal[r], b]
+        fires = value >= rule_limit[r] if rule_at_least[r] else value < rule_limit[r]
+        q = q + (1.0 if fires else 0.0) * shifts[r, m]
+    return min(max(q, -1.0), 1.0)
 
 
 def oracle(moment: Moment) -> np.ndarray:
@@ -183,22 +188,63 @@ def oracle(moment: Moment) -> np.ndarray:
 
 def response_scores(index, moment: Moment) -> np.ndarray:
     """The 12 judge scores each client's move earns at its moment (deterministic): [batch, 12]."""
-    index = np.atleast_1d(np.asarray(index))
-    if not within(index, 0, len(CATALOGUE) - 1):
-        raise ValueError(f"intervention index must be in [0, {len(CATALOGUE)}), got {index}")
+    index = _moves(index)
     out = np.empty((len(index), len(JUDGE_DIMENSIONS)))
     _respond(index, fits(moment), EXPRESSES, RISKS, RESPONSE["neutral"], RESPONSE["main_gain"],
              RESPONSE["spill_gain"], out)
     return out
 
 
+def response_at(index, kernel, rupture: np.ndarray) -> np.ndarray:
+    """`response_scores(index, moment_of(kernel, rupture))` in one compiled pass that reads each client's moment
+    off the kernel and fits its own move alone: [batch, 12]."""
+    index = _moves(index)
+    cg, out = kernel.cg, np.empty((len(index), len(JUDGE_DIMENSIONS)))
+    _respond_now(index, kernel.stage, kernel.phase, rupture, kernel.buckets, BUCKET_INDEX["fear"], kernel.levels,
+                 cg.path_slope, cg.path_offset, cg.alliance_weight, cg.alliance_sum, FIT, SHIFTS, _RULE_SIGNAL,
+                 _RULE_AT_LEAST, _RULE_LIMIT, EXPRESSES, RISKS, RESPONSE["neutral"], RESPONSE["main_gain"],
+                 RESPONSE["spill_gain"], out)
+    return out
+
+
+def _moves(index) -> np.ndarray:
+    """Intervention indices as an array, or a ValueError naming the one out of the catalogue."""
+    index = np.atleast_1d(np.asarray(index))
+    if not within(index, 0, len(CATALOGUE) - 1):
+        raise ValueError(f"intervention index must be in [0, {len(CATALOGUE)}), got {index}")
+    return index
+
+
 @njit(cache=True)
 def _respond(index, q, expresses, risks, neutral, main_gain, spill_gain, out):
-    """Each client's scores for its move of fit q: a fitting move lifts what it expresses (main_gain), a misfit
-    drops what it risks (main_gain) and the rest by spill_gain; clipped to 0-10."""
+    """Each client's scores for its move, of fit q[b, move]."""
     for b in range(index.shape[0]):
+        _scores(b, index[b], q[b, index[b]], expresses, risks, neutral, main_gain, spill_gain, out)
+
+
+@njit(cache=True, inline="always")
+def _scores(b, move, fit, expresses, risks, neutral, main_gain, spill_gain, out):
+    """Client b's scores for its move of fit `fit`: a fitting move lifts what it expresses (main_gain), a misfit
+    drops what it risks (main_gain) and the rest by spill_gain; clipped to 0-10."""
+    for d in range(out.shape[1]):
+        main = expresses[move, d] if fit >= 0 else risks[move, d]
+        out[b, d] = min(max(neutral + (main_gain if main else spill_gain) * fit, 0.0), 10.0)
+
+
+@njit(cache=True)
+def _respond_now(index, stage, phase, rupture, buckets, fear_i, levels, path_slope, path_offset, alliance_weight,
+                 alliance_sum, fit, shifts, rule_signal, rule_at_least, rule_limit, expresses, risks, neutral, main_gain,
+                 spill_gain, out):
+    """`_respond` of each client's move at its moment as `moment_of` reads it (the alliance as
+    `CompiledGraph.alliance` sums it), fitting that move alone."""
+    n = index.shape[0]
+    moment, scratch = np.empty((2 + 3, n)), np.empty(levels.shape[1])   # stage, phase, then the SIGNALS
+    for b in range(n):
+        moment[0, b], moment[1, b] = stage[b], phase[b]
+        moment[2, b] = 1.0 if rupture[b] else 0.0
+        moment[3, b] = buckets[b, fear_i]
+        moment[4, b] = 1.0 - weighted_pathology(levels, b, path_slope, path_offset, alliance_weight, alliance_sum,
+                                                scratch)
         move = index[b]
-        fit = q[b, move]
-        for d in range(out.shape[1]):
-            main = expresses[move, d] if fit >= 0 else risks[move, d]
-            out[b, d] = min(max(neutral + (main_gain if main else spill_gain) * fit, 0.0), 10.0)
+        _scores(b, move, _fit(moment, b, move, fit, shifts, rule_signal, rule_at_least, rule_limit), expresses, risks,
+                neutral, main_gain, spill_gain, out)

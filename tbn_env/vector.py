@@ -22,7 +22,7 @@ from gymnasium.vector.utils import batch_space
 
 from .dimensions import ACTION_SCALES, as_score_batch, unit_to_scores
 from .env import DEFAULT_MAX_SESSIONS, EPISODES, INFO_MODES, OBSERVATION_MODES, _graph
-from .interventions import CATALOGUE, moment_of, response_scores
+from .interventions import CATALOGUE, response_at
 from .params import Params
 from .profiles import ClientProfile, ProfileBatch, initial_states, profile_draws, profiles_from_uniforms, resolve_profile
 from .state import state_draws, stream_seeds
@@ -170,7 +170,7 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
         a = np.asarray(actions)
         if a.shape != (self.num_envs,) or not np.issubdtype(a.dtype, np.integer):
             raise ValueError(f"intervention actions must be {self.num_envs} integers, got {a.dtype} {a.shape}")
-        return response_scores(a, moment_of(self.kernel, self.batch.rupture))
+        return response_at(a, self.kernel, self.batch.rupture)
 
     # ------------------------------------------------------------------ observation and info
     def _observation(self) -> dict[str, np.ndarray]:

@@ -120,3 +120,23 @@ def test_the_registered_threshold_is_ninety_percent_of_the_oracle():
     from tbn_env.baselines import EVAL_SEED
     returns = [evaluate("stage1", oracle_policy, 64, EVAL_SEED + r).mean() for r in range(5)]
     assert tbn_env.REWARD_THRESHOLDS["Therapy-Interventions-v0"] == pytest.approx(0.9 * np.mean(returns), rel=0.01)
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), stage=st.integers(1, 4))
+def test_a_move_scored_off_the_kernel_is_its_score_at_the_moment_read_off_it(seed, stage):
+    """`response_at` (the envs' one compiled pass) gives each client's move the scores `response_scores` gives it at
+    the moment `moment_of` reads, to the bit: every move, in states stepped through ruptures, fear and stages."""
+    from tbn_env.interventions import moment_of, response_at
+    from tbn_env.vector import TherapyVectorEnv
+    envs = TherapyVectorEnv(CLIENTS, action_mode="intervention", episode="treatment", start_stage=stage)
+    envs.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    for _ in range(30):
+        for move in range(len(NAMES)):
+            index = np.full(CLIENTS, move)
+            np.testing.assert_array_equal(response_at(index, envs.kernel, envs.batch.rupture),
+                                          response_scores(index, moment_of(envs.kernel, envs.batch.rupture)))
+        envs.step(rng.integers(0, len(NAMES), CLIENTS))
+    with pytest.raises(ValueError, match="intervention index must be in"):
+        response_at(np.full(CLIENTS, len(NAMES)), envs.kernel, envs.batch.rupture)
