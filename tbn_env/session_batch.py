@@ -421,8 +421,8 @@ class SessionBatch:
             self._info_tree(profiles, privileged, step, form)
         summarised = step is not None and step.closed is not None and not numeric
         if row is not None:
-            if step is not None and step.session_end[row] and not numeric:
-                tree["treatment_complete"] = bool(step.complete[row])
+            if step is not None and step.session_end.item(row) and not numeric:
+                tree["treatment_complete"] = step.complete.item(row)
                 if summarised:
                     tree["session_summary"] = step.summary_of(row, privileged)
             return tree
@@ -496,8 +496,9 @@ class _Vector:
     row = one
 
     @staticmethod
-    def pick(names: np.ndarray, *index: np.ndarray) -> np.ndarray:
-        return names[index]
+    def pick(names: np.ndarray, index: np.ndarray, column: np.ndarray | None = None) -> np.ndarray:
+        """`names` by each row's index (a table of names: by its row and column indices)."""
+        return names[index] if column is None else names[index, column]
 
     @staticmethod
     def columns(names, matrix: np.ndarray) -> dict[str, np.ndarray]:
@@ -535,12 +536,9 @@ class _Row:
     def row(self, values: np.ndarray) -> np.ndarray:
         return values[self.i].copy()
 
-    def pick(self, names: np.ndarray, *index: np.ndarray):   # a table of names by one or two indices
+    def pick(self, names: np.ndarray, index: np.ndarray, column: np.ndarray | None = None):
         i = self.i
-        if len(index) == 1:
-            return names.item(index[0].item(i))
-        row, column = index
-        return names.item(row.item(i), column.item(i))
+        return names.item(index.item(i)) if column is None else names.item(index.item(i), column.item(i))
 
     def columns(self, names, matrix: np.ndarray) -> dict[str, float]:
         return dict(zip(names, matrix[self.i].tolist()))
