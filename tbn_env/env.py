@@ -15,7 +15,8 @@ from .graph import ClientGraph
 from .interventions import CATALOGUE, NAMES, moment_of, response_scores
 from .kernel import CompiledGraph
 from .params import Params
-from .profiles import ClientProfile, initial_states, profile_draws, profiles_from_uniforms, resolve_profile
+from .profiles import (ClientProfile, DrawnClients, ProfileBatch, profile_draws, profiles_from_uniforms,
+                       resolve_profile)
 from .state import state_draws, stream_seeds
 from .protocols import Client, ClientTurn, ClientView, DialogueTurn, Judge, JudgeContext, JudgeResult
 from .session import SessionCore, TurnResult
@@ -203,8 +204,8 @@ class TherapyEnv(gym.Env):
             profiles = profiles_from_uniforms(u[:, :n_profile])
             self.profile = profiles.profiles()[0]
         else:
-            profiles = [self.profile]
-        init = initial_states(profiles, u[:, n_profile:], stage, self.graph, self.params)
+            profiles = ProfileBatch.of([self.profile])
+        init = DrawnClients(profiles, u[:, n_profile:], stage)
         seed, signal_seed = stream_seeds(self.np_random)
         if self.core is None:
             self.core = SessionCore(init, self.params, seed=seed, signal_seed=signal_seed, graph=self.graph,

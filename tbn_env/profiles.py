@@ -17,7 +17,7 @@ from .buckets import BUCKET_INDEX
 from .graph import ClientGraph
 from .params import Params
 from .compiled_state import profile_rows, settle_rows, tilt_rows
-from .state import InitialBatch, InitialState, state_draws, states_from_uniforms
+from .state import InitialBatch, InitialState, check_uniforms, state_draws, write_states
 from .taie import AXIS_MAX, AXIS_MIN
 
 DMM_CODES: tuple[str, ...] = tuple([f"A{i}" for i in range(1, 9)] + [f"B{i}" for i in range(6)]
@@ -156,17 +156,49 @@ class ProfileBatch:
 
 def initial_states(profiles: list[ClientProfile] | ProfileBatch, u: np.ndarray, stage: int, graph: ClientGraph,
                    params: Params | None = None) -> InitialBatch:
-    """Starting states at `stage` for `profiles`, one row of `u` ([B, state_draws(N)] uniforms) each.
+    """Starting states at `stage` for `profiles`, one row of `u` ([B, state_draws(N)] uniforms) each: the
+    `DrawnClients` written to arrays of their own.
 
     A profile tilts node pathology and BQ, fills its concerns' reservoirs and sets the TAIE X prior of
     its DMM family (Type A rigid, Type C porous); the last uniform of each row draws that prior.
     """
-    batch = profiles if isinstance(profiles, ProfileBatch) else ProfileBatch.of(profiles)
-    u = np.ascontiguousarray(u, dtype=np.float64)
-    state = states_from_uniforms(u, stage, graph, params, *_tilts(graph, batch))
-    settle_rows(batch.strategy, batch.concerns, _CONCERN_BUCKET, CONCERN_BUCKET, _PRIOR_LOW, _PRIOR_HIGH, _FAMILY_POLE,
-                u, AXIS_MIN, AXIS_MAX, state.buckets, state.taie, state.x_pole)
+    clients = DrawnClients(profiles if isinstance(profiles, ProfileBatch) else ProfileBatch.of(profiles), u, stage)
+    clients.check(len(graph.nodes))
+    state = InitialBatch.empty(len(u), len(graph.nodes))
+    clients.write(state, np.arange(len(u)), graph, params or Params())
     return state
+
+
+@dataclass(frozen=True)
+class DrawnClients:
+    """New clients as drawn: their profiles and each one's block of uniforms (`state_draws(N)` in [0, 1), as a
+    generator's `random` gives them), entering at `stage`. What the envs load: the state is valid by construction
+    (every value clipped into its range), so it is written straight into a batch's rows (`write`) without the checks
+    a given `InitialState` or `InitialBatch` passes through."""
+
+    profiles: ProfileBatch
+    u: np.ndarray
+    stage: int
+
+    def __len__(self) -> int:
+        return len(self.u)
+
+    def check(self, n_nodes: int) -> DrawnClients:
+        """Raise ValueError unless the stage is 1-4 and there are a profile and `state_draws(n_nodes)` uniforms for
+        each client; return self."""
+        check_uniforms(self.u, self.stage, n_nodes)
+        if len(self.profiles.strategy) != len(self.u):
+            raise ValueError(f"need a profile per client, got {len(self.profiles.strategy)} for {len(self.u)}")
+        return self
+
+    def write(self, into, rows: np.ndarray, graph: ClientGraph, params: Params) -> None:
+        """The clients' starting states in rows `rows` (int64) of `into`'s arrays (`state.write_states`), tilted by
+        their profiles (`tilt_rows`), then their concerns' reservoirs and TAIE X priors (`settle_rows`)."""
+        batch = self.profiles
+        u = np.ascontiguousarray(self.u, dtype=np.float64)
+        write_states(u, self.stage, graph, params, rows, into, *_tilts(graph, batch))
+        settle_rows(rows, batch.strategy, batch.concerns, _CONCERN_BUCKET, CONCERN_BUCKET, _PRIOR_LOW, _PRIOR_HIGH,
+                    _FAMILY_POLE, u, AXIS_MIN, AXIS_MAX, into.buckets, into.taie, into.x_pole)
 
 
 @lru_cache(maxsize=4)

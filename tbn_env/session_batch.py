@@ -33,6 +33,7 @@ from .reward import stage_modifiers
 from .stance import DEFENSE_DOMAIN, OVERWHELM_BUCKETS, STANCES, StanceDetector
 from .signals import Signals
 from .spaces import observe_batch
+from .profiles import DrawnClients
 from .state import InitialBatch, InitialState
 from .streams import Streams, seed_rows
 from .tmog import accuracy, worst_misreads
@@ -277,7 +278,7 @@ class SessionBatch:
                           self.event_counts)
 
     # ------------------------------------------------------------------ clients in and out
-    def load_rows(self, rows: np.ndarray, inits: list[InitialState] | InitialBatch, seeds: list[int],
+    def load_rows(self, rows: np.ndarray, inits: list[InitialState] | InitialBatch | DrawnClients, seeds: list[int],
                   signal_seeds: list[int]) -> None:
         """Start new clients in `rows` at session 1 (every state checked before anything changes); `seeds` seed each
         row's TMoG misreading draws and `signal_seeds` the signals it shows (`tbn_env.signals`)."""
