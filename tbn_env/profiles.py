@@ -40,6 +40,7 @@ STRATEGY_BQ = 1.15          # the nodes a strategy relies on resist change 15 % 
 CONCERN_SHIFT = 0.10        # pathology added to the nodes of each presenting concern
 CONCERN_BUCKET = 0.10       # and to its reservoir
 HIGHER_NUMBER_BQ = 0.02     # higher DMM numbers are more compulsive/coercive: +2 % BQ per step
+SAMPLED = "sampled"         # the name of a sampled client's profile
 CARDS_REMEMBERED = 256      # clients whose card text is kept: one per env of a large batch of single envs
 
 #: Presenting concern -> (graph nodes it loads, maladaptive bucket it fills). Relational distress
@@ -65,7 +66,7 @@ class ClientProfile(BaseModel):
     """Who the client is: attachment strategy, defences, concerns, and the scene a judge can check."""
 
     model_config = ConfigDict(frozen=True)
-    name: str = "sampled"
+    name: str = SAMPLED
     attachment: str = Field("B2", description="DMM strategy code")
     defenses: tuple[str, ...] = ()
     presenting_concerns: tuple[str, ...] = ("relational_distress",)
@@ -149,7 +150,7 @@ class ProfileBatch:
         pass)."""
         concern_names = tuple(CONCERNS)
         return [ClientProfile.model_construct(
-            name="sampled", attachment=DMM_CODES[code], profile_card="", defenses=tuple(DEFENSES[j] for j in d if j >= 0),
+            name=SAMPLED, attachment=DMM_CODES[code], profile_card="", defenses=tuple(DEFENSES[j] for j in d if j >= 0),
             presenting_concerns=tuple(concern_names[j] for j in c if j >= 0))
             for code, d, c in zip(self.strategy.tolist(), self.defenses.tolist(), self.concerns.tolist())]
 
