@@ -330,7 +330,7 @@ class BatchKernel:
             raise ValueError(f"need one initial state per distinct row in [0, {self.batch}), got {len(inits)} states "
                              f"for rows {listed}")
         if isinstance(inits, DrawnClients):
-            return inits.check(self.cg.n)
+            return inits.check(self.cg.n, self.params)
         if not isinstance(inits, InitialBatch):
             inits = InitialBatch.stack([init.check_shapes(self.cg.n) for init in inits])
         return inits.validate(self.cg.n)

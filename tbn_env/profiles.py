@@ -17,7 +17,7 @@ from .buckets import BUCKET_INDEX
 from .graph import ClientGraph
 from .params import Params
 from .compiled_state import profile_rows, settle_rows, tilt_rows
-from .state import InitialBatch, InitialState, check_uniforms, state_draws, write_states
+from .state import InitialBatch, InitialState, check_draw, state_draws, write_states
 from .taie import AXIS_MAX, AXIS_MIN
 
 DMM_CODES: tuple[str, ...] = tuple([f"A{i}" for i in range(1, 9)] + [f"B{i}" for i in range(6)]
@@ -163,10 +163,10 @@ def initial_states(profiles: list[ClientProfile] | ProfileBatch, u: np.ndarray, 
     A profile tilts node pathology and BQ, fills its concerns' reservoirs and sets the TAIE X prior of
     its DMM family (Type A rigid, Type C porous); the last uniform of each row draws that prior.
     """
+    params = params or Params()
     clients = DrawnClients(profiles if isinstance(profiles, ProfileBatch) else ProfileBatch.of(profiles), u, stage)
-    clients.check(len(graph.nodes))
     state = InitialBatch.empty(len(u), len(graph.nodes))
-    clients.write(state, np.arange(len(u)), graph, params or Params())
+    clients.check(len(graph.nodes), params).write(state, np.arange(len(u)), graph, params)
     return state
 
 
@@ -184,10 +184,10 @@ class DrawnClients:
     def __len__(self) -> int:
         return len(self.u)
 
-    def check(self, n_nodes: int) -> DrawnClients:
-        """Raise ValueError unless the stage is 1-4 and there are a profile and `state_draws(n_nodes)` uniforms for
-        each client; return self."""
-        check_uniforms(self.u, self.stage, n_nodes)
+    def check(self, n_nodes: int, params: Params) -> DrawnClients:
+        """Raise ValueError unless there are a profile and `state_draws(n_nodes)` uniforms for each client and
+        `params` can draw them at the stage (`state.check_draw`); return self."""
+        check_draw(self.u, self.stage, n_nodes, params)
         if len(self.profiles.strategy) != len(self.u):
             raise ValueError(f"need a profile per client, got {len(self.profiles.strategy)} for {len(self.u)}")
         return self

@@ -147,12 +147,17 @@ def stream_seeds(rng: np.random.Generator) -> tuple[int, int]:
     return first >> 1, second >> 1
 
 
-def check_uniforms(u: np.ndarray, stage: int, n_nodes: int) -> None:
-    """Raise ValueError unless `stage` is 1-4 and `u` holds [clients, state_draws(n_nodes)] uniforms."""
+def check_draw(u: np.ndarray, stage: int, n_nodes: int, params: Params) -> None:
+    """Raise ValueError unless `stage` is 1-4, `u` holds [clients, state_draws(n_nodes)] uniforms and the stage's
+    LOA range lies on the LOA scale (the other ranges a draw reads are checked by `Params` itself)."""
     if stage not in (1, 2, 3, 4):
         raise ValueError(f"stage must be 1-4, got {stage!r}")
     if u.shape != (len(u), state_draws(n_nodes)):
         raise ValueError(f"need [clients, {state_draws(n_nodes)}] uniforms, got {u.shape}")
+    loa_lo, loa_hi = params.init_loa[stage - 1]
+    if not (LOA_MIN <= loa_lo <= LOA_MAX and LOA_MIN <= loa_hi <= LOA_MAX):
+        raise ValueError(f"Params.init_loa must lie in [{LOA_MIN}, {LOA_MAX}] (the LOA scale), got "
+                         f"{params.init_loa[stage - 1]!r} for stage {stage}")
 
 
 def states_from_uniforms(u: np.ndarray, stage: int, graph: ClientGraph, params: Params | None = None,
@@ -164,10 +169,10 @@ def states_from_uniforms(u: np.ndarray, stage: int, graph: ClientGraph, params: 
     same clients drawn one by one are the same clients. `pathology_shift` ([B, N], added before clipping
     to [0, 1]) and `bq_scale` ([B, N] BQ multipliers) let a profile tilt the draw (`write_states`).
     """
-    n = len(graph.nodes)
-    check_uniforms(u, stage, n)
+    n, params = len(graph.nodes), params or Params()
+    check_draw(u, stage, n, params)
     batch = InitialBatch.empty(len(u), n)
-    write_states(np.ascontiguousarray(u, dtype=np.float64), stage, graph, params or Params(), np.arange(len(u)), batch,
+    write_states(np.ascontiguousarray(u, dtype=np.float64), stage, graph, params, np.arange(len(u)), batch,
                  _NO_SHIFT if pathology_shift is None else np.ascontiguousarray(pathology_shift, dtype=np.float64),
                  _NO_SHIFT if bq_scale is None else np.ascontiguousarray(bq_scale, dtype=np.float64))
     return batch
@@ -175,7 +180,7 @@ def states_from_uniforms(u: np.ndarray, stage: int, graph: ClientGraph, params: 
 
 def write_states(u: np.ndarray, stage: int, graph: ClientGraph, params: Params, rows: np.ndarray, into,
                  pathology_shift: np.ndarray = _NO_SHIFT, bq_scale: np.ndarray = _NO_SHIFT) -> None:
-    """Clients entering treatment at `stage`, one per row of `u` (checked: `check_uniforms`; float64, contiguous),
+    """Clients entering treatment at `stage`, one per row of `u` (checked: `check_draw`; float64, contiguous),
     written to rows `rows` (int64) of `into`'s arrays of `InitialBatch`'s names ([clients, ...] or a
     `BatchKernel`'s [batch, ...]). `pathology_shift` and `bq_scale` are a profile's tilts ([B, N] each, or [0, 0]
     for none). Each value is clipped into its range, so the state is valid by construction
