@@ -205,7 +205,7 @@ class TherapyEnv(gym.Env):
             self._profile, self._profile_name, self._sampled = None, SAMPLED, profiles
         else:
             profiles = ProfileBatch.of([self.profile])
-        init = DrawnClients(profiles, u[:, n_profile:], stage)
+        init = DrawnClients.of(profiles, u[:, n_profile:], stage, self.graph)
         seed, signal_seed = stream_seeds(self.np_random)
         if self.core is None:
             self.core = SessionCore(init, self.params, seed=seed, signal_seed=signal_seed, graph=self.graph,

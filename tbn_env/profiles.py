@@ -17,7 +17,8 @@ from .buckets import BUCKET_INDEX
 from .graph import ClientGraph
 from .params import Params
 from .compiled_state import profile_rows, settle_rows, tilt_rows
-from .state import InitialBatch, InitialState, check_draw, state_draws, write_states
+from .ranges import within
+from .state import BQ_SCALE_MAX, InitialBatch, InitialState, check_draw, state_draws, write_states
 from .taie import AXIS_MAX, AXIS_MIN
 
 DMM_CODES: tuple[str, ...] = tuple([f"A{i}" for i in range(1, 9)] + [f"B{i}" for i in range(6)]
@@ -164,7 +165,8 @@ def initial_states(profiles: list[ClientProfile] | ProfileBatch, u: np.ndarray, 
     its DMM family (Type A rigid, Type C porous); the last uniform of each row draws that prior.
     """
     params = params or Params()
-    clients = DrawnClients(profiles if isinstance(profiles, ProfileBatch) else ProfileBatch.of(profiles), u, stage)
+    clients = DrawnClients.of(profiles if isinstance(profiles, ProfileBatch) else ProfileBatch.of(profiles), u, stage,
+                              graph)
     state = InitialBatch.empty(len(u), len(graph.nodes))
     clients.check(len(graph.nodes), params).write(state, np.arange(len(u)), graph, params)
     return state
@@ -172,32 +174,44 @@ def initial_states(profiles: list[ClientProfile] | ProfileBatch, u: np.ndarray, 
 
 @dataclass(frozen=True)
 class DrawnClients:
-    """New clients as drawn: their profiles and each one's block of uniforms (`state_draws(N)` in [0, 1), as a
-    generator's `random` gives them), entering at `stage`. What the envs load: the state is valid by construction
-    (every value clipped into its range), so it is written straight into a batch's rows (`write`) without the checks
-    a given `InitialState` or `InitialBatch` passes through."""
+    """New clients as drawn: their profiles (with their tilts, `of`) and each one's block of uniforms
+    (`state_draws(N)` in [0, 1), as a generator's `random` gives them), entering at `stage`. What the envs load: the
+    state is valid by construction (every value clipped into its range, the profiles' BQ checked by `check`), so it
+    is written straight into a batch's rows (`write`) without the checks a given `InitialState` or `InitialBatch`
+    passes through."""
 
     profiles: ProfileBatch
     u: np.ndarray
     stage: int
+    shift: np.ndarray   # [B, N] each profile's pathology shift (`_tilts`)
+    bq: np.ndarray      # [B, N] and BQ multipliers
+
+    @classmethod
+    def of(cls, profiles: ProfileBatch, u: np.ndarray, stage: int, graph: ClientGraph) -> DrawnClients:
+        """Clients of `profiles`, one per row of `u`, entering at `stage`, tilted on `graph`."""
+        return cls(profiles, u, stage, *_tilts(graph, profiles))
 
     def __len__(self) -> int:
         return len(self.u)
 
     def check(self, n_nodes: int, params: Params) -> DrawnClients:
-        """Raise ValueError unless there are a profile and `state_draws(n_nodes)` uniforms for each client and
-        `params` can draw them at the stage (`state.check_draw`); return self."""
+        """Raise ValueError unless there are a profile and `state_draws(n_nodes)` uniforms for each client, `params`
+        can draw them at the stage (`state.check_draw`) and no profile lists a defence so often that its BQ
+        multiplier leaves the range of a starting state's; return self."""
         check_draw(self.u, self.stage, n_nodes, params)
         if len(self.profiles.strategy) != len(self.u):
             raise ValueError(f"need a profile per client, got {len(self.profiles.strategy)} for {len(self.u)}")
+        if not within(self.bq, 0.0, BQ_SCALE_MAX):
+            raise ValueError(f"initial bq_scale must be finite and within [0.0, {BQ_SCALE_MAX}]: a profile lists a "
+                             f"defence too many times (each listing multiplies its node's BQ by {DEFENSE_BQ})")
         return self
 
     def write(self, into, rows: np.ndarray, graph: ClientGraph, params: Params) -> None:
         """The clients' starting states in rows `rows` (int64) of `into`'s arrays (`state.write_states`), tilted by
-        their profiles (`tilt_rows`), then their concerns' reservoirs and TAIE X priors (`settle_rows`)."""
+        their profiles, then their concerns' reservoirs and TAIE X priors (`settle_rows`)."""
         batch = self.profiles
         u = np.ascontiguousarray(self.u, dtype=np.float64)
-        write_states(u, self.stage, graph, params, rows, into, *_tilts(graph, batch))
+        write_states(u, self.stage, graph, params, rows, into, self.shift, self.bq)
         settle_rows(rows, batch.strategy, batch.concerns, _CONCERN_BUCKET, CONCERN_BUCKET, _PRIOR_LOW, _PRIOR_HIGH,
                     _FAMILY_POLE, u, AXIS_MIN, AXIS_MAX, into.buckets, into.taie, into.x_pole)
 

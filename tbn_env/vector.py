@@ -130,7 +130,7 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
         else:
             chosen = resolve_profile(self.profile_spec, self.client_rngs[0])
             profiles, self.profiles[rows] = ProfileBatch.of([chosen] * len(rows)), chosen.name
-        self.batch.load_rows(rows, DrawnClients(profiles, u_state, self.start_stage), [s[0] for s in seeds],
+        self.batch.load_rows(rows, DrawnClients.of(profiles, u_state, self.start_stage, self.graph), [s[0] for s in seeds],
                              [s[1] for s in seeds])
         self.episode_steps[rows] = 0
 

@@ -257,26 +257,28 @@ def test_drawn_clients_are_loaded_straight_into_their_rows_as_their_states_would
     u = rng.random((3, profile_draws() + state_draws(N)))
     profiles, u_state = profiles_from_uniforms(u[:, :profile_draws()]), u[:, profile_draws():]
     seeds, signal_seeds = rng.integers(0, 2**63, (2, 3)).tolist()
-    twins[0].load_rows(rows, DrawnClients(profiles, u_state, 4), seeds, signal_seeds)
+    twins[0].load_rows(rows, DrawnClients.of(profiles, u_state, 4, GRAPH), seeds, signal_seeds)
     twins[1].load_rows(rows, initial_states(profiles, u_state, 4, GRAPH), seeds, signal_seeds)
     assert _differences(twins[0].state_dict(), twins[1].state_dict()) == []
 
 
 def test_bad_drawn_clients_are_refused_before_a_row_changes():
-    from tbn_env.profiles import DrawnClients, profile_draws, profiles_from_uniforms
+    from tbn_env.profiles import ClientProfile, DrawnClients, ProfileBatch, profile_draws, profiles_from_uniforms
     from tbn_env.session_batch import SessionBatch
     rng = np.random.default_rng(13)
     batch = SessionBatch(3, episode="treatment", max_turns=5)
     profiles = profiles_from_uniforms(rng.random((2, profile_draws())))
     good = rng.random((2, state_draws(N)))
-    batch.load_rows(np.array([0, 1]), DrawnClients(profiles, good, 1), [1, 2], [3, 4])
+    batch.load_rows(np.array([0, 1]), DrawnClients.of(profiles, good, 1, GRAPH), [1, 2], [3, 4])
     before = batch.state_dict()
+    stubborn = ProfileBatch.of([ClientProfile(name="stubborn", attachment="A8", defenses=("intellectualization",) * 4)])
     for rows, clients, match in [
-            (np.array([0, 0]), DrawnClients(profiles, good, 1), "one initial state per distinct row"),
-            (np.array([0, 3]), DrawnClients(profiles, good, 1), r"distinct row in \[0, 3\)"),
-            (np.array([0, 1]), DrawnClients(profiles, good[:, 1:], 1), "uniforms"),
-            (np.array([0, 1]), DrawnClients(profiles, good, 5), "stage must be 1-4"),
-            (np.array([0]), DrawnClients(profiles, good[:1], 1), "a profile per client")]:
+            (np.array([0, 0]), DrawnClients.of(profiles, good, 1, GRAPH), "one initial state per distinct row"),
+            (np.array([0, 3]), DrawnClients.of(profiles, good, 1, GRAPH), r"distinct row in \[0, 3\)"),
+            (np.array([0, 1]), DrawnClients.of(profiles, good[:, 1:], 1, GRAPH), "uniforms"),
+            (np.array([0, 1]), DrawnClients.of(profiles, good, 5, GRAPH), "stage must be 1-4"),
+            (np.array([0]), DrawnClients.of(profiles, good[:1], 1, GRAPH), "a profile per client"),
+            (np.array([0]), DrawnClients.of(stubborn, good[:1], 1, GRAPH), r"initial bq_scale .* defence too many")]:
         with pytest.raises(ValueError, match=match):
             batch.load_rows(rows, clients, [5] * len(rows), [6] * len(rows))
     assert _differences(batch.state_dict(), before) == []

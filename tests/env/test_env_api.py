@@ -226,3 +226,16 @@ def test_a_sampled_clients_profile_is_the_one_its_seed_draws():
     env.set_state(saved)
     assert env.step(np.full(12, 5.0, np.float32))[4]["profile"] == "sampled"
     assert env.profile == sample_profile(np.random.default_rng(5))
+
+
+def test_a_profile_whose_resistance_leaves_the_range_is_refused_at_reset():
+    """The env's draws are loaded unchecked, but a hand-made profile listing a defence four times (BQ x 1.25^4 on
+    top of its strategy's) is still refused, before the client in the env changes."""
+    stubborn = ClientProfile(name="stubborn", attachment="A8", defenses=("intellectualization",) * 4)
+    env = gym.make("Therapy-Scores-v0").unwrapped
+    env.reset(seed=0)
+    before = env.get_state()
+    with pytest.raises(ValueError, match=r"initial bq_scale must be finite and within \[0.0, 3.0\]"):
+        env.reset(seed=1, options={"profile": stubborn})
+    after = env.get_state()["core"]
+    assert all(np.array_equal(before["core"]["kernel"][k], after["kernel"][k]) for k in after["kernel"])
