@@ -252,6 +252,23 @@ def start_sessions(rows, stance, stance_turn, turns_in_stance, arc_step, turn, t
 
 
 @njit(cache=True)
+def start_clients(rows, levels, slope, offset, alliance_weight, alliance_sum, alliance, rupture, session, total_turns,
+                  stance, stance_turn, turns_in_stance, arc_step, turn, taie_direction, score_sum, score_min, score_max,
+                  phase_max, reward_totals, event_counts):
+    """The session layer's side of new clients in `rows`, their state in the kernel's `levels`: the alliance they
+    start from (one minus the alliance-weighted mean pathology, summed in numpy's order as `CompiledGraph.alliance`
+    reads it), no rupture open, session 1 with no turns behind, and a new session's start (`start_sessions`)."""
+    scratch = np.empty(levels.shape[1])
+    for b in rows:
+        alliance[b] = 1.0 - weighted_pathology(levels, b, slope, offset, alliance_weight, alliance_sum, scratch)
+        rupture[b] = False
+        session[b] = 1
+        total_turns[b] = 0
+    start_sessions(rows, stance, stance_turn, turns_in_stance, arc_step, turn, taie_direction, score_sum, score_min,
+                   score_max, phase_max, reward_totals, event_counts)
+
+
+@njit(cache=True)
 def enter_rows(rows, loa, thresholds, armed_up, armed_down, buckets, bucket_session_start, slipping_sessions,
                qualifying_sessions, reached_core_in_stage, taie, first_sum, recent, count, transformation, window,
                literal_zero, degenerate):

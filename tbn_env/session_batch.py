@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .compiled_pack import pack
-from .compiled_state import start_sessions
+from .compiled_state import start_clients, start_sessions
 from .compiled_session import close_books, session_turn
 from .compiled_turn import OUT_COLUMNS
 from .buckets import BUCKET_INDEX, BUCKETS, MALADAPTIVE
@@ -289,12 +289,9 @@ class SessionBatch:
         self._refill(listed)   # the first blocks now: the turns read the numbers they would draw later
         self.signals.draw_blocks(listed)
         self.kernel.enter(rows, init)
-        at = as_run(rows)
-        self.alliance[at] = self.cg.alliance(self.kernel.levels[at])
-        self.rupture[at] = False
-        self.session[at] = 1
-        self.total_turns[at] = 0
-        self._start_session(rows)
+        cg = self.cg
+        start_clients(rows, self.kernel.levels, cg.path_slope, cg.path_offset, cg.alliance_weight, cg.alliance_sum,
+                      self.alliance, self.rupture, self.session, self.total_turns, *self._sessions)
         self.signals.express(rows, self.kernel.phase, self.kernel.buckets, self._no_rupture)   # fresh blocks
 
     def _start_session(self, rows: np.ndarray | slice) -> None:
