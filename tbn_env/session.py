@@ -60,8 +60,8 @@ class SessionCore:
     `max_turns` the caller closes each session (`turn(..., session_end=True)`).
     """
 
-    def __init__(self, init: InitialState | InitialBatch | DrawnClients, params: Params | None = None, *, seed: int | None = None,
-                 signal_seed: int | None = None,
+    def __init__(self, init: InitialState | InitialBatch | DrawnClients, params: Params | None = None, *,
+                 seed: int | None = None, signal_seed: int | None = None,
                  graph: ClientGraph | None = None, compiled: CompiledGraph | None = None, episode: str = "treatment",
                  max_turns: int | None = None, max_sessions: int | None = None) -> None:
         self.params = params or Params()

@@ -21,7 +21,7 @@ from .taie import AXIS_MAX, AXIS_MIN
 
 
 BQ_SCALE_MAX = 3.0  # a profile may at most triple a node's resistance
-_NO_SHIFT = np.zeros((0, 0))   # no profile's pathology shift
+_NO_TILT = np.zeros((0, 0))   # no profile's tilt (pathology shift or BQ multipliers)
 
 
 @dataclass(frozen=True)
@@ -173,13 +173,13 @@ def states_from_uniforms(u: np.ndarray, stage: int, graph: ClientGraph, params: 
     check_draw(u, stage, n, params)
     batch = InitialBatch.empty(len(u), n)
     write_states(np.ascontiguousarray(u, dtype=np.float64), stage, graph, params, np.arange(len(u)), batch,
-                 _NO_SHIFT if pathology_shift is None else np.ascontiguousarray(pathology_shift, dtype=np.float64),
-                 _NO_SHIFT if bq_scale is None else np.ascontiguousarray(bq_scale, dtype=np.float64))
+                 _NO_TILT if pathology_shift is None else np.ascontiguousarray(pathology_shift, dtype=np.float64),
+                 _NO_TILT if bq_scale is None else np.ascontiguousarray(bq_scale, dtype=np.float64))
     return batch
 
 
 def write_states(u: np.ndarray, stage: int, graph: ClientGraph, params: Params, rows: np.ndarray, into,
-                 pathology_shift: np.ndarray = _NO_SHIFT, bq_scale: np.ndarray = _NO_SHIFT) -> None:
+                 pathology_shift: np.ndarray = _NO_TILT, bq_scale: np.ndarray = _NO_TILT) -> None:
     """Clients entering treatment at `stage`, one per row of `u` (checked: `check_draw`; float64, contiguous),
     written to rows `rows` (int64) of `into`'s arrays of `InitialBatch`'s names ([clients, ...] or a
     `BatchKernel`'s [batch, ...]). `pathology_shift` and `bq_scale` are a profile's tilts ([B, N] each, or [0, 0]

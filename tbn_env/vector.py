@@ -24,7 +24,8 @@ from .dimensions import ACTION_SCALES, as_score_batch, unit_to_scores
 from .env import DEFAULT_MAX_SESSIONS, EPISODES, INFO_MODES, OBSERVATION_MODES, _graph
 from .interventions import CATALOGUE, moment_of, response_scores
 from .params import Params
-from .profiles import SAMPLED, ClientProfile, DrawnClients, ProfileBatch, profile_draws, profiles_from_uniforms, resolve_profile
+from .profiles import (SAMPLED, ClientProfile, DrawnClients, ProfileBatch, profile_draws, profiles_from_uniforms,
+                       resolve_profile)
 from .state import state_draws, stream_seeds
 from .session_batch import SessionBatch, overlay, restrict
 from .spaces import observation_space, row_of, scores_space
@@ -130,8 +131,8 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
         else:
             chosen = resolve_profile(self.profile_spec, self.client_rngs[0])
             profiles, self.profiles[rows] = ProfileBatch.of([chosen] * len(rows)), chosen.name
-        self.batch.load_rows(rows, DrawnClients.of(profiles, u_state, self.start_stage, self.graph), [s[0] for s in seeds],
-                             [s[1] for s in seeds])
+        clients = DrawnClients.of(profiles, u_state, self.start_stage, self.graph)
+        self.batch.load_rows(rows, clients, [s[0] for s in seeds], [s[1] for s in seeds])
         self.episode_steps[rows] = 0
 
     # ------------------------------------------------------------------ step
