@@ -182,7 +182,8 @@ def start_rows(u, log, cos, sin, shift, bq, path_lo, path_hi, bipolar, increase,
     TAIE axes from the levels (X's pole the side X falls on), TMoG as the levels misread by `sigma` times
     Box-Muller's normals (numpy's `log` = log1p(-u1), `cos` and `sin` of 2 pi u2 for each pair: sqrt(-2 log) cos
     for the first half of the nodes, sqrt(-2 log) sin for the second), the stage and the sessions behind. Every
-    value is clipped into its range, so a drawn state is valid by construction. `scratch` is [N]."""
+    value but the BQ multipliers (a profile's, checked before: `tbn_env.profiles.DrawnClients.check`) is clipped into
+    its range, so a drawn state is valid by construction. `scratch` is [N]."""
     n, half = levels.shape[1], log.shape[1]
     n_buckets, n_loa = buckets.shape[1], loa.shape[1]
     tilted, scaled = shift.shape[0] > 0, bq.shape[0] > 0

@@ -183,8 +183,9 @@ def write_states(u: np.ndarray, stage: int, graph: ClientGraph, params: Params, 
     """Clients entering treatment at `stage`, one per row of `u` (checked: `check_draw`; float64, contiguous),
     written to rows `rows` (int64) of `into`'s arrays of `InitialBatch`'s names ([clients, ...] or a
     `BatchKernel`'s [batch, ...]). `pathology_shift` and `bq_scale` are a profile's tilts ([B, N] each, or [0, 0]
-    for none). Each value is clipped into its range, so the state is valid by construction
-    (`tests/env/test_draws.py` holds drawn states to `InitialBatch.validate`). Box-Muller's normals for the TMoG
+    for none). Every value but the BQ multipliers, which are `bq_scale`'s, is clipped into its range, so the state
+    of a profile whose BQ is in range is valid by construction (`tests/env/test_draws.py` holds drawn states to
+    `InitialBatch.validate`). Box-Muller's normals for the TMoG
     misreading come from numpy's log1p, cos and sin of the noise's uniform pairs; the rest is one compiled pass
     per client (`tbn_env.compiled_state.start_rows`)."""
     b, n = len(u), len(graph.nodes)
