@@ -1,7 +1,8 @@
 """Where clients and sessions start, compiled: a sampled profile, a new client's starting state (a profile's tilts
-and the stage's draws, one pass per client), its first TAIE assessment (and a re-assessment after a blend), a
-session's close (stage assessment and decay) and the next session's opening (the kernel's, `open_sessions`, and the
-session layer's, `start_sessions`).
+and the stage's draws, one pass per client, written straight into the rows it goes to), its entry (the kernel's,
+`enter_rows`, with its first TAIE assessment, and the session layer's, `start_clients`), a re-assessment after a
+blend, a session's close (stage assessment and decay) and the next session's opening (the kernel's,
+`open_sessions`, and the session layer's, `start_sessions`).
 
 Each is the arithmetic of array expressions, element by element in the same order, with sums in numpy's own
 pairwise order (`numpy_sum`), so what is computed here has the bits the array expressions give
