@@ -3,7 +3,8 @@
 Prints a markdown table: steps/s and the share of CartPole's rate, with the actions drawn by
 `action_space.sample()` inside the loop (a random agent's loop) and drawn beforehand (the env's own cost:
 gymnasium's Box sample alone takes longer than a Therapy step's compiled turn). A do-nothing env with
-Therapy-Scores-v0's spaces, returning a stored observation and info, shows the floor set by gymnasium itself.
+Therapy-Scores-v0's spaces, returning a stored observation and info, shows the floor set by gymnasium itself. A
+second table gives the microseconds of a reset (a new client) beside CartPole's.
 Measured in a default process: no thread settings, as a user's script runs.
 Run: .venv/bin/python bench/bench_env.py
 """
@@ -108,6 +109,20 @@ def vector_rate(num_envs: int = 1024, steps: int = 63) -> float:
     return steps * num_envs / best
 
 
+def reset_us(env_id: str, resets: int = 3000) -> float:
+    """Best-of-REPEATS microseconds per reset of the unwrapped env, each a new client (the env's own cost: gymnasium's
+    wrappers left out)."""
+    env = gym.make(env_id).unwrapped
+    env.reset(seed=0)
+    best = float("inf")
+    for _ in range(REPEATS):
+        t = time.perf_counter()
+        for _ in range(resets):
+            env.reset()
+        best = min(best, time.perf_counter() - t)
+    return best / resets * 1e6
+
+
 def main() -> None:
     gym.register("TherapyFloor-v0", entry_point=Floor)
     sample = lambda e: e.action_space.sample()  # noqa: E731
@@ -130,6 +145,11 @@ def main() -> None:
     vector = vector_rate()
     print(f"| Therapy-Scores-v0 x1024, vector_entry_point, with autoresets (client-steps/s) | {vector:,.0f} | "
           f"{vector / cartpole:.1%} | | |")
+    resets = [(env_id, reset_us(env_id)) for env_id in ("CartPole-v1", "Therapy-Scores-v0", "Therapy-Interventions-v0")]
+    print("\n| env | µs per reset (`env.unwrapped.reset()`, a new client) | × CartPole |")
+    print("|---|---:|---:|")
+    for env_id, us in resets:
+        print(f"| {env_id} | {us:.1f} | {us / resets[0][1]:.0f} |")
 
 
 if __name__ == "__main__":

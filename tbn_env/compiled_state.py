@@ -1,7 +1,8 @@
 """Where clients and sessions start, compiled: a sampled profile, a new client's starting state (a profile's tilts
-and the stage's draws, one pass per client), its first TAIE assessment (and a re-assessment after a blend), a
-session's close (stage assessment and decay) and the next session's opening (the kernel's, `open_sessions`, and the
-session layer's, `start_sessions`).
+and the stage's draws, one pass per client, written straight into the rows it goes to), its entry (the kernel's,
+`enter_rows`, with its first TAIE assessment, and the session layer's, `start_clients`), a re-assessment after a
+blend, a session's close (stage assessment and decay) and the next session's opening (the kernel's,
+`open_sessions`, and the session layer's, `start_sessions`).
 
 Each is the arithmetic of array expressions, element by element in the same order, with sums in numpy's own
 pairwise order (`numpy_sum`), so what is computed here has the bits the array expressions give
@@ -172,63 +173,65 @@ def box_muller_pairs(u, start, neg, angle):
 
 
 @njit(cache=True)
-def box_muller_normals(log, cos, sin, normal):
-    """Box-Muller's standard normals from numpy's `log` = log1p(-u1), `cos` and `sin` of 2 pi u2 for each pair:
-    sqrt(-2 log) cos for the first half of each row of `normal`, sqrt(-2 log) sin for the second (the products and
-    the square root round the same compiled)."""
-    half = log.shape[1]
-    for i in range(normal.shape[0]):
-        for j in range(normal.shape[1]):
-            m = j if j < half else j - half
-            normal[i, j] = np.sqrt(-2.0 * log[i, m]) * (cos[i, m] if j < half else sin[i, m])
-
-
-@njit(cache=True)
-def start_rows(u, normal, shift, path_lo, path_hi, bipolar, increase, pole, level_min, level_max,
-               maladaptive, adaptive, jitter, n_maladaptive, loa_lo, loa_hi, taie_load, taie_norm, axis_min, axis_max,
-               sigma, levels, buckets, loa, taie, tmog, scratch):
-    """Clients entering treatment, one per row of `u` (`tbn_env.state.state_draws` uniforms each): levels from the
-    stage's pathology range tilted by `shift` ([B, N], or [0, 0] for none), buckets, LOA, TAIE axes from the
-    levels and TMoG as the levels misread by `sigma` * `normal`. The outputs are written; `scratch` is [N]."""
-    n = levels.shape[1]
+def start_rows(u, log, cos, sin, shift, bq, path_lo, path_hi, bipolar, increase, pole, level_min, level_max,
+               maladaptive, adaptive, jitter, n_maladaptive, loa_lo, loa_hi, loa_min, loa_max, taie_load, taie_norm,
+               axis_min, axis_max, sigma, stage, sessions, rows, levels, buckets, loa, taie, x_pole, tmog, bq_scale,
+               stages, sessions_completed, scratch):
+    """Clients entering treatment at `stage`, one per row of `u` (`tbn_env.state.state_draws` uniforms each),
+    written to row rows[i] of the state arrays: levels from the stage's pathology range tilted by `shift` ([B, N],
+    or [0, 0] for none) and kept in [0, 1], the BQ multipliers `bq` ([B, N], or [0, 0] for ones), buckets, LOA,
+    TAIE axes from the levels (X's pole the side X falls on), TMoG as the levels misread by `sigma` times
+    Box-Muller's normals (numpy's `log` = log1p(-u1), `cos` and `sin` of 2 pi u2 for each pair: sqrt(-2 log) cos
+    for the first half of the nodes, sqrt(-2 log) sin for the second), the stage and the sessions behind. Every
+    value but the BQ multipliers (a profile's, checked before: `tbn_env.profiles.DrawnClients.check`) is clipped into
+    its range, so a drawn state is valid by construction. `scratch` is [N]."""
+    n, half = levels.shape[1], log.shape[1]
     n_buckets, n_loa = buckets.shape[1], loa.shape[1]
-    tilted = shift.shape[0] > 0
+    tilted, scaled = shift.shape[0] > 0, bq.shape[0] > 0
     for i in range(u.shape[0]):
+        r = rows[i]
         for j in range(n):
             p = path_lo + (path_hi - path_lo) * u[i, j]
             if tilted:
-                p = min(max(p + shift[i, j], 0.0), 1.0)
-            levels[i, j] = level_of(p, bipolar[j], increase[j], pole[j])
+                p += shift[i, j]
+            levels[r, j] = level_of(min(max(p, 0.0), 1.0), bipolar[j], increase[j], pole[j])
+            bq_scale[r, j] = bq[i, j] if scaled else 1.0
         for k in range(n_buckets):
             base = maladaptive if k < n_maladaptive else adaptive
-            buckets[i, k] = min(max(base + jitter * (2.0 * u[i, n + k] - 1.0), 0.0), 1.0)
+            buckets[r, k] = min(max(base + jitter * (2.0 * u[i, n + k] - 1.0), 0.0), 1.0)
         for k in range(n_loa):
-            loa[i, k] = loa_lo + (loa_hi - loa_lo) * u[i, n + n_buckets + k]
+            loa[r, k] = min(max(loa_lo + (loa_hi - loa_lo) * u[i, n + n_buckets + k], loa_min), loa_max)
         for axis in range(3):   # x: pathology signed by pole; y, z: health (1 - 2 p)
             for j in range(n):
-                p = pathology_of(levels[i, j], bipolar[j], increase[j])
+                p = pathology_of(levels[r, j], bipolar[j], increase[j])
                 scratch[j] = p * taie_load[j, 0] if axis == 0 else (1.0 - 2.0 * p) * abs(taie_load[j, axis])
-            taie[i, axis] = min(max(10.0 * numpy_sum(scratch, 0, n) / taie_norm[axis], axis_min), axis_max)
+            taie[r, axis] = min(max(10.0 * numpy_sum(scratch, 0, n) / taie_norm[axis], axis_min), axis_max)
+        x_pole[r] = 1.0 if taie[r, 0] >= 0 else -1.0
         for j in range(n):
-            tmog[i, j] = min(max(levels[i, j] + sigma * normal[i, j], level_min), level_max)
+            m = j if j < half else j - half
+            normal = np.sqrt(-2.0 * log[i, m]) * (cos[i, m] if j < half else sin[i, m])
+            tmog[r, j] = min(max(levels[r, j] + sigma * normal, level_min), level_max)
+        stages[r] = stage
+        sessions_completed[r] = sessions
 
 
 @njit(cache=True)
-def settle_rows(strategy, concerns, concern_bucket, concern_fill, prior_low, prior_high, family_pole, u, axis_min,
-                axis_max, buckets, taie, x_pole):
-    """What a profile adds to a drawn state, in place: each concern fills its reservoir (in the order the profile
-    lists them), and the DMM strategy's TAIE X prior, drawn by the last uniform of the row of `u`, sets X and its
-    pole (`family_pole`: -1 rigid, +1 porous, 0 the side X falls on)."""
+def settle_rows(rows, strategy, concerns, concern_bucket, concern_fill, prior_low, prior_high, family_pole, u,
+                axis_min, axis_max, buckets, taie, x_pole):
+    """What a profile adds to a drawn state, in place in row rows[i]: each concern fills its reservoir (in the order
+    the profile lists them), and the DMM strategy's TAIE X prior, drawn by the last uniform of row i of `u`, sets X
+    and its pole (`family_pole`: -1 rigid, +1 porous, 0 the side X falls on)."""
     for i in range(strategy.shape[0]):
+        r = rows[i]
         for c in concerns[i]:
             if c >= 0:
                 k = concern_bucket[c]
-                buckets[i, k] = min(1.0, buckets[i, k] + concern_fill)
+                buckets[r, k] = min(1.0, buckets[r, k] + concern_fill)
         s = strategy[i]
         x = prior_low[s] + (prior_high[s] - prior_low[s]) * u[i, u.shape[1] - 1]
         pole = family_pole[s]
-        x_pole[i] = pole if pole != 0.0 else (1.0 if x >= 0 else -1.0)
-        taie[i, 0] = min(max(x, axis_min), axis_max)
+        x_pole[r] = pole if pole != 0.0 else (1.0 if x >= 0 else -1.0)
+        taie[r, 0] = min(max(x, axis_min), axis_max)
 
 
 @njit(cache=True)
@@ -251,9 +254,38 @@ def start_sessions(rows, stance, stance_turn, turns_in_stance, arc_step, turn, t
 
 
 @njit(cache=True)
-def enter_rows(rows, taie, first_sum, recent, count, transformation, window, literal_zero, degenerate):
-    """Freshly loaded clients' first TAIE assessment: their axes now, and T from them (§9.3.4)."""
+def start_clients(rows, levels, slope, offset, alliance_weight, alliance_sum, alliance, rupture, session, total_turns,
+                  stance, stance_turn, turns_in_stance, arc_step, turn, taie_direction, score_sum, score_min, score_max,
+                  phase_max, reward_totals, event_counts):
+    """The session layer's side of new clients in `rows`, their state in the kernel's `levels`: the alliance they
+    start from (one minus the alliance-weighted mean pathology, summed in numpy's order as `CompiledGraph.alliance`
+    reads it), no rupture open, session 1 with no turns behind, and a new session's start (`start_sessions`)."""
+    scratch = np.empty(levels.shape[1])
     for b in rows:
+        alliance[b] = 1.0 - weighted_pathology(levels, b, slope, offset, alliance_weight, alliance_sum, scratch)
+        rupture[b] = False
+        session[b] = 1
+        total_turns[b] = 0
+    start_sessions(rows, stance, stance_turn, turns_in_stance, arc_step, turn, taie_direction, score_sum, score_min,
+                   score_max, phase_max, reward_totals, event_counts)
+
+
+@njit(cache=True)
+def enter_rows(rows, loa, thresholds, armed_up, armed_down, buckets, bucket_session_start, slipping_sessions,
+               qualifying_sessions, reached_core_in_stage, taie, first_sum, recent, count, transformation, window,
+               literal_zero, degenerate):
+    """Freshly loaded clients, from their state arrays: each LOA threshold armed on the side the LOA lies (below it
+    for growth, above its negative for regression), the session's buckets as its start, no stage evidence, and the
+    first TAIE assessment: their axes now, and T from them (§9.3.4)."""
+    for b in rows:
+        for d in range(loa.shape[1]):
+            for t in range(thresholds.shape[0]):
+                armed_up[b, d, t] = loa[b, d] < thresholds[t]
+                armed_down[b, d, t] = loa[b, d] > -thresholds[t]
+        for k in range(buckets.shape[1]):
+            bucket_session_start[b, k] = buckets[b, k]
+        slipping_sessions[b] = qualifying_sessions[b] = 0
+        reached_core_in_stage[b] = False
         for a in range(3):
             first_sum[b, a] = 0.0
             for i in range(window):

@@ -15,7 +15,8 @@ from .graph import ClientGraph
 from .interventions import CATALOGUE, NAMES, response_at
 from .kernel import CompiledGraph
 from .params import Params
-from .profiles import ClientProfile, initial_states, profile_draws, profiles_from_uniforms, resolve_profile
+from .profiles import (SAMPLED, ClientProfile, DrawnClients, ProfileBatch, profile_draws, profiles_from_uniforms,
+                       resolve_profile)
 from .state import state_draws, stream_seeds
 from .protocols import Client, ClientTurn, ClientView, DialogueTurn, Judge, JudgeContext, JudgeResult
 from .session import SessionCore, TurnResult
@@ -199,12 +200,12 @@ class TherapyEnv(gym.Env):
             self.profile = resolve_profile(spec, self.np_random)
         # the vector env's draw, for a batch of one: a sampled profile's uniforms, then the starting state's
         u = self.np_random.random((1, n_profile + state_draws(self.compiled.n)))
-        if spec is None:   # sample_profile's client, keeping its index arrays for the starting state
+        if spec is None:   # sample_profile's client as index arrays: its ClientProfile is made when first read
             profiles = profiles_from_uniforms(u[:, :n_profile])
-            self.profile = profiles.profiles()[0]
+            self._profile, self._profile_name, self._sampled = None, SAMPLED, profiles
         else:
-            profiles = [self.profile]
-        init = initial_states(profiles, u[:, n_profile:], stage, self.graph, self.params)
+            profiles = ProfileBatch.of([self.profile])
+        init = DrawnClients.of(profiles, u[:, n_profile:], stage, self.graph)
         seed, signal_seed = stream_seeds(self.np_random)
         if self.core is None:
             self.core = SessionCore(init, self.params, seed=seed, signal_seed=signal_seed, graph=self.graph,
@@ -221,6 +222,17 @@ class TherapyEnv(gym.Env):
         self.client_words = self._client_speaks() if self.action_mode == "text" else None
         self._replay = None   # text mode's rollback: the session's first snapshot and its turns since
         return self._observation(), self._info()
+
+    @property
+    def profile(self) -> ClientProfile:
+        """The client's profile (a sampled one is made from its index arrays when first read)."""
+        if self._profile is None:
+            self._profile = self._sampled.profiles()[0]
+        return self._profile
+
+    @profile.setter
+    def profile(self, profile: ClientProfile) -> None:
+        self._profile, self._profile_name = profile, profile.name
 
     # ------------------------------------------------------------------ checkpointing
     _FIELDS = ("profile", "done", "history", "trace", "last", "last_judge",
@@ -430,7 +442,7 @@ class TherapyEnv(gym.Env):
 
     def _info(self, step=None) -> dict[str, Any]:
         """Row 0 of the batch's info (the vector env's, by construction), plus what text mode adds."""
-        info = self.core.info(self.privileged_info, step, self.profile.name, self.numeric_info)
+        info = self.core.info(self.privileged_info, step, self._profile_name, self.numeric_info)
         if self.client_words is not None and self.privileged_info:
             info["client_thought"] = self.client_words.thought   # the client's mind is privileged
         if self.last_judge is not None and step is not None:

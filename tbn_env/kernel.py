@@ -27,6 +27,7 @@ from .params import (ALLIANCE_SCALE_BASE, ALLIANCE_SCALE_SLOPE, LOW_THRESHOLD, P
                      Params)
 from .phase_shift import FORWARD_THRESHOLDS, REGRESSION_THRESHOLDS
 from .reward import stage_modifiers, stage_weights
+from .profiles import DrawnClients
 from .state import InitialBatch, InitialState
 from .tmog import accuracy
 from .taie import AXIS_DIMENSION, AXIS_MAX, AXIS_MIN, DEGENERATE_DISTANCE
@@ -308,43 +309,40 @@ class BatchKernel:
         """Put a freshly drawn client into row i, at the start of its first session."""
         self.load_rows(np.array([i]), [init])
 
-    def load_rows(self, rows: np.ndarray, inits: list[InitialState] | InitialBatch) -> None:
+    def load_rows(self, rows: np.ndarray, inits: list[InitialState] | InitialBatch | DrawnClients) -> None:
         """Put freshly drawn clients into `rows` (distinct), all of them checked before any row is written."""
         rows = np.asarray(rows, dtype=np.int64)
         self.enter(rows, self.checked(rows, inits))
 
-    def enter(self, rows: np.ndarray, init: InitialBatch) -> None:
-        """Put clients into `rows` (int64), their starting states checked (`checked`)."""
-        index, rows = rows, as_run(rows)
-        th = self.loa_th
-        self.levels[rows] = init.levels
-        self.bq_scale[rows] = init.bq_scale
-        self.tmog[rows] = init.tmog
-        self.buckets[rows] = init.buckets
-        self.bucket_session_start[rows] = init.buckets
-        self.loa[rows] = init.loa
-        self.taie[rows] = init.taie
-        self.x_pole[rows] = init.x_pole
-        self.stage[rows] = init.stage
-        self.sessions_completed[rows] = init.sessions_completed
-        self.armed_up[rows] = self.loa[rows][:, :, None] < th
-        self.armed_down[rows] = self.loa[rows][:, :, None] > -th
+    def enter(self, rows: np.ndarray, init: InitialBatch | DrawnClients) -> None:
+        """Put clients into `rows` (int64), their starting states checked (`checked`): drawn clients are written
+        straight into the rows, given states copied in."""
+        if isinstance(init, DrawnClients):
+            init.write(self, rows, self.graph, self.params)
+        else:
+            at = as_run(rows)
+            for name in ("levels", "bq_scale", "tmog", "buckets", "loa", "taie", "x_pole", "stage",
+                         "sessions_completed"):
+                getattr(self, name)[at] = getattr(init, name)
         p = self.params
-        enter_rows(index, self.taie, self.taie_first_sum, self.taie_recent, self.taie_count, self.transformation,
-                   p.taie_bar_window, p.taie_target == "literal_zero", DEGENERATE_DISTANCE)
-        self.slipping_sessions[rows] = 0
-        self.qualifying_sessions[rows] = 0
-        self.reached_core_in_stage[rows] = False
-        self._start_session(index)
+        enter_rows(rows, self.loa, self.loa_th, self.armed_up, self.armed_down, self.buckets,
+                   self.bucket_session_start, self.slipping_sessions, self.qualifying_sessions,
+                   self.reached_core_in_stage, self.taie, self.taie_first_sum, self.taie_recent, self.taie_count,
+                   self.transformation, p.taie_bar_window, p.taie_target == "literal_zero", DEGENERATE_DISTANCE)
+        self._start_session(rows)
 
-    def checked(self, rows: np.ndarray, inits: list[InitialState] | InitialBatch) -> InitialBatch:
+    def checked(self, rows: np.ndarray, inits: list[InitialState] | InitialBatch | DrawnClients) \
+            -> InitialBatch | DrawnClients:
         """`inits` as one batch, checked for `rows` (an int64 array): one valid starting state for each of distinct
-        rows of this batch, else a ValueError naming the problem (the compiled calls index the rows unchecked)."""
+        rows of this batch, else a ValueError naming the problem (the compiled calls index the rows unchecked).
+        Drawn clients are valid by construction: only their rows, stage and draws are checked."""
         listed = rows.tolist()
         if len(listed) != len(inits) or len(set(listed)) != len(listed) or listed and not (
                 min(listed) >= 0 and max(listed) < self.batch):
             raise ValueError(f"need one initial state per distinct row in [0, {self.batch}), got {len(inits)} states "
                              f"for rows {listed}")
+        if isinstance(inits, DrawnClients):
+            return inits.check(self.cg.n, self.params)
         if not isinstance(inits, InitialBatch):
             inits = InitialBatch.stack([init.check_shapes(self.cg.n) for init in inits])
         return inits.validate(self.cg.n)

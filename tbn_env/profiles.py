@@ -17,7 +17,8 @@ from .buckets import BUCKET_INDEX
 from .graph import ClientGraph
 from .params import Params
 from .compiled_state import profile_rows, settle_rows, tilt_rows
-from .state import InitialBatch, InitialState, state_draws, states_from_uniforms
+from .ranges import within
+from .state import BQ_SCALE_MAX, InitialBatch, InitialState, check_draw, state_draws, write_states
 from .taie import AXIS_MAX, AXIS_MIN
 
 DMM_CODES: tuple[str, ...] = tuple([f"A{i}" for i in range(1, 9)] + [f"B{i}" for i in range(6)]
@@ -40,6 +41,7 @@ STRATEGY_BQ = 1.15          # the nodes a strategy relies on resist change 15 % 
 CONCERN_SHIFT = 0.10        # pathology added to the nodes of each presenting concern
 CONCERN_BUCKET = 0.10       # and to its reservoir
 HIGHER_NUMBER_BQ = 0.02     # higher DMM numbers are more compulsive/coercive: +2 % BQ per step
+SAMPLED = "sampled"         # the name of a sampled client's profile
 CARDS_REMEMBERED = 256      # clients whose card text is kept: one per env of a large batch of single envs
 
 #: Presenting concern -> (graph nodes it loads, maladaptive bucket it fills). Relational distress
@@ -65,7 +67,7 @@ class ClientProfile(BaseModel):
     """Who the client is: attachment strategy, defences, concerns, and the scene a judge can check."""
 
     model_config = ConfigDict(frozen=True)
-    name: str = "sampled"
+    name: str = SAMPLED
     attachment: str = Field("B2", description="DMM strategy code")
     defenses: tuple[str, ...] = ()
     presenting_concerns: tuple[str, ...] = ("relational_distress",)
@@ -149,24 +151,69 @@ class ProfileBatch:
         pass)."""
         concern_names = tuple(CONCERNS)
         return [ClientProfile.model_construct(
-            name="sampled", attachment=DMM_CODES[code], profile_card="", defenses=tuple(DEFENSES[j] for j in d if j >= 0),
+            name=SAMPLED, attachment=DMM_CODES[code], profile_card="", defenses=tuple(DEFENSES[j] for j in d if j >= 0),
             presenting_concerns=tuple(concern_names[j] for j in c if j >= 0))
             for code, d, c in zip(self.strategy.tolist(), self.defenses.tolist(), self.concerns.tolist())]
 
 
 def initial_states(profiles: list[ClientProfile] | ProfileBatch, u: np.ndarray, stage: int, graph: ClientGraph,
                    params: Params | None = None) -> InitialBatch:
-    """Starting states at `stage` for `profiles`, one row of `u` ([B, state_draws(N)] uniforms) each.
+    """Starting states at `stage` for `profiles`, one row of `u` ([B, state_draws(N)] uniforms) each: the
+    `DrawnClients` written to arrays of their own.
 
     A profile tilts node pathology and BQ, fills its concerns' reservoirs and sets the TAIE X prior of
     its DMM family (Type A rigid, Type C porous); the last uniform of each row draws that prior.
     """
-    batch = profiles if isinstance(profiles, ProfileBatch) else ProfileBatch.of(profiles)
-    u = np.ascontiguousarray(u, dtype=np.float64)
-    state = states_from_uniforms(u, stage, graph, params, *_tilts(graph, batch))
-    settle_rows(batch.strategy, batch.concerns, _CONCERN_BUCKET, CONCERN_BUCKET, _PRIOR_LOW, _PRIOR_HIGH, _FAMILY_POLE,
-                u, AXIS_MIN, AXIS_MAX, state.buckets, state.taie, state.x_pole)
+    params = params or Params()
+    clients = DrawnClients.of(profiles if isinstance(profiles, ProfileBatch) else ProfileBatch.of(profiles), u, stage,
+                              graph)
+    state = InitialBatch.empty(len(u), len(graph.nodes))
+    clients.check(len(graph.nodes), params).write(state, np.arange(len(u)), graph, params)
     return state
+
+
+@dataclass(frozen=True)
+class DrawnClients:
+    """New clients as drawn: their profiles (with their tilts, `of`) and each one's block of uniforms
+    (`state_draws(N)` in [0, 1), as a generator's `random` gives them), entering at `stage`. What the envs load: the
+    state is valid by construction (every value clipped into its range, the profiles' BQ checked by `check`), so it
+    is written straight into a batch's rows (`write`) without the checks a given `InitialState` or `InitialBatch`
+    passes through."""
+
+    profiles: ProfileBatch
+    u: np.ndarray
+    stage: int
+    shift: np.ndarray   # [B, N] each profile's pathology shift (`_tilts`)
+    bq: np.ndarray      # [B, N] and BQ multipliers
+
+    @classmethod
+    def of(cls, profiles: ProfileBatch, u: np.ndarray, stage: int, graph: ClientGraph) -> DrawnClients:
+        """Clients of `profiles`, one per row of `u`, entering at `stage`, tilted on `graph`."""
+        return cls(profiles, u, stage, *_tilts(graph, profiles))
+
+    def __len__(self) -> int:
+        return len(self.u)
+
+    def check(self, n_nodes: int, params: Params) -> DrawnClients:
+        """Raise ValueError unless there are a profile and `state_draws(n_nodes)` uniforms for each client, `params`
+        can draw them at the stage (`state.check_draw`) and no profile lists a defence so often that its BQ
+        multiplier leaves the range of a starting state's; return self."""
+        check_draw(self.u, self.stage, n_nodes, params)
+        if len(self.profiles.strategy) != len(self.u):
+            raise ValueError(f"need a profile per client, got {len(self.profiles.strategy)} for {len(self.u)}")
+        if not within(self.bq, 0.0, BQ_SCALE_MAX):
+            raise ValueError(f"initial bq_scale must be finite and within [0.0, {BQ_SCALE_MAX}]: a profile lists a "
+                             f"defence too many times (each listing multiplies its node's BQ by {DEFENSE_BQ})")
+        return self
+
+    def write(self, into, rows: np.ndarray, graph: ClientGraph, params: Params) -> None:
+        """The clients' starting states in rows `rows` (int64) of `into`'s arrays (`state.write_states`), tilted by
+        their profiles, then their concerns' reservoirs and TAIE X priors (`settle_rows`)."""
+        batch = self.profiles
+        u = np.ascontiguousarray(self.u, dtype=np.float64)
+        write_states(u, self.stage, graph, params, rows, into, self.shift, self.bq)
+        settle_rows(rows, batch.strategy, batch.concerns, _CONCERN_BUCKET, CONCERN_BUCKET, _PRIOR_LOW, _PRIOR_HIGH,
+                    _FAMILY_POLE, u, AXIS_MIN, AXIS_MAX, into.buckets, into.taie, into.x_pole)
 
 
 @lru_cache(maxsize=4)

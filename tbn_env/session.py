@@ -20,6 +20,7 @@ from .kernel import DIRECTION_NAMES, CompiledGraph
 from .loa import LOA_DIMENSIONS
 from .params import Params
 from .reward import RewardBreakdown
+from .profiles import DrawnClients
 from .session_batch import BatchStep, SessionBatch
 from .state import InitialBatch, InitialState, sample_initial_state
 from .taie import AXES
@@ -59,8 +60,8 @@ class SessionCore:
     `max_turns` the caller closes each session (`turn(..., session_end=True)`).
     """
 
-    def __init__(self, init: InitialState | InitialBatch, params: Params | None = None, *, seed: int | None = None,
-                 signal_seed: int | None = None,
+    def __init__(self, init: InitialState | InitialBatch | DrawnClients, params: Params | None = None, *,
+                 seed: int | None = None, signal_seed: int | None = None,
                  graph: ClientGraph | None = None, compiled: CompiledGraph | None = None, episode: str = "treatment",
                  max_turns: int | None = None, max_sessions: int | None = None) -> None:
         self.params = params or Params()
@@ -70,14 +71,16 @@ class SessionCore:
         self._profile = np.array([""], dtype=object)   # the profile's name as the batch's info reads it
         self.restart(init, seed, signal_seed)
 
-    def restart(self, init: InitialState | InitialBatch, seed: int | None = None, signal_seed: int | None = None) -> None:
+    def restart(self, init: InitialState | InitialBatch | DrawnClients, seed: int | None = None,
+                signal_seed: int | None = None) -> None:
         """Begin treatment with a new client, reusing the compiled tables (an env reset).
 
         `seed` seeds the TMoG misreadings, `signal_seed` the signals the client shows (default: from `seed`).
         """
         if signal_seed is None and seed is not None:
             signal_seed = int(np.random.default_rng([seed, 1]).integers(2**63))
-        self.batch.load_rows(_ROW, init if isinstance(init, InitialBatch) else [init], [seed], [signal_seed])
+        self.batch.load_rows(_ROW, init if isinstance(init, (InitialBatch, DrawnClients)) else [init], [seed],
+                             [signal_seed])
 
     @classmethod
     def sample(cls, stage: int = 1, seed: int | None = None, params: Params | None = None,

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .compiled_pack import pack
-from .compiled_state import start_sessions
+from .compiled_state import start_clients
 from .compiled_session import session_close, session_turn
 from .compiled_turn import OUT_COLUMNS
 from .buckets import BUCKET_INDEX, BUCKETS, MALADAPTIVE
@@ -33,6 +33,7 @@ from .reward import stage_modifiers
 from .stance import DEFENSE_DOMAIN, OVERWHELM_BUCKETS, STANCES, StanceDetector
 from .signals import Signals
 from .spaces import item_of, observe_batch
+from .profiles import DrawnClients
 from .state import InitialBatch, InitialState
 from .streams import Streams, seed_rows
 from .tmog import accuracy, worst_misreads
@@ -286,7 +287,7 @@ class SessionBatch:
                                pack(self._sessions, ()), pack((step.ruptured, *shown), (fear,))), ())
 
     # ------------------------------------------------------------------ clients in and out
-    def load_rows(self, rows: np.ndarray, inits: list[InitialState] | InitialBatch, seeds: list[int],
+    def load_rows(self, rows: np.ndarray, inits: list[InitialState] | InitialBatch | DrawnClients, seeds: list[int],
                   signal_seeds: list[int]) -> None:
         """Start new clients in `rows` at session 1 (every state checked before anything changes); `seeds` seed each
         row's TMoG misreading draws and `signal_seeds` the signals it shows (`tbn_env.signals`)."""
@@ -297,17 +298,10 @@ class SessionBatch:
         self._refill(listed)   # the first blocks now: the turns read the numbers they would draw later
         self.signals.draw_blocks(listed)
         self.kernel.enter(rows, init)
-        at = as_run(rows)
-        self.alliance[at] = self.cg.alliance(self.kernel.levels[at])
-        self.rupture[at] = False
-        self.session[at] = 1
-        self.total_turns[at] = 0
-        self._start_session(rows)
+        cg = self.cg
+        start_clients(rows, self.kernel.levels, cg.path_slope, cg.path_offset, cg.alliance_weight, cg.alliance_sum,
+                      self.alliance, self.rupture, self.session, self.total_turns, *self._sessions)
         self.signals.express(rows, self.kernel.phase, self.kernel.buckets, self._no_rupture)   # fresh blocks
-
-    def _start_session(self, rows: np.ndarray) -> None:
-        """The session layer's side of a new session for `rows` (indices)."""
-        start_sessions(rows, *self._sessions)
 
     def noise_rng(self, i: int) -> np.random.Generator:
         """Client i's generator of TMoG misreadings."""

@@ -12,7 +12,7 @@ from functools import lru_cache
 import numpy as np
 
 from .buckets import ADAPTIVE, MALADAPTIVE
-from .compiled_state import box_muller_normals, box_muller_pairs, start_rows
+from .compiled_state import box_muller_pairs, start_rows
 from .graph import LEVEL_MAX, LEVEL_MIN, ClientGraph
 from .loa import LOA_DIMENSIONS, LOA_MAX, LOA_MIN
 from .params import Params
@@ -21,7 +21,7 @@ from .taie import AXIS_MAX, AXIS_MIN
 
 
 BQ_SCALE_MAX = 3.0  # a profile may at most triple a node's resistance
-_NO_SHIFT = np.zeros((0, 0))   # no profile's pathology shift
+_NO_TILT = np.zeros((0, 0))   # no profile's tilt (pathology shift or BQ multipliers)
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,12 @@ class InitialBatch:
     def stack(cls, states: list[InitialState]) -> "InitialBatch":
         return cls(*(np.stack([np.asarray(getattr(st, f.name)) for st in states]) for f in fields(cls)))
 
+    @classmethod
+    def empty(cls, clients: int, n_nodes: int) -> "InitialBatch":
+        """A batch of `clients` whose arrays are yet to be written."""
+        return cls(**{name: np.empty(shape, dtype=np.int64 if name in ("stage", "sessions_completed") else np.float64)
+                      for (name, *_), shape in zip((*_CHECKS, ("x_pole",)), (*_shapes(n_nodes, clients), (clients,)))})
+
     def row(self, i: int) -> InitialState:
         return InitialState(int(self.stage[i]), self.levels[i], self.buckets[i], self.loa[i], self.taie[i],
                             float(self.x_pole[i]), self.tmog[i], self.bq_scale[i], int(self.sessions_completed[i]))
@@ -141,6 +147,19 @@ def stream_seeds(rng: np.random.Generator) -> tuple[int, int]:
     return first >> 1, second >> 1
 
 
+def check_draw(u: np.ndarray, stage: int, n_nodes: int, params: Params) -> None:
+    """Raise ValueError unless `stage` is 1-4, `u` holds [clients, state_draws(n_nodes)] uniforms and the stage's
+    LOA range lies on the LOA scale (the other ranges a draw reads are checked by `Params` itself)."""
+    if stage not in (1, 2, 3, 4):
+        raise ValueError(f"stage must be 1-4, got {stage!r}")
+    if u.shape != (len(u), state_draws(n_nodes)):
+        raise ValueError(f"need [clients, {state_draws(n_nodes)}] uniforms, got {u.shape}")
+    loa_lo, loa_hi = params.init_loa[stage - 1]
+    if not (LOA_MIN <= loa_lo <= LOA_MAX and LOA_MIN <= loa_hi <= LOA_MAX):
+        raise ValueError(f"Params.init_loa must lie in [{LOA_MIN}, {LOA_MAX}] (the LOA scale), got "
+                         f"{params.init_loa[stage - 1]!r} for stage {stage}")
+
+
 def states_from_uniforms(u: np.ndarray, stage: int, graph: ClientGraph, params: Params | None = None,
                          pathology_shift: np.ndarray | None = None,
                          bq_scale: np.ndarray | None = None) -> InitialBatch:
@@ -148,35 +167,39 @@ def states_from_uniforms(u: np.ndarray, stage: int, graph: ClientGraph, params: 
 
     Each client's randomness is one block drawn from its own generator, so a batch of clients and the
     same clients drawn one by one are the same clients. `pathology_shift` ([B, N], added before clipping
-    to [0, 1]) and `bq_scale` ([B, N] BQ multipliers) let a profile tilt the draw. One compiled pass per client
-    (`tbn_env.compiled_state.start_rows`) after numpy's Box-Muller normals.
+    to [0, 1]) and `bq_scale` ([B, N] BQ multipliers) let a profile tilt the draw (`write_states`).
     """
-    params = params or Params()
-    if stage not in (1, 2, 3, 4):
-        raise ValueError(f"stage must be 1-4, got {stage!r}")
+    n, params = len(graph.nodes), params or Params()
+    check_draw(u, stage, n, params)
+    batch = InitialBatch.empty(len(u), n)
+    write_states(np.ascontiguousarray(u, dtype=np.float64), stage, graph, params, np.arange(len(u)), batch,
+                 _NO_TILT if pathology_shift is None else np.ascontiguousarray(pathology_shift, dtype=np.float64),
+                 _NO_TILT if bq_scale is None else np.ascontiguousarray(bq_scale, dtype=np.float64))
+    return batch
+
+
+def write_states(u: np.ndarray, stage: int, graph: ClientGraph, params: Params, rows: np.ndarray, into,
+                 pathology_shift: np.ndarray = _NO_TILT, bq_scale: np.ndarray = _NO_TILT) -> None:
+    """Clients entering treatment at `stage`, one per row of `u` (checked: `check_draw`; float64, contiguous),
+    written to rows `rows` (int64) of `into`'s arrays of `InitialBatch`'s names ([clients, ...] or a
+    `BatchKernel`'s [batch, ...]). `pathology_shift` and `bq_scale` are a profile's tilts ([B, N] each, or [0, 0]
+    for none). Every value but the BQ multipliers, which are `bq_scale`'s, is clipped into its range, so the state
+    of a profile whose BQ is in range is valid by construction (`tests/env/test_draws.py` holds drawn states to
+    `InitialBatch.validate`). Box-Muller's normals for the TMoG
+    misreading come from numpy's log1p, cos and sin of the noise's uniform pairs; the rest is one compiled pass
+    per client (`tbn_env.compiled_state.start_rows`)."""
     b, n = len(u), len(graph.nodes)
-    if u.shape != (b, state_draws(n)):
-        raise ValueError(f"need [clients, {state_draws(n)}] uniforms, got {u.shape}")
-    # Box-Muller: standard normals from the TMoG noise's uniform pairs, compiled around numpy's log1p, cos and sin
-    u = np.ascontiguousarray(u, dtype=np.float64)
     neg, angle = np.empty((b, (n + 1) // 2)), np.empty((b, (n + 1) // 2))
     box_muller_pairs(u, n + len(MALADAPTIVE) + len(ADAPTIVE) + len(LOA_DIMENSIONS), neg, angle)
-    normal = np.empty((b, 2 * ((n + 1) // 2)))
-    box_muller_normals(np.log1p(neg), np.cos(angle), np.sin(angle), normal)   # numpy's log1p, cos and sin
-    levels, tmog = np.empty((b, n)), np.empty((b, n))
-    buckets, loa, taie = np.empty((b, len(MALADAPTIVE) + len(ADAPTIVE))), np.empty((b, len(LOA_DIMENSIONS))), \
-        np.empty((b, 3))
     t = graph.node_table
     (path_lo, path_hi), (loa_lo, loa_hi) = params.init_pathology[stage - 1], params.init_loa[stage - 1]
-    start_rows(u, normal,
-               _NO_SHIFT if pathology_shift is None else np.ascontiguousarray(pathology_shift, dtype=np.float64),
-               path_lo, path_hi, t["bipolar"], t["increase"], t["pole"], LEVEL_MIN, LEVEL_MAX,
-               params.init_maladaptive[stage - 1], params.init_adaptive[stage - 1], params.init_bucket_jitter,
-               len(MALADAPTIVE), loa_lo, loa_hi, t["taie"], graph.taie_norm, AXIS_MIN, AXIS_MAX,
-               params.tmog_sigma_by_stage[stage - 1], levels, buckets, loa, taie, tmog, np.empty(n))
-    return InitialBatch(np.full(b, stage), levels, buckets, loa, taie, np.where(taie[:, 0] >= 0, 1.0, -1.0), tmog,
-                        np.ones((b, n)) if bq_scale is None else np.asarray(bq_scale, dtype=np.float64),
-                        np.full(b, params.init_sessions_completed[stage - 1]))
+    start_rows(u, np.log1p(neg), np.cos(angle), np.sin(angle),   # numpy's log1p, cos and sin
+               pathology_shift, bq_scale, path_lo, path_hi, t["bipolar"], t["increase"], t["pole"], LEVEL_MIN,
+               LEVEL_MAX, params.init_maladaptive[stage - 1], params.init_adaptive[stage - 1],
+               params.init_bucket_jitter, len(MALADAPTIVE), loa_lo, loa_hi, LOA_MIN, LOA_MAX, t["taie"],
+               graph.taie_norm, AXIS_MIN, AXIS_MAX, params.tmog_sigma_by_stage[stage - 1], stage,
+               params.init_sessions_completed[stage - 1], rows, into.levels, into.buckets, into.loa, into.taie,
+               into.x_pole, into.tmog, into.bq_scale, into.stage, into.sessions_completed, np.empty(n))
 
 
 def sample_initial_state(rng: np.random.Generator, stage: int, graph: ClientGraph,

@@ -24,7 +24,8 @@ from .dimensions import ACTION_SCALES, as_score_batch, unit_to_scores
 from .env import DEFAULT_MAX_SESSIONS, EPISODES, INFO_MODES, OBSERVATION_MODES, _graph
 from .interventions import CATALOGUE, response_at
 from .params import Params
-from .profiles import ClientProfile, ProfileBatch, initial_states, profile_draws, profiles_from_uniforms, resolve_profile
+from .profiles import (SAMPLED, ClientProfile, DrawnClients, ProfileBatch, profile_draws, profiles_from_uniforms,
+                       resolve_profile)
 from .state import state_draws, stream_seeds
 from .session_batch import SessionBatch, overlay, restrict
 from .spaces import observation_space, row_of, scores_space
@@ -126,12 +127,12 @@ class TherapyVectorEnv(gym.vector.VectorEnv):
             seeds.append(stream_seeds(rng))
         u_profile, u_state = u[:, :n_profile], u[:, n_profile:]
         if sampled:
-            profiles, self.profiles[rows] = profiles_from_uniforms(u_profile), "sampled"
+            profiles, self.profiles[rows] = profiles_from_uniforms(u_profile), SAMPLED
         else:
             chosen = resolve_profile(self.profile_spec, self.client_rngs[0])
             profiles, self.profiles[rows] = ProfileBatch.of([chosen] * len(rows)), chosen.name
-        inits = initial_states(profiles, u_state, self.start_stage, self.graph, self.params)
-        self.batch.load_rows(rows, inits, [s[0] for s in seeds], [s[1] for s in seeds])
+        clients = DrawnClients.of(profiles, u_state, self.start_stage, self.graph)
+        self.batch.load_rows(rows, clients, [s[0] for s in seeds], [s[1] for s in seeds])
         self.episode_steps[rows] = 0
 
     # ------------------------------------------------------------------ step

@@ -239,3 +239,46 @@ def _differences(a, b, at: str = "") -> list[str]:
     if isinstance(a, list):
         return [d for i, (x, y) in enumerate(zip(a, b)) for d in _differences(x, y, f"{at}[{i}]")]
     return [] if np.array_equal(a, b) else [at]
+
+
+def test_drawn_clients_are_loaded_straight_into_their_rows_as_their_states_would_be():
+    """The envs' own draws (`DrawnClients`, written into the batch's rows unchecked) load exactly as the same clients
+    drawn into arrays of their own and loaded checked: rows out of order in a batch whose other rows hold noise."""
+    from tbn_env.profiles import DrawnClients, initial_states, profile_draws, profiles_from_uniforms
+    from tbn_env.session_batch import SessionBatch
+    rng = np.random.default_rng(12)
+    twins = [SessionBatch(7, episode="treatment", max_turns=5) for _ in range(2)]
+    state = twins[0].state_dict()
+    for array in [*state["kernel"].values(), *state["stance"].values(), *(state[k] for k in twins[0]._STATE)]:
+        array[...] = rng.integers(1, 3, array.shape) if array.dtype.kind in "iub" else rng.uniform(1, 5, array.shape)
+    for batch in twins:
+        batch.load_state_dict(state)
+    rows = np.array([5, 1, 2])
+    u = rng.random((3, profile_draws() + state_draws(N)))
+    profiles, u_state = profiles_from_uniforms(u[:, :profile_draws()]), u[:, profile_draws():]
+    seeds, signal_seeds = rng.integers(0, 2**63, (2, 3)).tolist()
+    twins[0].load_rows(rows, DrawnClients.of(profiles, u_state, 4, GRAPH), seeds, signal_seeds)
+    twins[1].load_rows(rows, initial_states(profiles, u_state, 4, GRAPH), seeds, signal_seeds)
+    assert _differences(twins[0].state_dict(), twins[1].state_dict()) == []
+
+
+def test_bad_drawn_clients_are_refused_before_a_row_changes():
+    from tbn_env.profiles import ClientProfile, DrawnClients, ProfileBatch, profile_draws, profiles_from_uniforms
+    from tbn_env.session_batch import SessionBatch
+    rng = np.random.default_rng(13)
+    batch = SessionBatch(3, episode="treatment", max_turns=5)
+    profiles = profiles_from_uniforms(rng.random((2, profile_draws())))
+    good = rng.random((2, state_draws(N)))
+    batch.load_rows(np.array([0, 1]), DrawnClients.of(profiles, good, 1, GRAPH), [1, 2], [3, 4])
+    before = batch.state_dict()
+    stubborn = ProfileBatch.of([ClientProfile(name="stubborn", attachment="A8", defenses=("intellectualization",) * 4)])
+    for rows, clients, match in [
+            (np.array([0, 0]), DrawnClients.of(profiles, good, 1, GRAPH), "one initial state per distinct row"),
+            (np.array([0, 3]), DrawnClients.of(profiles, good, 1, GRAPH), r"distinct row in \[0, 3\)"),
+            (np.array([0, 1]), DrawnClients.of(profiles, good[:, 1:], 1, GRAPH), "uniforms"),
+            (np.array([0, 1]), DrawnClients.of(profiles, good, 5, GRAPH), "stage must be 1-4"),
+            (np.array([0]), DrawnClients.of(profiles, good[:1], 1, GRAPH), "a profile per client"),
+            (np.array([0]), DrawnClients.of(stubborn, good[:1], 1, GRAPH), r"initial bq_scale .* defence too many")]:
+        with pytest.raises(ValueError, match=match):
+            batch.load_rows(rows, clients, [5] * len(rows), [6] * len(rows))
+    assert _differences(batch.state_dict(), before) == []

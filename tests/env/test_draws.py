@@ -1,9 +1,12 @@
 """Clients are drawn from one block of uniforms each, so a batch and the same clients one by one agree."""
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from tbn_env import ClientGraph
-from tbn_env.profiles import DEFENSES, initial_states, profile_draws, profiles_from_uniforms, sample_profile
+from tbn_env import ClientGraph, Params
+from tbn_env.profiles import (DEFENSES, PRESETS, ProfileBatch, initial_states, profile_draws, profiles_from_uniforms,
+                              sample_profile)
 from tbn_env.state import InitialBatch, state_draws, states_from_uniforms
 
 GRAPH = ClientGraph.default()
@@ -115,3 +118,39 @@ def test_batched_profile_tilts_equal_each_profile_tilted_alone():
         one_shift, one_bq = _tilt_one_by_one(profile)
         np.testing.assert_array_equal(shift[i], one_shift, err_msg=profile.name)
         np.testing.assert_array_equal(bq[i], one_bq, err_msg=profile.name)
+
+
+#: Params at the edges of what `Params` accepts for a draw: pathology and bucket ranges touching 0 and 1 (reversed
+#: too), the widest jitter, LOA ranges on the scale's ends, no TMoG misreading and one far wider than the scale
+EDGES = Params(init_pathology=((0.0, 1.0), (1.0, 0.0), (0.3, 1.0), (0.0, 0.0)), init_maladaptive=(1.0, 0.0, 1.0, 0.0),
+               init_adaptive=(0.0, 1.0, 0.0, 1.0), init_bucket_jitter=1.0,
+               init_loa=((-10.0, 10.0), (10.0, -10.0), (-10.0, -10.0), (9.5, 10.0)),
+               tmog_sigma_by_stage=(50.0, 0.0, 5.0, 1.0), init_sessions_completed=(0, 0, 3, 40))
+
+
+@settings(max_examples=150, deadline=None)
+@given(seed=st.integers(0, 2**63), stage=st.integers(1, 4), preset=st.sampled_from([None, *PRESETS]),
+       edges=st.booleans(), uniforms=st.sampled_from(["random", "lowest", "highest"]), clients=st.integers(1, 6))
+def test_a_drawn_client_passes_the_checks_of_a_given_state(seed, stage, preset, edges, uniforms, clients):
+    """The envs load their own draws unchecked (`DrawnClients`): every value of a drawn state lies in its range by
+    construction, sampled profiles and presets, at the edges of Params' ranges and of the uniforms (0 and the
+    largest double below 1) included."""
+    rng = np.random.default_rng(seed)
+    u = {"random": rng.random((clients, state_draws(N))), "lowest": np.zeros((clients, state_draws(N))),
+         "highest": np.full((clients, state_draws(N)), np.nextafter(1.0, 0.0))}[uniforms]
+    profiles = profiles_from_uniforms(rng.random((clients, profile_draws()))) if preset is None else \
+        ProfileBatch.of([PRESETS[preset]] * clients)
+    states = initial_states(profiles, u, stage, GRAPH, EDGES if edges else Params())
+    assert states.validate(N) is states
+    assert states_from_uniforms(u, stage, GRAPH, EDGES if edges else Params()).validate(N)
+
+
+@pytest.mark.parametrize("stage", [1, 4])
+def test_an_loa_range_off_the_scale_is_refused_before_a_draw(stage):
+    """A drawn state's LOA is kept on the scale, so Params whose LOA range leaves it are refused, not clipped."""
+    init_loa = ((-12.0, -3.0), (-4.0, 0.0), (-1.0, 3.0), (2.0, 10.5))
+    u = np.random.default_rng(0).random((2, state_draws(N)))
+    for draw in (lambda: states_from_uniforms(u, stage, GRAPH, Params(init_loa=init_loa)),
+                 lambda: initial_states([PRESETS["maya_grief"]] * 2, u, stage, GRAPH, Params(init_loa=init_loa))):
+        with pytest.raises(ValueError, match=r"Params.init_loa must lie in \[-10.0, 10.0\]"):
+            draw()

@@ -209,3 +209,33 @@ def test_the_vector_env_applies_the_time_limit_like_time_limit_does():
     for step in range(1, 6):
         _, _, terminated, truncated, _ = venv.step(np.full((2, 12), 5.0, np.float32))
         assert not terminated.any() and truncated.all() == (step == 5)
+
+
+def test_a_sampled_clients_profile_is_the_one_its_seed_draws():
+    """A sampled client's ClientProfile is made when `env.profile` is first read (a reset's info needs only its
+    name): the profile `sample_profile` draws from the same seed, kept by get_state and set_state."""
+    from tbn_env.profiles import sample_profile
+    env = gym.make("Therapy-Scores-v0").unwrapped
+    for seed in (4, 5):
+        assert env.reset(seed=seed)[1]["profile"] == "sampled"
+        assert env.profile == sample_profile(np.random.default_rng(seed))
+    saved = env.get_state()
+    env.reset(seed=6)
+    _, info = env.reset(seed=7, options={"profile": "ruth_caregiver"})
+    assert env.profile is PRESETS["ruth_caregiver"] and info["profile"] == "ruth_caregiver"
+    env.set_state(saved)
+    assert env.step(np.full(12, 5.0, np.float32))[4]["profile"] == "sampled"
+    assert env.profile == sample_profile(np.random.default_rng(5))
+
+
+def test_a_profile_whose_resistance_leaves_the_range_is_refused_at_reset():
+    """The env's draws are loaded unchecked, but a hand-made profile listing a defence four times (BQ x 1.25^4 on
+    top of its strategy's) is still refused, before the client in the env changes."""
+    stubborn = ClientProfile(name="stubborn", attachment="A8", defenses=("intellectualization",) * 4)
+    env = gym.make("Therapy-Scores-v0").unwrapped
+    env.reset(seed=0)
+    before = env.get_state()
+    with pytest.raises(ValueError, match=r"initial bq_scale must be finite and within \[0.0, 3.0\]"):
+        env.reset(seed=1, options={"profile": stubborn})
+    after = env.get_state()["core"]
+    assert all(np.array_equal(before["core"]["kernel"][k], after["kernel"][k]) for k in after["kernel"])
