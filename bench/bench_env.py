@@ -17,7 +17,9 @@ import numpy as np
 import tbn_env  # noqa: F401
 
 STEPS = 4000   # per timing window
-REPEATS = 3    # best of 3 windows
+REPEATS = 5    # best of 5 windows, taken in turns
+VECTOR_ENVS, VECTOR_STEPS = 1024, 63  # 63 steps of 20-turn sessions: three autoresets of every client
+RESETS = 3000  # per reset-timing window
 EPISODE = 20   # the floor env's episode: a Therapy session's turns
 TEXT_TURN = ("<think>She is bracing; name it gently, no interpretation yet.</think>"
              "It sounds like part of you is still on guard here, and that makes sense. We can go slowly.")
@@ -68,88 +70,101 @@ def _fresh(tree: dict) -> dict:
             for k, v in tree.items()}
 
 
-def rate(env_id: str, action, steps: int = STEPS, drawn_before: bool = False, **kwargs) -> float:
-    """Best-of-REPEATS steps per second, resetting when an episode ends (resets count as overhead).
+def step_window(env_id: str, action, steps: int = STEPS, drawn_before: bool = False, **kwargs):
+    """A timer of one window of `steps` steps (seconds), resetting when an episode ends (resets count as overhead).
 
     `action(env)` gives each step's action; `drawn_before` draws them all before the clock starts."""
     env = gym.make(env_id, **kwargs)
     env.reset(seed=0)
     env.action_space.seed(0)
-    best = float("inf")
-    for _ in range(REPEATS):
+
+    def window() -> float:
+        actions = [action(env) for _ in range(steps)] if drawn_before else None
+        t = time.perf_counter()
         if drawn_before:
-            actions = [action(env) for _ in range(steps)]
-            t = time.perf_counter()
             for a in actions:
                 _, _, terminated, truncated, _ = env.step(a)
                 if terminated or truncated:
                     env.reset()
         else:
-            t = time.perf_counter()
             for _ in range(steps):
                 _, _, terminated, truncated, _ = env.step(action(env))
                 if terminated or truncated:
                     env.reset()
-        best = min(best, time.perf_counter() - t)
-    return steps / best
+        return time.perf_counter() - t
+    return window
 
 
-def vector_rate(num_envs: int = 1024, steps: int = 63) -> float:
-    """Best-of-REPEATS client-steps per second over windows of 63 steps of 20-turn sessions: three autoresets of
-    every client in each window."""
+def vector_window(num_envs: int = VECTOR_ENVS, steps: int = VECTOR_STEPS):
+    """A timer of one window of `steps` steps over `num_envs` clients, with autoresets."""
     envs = gym.make_vec("Therapy-Scores-v0", num_envs=num_envs, vectorization_mode="vector_entry_point")
     envs.reset(seed=0)
     actions = np.random.default_rng(0).uniform(0, 10, (num_envs, 12)).astype(np.float32)
-    best = float("inf")
-    for _ in range(REPEATS):
+
+    def window() -> float:
         t = time.perf_counter()
         for _ in range(steps):
             envs.step(actions)
-        best = min(best, time.perf_counter() - t)
-    return steps * num_envs / best
+        return time.perf_counter() - t
+    return window
 
 
-def reset_us(env_id: str, resets: int = 3000) -> float:
-    """Best-of-REPEATS microseconds per reset of the unwrapped env, each a new client (the env's own cost: gymnasium's
-    wrappers left out)."""
+def reset_window(env_id: str, resets: int = RESETS):
+    """A timer of `resets` resets of the unwrapped env, each a new client (the env's own cost: gymnasium's wrappers
+    left out)."""
     env = gym.make(env_id).unwrapped
     env.reset(seed=0)
-    best = float("inf")
-    for _ in range(REPEATS):
+
+    def window() -> float:
         t = time.perf_counter()
         for _ in range(resets):
             env.reset()
-        best = min(best, time.perf_counter() - t)
-    return best / resets * 1e6
+        return time.perf_counter() - t
+    return window
+
+
+def shortest(windows: list) -> list[float]:
+    """Each timer's shortest of REPEATS windows, the timers taking turns window by window, so that every row's best
+    comes from the same minutes as the yardstick's (a machine whose speed drifts moves all rows alike)."""
+    best = [float("inf")] * len(windows)
+    for _ in range(REPEATS):
+        for i, window in enumerate(windows):
+            best[i] = min(best[i], window())
+    return best
 
 
 def main() -> None:
     gym.register("TherapyFloor-v0", entry_point=Floor)
     sample = lambda e: e.action_space.sample()  # noqa: E731
-    rows = [(name, rate(env_id, action, steps, **kw), rate(env_id, action, steps, drawn_before=True, **kw))
-            for name, env_id, action, steps, kw in (
-                ("CartPole-v1 (yardstick)", "CartPole-v1", sample, 4 * STEPS, {}),
-                ("floor: Therapy-Scores-v0's spaces, a stored step, nothing else", "TherapyFloor-v0", sample,
-                 4 * STEPS, {}),
-                ("Therapy-Scores-v0", "Therapy-Scores-v0", sample, STEPS, {}),
-                ("Therapy-Interventions-v0", "Therapy-Interventions-v0", sample, STEPS, {}),
-                ("Therapy-v0 (text, rubric judge, template client), one fixed reply", "Therapy-v0",
-                 lambda e: TEXT_TURN, 1000, {}),
-                ("Therapy-v0 (text), a new reply every step", "Therapy-v0", new_reply, 1000, {}))]
-    cartpole, cartpole_before = rows[0][1:]
+    cases = (("CartPole-v1 (yardstick)", "CartPole-v1", sample, 4 * STEPS),
+             ("floor: Therapy-Scores-v0's spaces, a stored step, nothing else", "TherapyFloor-v0", sample, 4 * STEPS),
+             ("Therapy-Scores-v0", "Therapy-Scores-v0", sample, STEPS),
+             ("Therapy-Interventions-v0", "Therapy-Interventions-v0", sample, STEPS),
+             ("Therapy-v0 (text, rubric judge, template client), one fixed reply", "Therapy-v0",
+              lambda e: TEXT_TURN, 1000),
+             ("Therapy-v0 (text), a new reply every step", "Therapy-v0", new_reply, 1000))
+    windows = [step_window(env_id, action, steps, drawn_before)
+               for drawn_before in (False, True) for _, env_id, action, steps in cases]
+    windows.append(vector_window())
+    resetting = ("CartPole-v1", "Therapy-Scores-v0", "Therapy-Interventions-v0")
+    windows += [reset_window(env_id) for env_id in resetting]
+    seconds = shortest(windows)
+    steps = [case[3] for case in cases]
+    in_loop = [n / s for n, s in zip(steps, seconds[:len(cases)])]
+    before = [n / s for n, s in zip(steps, seconds[len(cases):2 * len(cases)])]
+    vector = VECTOR_STEPS * VECTOR_ENVS / seconds[2 * len(cases)]
+    resets = [s / RESETS * 1e6 for s in seconds[2 * len(cases) + 1:]]
     print("| env | steps/s, `sample()` in the loop | share of CartPole | steps/s, actions drawn before | "
           "share of CartPole |")
     print("|---|---:|---:|---:|---:|")
-    for name, r, before in rows:
-        print(f"| {name} | {r:,.0f} | {r / cartpole:.1%} | {before:,.0f} | {before / cartpole_before:.1%} |")
-    vector = vector_rate()
+    for (name, *_), r, b in zip(cases, in_loop, before):
+        print(f"| {name} | {r:,.0f} | {r / in_loop[0]:.1%} | {b:,.0f} | {b / before[0]:.1%} |")
     print(f"| Therapy-Scores-v0 x1024, vector_entry_point, with autoresets (client-steps/s) | {vector:,.0f} | "
-          f"{vector / cartpole:.1%} | | |")
-    resets = [(env_id, reset_us(env_id)) for env_id in ("CartPole-v1", "Therapy-Scores-v0", "Therapy-Interventions-v0")]
+          f"{vector / in_loop[0]:.1%} | | |")
     print("\n| env | µs per reset (`env.unwrapped.reset()`, a new client) | × CartPole |")
     print("|---|---:|---:|")
-    for env_id, us in resets:
-        print(f"| {env_id} | {us:.1f} | {us / resets[0][1]:.0f} |")
+    for env_id, us in zip(resetting, resets):
+        print(f"| {env_id} | {us:.1f} | {us / resets[0]:.0f} |")
 
 
 if __name__ == "__main__":
