@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .compiled_state import end_sessions, start_sessions
+from .compiled_state import end_sessions, enter_drawn, start_clients, start_sessions
 from .compiled_turn import OUT_COLUMNS, turn
 from .signals import express
 from .stance import _update, defensiveness, overwhelm, rupture_open
@@ -47,6 +47,18 @@ def session_close(rows, boundary, closed_totals, closed_counts, stage_after):
     for r in range(n):
         stage_after[r] = stage[rows[r]]
     start_sessions(rows, *starting.rows)
+    return express(rows, *shown.rows, *shown.tables)
+
+
+@njit(cache=True)
+def admit_drawn(rows, u, log, cos, sin, shift, bq, strategy, concerns, admission):
+    """Drawn clients entering `rows` in one call: the kernel's side (`compiled_state.enter_drawn`, its pack
+    first), the session layer's (`start_clients`, the `starting` pack) and the signals they show on arrival
+    (`signals.express`, the `shown` pack, no rupture in any row). Returns whether the signals found a spent block
+    (then none were drawn)."""
+    entry, starting, shown = admission.rows
+    enter_drawn(rows, u, log, cos, sin, shift, bq, strategy, concerns, entry)
+    start_clients(rows, *starting.rows, *starting.tables)
     return express(rows, *shown.rows, *shown.tables)
 
 

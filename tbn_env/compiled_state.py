@@ -173,10 +173,10 @@ def box_muller_pairs(u, start, neg, angle):
 
 
 @njit(cache=True)
-def start_rows(u, log, cos, sin, shift, bq, path_lo, path_hi, bipolar, increase, pole, level_min, level_max,
-               maladaptive, adaptive, jitter, n_maladaptive, loa_lo, loa_hi, loa_min, loa_max, taie_load, taie_norm,
-               axis_min, axis_max, sigma, stage, sessions, rows, levels, buckets, loa, taie, x_pole, tmog, bq_scale,
-               stages, sessions_completed, scratch):
+def start_rows(u, log, cos, sin, shift, bq, rows, levels, buckets, loa, taie, x_pole, tmog, bq_scale, stages,
+               sessions_completed, path_lo, path_hi, maladaptive, adaptive, loa_lo, loa_hi, sigma, stage, sessions,
+               bipolar, increase, pole, level_min, level_max, jitter, n_maladaptive, loa_min, loa_max, taie_load,
+               taie_norm, axis_min, axis_max, scratch):
     """Clients entering treatment at `stage`, one per row of `u` (`tbn_env.state.state_draws` uniforms each),
     written to row rows[i] of the state arrays: levels from the stage's pathology range tilted by `shift` ([B, N],
     or [0, 0] for none) and kept in [0, 1], the BQ multipliers `bq` ([B, N], or [0, 0] for ones), buckets, LOA,
@@ -184,7 +184,8 @@ def start_rows(u, log, cos, sin, shift, bq, path_lo, path_hi, bipolar, increase,
     Box-Muller's normals (numpy's `log` = log1p(-u1), `cos` and `sin` of 2 pi u2 for each pair: sqrt(-2 log) cos
     for the first half of the nodes, sqrt(-2 log) sin for the second), the stage and the sessions behind. Every
     value but the BQ multipliers (a profile's, checked before: `tbn_env.profiles.DrawnClients.check`) is clipped into
-    its range, so a drawn state is valid by construction. `scratch` is [N]."""
+    its range, so a drawn state is valid by construction. `scratch` is [N]. The arguments after `rows` are those a
+    `drawing` pack binds (`tbn_env.state.drawing`): the state arrays, the stage's numbers, the constants."""
     n, half = levels.shape[1], log.shape[1]
     n_buckets, n_loa = buckets.shape[1], loa.shape[1]
     tilted, scaled = shift.shape[0] > 0, bq.shape[0] > 0
@@ -216,8 +217,8 @@ def start_rows(u, log, cos, sin, shift, bq, path_lo, path_hi, bipolar, increase,
 
 
 @njit(cache=True)
-def settle_rows(rows, strategy, concerns, concern_bucket, concern_fill, prior_low, prior_high, family_pole, u,
-                axis_min, axis_max, buckets, taie, x_pole):
+def settle_rows(rows, strategy, concerns, u, buckets, taie, x_pole, concern_bucket, concern_fill, prior_low,
+                prior_high, family_pole, axis_min, axis_max):
     """What a profile adds to a drawn state, in place in row rows[i]: each concern fills its reservoir (in the order
     the profile lists them), and the DMM strategy's TAIE X prior, drawn by the last uniform of row i of `u`, sets X
     and its pole (`family_pole`: -1 rigid, +1 porous, 0 the side X falls on)."""
@@ -254,9 +255,9 @@ def start_sessions(rows, stance, stance_turn, turns_in_stance, arc_step, turn, t
 
 
 @njit(cache=True)
-def start_clients(rows, levels, slope, offset, alliance_weight, alliance_sum, alliance, rupture, session, total_turns,
-                  stance, stance_turn, turns_in_stance, arc_step, turn, taie_direction, score_sum, score_min, score_max,
-                  phase_max, reward_totals, event_counts):
+def start_clients(rows, levels, alliance, rupture, session, total_turns, stance, stance_turn, turns_in_stance, arc_step,
+                  turn, taie_direction, score_sum, score_min, score_max, phase_max, reward_totals, event_counts, slope,
+                  offset, alliance_weight, alliance_sum):
     """The session layer's side of new clients in `rows`, their state in the kernel's `levels`: the alliance they
     start from (one minus the alliance-weighted mean pathology, summed in numpy's order as `CompiledGraph.alliance`
     reads it), no rupture open, session 1 with no turns behind, and a new session's start (`start_sessions`)."""
@@ -271,9 +272,9 @@ def start_clients(rows, levels, slope, offset, alliance_weight, alliance_sum, al
 
 
 @njit(cache=True)
-def enter_rows(rows, loa, thresholds, armed_up, armed_down, buckets, bucket_session_start, slipping_sessions,
-               qualifying_sessions, reached_core_in_stage, taie, first_sum, recent, count, transformation, window,
-               literal_zero, degenerate):
+def enter_rows(rows, loa, armed_up, armed_down, buckets, bucket_session_start, slipping_sessions,
+               qualifying_sessions, reached_core_in_stage, taie, first_sum, recent, count, transformation, thresholds,
+               window, literal_zero, degenerate):
     """Freshly loaded clients, from their state arrays: each LOA threshold armed on the side the LOA lies (below it
     for growth, above its negative for regression), the session's buckets as its start, no stage evidence, and the
     first TAIE assessment: their axes now, and T from them (§9.3.4)."""
@@ -317,6 +318,25 @@ def open_sessions(rows, phase, turns_in_phase, reached_core, reached_integration
             scratch[k] = buckets[b, k] * balance_vec[k]
         balance_entry[b] = numpy_sum(scratch, 0, n_buckets)
         coiling_entry[b] = weighted_pathology(levels, b, path_slope, path_offset, weight, weight_sum, scratch)
+
+
+@njit(cache=True)
+def draw_rows(u, log, cos, sin, shift, bq, rows, drawing):
+    """`start_rows` with its state arrays, the stage's numbers and its constants bound in the pack `drawing`."""
+    start_rows(u, log, cos, sin, shift, bq, rows, *drawing.rows, *drawing.tables)
+
+
+@njit(cache=True)
+def enter_drawn(rows, u, log, cos, sin, shift, bq, strategy, concerns, entry):
+    """The kernel's side of drawn clients entering `rows`, in one call: their starting states (`start_rows`), what
+    their profiles add (`settle_rows`), their entry (`enter_rows`) and their first session's opening
+    (`open_sessions`), each one's arguments after the rows bound in a pack of `entry` (`drawing`, `settling`,
+    `entering`, `opening`: `BatchKernel.entry`)."""
+    drawing, settling, entering, opening = entry.rows
+    start_rows(u, log, cos, sin, shift, bq, rows, *drawing.rows, *drawing.tables)
+    settle_rows(rows, strategy, concerns, u, *settling.rows, *settling.tables)
+    enter_rows(rows, *entering.rows, *entering.tables)
+    open_sessions(rows, *opening.rows, *opening.tables)
 
 
 @njit(cache=True)

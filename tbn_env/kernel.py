@@ -27,11 +27,11 @@ from .params import (ALLIANCE_SCALE_BASE, ALLIANCE_SCALE_SLOPE, LOW_THRESHOLD, P
                      Params)
 from .phase_shift import FORWARD_THRESHOLDS, REGRESSION_THRESHOLDS
 from .reward import stage_modifiers, stage_weights
-from .profiles import DrawnClients
-from .state import InitialBatch, InitialState
+from .profiles import DrawnClients, bind_settle
+from .state import InitialBatch, InitialState, bind_draw
 from .tmog import accuracy
 from .taie import AXIS_DIMENSION, AXIS_MAX, AXIS_MIN, DEGENERATE_DISTANCE
-from .compiled_state import (end_sessions, enter_rows, open_sessions, pathologies, reassess_rows,
+from .compiled_state import (end_sessions, enter_drawn, enter_rows, open_sessions, pathologies, reassess_rows,
                              weighted_pathologies)
 
 DIRECTION_NAMES = {-1: "toward_zero", 0: "stable", 1: "away_from_zero"}
@@ -303,6 +303,12 @@ class BatchKernel:
                     cg.weight_sum, p.stage_evidence_sessions, p.stage_regression_sessions, self._session_scratch))
         #: the packs of `compiled_state.end_sessions`
         self.closing, self.opening = pack(*closing), pack(*self._opening)
+        # a client's entry (`compiled_state.enter_rows`): its arguments after the rows
+        self._entering = ((self.loa, self.armed_up, self.armed_down, self.buckets, self.bucket_session_start,
+                           self.slipping_sessions, self.qualifying_sessions, self.reached_core_in_stage, self.taie,
+                           self.taie_first_sum, self.taie_recent, self.taie_count, self.transformation),
+                          (self.loa_th, p.taie_bar_window, p.taie_target == "literal_zero", DEGENERATE_DISTANCE))
+        self._entries: dict[int, object] = {}   # `entry`'s packs by stage
 
     # ------------------------------------------------------------------ state in and out
     def load(self, i: int, init: InitialState) -> None:
@@ -316,20 +322,26 @@ class BatchKernel:
 
     def enter(self, rows: np.ndarray, init: InitialBatch | DrawnClients) -> None:
         """Put clients into `rows` (int64), their starting states checked (`checked`): drawn clients are written
-        straight into the rows, given states copied in."""
+        straight into the rows and entered in one compiled call (`compiled_state.enter_drawn`), given states copied
+        in."""
         if isinstance(init, DrawnClients):
-            init.write(self, rows, self.graph, self.params)
-        else:
-            at = as_run(rows)
-            for name in ("levels", "bq_scale", "tmog", "buckets", "loa", "taie", "x_pole", "stage",
-                         "sessions_completed"):
-                getattr(self, name)[at] = getattr(init, name)
-        p = self.params
-        enter_rows(rows, self.loa, self.loa_th, self.armed_up, self.armed_down, self.buckets,
-                   self.bucket_session_start, self.slipping_sessions, self.qualifying_sessions,
-                   self.reached_core_in_stage, self.taie, self.taie_first_sum, self.taie_recent, self.taie_count,
-                   self.transformation, p.taie_bar_window, p.taie_target == "literal_zero", DEGENERATE_DISTANCE)
+            enter_drawn(rows, *init.draws(self.cg.n), self.entry(init.stage))
+            return
+        at = as_run(rows)
+        for name in ("levels", "bq_scale", "tmog", "buckets", "loa", "taie", "x_pole", "stage", "sessions_completed"):
+            getattr(self, name)[at] = getattr(init, name)
+        state, tables = self._entering
+        enter_rows(rows, *state, *tables)
         self._start_session(rows)
+
+    def entry(self, stage: int):
+        """The pack of `compiled_state.enter_drawn` for clients drawn at `stage` (made once per stage): the draw's
+        (`state.bind_draw`), the profiles' (`profiles.bind_settle`), the entry's and the first session's opening's
+        arguments after the rows."""
+        if stage not in self._entries:
+            self._entries[stage] = pack((bind_draw(stage, self.graph, self.params, self), bind_settle(self),
+                                         pack(*self._entering), self.opening), ())
+        return self._entries[stage]
 
     def checked(self, rows: np.ndarray, inits: list[InitialState] | InitialBatch | DrawnClients) \
             -> InitialBatch | DrawnClients:

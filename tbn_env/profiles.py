@@ -16,9 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from .buckets import BUCKET_INDEX
 from .graph import ClientGraph
 from .params import Params
-from .compiled_state import profile_rows, settle_rows, tilt_rows
+from .compiled_pack import Pack, pack
+from .compiled_state import draw_rows, profile_rows, settle_rows, tilt_rows
 from .ranges import within
-from .state import BQ_SCALE_MAX, InitialBatch, InitialState, check_draw, state_draws, write_states
+from .state import BQ_SCALE_MAX, InitialBatch, InitialState, bind_draw, box_muller, check_draw, state_draws
 from .taie import AXIS_MAX, AXIS_MIN
 
 DMM_CODES: tuple[str, ...] = tuple([f"A{i}" for i in range(1, 9)] + [f"B{i}" for i in range(6)]
@@ -206,14 +207,25 @@ class DrawnClients:
                              f"defence too many times (each listing multiplies its node's BQ by {DEFENSE_BQ})")
         return self
 
-    def write(self, into, rows: np.ndarray, graph: ClientGraph, params: Params) -> None:
-        """The clients' starting states in rows `rows` (int64) of `into`'s arrays (`state.write_states`), tilted by
-        their profiles, then their concerns' reservoirs and TAIE X priors (`settle_rows`)."""
-        batch = self.profiles
+    def draws(self, n_nodes: int) -> tuple:
+        """What entering these clients reads of them (`compiled_state.enter_drawn`'s arguments after the rows): the
+        uniforms, their Box-Muller terms (`state.box_muller`), the tilts, the strategies and the concerns."""
         u = np.ascontiguousarray(self.u, dtype=np.float64)
-        write_states(u, self.stage, graph, params, rows, into, self.shift, self.bq)
-        settle_rows(rows, batch.strategy, batch.concerns, _CONCERN_BUCKET, CONCERN_BUCKET, _PRIOR_LOW, _PRIOR_HIGH,
-                    _FAMILY_POLE, u, AXIS_MIN, AXIS_MAX, into.buckets, into.taie, into.x_pole)
+        return (u, *box_muller(u, n_nodes), self.shift, self.bq, self.profiles.strategy, self.profiles.concerns)
+
+    def write(self, into, rows: np.ndarray, graph: ClientGraph, params: Params) -> None:
+        """The clients' starting states in rows `rows` (int64) of `into`'s arrays (`compiled_state.start_rows`),
+        tilted by their profiles, then their concerns' reservoirs and TAIE X priors (`settle_rows`). (A batch's
+        rows take these and the clients' entry in one call: `BatchKernel.enter`.)"""
+        u, log, cos, sin, shift, bq, strategy, concerns = self.draws(len(graph.nodes))
+        draw_rows(u, log, cos, sin, shift, bq, rows, bind_draw(self.stage, graph, params, into))
+        settle_rows(rows, strategy, concerns, u, into.buckets, into.taie, into.x_pole, *_SETTLING)
+
+
+def bind_settle(into) -> Pack:
+    """`compiled_state.settle_rows`' arguments after the draws, bound once: `into`'s arrays it writes (an
+    `InitialBatch`'s names) and the profile tables it reads."""
+    return pack((into.buckets, into.taie, into.x_pole), _SETTLING)
 
 
 @lru_cache(maxsize=4)
@@ -293,6 +305,8 @@ _FAMILY_POLE = np.array([{"A": -1.0, "C": 1.0}.get(code[0], 0.0) for code in DMM
 _PRIOR_LOW, _PRIOR_HIGH = (np.array([TYPE_X_PRIOR[code[0]][k] for code in DMM_CODES]) for k in (0, 1))
 _CONCERN_EXPONENT = 1.0 / np.array([2.0 if c == "relational_distress" else 1.0 for c in CONCERNS])   # 1 / weight
 _ALL_CODES = np.arange(len(DMM_CODES))
+#: `settle_rows`' tables: each concern's reservoir and fill, each strategy's TAIE X prior and pole, X's range
+_SETTLING = (_CONCERN_BUCKET, CONCERN_BUCKET, _PRIOR_LOW, _PRIOR_HIGH, _FAMILY_POLE, AXIS_MIN, AXIS_MAX)
 
 
 def profile_draws() -> int:

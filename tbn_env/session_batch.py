@@ -20,7 +20,7 @@ import numpy as np
 
 from .compiled_pack import pack
 from .compiled_state import start_clients
-from .compiled_session import session_close, session_turn
+from .compiled_session import admit_drawn, session_close, session_turn
 from .compiled_turn import OUT_COLUMNS
 from .buckets import BUCKET_INDEX, BUCKETS, MALADAPTIVE
 from .dimensions import DIM_INDEX, JUDGE_DIMENSIONS
@@ -285,6 +285,11 @@ class SessionBatch:
         *shown, fear = self.signals.arguments(k.phase, k.buckets)
         self._boundary = pack((k.closing, k.opening, pack(books, (episode == "session", max_sessions or 0)),
                                pack(self._sessions, ()), pack((step.ruptured, *shown), (fear,))), ())
+        # a new client's arguments (`compiled_state.start_clients`, `signals.express` with no rupture), after the rows
+        self._starting = ((k.levels, self.alliance, self.rupture, self.session, self.total_turns, *self._sessions),
+                          (self.cg.path_slope, self.cg.path_offset, self.cg.alliance_weight, self.cg.alliance_sum))
+        self._arriving = (pack(*self._starting), pack((self._no_rupture, *shown), (fear,)))
+        self._admissions: dict[int, object] = {}   # `admit_drawn`'s packs by stage
 
     # ------------------------------------------------------------------ clients in and out
     def load_rows(self, rows: np.ndarray, inits: list[InitialState] | InitialBatch | DrawnClients, seeds: list[int],
@@ -292,16 +297,26 @@ class SessionBatch:
         """Start new clients in `rows` at session 1 (every state checked before anything changes); `seeds` seed each
         row's TMoG misreading draws and `signal_seeds` the signals it shows (`tbn_env.signals`)."""
         rows = np.asarray(rows, dtype=np.int64)
-        init = self.kernel.checked(rows, inits)
+        k = self.kernel
+        init = k.checked(rows, inits)
         listed = rows.tolist()
         seed_rows(listed, ((self._noise, seeds), (self.signals.streams, signal_seeds)))
         self._refill(listed)   # the first blocks now: the turns read the numbers they would draw later
         self.signals.draw_blocks(listed)
-        self.kernel.enter(rows, init)
-        cg = self.cg
-        start_clients(rows, self.kernel.levels, cg.path_slope, cg.path_offset, cg.alliance_weight, cg.alliance_sum,
-                      self.alliance, self.rupture, self.session, self.total_turns, *self._sessions)
-        self.signals.express(rows, self.kernel.phase, self.kernel.buckets, self._no_rupture)   # fresh blocks
+        if isinstance(init, DrawnClients):   # one compiled call (fresh blocks: never spent, but if so, refill)
+            if admit_drawn(rows, *init.draws(self.cg.n), self._admission(init.stage)):
+                self.signals.express(rows, k.phase, k.buckets, self._no_rupture)
+            return
+        k.enter(rows, init)
+        state, tables = self._starting
+        start_clients(rows, *state, *tables)
+        self.signals.express(rows, k.phase, k.buckets, self._no_rupture)   # fresh blocks
+
+    def _admission(self, stage: int):
+        """The pack of `compiled_session.admit_drawn` for clients drawn at `stage` (made once per stage)."""
+        if stage not in self._admissions:
+            self._admissions[stage] = pack((self.kernel.entry(stage), *self._arriving), ())
+        return self._admissions[stage]
 
     def noise_rng(self, i: int) -> np.random.Generator:
         """Client i's generator of TMoG misreadings."""

@@ -12,7 +12,8 @@ from functools import lru_cache
 import numpy as np
 
 from .buckets import ADAPTIVE, MALADAPTIVE
-from .compiled_state import box_muller_pairs, start_rows
+from .compiled_pack import Pack, pack
+from .compiled_state import box_muller_pairs, draw_rows
 from .graph import LEVEL_MAX, LEVEL_MIN, ClientGraph
 from .loa import LOA_DIMENSIONS, LOA_MAX, LOA_MIN
 from .params import Params
@@ -172,34 +173,46 @@ def states_from_uniforms(u: np.ndarray, stage: int, graph: ClientGraph, params: 
     n, params = len(graph.nodes), params or Params()
     check_draw(u, stage, n, params)
     batch = InitialBatch.empty(len(u), n)
-    write_states(np.ascontiguousarray(u, dtype=np.float64), stage, graph, params, np.arange(len(u)), batch,
+    write_states(np.ascontiguousarray(u, dtype=np.float64), np.arange(len(u)), bind_draw(stage, graph, params, batch), n,
                  _NO_TILT if pathology_shift is None else np.ascontiguousarray(pathology_shift, dtype=np.float64),
                  _NO_TILT if bq_scale is None else np.ascontiguousarray(bq_scale, dtype=np.float64))
     return batch
 
 
-def write_states(u: np.ndarray, stage: int, graph: ClientGraph, params: Params, rows: np.ndarray, into,
-                 pathology_shift: np.ndarray = _NO_TILT, bq_scale: np.ndarray = _NO_TILT) -> None:
-    """Clients entering treatment at `stage`, one per row of `u` (checked: `check_draw`; float64, contiguous),
-    written to rows `rows` (int64) of `into`'s arrays of `InitialBatch`'s names ([clients, ...] or a
-    `BatchKernel`'s [batch, ...]). `pathology_shift` and `bq_scale` are a profile's tilts ([B, N] each, or [0, 0]
-    for none). Every value but the BQ multipliers, which are `bq_scale`'s, is clipped into its range, so the state
-    of a profile whose BQ is in range is valid by construction (`tests/env/test_draws.py` holds drawn states to
-    `InitialBatch.validate`). Box-Muller's normals for the TMoG
-    misreading come from numpy's log1p, cos and sin of the noise's uniform pairs; the rest is one compiled pass
-    per client (`tbn_env.compiled_state.start_rows`)."""
-    b, n = len(u), len(graph.nodes)
-    neg, angle = np.empty((b, (n + 1) // 2)), np.empty((b, (n + 1) // 2))
-    box_muller_pairs(u, n + len(MALADAPTIVE) + len(ADAPTIVE) + len(LOA_DIMENSIONS), neg, angle)
-    t = graph.node_table
-    (path_lo, path_hi), (loa_lo, loa_hi) = params.init_pathology[stage - 1], params.init_loa[stage - 1]
-    start_rows(u, np.log1p(neg), np.cos(angle), np.sin(angle),   # numpy's log1p, cos and sin
-               pathology_shift, bq_scale, path_lo, path_hi, t["bipolar"], t["increase"], t["pole"], LEVEL_MIN,
-               LEVEL_MAX, params.init_maladaptive[stage - 1], params.init_adaptive[stage - 1],
-               params.init_bucket_jitter, len(MALADAPTIVE), loa_lo, loa_hi, LOA_MIN, LOA_MAX, t["taie"],
-               graph.taie_norm, AXIS_MIN, AXIS_MAX, params.tmog_sigma_by_stage[stage - 1], stage,
-               params.init_sessions_completed[stage - 1], rows, into.levels, into.buckets, into.loa, into.taie,
-               into.x_pole, into.tmog, into.bq_scale, into.stage, into.sessions_completed, np.empty(n))
+def bind_draw(stage: int, graph: ClientGraph, params: Params, into) -> Pack:
+    """What a draw of clients entering at `stage` writes to and reads (`compiled_state.start_rows`' arguments after
+    the rows), bound once (a `drawing`): `into`'s arrays of `InitialBatch`'s names ([clients, ...] or a `BatchKernel`'s
+    [batch, ...]), the stage's ranges in `params` and the graph's node tables."""
+    t, s = graph.node_table, stage - 1
+    (path_lo, path_hi), (loa_lo, loa_hi) = params.init_pathology[s], params.init_loa[s]
+    return pack((into.levels, into.buckets, into.loa, into.taie, into.x_pole, into.tmog, into.bq_scale, into.stage,
+                 into.sessions_completed),
+                (float(path_lo), float(path_hi), float(params.init_maladaptive[s]), float(params.init_adaptive[s]),
+                 float(loa_lo), float(loa_hi), float(params.tmog_sigma_by_stage[s]), stage,
+                 int(params.init_sessions_completed[s]), t["bipolar"], t["increase"], t["pole"], LEVEL_MIN, LEVEL_MAX,
+                 float(params.init_bucket_jitter), len(MALADAPTIVE), LOA_MIN, LOA_MAX, t["taie"], graph.taie_norm,
+                 AXIS_MIN, AXIS_MAX, np.empty(len(graph.nodes))))
+
+
+def box_muller(u: np.ndarray, n_nodes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """numpy's log1p, cos and sin in Box-Muller for the TMoG noise of each row of `u` (`state_draws` uniforms):
+    log1p(-u1), cos(2 pi u2) and sin(2 pi u2) of each uniform pair (the compiled ones round differently)."""
+    half = (n_nodes + 1) // 2
+    neg, angle = np.empty((len(u), half)), np.empty((len(u), half))
+    box_muller_pairs(u, n_nodes + len(MALADAPTIVE) + len(ADAPTIVE) + len(LOA_DIMENSIONS), neg, angle)
+    return np.log1p(neg), np.cos(angle), np.sin(angle)
+
+
+def write_states(u: np.ndarray, rows: np.ndarray, drawing: Pack, n_nodes: int, pathology_shift: np.ndarray = _NO_TILT,
+                 bq_scale: np.ndarray = _NO_TILT) -> None:
+    """Clients entering treatment, one per row of `u` (checked: `check_draw`; float64, contiguous), written to rows
+    `rows` (int64) of the arrays `drawing` binds with the stage's ranges (`bind_draw`), on a graph of `n_nodes`.
+    `pathology_shift` and `bq_scale` are a profile's tilts ([B, N] each, or [0, 0] for none). Every value but the BQ multipliers, which
+    are `bq_scale`'s, is clipped into its range, so the state of a profile whose BQ is in range is valid by
+    construction (`tests/env/test_draws.py` holds drawn states to `InitialBatch.validate`). Box-Muller's normals for
+    the TMoG misreading come from numpy's log1p, cos and sin (`box_muller`); the rest is one compiled pass per
+    client (`tbn_env.compiled_state.start_rows`)."""
+    draw_rows(u, *box_muller(u, n_nodes), pathology_shift, bq_scale, rows, drawing)
 
 
 def sample_initial_state(rng: np.random.Generator, stage: int, graph: ClientGraph,
