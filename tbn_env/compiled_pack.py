@@ -49,3 +49,12 @@ def pack(rows: tuple, tables: tuple) -> Pack:
     """A pack of per-client arrays `rows` (one row per client: a pack of row slices steps those clients alone)
     and constants `tables`."""
     return _new(rows, tables)
+
+
+def leaf(**options):
+    """`njit` for compiled code that allocates nothing and keeps no reference to the arrays it is handed (the
+    turn's arithmetic and bookkeeping): numba's reference counting off, whose atomic increments and decrements of
+    every array a call reads cost about a microsecond per turn. Cached on disk like the rest. An allocation (an
+    `np.empty`, a returned new array) fails to compile under it, so a leaf cannot drift into needing the counts."""
+    return njit(cache=True, _nrt=False, **options)
+

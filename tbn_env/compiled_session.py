@@ -12,7 +12,8 @@ import numpy as np
 from numba import njit
 
 from .compiled_state import end_sessions, enter_drawn, start_clients, start_sessions
-from .compiled_turn import OUT_COLUMNS, turn
+from .compiled_pack import leaf
+from .compiled_turn import OUT_COLUMNS, turn, turn_work
 from .signals import express
 from .stance import _update, defensiveness, overwhelm, rupture_open
 
@@ -113,7 +114,8 @@ def session_turn(run, max_turns, scores, client_rupture, session_end):
         stage = written.rows
     noise_turn = np.empty(scores.shape[0], np.int64)
     noise_turns(scores, att_i, low_gate, used, block, noise_turn)
-    turn(scores, noise, noise_turn, *state.rows, *state.tables, out, fired, growth, regression, bucket_change, path)
+    turn(scores, noise, noise_turn, turn_work(scores, state.rows[0], state.rows[2]), *state.rows, *state.tables, out,
+         fired, growth, regression, bucket_change, path)
     ends = account(scores, client_rupture, max_turns, session_end, out[:, _ALLIANCE], path, bucket_change,
                    out[:, _COMPOSITE], out[:, _MODIFIERS], out[:, _PHASE_TRANSITION], out[:, _TAIE],
                    out[:, _PHASE_MOVE], out[:, _DIRECTION], growth, regression, ruptured, stance_before, happened,
@@ -132,7 +134,7 @@ def session_turn(run, max_turns, scores, client_rupture, session_end):
     return ends, express(going_on[:n], ruptured, *shown.rows, *shown.tables)
 
 
-@njit(cache=True)
+@leaf()
 def account(scores, client_rupture, max_turns, session_end, alliance_now, path, bucket_change, composite, modifiers,
             phase_transition, taie, phase_move, direction, loa_growth, loa_regression, ruptured, stance_before,
             happened, crossed, alliance, taie_direction, levels, buckets, phase, stance, stance_turn, turns_in_stance,
@@ -200,7 +202,7 @@ def account(scores, client_rupture, max_turns, session_end, alliance_now, path, 
     return ends
 
 
-@njit(cache=True)
+@leaf()
 def spent_draws(scores, att_i, low_gate, used, block, refill):
     """The rows about to read past their spent block of misreading draws (the misattuned ones whose block is used
     up), written to the first entries of `refill`; returns their count. Nothing else changes."""
@@ -212,7 +214,7 @@ def spent_draws(scores, att_i, low_gate, used, block, refill):
     return n
 
 
-@njit(cache=True)
+@leaf()
 def noise_turns(scores, att_i, low_gate, used, block, turn):
     """Which turn of its block of misreading draws each client reads (`turn`, in place; no block is spent): a
     misattuned row reads its next turn; the others read none (their index is any valid one)."""

@@ -13,11 +13,16 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .compiled_pack import leaf
+
 #: Columns of the per-client scalar outputs of `turn`.
 OUT_COLUMNS = ("composite", "modifiers", "phase_transition", "taie", "taie_transformation_reward",
                "taie_direction_reward", "loa_event_reward", "phase_move", "phase_composite", "coiling",
                "alliance", "balance", "tmog_accuracy", "tmog_accuracy_delta", "taie_direction")
 N_OUT = len(OUT_COLUMNS)
+#: Rows of the turn's working memory (`turn_work`): the 12 scores' high and low intensities and their graph units,
+#: the bucket improvements, the raw delta's inputs, then five per-node vectors.
+_WORK_ROWS = 11
 
 
 @njit(cache=True, inline="always")
@@ -89,8 +94,14 @@ def assess_taie(b, first_sum, recent, count, transformation, window, literal_zer
     return k_bar
 
 
-@njit(cache=True, nogil=True)
-def turn(scores, noise, noise_turn,
+@njit(cache=True, inline="always")
+def turn_work(scores, levels, buckets):
+    """Working memory for `turn` on these arrays (one per call: threads stepping runs of rows each have theirs)."""
+    return np.empty((_WORK_ROWS, max(levels.shape[1], 2 * scores.shape[1] + buckets.shape[1])))
+
+
+@leaf(nogil=True)
+def turn(scores, noise, noise_turn, work,
          levels, tmog, buckets, loa, armed_up, armed_down, taie, x_pole, taie_first_sum, taie_recent, taie_count,
          transformation, stage, phase, turns_in_phase, balance_entry, coiling_entry, reached_core,
          reached_integration, bq_scale, bq, phase_w,
@@ -112,20 +123,14 @@ def turn(scores, noise, noise_turn,
          out, out_fired, out_growth, out_regression, out_bucket_change, out_path):
     """Advance every client one turn in place; write the turn's readings and rewards to the `out*` arrays.
 
-    `noise` holds each client's TMoG misreading draws for K turns ([B, K, N]); it reads turn `noise_turn[b]`."""
+    `noise` holds each client's TMoG misreading draws for K turns ([B, K, N]); it reads turn `noise_turn[b]`.
+    `work` is its working memory (`turn_work`): it allocates nothing."""
     n_clients, n_nodes = levels.shape
     n_dims, n_buckets, n_loa, n_th = scores.shape[1], buckets.shape[1], loa.shape[1], loa_th.shape[0]
-    hi = np.empty(n_dims)
-    lo = np.empty(n_dims)
-    g_hi = np.empty(n_dims)
-    g_lo = np.empty(n_dims)
-    bucket_imp = np.empty(n_buckets)
-    x_in = np.empty(2 * n_dims + n_buckets)
-    path = np.empty(n_nodes)
-    raw = np.empty(n_nodes)
-    first = np.empty(n_nodes)
-    u = np.empty(n_nodes)
-    prop = np.empty(n_nodes)
+    hi, lo, g_hi, g_lo = work[0, :n_dims], work[1, :n_dims], work[2, :n_dims], work[3, :n_dims]
+    bucket_imp, x_in = work[4, :n_buckets], work[5, :2 * n_dims + n_buckets]
+    path, raw, first, u, prop = work[6, :n_nodes], work[7, :n_nodes], work[8, :n_nodes], work[9, :n_nodes], \
+        work[10, :n_nodes]
     weight_sum = weight.sum()
     alliance_sum = alliance_weight.sum()
     for b in range(n_clients):
@@ -331,4 +336,6 @@ def turn(scores, noise, noise_turn,
 @njit(cache=True, nogil=True)
 def turn_packed(state, scores, noise, noise_turn, out, fired, growth, regression, bucket_change, path):
     """`turn` with the kernel's state and tables from one pack (`BatchKernel`'s, or one of its runs of rows)."""
-    turn(scores, noise, noise_turn, *state.rows, *state.tables, out, fired, growth, regression, bucket_change, path)
+    levels, buckets = state.rows[0], state.rows[2]
+    turn(scores, noise, noise_turn, turn_work(scores, levels, buckets), *state.rows, *state.tables, out, fired, growth,
+         regression, bucket_change, path)

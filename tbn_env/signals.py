@@ -18,8 +18,8 @@ draws in a few calls per step and a client's signals do not depend on the batch 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from .compiled_pack import leaf
 from .buckets import BUCKET_INDEX
 from .streams import Streams
 
@@ -81,7 +81,7 @@ class Signals:
                 self.streams.set_state(i, saved)
 
 
-@njit(cache=True)
+@leaf()
 def express(rows, ruptured, block, used, phase, buckets, affect, arousal, rupture_cue, fear):
     """The signals of `rows` from the next turn of their blocks (in place); if a row's block is spent, nothing is
     drawn and the number of spent blocks is returned."""

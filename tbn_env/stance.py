@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from .compiled_pack import leaf
 from .params import (
     HIGH_THRESHOLD,
     STANCE_ATTUNEMENT_MIN,
@@ -119,7 +120,7 @@ class StanceDetector:
         return self.stance
 
 
-@njit(cache=True)
+@leaf()
 def _update(stance, turn, turns_in_stance, arc_step, att_window, res_window, attunement, disclosure, engagement,
             defensiveness, overwhelm, rupture, disclosure_min, engagement_min, defensiveness_max, min_dwell,
             arc_steps, arc_resistance_max, arc_overwhelm_max):
