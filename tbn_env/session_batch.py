@@ -49,6 +49,11 @@ _PHASE_NAMES = np.array(PHASES, dtype=object)
 _STANCE_NAMES = np.array(STANCES, dtype=object)
 _DIRECTIONS = np.array([DIRECTION_NAMES[d] for d in (-1, 0, 1)], dtype=object)   # indexed by direction + 1
 _AT = {name: j for j, name in enumerate(OUT_COLUMNS)}   # the turn's outputs by column
+#: the turn's outputs an info reads (by their columns): the hidden readings, then the reward parts and terms
+_READINGS = operator.itemgetter(*(_AT[c] for c in ("coiling", "alliance", "tmog_accuracy")))
+_REWARDS = operator.itemgetter(*(_AT[c] for c in ("composite", "modifiers", "phase_transition", "taie",
+                                                  "taie_transformation_reward", "taie_direction_reward",
+                                                  "loa_event_reward")))
 _GUIDANCE = np.array([[guidance(s, p) if s else None for p in PHASES] for s in range(5)], dtype=object)  # [stage, phase]
 
 
@@ -459,20 +464,20 @@ class SessionBatch:
             if out is None:
                 (coiling, alliance, attunement), direction = map(form.one, k.readings()), self.taie_direction
             else:
-                coiling, alliance, attunement = out[_AT["coiling"]], out[_AT["alliance"]], out[_AT["tmog_accuracy"]]
+                coiling, alliance, attunement = _READINGS(out)
                 direction = step.turn.taie_direction
             tree.update(coiling=coiling, alliance=alliance, attunement=attunement,
                         taie={**form.columns("xyz", k.taie), "transformation": form.one(k.transformation),
                               "direction": form.pick(_DIRECTIONS, direction + 1)})
         if out is not None:
+            composite, modifiers, phase, taie, transformation, direction, loa_events = _REWARDS(out)
             tree.update(scores=form.columns(JUDGE_DIMENSIONS, step.scores), reward_breakdown={
-                "composite": out[_AT["composite"]], "modifiers": out[_AT["modifiers"]],
-                "phase_transition": out[_AT["phase_transition"]], "stage_transition": form.one(step.stage_reward),
-                "taie": out[_AT["taie"]], "total": form.one(step.reward),   # the parts in REWARD_PARTS order, then the sum
+                "composite": composite, "modifiers": modifiers, "phase_transition": phase,
+                "stage_transition": form.one(step.stage_reward), "taie": taie,
+                "total": form.one(step.reward),   # the parts in REWARD_PARTS order, then the sum
                 "terms": {"modifiers": form.some(self.modifiers, step.turn.modifier_fired),
-                          "taie": {"transformation": out[_AT["taie_transformation_reward"]],
-                                   "direction": out[_AT["taie_direction_reward"]],
-                                   "loa_events": out[_AT["loa_event_reward"]]}}})
+                          "taie": {"transformation": transformation, "direction": direction,
+                                   "loa_events": loa_events}}})
         return tree
 
     def _numeric_tree(self, privileged: bool, step: BatchStep | None, form: _Vector | _Row) -> dict[str, Any]:
