@@ -57,4 +57,3 @@ def leaf(**options):
     every array a call reads cost about a microsecond per turn. Cached on disk like the rest. An allocation (an
     `np.empty`, a returned new array) fails to compile under it, so a leaf cannot drift into needing the counts."""
     return njit(cache=True, _nrt=False, **options)
-

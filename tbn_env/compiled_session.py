@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .compiled_state import end_sessions, enter_drawn, start_clients, start_sessions
 from .compiled_pack import leaf
+from .compiled_state import end_sessions, enter_drawn, start_clients, start_sessions
 from .compiled_turn import OUT_COLUMNS, turn, turn_work
 from .signals import express
 from .stance import _update, defensiveness, overwhelm, rupture_open

@@ -185,7 +185,7 @@ def start_rows(u, log, cos, sin, shift, bq, rows, levels, buckets, loa, taie, x_
     for the first half of the nodes, sqrt(-2 log) sin for the second), the stage and the sessions behind. Every
     value but the BQ multipliers (a profile's, checked before: `tbn_env.profiles.DrawnClients.check`) is clipped into
     its range, so a drawn state is valid by construction. `scratch` is [N]. The arguments after `rows` are those a
-    `drawing` pack binds (`tbn_env.state.drawing`): the state arrays, the stage's numbers, the constants."""
+    `drawing` pack binds (`tbn_env.state.bind_draw`): the state arrays, the stage's numbers, the constants."""
     n, half = levels.shape[1], log.shape[1]
     n_buckets, n_loa = buckets.shape[1], loa.shape[1]
     tilted, scaled = shift.shape[0] > 0, bq.shape[0] > 0

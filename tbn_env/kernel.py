@@ -15,7 +15,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .compiled_pack import pack
+from .compiled_pack import Pack, pack
 from .compiled_turn import N_OUT, OUT_COLUMNS, turn_packed
 from .buckets import BUCKET_HEALTH_SIGN, BUCKETS, MALADAPTIVE, SESSION_DECAY, bucket_effect_matrices, coupling_matrix
 from .dimensions import DIM_INDEX, JUDGE_DIMENSIONS
@@ -308,7 +308,7 @@ class BatchKernel:
                            self.slipping_sessions, self.qualifying_sessions, self.reached_core_in_stage, self.taie,
                            self.taie_first_sum, self.taie_recent, self.taie_count, self.transformation),
                           (self.loa_th, p.taie_bar_window, p.taie_target == "literal_zero", DEGENERATE_DISTANCE))
-        self._entries: dict[int, object] = {}   # `entry`'s packs by stage
+        self._entries: dict[int, Pack] = {}   # `entry`'s packs by stage
 
     # ------------------------------------------------------------------ state in and out
     def load(self, i: int, init: InitialState) -> None:
@@ -334,7 +334,7 @@ class BatchKernel:
         enter_rows(rows, *state, *tables)
         self._start_session(rows)
 
-    def entry(self, stage: int):
+    def entry(self, stage: int) -> Pack:
         """The pack of `compiled_state.enter_drawn` for clients drawn at `stage` (made once per stage): the draw's
         (`state.bind_draw`), the profiles' (`profiles.bind_settle`), the entry's and the first session's opening's
         arguments after the rows."""

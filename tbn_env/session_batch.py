@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .compiled_pack import pack
+from .compiled_pack import Pack, pack
 from .compiled_state import start_clients
 from .compiled_session import admit_drawn, session_close, session_turn
 from .compiled_turn import OUT_COLUMNS
@@ -294,7 +294,7 @@ class SessionBatch:
         self._starting = ((k.levels, self.alliance, self.rupture, self.session, self.total_turns, *self._sessions),
                           (self.cg.path_slope, self.cg.path_offset, self.cg.alliance_weight, self.cg.alliance_sum))
         self._arriving = (pack(*self._starting), pack((self._no_rupture, *shown), (fear,)))
-        self._admissions: dict[int, object] = {}   # `admit_drawn`'s packs by stage
+        self._admissions: dict[int, Pack] = {}   # `admit_drawn`'s packs by stage
 
     # ------------------------------------------------------------------ clients in and out
     def load_rows(self, rows: np.ndarray, inits: list[InitialState] | InitialBatch | DrawnClients, seeds: list[int],
@@ -317,7 +317,7 @@ class SessionBatch:
         start_clients(rows, *state, *tables)
         self.signals.express(rows, k.phase, k.buckets, self._no_rupture)   # fresh blocks
 
-    def _admission(self, stage: int):
+    def _admission(self, stage: int) -> Pack:
         """The pack of `compiled_session.admit_drawn` for clients drawn at `stage` (made once per stage)."""
         if stage not in self._admissions:
             self._admissions[stage] = pack((self.kernel.entry(stage), *self._arriving), ())
