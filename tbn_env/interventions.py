@@ -139,15 +139,48 @@ SHIFTS = np.array([[r.shift.get(i.kind, r.shift.get("other", 0.0)) for i in CATA
 
 
 _MOMENT_FIELDS = ("stage", "phase", *SIGNALS)
+_MOMENT_ROWS = len(_MOMENT_FIELDS)
+if _MOMENT_FIELDS != ("stage", "phase", "rupture", "fear", "alliance"):   # the rows `_read_moment` writes
+    raise RuntimeError(f"interventions._read_moment writes stage, phase, rupture, fear and alliance; SIGNALS is now "
+                       f"{SIGNALS}: read the new signal off the kernel there too")
 _RULE_SIGNAL = np.array([SIGNALS.index(r.signal) for r in MOMENT_RULES], dtype=np.int64)
 _RULE_AT_LEAST = np.array([r.at_least is not None for r in MOMENT_RULES])
 _RULE_LIMIT = np.array([r.at_least if r.at_least is not None else r.below for r in MOMENT_RULES], dtype=np.float64)
 
 
 def moment_of(kernel, rupture) -> Moment:
-    """The moment of every client in a BatchKernel, with the env's open-rupture flags."""
-    return Moment(stage=kernel.stage, phase=kernel.phase, rupture=np.asarray(rupture, dtype=float),
-                  fear=kernel.buckets[:, BUCKET_INDEX["fear"]], alliance=kernel.cg.alliance(kernel.levels))
+    """The moment of every client in a BatchKernel, with the env's open-rupture flags (`_read_moment`)."""
+    table = np.empty((_MOMENT_ROWS, len(kernel.stage)))
+    _read_moments(*_on_kernel(kernel, rupture), table)
+    return Moment(stage=kernel.stage, phase=kernel.phase, **dict(zip(SIGNALS, table[2:])))
+
+
+def _on_kernel(kernel, rupture) -> tuple:
+    """What reading the clients' moments off a BatchKernel takes (`_read_moment`'s arguments after the client)."""
+    cg = kernel.cg
+    return (kernel.stage, kernel.phase, rupture, kernel.buckets, BUCKET_INDEX["fear"], kernel.levels, cg.path_slope,
+            cg.path_offset, cg.alliance_weight, cg.alliance_sum)
+
+
+@njit(cache=True, inline="always")
+def _read_moment(b, stage, phase, rupture, buckets, fear_i, levels, path_slope, path_offset, alliance_weight,
+                 alliance_sum, scratch, moment):
+    """Client b's moment into column b of `moment`: its stage and phase, then the SIGNALS (the open-rupture flag,
+    the fear reservoir, the alliance as `CompiledGraph.alliance` sums it). `scratch` is [N]."""
+    moment[0, b], moment[1, b] = stage[b], phase[b]
+    moment[2, b] = rupture[b]
+    moment[3, b] = buckets[b, fear_i]
+    moment[4, b] = 1.0 - weighted_pathology(levels, b, path_slope, path_offset, alliance_weight, alliance_sum, scratch)
+
+
+@njit(cache=True)
+def _read_moments(stage, phase, rupture, buckets, fear_i, levels, path_slope, path_offset, alliance_weight,
+                  alliance_sum, moment):
+    """Every client's moment (`_read_moment`) into `moment` ([5, B])."""
+    scratch = np.empty(levels.shape[1])
+    for b in range(moment.shape[1]):
+        _read_moment(b, stage, phase, rupture, buckets, fear_i, levels, path_slope, path_offset, alliance_weight,
+                     alliance_sum, scratch, moment)
 
 
 def fits(moment: Moment) -> np.ndarray:
@@ -199,11 +232,9 @@ def response_at(index, kernel, rupture: np.ndarray) -> np.ndarray:
     """`response_scores(index, moment_of(kernel, rupture))` in one compiled pass that reads each client's moment
     off the kernel and fits its own move alone: [batch, 12]."""
     index = _moves(index)
-    cg, out = kernel.cg, np.empty((len(index), len(JUDGE_DIMENSIONS)))
-    _respond_now(index, kernel.stage, kernel.phase, rupture, kernel.buckets, BUCKET_INDEX["fear"], kernel.levels,
-                 cg.path_slope, cg.path_offset, cg.alliance_weight, cg.alliance_sum, FIT, SHIFTS, _RULE_SIGNAL,
-                 _RULE_AT_LEAST, _RULE_LIMIT, EXPRESSES, RISKS, RESPONSE["neutral"], RESPONSE["main_gain"],
-                 RESPONSE["spill_gain"], out)
+    out = np.empty((len(index), len(JUDGE_DIMENSIONS)))
+    _respond_now(index, *_on_kernel(kernel, rupture), FIT, SHIFTS, _RULE_SIGNAL, _RULE_AT_LEAST, _RULE_LIMIT,
+                 EXPRESSES, RISKS, RESPONSE["neutral"], RESPONSE["main_gain"], RESPONSE["spill_gain"], out)
     return out
 
 
@@ -235,16 +266,13 @@ def _scores(b, move, fit, expresses, risks, neutral, main_gain, spill_gain, out)
 def _respond_now(index, stage, phase, rupture, buckets, fear_i, levels, path_slope, path_offset, alliance_weight,
                  alliance_sum, fit, shifts, rule_signal, rule_at_least, rule_limit, expresses, risks, neutral, main_gain,
                  spill_gain, out):
-    """`_respond` of each client's move at its moment as `moment_of` reads it (the alliance as
-    `CompiledGraph.alliance` sums it), fitting that move alone."""
+    """`_respond` of each client's move at its moment (`_read_moment`, as `moment_of` reads it), fitting that move
+    alone."""
     n = index.shape[0]
-    moment, scratch = np.empty((2 + 3, n)), np.empty(levels.shape[1])   # stage, phase, then the SIGNALS
+    moment, scratch = np.empty((_MOMENT_ROWS, n)), np.empty(levels.shape[1])
     for b in range(n):
-        moment[0, b], moment[1, b] = stage[b], phase[b]
-        moment[2, b] = 1.0 if rupture[b] else 0.0
-        moment[3, b] = buckets[b, fear_i]
-        moment[4, b] = 1.0 - weighted_pathology(levels, b, path_slope, path_offset, alliance_weight, alliance_sum,
-                                                scratch)
+        _read_moment(b, stage, phase, rupture, buckets, fear_i, levels, path_slope, path_offset, alliance_weight,
+                     alliance_sum, scratch, moment)
         move = index[b]
         _scores(b, move, _fit(moment, b, move, fit, shifts, rule_signal, rule_at_least, rule_limit), expresses, risks,
                 neutral, main_gain, spill_gain, out)

@@ -17,9 +17,10 @@ from .buckets import BUCKET_INDEX
 from .graph import ClientGraph
 from .params import Params
 from .compiled_pack import Pack, pack
-from .compiled_state import draw_rows, profile_rows, settle_rows, tilt_rows
+from .compiled_state import profile_rows, settle_rows, tilt_rows
 from .ranges import within
-from .state import BQ_SCALE_MAX, InitialBatch, InitialState, bind_draw, box_muller, check_draw, state_draws
+from .state import (BQ_SCALE_MAX, InitialBatch, InitialState, bind_draw, box_muller, check_draw, state_draws,
+                    write_states)
 from .taie import AXIS_MAX, AXIS_MIN
 
 DMM_CODES: tuple[str, ...] = tuple([f"A{i}" for i in range(1, 9)] + [f"B{i}" for i in range(6)]
@@ -214,12 +215,13 @@ class DrawnClients:
         return (u, *box_muller(u, n_nodes), self.shift, self.bq, self.profiles.strategy, self.profiles.concerns)
 
     def write(self, into, rows: np.ndarray, graph: ClientGraph, params: Params) -> None:
-        """The clients' starting states in rows `rows` (int64) of `into`'s arrays (`compiled_state.start_rows`),
+        """The clients' starting states in rows `rows` (int64) of `into`'s arrays (`state.write_states`),
         tilted by their profiles, then their concerns' reservoirs and TAIE X priors (`settle_rows`). (A batch's
         rows take these and the clients' entry in one call: `BatchKernel.enter`.)"""
-        u, log, cos, sin, shift, bq, strategy, concerns = self.draws(len(graph.nodes))
-        draw_rows(u, log, cos, sin, shift, bq, rows, bind_draw(self.stage, graph, params, into))
-        settle_rows(rows, strategy, concerns, u, into.buckets, into.taie, into.x_pole, *_SETTLING)
+        u = np.ascontiguousarray(self.u, dtype=np.float64)
+        write_states(u, rows, bind_draw(self.stage, graph, params, into), len(graph.nodes), self.shift, self.bq)
+        settle_rows(rows, self.profiles.strategy, self.profiles.concerns, u, into.buckets, into.taie, into.x_pole,
+                    *_SETTLING)
 
 
 def bind_settle(into) -> Pack:

@@ -517,6 +517,7 @@ class _Vector:
     @staticmethod
     def columns(names, matrix: np.ndarray) -> dict[str, np.ndarray]:
         return dict(zip(names, matrix.T.copy()))
+
     @staticmethod
     def some(constants: list[tuple[str, float]], present: np.ndarray) -> dict[str, tuple]:
         return {name: (np.full(len(present), value), fired) for (name, value), fired in zip(constants, present.T)}
@@ -556,6 +557,7 @@ class _Row:
 
     def columns(self, names, matrix: np.ndarray) -> dict[str, float]:
         return dict(zip(names, matrix[self.i].tolist()))
+
     def some(self, constants: list[tuple[str, float]], present: np.ndarray) -> dict[str, float]:
         return dict(itertools.compress(constants, present[self.i].tolist()))
 
